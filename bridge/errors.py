@@ -1,0 +1,216 @@
+"""Every error bridge raises, in one hierarchy.
+
+Two layers share it:
+
+* transport errors (``ProtocolError``, ``ServerUnavailable``, ``JobFailed`` ...) come from the raw
+  Gearman client and worker;
+* ``RpcError`` and its subclasses come from typed calls: a worker's ``bridge.v1.Error`` envelope,
+  named after gRPC's canonical status codes so that gRPC users recognise them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+
+class StatusCode(enum.IntEnum):
+    """Canonical status codes, numbered exactly as gRPC numbers them."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class BridgeError(Exception):
+    """Base of every error bridge raises."""
+
+
+# --- transport -------------------------------------------------------------------------------
+
+
+class ProtocolError(BridgeError):
+    """The byte stream broke the Gearman framing (bad magic, unknown type, oversized body)."""
+
+
+class ServerUnavailable(BridgeError):
+    """No job server could be reached (all down, or the connection dropped mid-call)."""
+
+
+class ServerError(BridgeError):
+    """gearmand answered with an ERROR packet."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"gearmand error {code}: {text}")
+        self.code = code
+        self.text = text
+
+
+class JobError(BridgeError):
+    """A submitted job ended without WORK_COMPLETE."""
+
+    def __init__(self, message: str, handle: bytes = b"") -> None:
+        super().__init__(message)
+        self.handle = handle
+
+
+class JobFailed(JobError):
+    """The job ended with WORK_FAIL (the worker gave up, or gearmand ran out of retries)."""
+
+
+class JobException(JobError):
+    """The job ended with WORK_EXCEPTION; ``payload`` holds the worker's bytes unchanged."""
+
+    def __init__(self, payload: bytes, handle: bytes = b"") -> None:
+        preview = payload[:200].decode("utf-8", "replace")
+        super().__init__(f"worker raised an exception: {preview}", handle)
+        self.payload = payload
+
+
+class CallTimeout(BridgeError, TimeoutError):
+    """The client stopped waiting: the call's timeout passed before the job finished."""
+
+
+# --- typed RPC errors ------------------------------------------------------------------------
+
+
+class RpcError(BridgeError):
+    """A typed call failed; the worker (or the client, for local failures) said why.
+
+    ``code`` is the canonical status, ``message`` the human text, ``type`` the native error type
+    (``ValueError``, ``RuntimeException``...), ``language`` the language that raised it.
+    """
+
+    code: StatusCode = StatusCode.UNKNOWN
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        type: str = "",
+        language: str = "",
+        details: Mapping[str, str] | None = None,
+        trace: str = "",
+        code: StatusCode | None = None,
+    ) -> None:
+        if code is not None:
+            self.code = code
+        where = f" ({language} {type})" if language or type else ""
+        super().__init__(f"{self.code.name}: {message}{where}")
+        self.message = message
+        self.type = type
+        self.language = language
+        self.details: dict[str, str] = dict(details or {})
+        self.trace = trace
+
+
+class Cancelled(RpcError):
+    code = StatusCode.CANCELLED
+
+
+class Unknown(RpcError):
+    code = StatusCode.UNKNOWN
+
+
+class InvalidArgument(RpcError):
+    code = StatusCode.INVALID_ARGUMENT
+
+
+class DeadlineExceeded(RpcError, TimeoutError):
+    code = StatusCode.DEADLINE_EXCEEDED
+
+
+class NotFound(RpcError):
+    code = StatusCode.NOT_FOUND
+
+
+class AlreadyExists(RpcError):
+    code = StatusCode.ALREADY_EXISTS
+
+
+class PermissionDenied(RpcError):
+    code = StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(RpcError):
+    code = StatusCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(RpcError):
+    code = StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(RpcError):
+    code = StatusCode.ABORTED
+
+
+class OutOfRange(RpcError):
+    code = StatusCode.OUT_OF_RANGE
+
+
+class Unimplemented(RpcError):
+    code = StatusCode.UNIMPLEMENTED
+
+
+class Internal(RpcError):
+    code = StatusCode.INTERNAL
+
+
+class Unavailable(RpcError):
+    code = StatusCode.UNAVAILABLE
+
+
+class DataLoss(RpcError):
+    code = StatusCode.DATA_LOSS
+
+
+class Unauthenticated(RpcError):
+    code = StatusCode.UNAUTHENTICATED
+
+
+class WorkerFailed(RpcError):
+    """The job ended with WORK_FAIL: the worker gave up without saying why."""
+
+    code = StatusCode.UNKNOWN
+
+
+_BY_CODE: dict[StatusCode, type[RpcError]] = {
+    cls.code: cls
+    for cls in (
+        Cancelled, Unknown, InvalidArgument, DeadlineExceeded, NotFound, AlreadyExists,
+        PermissionDenied, ResourceExhausted, FailedPrecondition, Aborted, OutOfRange,
+        Unimplemented, Internal, Unavailable, DataLoss, Unauthenticated,
+    )
+}
+
+
+def error_for_code(
+    code: int,
+    message: str = "",
+    *,
+    type: str = "",
+    language: str = "",
+    details: Mapping[str, str] | None = None,
+    trace: str = "",
+) -> RpcError:
+    """The ``RpcError`` subclass named after ``code``; an unknown number becomes ``Unknown``."""
+    try:
+        status = StatusCode(code)
+    except ValueError:
+        status = StatusCode.UNKNOWN
+    cls = _BY_CODE.get(status, Unknown)
+    return cls(message, type=type, language=language, details=details, trace=trace, code=status)

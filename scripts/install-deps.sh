@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything bridge needs on a fresh Debian (bookworm) machine, idempotently:
+# gearmand and its tools, each worker language's toolchain from Debian, and the Python package.
+# Usage: scripts/install-deps.sh [--system-only|--python-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # the job server and the reference command-line peer
+  gearman-job-server gearman-tools
+  # protoc for the non-Python generators (matches Debian's protobuf runtimes, 3.21.12)
+  protobuf-compiler
+  # C: libgearman, protobuf-c, msgpack-c
+  gcc make pkg-config libgearman-dev protobuf-c-compiler libprotobuf-c-dev libmsgpack-dev
+  # PHP 8.2
+  php-cli php-gearman php-msgpack php-google-protobuf
+  # Ruby 3.1
+  ruby ruby-google-protobuf ruby-msgpack ruby-minitest
+  # Java 17 + Maven
+  openjdk-17-jdk-headless maven
+)
+
+install_system() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+install_python() {
+  python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+}
+
+case "${1:-all}" in
+  --system-only) install_system ;;
+  --python-only) install_python ;;
+  all) install_system; install_python ;;
+  *) echo "usage: $0 [--system-only|--python-only]" >&2; exit 2 ;;
+esac
