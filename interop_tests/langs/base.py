@@ -1,0 +1,64 @@
+"""What the interop harness needs from each language: build its worker, and say how to start it.
+
+A language plugs in with one module ``interop_tests/langs/<name>.py`` defining a ``Language``
+subclass named ``LANGUAGE``. The harness builds it once per test session into
+``build/interop/<name>/``, starts worker processes with the command it gives, waits until gearmand
+lists them, runs the shared cases in ``interop_tests/test_interop.py``, and stops them with SIGTERM.
+
+The worker program's command-line contract (every language's interop worker accepts it):
+
+    --servers HOST:PORT[,HOST:PORT...]   job servers to serve (all of them)
+    --concurrency N                      jobs run in parallel by this process (default 1)
+    --max-request-bytes N                largest job payload accepted (default 64 MiB + 64 KiB)
+
+It serves ``schemas/interop/v1/interop.proto`` with the behaviour ``interop_tests/README.md``
+describes, logs to stderr, and exits 0 once SIGTERM's graceful stop has finished the running jobs.
+"""
+
+from __future__ import annotations
+
+import abc
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INTEROP_SCHEMA = REPO_ROOT / "schemas" / "interop" / "v1" / "interop.proto"
+WORKERS_DIR = REPO_ROOT / "interop_tests" / "workers"
+
+
+class ToolchainMissing(RuntimeError):
+    """A tool the language needs is not installed; the message says which and how to get it."""
+
+
+class Language(abc.ABC):
+    #: short name used in test ids, build folders and ``bridge generate --lang``
+    name: str
+
+    def check_toolchain(self) -> None:
+        """Raise ``ToolchainMissing`` naming what is absent. CI never skips a language: it fails."""
+        for tool in self.required_tools():
+            if shutil.which(tool) is None:
+                raise ToolchainMissing(
+                    f"{self.name}: '{tool}' not found; run scripts/install-deps.sh"
+                )
+
+    def required_tools(self) -> Sequence[str]:
+        return ()
+
+    @abc.abstractmethod
+    def build(self, build_dir: Path) -> None:
+        """Generate code for ``INTEROP_SCHEMA`` into ``build_dir`` and compile the worker there."""
+
+    @abc.abstractmethod
+    def worker_command(
+        self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None
+    ) -> list[str]:
+        """The argv that starts one interop worker process built in ``build_dir``."""
+
+    def worker_env(self, build_dir: Path) -> Mapping[str, str]:
+        """Extra environment variables for the worker process."""
+        return {}
+
+    def check_log(self, log: str) -> None:
+        """Inspect a stopped worker's stderr; raise AssertionError on a problem (e.g. ASan)."""
