@@ -1,0 +1,225 @@
+"""Run a real Debian gearmand for tests and development.
+
+``GearmandServer`` starts ``/usr/sbin/gearmand`` on a free loopback port, waits until it answers the
+admin ``version`` command and stops it again. ``start()`` after ``stop()`` reuses the same port, so
+tests can restart the server under connected clients and workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["GEARMAND", "GearmandError", "GearmandServer", "free_port"]
+
+GEARMAND = os.environ.get("BRIDGE_GEARMAND", "/usr/sbin/gearmand")
+
+
+class GearmandError(RuntimeError):
+    """gearmand could not be started, or did not answer in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class GearmandServer:
+    """One gearmand process on ``host:port``; a context manager.
+
+    ``threads``: gearmand I/O threads (``-t``). ``job_retries``: ``-j`` (None: gearmand's default,
+    retry forever). ``queue_file``: a SQLite file for the persistent queue of background jobs.
+    ``round_robin``: ``-R``. ``extra_args``: anything else, passed through unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        threads: int = 2,
+        job_retries: int | None = None,
+        queue_file: str | os.PathLike[str] | None = None,
+        round_robin: bool = False,
+        extra_args: Sequence[str] = (),
+        start_timeout: float = 10.0,
+        executable: str = GEARMAND,
+    ) -> None:
+        self.host = host
+        self._fixed_port = port is not None
+        self.port = port if port is not None else 0
+        self.threads = threads
+        self.job_retries = job_retries
+        self.queue_file = Path(queue_file) if queue_file is not None else None
+        self.round_robin = round_robin
+        self.extra_args = tuple(extra_args)
+        self.start_timeout = start_timeout
+        self.executable = executable
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    # --- public -------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """``host:port``, the form every bridge client and worker accepts."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def log_path(self) -> Path | None:
+        return Path(self._workdir.name) / "gearmand.log" if self._workdir is not None else None
+
+    def start(self) -> GearmandServer:
+        """Start gearmand (on the same port as before, if any) and wait until it answers."""
+        if self.running:
+            return self
+        if shutil.which(self.executable) is None:
+            raise GearmandError(f"{self.executable} not found: install Debian's gearman-job-server")
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="bridge-gearmand-")
+        # A port the kernel picked can be taken by someone else before gearmand binds it; only
+        # then, and only while we are free to choose, pick another one.
+        attempts = 1 if (self._fixed_port or self.port) else 5
+        last_error: GearmandError | None = None
+        for _ in range(attempts):
+            if not self._fixed_port and not self.port:
+                self.port = free_port(self.host)
+            try:
+                self._spawn_and_wait()
+                return self
+            except GearmandError as exc:
+                last_error = exc
+                if self._fixed_port or attempts == 1:
+                    break
+                self.port = 0
+        assert last_error is not None
+        raise last_error
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop gearmand (SIGTERM, SIGKILL after ``timeout``); ``start()`` reuses the port."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+
+    def kill(self) -> None:
+        """Stop gearmand abruptly (SIGKILL): connections drop without a goodbye."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5.0)
+
+    def close(self) -> None:
+        """Stop gearmand and remove its log and pid files."""
+        self.stop()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.log_path
+        if path is None or not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> GearmandServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<GearmandServer {self.address} {state}>"
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        assert self._workdir is not None
+        work = Path(self._workdir.name)
+        argv = [
+            self.executable,
+            "--listen", self.host,
+            "--port", str(self.port),
+            "--threads", str(self.threads),
+            "--log-file", str(work / "gearmand.log"),
+            "--pid-file", str(work / "gearmand.pid"),
+            "--config-file", "/dev/null",
+        ]
+        if self.job_retries is not None:
+            argv += ["--job-retries", str(self.job_retries)]
+        if self.queue_file is not None:
+            argv += ["--queue-type", "libsqlite3", "--libsqlite3-db", str(self.queue_file)]
+        if self.round_robin:
+            argv.append("--round-robin")
+        argv += self.extra_args
+        return argv
+
+    def _spawn_and_wait(self) -> None:
+        process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C meant for the test runner must not reach it first
+        )
+        self._process = process
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if process.poll() is not None:
+                self._process = None
+                stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise GearmandError(
+                    f"gearmand exited with status {process.returncode} on {self.address}: "
+                    f"{stderr.strip()}\n{self.log_tail()}"
+                )
+            if self._answers(process.pid):
+                if process.stderr is not None:
+                    process.stderr.close()
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise GearmandError(
+                    f"gearmand on {self.address} did not answer within {self.start_timeout}s\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.02)
+
+    def _answers(self, pid: int) -> bool:
+        # Ask for the pid, not just any answer: another gearmand may already own the port.
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.sendall(b"getpid\n")
+                return sock.recv(64).strip() == f"OK {pid}".encode()
+        except OSError:
+            return False

@@ -1,0 +1,3 @@
+"""Shared pytest setup for the whole repository: real gearmand fixtures."""
+
+pytest_plugins = ["bridge.testing.pytest_plugin"]
