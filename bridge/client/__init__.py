@@ -1,0 +1,15 @@
+"""Gearman clients: ``AsyncClient`` (asyncio) and ``Client``, a blocking facade over it."""
+
+from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Priority
+from bridge.client._sync import Client, SyncBackgroundJob, SyncJob
+
+__all__ = [
+    "AsyncClient",
+    "BackgroundJob",
+    "Client",
+    "Job",
+    "JobStatus",
+    "Priority",
+    "SyncBackgroundJob",
+    "SyncJob",
+]

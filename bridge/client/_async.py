@@ -1,0 +1,765 @@
+"""The asyncio Gearman client: pipelined jobs over one connection per job server."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import random
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from bridge.errors import (
+    CallTimeout,
+    JobException,
+    JobFailed,
+    ProtocolError,
+    ServerError,
+    ServerUnavailable,
+)
+from bridge.protocol import DEFAULT_MAX_BODY, HEADER, MAX_UNIQUE_SIZE, Magic, Packet, PacketType
+from bridge.transport import Connection, ServerAddress, parse_servers
+
+__all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Priority"]
+
+log = logging.getLogger("bridge.client")
+
+DataCallback = Callable[[bytes], None]
+StatusCallback = Callable[[int, int], None]
+
+_T = PacketType
+_REQ = Magic.REQ.value
+# Writes at least this big wait for the socket buffer to drain, so a 64 MiB payload is not
+# copied into an ever-growing transport buffer while the caller piles on more.
+_DRAIN_AT = 1 << 20
+
+
+class Priority(enum.Enum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+_FOREGROUND = {
+    Priority.HIGH: _T.SUBMIT_JOB_HIGH,
+    Priority.NORMAL: _T.SUBMIT_JOB,
+    Priority.LOW: _T.SUBMIT_JOB_LOW,
+}
+_BACKGROUND = {
+    Priority.HIGH: _T.SUBMIT_JOB_HIGH_BG,
+    Priority.NORMAL: _T.SUBMIT_JOB_BG,
+    Priority.LOW: _T.SUBMIT_JOB_LOW_BG,
+}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state as gearmand reports it. ``known`` is False once the job is finished (or was
+    never there). ``clients`` is the number of waiting clients (only from GET_STATUS_UNIQUE)."""
+
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    clients: int | None = None
+
+
+def _to_unique(unique: str | bytes | None) -> bytes:
+    if unique is None:
+        return b""
+    raw = unique.encode() if isinstance(unique, str) else bytes(unique)
+    if len(raw) > MAX_UNIQUE_SIZE:
+        raise ValueError(
+            f"unique id is {len(raw)} bytes; gearmand keeps at most {MAX_UNIQUE_SIZE}"
+        )
+    if b"\0" in raw:
+        raise ValueError("unique id must not contain NUL bytes")
+    return raw
+
+
+def _to_function(function: str) -> bytes:
+    raw = function.encode()
+    if not raw or b"\0" in raw:
+        raise ValueError(f"bad function name {function!r}: empty or contains NUL")
+    return raw
+
+
+def _int(raw: bytes) -> int:
+    try:
+        return int(raw or b"0")
+    except ValueError:
+        raise ProtocolError(f"expected a decimal number, got {raw[:40]!r}") from None
+
+
+# --- what a connection waits for ---------------------------------------------------------------
+
+
+class _Request:
+    """A request answered by one packet (OPTION_RES, STATUS_RES...) or an ERROR, in send order."""
+
+    __slots__ = ("expect", "future")
+
+    def __init__(self, expect: PacketType, future: asyncio.Future[Packet]) -> None:
+        self.expect = expect
+        self.future = future
+
+    def reply(self, packet: Packet) -> None:
+        if packet.type is not self.expect:
+            raise ProtocolError(f"expected {self.expect.name}, got {packet.type.name}")
+        if not self.future.done():
+            self.future.set_result(packet)
+
+    def error(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class _Job:
+    """One submitted job as its connection tracks it: from SUBMIT to its final packet."""
+
+    __slots__ = (
+        "background",
+        "created",
+        "future",
+        "handle",
+        "link",
+        "on_data",
+        "on_status",
+        "on_warning",
+        "timer",
+        "twins",
+    )
+
+    def __init__(
+        self,
+        link: _Link,
+        future: asyncio.Future[bytes],
+        background: bool,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> None:
+        self.link = link
+        self.future = future
+        self.background = background
+        self.on_data = on_data
+        self.on_status = on_status
+        self.on_warning = on_warning
+        self.handle = b""
+        self.created: asyncio.Future[bytes] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        # Callers of the same function with the same unique share one gearmand job and handle.
+        self.twins: list[_Job] | None = None
+
+    expect = _T.JOB_CREATED
+
+    def reply(self, packet: Packet) -> None:
+        if packet.type is not _T.JOB_CREATED:
+            raise ProtocolError(f"expected JOB_CREATED, got {packet.type.name}")
+        handle = packet.args[0]
+        self.handle = handle
+        if self.created is not None and not self.created.done():
+            self.created.set_result(handle)
+        if self.background:
+            if not self.future.done():
+                self.future.set_result(handle)
+            return
+        if self.future.done():
+            return  # the caller gave up before the job was even created
+        jobs = self.link.jobs
+        first = jobs.get(handle)
+        if first is None:
+            jobs[handle] = self
+        elif first.twins is None:
+            first.twins = [self]
+        else:
+            first.twins.append(self)
+
+    def error(self, exc: BaseException) -> None:
+        if self.created is not None and not self.created.done():
+            self.created.set_exception(exc)
+            self.created.exception()  # the final future reports it; don't warn twice
+        self.fail(exc)
+
+    # the job's end, as seen by the caller
+
+    def complete(self, data: bytes) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_result(data)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+    def expire(self, timeout: float) -> None:
+        self.timer = None
+        if not self.future.done():
+            self.future.set_exception(
+                CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
+                            f"did not finish within {timeout:g}s")
+            )
+        self.forget()
+
+    def forget(self) -> None:
+        """The caller stopped waiting: drop the job's entry (gearmand may still run it)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        handle = self.handle
+        if not handle:
+            return
+        jobs = self.link.jobs
+        first = jobs.get(handle)
+        if first is self:
+            if self.twins:
+                heir = self.twins.pop(0)
+                heir.twins = self.twins or None
+                jobs[handle] = heir
+            else:
+                del jobs[handle]
+        elif first is not None and first.twins and self in first.twins:
+            first.twins.remove(self)
+
+
+def _each(job: _Job) -> list[_Job]:
+    return [job] if job.twins is None else [job, *job.twins]
+
+
+# --- one job server ----------------------------------------------------------------------------
+
+
+class _Link:
+    """The client's view of one job server: a connection (or none yet) and its jobs in flight."""
+
+    def __init__(self, client: AsyncClient, address: ServerAddress) -> None:
+        self.client = client
+        self.address = address
+        self.connection: Connection | None = None
+        self.connecting: asyncio.Future[Connection] | None = None
+        self.pending: deque[_Job | _Request] = deque()
+        self.jobs: dict[bytes, _Job] = {}
+        self.down_until = 0.0
+        self.backoff = 0.0
+        self.last_error: BaseException | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.connection is not None and self.connection.is_open
+
+    def in_backoff(self, now: float) -> bool:
+        return not self.ready and now < self.down_until
+
+    async def connect(self, timeout: float) -> Connection:
+        if self.connection is not None and self.connection.is_open:
+            return self.connection
+        if self.connecting is None:
+            future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+            self.connecting = future
+            try:
+                connection = await self._open(timeout)
+            except BaseException as exc:
+                self.connecting = None
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+                raise
+            self.connecting = None
+            future.set_result(connection)
+            return connection
+        return await asyncio.shield(self.connecting)
+
+    async def _open(self, timeout: float) -> Connection:
+        client = self.client
+        try:
+            connection = await Connection.open(
+                self.address, self.on_packet, self.on_lost,
+                timeout=timeout, max_body=client.max_body,
+            )
+            self.connection = connection
+            # Without this option gearmand turns a worker's WORK_EXCEPTION into a bare WORK_FAIL.
+            reply = self.request(_T.OPTION_REQ, (b"exceptions",), _T.OPTION_RES)
+            async with asyncio.timeout(timeout):
+                await reply
+        except (ServerUnavailable, ServerError, ProtocolError, TimeoutError, OSError) as exc:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+            self._mark_down(exc)
+            if isinstance(exc, ServerUnavailable):
+                raise
+            raise ServerUnavailable(f"{self.address}: handshake failed: {exc}") from exc
+        self.backoff = 0.0
+        self.down_until = 0.0
+        self.last_error = None
+        log.debug("connected to %s", self.address)
+        return connection
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self.last_error = exc
+        self.backoff = min(
+            max(self.backoff * 2, self.client.reconnect_min), self.client.reconnect_max
+        )
+        # Jitter, so that many clients do not come back in lockstep.
+        self.down_until = time.monotonic() + self.backoff * random.uniform(0.8, 1.2)
+
+    def request(
+        self, packet_type: PacketType, args: tuple[bytes, ...], expect: PacketType
+    ) -> asyncio.Future[Packet]:
+        assert self.connection is not None
+        future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
+        body = b"\0".join(args)
+        self.connection.write(HEADER.pack(_REQ, packet_type, len(body)) + body)
+        self.pending.append(_Request(expect, future))
+        return future
+
+    # --- packets from the server -------------------------------------------------------------
+
+    def on_packet(self, packet: Packet) -> None:
+        try:
+            self._dispatch(packet)
+        except ProtocolError as exc:
+            log.warning("%s: %s; closing the connection", self.address, exc)
+            if self.connection is not None:
+                self.connection.abort(exc)
+
+    def _dispatch(self, packet: Packet) -> None:
+        kind = packet.type
+        args = packet.args
+        if kind is _T.WORK_COMPLETE:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                for each in _each(job):
+                    each.complete(args[1])
+        elif kind is _T.JOB_CREATED or kind is _T.OPTION_RES or kind is _T.STATUS_RES \
+                or kind is _T.STATUS_RES_UNIQUE or kind is _T.ECHO_RES:
+            if not self.pending:
+                raise ProtocolError(f"unexpected {kind.name}: nothing was asked")
+            self.pending.popleft().reply(packet)
+        elif kind is _T.WORK_DATA or kind is _T.WORK_WARNING:
+            job = self.jobs.get(args[0])
+            if job is not None:
+                for each in _each(job):
+                    callback = each.on_data if kind is _T.WORK_DATA else each.on_warning
+                    if callback is not None:
+                        self._run_callback(each, callback, args[1])
+        elif kind is _T.WORK_STATUS:
+            job = self.jobs.get(args[0])
+            if job is not None:
+                numerator, denominator = _int(args[1]), _int(args[2])
+                for each in _each(job):
+                    if each.on_status is not None:
+                        self._run_callback(each, each.on_status, numerator, denominator)
+        elif kind is _T.WORK_EXCEPTION:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                for each in _each(job):
+                    each.fail(JobException(args[1], args[0]))
+        elif kind is _T.WORK_FAIL:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                for each in _each(job):
+                    each.fail(JobFailed(f"job {args[0].decode(errors='replace')} failed", args[0]))
+        elif kind is _T.ERROR:
+            error = ServerError(args[0].decode(errors="replace"), args[1].decode(errors="replace"))
+            if not self.pending:
+                log.warning("%s: unsolicited %s", self.address, error)
+                return
+            self.pending.popleft().error(error)
+        elif kind is _T.NOOP:
+            pass
+        else:
+            raise ProtocolError(f"a client does not expect {kind.name}")
+
+    def _run_callback(self, job: _Job, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:  # a broken callback fails its own call, not the connection
+            job.forget()
+            job.fail(exc)
+
+    def on_lost(self, reason: BaseException) -> None:
+        self.connection = None
+        pending, self.pending = self.pending, deque()
+        jobs, self.jobs = self.jobs, {}
+        if not pending and not jobs:
+            log.debug("%s: connection closed (%s)", self.address, reason)
+            return
+        log.warning("%s: connection lost with jobs in flight: %s", self.address, reason)
+        for entry in pending:
+            entry.error(ServerUnavailable(f"{self.address}: connection lost: {reason}"))
+        for job in jobs.values():
+            for each in _each(job):
+                each.fail(ServerUnavailable(
+                    f"{self.address}: connection lost while job "
+                    f"{job.handle.decode(errors='replace')} was running: {reason}"
+                ))
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close(ServerUnavailable(f"{self.address}: client closed"))
+            self.connection = None
+
+
+# --- public job objects ------------------------------------------------------------------------
+
+
+class Job:
+    """A foreground job in flight. ``await job`` gives its WORK_COMPLETE payload or raises."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: _Job) -> None:
+        self._job = job
+
+    @property
+    def handle(self) -> bytes:
+        return self._job.handle
+
+    @property
+    def server(self) -> str:
+        return str(self._job.link.address)
+
+    def done(self) -> bool:
+        return self._job.future.done()
+
+    def cancel(self) -> bool:
+        """Stop waiting for this job (gearmand may still run it); awaiting it raises
+        ``asyncio.CancelledError``."""
+        self._job.forget()
+        return self._job.future.cancel()
+
+    async def result(self) -> bytes:
+        return await self
+
+    def __await__(self) -> Generator[Any, None, bytes]:
+        try:
+            return (yield from self._job.future.__await__())
+        finally:
+            if not self._job.future.done() or self._job.future.cancelled():
+                self._job.forget()
+
+
+class BackgroundJob:
+    """A job gearmand runs without anyone waiting; ask about it with ``await status()``."""
+
+    def __init__(self, client: AsyncClient, link: _Link, handle: bytes, unique: bytes,
+                 function: str) -> None:
+        self._client = client
+        self._link = link
+        self.handle = handle
+        self.unique = unique
+        self.function = function
+
+    @property
+    def server(self) -> str:
+        return str(self._link.address)
+
+    async def status(self, *, timeout: float | None = None) -> JobStatus:
+        """GET_STATUS_UNIQUE when the job was given a unique id, GET_STATUS otherwise (asked of
+        the server that took the job: handles mean nothing elsewhere)."""
+        return await self._client._status(self._link, self.handle, self.unique, timeout)
+
+    def __repr__(self) -> str:
+        return f"<BackgroundJob {self.handle!r} on {self.server}>"
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class AsyncClient:
+    """Submits jobs to one or more job servers and waits for their results.
+
+    ``servers``: ``"host:port"``, ``"h1:p1,h2:p2"`` or a list. Jobs are spread round-robin over
+    the servers (a job with a unique id always goes to the same one, so that coalescing works); a
+    server that cannot be reached is skipped and retried after a backoff. Many jobs share one
+    connection per server. ``max_body`` bounds any packet the server may send.
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] = "127.0.0.1:4730",
+        *,
+        connect_timeout: float = 5.0,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 5.0,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.addresses = parse_servers(servers)
+        self.connect_timeout = connect_timeout
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.max_body = max_body
+        self._links = [_Link(self, address) for address in self.addresses]
+        self._turn = itertools.count()
+        self._closed = False
+
+    # --- picking a server --------------------------------------------------------------------
+
+    def _order(self, unique: bytes) -> list[_Link]:
+        links = self._links
+        if len(links) == 1:
+            return links
+        start = zlib.crc32(unique) if unique else next(self._turn)
+        start %= len(links)
+        return links[start:] + links[:start]
+
+    async def _link(self, unique: bytes, deadline: float | None) -> _Link:
+        if self._closed:
+            raise ServerUnavailable("the client is closed")
+        links = self._order(unique)
+        for link in links:  # the common case: a server that is connected already
+            if link.ready:
+                return link
+        now = time.monotonic()
+        # Servers out of backoff first; then, rather than fail at once, the ones in backoff.
+        candidates = [link for link in links if not link.in_backoff(now)]
+        candidates += sorted(
+            (link for link in links if link.in_backoff(now)), key=lambda link: link.down_until
+        )
+        errors: list[str] = []
+        for link in candidates:
+            timeout = self.connect_timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise CallTimeout("the call's timeout passed while connecting")
+            try:
+                await link.connect(timeout)
+                return link
+            except ServerUnavailable as exc:
+                errors.append(str(exc))
+        raise ServerUnavailable("no job server reachable: " + "; ".join(errors))
+
+    # --- submitting --------------------------------------------------------------------------
+
+    async def _start(
+        self,
+        function: str,
+        payload: bytes,
+        unique: str | bytes | None,
+        priority: Priority,
+        background: bool,
+        timeout: float | None,
+        on_data: DataCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+        want_created: bool = False,
+    ) -> _Job:
+        name = _to_function(function)
+        unique_raw = _to_unique(unique)
+        packet_type = (_BACKGROUND if background else _FOREGROUND)[priority]
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        link = self._links[0]
+        if not link.ready or len(self._links) > 1:
+            link = await self._link(unique_raw, deadline)
+        connection = link.connection
+        assert connection is not None
+        job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
+        if want_created:
+            job.created = loop.create_future()
+        size = len(name) + len(unique_raw) + len(payload) + 2
+        # One write per packet: the header and every argument in a single join.
+        connection.write(b"".join((
+            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique_raw, b"\0", payload,
+        )))
+        link.pending.append(job)
+        if timeout is not None:
+            assert deadline is not None
+            job.timer = loop.call_later(max(0.0, deadline - time.monotonic()), job.expire, timeout)
+        if size >= _DRAIN_AT and connection.must_drain:
+            try:
+                await connection.drain()
+            except BaseException:
+                job.forget()
+                raise
+        return job
+
+    async def call(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_data: DataCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> bytes:
+        """Run ``function`` on a worker and return its WORK_COMPLETE payload.
+
+        WORK_DATA, WORK_STATUS and WORK_WARNING reach the callbacks in order, on the event loop.
+        Raises ``JobException`` (WORK_EXCEPTION, with the worker's payload), ``JobFailed``
+        (WORK_FAIL), ``CallTimeout``, ``ServerUnavailable`` (no server, or the connection dropped
+        while waiting) or ``ServerError``.
+        """
+        job = await self._start(function, payload, unique, priority, False, timeout,
+                                on_data, on_status, on_warning)
+        try:
+            return await job.future
+        finally:
+            if not job.future.done() or job.future.cancelled():
+                job.forget()
+
+    async def submit(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_data: DataCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> Job:
+        """Submit a foreground job and return once gearmand created it (``job.handle`` is set);
+        ``await job`` for the result."""
+        job = await self._start(function, payload, unique, priority, False, timeout,
+                                on_data, on_status, on_warning, want_created=True)
+        assert job.created is not None
+        try:
+            await asyncio.shield(job.created)
+        except asyncio.CancelledError:
+            job.forget()
+            job.future.cancel()
+            raise
+        except BaseException:
+            # The job's own future carries the same error: hand that one back when awaited.
+            pass
+        return Job(job)
+
+    async def stream(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Yield each WORK_DATA payload in order, then the WORK_COMPLETE payload if it is not
+        empty. The job's error is raised where it happens in the stream."""
+        chunks: deque[bytes] = deque()
+        loop = asyncio.get_running_loop()
+        wake: list[asyncio.Future[None]] = []
+
+        def notify(_: object = None) -> None:
+            if wake and not wake[0].done():
+                wake[0].set_result(None)
+
+        def on_data(data: bytes) -> None:
+            chunks.append(data)
+            notify()
+
+        job = await self._start(function, payload, unique, priority, False, timeout,
+                                on_data, on_status, on_warning)
+        job.future.add_done_callback(notify)
+        try:
+            while True:
+                while chunks:
+                    yield chunks.popleft()
+                if job.future.done():
+                    break
+                wake[:] = [loop.create_future()]
+                await wake[0]
+            final = job.future.result()  # raises the job's error, if it ended with one
+            if final:
+                yield final
+        finally:
+            if not job.future.done():
+                job.forget()
+                job.future.cancel()
+
+    async def submit_background(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+    ) -> BackgroundJob:
+        """Queue a background job and return its handle once gearmand has it."""
+        job = await self._start(function, payload, unique, priority, True, timeout)
+        try:
+            handle = await job.future
+        finally:
+            if job.timer is not None:
+                job.timer.cancel()
+        return BackgroundJob(self, job.link, handle, _to_unique(unique), function)
+
+    async def _status(
+        self, link: _Link, handle: bytes, unique: bytes, timeout: float | None
+    ) -> JobStatus:
+        async with asyncio.timeout(timeout if timeout is not None else self.connect_timeout):
+            await link.connect(self.connect_timeout)
+            if unique:
+                packet = await link.request(
+                    _T.GET_STATUS_UNIQUE, (unique,), _T.STATUS_RES_UNIQUE
+                )
+            else:
+                packet = await link.request(_T.GET_STATUS, (handle,), _T.STATUS_RES)
+        args = packet.args
+        return JobStatus(
+            known=args[1] == b"1",
+            running=args[2] == b"1",
+            numerator=_int(args[3]),
+            denominator=_int(args[4]),
+            clients=_int(args[5]) if unique else None,
+        )
+
+    async def status(self, handle: bytes, *, server: str | None = None,
+                     timeout: float | None = None) -> JobStatus:
+        """GET_STATUS for a handle, asked of ``server`` (default: the first server)."""
+        link = self._links[0]
+        if server is not None:
+            wanted = ServerAddress.parse(server)
+            matches = [each for each in self._links if each.address == wanted]
+            if not matches:
+                raise ValueError(f"{server} is not one of this client's servers")
+            link = matches[0]
+        return await self._status(link, handle, b"", timeout)
+
+    async def echo(self, data: bytes = b"ping", *, timeout: float | None = None) -> bytes:
+        """ECHO_REQ round trip through the first reachable server."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        link = await self._link(b"", deadline)
+        async with asyncio.timeout(timeout):
+            packet = await link.request(_T.ECHO_REQ, (data,), _T.ECHO_RES)
+        return packet.args[0]
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close every connection; calls still waiting raise ``ServerUnavailable``."""
+        self._closed = True
+        for link in self._links:
+            link.close()
+        await asyncio.sleep(0)  # let the transports finish closing
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient {','.join(str(a) for a in self.addresses)}>"

@@ -1,0 +1,229 @@
+"""The blocking client: the same ``AsyncClient`` running on a private event-loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from bridge.client._async import (
+    AsyncClient,
+    BackgroundJob,
+    DataCallback,
+    Job,
+    JobStatus,
+    Priority,
+    StatusCallback,
+)
+from bridge.errors import CallTimeout
+
+__all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop running forever on a daemon thread; ``run`` executes a coroutine on it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking Client method was called from its own callback")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise CallTimeout(f"no answer within {timeout:g}s") from None
+        except BaseException:
+            # KeyboardInterrupt and the like: stop the work on the loop too.
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class SyncJob:
+    """A foreground job in flight; ``result()`` blocks for its payload."""
+
+    def __init__(self, job: Job, runner: _LoopThread) -> None:
+        self._job = job
+        self._runner = runner
+
+    @property
+    def handle(self) -> bytes:
+        return self._job.handle
+
+    def done(self) -> bool:
+        return self._job.done()
+
+    def cancel(self) -> bool:
+        """Stop waiting for the job (gearmand may still run it)."""
+        return self._runner.loop.call_soon_threadsafe(self._job.cancel) is not None
+
+    def result(self, timeout: float | None = None) -> bytes:
+        return self._runner.run(self._job.result(), timeout)
+
+
+class SyncBackgroundJob:
+    def __init__(self, job: BackgroundJob, runner: _LoopThread) -> None:
+        self._job = job
+        self._runner = runner
+        self.handle = job.handle
+        self.unique = job.unique
+        self.function = job.function
+
+    @property
+    def server(self) -> str:
+        return self._job.server
+
+    def status(self, *, timeout: float | None = None) -> JobStatus:
+        return self._runner.run(self._job.status(timeout=timeout))
+
+    def __repr__(self) -> str:
+        return f"<SyncBackgroundJob {self.handle!r} on {self.server}>"
+
+
+class Client:
+    """Blocking Gearman client with ``AsyncClient``'s methods and semantics.
+
+    The work runs on a private event-loop thread; callbacks (``on_data``...) run on that thread.
+    Safe to use from several threads at once: their calls are pipelined on the same connections.
+    """
+
+    def __init__(self, servers: str | Sequence[str] = "127.0.0.1:4730", **options: Any) -> None:
+        self._async = AsyncClient(servers, **options)
+        self._runner = _LoopThread(f"bridge-client {servers}")
+
+    @property
+    def async_client(self) -> AsyncClient:
+        return self._async
+
+    def call(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_data: DataCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> bytes:
+        return self._runner.run(self._async.call(
+            function, payload, unique=unique, priority=priority, timeout=timeout,
+            on_data=on_data, on_status=on_status, on_warning=on_warning,
+        ))
+
+    def submit(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_data: DataCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> SyncJob:
+        job = self._runner.run(self._async.submit(
+            function, payload, unique=unique, priority=priority, timeout=timeout,
+            on_data=on_data, on_status=on_status, on_warning=on_warning,
+        ))
+        return SyncJob(job, self._runner)
+
+    def stream(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        on_status: StatusCallback | None = None,
+        on_warning: DataCallback | None = None,
+    ) -> Iterator[bytes]:
+        stream = self._async.stream(
+            function, payload, unique=unique, priority=priority, timeout=timeout,
+            on_status=on_status, on_warning=on_warning,
+        )
+
+        async def step() -> tuple[bool, bytes]:
+            try:
+                return True, await anext(stream)
+            except StopAsyncIteration:
+                return False, b""
+
+        try:
+            while True:
+                more, chunk = self._runner.run(step())
+                if not more:
+                    return
+                yield chunk
+        finally:
+            if not self._runner.loop.is_closed():
+                self._runner.run(stream.aclose())  # type: ignore[attr-defined]
+
+    def submit_background(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        unique: str | bytes | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+    ) -> SyncBackgroundJob:
+        job = self._runner.run(self._async.submit_background(
+            function, payload, unique=unique, priority=priority, timeout=timeout,
+        ))
+        return SyncBackgroundJob(job, self._runner)
+
+    def status(self, handle: bytes, *, server: str | None = None,
+               timeout: float | None = None) -> JobStatus:
+        return self._runner.run(self._async.status(handle, server=server, timeout=timeout))
+
+    def echo(self, data: bytes = b"ping", *, timeout: float | None = None) -> bytes:
+        return self._runner.run(self._async.echo(data, timeout=timeout))
+
+    def close(self) -> None:
+        if not self._runner.loop.is_closed():
+            self._runner.run(self._async.close())
+            self._runner.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            runner = self._runner
+        except AttributeError:
+            return
+        if not runner.loop.is_closed():
+            runner.loop.call_soon_threadsafe(runner.loop.stop)

@@ -1,0 +1,227 @@
+"""One TCP connection to a job server, speaking Gearman packets, as an asyncio ``Protocol``.
+
+The client and the worker both sit on ``Connection``: it decodes whatever arrives into packets and
+hands each to a callback (no per-packet task or queue), writes each packet with one ``write``, and
+reports the end of the connection once, with the reason. A protocol error closes that one
+connection and is the reason reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bridge.errors import ProtocolError, ServerUnavailable
+from bridge.protocol import DEFAULT_MAX_BODY, Magic, Packet, PacketDecoder
+
+__all__ = ["DEFAULT_PORT", "Connection", "ServerAddress", "parse_servers"]
+
+DEFAULT_PORT = 4730
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    host: str
+    port: int = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> ServerAddress:
+        """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the port defaults to 4730."""
+        text = text.strip()
+        if not text:
+            raise ValueError("empty server address")
+        if text.startswith("["):
+            host, sep, rest = text[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ValueError(f"bad server address {text!r}")
+            port_text = rest[1:]
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+        else:
+            host, port_text = text, ""
+        try:
+            port = int(port_text) if port_text else DEFAULT_PORT
+        except ValueError:
+            raise ValueError(f"bad port in server address {text!r}") from None
+        if not host or not 0 < port < 65536:
+            raise ValueError(f"bad server address {text!r}")
+        return cls(host, port)
+
+
+def parse_servers(servers: str | Sequence[str]) -> list[ServerAddress]:
+    """``"h1:4730,h2:4731"`` or a list of such strings -> addresses, in order, no duplicates."""
+    items = servers.split(",") if isinstance(servers, str) else list(servers)
+    addresses: list[ServerAddress] = []
+    for item in items:
+        for part in item.split(","):
+            if part.strip():
+                address = ServerAddress.parse(part)
+                if address not in addresses:
+                    addresses.append(address)
+    if not addresses:
+        raise ValueError("no job server address given")
+    return addresses
+
+
+PacketHandler = Callable[[Packet], None]
+LostHandler = Callable[[BaseException], None]
+
+
+class Connection(asyncio.Protocol):
+    """A connected socket to one job server. Build it with ``await Connection.open(...)``."""
+
+    def __init__(
+        self,
+        address: ServerAddress,
+        on_packet: PacketHandler,
+        on_lost: LostHandler,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.address = address
+        self._on_packet = on_packet
+        self._on_lost = on_lost
+        self._decoder = PacketDecoder(max_body, expect=Magic.RES)
+        self._transport: asyncio.Transport | None = None
+        self._closed = False
+        self._lost_reported = False
+        self._paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self.closed_future: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        address: ServerAddress,
+        on_packet: PacketHandler,
+        on_lost: LostHandler,
+        *,
+        timeout: float,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> Connection:
+        """Connect within ``timeout`` seconds, or raise ``ServerUnavailable``."""
+        loop = asyncio.get_running_loop()
+        connection = cls(address, on_packet, on_lost, max_body=max_body)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: connection, address.host, address.port)
+        except TimeoutError:
+            raise ServerUnavailable(f"{address}: no connection within {timeout:g}s") from None
+        except OSError as exc:
+            raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
+        return connection
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.closed_future = asyncio.get_running_loop().create_future()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # Small request/answer packets: send now rather than wait for Nagle.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            packets = self._decoder.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return
+        on_packet = self._on_packet
+        for packet in packets:
+            if self._closed:
+                return
+            on_packet(packet)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._wake_drain(exc or ServerUnavailable(f"{self.address}: connection closed"))
+        if self.closed_future is not None and not self.closed_future.done():
+            self.closed_future.set_result(None)
+        self._report_lost(
+            exc
+            if exc is not None
+            else ServerUnavailable(f"{self.address}: connection closed by the server")
+        )
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake_drain(None)
+
+    # --- use ----------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and self._transport is not None
+
+    def write(self, data: bytes) -> None:
+        """Queue one packet (or several, already joined). Raises ``ServerUnavailable`` if closed."""
+        if self._closed or self._transport is None:
+            raise ServerUnavailable(f"{self.address}: connection is closed")
+        self._transport.write(data)
+
+    @property
+    def must_drain(self) -> bool:
+        return self._paused
+
+    async def drain(self) -> None:
+        """Wait until the transport's send buffer is below its high-water mark."""
+        if not self._paused:
+            return
+        if self._closed:
+            raise ServerUnavailable(f"{self.address}: connection is closed")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def close(self, reason: BaseException | None = None) -> None:
+        """Close the socket; ``on_lost`` is told ``reason`` (or that we closed it)."""
+        if reason is not None:
+            self._report_lost(reason)
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self, reason: BaseException) -> None:
+        self._report_lost(reason)
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        self.abort(exc)
+
+    def _report_lost(self, reason: BaseException) -> None:
+        if not self._lost_reported:
+            self._lost_reported = True
+            self._on_lost(reason)
+
+    def _wake_drain(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(
+                    exc
+                    if isinstance(exc, ServerUnavailable)
+                    else ServerUnavailable(f"{self.address}: {exc}")
+                )
