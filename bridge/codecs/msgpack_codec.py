@@ -1,0 +1,356 @@
+"""The msgpack encoding of protobuf messages (docs/wire-contract.md, section 5).
+
+One codec serves every message type: it walks the message's protobuf descriptor. For each message
+type it builds, once, a *plan* -- one small converter per field -- and caches it, so encoding a
+message is one ``ListFields()`` call, a dict built in field-number order and one ``packb``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from bridge.codecs.base import DecodeError, MessageT
+from bridge.v1 import envelope_pb2
+
+# Messages nested deeper than this are refused, like protobuf's own default recursion limit, so a
+# hostile payload cannot exhaust the Python stack.
+MAX_NESTING = 100
+
+_T = FieldDescriptor
+_INT_RANGES: dict[int, tuple[int, int]] = {
+    _T.TYPE_INT32: (-(2**31), 2**31 - 1),
+    _T.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    _T.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    _T.TYPE_ENUM: (-(2**31), 2**31 - 1),
+    _T.TYPE_UINT32: (0, 2**32 - 1),
+    _T.TYPE_FIXED32: (0, 2**32 - 1),
+    _T.TYPE_INT64: (-(2**63), 2**63 - 1),
+    _T.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    _T.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    _T.TYPE_UINT64: (0, 2**64 - 1),
+    _T.TYPE_FIXED64: (0, 2**64 - 1),
+}
+_FLOATS = frozenset({_T.TYPE_FLOAT, _T.TYPE_DOUBLE})
+# Python's float('nan') is the quiet NaN 0x7ff8000000000000 the contract prescribes; any other NaN
+# bit pattern a message may hold is replaced by it.
+_NAN = math.nan
+
+Converter = Callable[[Any], Any]
+# Writes one decoded msgpack value into a field of a message; ``depth`` is the message's nesting.
+Setter = Callable[[Message, Any, int], None]
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def _float_out(value: float) -> float:
+    return value if value == value else _NAN
+
+
+def _floats_out(values: Any) -> list[float]:
+    return [v if v == v else _NAN for v in values]
+
+
+def _message_out(message: Message) -> dict[str, Any]:
+    plan = _ENCODE_PLANS.get(message.DESCRIPTOR)
+    if plan is None:
+        plan = _build_encode_plan(message.DESCRIPTOR)
+    out: dict[str, Any] = {}
+    # ListFields() yields exactly the fields section 5 writes (non-default implicit-presence
+    # scalars, by bit pattern for floats; set presence fields; non-empty repeated and maps), in
+    # field-number order.
+    for field, value in message.ListFields():
+        entry = plan.get(field)
+        if entry is None:
+            entry = _encode_entry_slow(plan, field)
+            if entry is None:
+                continue
+        name, convert = entry
+        out[name] = value if convert is None else convert(value)
+    return out
+
+
+def _messages_out(values: Any) -> list[dict[str, Any]]:
+    return [_message_out(v) for v in values]
+
+
+def _value_converter(field: FieldDescriptor) -> Converter | None:
+    """How a single (non-repeated) value of ``field``'s type becomes a msgpack-ready object."""
+    if field.type == _T.TYPE_MESSAGE:
+        return _message_out
+    if field.type in _FLOATS:
+        return _float_out
+    return None  # int, bool, str, bytes, enum number: msgpack packs them as they are
+
+
+def _map_converter(field: FieldDescriptor) -> Converter:
+    value_field = _entry_field(field, "value")
+    convert = _value_converter(value_field)
+    if convert is None:
+        # sorted() orders ints numerically, False before True, and str by code point, which is the
+        # order of their UTF-8 bytes.
+        return lambda m: dict(sorted(m.items()))
+    return lambda m: {k: convert(m[k]) for k in sorted(m)}
+
+
+def _field_converter(field: FieldDescriptor) -> Converter | None:
+    if _is_map(field):
+        return _map_converter(field)
+    if field.is_repeated:
+        if field.type == _T.TYPE_MESSAGE:
+            return _messages_out
+        if field.type in _FLOATS:
+            return _floats_out
+        return list
+    return _value_converter(field)
+
+
+_EncodeEntry = tuple[str, Converter | None]
+# Keyed by message descriptor (Message.DESCRIPTOR is protobuf's Descriptor or upb's).
+_ENCODE_PLANS: dict[object, dict[FieldDescriptor, _EncodeEntry]] = {}
+
+
+def _build_encode_plan(descriptor: Any) -> dict[FieldDescriptor, _EncodeEntry]:
+    plan = {f: (f.name, _field_converter(f)) for f in descriptor.fields}
+    _ENCODE_PLANS[descriptor] = plan
+    return plan
+
+
+def _encode_entry_slow(
+    plan: dict[FieldDescriptor, _EncodeEntry], field: FieldDescriptor
+) -> _EncodeEntry | None:
+    """A field ListFields() returned that the plan does not hold under that object."""
+    if field.is_extension:
+        return None  # extensions have no place in the mapping
+    for known, entry in plan.items():
+        if known.number == field.number:
+            return entry
+    return None
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "bool",
+        int: "integer",
+        float: "float",
+        str: "str",
+        bytes: "bin",
+        list: "array",
+        dict: "map",
+        type(None): "nil",
+    }.get(type(value), type(value).__name__)
+
+
+def _wrong(field: FieldDescriptor, expected: str, value: Any) -> DecodeError:
+    return DecodeError(f"{field.full_name}: expected {expected}, got {_type_name(value)}")
+
+
+def _value_checker(field: FieldDescriptor) -> Callable[[Any], Any]:
+    """Validates one msgpack value for ``field``'s scalar type and returns the value to store."""
+    ftype = field.type
+    if ftype in _INT_RANGES:
+        low, high = _INT_RANGES[ftype]
+
+        def check_int(value: Any) -> Any:
+            if type(value) is not int:
+                raise _wrong(field, "an integer", value)
+            if not low <= value <= high:
+                raise DecodeError(f"{field.full_name}: {value} is out of range [{low}, {high}]")
+            return value
+
+        return check_int
+    expected: tuple[type, str] = {
+        _T.TYPE_BOOL: (bool, "a bool"),
+        _T.TYPE_FLOAT: (float, "a float"),
+        _T.TYPE_DOUBLE: (float, "a float"),
+        _T.TYPE_STRING: (str, "a str"),
+        _T.TYPE_BYTES: (bytes, "a bin"),
+    }[ftype]
+    wanted, label = expected
+
+    def check(value: Any) -> Any:
+        if type(value) is not wanted:
+            raise _wrong(field, label, value)
+        return value
+
+    return check
+
+
+def _key_checker(field: FieldDescriptor) -> Callable[[Any], Any]:
+    return _value_checker(_entry_field(field, "key"))
+
+
+def _fill(message: Message, obj: Any, depth: int) -> None:
+    """Writes the msgpack map ``obj`` into the (empty) ``message``."""
+    if type(obj) is not dict:
+        raise DecodeError(f"{message.DESCRIPTOR.full_name}: expected a map, got {_type_name(obj)}")
+    if depth > MAX_NESTING:
+        raise DecodeError(f"messages nested deeper than {MAX_NESTING} levels")
+    plan = _DECODE_PLANS.get(message.DESCRIPTOR)
+    if plan is None:
+        plan = _build_decode_plan(message.DESCRIPTOR)
+    for key, value in obj.items():
+        setter = plan.get(key)
+        if setter is None:
+            if type(key) is not str:
+                raise DecodeError(
+                    f"{message.DESCRIPTOR.full_name}: map key {key!r} is not a field name (str)"
+                )
+            continue  # unknown field: skipped
+        if value is None:
+            continue  # nil: unset
+        setter(message, value, depth)
+
+
+def _scalar_setter(field: FieldDescriptor) -> Setter:
+    name = field.name
+    check = _value_checker(field)
+
+    def set_scalar(message: Message, value: Any, depth: int) -> None:
+        setattr(message, name, check(value))
+
+    return set_scalar
+
+
+def _message_setter(field: FieldDescriptor) -> Setter:
+    name = field.name
+
+    def set_message(message: Message, value: Any, depth: int) -> None:
+        sub = getattr(message, name)
+        sub.SetInParent()  # present even when the nested map is empty
+        _fill(sub, value, depth + 1)
+
+    return set_message
+
+
+def _repeated_setter(field: FieldDescriptor) -> Setter:
+    name = field.name
+    if field.type == _T.TYPE_MESSAGE:
+
+        def set_messages(message: Message, value: Any, depth: int) -> None:
+            if type(value) is not list:
+                raise _wrong(field, "an array", value)
+            container = getattr(message, name)
+            for item in value:
+                _fill(container.add(), item, depth + 1)
+
+        return set_messages
+    check = _value_checker(field)
+
+    def set_values(message: Message, value: Any, depth: int) -> None:
+        if type(value) is not list:
+            raise _wrong(field, "an array", value)
+        getattr(message, name).extend([check(v) for v in value])
+
+    return set_values
+
+
+def _map_setter(field: FieldDescriptor) -> Setter:
+    name = field.name
+    check_key = _key_checker(field)
+    value_field = _entry_field(field, "value")
+    if value_field.type == _T.TYPE_MESSAGE:
+
+        def set_message_map(message: Message, value: Any, depth: int) -> None:
+            if type(value) is not dict:
+                raise _wrong(field, "a map", value)
+            container = getattr(message, name)
+            for k, v in value.items():
+                _fill(container[check_key(k)], v, depth + 1)
+
+        return set_message_map
+    check_value = _value_checker(value_field)
+
+    def set_map(message: Message, value: Any, depth: int) -> None:
+        if type(value) is not dict:
+            raise _wrong(field, "a map", value)
+        container = getattr(message, name)
+        for k, v in value.items():
+            container[check_key(k)] = check_value(v)
+
+    return set_map
+
+
+def _oneof_guard(field: FieldDescriptor, oneof: str, setter: Setter) -> Setter:
+    def set_member(message: Message, value: Any, depth: int) -> None:
+        if message.WhichOneof(oneof) is not None:
+            raise DecodeError(f"{field.full_name}: more than one member of oneof '{oneof}' is set")
+        setter(message, value, depth)
+
+    return set_member
+
+
+def _field_setter(field: FieldDescriptor) -> Setter:
+    if _is_map(field):
+        return _map_setter(field)
+    if field.is_repeated:
+        return _repeated_setter(field)
+    setter = _message_setter(field) if field.type == _T.TYPE_MESSAGE else _scalar_setter(field)
+    # (proto3 `optional` fields sit in a one-member oneof of their own: nothing to guard there)
+    oneof = field.containing_oneof
+    if oneof is not None and len(oneof.fields) > 1:
+        setter = _oneof_guard(field, oneof.name, setter)
+    return setter
+
+
+_DECODE_PLANS: dict[object, dict[str, Setter]] = {}
+
+
+def _build_decode_plan(descriptor: Any) -> dict[str, Setter]:
+    plan = {f.name: _field_setter(f) for f in descriptor.fields}
+    _DECODE_PLANS[descriptor] = plan
+    return plan
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    entry = field.message_type
+    return field.is_repeated and entry is not None and entry.GetOptions().map_entry
+
+
+def _entry_field(map_field: FieldDescriptor, name: str) -> FieldDescriptor:
+    """The ``key`` or ``value`` field of a map field's entry message."""
+    entry = map_field.message_type
+    assert entry is not None, "only called for map fields"
+    return entry.fields_by_name[name]
+
+
+class MsgpackCodec:
+    """``bridge.v1.Encoding.MSGPACK``: messages as msgpack maps keyed by field name."""
+
+    encoding: int = envelope_pb2.MSGPACK
+
+    def encode(self, message: Message) -> bytes:
+        packed: bytes = msgpack.packb(_message_out(message), use_bin_type=True)
+        return packed
+
+    def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
+        try:
+            # raw=False: msgpack str becomes str and bin stays bytes, so the two never mix up.
+            obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except Exception as exc:  # msgpack reports bad input with several exception types
+            raise DecodeError(
+                f"not valid msgpack for {message_type.DESCRIPTOR.full_name}: {exc}"
+            ) from exc
+        message = message_type()
+        try:
+            _fill(message, obj, 0)
+        except (ValueError, TypeError) as exc:  # protobuf's own checks, should ours miss one
+            if isinstance(exc, DecodeError):
+                raise
+            raise DecodeError(f"{message_type.DESCRIPTOR.full_name}: {exc}") from exc
+        return message
+
+    def __repr__(self) -> str:
+        return "MsgpackCodec()"

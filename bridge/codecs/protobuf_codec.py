@@ -1,0 +1,30 @@
+"""The protobuf encoding: protobuf's own binary format, through the installed runtime."""
+
+from __future__ import annotations
+
+from google.protobuf import message as _pb_message
+from google.protobuf.message import Message
+
+from bridge.codecs.base import DecodeError, MessageT
+from bridge.v1 import envelope_pb2
+
+
+class ProtobufCodec:
+    """``bridge.v1.Encoding.PROTOBUF`` (also what ``ENCODING_UNSPECIFIED`` means)."""
+
+    encoding: int = envelope_pb2.PROTOBUF
+
+    def encode(self, message: Message) -> bytes:
+        return message.SerializeToString()
+
+    def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
+        message = message_type()
+        try:
+            message.ParseFromString(data)
+        except _pb_message.DecodeError as exc:
+            name = message_type.DESCRIPTOR.full_name
+            raise DecodeError(f"not a valid protobuf {name}: {exc}") from exc
+        return message
+
+    def __repr__(self) -> str:
+        return "ProtobufCodec()"

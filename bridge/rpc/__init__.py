@@ -1,0 +1,1 @@
+"""Typed calls over Gearman: the envelope (``bridge.rpc.envelope``), clients and workers."""

@@ -1,0 +1,242 @@
+"""The job payload (``bridge.v1.Request``) and the failure payload (``bridge.v1.Error``).
+
+docs/wire-contract.md, sections 2 and 4. Both travel protobuf-encoded whatever the call's encoding.
+Every call goes through these functions, so they are kept cheap: ``encode_request`` writes the few
+envelope bytes itself and appends the body with a single copy.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping
+
+from google.protobuf import message as _pb_message
+
+from bridge.codecs.base import DecodeError
+from bridge.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    RpcError,
+    StatusCode,
+    Unknown,
+    error_for_code,
+)
+from bridge.v1 import envelope_pb2
+
+#: The envelope version this module reads and writes.
+ENVELOPE_VERSION = 1
+#: Default largest job payload a worker accepts: a 64 MiB body plus room for the envelope.
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024
+#: The language this runtime reports in ``bridge.v1.Error``.
+LANGUAGE = "python"
+
+_KNOWN_ENCODINGS = frozenset(
+    {envelope_pb2.ENCODING_UNSPECIFIED, envelope_pb2.PROTOBUF, envelope_pb2.MSGPACK}
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# Protobuf tags (field number << 3 | wire type) of bridge.v1.Request.
+_VERSION_1 = b"\x08\x01"  # version = 1 (varint)
+_TAG_DEADLINE = b"\x10"  # deadline_ms, varint
+_TAG_METADATA = b"\x1a"  # metadata entry, length-delimited
+_TAG_ENCODING = b"\x20"  # encoding, varint
+_TAG_BODY = b"\x2a"  # body, length-delimited
+_TAG_KEY = b"\x0a"  # map entry key
+_TAG_VALUE = b"\x12"  # map entry value
+
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # negative int64: ten bytes of two's complement, as protobuf writes them
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(tag: bytes, data: bytes) -> bytes:
+    return tag + _varint(len(data)) + data
+
+
+def encode_request(
+    body: bytes,
+    *,
+    encoding: int,
+    deadline_ms: int = 0,
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
+    """The protobuf bytes of a version-1 ``bridge.v1.Request`` carrying ``body``.
+
+    ``encoding`` is the ``bridge.v1.Encoding`` of ``body``; ``deadline_ms`` an absolute Unix time in
+    milliseconds (0: none). Metadata entries are written sorted by key, so equal requests give
+    equal bytes.
+    """
+    if encoding not in _KNOWN_ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding}")
+    if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
+        raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
+    parts = [_VERSION_1]
+    if deadline_ms:
+        parts.append(_TAG_DEADLINE + _varint(deadline_ms))
+    if metadata:
+        for key in sorted(metadata):
+            # Key and value are always written, even empty: that is what protobuf runtimes emit.
+            entry = _length_delimited(_TAG_KEY, key.encode()) + _length_delimited(
+                _TAG_VALUE, metadata[key].encode()
+            )
+            parts.append(_length_delimited(_TAG_METADATA, entry))
+    if encoding:
+        parts.append(_TAG_ENCODING + _varint(encoding))
+    if body:
+        parts.append(_TAG_BODY + _varint(len(body)))
+        parts.append(body)
+    return b"".join(parts)
+
+
+def decode_request(
+    payload: bytes, *, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> envelope_pb2.Request:
+    """Reads a job payload, applying steps 1-4 of what a worker does with a job.
+
+    Raises ``ResourceExhausted`` (larger than ``max_bytes``), ``InvalidArgument`` (not a protobuf
+    ``Request``, or an unknown encoding) or ``FailedPrecondition`` (an envelope version other
+    than 1). The deadline (step 5) is the caller's to check, with ``deadline_passed``.
+    """
+    if len(payload) > max_bytes:
+        raise ResourceExhausted(
+            f"request of {len(payload)} bytes exceeds the limit of {max_bytes} bytes",
+            type="ResourceExhausted",
+            language=LANGUAGE,
+        )
+    request = envelope_pb2.Request()
+    try:
+        request.ParseFromString(payload)
+    except _pb_message.DecodeError as exc:
+        raise InvalidArgument(
+            f"job payload is not a valid bridge.v1.Request: {exc}",
+            type="InvalidArgument",
+            language=LANGUAGE,
+        ) from None
+    if request.version != ENVELOPE_VERSION:
+        raise FailedPrecondition(
+            f"envelope version {request.version} is not supported (this worker reads version "
+            f"{ENVELOPE_VERSION})",
+            type="FailedPrecondition",
+            language=LANGUAGE,
+        )
+    if request.encoding not in _KNOWN_ENCODINGS:
+        raise InvalidArgument(
+            f"unknown encoding {request.encoding} (expected PROTOBUF=1 or MSGPACK=2)",
+            type="InvalidArgument",
+            language=LANGUAGE,
+        )
+    return request
+
+
+def current_time_ms() -> int:
+    """The current Unix time in milliseconds, the unit of ``deadline_ms``."""
+    return time.time_ns() // 1_000_000
+
+
+def deadline_passed(request: envelope_pb2.Request, now_ms: int | None = None) -> bool:
+    """True when ``request`` has a deadline and the clock (``now_ms``, default: now) reached it."""
+    deadline = request.deadline_ms
+    if not deadline:
+        return False
+    if now_ms is None:
+        now_ms = current_time_ms()
+    return now_ms >= deadline
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _safe_text(text: str) -> str:
+    """``text`` made valid UTF-8 (lone surrogates, e.g. from undecodable file names, escaped)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def encode_error(
+    code: int,
+    message: str,
+    *,
+    type: str,
+    language: str = LANGUAGE,
+    details: Mapping[str, str] | None = None,
+    trace: str = "",
+) -> bytes:
+    """The protobuf bytes of a ``bridge.v1.Error``, the payload of WORK_EXCEPTION."""
+    error = envelope_pb2.Error(
+        code=int(code),  # type: ignore[arg-type]  # open enum: any number is kept
+        message=_safe_text(message),
+        type=_safe_text(type),
+        language=_safe_text(language),
+        trace=_safe_text(trace),
+    )
+    if details:
+        for key, value in details.items():
+            error.details[_safe_text(str(key))] = _safe_text(str(value))
+    return error.SerializeToString(deterministic=True)
+
+
+def _traceback_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def error_from_exception(exc: BaseException) -> bytes:
+    """The ``bridge.v1.Error`` bytes that report ``exc`` to the caller.
+
+    An ``RpcError`` keeps its code, message, type (its class name when it has none) and details;
+    a ``bridge.codecs.DecodeError`` is ``INVALID_ARGUMENT``; anything else is ``UNKNOWN`` with the
+    exception's class name as type. The trace is the error's own (a remote one it carries), else
+    the Python traceback.
+    """
+    if isinstance(exc, RpcError):
+        return encode_error(
+            exc.code,
+            exc.message,
+            type=exc.type or type(exc).__name__,
+            details=exc.details,
+            trace=exc.trace or _traceback_text(exc),
+        )
+    code = StatusCode.INVALID_ARGUMENT if isinstance(exc, DecodeError) else StatusCode.UNKNOWN
+    return encode_error(code, str(exc), type=type(exc).__name__, trace=_traceback_text(exc))
+
+
+def decode_error(payload: bytes) -> RpcError:
+    """The typed ``bridge.errors`` exception for a WORK_EXCEPTION payload.
+
+    A payload that is not a ``bridge.v1.Error`` (not protobuf, or no code: e.g. the plain text a
+    non-bridge worker sends) becomes ``Unknown`` whose message is that text.
+    """
+    error = envelope_pb2.Error()
+    try:
+        error.ParseFromString(payload)
+    except _pb_message.DecodeError:
+        return _raw_exception(payload)
+    if error.code == envelope_pb2.OK:
+        # A failure always has a code: these bytes only happened to parse (or were empty).
+        return _raw_exception(payload)
+    return error_for_code(
+        error.code,
+        error.message,
+        type=error.type,
+        language=error.language,
+        details=dict(error.details),
+        trace=error.trace,
+    )
+
+
+def _raw_exception(payload: bytes) -> RpcError:
+    text = payload.decode("utf-8", "replace")
+    return Unknown(text or "the worker raised an exception without a payload")
