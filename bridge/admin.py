@@ -1,0 +1,230 @@
+"""gearmand's text admin protocol, parsed into dataclasses.
+
+Module-level functions block (plain sockets); ``AsyncAdmin`` has the same methods for asyncio.
+Each command uses its own short connection: admin traffic is rare and must not disturb jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+from bridge.errors import ProtocolError, ServerError, ServerUnavailable
+from bridge.transport import ServerAddress
+
+__all__ = [
+    "AsyncAdmin",
+    "FunctionStatus",
+    "WorkerInfo",
+    "cancel_job",
+    "getpid",
+    "status",
+    "version",
+    "workers",
+]
+
+DEFAULT_SERVER = "127.0.0.1:4730"
+_MAX_RESPONSE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FunctionStatus:
+    """One line of ``status``: jobs of ``function`` known to the server (queued plus running),
+    how many run now, and how many connected workers can do it."""
+
+    function: str
+    total: int
+    running: int
+    workers: int
+
+    @property
+    def queued(self) -> int:
+        return self.total - self.running
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One line of ``workers``: a connection (clients too, with no functions)."""
+
+    fd: int
+    address: str
+    client_id: str
+    functions: tuple[str, ...]
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _check_error(line: str) -> None:
+    if line.startswith("ERR "):
+        _, _, rest = line.partition(" ")
+        code, _, text = rest.partition(" ")
+        raise ServerError(code, text.replace("+", " "))
+
+
+def parse_status(lines: list[str]) -> list[FunctionStatus]:
+    result = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 4:
+            raise ProtocolError(f"bad status line {line!r}")
+        try:
+            total, running, available = (int(part) for part in parts[1:])
+        except ValueError:
+            raise ProtocolError(f"bad status line {line!r}") from None
+        result.append(FunctionStatus(parts[0], total, running, available))
+    return result
+
+
+def parse_workers(lines: list[str]) -> list[WorkerInfo]:
+    result = []
+    for line in lines:
+        head, sep, functions = line.partition(" :")
+        parts = head.split(" ")
+        if not sep or len(parts) != 3:
+            raise ProtocolError(f"bad workers line {line!r}")
+        try:
+            fd = int(parts[0])
+        except ValueError:
+            raise ProtocolError(f"bad workers line {line!r}") from None
+        result.append(WorkerInfo(fd, parts[1], parts[2], tuple(functions.split())))
+    return result
+
+
+def _ok_value(line: str) -> str:
+    _check_error(line)
+    if not line.startswith("OK"):
+        raise ProtocolError(f"unexpected admin answer {line!r}")
+    return line[2:].strip()
+
+
+# --- blocking ----------------------------------------------------------------------------------
+
+
+def _command(server: str, command: str, multiline: bool, timeout: float) -> list[str]:
+    address = ServerAddress.parse(server)
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            sock.sendall(command.encode() + b"\n")
+            data = b""
+            while True:
+                lines = data.split(b"\n")
+                complete = lines[:-1]
+                if complete and (
+                    not multiline
+                    or complete[-1].rstrip(b"\r") == b"."
+                    or complete[0].startswith(b"ERR ")
+                ):
+                    return _finish(complete, multiline)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ServerUnavailable(f"{address}: connection closed mid-answer")
+                data += chunk
+                if len(data) > _MAX_RESPONSE:
+                    raise ProtocolError(f"{address}: admin answer too large")
+    except TimeoutError:
+        raise ServerUnavailable(f"{address}: no admin answer within {timeout:g}s") from None
+    except OSError as exc:
+        raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
+
+
+def _finish(complete: list[bytes], multiline: bool) -> list[str]:
+    lines = [line.rstrip(b"\r").decode(errors="replace") for line in complete]
+    if multiline:
+        _check_error(lines[0])
+        return lines[:-1]
+    return lines[:1]  # one-line answers: the caller reads "OK ..." or "ERR ..." itself
+
+
+def status(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[FunctionStatus]:
+    return parse_status(_command(server, "status", True, timeout))
+
+
+def workers(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[WorkerInfo]:
+    return parse_workers(_command(server, "workers", True, timeout))
+
+
+def version(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> str:
+    return _ok_value(_command(server, "version", False, timeout)[0])
+
+
+def getpid(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> int:
+    return int(_ok_value(_command(server, "getpid", False, timeout)[0]))
+
+
+def cancel_job(handle: bytes | str, server: str = DEFAULT_SERVER, *,
+               timeout: float = 5.0) -> bool:
+    """Remove a queued (not yet running) job. True if gearmand removed it, False if it knows no
+    such queued job."""
+    return _cancel_answer(_command(server, f"cancel job {_handle_text(handle)}", False, timeout))
+
+
+def _handle_text(handle: bytes | str) -> str:
+    text = handle.decode() if isinstance(handle, bytes) else handle
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"bad job handle {handle!r}")
+    return text
+
+
+def _cancel_answer(lines: list[str]) -> bool:
+    try:
+        _ok_value(lines[0])
+    except ServerError as exc:
+        if exc.code == "UNKNOWN_JOB":
+            return False
+        raise
+    return True
+
+
+# --- asyncio -----------------------------------------------------------------------------------
+
+
+class AsyncAdmin:
+    """The admin commands for asyncio code; each opens and closes its own connection."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> None:
+        self.address = ServerAddress.parse(server)
+        self.timeout = timeout
+
+    async def _command(self, command: str, multiline: bool) -> list[str]:
+        address = self.address
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(
+                    address.host, address.port, limit=_MAX_RESPONSE
+                )
+                try:
+                    writer.write(command.encode() + b"\n")
+                    lines: list[bytes] = []
+                    while True:
+                        line = await reader.readline()
+                        if not line.endswith(b"\n"):
+                            raise ServerUnavailable(f"{address}: connection closed mid-answer")
+                        lines.append(line[:-1])
+                        if (not multiline or line.rstrip(b"\r\n") == b"."
+                                or lines[0].startswith(b"ERR ")):
+                            return _finish(lines, multiline)
+                finally:
+                    writer.close()
+        except TimeoutError:
+            raise ServerUnavailable(
+                f"{address}: no admin answer within {self.timeout:g}s"
+            ) from None
+        except OSError as exc:
+            raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
+
+    async def status(self) -> list[FunctionStatus]:
+        return parse_status(await self._command("status", True))
+
+    async def workers(self) -> list[WorkerInfo]:
+        return parse_workers(await self._command("workers", True))
+
+    async def version(self) -> str:
+        return _ok_value((await self._command("version", False))[0])
+
+    async def getpid(self) -> int:
+        return int(_ok_value((await self._command("getpid", False))[0]))
+
+    async def cancel_job(self, handle: bytes | str) -> bool:
+        return _cancel_answer(await self._command(f"cancel job {_handle_text(handle)}", False))
