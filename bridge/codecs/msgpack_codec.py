@@ -336,12 +336,17 @@ class MsgpackCodec:
         return packed
 
     def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
+        if not data:
+            # Section 3: an empty payload stands for a message with every field unset, whatever
+            # the encoding (encoders still write the empty map 0x80).
+            return message_type()
         try:
             # raw=False: msgpack str becomes str and bin stays bytes, so the two never mix up.
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:  # msgpack reports bad input with several exception types
+            reason = str(exc) or type(exc).__name__
             raise DecodeError(
-                f"not valid msgpack for {message_type.DESCRIPTOR.full_name}: {exc}"
+                f"not valid msgpack for {message_type.DESCRIPTOR.full_name}: {reason}"
             ) from exc
         message = message_type()
         try:
