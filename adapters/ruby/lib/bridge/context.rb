@@ -1,0 +1,84 @@
+# frozen_string_literal: true
+
+require_relative "codec"
+require_relative "errors"
+
+module Bridge
+  # What a handler knows about its call and how it talks back before it returns. Passed as the
+  # second argument of every handler method.
+  #
+  #   def resize(request, context)
+  #     context.warning("upscaling") if request.factor > 1
+  #     context.progress(1, 2)
+  #     context.metadata["trace-id"]    # from the caller's envelope
+  #     context.time_remaining          # seconds until the caller's deadline, or nil
+  #   end
+  class Context
+    # Caller-supplied metadata (frozen Hash of String => String).
+    attr_reader :metadata
+    # Absolute deadline in Unix milliseconds; 0 when the caller set none.
+    attr_reader :deadline_ms
+    # :protobuf or :msgpack: how this call's request and replies travel.
+    attr_reader :encoding
+    # The Gearman function, job handle and unique id of this job.
+    attr_reader :function_name, :handle, :unique
+
+    def initialize(job, metadata:, deadline_ms:, encoding:)
+      @job = job
+      @metadata = metadata
+      @deadline_ms = deadline_ms
+      @encoding = encoding
+      @function_name = job.function_name
+      @handle = job.handle
+      @unique = job.unique
+    end
+
+    # The deadline as a Time, or nil.
+    def deadline
+      @deadline_ms.zero? ? nil : Time.at(@deadline_ms / 1000, @deadline_ms % 1000, :millisecond)
+    end
+
+    # Seconds left before the deadline (negative once it passed), or nil without a deadline.
+    def time_remaining
+      return nil if @deadline_ms.zero?
+
+      (@deadline_ms - Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond)) / 1000.0
+    end
+
+    # Reports progress (WORK_STATUS): +numerator+ of +denominator+ done.
+    def progress(numerator, denominator)
+      @job.send_status(Integer(numerator), Integer(denominator))
+    end
+
+    # Sends a warning (WORK_WARNING, UTF-8 text); the call goes on.
+    def warning(text)
+      @job.send_warning(Context.utf8(text))
+    end
+
+    # Sends one message of a server-streaming reply (WORK_DATA), encoded like the request. Handlers
+    # usually just yield; this is the same thing for code that holds the context but not the block.
+    def emit(message)
+      @job.send_data(Codec.encode(message, @encoding))
+    end
+
+    # Ends the call with +code+ and +message+ (raises Bridge::Error).
+    def error!(code, message, details: {})
+      raise Bridge::Error.new(code, message, details: details)
+    end
+
+    # Ends the job with WORK_FAIL, without an explanation (raises Bridge::Fail).
+    def fail!
+      raise Bridge::Fail
+    end
+
+    # +text+ as valid UTF-8 bytes, whatever encoding it came in.
+    def self.utf8(text)
+      text = text.to_s
+      case text.encoding
+      when Encoding::UTF_8 then text.valid_encoding? ? text : text.scrub
+      when Encoding::BINARY, Encoding::US_ASCII then text.dup.force_encoding(Encoding::UTF_8).scrub
+      else text.encode(Encoding::UTF_8, invalid: :replace, undef: :replace)
+      end
+    end
+  end
+end

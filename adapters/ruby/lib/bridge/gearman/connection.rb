@@ -1,0 +1,161 @@
+# frozen_string_literal: true
+
+require "socket"
+require_relative "packet"
+
+module Bridge
+  module Gearman
+    # The job server went away, refused us, or stopped answering in time.
+    class ConnectionError < StandardError; end
+
+    # One TCP connection to one job server, worker side. Every wait is bounded: reads and writes
+    # give up with ConnectionError after +io_timeout+ seconds without progress.
+    class Connection
+      READ_CHUNK = 256 * 1024
+
+      attr_reader :host, :port
+
+      def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY)
+        @host = host
+        @port = port
+        @connect_timeout = connect_timeout
+        @io_timeout = io_timeout
+        @max_body = max_body
+        @socket = nil
+        @decoder = nil
+        @pending = []
+        @write_lock = Mutex.new
+      end
+
+      def to_s
+        "#{@host}:#{@port}"
+      end
+
+      def connected?
+        !@socket.nil?
+      end
+
+      # The socket to wait on with IO.select (nil when closed).
+      def to_io
+        @socket
+      end
+
+      def connect
+        close
+        @socket = Socket.tcp(@host, @port, connect_timeout: @connect_timeout)
+        @socket.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
+        @decoder = Decoder.new(max_body: @max_body, expect: MAGIC_RES)
+        @pending.clear
+        self
+      rescue SystemCallError, SocketError, IOError => e
+        close
+        raise ConnectionError, "cannot connect to #{self}: #{e.message}"
+      end
+
+      def close
+        sock = @socket
+        @socket = nil
+        sock&.close
+      rescue IOError
+        nil
+      end
+
+      # Sends one packet. Thread-safe: a handler may report from its own threads.
+      def send_packet(type, *args)
+        head, data = Gearman.encode_head(type, *args)
+        @write_lock.synchronize do
+          if data.nil? || data.bytesize > 64 * 1024
+            write_all(head)
+            write_all(data) if data
+          else
+            write_all(head << data.b)
+          end
+        end
+      end
+
+      # The next packet from the server, or nil when none came within +timeout+ seconds.
+      def read_packet(timeout)
+        return @pending.shift unless @pending.empty?
+
+        deadline = monotonic + timeout
+        loop do
+          fill(deadline - monotonic) or return nil
+          return @pending.shift unless @pending.empty?
+        end
+      end
+
+      # True when a packet is already decoded and waiting (IO.select would not see it).
+      def pending?
+        !@pending.empty?
+      end
+
+      # Reads what the socket has (after waiting at most +timeout+); false when nothing came.
+      # A started packet is read to its end with the I/O timeout, so a large job is not cut off.
+      def fill(timeout)
+        sock = @socket or raise ConnectionError, "#{self}: not connected"
+        want = [@decoder.wanted, READ_CHUNK].max
+        chunk = sock.read_nonblock(want, exception: false)
+        if chunk == :wait_readable
+          return false unless IO.select([sock], nil, nil, [timeout, 0].max)
+
+          chunk = sock.read_nonblock(want, exception: false)
+          return false if chunk == :wait_readable
+        end
+        raise ConnectionError, "#{self} closed the connection" if chunk.nil?
+
+        @pending.concat(@decoder.feed(chunk))
+        while @pending.empty? && @decoder.buffered.positive?
+          # Mid-packet: the rest is owed to us; waiting past io_timeout means the peer is stuck.
+          IO.select([sock], nil, nil, @io_timeout) or raise ConnectionError, "#{self}: read timed out"
+          chunk = sock.read_nonblock([@decoder.wanted, READ_CHUNK].max, exception: false)
+          next if chunk == :wait_readable
+          raise ConnectionError, "#{self} closed the connection mid-packet" if chunk.nil?
+
+          @pending.concat(@decoder.feed(chunk))
+        end
+        true
+      rescue SystemCallError, IOError => e
+        raise ConnectionError, "#{self}: #{e.message}"
+      end
+
+      # ECHO_REQ round trip: true when the server echoed +data+ back within +timeout+ seconds.
+      # Other packets that arrive meanwhile are kept for the next read.
+      def echo(data = "ping", timeout: 5.0)
+        send_packet(:ECHO_REQ, data)
+        deadline = monotonic + timeout
+        seen = []
+        until (remaining = deadline - monotonic) <= 0
+          packet = read_packet(remaining) or break
+          return (@pending.unshift(*seen) && true) if packet.type == :ECHO_RES && packet.args[0] == data.b
+
+          seen << packet
+        end
+        @pending.unshift(*seen)
+        false
+      end
+
+      private
+
+      def write_all(data)
+        sock = @socket or raise ConnectionError, "#{self}: not connected"
+        offset = 0
+        size = data.bytesize
+        while offset < size
+          part = offset.zero? ? data : data.byteslice(offset, size - offset)
+          written = sock.write_nonblock(part, exception: false)
+          if written == :wait_writable
+            IO.select(nil, [sock], nil, @io_timeout) or raise ConnectionError, "#{self}: write timed out"
+          else
+            offset += written
+          end
+        end
+      rescue SystemCallError, IOError => e
+        raise ConnectionError, "#{self}: #{e.message}"
+      end
+
+      def monotonic
+        Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      end
+    end
+  end
+end
