@@ -83,13 +83,44 @@ _MSGPACK = MsgpackCodec()
 
 def _has_map_entries(message: Message) -> bool:
     for field, value in message.ListFields():
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        if _is_map(field):
             return True
         if field.message_type is not None:
             values = value if field.is_repeated else [value]
             if any(_has_map_entries(v) for v in values):
                 return True
     return False
+
+
+def _is_map(field: Any) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _json_form(message: Message) -> dict[str, Any]:
+    """``MessageToDict(message)`` with map entries in key order (the runtime's hash order is not
+    stable from run to run), so the file is reproducible."""
+    return _order_maps(message, json_format.MessageToDict(message))
+
+
+def _order_maps(message: Message, obj: dict[str, Any]) -> dict[str, Any]:
+    for field, value in message.ListFields():
+        key = field.json_name
+        if key not in obj:
+            continue
+        if _is_map(field):
+            nested = field.message_type.fields_by_name["value"].message_type is not None
+            ordered = {}
+            for k in sorted(value):
+                json_key = ("true" if k else "false") if isinstance(k, bool) else str(k)
+                item = obj[key][json_key]
+                ordered[json_key] = _order_maps(value[k], item) if nested else item
+            obj[key] = ordered
+        elif field.message_type is not None:
+            if field.is_repeated:
+                obj[key] = [_order_maps(m, o) for m, o in zip(value, obj[key], strict=True)]
+            else:
+                obj[key] = _order_maps(value, obj[key])
+    return obj
 
 
 def _valid(
@@ -101,7 +132,7 @@ def _valid(
     return {
         "name": name,
         "type": message.DESCRIPTOR.full_name,
-        "json": json_format.MessageToDict(message),
+        "json": _json_form(message),
         "protobuf_hex": message.SerializeToString(deterministic=True).hex(),
         "msgpack_hex": _MSGPACK.encode(message).hex(),
         "canonical_protobuf": canonical_protobuf,
