@@ -1,0 +1,500 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Bridge\Runtime\Codec;
+
+use Google\Protobuf\Internal\GPBType;
+use Google\Protobuf\Internal\Message;
+
+/**
+ * The msgpack mapping of protobuf messages (wire contract, section 5), driven by the protobuf
+ * descriptors so that one codec serves every generated message class.
+ */
+final class MsgpackCodec implements Codec
+{
+    /** Deeper nesting than this is refused rather than risking the PHP stack. */
+    private const MAX_DEPTH = 100;
+
+    private string $buf = '';
+    private int $pos = 0;
+    private int $len = 0;
+    /** Set by readInt() when it read a uint 64 above PHP_INT_MAX (returned as a negative int). */
+    private bool $hugeUnsigned = false;
+
+    public function encode(Message $message): string
+    {
+        return $this->encodeMessage($message);
+    }
+
+    public function decode(string $bytes, string $class): Message
+    {
+        if ($bytes === '') {
+            return new $class();  // zero bytes: every field unset (wire contract, section 5)
+        }
+        $this->buf = $bytes;
+        $this->pos = 0;
+        $this->len = strlen($bytes);
+        try {
+            $message = $this->readMessage($class, 0);
+            if ($this->pos !== $this->len) {
+                throw new DecodeError(sprintf(
+                    'msgpack for %s: %d unexpected bytes after the message',
+                    $class,
+                    $this->len - $this->pos
+                ));
+            }
+            return $message;
+        } finally {
+            $this->buf = '';  // do not keep a large request alive
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Encoding
+
+    private function encodeMessage(Message $message): string
+    {
+        $out = '';
+        $count = 0;
+        foreach (FieldPlan::forClass($message::class) as $field) {
+            switch ($field->shape) {
+                case FieldPlan::SINGULAR:
+                    $value = $message->{$field->getter}();
+                    if ($field->type === GPBType::DOUBLE || $field->type === GPBType::FLOAT) {
+                        // -0.0 has a bit pattern other than +0.0, so it is written.
+                        if ($value === 0.0 && fdiv(1.0, $value) > 0) {
+                            continue 2;
+                        }
+                    } elseif ($value === 0 || $value === '' || $value === false) {
+                        continue 2;
+                    }
+                    $out .= $field->packedName . $this->encodeScalar($field->type, $value);
+                    break;
+                case FieldPlan::PRESENCE:
+                    if (!$message->{$field->hasser}()) {
+                        continue 2;
+                    }
+                    $value = $message->{$field->getter}();
+                    $out .= $field->packedName . ($field->type === GPBType::MESSAGE
+                        ? $this->encodeMessage($value)
+                        : $this->encodeScalar($field->type, $value));
+                    break;
+                case FieldPlan::REPEATED:
+                    $values = $message->{$field->getter}();
+                    $n = count($values);
+                    if ($n === 0) {
+                        continue 2;
+                    }
+                    $out .= $field->packedName . MsgpackWriter::arrayHeader($n);
+                    if ($field->type === GPBType::MESSAGE) {
+                        foreach ($values as $item) {
+                            $out .= $this->encodeMessage($item);
+                        }
+                    } else {
+                        foreach ($values as $item) {
+                            $out .= $this->encodeScalar($field->type, $item);
+                        }
+                    }
+                    break;
+                default:
+                    $entries = $message->{$field->getter}();
+                    if (count($entries) === 0) {
+                        continue 2;
+                    }
+                    $out .= $field->packedName . $this->encodeMap($field, $entries);
+            }
+            $count++;
+        }
+        return MsgpackWriter::mapHeader($count) . $out;
+    }
+
+    /** @param iterable<mixed, mixed> $entries */
+    private function encodeMap(FieldPlan $field, iterable $entries): string
+    {
+        $keys = [];
+        $values = [];
+        foreach ($entries as $key => $value) {
+            $key = $this->normalizeKey($field->keyType, $key);
+            $keys[] = $key;
+            $values[] = $value;
+        }
+        // Entries in key order: strings by their bytes, integers by value (unsigned 64-bit keys,
+        // held by PHP as negative ints above PHP_INT_MAX, are shifted into signed order first).
+        $order = array_keys($keys);
+        if ($field->keyType === GPBType::STRING) {
+            usort($order, static fn (int $a, int $b): int => strcmp($keys[$a], $keys[$b]));
+        } elseif ($field->keyType === GPBType::UINT64 || $field->keyType === GPBType::FIXED64) {
+            usort($order, static fn (int $a, int $b): int
+                => ($keys[$a] ^ PHP_INT_MIN) <=> ($keys[$b] ^ PHP_INT_MIN));
+        } else {
+            usort($order, static fn (int $a, int $b): int => $keys[$a] <=> $keys[$b]);
+        }
+        $out = MsgpackWriter::mapHeader(count($order));
+        foreach ($order as $i) {
+            $out .= $this->encodeScalar($field->keyType, $keys[$i]);
+            $out .= $field->valueType === GPBType::MESSAGE
+                ? $this->encodeMessage($values[$i])
+                : $this->encodeScalar($field->valueType, $values[$i]);
+        }
+        return $out;
+    }
+
+    private function normalizeKey(int $type, mixed $key): string|int|bool
+    {
+        return match ($type) {
+            GPBType::STRING => (string) $key,
+            GPBType::BOOL => (bool) $key,
+            GPBType::UINT32, GPBType::FIXED32 => (int) $key & 0xffffffff,
+            default => (int) $key,
+        };
+    }
+
+    private function encodeScalar(int $type, mixed $value): string
+    {
+        switch ($type) {
+            case GPBType::STRING:
+                return MsgpackWriter::str($value);
+            case GPBType::BYTES:
+                return MsgpackWriter::bin($value);
+            case GPBType::DOUBLE:
+            case GPBType::FLOAT:
+                return MsgpackWriter::float64((float) $value);
+            case GPBType::BOOL:
+                return MsgpackWriter::bool($value);
+            case GPBType::UINT32:
+            case GPBType::FIXED32:
+                // The PHP library sign-extends 32-bit unsigned values above 2^31.
+                return MsgpackWriter::int($value & 0xffffffff);
+            case GPBType::UINT64:
+            case GPBType::FIXED64:
+                return MsgpackWriter::uint64($value);
+            default:
+                return MsgpackWriter::int($value);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Decoding
+
+    /**
+     * @template T of Message
+     * @param class-string<T> $class
+     * @return T
+     */
+    private function readMessage(string $class, int $depth): Message
+    {
+        if ($depth > self::MAX_DEPTH) {
+            throw new DecodeError("msgpack for {$class}: nested deeper than " . self::MAX_DEPTH);
+        }
+        $entries = $this->readMapHeader($class);
+        $fields = FieldPlan::forClassByName($class);
+        $message = new $class();
+        $oneofsSet = [];
+        for ($i = 0; $i < $entries; $i++) {
+            $name = $this->readKeyName($class);
+            $field = $fields[$name] ?? null;
+            if ($field === null) {
+                $this->skip(0);  // unknown keys are skipped
+                continue;
+            }
+            if ($this->peekNil()) {
+                $this->pos++;  // nil means unset
+                continue;
+            }
+            if ($field->oneof !== null) {
+                if (isset($oneofsSet[$field->oneof]) && $oneofsSet[$field->oneof] !== $name) {
+                    throw new DecodeError(sprintf(
+                        'msgpack for %s: both %s and %s of oneof %s are set',
+                        $class,
+                        $oneofsSet[$field->oneof],
+                        $name,
+                        $field->oneof
+                    ));
+                }
+                $oneofsSet[$field->oneof] = $name;
+            }
+            try {
+                switch ($field->shape) {
+                    case FieldPlan::SINGULAR:
+                    case FieldPlan::PRESENCE:
+                        $value = $field->type === GPBType::MESSAGE
+                            ? $this->readMessage($field->messageClass, $depth + 1)
+                            : $this->readScalar($field->type, $class, $name);
+                        $message->{$field->setter}($value);
+                        break;
+                    case FieldPlan::REPEATED:
+                        $this->readRepeated($message, $field, $class, $depth);
+                        break;
+                    default:
+                        $this->readMap($message, $field, $class, $depth);
+                }
+            } catch (DecodeError $e) {
+                throw $e;
+            } catch (\Throwable $e) {
+                // A setter refused the value (the library checks UTF-8 and types).
+                throw new DecodeError("msgpack for {$class}.{$name}: {$e->getMessage()}", 0, $e);
+            }
+        }
+        return $message;
+    }
+
+    private function readRepeated(Message $message, FieldPlan $field, string $class, int $depth): void
+    {
+        $n = $this->readArrayHeader($class, $field->name);
+        $list = $message->{$field->getter}();
+        for ($i = 0; $i < $n; $i++) {
+            $list[] = $field->type === GPBType::MESSAGE
+                ? $this->readMessage($field->messageClass, $depth + 1)
+                : $this->readScalar($field->type, $class, $field->name);
+        }
+    }
+
+    private function readMap(Message $message, FieldPlan $field, string $class, int $depth): void
+    {
+        $n = $this->readMapHeader("{$class}.{$field->name}");
+        $map = $message->{$field->getter}();
+        for ($i = 0; $i < $n; $i++) {
+            $key = $this->readScalar($field->keyType, $class, $field->name);
+            $map[$key] = $field->valueType === GPBType::MESSAGE
+                ? $this->readMessage($field->valueClass, $depth + 1)
+                : $this->readScalar($field->valueType, $class, $field->name);
+        }
+    }
+
+    private function readScalar(int $type, string $class, string $name): mixed
+    {
+        switch ($type) {
+            case GPBType::STRING:
+                $s = $this->readStrOrBin(true, $class, $name);
+                if (!preg_match('//u', $s)) {
+                    throw new DecodeError("msgpack for {$class}.{$name}: string is not valid UTF-8");
+                }
+                return $s;
+            case GPBType::BYTES:
+                return $this->readStrOrBin(false, $class, $name);
+            case GPBType::BOOL:
+                $b = $this->byte($class);
+                if ($b === 0xc2 || $b === 0xc3) {
+                    return $b === 0xc3;
+                }
+                throw $this->wrongType($b, 'bool', $class, $name);
+            case GPBType::DOUBLE:
+            case GPBType::FLOAT:
+                $b = $this->byte($class);
+                if ($b === 0xcb) {
+                    return unpack('E', $this->take(8, $class))[1];
+                }
+                if ($b === 0xca) {
+                    return unpack('G', $this->take(4, $class))[1];
+                }
+                throw $this->wrongType($b, 'float', $class, $name);
+            default:
+                return $this->readIntegerField($type, $class, $name);
+        }
+    }
+
+    private function readIntegerField(int $type, string $class, string $name): int
+    {
+        $v = $this->readInt($class, $name);
+        $ok = match ($type) {
+            GPBType::INT32, GPBType::SINT32, GPBType::SFIXED32, GPBType::ENUM
+                => !$this->hugeUnsigned && $v >= -0x80000000 && $v <= 0x7fffffff,
+            GPBType::UINT32, GPBType::FIXED32 => !$this->hugeUnsigned && $v >= 0 && $v <= 0xffffffff,
+            GPBType::UINT64, GPBType::FIXED64 => $this->hugeUnsigned || $v >= 0,
+            default => !$this->hugeUnsigned,  // the signed 64-bit types
+        };
+        if (!$ok) {
+            $shown = $this->hugeUnsigned ? sprintf('%u', $v) : (string) $v;
+            throw new DecodeError("msgpack for {$class}.{$name}: {$shown} is out of range");
+        }
+        return $v;
+    }
+
+    private function readInt(string $class, string $name): int
+    {
+        $this->hugeUnsigned = false;
+        $b = $this->byte($class);
+        if ($b < 0x80) {
+            return $b;
+        }
+        if ($b >= 0xe0) {
+            return $b - 0x100;
+        }
+        switch ($b) {
+            case 0xcc:
+                return $this->byte($class);
+            case 0xcd:
+                return unpack('n', $this->take(2, $class))[1];
+            case 0xce:
+                return unpack('N', $this->take(4, $class))[1];
+            case 0xcf:
+                $v = unpack('J', $this->take(8, $class))[1];
+                $this->hugeUnsigned = $v < 0;
+                return $v;
+            case 0xd0:
+                $v = $this->byte($class);
+                return $v >= 0x80 ? $v - 0x100 : $v;
+            case 0xd1:
+                $v = unpack('n', $this->take(2, $class))[1];
+                return $v >= 0x8000 ? $v - 0x10000 : $v;
+            case 0xd2:
+                $v = unpack('N', $this->take(4, $class))[1];
+                return $v >= 0x80000000 ? $v - 0x100000000 : $v;
+            case 0xd3:
+                return unpack('J', $this->take(8, $class))[1];
+        }
+        throw $this->wrongType($b, 'integer', $class, $name);
+    }
+
+    private function readStrOrBin(bool $wantStr, string $class, string $name): string
+    {
+        $b = $this->byte($class);
+        if ($wantStr) {
+            if (($b & 0xe0) === 0xa0) {
+                $n = $b & 0x1f;
+            } elseif ($b === 0xd9) {
+                $n = $this->byte($class);
+            } elseif ($b === 0xda) {
+                $n = unpack('n', $this->take(2, $class))[1];
+            } elseif ($b === 0xdb) {
+                $n = unpack('N', $this->take(4, $class))[1];
+            } else {
+                throw $this->wrongType($b, 'str', $class, $name);
+            }
+        } elseif ($b === 0xc4) {
+            $n = $this->byte($class);
+        } elseif ($b === 0xc5) {
+            $n = unpack('n', $this->take(2, $class))[1];
+        } elseif ($b === 0xc6) {
+            $n = unpack('N', $this->take(4, $class))[1];
+        } else {
+            throw $this->wrongType($b, 'bin', $class, $name);
+        }
+        return $this->take($n, $class);
+    }
+
+    private function readKeyName(string $class): string
+    {
+        $b = $this->byte($class);
+        $this->pos--;
+        if (($b & 0xe0) !== 0xa0 && ($b < 0xd9 || $b > 0xdb)) {
+            throw new DecodeError(sprintf('msgpack for %s: map key must be a field name (str), got 0x%02x', $class, $b));
+        }
+        return $this->readStrOrBin(true, $class, '<key>');
+    }
+
+    private function readMapHeader(string $what): int
+    {
+        $b = $this->byte($what);
+        if (($b & 0xf0) === 0x80) {
+            return $b & 0x0f;
+        }
+        if ($b === 0xde) {
+            return unpack('n', $this->take(2, $what))[1];
+        }
+        if ($b === 0xdf) {
+            return unpack('N', $this->take(4, $what))[1];
+        }
+        throw new DecodeError(sprintf('msgpack for %s: expected a map, got 0x%02x', $what, $b));
+    }
+
+    private function readArrayHeader(string $class, string $name): int
+    {
+        $b = $this->byte($class);
+        if (($b & 0xf0) === 0x90) {
+            return $b & 0x0f;
+        }
+        if ($b === 0xdc) {
+            return unpack('n', $this->take(2, $class))[1];
+        }
+        if ($b === 0xdd) {
+            return unpack('N', $this->take(4, $class))[1];
+        }
+        throw $this->wrongType($b, 'array', $class, $name);
+    }
+
+    private function peekNil(): bool
+    {
+        return $this->pos < $this->len && $this->buf[$this->pos] === "\xc0";
+    }
+
+    /** Skips one msgpack value of any type (the value of an unknown key). */
+    private function skip(int $depth): void
+    {
+        if ($depth > self::MAX_DEPTH) {
+            throw new DecodeError('msgpack: nested deeper than ' . self::MAX_DEPTH);
+        }
+        $b = $this->byte('value');
+        if ($b < 0x80 || $b >= 0xe0 || $b === 0xc0 || $b === 0xc2 || $b === 0xc3) {
+            return;
+        }
+        if (($b & 0xe0) === 0xa0) {
+            $this->take($b & 0x1f, 'value');
+            return;
+        }
+        if (($b & 0xf0) === 0x90 || ($b & 0xf0) === 0x80) {
+            $items = ($b & 0x0f) * (($b & 0xf0) === 0x80 ? 2 : 1);
+            for ($i = 0; $i < $items; $i++) {
+                $this->skip($depth + 1);
+            }
+            return;
+        }
+        switch ($b) {
+            case 0xcc: case 0xd0: $this->take(1, 'value'); return;
+            case 0xcd: case 0xd1: $this->take(2, 'value'); return;
+            case 0xce: case 0xd2: case 0xca: $this->take(4, 'value'); return;
+            case 0xcf: case 0xd3: case 0xcb: $this->take(8, 'value'); return;
+            case 0xd4: $this->take(2, 'value'); return;  // fixext 1
+            case 0xd5: $this->take(3, 'value'); return;
+            case 0xd6: $this->take(5, 'value'); return;
+            case 0xd7: $this->take(9, 'value'); return;
+            case 0xd8: $this->take(17, 'value'); return;
+            case 0xc4: case 0xd9: $this->take($this->byte('value'), 'value'); return;
+            case 0xc5: case 0xda: $this->take(unpack('n', $this->take(2, 'value'))[1], 'value'); return;
+            case 0xc6: case 0xdb: $this->take(unpack('N', $this->take(4, 'value'))[1], 'value'); return;
+            case 0xc7: $n = $this->byte('value'); $this->take($n + 1, 'value'); return;
+            case 0xc8: $n = unpack('n', $this->take(2, 'value'))[1]; $this->take($n + 1, 'value'); return;
+            case 0xc9: $n = unpack('N', $this->take(4, 'value'))[1]; $this->take($n + 1, 'value'); return;
+            case 0xdc: case 0xdd: case 0xde: case 0xdf:
+                $n = $b === 0xdc || $b === 0xde
+                    ? unpack('n', $this->take(2, 'value'))[1]
+                    : unpack('N', $this->take(4, 'value'))[1];
+                $items = $b >= 0xde ? 2 * $n : $n;
+                for ($i = 0; $i < $items; $i++) {
+                    $this->skip($depth + 1);
+                }
+                return;
+        }
+        throw new DecodeError(sprintf('msgpack: 0x%02x is not a valid msgpack type', $b));
+    }
+
+    private function byte(string $what): int
+    {
+        if ($this->pos >= $this->len) {
+            throw new DecodeError("msgpack for {$what}: truncated");
+        }
+        return ord($this->buf[$this->pos++]);
+    }
+
+    private function take(int $n, string $what): string
+    {
+        if ($n > $this->len - $this->pos) {
+            throw new DecodeError("msgpack for {$what}: truncated");
+        }
+        $s = substr($this->buf, $this->pos, $n);
+        $this->pos += $n;
+        return $s;
+    }
+
+    private function wrongType(int $b, string $expected, string $class, string $name): DecodeError
+    {
+        return new DecodeError(sprintf(
+            'msgpack for %s.%s: expected %s, got type byte 0x%02x',
+            $class,
+            $name,
+            $expected,
+            $b
+        ));
+    }
+}

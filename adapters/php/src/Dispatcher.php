@@ -1,0 +1,182 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Bridge\Runtime;
+
+use Bridge\Runtime\Codec\Codec;
+use Bridge\Runtime\Codec\DecodeError;
+use Bridge\Runtime\Codec\MsgpackCodec;
+use Bridge\Runtime\Codec\ProtobufCodec;
+use Bridge\V1\Code;
+use Bridge\V1\Encoding;
+use Bridge\V1\Error;
+use Bridge\V1\Request;
+use Google\Protobuf\Internal\Message;
+
+/**
+ * Runs one job through the steps of the wire contract (section 2), whatever the job server is.
+ * handle() never throws: every job ends with exactly one WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL.
+ */
+final class Dispatcher
+{
+    public const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024;
+
+    /** @var array<string, Method> */
+    private array $methods = [];
+    private readonly ProtobufCodec $protobuf;
+    private readonly MsgpackCodec $msgpack;
+
+    /** @param \Closure(string): void|null $log */
+    public function __construct(
+        private readonly int $maxRequestBytes = self::DEFAULT_MAX_REQUEST_BYTES,
+        private readonly ?\Closure $log = null,
+    ) {
+        $this->protobuf = new ProtobufCodec();
+        $this->msgpack = new MsgpackCodec();
+    }
+
+    public function add(Method $method): void
+    {
+        if (isset($this->methods[$method->functionName])) {
+            throw new \LogicException("{$method->functionName} is registered twice");
+        }
+        $this->methods[$method->functionName] = $method;
+    }
+
+    /** @return array<string, Method> by Gearman function name */
+    public function methods(): array
+    {
+        return $this->methods;
+    }
+
+    public function handle(string $functionName, string $payload, JobSink $sink, string $handle = '', string $unique = ''): void
+    {
+        try {
+            $this->run($functionName, $payload, $sink, $handle, $unique);
+        } catch (JobFailed) {
+            $sink->fail();
+        } catch (\Throwable $e) {
+            // Anything the handler (or a codec) threw ends this job only; the worker lives on.
+            $sink->exception(self::errorFor($e)->serializeToString());
+            if (!$e instanceof BridgeError && !$e instanceof DecodeError && $this->log !== null) {
+                ($this->log)(sprintf('%s: %s: %s', $functionName, $e::class, $e->getMessage()));
+            }
+        }
+    }
+
+    private function run(string $functionName, string $payload, JobSink $sink, string $handle, string $unique): void
+    {
+        $method = $this->methods[$functionName] ?? null;
+        if ($method === null) {
+            // Only reachable when the job server hands us a function we never registered.
+            throw new BridgeError(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
+        }
+        // 1. size
+        if (strlen($payload) > $this->maxRequestBytes) {
+            throw new BridgeError(Code::RESOURCE_EXHAUSTED, sprintf(
+                'request of %d bytes is larger than this worker accepts (%d)',
+                strlen($payload),
+                $this->maxRequestBytes
+            ));
+        }
+        // 2. envelope
+        $request = new Request();
+        try {
+            $request->mergeFromString($payload);
+        } catch (\Throwable $e) {
+            throw new DecodeError("the job payload is not a bridge.v1.Request: {$e->getMessage()}", 0, $e);
+        }
+        // 3. version
+        if ($request->getVersion() !== 1) {
+            throw new BridgeError(
+                Code::FAILED_PRECONDITION,
+                "envelope version {$request->getVersion()} is not supported (this worker speaks version 1)"
+            );
+        }
+        // 4. encoding
+        $encoding = $request->getEncoding();
+        $codec = $this->codecFor($encoding);
+        // 5. deadline
+        $deadlineMs = $request->getDeadlineMs();
+        if ($deadlineMs !== 0 && Context::nowMs() >= $deadlineMs) {
+            throw new BridgeError(Code::DEADLINE_EXCEEDED, "the deadline passed before {$functionName} started");
+        }
+        // 6. body
+        $message = $codec->decode($request->getBody(), $method->requestClass);
+        $metadata = [];
+        foreach ($request->getMetadata() as $key => $value) {
+            $metadata[$key] = $value;
+        }
+        $context = new Context($sink, $functionName, $metadata, $deadlineMs, $encoding ?: Encoding::PROTOBUF, $handle, $unique);
+        // 7. (Unimplemented is thrown by the generated base class) 8. run the handler
+        $result = ($method->handler)($message, $context);
+        if ($method->serverStreaming) {
+            if (!is_iterable($result)) {
+                throw new \UnexpectedValueException(sprintf(
+                    '%s must return an iterable of %s, got %s',
+                    $functionName,
+                    $method->replyClass,
+                    get_debug_type($result)
+                ));
+            }
+            foreach ($result as $item) {
+                $sink->data($codec->encode(self::checkReply($item, $method, $functionName)));
+            }
+            $sink->complete('');
+            return;
+        }
+        $sink->complete($codec->encode(self::checkReply($result, $method, $functionName)));
+    }
+
+    private function codecFor(int $encoding): Codec
+    {
+        return match ($encoding) {
+            Encoding::ENCODING_UNSPECIFIED, Encoding::PROTOBUF => $this->protobuf,
+            Encoding::MSGPACK => $this->msgpack,
+            default => throw new BridgeError(Code::INVALID_ARGUMENT, "unknown body encoding {$encoding}"),
+        };
+    }
+
+    private static function checkReply(mixed $reply, Method $method, string $functionName): Message
+    {
+        if (!$reply instanceof $method->replyClass) {
+            throw new \UnexpectedValueException(sprintf(
+                '%s returned %s where %s was expected',
+                $functionName,
+                get_debug_type($reply),
+                $method->replyClass
+            ));
+        }
+        return $reply;
+    }
+
+    /** The bridge.v1.Error that reports $e to the caller. */
+    public static function errorFor(\Throwable $e): Error
+    {
+        $error = new Error();
+        $error->setLanguage('php');
+        $error->setType($e::class);
+        $error->setMessage(self::utf8($e->getMessage()));
+        if ($e instanceof BridgeError) {
+            $error->setCode($e->getCode());
+            foreach ($e->getDetails() as $key => $value) {
+                $error->getDetails()[(string) $key] = self::utf8((string) $value);
+            }
+        } elseif ($e instanceof DecodeError) {
+            $error->setCode(Code::INVALID_ARGUMENT);
+        } else {
+            $error->setCode(Code::UNKNOWN);
+            $error->setTrace(self::utf8($e->getTraceAsString()));
+        }
+        return $error;
+    }
+
+    /** Error strings must be valid UTF-8 for protobuf; a message quoting raw bytes is repaired. */
+    private static function utf8(string $s): string
+    {
+        return preg_match('//u', $s)
+            ? $s
+            : htmlspecialchars_decode(htmlspecialchars($s, ENT_SUBSTITUTE | ENT_NOQUOTES, 'UTF-8'), ENT_NOQUOTES);
+    }
+}

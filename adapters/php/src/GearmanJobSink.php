@@ -1,0 +1,47 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Bridge\Runtime;
+
+/**
+ * Sends a job's packets through pecl gearman's GearmanJob.
+ *
+ * @internal
+ */
+final class GearmanJobSink implements JobSink
+{
+    public function __construct(private readonly \GearmanJob $job)
+    {
+    }
+
+    public function data(string $payload): void
+    {
+        $this->job->sendData($payload);
+    }
+
+    public function warning(string $text): void
+    {
+        $this->job->sendWarning($text);
+    }
+
+    public function status(int $numerator, int $denominator): void
+    {
+        $this->job->sendStatus($numerator, $denominator);
+    }
+
+    public function complete(string $payload): void
+    {
+        $this->job->sendComplete($payload);
+    }
+
+    public function exception(string $payload): void
+    {
+        $this->job->sendException($payload);
+    }
+
+    public function fail(): void
+    {
+        $this->job->sendFail();
+    }
+}
