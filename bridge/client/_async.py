@@ -34,6 +34,15 @@ DataCallback = Callable[[bytes], None]
 StatusCallback = Callable[[int, int], None]
 
 _T = PacketType
+_JOB_CREATED = _T.JOB_CREATED
+_WORK_COMPLETE = _T.WORK_COMPLETE
+_WORK_DATA = _T.WORK_DATA
+_WORK_WARNING = _T.WORK_WARNING
+_WORK_STATUS = _T.WORK_STATUS
+_WORK_EXCEPTION = _T.WORK_EXCEPTION
+_WORK_FAIL = _T.WORK_FAIL
+_REPLIES = frozenset({_T.JOB_CREATED, _T.OPTION_RES, _T.STATUS_RES, _T.STATUS_RES_UNIQUE,
+                      _T.ECHO_RES})
 _REQ = Magic.REQ.value
 # Writes at least this big wait for the socket buffer to drain, so a 64 MiB payload is not
 # copied into an ever-growing transport buffer while the caller piles on more.
@@ -160,7 +169,7 @@ class _Job:
     expect = _T.JOB_CREATED
 
     def reply(self, packet: Packet) -> None:
-        if packet.type is not _T.JOB_CREATED:
+        if packet.type is not _JOB_CREATED:
             raise ProtocolError(f"expected JOB_CREATED, got {packet.type.name}")
         handle = packet.args[0]
         self.handle = handle
@@ -251,6 +260,7 @@ class _Link:
         self.down_until = 0.0
         self.backoff = 0.0
         self.last_error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def ready(self) -> bool:
@@ -285,6 +295,7 @@ class _Link:
                 timeout=timeout, max_body=client.max_body,
             )
             self.connection = connection
+            self.loop = asyncio.get_running_loop()
             # Without this option gearmand turns a worker's WORK_EXCEPTION into a bare WORK_FAIL.
             reply = self.request(_T.OPTION_REQ, (b"exceptions",), _T.OPTION_RES)
             async with asyncio.timeout(timeout):
@@ -323,47 +334,55 @@ class _Link:
 
     # --- packets from the server -------------------------------------------------------------
 
-    def on_packet(self, packet: Packet) -> None:
+    def on_packet(self, packet: Packet) -> bool:
         try:
-            self._dispatch(packet)
+            return self._dispatch(packet)
         except ProtocolError as exc:
             log.warning("%s: %s; closing the connection", self.address, exc)
             if self.connection is not None:
                 self.connection.abort(exc)
+            return True
 
-    def _dispatch(self, packet: Packet) -> None:
+    def _dispatch(self, packet: Packet) -> bool:
+        """Handle one packet; False when it woke nobody (a plain call's JOB_CREATED)."""
         kind = packet.type
         args = packet.args
-        if kind is _T.WORK_COMPLETE:
+        if kind is _WORK_COMPLETE:
             job = self.jobs.pop(args[0], None)
             if job is not None:
-                for each in _each(job):
-                    each.complete(args[1])
-        elif kind is _T.JOB_CREATED or kind is _T.OPTION_RES or kind is _T.STATUS_RES \
-                or kind is _T.STATUS_RES_UNIQUE or kind is _T.ECHO_RES:
+                if job.twins is None:
+                    job.complete(args[1])
+                else:
+                    for each in _each(job):
+                        each.complete(args[1])
+        elif kind in _REPLIES:
             if not self.pending:
                 raise ProtocolError(f"unexpected {kind.name}: nothing was asked")
-            self.pending.popleft().reply(packet)
-        elif kind is _T.WORK_DATA or kind is _T.WORK_WARNING:
+            entry = self.pending.popleft()
+            entry.reply(packet)
+            if (kind is _JOB_CREATED and type(entry) is _Job and not entry.background
+                    and entry.created is None):
+                return False
+        elif kind is _WORK_DATA or kind is _WORK_WARNING:
             job = self.jobs.get(args[0])
             if job is not None:
                 for each in _each(job):
-                    callback = each.on_data if kind is _T.WORK_DATA else each.on_warning
+                    callback = each.on_data if kind is _WORK_DATA else each.on_warning
                     if callback is not None:
                         self._run_callback(each, callback, args[1])
-        elif kind is _T.WORK_STATUS:
+        elif kind is _WORK_STATUS:
             job = self.jobs.get(args[0])
             if job is not None:
                 numerator, denominator = _int(args[1]), _int(args[2])
                 for each in _each(job):
                     if each.on_status is not None:
                         self._run_callback(each, each.on_status, numerator, denominator)
-        elif kind is _T.WORK_EXCEPTION:
+        elif kind is _WORK_EXCEPTION:
             job = self.jobs.pop(args[0], None)
             if job is not None:
                 for each in _each(job):
                     each.fail(JobException(args[1], args[0]))
-        elif kind is _T.WORK_FAIL:
+        elif kind is _WORK_FAIL:
             job = self.jobs.pop(args[0], None)
             if job is not None:
                 for each in _each(job):
@@ -372,12 +391,13 @@ class _Link:
             error = ServerError(args[0].decode(errors="replace"), args[1].decode(errors="replace"))
             if not self.pending:
                 log.warning("%s: unsolicited %s", self.address, error)
-                return
+                return False
             self.pending.popleft().error(error)
         elif kind is _T.NOOP:
-            pass
+            return False
         else:
             raise ProtocolError(f"a client does not expect {kind.name}")
+        return True
 
     def _run_callback(self, job: _Job, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -499,6 +519,9 @@ class AsyncClient:
         self.reconnect_max = reconnect_max
         self.max_body = max_body
         self._links = [_Link(self, address) for address in self.addresses]
+        # With one server, skip choosing: the hot path goes straight to it.
+        self._only = self._links[0] if len(self._links) == 1 else None
+        self._name_cache: dict[str, bytes] = {}
         self._turn = itertools.count()
         self._closed = False
 
@@ -541,6 +564,14 @@ class AsyncClient:
 
     # --- submitting --------------------------------------------------------------------------
 
+    def _names(self, function: str) -> bytes:
+        name = self._name_cache.get(function)
+        if name is None:
+            name = _to_function(function)
+            if len(self._name_cache) < 4096:
+                self._name_cache[function] = name
+        return name
+
     async def _start(
         self,
         function: str,
@@ -554,16 +585,19 @@ class AsyncClient:
         on_warning: DataCallback | None = None,
         want_created: bool = False,
     ) -> _Job:
-        name = _to_function(function)
-        unique_raw = _to_unique(unique)
+        name = self._names(function)
+        unique_raw = b"" if unique is None else _to_unique(unique)
         packet_type = (_BACKGROUND if background else _FOREGROUND)[priority]
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        link = self._links[0]
-        if not link.ready or len(self._links) > 1:
+        link = self._only
+        if link is None or not link.ready:
+            deadline = None if timeout is None else time.monotonic() + timeout
             link = await self._link(unique_raw, deadline)
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())
         connection = link.connection
         assert connection is not None
+        loop = link.loop
+        assert loop is not None
         job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
         if want_created:
             job.created = loop.create_future()
@@ -574,8 +608,7 @@ class AsyncClient:
         )))
         link.pending.append(job)
         if timeout is not None:
-            assert deadline is not None
-            job.timer = loop.call_later(max(0.0, deadline - time.monotonic()), job.expire, timeout)
+            job.timer = loop.call_later(timeout, job.expire, timeout)
         if size >= _DRAIN_AT and connection.must_drain:
             try:
                 await connection.drain()

@@ -136,12 +136,10 @@ ARG_COUNTS: dict[PacketType, int] = {t: n for t, (n, _) in _LAYOUT.items()}
 
 # Indexed by the raw type number, so the decoder's hot path is a list lookup, not an enum call.
 _BY_NUMBER: list[PacketType | None] = [None] * (max(PacketType) + 1)
-_ARGC_BY_NUMBER: list[int] = [0] * (max(PacketType) + 1)
-_DATA_BY_NUMBER: list[bool] = [False] * (max(PacketType) + 1)
+_LAYOUT_BY_NUMBER: list[tuple[PacketType, int, bool] | None] = [None] * (max(PacketType) + 1)
 for _type, (_argc, _data) in _LAYOUT.items():
     _BY_NUMBER[_type] = _type
-    _ARGC_BY_NUMBER[_type] = _argc
-    _DATA_BY_NUMBER[_type] = _data
+    _LAYOUT_BY_NUMBER[_type] = (_type, _argc, _data)
 
 HEADER = struct.Struct(">4sII")
 HEADER_SIZE = HEADER.size  # 12
@@ -216,16 +214,22 @@ class PacketDecoder:
         packets: list[Packet] = []
         end = len(buf)
         pos = 0
+        unpack = HEADER.unpack_from
+        layouts = _LAYOUT_BY_NUMBER
+        max_body = self.max_body
+        allowed = (_REQ, _RES) if self.expect is None else (self.expect.value,)
         try:
             with memoryview(buf) as view:
                 while end - pos >= HEADER_SIZE:
-                    magic, number, size = HEADER.unpack_from(buf, pos)
-                    self._check(magic, number, size)
+                    magic, number, size = unpack(buf, pos)
+                    layout = layouts[number] if number < len(layouts) else None
+                    if layout is None or size > max_body or magic not in allowed:
+                        self._reject(magic, number, size)
                     body_end = pos + HEADER_SIZE + size
                     if body_end > end:
                         break
-                    packets.append(self._packet(buf, view, magic, number, pos + HEADER_SIZE,
-                                                body_end))
+                    assert layout is not None
+                    packets.append(_packet(buf, view, magic, layout, pos + HEADER_SIZE, body_end))
                     pos = body_end
         except ProtocolError as exc:
             self._broken = exc
@@ -235,42 +239,42 @@ class PacketDecoder:
             del buf[:pos]
         return packets
 
-    def _check(self, magic: bytes, number: int, size: int) -> None:
+    def _reject(self, magic: bytes, number: int, size: int) -> None:
         if magic != _REQ and magic != _RES:
             raise ProtocolError(f"bad magic {magic!r}: not a Gearman packet")
         if self.expect is not None and magic != self.expect.value:
             raise ProtocolError(f"unexpected magic {magic!r}, want {self.expect.value!r}")
-        if number >= len(_BY_NUMBER) or _BY_NUMBER[number] is None:
+        packet_type = _BY_NUMBER[number] if number < len(_BY_NUMBER) else None
+        if packet_type is None:
             raise ProtocolError(f"unknown packet type {number}")
-        if size > self.max_body:
-            raise ProtocolError(
-                f"{_BY_NUMBER[number].name} body of {size} bytes "  # type: ignore[union-attr]
-                f"exceeds the limit of {self.max_body}"
-            )
+        raise ProtocolError(
+            f"{packet_type.name} body of {size} bytes exceeds the limit of {self.max_body}"
+        )
 
-    @staticmethod
-    def _packet(
-        buf: bytearray, view: memoryview, magic: bytes, number: int, start: int, end: int
-    ) -> Packet:
-        packet_type = _BY_NUMBER[number]
-        assert packet_type is not None
-        argc = _ARGC_BY_NUMBER[number]
-        if argc == 0:
-            if end != start:
-                raise ProtocolError(f"{packet_type.name} carries no arguments, got a body")
-            return Packet(_MAGICS[magic], packet_type, ())
-        args: list[bytes] = []
-        pos = start
-        for _ in range(argc - 1):
-            nul = buf.find(b"\0", pos, end)
-            if nul < 0:
-                raise ProtocolError(
-                    f"{packet_type.name} needs {argc} arguments, got {len(args) + 1}"
-                )
-            args.append(bytes(view[pos:nul]))
-            pos = nul + 1
-        if not _DATA_BY_NUMBER[number] and end > pos and buf[end - 1] == 0:
-            # Text arguments: some senders end the last one with a NUL too (gearmand's WORK_FAIL).
-            end -= 1
-        args.append(bytes(view[pos:end]))
-        return Packet(_MAGICS[magic], packet_type, tuple(args))
+
+def _packet(
+    buf: bytearray,
+    view: memoryview,
+    magic: bytes,
+    layout: tuple[PacketType, int, bool],
+    start: int,
+    end: int,
+) -> Packet:
+    packet_type, argc, data = layout
+    if argc == 0:
+        if end != start:
+            raise ProtocolError(f"{packet_type.name} carries no arguments, got a body")
+        return Packet(_MAGICS[magic], packet_type, ())
+    args: list[bytes] = []
+    pos = start
+    for _ in range(argc - 1):
+        nul = buf.find(b"\0", pos, end)
+        if nul < 0:
+            raise ProtocolError(f"{packet_type.name} needs {argc} arguments, got {len(args) + 1}")
+        args.append(bytes(view[pos:nul]))
+        pos = nul + 1
+    if not data and end > pos and buf[end - 1] == 0:
+        # Text arguments: some senders end the last one with a NUL too (gearmand's WORK_FAIL).
+        end -= 1
+    args.append(bytes(view[pos:end]))
+    return Packet(_MAGICS[magic], packet_type, tuple(args))

@@ -69,11 +69,16 @@ def parse_servers(servers: str | Sequence[str]) -> list[ServerAddress]:
     return addresses
 
 
-PacketHandler = Callable[[Packet], None]
+_READ_SIZE = 256 * 1024
+# Writes this big skip batching: joining them would copy the payload once more.
+_BATCH_LIMIT = 64 * 1024
+
+# Returns False when handling the packet woke nobody who might write (saves a loop iteration).
+PacketHandler = Callable[[Packet], bool | None]
 LostHandler = Callable[[BaseException], None]
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """A connected socket to one job server. Build it with ``await Connection.open(...)``."""
 
     def __init__(
@@ -94,6 +99,12 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.closed_future: asyncio.Future[None] | None = None
+        # Write batching: while the packets of one read are being answered, writes are collected
+        # and sent with one syscall at the end of that loop iteration (see data_received).
+        self._burst = False
+        self._out: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._read_view = memoryview(bytearray(_READ_SIZE))
 
     @classmethod
     async def open(
@@ -122,24 +133,45 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self.closed_future = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed_future = self._loop.create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 # Small request/answer packets: send now rather than wait for Nagle.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data: bytes) -> None:
+    # BufferedProtocol: the loop reads into one reused buffer instead of allocating a fresh
+    # bytes object of the full read size for every read.
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         try:
             packets = self._decoder.feed(data)
         except ProtocolError as exc:
             self._fail(exc)
             return
         on_packet = self._on_packet
+        woke = False
         for packet in packets:
             if self._closed:
                 return
-            on_packet(packet)
+            if on_packet(packet) is not False:
+                woke = True
+        if woke and not self._burst and self._loop is not None:
+            # The callers these packets woke are queued to run now; _end_burst is queued after
+            # them, so what they write (the next submit, a job's answer, the next grab) leaves
+            # in one send at the end of this loop iteration.
+            self._burst = True
+            self._loop.call_soon(self._end_burst)
+
+    def _end_burst(self) -> None:
+        self._burst = False
+        self.flush()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost reports it
@@ -172,7 +204,22 @@ class Connection(asyncio.Protocol):
         """Queue one packet (or several, already joined). Raises ``ServerUnavailable`` if closed."""
         if self._closed or self._transport is None:
             raise ServerUnavailable(f"{self.address}: connection is closed")
+        if self._burst and len(data) < _BATCH_LIMIT:
+            self._out.append(data)
+            return
+        if self._out:
+            self.flush()
         self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send what ``write`` collected (it is sent at the end of the loop iteration anyway)."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self._transport is not None and not self._closed:
+            self._transport.write(data)
 
     @property
     def must_drain(self) -> bool:

@@ -217,7 +217,8 @@ class _Link:
         self.grabbing = True
         connection.write(_GRAB)
 
-    def on_packet(self, packet: Packet) -> None:
+    def on_packet(self, packet: Packet) -> bool:
+        """Handle one packet; True when it started a job (whose answer should be batched)."""
         kind = packet.type
         if kind is _T.JOB_ASSIGN_UNIQ or kind is _T.JOB_ASSIGN:
             self.grabbing = False
@@ -229,6 +230,7 @@ class _Link:
             assert self.connection is not None
             self.worker.start_job(self.connection, handle, function, unique, payload)
             self.maybe_grab()
+            return True
         elif kind is _T.NO_JOB:
             self.grabbing = False
             self.worker.release()
@@ -246,6 +248,7 @@ class _Link:
             pass
         else:
             log.warning("worker: unexpected %s from %s", kind.name, self.address)
+        return False
 
     def on_lost(self, reason: BaseException) -> None:
         if self.grabbing:
