@@ -1,0 +1,245 @@
+/*
+ * libbridge: serve protobuf-typed C functions to Python callers over Gearman.
+ *
+ * A worker registers every rpc of the services it serves (generated code does this for you),
+ * grabs jobs from one or more gearmand servers, decodes the bridge.v1.Request envelope, runs the
+ * handler and answers in the request's encoding (protobuf or msgpack). The wire contract lives in
+ * docs/wire-contract.md of the bridge repository.
+ *
+ * Ownership, in one place:
+ *  - Request messages are owned by the runtime and valid only during the handler call.
+ *  - The reply message is allocated and initialised by the runtime; the handler fills its fields.
+ *    Whatever the reply points to (strings, bytes, sub-messages, arrays) is NOT freed by the
+ *    runtime: point it at the request, at static storage, or at memory from bridge_ctx_alloc(),
+ *    which is released when the job is finished.
+ *  - bridge_decode() hands its caller a message to release with bridge_message_free();
+ *    bridge_encode() fills a bridge_buffer to release with bridge_buffer_free().
+ *  - Strings passed to bridge_* functions are copied when the runtime keeps them.
+ *
+ * Threads: a worker runs `concurrency` threads, each with its own Gearman connection(s). Handlers
+ * of one worker may therefore run concurrently; a bridge_ctx belongs to one job and one thread.
+ */
+#ifndef BRIDGE_BRIDGE_H
+#define BRIDGE_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BRIDGE_VERSION "0.1.0"
+
+/* Canonical status codes, numbered as gRPC's (bridge.v1.Code). */
+typedef enum bridge_code {
+    BRIDGE_OK = 0,
+    BRIDGE_CANCELLED = 1,
+    BRIDGE_UNKNOWN = 2,
+    BRIDGE_INVALID_ARGUMENT = 3,
+    BRIDGE_DEADLINE_EXCEEDED = 4,
+    BRIDGE_NOT_FOUND = 5,
+    BRIDGE_ALREADY_EXISTS = 6,
+    BRIDGE_PERMISSION_DENIED = 7,
+    BRIDGE_RESOURCE_EXHAUSTED = 8,
+    BRIDGE_FAILED_PRECONDITION = 9,
+    BRIDGE_ABORTED = 10,
+    BRIDGE_OUT_OF_RANGE = 11,
+    BRIDGE_UNIMPLEMENTED = 12,
+    BRIDGE_INTERNAL = 13,
+    BRIDGE_UNAVAILABLE = 14,
+    BRIDGE_DATA_LOSS = 15,
+    BRIDGE_UNAUTHENTICATED = 16
+} bridge_code;
+
+/* The canonical name of a code ("INVALID_ARGUMENT"), or "CODE_<n>" for unknown numbers. */
+const char *bridge_code_name(bridge_code code);
+
+/* How request and reply bodies are encoded (bridge.v1.Encoding). */
+typedef enum bridge_encoding {
+    BRIDGE_ENCODING_PROTOBUF = 1,
+    BRIDGE_ENCODING_MSGPACK = 2
+} bridge_encoding;
+
+/* Results of runtime calls: 0 on success, a negative bridge_status otherwise. */
+typedef enum bridge_status {
+    BRIDGE_STATUS_OK = 0,
+    BRIDGE_STATUS_DECODE_ERROR = -1,  /* malformed input: maps to INVALID_ARGUMENT */
+    BRIDGE_STATUS_ENCODE_ERROR = -2,  /* the message cannot be encoded (e.g. invalid UTF-8) */
+    BRIDGE_STATUS_NO_MEMORY = -3,
+    BRIDGE_STATUS_INVALID = -4,       /* a bad argument to a bridge_* function */
+    BRIDGE_STATUS_IO = -5,            /* gearmand could not be reached / the send failed */
+    BRIDGE_STATUS_ALREADY_FINISHED = -6 /* the job already sent its final answer */
+} bridge_status;
+
+const char *bridge_status_text(bridge_status status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Codecs: one protobuf and one msgpack codec for every protobuf-c message.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A growable byte buffer. Zero-initialise it (BRIDGE_BUFFER_INIT); release with bridge_buffer_free. */
+typedef struct bridge_buffer {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} bridge_buffer;
+
+#define BRIDGE_BUFFER_INIT {NULL, 0, 0}
+
+void bridge_buffer_free(bridge_buffer *buf);
+
+/*
+ * Decodes `len` bytes as a message of type `desc`. On success *out is a new message owned by the
+ * caller (release it with bridge_message_free). On failure returns BRIDGE_STATUS_DECODE_ERROR
+ * (or NO_MEMORY), leaves *out NULL and, when `err` is not NULL, writes a reason into it.
+ */
+bridge_status bridge_decode(const ProtobufCMessageDescriptor *desc, bridge_encoding encoding,
+                            const uint8_t *data, size_t len, ProtobufCMessage **out,
+                            char *err, size_t err_size);
+
+/* Appends the encoding of `msg` to `out` (byte-exact with every other bridge language). */
+bridge_status bridge_encode(const ProtobufCMessage *msg, bridge_encoding encoding,
+                            bridge_buffer *out, char *err, size_t err_size);
+
+/* Releases a message returned by bridge_decode (NULL is fine). */
+void bridge_message_free(ProtobufCMessage *msg);
+
+/* ---------------------------------------------------------------------------------------------
+ * The per-job context handed to every handler.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bridge_ctx bridge_ctx;
+
+/* The Gearman function this job was submitted to, e.g. "bridge.interop.v1.Interop.Echo". */
+const char *bridge_ctx_function_name(const bridge_ctx *ctx);
+/* The job's encoding: replies and streamed items are encoded the same way. */
+bridge_encoding bridge_ctx_encoding(const bridge_ctx *ctx);
+/* The caller's absolute deadline in Unix milliseconds, 0 when there is none. */
+int64_t bridge_ctx_deadline_ms(const bridge_ctx *ctx);
+/* Milliseconds left before the deadline (may be negative), or INT64_MAX when there is none. */
+int64_t bridge_ctx_remaining_ms(const bridge_ctx *ctx);
+
+/* Envelope metadata. The value of `key`, or NULL when absent. Valid during the job. */
+const char *bridge_ctx_metadata(const bridge_ctx *ctx, const char *key);
+size_t bridge_ctx_metadata_count(const bridge_ctx *ctx);
+/* The i-th entry (0 <= i < count); returns false when i is out of range. */
+bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, const char **value);
+
+/* WORK_STATUS: progress as numerator / denominator. */
+bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator);
+/* WORK_WARNING with UTF-8 text; the job goes on. */
+bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text);
+/* Server streaming: encodes one item in the job's encoding and sends it as WORK_DATA.
+ * Generated code wraps this in a typed <service>_<method>_send() function. */
+bridge_status bridge_ctx_send(bridge_ctx *ctx, const ProtobufCMessage *item);
+/* WORK_DATA with raw bytes (for hand-written protocols; typed streams use bridge_ctx_send). */
+bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t size);
+
+/*
+ * Makes the job fail with `code` and a printf-style message (WORK_EXCEPTION carrying a
+ * bridge.v1.Error of type "bridge_error"). Returns -1 so a handler can write
+ *     return bridge_ctx_set_error(ctx, BRIDGE_NOT_FOUND, "no user %s", req->name);
+ * A handler that returns non-zero without calling it fails with UNKNOWN.
+ */
+int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Adds a key/value pair to the error's details map (both copied). */
+bridge_status bridge_ctx_set_error_detail(bridge_ctx *ctx, const char *key, const char *value);
+/* Ends the job with a bare WORK_FAIL (no explanation reaches the caller). Returns -1. */
+int bridge_ctx_fail(bridge_ctx *ctx);
+
+/* Zeroed memory released when the job finishes; NULL when out of memory. */
+void *bridge_ctx_alloc(bridge_ctx *ctx, size_t size);
+/* Copies into job memory (see bridge_ctx_alloc). */
+char *bridge_ctx_strdup(bridge_ctx *ctx, const char *s);
+void *bridge_ctx_memdup(bridge_ctx *ctx, const void *data, size_t size);
+/* printf into job memory. */
+char *bridge_ctx_sprintf(bridge_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The user_data pointer given at registration. */
+void *bridge_ctx_user_data(const bridge_ctx *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Methods and the worker.
+ * ------------------------------------------------------------------------------------------- */
+
+/*
+ * A unary handler fills `reply` (already initialised) and returns 0, or returns non-zero to fail.
+ * A streaming handler gets reply == NULL and sends its items with bridge_ctx_send().
+ */
+typedef int (*bridge_handler_fn)(bridge_ctx *ctx, const ProtobufCMessage *request,
+                                 ProtobufCMessage *reply);
+
+/* One rpc. Generated registration functions build these; they are copied on registration. */
+typedef struct bridge_method {
+    const char *function_name;                  /* Gearman function name */
+    const ProtobufCMessageDescriptor *input;    /* request type */
+    const ProtobufCMessageDescriptor *output;   /* reply (or stream item) type */
+    bool server_streaming;
+    bridge_handler_fn handler;                  /* NULL: the rpc answers UNIMPLEMENTED */
+    void *user_data;                            /* handed back by bridge_ctx_user_data() */
+} bridge_method;
+
+typedef struct bridge_worker_options {
+    const char *servers;          /* "host:port[,host:port...]"; NULL: "127.0.0.1:4730" */
+    unsigned concurrency;         /* jobs in parallel (threads); 0: 1 */
+    size_t max_request_bytes;     /* 0: BRIDGE_DEFAULT_MAX_REQUEST_BYTES */
+    unsigned poll_interval_ms;    /* how often an idle thread checks for stop; 0: 200 */
+    unsigned reconnect_min_ms;    /* reconnect backoff start; 0: 100 */
+    unsigned reconnect_max_ms;    /* reconnect backoff cap; 0: 5000 */
+    bool handle_signals;          /* bridge_worker_run stops on SIGTERM / SIGINT */
+    const char *client_id;        /* Gearman worker id prefix; NULL: "bridge-c" */
+    bool quiet;                   /* no log lines on stderr */
+} bridge_worker_options;
+
+#define BRIDGE_DEFAULT_MAX_REQUEST_BYTES ((size_t)64 * 1024 * 1024 + 64 * 1024)
+
+/* Sensible defaults: servers NULL, concurrency 1, handle_signals true. */
+bridge_worker_options bridge_worker_options_default(void);
+
+typedef struct bridge_worker bridge_worker;
+
+/* Creates a worker (options are copied); NULL when out of memory or options are invalid. */
+bridge_worker *bridge_worker_new(const bridge_worker_options *options);
+/* Registers one rpc (copied). Generated bridge_<pkg>_<service>_register() calls this. */
+bridge_status bridge_worker_add_method(bridge_worker *worker, const bridge_method *method);
+/*
+ * Connects and serves until stopped: on SIGTERM / SIGINT (when handle_signals) or
+ * bridge_worker_stop(), threads stop grabbing, finish the job they run, and the call returns
+ * BRIDGE_STATUS_OK. gearmand going away is not an error: threads reconnect with backoff.
+ */
+bridge_status bridge_worker_run(bridge_worker *worker);
+/* Asks a running worker to stop gracefully; safe from any thread (not from a signal handler). */
+void bridge_worker_stop(bridge_worker *worker);
+/* Releases the worker (after bridge_worker_run returned). NULL is fine. */
+void bridge_worker_free(bridge_worker *worker);
+
+/* Jobs answered since start (all threads), for logs and tests. */
+uint64_t bridge_worker_jobs_done(const bridge_worker *worker);
+
+/*
+ * The convenience most programs want: parse --servers, --concurrency and --max-request-bytes
+ * from argv into options (unknown arguments are an error). Returns 0, or prints usage and
+ * returns -1.
+ */
+int bridge_worker_options_from_args(bridge_worker_options *options, int argc, char **argv);
+
+/*
+ * Runs the whole job flow for one raw Gearman payload without a server (tests, embedding):
+ * returns what the worker would send. `kind` gets 'C' (WORK_COMPLETE), 'E' (WORK_EXCEPTION) or
+ * 'F' (WORK_FAIL); `out` the final payload; streamed WORK_DATA items are concatenated into
+ * `data` when not NULL, each preceded by its length as 4 bytes big-endian.
+ */
+bridge_status bridge_worker_process(bridge_worker *worker, const char *function_name,
+                                    const uint8_t *payload, size_t size, char *kind,
+                                    bridge_buffer *out, bridge_buffer *data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BRIDGE_BRIDGE_H */

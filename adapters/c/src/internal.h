@@ -1,0 +1,41 @@
+/* Private declarations shared by libbridge's source files. */
+#ifndef BRIDGE_INTERNAL_H
+#define BRIDGE_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "bridge/bridge.h"
+
+/* Nesting limit for decoded messages (protobuf's own default): deeper input is malformed. */
+#define BRIDGE_MAX_DEPTH 100
+
+/* printf into err (when not NULL); always returns `status` for tail calls. */
+bridge_status bridge__fail(bridge_status status, char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+bridge_status bridge__buffer_reserve(bridge_buffer *buf, size_t extra);
+bridge_status bridge__buffer_append(bridge_buffer *buf, const void *data, size_t len);
+
+/* True when [s, s+len) is well-formed UTF-8 (no surrogates, no overlongs). */
+bool bridge__utf8_valid(const uint8_t *s, size_t len);
+
+/* True when `field` (repeated message) is a protobuf map<K,V> field of `owner`. */
+bool bridge__field_is_map(const ProtobufCMessageDescriptor *owner, const ProtobufCFieldDescriptor *field);
+
+/* Whether a singular/oneof/optional field is set, by the presence rules of the wire contract. */
+bool bridge__field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field);
+
+bridge_status bridge__msgpack_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                     size_t err_size);
+bridge_status bridge__msgpack_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                     size_t len, ProtobufCMessage **out, char *err, size_t err_size);
+bridge_status bridge__protobuf_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                      size_t err_size);
+bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                      size_t len, ProtobufCMessage **out, char *err,
+                                      size_t err_size);
+
+/* Element size of one repeated value of `type` inside protobuf-c's arrays. */
+size_t bridge__repeated_elem_size(ProtobufCType type);
+
+#endif

@@ -1,0 +1,395 @@
+/*
+ * One job, start to finish: the wire contract's section 2 in order, the context handed to the
+ * handler, and the single final answer (WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL).
+ */
+#define _GNU_SOURCE /* vasprintf */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bridge/v1/envelope.pb-c.h"
+#include "job.h"
+
+/* ------------------------------------------------------------------ job memory */
+
+typedef struct arena_block {
+    struct arena_block *next;
+    max_align_t data[];
+} arena_block;
+
+void *bridge_ctx_alloc(bridge_ctx *ctx, size_t size)
+{
+    if (ctx == NULL || size > SIZE_MAX - sizeof(arena_block))
+        return NULL;
+    arena_block *b = calloc(1, sizeof *b + size);
+    if (b == NULL)
+        return NULL;
+    b->next = ctx->arena;
+    ctx->arena = b;
+    return b->data;
+}
+
+void *bridge_ctx_memdup(bridge_ctx *ctx, const void *data, size_t size)
+{
+    void *p = bridge_ctx_alloc(ctx, size ? size : 1);
+    if (p != NULL && size > 0)
+        memcpy(p, data, size);
+    return p;
+}
+
+char *bridge_ctx_strdup(bridge_ctx *ctx, const char *s)
+{
+    return s ? bridge_ctx_memdup(ctx, s, strlen(s) + 1) : NULL;
+}
+
+char *bridge_ctx_sprintf(bridge_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *tmp = NULL;
+    int n = vasprintf(&tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *s = bridge_ctx_memdup(ctx, tmp, (size_t)n + 1);
+    free(tmp);
+    return s;
+}
+
+static void arena_free(bridge_ctx *ctx)
+{
+    while (ctx->arena != NULL) {
+        arena_block *next = ctx->arena->next;
+        free(ctx->arena);
+        ctx->arena = next;
+    }
+}
+
+/* ------------------------------------------------------------------ context accessors */
+
+const char *bridge_ctx_function_name(const bridge_ctx *ctx)
+{
+    return ctx->function_name;
+}
+
+bridge_encoding bridge_ctx_encoding(const bridge_ctx *ctx)
+{
+    return ctx->encoding;
+}
+
+int64_t bridge_ctx_deadline_ms(const bridge_ctx *ctx)
+{
+    return ctx->deadline_ms;
+}
+
+int64_t bridge__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t bridge_ctx_remaining_ms(const bridge_ctx *ctx)
+{
+    return ctx->deadline_ms ? ctx->deadline_ms - bridge__now_ms() : INT64_MAX;
+}
+
+void *bridge_ctx_user_data(const bridge_ctx *ctx)
+{
+    return ctx->method ? ctx->method->user_data : NULL;
+}
+
+const char *bridge_ctx_metadata(const bridge_ctx *ctx, const char *key)
+{
+    const Bridge__V1__Request *r = ctx->request;
+    if (r == NULL || key == NULL)
+        return NULL;
+    /* On the protobuf wire a repeated key means the last one wins. */
+    for (size_t i = r->n_metadata; i-- > 0;)
+        if (strcmp(r->metadata[i]->key, key) == 0)
+            return r->metadata[i]->value;
+    return NULL;
+}
+
+size_t bridge_ctx_metadata_count(const bridge_ctx *ctx)
+{
+    return ctx->request ? ctx->request->n_metadata : 0;
+}
+
+bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, const char **value)
+{
+    if (ctx->request == NULL || i >= ctx->request->n_metadata)
+        return false;
+    if (key)
+        *key = ctx->request->metadata[i]->key;
+    if (value)
+        *value = ctx->request->metadata[i]->value;
+    return true;
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static bridge_status sink_send(bridge_ctx *ctx, bridge_packet kind, const void *data, size_t size,
+                               uint32_t num, uint32_t den)
+{
+    if (ctx->finished)
+        return BRIDGE_STATUS_ALREADY_FINISHED;
+    if (ctx->sink.send == NULL)
+        return BRIDGE_STATUS_OK;
+    if (ctx->sink.send(ctx->sink.state, kind, data, size, num, den) != 0) {
+        ctx->io_failed = true;
+        return BRIDGE_STATUS_IO;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator)
+{
+    return sink_send(ctx, BRIDGE_PACKET_STATUS, NULL, 0, numerator, denominator);
+}
+
+bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text)
+{
+    if (text == NULL)
+        return BRIDGE_STATUS_INVALID;
+    return sink_send(ctx, BRIDGE_PACKET_WARNING, text, strlen(text), 0, 0);
+}
+
+bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t size)
+{
+    return sink_send(ctx, BRIDGE_PACKET_DATA, data, size, 0, 0);
+}
+
+bridge_status bridge_ctx_send(bridge_ctx *ctx, const ProtobufCMessage *item)
+{
+    if (item == NULL || ctx->method == NULL || item->descriptor != ctx->method->output)
+        return BRIDGE_STATUS_INVALID;
+    bridge_buffer buf = BRIDGE_BUFFER_INIT;
+    char err[256];
+    bridge_status st = bridge_encode(item, ctx->encoding, &buf, err, sizeof err);
+    if (st == BRIDGE_STATUS_OK)
+        st = bridge_ctx_send_data(ctx, buf.data, buf.len);
+    else if (ctx->error_code == BRIDGE_OK)
+        bridge_ctx_set_error(ctx, BRIDGE_INTERNAL, "streamed item cannot be encoded: %s", err);
+    bridge_buffer_free(&buf);
+    return st;
+}
+
+/* ------------------------------------------------------------------ errors */
+
+int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
+{
+    free(ctx->error_message);
+    ctx->error_message = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&ctx->error_message, fmt, ap) < 0)
+        ctx->error_message = NULL;
+    va_end(ap);
+    /* OK is not an error: a handler that "fails with OK" fails with UNKNOWN. */
+    ctx->error_code = code == BRIDGE_OK ? BRIDGE_UNKNOWN : code;
+    return -1;
+}
+
+bridge_status bridge_ctx_set_error_detail(bridge_ctx *ctx, const char *key, const char *value)
+{
+    if (key == NULL || value == NULL)
+        return BRIDGE_STATUS_INVALID;
+    detail *d = calloc(1, sizeof *d);
+    if (d == NULL || (d->key = strdup(key)) == NULL || (d->value = strdup(value)) == NULL) {
+        if (d)
+            free(d->key);
+        free(d);
+        return BRIDGE_STATUS_NO_MEMORY;
+    }
+    d->next = ctx->details;
+    ctx->details = d;
+    return BRIDGE_STATUS_OK;
+}
+
+int bridge_ctx_fail(bridge_ctx *ctx)
+{
+    ctx->fail_requested = true;
+    return -1;
+}
+
+/* Sends the job's WORK_EXCEPTION: a protobuf bridge.v1.Error. */
+static void finish_error(bridge_ctx *ctx, bridge_code code, const char *message)
+{
+    size_t n_details = 0;
+    for (detail *d = ctx->details; d; d = d->next)
+        n_details++;
+    Bridge__V1__Error err = BRIDGE__V1__ERROR__INIT;
+    Bridge__V1__Error__DetailsEntry *entries = calloc(n_details ? n_details : 1, sizeof *entries);
+    Bridge__V1__Error__DetailsEntry **ptrs = calloc(n_details ? n_details : 1, sizeof *ptrs);
+    err.code = (Bridge__V1__Code)code;
+    err.message = (char *)(message ? message : "");
+    err.type = "bridge_error";
+    err.language = "c";
+    if (entries != NULL && ptrs != NULL) {
+        size_t i = n_details;
+        for (detail *d = ctx->details; d; d = d->next) { /* the list is newest first */
+            i--;
+            bridge__v1__error__details_entry__init(&entries[i]);
+            entries[i].key = d->key;
+            entries[i].value = d->value;
+            ptrs[i] = &entries[i];
+        }
+        err.n_details = n_details;
+        err.details = ptrs;
+    }
+    bridge_buffer buf = BRIDGE_BUFFER_INIT;
+    if (bridge_encode(&err.base, BRIDGE_ENCODING_PROTOBUF, &buf, NULL, 0) != BRIDGE_STATUS_OK) {
+        /* Only invalid UTF-8 in the handler's message/details can get here: send it without. */
+        bridge_buffer_free(&buf);
+        err.message = "error message is not valid UTF-8";
+        err.n_details = 0;
+        bridge_encode(&err.base, BRIDGE_ENCODING_PROTOBUF, &buf, NULL, 0);
+    }
+    sink_send(ctx, BRIDGE_PACKET_EXCEPTION, buf.data, buf.len, 0, 0);
+    ctx->finished = true;
+    bridge_buffer_free(&buf);
+    free(entries);
+    free(ptrs);
+}
+
+static void finish_errorf(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish_errorf(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    finish_error(ctx, code, msg);
+}
+
+/* ------------------------------------------------------------------ the job flow */
+
+void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t *payload,
+                     size_t size, size_t max_request_bytes)
+{
+    char err[256] = "";
+    ProtobufCMessage *envelope = NULL;
+    ProtobufCMessage *request = NULL;
+    ProtobufCMessage *reply = NULL;
+    ctx->method = method;
+    ctx->encoding = BRIDGE_ENCODING_PROTOBUF;
+
+    /* 1. oversized */
+    if (size > max_request_bytes) {
+        finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED,
+                      "request of %zu bytes exceeds this worker's limit of %zu bytes", size,
+                      max_request_bytes);
+        goto done;
+    }
+    /* 2. the envelope */
+    if (bridge_decode(&bridge__v1__request__descriptor, BRIDGE_ENCODING_PROTOBUF, payload, size,
+                      &envelope, err, sizeof err) != BRIDGE_STATUS_OK) {
+        finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed request envelope: %s", err);
+        goto done;
+    }
+    ctx->request = (Bridge__V1__Request *)envelope;
+    /* 3. version */
+    if (ctx->request->version != 1) {
+        finish_errorf(ctx, BRIDGE_FAILED_PRECONDITION,
+                      "unsupported envelope version %u (this worker speaks version 1)",
+                      ctx->request->version);
+        goto done;
+    }
+    /* 4. encoding */
+    switch ((int)ctx->request->encoding) {
+    case BRIDGE__V1__ENCODING__ENCODING_UNSPECIFIED:
+    case BRIDGE__V1__ENCODING__PROTOBUF:
+        ctx->encoding = BRIDGE_ENCODING_PROTOBUF;
+        break;
+    case BRIDGE__V1__ENCODING__MSGPACK:
+        ctx->encoding = BRIDGE_ENCODING_MSGPACK;
+        break;
+    default:
+        finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "unknown encoding %d",
+                      (int)ctx->request->encoding);
+        goto done;
+    }
+    /* 5. deadline */
+    ctx->deadline_ms = ctx->request->deadline_ms;
+    if (ctx->deadline_ms != 0 && bridge__now_ms() >= ctx->deadline_ms) {
+        finish_errorf(ctx, BRIDGE_DEADLINE_EXCEEDED,
+                      "deadline passed %lld ms before the job started",
+                      (long long)(bridge__now_ms() - ctx->deadline_ms));
+        goto done;
+    }
+    if (method == NULL) {
+        finish_errorf(ctx, BRIDGE_UNIMPLEMENTED, "no method is registered as %s",
+                      ctx->function_name);
+        goto done;
+    }
+    /* 6. the body */
+    if (bridge_decode(method->input, ctx->encoding, ctx->request->body.data, ctx->request->body.len,
+                      &request, err, sizeof err) != BRIDGE_STATUS_OK) {
+        finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed %s request body: %s",
+                      ctx->encoding == BRIDGE_ENCODING_MSGPACK ? "msgpack" : "protobuf", err);
+        goto done;
+    }
+    /* 7. implemented? */
+    if (method->handler == NULL) {
+        finish_errorf(ctx, BRIDGE_UNIMPLEMENTED, "%s is not implemented by this worker",
+                      method->function_name);
+        goto done;
+    }
+    /* 8. the handler */
+    if (!method->server_streaming) {
+        reply = malloc(method->output->sizeof_message);
+        if (reply == NULL) {
+            finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
+            goto done;
+        }
+        method->output->message_init(reply);
+    }
+    int rc = method->handler(ctx, request, reply);
+    if (ctx->fail_requested) {
+        sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
+        ctx->finished = true;
+    } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
+        if (ctx->error_code != BRIDGE_OK)
+            finish_error(ctx, ctx->error_code, ctx->error_message);
+        else
+            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)",
+                          method->function_name, rc);
+    } else if (method->server_streaming) {
+        sink_send(ctx, BRIDGE_PACKET_COMPLETE, NULL, 0, 0, 0);
+        ctx->finished = true;
+    } else if (reply->descriptor != method->output) {
+        finish_errorf(ctx, BRIDGE_INTERNAL, "the handler replaced the reply's descriptor");
+    } else {
+        bridge_buffer buf = BRIDGE_BUFFER_INIT;
+        if (bridge_encode(reply, ctx->encoding, &buf, err, sizeof err) != BRIDGE_STATUS_OK) {
+            finish_errorf(ctx, BRIDGE_INTERNAL, "reply cannot be encoded: %s", err);
+        } else {
+            sink_send(ctx, BRIDGE_PACKET_COMPLETE, buf.data, buf.len, 0, 0);
+            ctx->finished = true;
+        }
+        bridge_buffer_free(&buf);
+    }
+
+done:
+    /* The reply's own struct is ours; what it points to belongs to the handler (see bridge.h). */
+    free(reply);
+    bridge_message_free(request);
+    bridge_message_free(envelope);
+    ctx->request = NULL;
+    arena_free(ctx);
+    free(ctx->error_message);
+    ctx->error_message = NULL;
+    while (ctx->details) {
+        detail *next = ctx->details->next;
+        free(ctx->details->key);
+        free(ctx->details->value);
+        free(ctx->details);
+        ctx->details = next;
+    }
+}

@@ -1,0 +1,54 @@
+/* The per-job context and the job flow (private). */
+#ifndef BRIDGE_JOB_H
+#define BRIDGE_JOB_H
+
+#include "bridge/v1/envelope.pb-c.h"
+#include "internal.h"
+
+typedef enum bridge_packet {
+    BRIDGE_PACKET_DATA,
+    BRIDGE_PACKET_WARNING,
+    BRIDGE_PACKET_STATUS,
+    BRIDGE_PACKET_COMPLETE,
+    BRIDGE_PACKET_EXCEPTION,
+    BRIDGE_PACKET_FAIL
+} bridge_packet;
+
+/* Where a job's packets go: a libgearman job, or a capture for bridge_worker_process(). */
+typedef struct bridge_sink {
+    int (*send)(void *state, bridge_packet kind, const void *data, size_t size, uint32_t num,
+                uint32_t den);
+    void *state;
+} bridge_sink;
+
+typedef struct detail {
+    struct detail *next;
+    char *key;
+    char *value;
+} detail;
+
+struct arena_block;
+
+struct bridge_ctx {
+    const char *function_name;
+    const bridge_method *method;
+    bridge_sink sink;
+    Bridge__V1__Request *request; /* the decoded envelope, for metadata */
+    bridge_encoding encoding;
+    int64_t deadline_ms;
+    bridge_code error_code;
+    char *error_message;
+    detail *details;
+    bool fail_requested;
+    bool finished;
+    bool io_failed;
+    struct arena_block *arena;
+};
+
+int64_t bridge__now_ms(void);
+
+/* Runs the whole flow for one payload; ctx must be zeroed with function_name and sink set. */
+void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t *payload,
+                     size_t size, size_t max_request_bytes);
+
+#endif

@@ -1,0 +1,786 @@
+/*
+ * The msgpack mapping of protobuf messages (wire contract, section 5), for any protobuf-c message:
+ * both directions walk ProtobufCMessageDescriptor / ProtobufCFieldDescriptor.
+ *
+ * Encoding uses msgpack-c's packer (it already picks the smallest integer/str/bin/array/map form).
+ * Decoding is a bounds-checked cursor over the input instead of msgpack_unpack(): it decodes
+ * straight into protobuf-c structs with no intermediate object tree, and it refuses a declared
+ * array/map/str length larger than the bytes left before allocating anything (msgpack-c's
+ * unpacker allocates the declared element count up front, which malformed input can abuse).
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ================================================================== encoding */
+
+typedef struct enc {
+    msgpack_packer pk;
+    bridge_buffer *out;
+    bridge_status status; /* first failure of the write callback */
+    char *err;
+    size_t err_size;
+} enc;
+
+static int enc_write(void *data, const char *buf, size_t len)
+{
+    enc *e = data;
+    if (e->status != BRIDGE_STATUS_OK)
+        return -1;
+    e->status = bridge__buffer_append(e->out, buf, len);
+    return e->status == BRIDGE_STATUS_OK ? 0 : -1;
+}
+
+static bridge_status enc_message(enc *e, const ProtobufCMessage *msg, int depth);
+
+static void enc_double(enc *e, double d)
+{
+    if (isnan(d)) {
+        /* One NaN for every language: the quiet NaN 0x7ff8000000000000. */
+        static const char qnan[9] = {(char)0xcb, 0x7f, (char)0xf8, 0, 0, 0, 0, 0, 0};
+        enc_write(e, qnan, sizeof qnan);
+        return;
+    }
+    msgpack_pack_double(&e->pk, d);
+}
+
+/* One singular value of field f stored at v. */
+static bridge_status enc_value(enc *e, const ProtobufCFieldDescriptor *f, const void *v, int depth)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+        msgpack_pack_int64(&e->pk, *(const int32_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        msgpack_pack_uint64(&e->pk, *(const uint32_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        msgpack_pack_int64(&e->pk, *(const int64_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        msgpack_pack_uint64(&e->pk, *(const uint64_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (*(const protobuf_c_boolean *)v)
+            msgpack_pack_true(&e->pk);
+        else
+            msgpack_pack_false(&e->pk);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        enc_double(e, (double)*(const float *)v);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        enc_double(e, *(const double *)v);
+        break;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)v;
+        size_t len = s ? strlen(s) : 0;
+        if (!bridge__utf8_valid((const uint8_t *)s, len))
+            return bridge__fail(BRIDGE_STATUS_ENCODE_ERROR, e->err, e->err_size,
+                                "field %s: string is not valid UTF-8", f->name);
+        msgpack_pack_str(&e->pk, len);
+        msgpack_pack_str_body(&e->pk, s, len);
+        break;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = v;
+        msgpack_pack_bin(&e->pk, b->len);
+        msgpack_pack_bin_body(&e->pk, b->data, b->len);
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)v;
+        if (sub == NULL) {
+            msgpack_pack_map(&e->pk, 0); /* an unset map value is the empty message */
+            break;
+        }
+        if (depth >= BRIDGE_MAX_DEPTH)
+            return bridge__fail(BRIDGE_STATUS_ENCODE_ERROR, e->err, e->err_size,
+                                "messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+        return enc_message(e, sub, depth + 1);
+    }
+    }
+    return e->status;
+}
+
+/* Map keys, compared as the contract sorts them: numbers numerically, strings by bytes. */
+typedef struct map_item {
+    const ProtobufCMessage *entry;
+    size_t index;
+} map_item;
+
+static int key_cmp_values(const ProtobufCFieldDescriptor *kf, const ProtobufCMessage *a,
+                          const ProtobufCMessage *b)
+{
+    const char *pa = (const char *)a + kf->offset;
+    const char *pb = (const char *)b + kf->offset;
+    switch (kf->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *sa = *(const char *const *)pa, *sb = *(const char *const *)pb;
+        int c = strcmp(sa ? sa : "", sb ? sb : ""); /* strcmp compares as unsigned char */
+        return (c > 0) - (c < 0);
+    }
+    case PROTOBUF_C_TYPE_BOOL: {
+        int x = *(const protobuf_c_boolean *)pa != 0, y = *(const protobuf_c_boolean *)pb != 0;
+        return x - y;
+    }
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: {
+        uint32_t x = *(const uint32_t *)pa, y = *(const uint32_t *)pb;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: {
+        uint64_t x = *(const uint64_t *)pa, y = *(const uint64_t *)pb;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        int64_t x = *(const int64_t *)pa, y = *(const int64_t *)pb;
+        return (x > y) - (x < y);
+    }
+    default: {
+        int32_t x = *(const int32_t *)pa, y = *(const int32_t *)pb;
+        return (x > y) - (x < y);
+    }
+    }
+}
+
+static int map_item_cmp_r(const void *a, const void *b, void *kf)
+{
+    const map_item *x = a, *y = b;
+    int c = key_cmp_values(kf, x->entry, y->entry);
+    if (c != 0)
+        return c;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Sorts the entries of a map field by key; with duplicate keys (legal on the protobuf wire) the
+ * last one wins, as in every protobuf runtime. Returns the number of distinct entries in `items`.
+ */
+static size_t sorted_map_items(ProtobufCMessage *const *entries, size_t count, map_item *items)
+{
+    if (count == 0)
+        return 0;
+    const ProtobufCFieldDescriptor *kf = &entries[0]->descriptor->fields[0];
+    for (size_t i = 0; i < count; i++) {
+        items[i].entry = entries[i];
+        items[i].index = i;
+    }
+    qsort_r(items, count, sizeof *items, map_item_cmp_r, (void *)kf);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i + 1 < count && key_cmp_values(kf, items[i].entry, items[i + 1].entry) == 0)
+            continue; /* a later duplicate follows */
+        items[n++] = items[i];
+    }
+    return n;
+}
+
+static bridge_status enc_field(enc *e, const ProtobufCMessageDescriptor *owner,
+                               const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                               int depth)
+{
+    const char *base = (const char *)msg;
+    size_t name_len = strlen(f->name);
+    msgpack_pack_str(&e->pk, name_len);
+    msgpack_pack_str_body(&e->pk, f->name, name_len);
+    if (f->label != PROTOBUF_C_LABEL_REPEATED)
+        return enc_value(e, f, base + f->offset, depth);
+
+    size_t count = *(const size_t *)(base + f->quantifier_offset);
+    const char *items = *(const char *const *)(base + f->offset);
+    if (bridge__field_is_map(owner, f)) {
+        map_item *sorted = malloc(count * sizeof *sorted);
+        if (sorted == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        size_t n = sorted_map_items((ProtobufCMessage *const *)items, count, sorted);
+        const ProtobufCMessageDescriptor *ed = f->descriptor;
+        msgpack_pack_map(&e->pk, n);
+        bridge_status st = BRIDGE_STATUS_OK;
+        for (size_t i = 0; i < n && st == BRIDGE_STATUS_OK; i++) {
+            const char *entry = (const char *)sorted[i].entry;
+            st = enc_value(e, &ed->fields[0], entry + ed->fields[0].offset, depth);
+            if (st == BRIDGE_STATUS_OK) {
+                if (depth + 1 >= BRIDGE_MAX_DEPTH && ed->fields[1].type == PROTOBUF_C_TYPE_MESSAGE)
+                    st = bridge__fail(BRIDGE_STATUS_ENCODE_ERROR, e->err, e->err_size,
+                                      "messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+                else
+                    st = enc_value(e, &ed->fields[1], entry + ed->fields[1].offset, depth);
+            }
+        }
+        free(sorted);
+        return st;
+    }
+    size_t elem = bridge__repeated_elem_size(f->type);
+    msgpack_pack_array(&e->pk, count);
+    for (size_t i = 0; i < count; i++) {
+        bridge_status st = enc_value(e, f, items + i * elem, depth);
+        if (st != BRIDGE_STATUS_OK)
+            return st;
+    }
+    return e->status;
+}
+
+static bridge_status enc_message(enc *e, const ProtobufCMessage *msg, int depth)
+{
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    size_t n = 0;
+    for (unsigned i = 0; i < desc->n_fields; i++)
+        n += bridge__field_present(msg, &desc->fields[i]);
+    msgpack_pack_map(&e->pk, n);
+    /* protobuf-c's field descriptors are sorted by number: the contract's key order. */
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (!bridge__field_present(msg, f))
+            continue;
+        bridge_status st = enc_field(e, desc, msg, f, depth);
+        if (st != BRIDGE_STATUS_OK)
+            return st;
+    }
+    return e->status;
+}
+
+bridge_status bridge__msgpack_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                     size_t err_size)
+{
+    enc e = {.out = out, .status = BRIDGE_STATUS_OK, .err = err, .err_size = err_size};
+    msgpack_packer_init(&e.pk, &e, enc_write);
+    bridge_status st = enc_message(&e, msg, 0);
+    if (st == BRIDGE_STATUS_NO_MEMORY)
+        return bridge__fail(st, err, err_size, "out of memory");
+    return st;
+}
+
+/* ================================================================== decoding */
+
+typedef struct dec {
+    const uint8_t *p;
+    const uint8_t *end;
+    char *err;
+    size_t err_size;
+} dec;
+
+#define DEC_FAIL(d, ...) bridge__fail(BRIDGE_STATUS_DECODE_ERROR, (d)->err, (d)->err_size, __VA_ARGS__)
+
+static size_t dec_left(const dec *d)
+{
+    return (size_t)(d->end - d->p);
+}
+
+static bool dec_be(dec *d, size_t n, uint64_t *v)
+{
+    if (dec_left(d) < n)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x = (x << 8) | d->p[i];
+    d->p += n;
+    *v = x;
+    return true;
+}
+
+/* What a msgpack value header says. */
+typedef enum mp_kind { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_F32, MP_F64, MP_STR, MP_BIN, MP_ARRAY, MP_MAP, MP_EXT } mp_kind;
+
+typedef struct mp_head {
+    mp_kind kind;
+    uint64_t u;    /* MP_UINT value, MP_BOOL, lengths/counts */
+    int64_t i;     /* MP_INT value (negative) */
+    double f;      /* MP_F32 / MP_F64 value */
+} mp_head;
+
+static const char *mp_kind_name(mp_kind k)
+{
+    static const char *const names[] = {"nil", "bool", "integer", "integer", "float 32", "float 64",
+                                        "str", "bin", "array", "map", "ext"};
+    return names[k];
+}
+
+/* Reads one header. For str/bin/ext the payload follows at d->p (u bytes, checked to exist). */
+static bridge_status dec_head(dec *d, mp_head *h)
+{
+    if (d->p >= d->end)
+        return DEC_FAIL(d, "msgpack: truncated input");
+    uint8_t b = *d->p++;
+    uint64_t v;
+    if (b <= 0x7f) {
+        h->kind = MP_UINT;
+        h->u = b;
+        return BRIDGE_STATUS_OK;
+    }
+    if (b >= 0xe0) {
+        h->kind = MP_INT;
+        h->i = (int8_t)b;
+        return BRIDGE_STATUS_OK;
+    }
+    if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || (b & 0xe0) == 0xa0) {
+        h->kind = (b & 0xf0) == 0x80 ? MP_MAP : (b & 0xf0) == 0x90 ? MP_ARRAY : MP_STR;
+        h->u = (b & 0xe0) == 0xa0 ? (b & 0x1f) : (b & 0x0f);
+    } else {
+        size_t n = 0;
+        switch (b) {
+        case 0xc0: h->kind = MP_NIL; return BRIDGE_STATUS_OK;
+        case 0xc2: case 0xc3: h->kind = MP_BOOL; h->u = b == 0xc3; return BRIDGE_STATUS_OK;
+        case 0xc4: case 0xc5: case 0xc6: h->kind = MP_BIN; n = (size_t)1 << (b - 0xc4); break;
+        case 0xc7: case 0xc8: case 0xc9: h->kind = MP_EXT; n = (size_t)1 << (b - 0xc7); break;
+        case 0xca: case 0xcb: {
+            if (!dec_be(d, b == 0xca ? 4 : 8, &v))
+                return DEC_FAIL(d, "msgpack: truncated float");
+            if (b == 0xca) {
+                uint32_t bits = (uint32_t)v;
+                float f;
+                memcpy(&f, &bits, 4);
+                h->kind = MP_F32;
+                h->f = f;
+            } else {
+                memcpy(&h->f, &v, 8);
+                h->kind = MP_F64;
+            }
+            return BRIDGE_STATUS_OK;
+        }
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            if (!dec_be(d, (size_t)1 << (b - 0xcc), &v))
+                return DEC_FAIL(d, "msgpack: truncated integer");
+            h->kind = MP_UINT;
+            h->u = v;
+            return BRIDGE_STATUS_OK;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            size_t w = (size_t)1 << (b - 0xd0);
+            if (!dec_be(d, w, &v))
+                return DEC_FAIL(d, "msgpack: truncated integer");
+            int64_t x = w == 1 ? (int8_t)v : w == 2 ? (int16_t)v : w == 4 ? (int32_t)v : (int64_t)v;
+            if (x >= 0) {
+                h->kind = MP_UINT;
+                h->u = (uint64_t)x;
+            } else {
+                h->kind = MP_INT;
+                h->i = x;
+            }
+            return BRIDGE_STATUS_OK;
+        }
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            /* fixext: type byte + 1..16 bytes */
+            h->kind = MP_EXT;
+            h->u = ((uint64_t)1 << (b - 0xd4)) + 1;
+            if (dec_left(d) < h->u)
+                return DEC_FAIL(d, "msgpack: truncated ext");
+            return BRIDGE_STATUS_OK;
+        case 0xd9: case 0xda: case 0xdb: h->kind = MP_STR; n = (size_t)1 << (b - 0xd9); break;
+        case 0xdc: case 0xdd: h->kind = MP_ARRAY; n = b == 0xdc ? 2 : 4; break;
+        case 0xde: case 0xdf: h->kind = MP_MAP; n = b == 0xde ? 2 : 4; break;
+        default:
+            return DEC_FAIL(d, "msgpack: invalid byte 0x%02x", b);
+        }
+        if (!dec_be(d, n, &v))
+            return DEC_FAIL(d, "msgpack: truncated header");
+        h->u = v;
+        if (h->kind == MP_EXT)
+            h->u += 1; /* the ext type byte */
+    }
+    /* Every element takes at least one byte: a count beyond the input is malformed. */
+    if (h->u > dec_left(d) || (h->kind == MP_MAP && h->u > dec_left(d) / 2))
+        return DEC_FAIL(d, "msgpack: %s length %llu exceeds the input", mp_kind_name(h->kind),
+                        (unsigned long long)h->u);
+    return BRIDGE_STATUS_OK;
+}
+
+/* Skips one whole value (unknown keys). */
+static bridge_status dec_skip(dec *d, int depth)
+{
+    if (depth > BRIDGE_MAX_DEPTH)
+        return DEC_FAIL(d, "msgpack: nested deeper than %d", BRIDGE_MAX_DEPTH);
+    mp_head h;
+    bridge_status st = dec_head(d, &h);
+    if (st)
+        return st;
+    switch (h.kind) {
+    case MP_STR:
+    case MP_BIN:
+    case MP_EXT:
+        d->p += h.u;
+        return BRIDGE_STATUS_OK;
+    case MP_ARRAY:
+    case MP_MAP:
+        for (uint64_t i = 0; i < h.u * (h.kind == MP_MAP ? 2 : 1); i++)
+            if ((st = dec_skip(d, depth + 1)))
+                return st;
+        return BRIDGE_STATUS_OK;
+    default:
+        return BRIDGE_STATUS_OK;
+    }
+}
+
+static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t entries, int depth);
+
+/* Frees what a singular member holds and resets it, so a later value can replace it. */
+static void clear_value(const ProtobufCFieldDescriptor *f, void *member)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        char **s = member;
+        if (*s != NULL && *s != f->default_value && *s != protobuf_c_empty_string)
+            free(*s);
+        *s = f->label == PROTOBUF_C_LABEL_NONE ? (char *)protobuf_c_empty_string : NULL;
+        break;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        ProtobufCBinaryData *b = member;
+        free(b->data);
+        b->data = NULL;
+        b->len = 0;
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        ProtobufCMessage **m = member;
+        if (*m != NULL)
+            protobuf_c_message_free_unpacked(*m, NULL);
+        *m = NULL;
+        break;
+    }
+    default:
+        memset(member, 0, bridge__repeated_elem_size(f->type));
+    }
+}
+
+/* Frees whatever field f holds in msg and marks it unset (repeated: empties it). */
+static void clear_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    char *base = (char *)msg;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t *count = (size_t *)(base + f->quantifier_offset);
+        char **items = (char **)(base + f->offset);
+        size_t elem = bridge__repeated_elem_size(f->type);
+        for (size_t i = 0; i < *count; i++)
+            if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES ||
+                f->type == PROTOBUF_C_TYPE_MESSAGE)
+                clear_value(f, *items + i * elem);
+        free(*items);
+        *items = NULL;
+        *count = 0;
+        return;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        uint32_t *which = (uint32_t *)(base + f->quantifier_offset);
+        if (*which == 0)
+            return;
+        /* The union holds whichever member is set: clear it through that member's type. */
+        const ProtobufCMessageDescriptor *desc = msg->descriptor;
+        const ProtobufCFieldDescriptor *set = protobuf_c_message_descriptor_get_field(desc, *which);
+        if (set != NULL) {
+            if (set->type == PROTOBUF_C_TYPE_STRING) {
+                char **s = (char **)(base + set->offset);
+                if (*s != NULL && *s != set->default_value && *s != protobuf_c_empty_string)
+                    free(*s);
+                *s = NULL;
+            } else {
+                clear_value(set, base + set->offset);
+            }
+        }
+        *which = 0;
+        return;
+    }
+    clear_value(f, base + f->offset);
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+        f->type != PROTOBUF_C_TYPE_MESSAGE)
+        *(protobuf_c_boolean *)(base + f->quantifier_offset) = 0;
+}
+
+static bridge_status type_error(dec *d, const ProtobufCFieldDescriptor *f, const char *want,
+                                const mp_head *h)
+{
+    return DEC_FAIL(d, "field %s: expected %s, got msgpack %s", f->name, want, mp_kind_name(h->kind));
+}
+
+/* Decodes one singular value of f (header already read into h) into member. */
+static bridge_status dec_value(dec *d, const ProtobufCFieldDescriptor *f, const mp_head *h,
+                               void *member, int depth)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        bool wide = bridge__repeated_elem_size(f->type) == 8;
+        int64_t lo = wide ? INT64_MIN : INT32_MIN;
+        uint64_t hi = wide ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX;
+        int64_t x;
+        if (h->kind == MP_UINT) {
+            if (h->u > hi)
+                return DEC_FAIL(d, "field %s: %llu out of range", f->name, (unsigned long long)h->u);
+            x = (int64_t)h->u;
+        } else if (h->kind == MP_INT) {
+            if (h->i < lo)
+                return DEC_FAIL(d, "field %s: %lld out of range", f->name, (long long)h->i);
+            x = h->i;
+        } else {
+            return type_error(d, f, "an integer", h);
+        }
+        if (wide)
+            *(int64_t *)member = x;
+        else
+            *(int32_t *)member = (int32_t)x;
+        return BRIDGE_STATUS_OK;
+    }
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: {
+        bool wide = bridge__repeated_elem_size(f->type) == 8;
+        if (h->kind == MP_INT)
+            return DEC_FAIL(d, "field %s: %lld out of range", f->name, (long long)h->i);
+        if (h->kind != MP_UINT)
+            return type_error(d, f, "an integer", h);
+        if (!wide && h->u > UINT32_MAX)
+            return DEC_FAIL(d, "field %s: %llu out of range", f->name, (unsigned long long)h->u);
+        if (wide)
+            *(uint64_t *)member = h->u;
+        else
+            *(uint32_t *)member = (uint32_t)h->u;
+        return BRIDGE_STATUS_OK;
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        if (h->kind != MP_BOOL)
+            return type_error(d, f, "a bool", h);
+        *(protobuf_c_boolean *)member = h->u != 0;
+        return BRIDGE_STATUS_OK;
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        if (h->kind != MP_F32 && h->kind != MP_F64)
+            return type_error(d, f, "a float", h);
+        if (f->type == PROTOBUF_C_TYPE_FLOAT)
+            *(float *)member = (float)h->f;
+        else
+            *(double *)member = h->f;
+        return BRIDGE_STATUS_OK;
+    case PROTOBUF_C_TYPE_STRING: {
+        if (h->kind != MP_STR)
+            return type_error(d, f, "a str", h);
+        if (!bridge__utf8_valid(d->p, h->u))
+            return DEC_FAIL(d, "field %s: string is not valid UTF-8", f->name);
+        if (memchr(d->p, 0, h->u) != NULL)
+            return DEC_FAIL(d, "field %s: NUL characters cannot be held by protobuf-c strings", f->name);
+        char *s = malloc(h->u + 1);
+        if (s == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        memcpy(s, d->p, h->u);
+        s[h->u] = '\0';
+        d->p += h->u;
+        *(char **)member = s;
+        return BRIDGE_STATUS_OK;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        if (h->kind != MP_BIN)
+            return type_error(d, f, "a bin", h);
+        ProtobufCBinaryData *b = member;
+        b->len = h->u;
+        b->data = NULL;
+        if (h->u > 0) {
+            if ((b->data = malloc(h->u)) == NULL) {
+                b->len = 0;
+                return BRIDGE_STATUS_NO_MEMORY;
+            }
+            memcpy(b->data, d->p, h->u);
+        }
+        d->p += h->u;
+        return BRIDGE_STATUS_OK;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        if (h->kind != MP_MAP)
+            return type_error(d, f, "a map (message)", h);
+        if (depth >= BRIDGE_MAX_DEPTH)
+            return DEC_FAIL(d, "msgpack: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        ProtobufCMessage *sub = malloc(sd->sizeof_message);
+        if (sub == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        sd->message_init(sub);
+        *(ProtobufCMessage **)member = sub; /* owned by the parent from here on */
+        return dec_message_body(d, sub, h->u, depth + 1);
+    }
+    }
+    return DEC_FAIL(d, "field %s: unsupported type", f->name);
+}
+
+/* Orders a decoded map's entries by key, keeping the last of duplicate keys (freeing the rest). */
+static void dedupe_map(ProtobufCMessage **entries, size_t *count)
+{
+    size_t n = *count;
+    if (n < 2)
+        return;
+    map_item *items = malloc(n * sizeof *items);
+    bool *keep = calloc(n, sizeof *keep);
+    if (items == NULL || keep == NULL) {
+        free(items);
+        free(keep);
+        return; /* duplicates stay; the encoders dedupe again anyway */
+    }
+    size_t m = sorted_map_items(entries, n, items);
+    for (size_t i = 0; i < m; i++)
+        keep[items[i].index] = true;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i])
+            entries[w++] = entries[i];
+        else
+            protobuf_c_message_free_unpacked(entries[i], NULL);
+    }
+    *count = w;
+    free(items);
+    free(keep);
+}
+
+static bridge_status dec_field(dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                               int depth)
+{
+    char *base = (char *)msg;
+    mp_head h;
+    bridge_status st = dec_head(d, &h);
+    if (st)
+        return st;
+    clear_field(msg, f); /* a repeated key replaces the earlier value */
+    if (h.kind == MP_NIL)
+        return BRIDGE_STATUS_OK; /* nil: unset */
+
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+        /* A oneof case is set first so that a half-decoded member is still freed with msg. */
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            *(uint32_t *)(base + f->quantifier_offset) = f->id;
+        if ((st = dec_value(d, f, &h, base + f->offset, depth)))
+            return st;
+        if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+            f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+            *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+        return BRIDGE_STATUS_OK;
+    }
+
+    size_t *count = (size_t *)(base + f->quantifier_offset);
+    void **items = (void **)(base + f->offset);
+    if (bridge__field_is_map(msg->descriptor, f)) {
+        if (h.kind != MP_MAP)
+            return type_error(d, f, "a map", &h);
+        if (depth >= BRIDGE_MAX_DEPTH)
+            return DEC_FAIL(d, "msgpack: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+        const ProtobufCMessageDescriptor *ed = f->descriptor;
+        ProtobufCMessage **entries = calloc(h.u ? h.u : 1, sizeof *entries);
+        if (entries == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        *items = entries;
+        for (uint64_t i = 0; i < h.u; i++) {
+            ProtobufCMessage *entry = malloc(ed->sizeof_message);
+            if (entry == NULL)
+                return BRIDGE_STATUS_NO_MEMORY;
+            ed->message_init(entry);
+            entries[(*count)++] = entry;
+            for (unsigned k = 0; k < 2; k++) {
+                const ProtobufCFieldDescriptor *ef = &ed->fields[k];
+                mp_head eh;
+                if ((st = dec_head(d, &eh)))
+                    return st;
+                if (eh.kind == MP_NIL) {
+                    if (k == 0)
+                        return DEC_FAIL(d, "field %s: nil map key", f->name);
+                    continue; /* nil value: the default */
+                }
+                if ((st = dec_value(d, ef, &eh, (char *)entry + ef->offset, depth + 1)))
+                    return st;
+            }
+        }
+        dedupe_map(entries, count);
+        return BRIDGE_STATUS_OK;
+    }
+
+    if (h.kind != MP_ARRAY)
+        return type_error(d, f, "an array", &h);
+    size_t elem = bridge__repeated_elem_size(f->type);
+    if ((*items = calloc(h.u ? h.u : 1, elem)) == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    for (uint64_t i = 0; i < h.u; i++) {
+        mp_head eh;
+        if ((st = dec_head(d, &eh)))
+            return st;
+        if (eh.kind == MP_NIL)
+            return DEC_FAIL(d, "field %s: nil inside a repeated field", f->name);
+        void *slot = (char *)*items + i * elem;
+        if ((st = dec_value(d, f, &eh, slot, depth))) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(void **)slot != NULL)
+                (*count)++; /* the half-decoded message is freed with msg */
+            return st;
+        }
+        (*count)++; /* counted only once complete, so a failure frees exactly what was made */
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t entries, int depth)
+{
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    for (uint64_t i = 0; i < entries; i++) {
+        mp_head kh;
+        bridge_status st = dec_head(d, &kh);
+        if (st)
+            return st;
+        if (kh.kind != MP_STR)
+            return DEC_FAIL(d, "%s: map key is a msgpack %s; field names must be str", desc->name,
+                            mp_kind_name(kh.kind));
+        char name[256];
+        const ProtobufCFieldDescriptor *f = NULL;
+        if (kh.u < sizeof name) {
+            memcpy(name, d->p, kh.u);
+            name[kh.u] = '\0';
+            f = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+        }
+        d->p += kh.u;
+        if (f == NULL) {
+            if ((st = dec_skip(d, depth + 1))) /* unknown key: skipped */
+                return st;
+            continue;
+        }
+        if ((st = dec_field(d, msg, f, depth)))
+            return st;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+bridge_status bridge__msgpack_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                     size_t len, ProtobufCMessage **out, char *err, size_t err_size)
+{
+    dec d = {.p = data, .end = data + len, .err = err, .err_size = err_size};
+    mp_head h;
+    bridge_status st = dec_head(&d, &h);
+    if (st)
+        return st;
+    if (h.kind != MP_MAP)
+        return DEC_FAIL(&d, "%s: expected a msgpack map, got %s", desc->name, mp_kind_name(h.kind));
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    if (msg == NULL)
+        return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+    desc->message_init(msg);
+    st = dec_message_body(&d, msg, h.u, 0);
+    if (st == BRIDGE_STATUS_OK && d.p != d.end)
+        st = DEC_FAIL(&d, "%s: %zu trailing bytes after the message", desc->name, dec_left(&d));
+    if (st != BRIDGE_STATUS_OK) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        if (st == BRIDGE_STATUS_NO_MEMORY)
+            bridge__fail(st, err, err_size, "out of memory");
+        return st;
+    }
+    *out = msg;
+    return BRIDGE_STATUS_OK;
+}
