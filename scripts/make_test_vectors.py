@@ -50,7 +50,9 @@ def interop_pool() -> descriptor_pool.DescriptorPool:
             # `python -m grpc_tools.protoc` adds the include path of google/protobuf/*.proto itself.
             subprocess.run(
                 [
-                    sys.executable, "-m", "grpc_tools.protoc",
+                    sys.executable,
+                    "-m",
+                    "grpc_tools.protoc",
                     f"--proto_path={ROOT / 'schemas'}",
                     "--include_imports",
                     f"--descriptor_set_out={out}",
@@ -107,8 +109,9 @@ def _order_maps(message: Message, obj: dict[str, Any]) -> dict[str, Any]:
         key = field.json_name
         if key not in obj:
             continue
-        if _is_map(field):
-            nested = field.message_type.fields_by_name["value"].message_type is not None
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            nested = entry.fields_by_name["value"].message_type is not None
             ordered = {}
             for k in sorted(value):
                 json_key = ("true" if k else "false") if isinstance(k, bool) else str(k)
@@ -182,33 +185,112 @@ def build_cases() -> list[dict[str, Any]]:
     # --- scalars: zero, small, every field, extremes
     add("empty_message", empty_cls())
     add("scalars_all_unset", scalars())
-    add("scalars_explicit_zeros_are_unset",
-        scalars(f_double=0.0, f_int32=0, f_bool=False, f_string="", f_bytes=b"", f_enum=0))
-    add("scalars_small", scalars(
-        f_double=1.5, f_float=0.5, f_int32=1, f_int64=2, f_uint32=3, f_uint64=4, f_sint32=5,
-        f_sint64=6, f_fixed32=7, f_fixed64=8, f_sfixed32=9, f_sfixed64=10, f_bool=True,
-        f_string="hi", f_bytes=b"\x01", f_enum=red))
-    add("scalars_small_negative", scalars(
-        f_double=-1.5, f_float=-0.5, f_int32=-1, f_int64=-2, f_sint32=-3, f_sint64=-4,
-        f_sfixed32=-5, f_sfixed64=-6))
+    add(
+        "scalars_explicit_zeros_are_unset",
+        scalars(f_double=0.0, f_int32=0, f_bool=False, f_string="", f_bytes=b"", f_enum=0),
+    )
+    add(
+        "scalars_small",
+        scalars(
+            f_double=1.5,
+            f_float=0.5,
+            f_int32=1,
+            f_int64=2,
+            f_uint32=3,
+            f_uint64=4,
+            f_sint32=5,
+            f_sint64=6,
+            f_fixed32=7,
+            f_fixed64=8,
+            f_sfixed32=9,
+            f_sfixed64=10,
+            f_bool=True,
+            f_string="hi",
+            f_bytes=b"\x01",
+            f_enum=red,
+        ),
+    )
+    add(
+        "scalars_small_negative",
+        scalars(
+            f_double=-1.5,
+            f_float=-0.5,
+            f_int32=-1,
+            f_int64=-2,
+            f_sint32=-3,
+            f_sint64=-4,
+            f_sfixed32=-5,
+            f_sfixed64=-6,
+        ),
+    )
     # 18 fields set: the message itself crosses from fixmap (<= 15 entries) to map 16.
-    add("scalars_every_field_map16", scalars(
-        f_double=2.25, f_float=-2.5, f_int32=-100, f_int64=100000, f_uint32=200, f_uint64=300,
-        f_sint32=-400, f_sint64=-500, f_fixed32=600, f_fixed64=700, f_sfixed32=-800,
-        f_sfixed64=-900, f_bool=True, f_string="every", f_bytes=b"\x00\x01\x02", f_enum=blue,
-        opt_int32=7, opt_string="opt"))
-    add("scalars_32bit_maximums", scalars(
-        f_int32=i32_max, f_uint32=u32_max, f_sint32=i32_max, f_fixed32=u32_max,
-        f_sfixed32=i32_max))
+    add(
+        "scalars_every_field_map16",
+        scalars(
+            f_double=2.25,
+            f_float=-2.5,
+            f_int32=-100,
+            f_int64=100000,
+            f_uint32=200,
+            f_uint64=300,
+            f_sint32=-400,
+            f_sint64=-500,
+            f_fixed32=600,
+            f_fixed64=700,
+            f_sfixed32=-800,
+            f_sfixed64=-900,
+            f_bool=True,
+            f_string="every",
+            f_bytes=b"\x00\x01\x02",
+            f_enum=blue,
+            opt_int32=7,
+            opt_string="opt",
+        ),
+    )
+    add(
+        "scalars_32bit_maximums",
+        scalars(
+            f_int32=i32_max,
+            f_uint32=u32_max,
+            f_sint32=i32_max,
+            f_fixed32=u32_max,
+            f_sfixed32=i32_max,
+        ),
+    )
     add("scalars_32bit_minimums", scalars(f_int32=i32_min, f_sint32=i32_min, f_sfixed32=i32_min))
-    add("scalars_64bit_maximums", scalars(
-        f_int64=i64_max, f_uint64=u64_max, f_sint64=i64_max, f_fixed64=u64_max,
-        f_sfixed64=i64_max))
+    add(
+        "scalars_64bit_maximums",
+        scalars(
+            f_int64=i64_max,
+            f_uint64=u64_max,
+            f_sint64=i64_max,
+            f_fixed64=u64_max,
+            f_sfixed64=i64_max,
+        ),
+    )
     add("scalars_64bit_minimums", scalars(f_int64=i64_min, f_sint64=i64_min, f_sfixed64=i64_min))
 
     # --- every msgpack integer width and its boundary, in an int64 field (and int32 when it fits)
-    for value in (1, 127, 128, 255, 256, 65535, 65536, u32_max, 2**32,
-                  -1, -32, -33, -128, -129, -32768, -32769, i32_min, i32_min - 1):
+    for value in (
+        1,
+        127,
+        128,
+        255,
+        256,
+        65535,
+        65536,
+        u32_max,
+        2**32,
+        -1,
+        -32,
+        -33,
+        -128,
+        -129,
+        -32768,
+        -32769,
+        i32_min,
+        i32_min - 1,
+    ):
         label = f"neg{-value}" if value < 0 else str(value)
         fields: dict[str, Any] = {"f_int64": value}
         if i32_min <= value <= i32_max:
@@ -228,8 +310,7 @@ def build_cases() -> list[dict[str, Any]]:
     # protobuf-c does not write -0.0 in a field without presence and protobuf leaves NaN bits open:
     # these two only pin the msgpack bytes and the decoded message.
     add("float_negative_zero", scalars(f_double=-0.0, f_float=-0.0), canonical_protobuf=False)
-    add("float_nan", scalars(f_double=float("nan"), f_float=float("nan")),
-        canonical_protobuf=False)
+    add("float_nan", scalars(f_double=float("nan"), f_float=float("nan")), canonical_protobuf=False)
 
     # --- strings (fixstr / str 8 / str 16 / str 32) and bytes (bin 8 / bin 16 / bin 32)
     add("string_ascii", scalars(f_string="hello, world"))
@@ -254,41 +335,98 @@ def build_cases() -> list[dict[str, Any]]:
     add("optional_set", scalars(opt_int32=-42, opt_string="x"))
 
     # --- nested and recursive messages
-    add("nested_messages", composite(
-        scalars=scalars(f_int32=1, f_string="in"), inner=inner(name="n", value=-7)))
+    add(
+        "nested_messages",
+        composite(scalars=scalars(f_int32=1, f_string="in"), inner=inner(name="n", value=-7)),
+    )
     add("nested_empty_message_present", composite(inner=inner()))
-    add("recursive_three_levels", composite(
-        child=composite(child=composite(child=composite(text="deep")), number=3)))
+    add(
+        "recursive_three_levels",
+        composite(child=composite(child=composite(child=composite(text="deep")), number=3)),
+    )
 
     # --- repeated (fixarray / array 16)
     add("repeated_empty_is_absent", composite())
-    add("repeated_one_each", composite(
-        items=[inner(name="a")], numbers=[1], tags=["t"], colors=[red], ratios=[0.25]))
-    add("repeated_16_array16", composite(
-        numbers=list(range(-8, 8)), tags=[f"t{i}" for i in range(16)],
-        items=[inner(value=i) for i in range(16)]))
+    add(
+        "repeated_one_each",
+        composite(items=[inner(name="a")], numbers=[1], tags=["t"], colors=[red], ratios=[0.25]),
+    )
+    add(
+        "repeated_16_array16",
+        composite(
+            numbers=list(range(-8, 8)),
+            tags=[f"t{i}" for i in range(16)],
+            items=[inner(value=i) for i in range(16)],
+        ),
+    )
     add("repeated_15_fixarray", composite(numbers=list(range(15))))
-    add("repeated_int32_widths", composite(numbers=[
-        0, 127, 128, 255, 256, 65535, 65536, i32_max, -1, -32, -33, -128, -129, -32768, -32769,
-        i32_min]))
+    add(
+        "repeated_int32_widths",
+        composite(
+            numbers=[
+                0,
+                127,
+                128,
+                255,
+                256,
+                65535,
+                65536,
+                i32_max,
+                -1,
+                -32,
+                -33,
+                -128,
+                -129,
+                -32768,
+                -32769,
+                i32_min,
+            ]
+        ),
+    )
     add("repeated_enums_with_unknown", composite(colors=[red, 0, 7, blue]))
     add("repeated_doubles", composite(ratios=[0.0, -0.0, 1.5, float("inf")]))
     add("repeated_empty_messages_and_strings", composite(items=[inner(), inner()], tags=["", ""]))
 
     # --- maps: entries sorted by key (ints numerically, strings by UTF-8 bytes, false first)
-    add("map_string_to_message", composite(by_name={
-        "b": inner(name="B"), "a": inner(value=1), "": inner(), "é": inner(name="e-acute"),
-        "Z": inner(), "aa": inner(value=-1)}))
-    add("map_int64_to_string", composite(labels={
-        5: "five", -1: "minus one", 0: "zero", i64_max: "max", i64_min: "min", 128: "",
-        -129: "x"}))
+    add(
+        "map_string_to_message",
+        composite(
+            by_name={
+                "b": inner(name="B"),
+                "a": inner(value=1),
+                "": inner(),
+                "é": inner(name="e-acute"),
+                "Z": inner(),
+                "aa": inner(value=-1),
+            }
+        ),
+    )
+    add(
+        "map_int64_to_string",
+        composite(
+            labels={
+                5: "five",
+                -1: "minus one",
+                0: "zero",
+                i64_max: "max",
+                i64_min: "min",
+                128: "",
+                -129: "x",
+            }
+        ),
+    )
     add("map_string_to_bytes", composite(blobs={"z": b"", "y": b"\x00", "x": b"\xff" * 3}))
     add("map_bool_to_int32", composite(flags={True: 1, False: -1}))
     add("map_bool_false_only", composite(flags={False: 0}))
     add("map_16_entries_map16", composite(labels={i * 7 - 50: str(i) for i in range(16)}))
-    add("map_metadata_like", whoami_cls(
-        language="python", metadata={"trace-id": "abc", "user": "ü", "": "empty key"},
-        deadline_ms=1767225600000))
+    add(
+        "map_metadata_like",
+        whoami_cls(
+            language="python",
+            metadata={"trace-id": "abc", "user": "ü", "": "empty key"},
+            deadline_ms=1767225600000,
+        ),
+    )
 
     # --- oneof: each member, including set to its default
     add("oneof_text", composite(text="chosen"))
@@ -299,35 +437,64 @@ def build_cases() -> list[dict[str, Any]]:
     add("oneof_number_zero_is_present", composite(number=0))
 
     # --- everything at once
-    add("composite_everything", composite(
-        scalars=scalars(f_double=3.5, f_int64=-2, f_enum=red, opt_string=""),
-        inner=inner(name="inner", value=2**40),
-        items=[inner(name="i0"), inner(value=1)],
-        numbers=[3, -3], tags=["x", "ÿ"],
-        by_name={"k2": inner(value=2), "k1": inner(name="v1")},
-        labels={2: "two", -2: "minus two"},
-        blobs={"b": b"\x00\x01"},
-        number=9,
-        colors=[blue, red],
-        child=composite(text="child", flags={True: 0}),
-        ratios=[0.125],
-        flags={False: 5, True: 6}))
+    add(
+        "composite_everything",
+        composite(
+            scalars=scalars(f_double=3.5, f_int64=-2, f_enum=red, opt_string=""),
+            inner=inner(name="inner", value=2**40),
+            items=[inner(name="i0"), inner(value=1)],
+            numbers=[3, -3],
+            tags=["x", "ÿ"],
+            by_name={"k2": inner(value=2), "k1": inner(name="v1")},
+            labels={2: "two", -2: "minus two"},
+            blobs={"b": b"\x00\x01"},
+            number=9,
+            colors=[blue, red],
+            child=composite(text="child", flags={True: 0}),
+            ratios=[0.125],
+            flags={False: 5, True: 6},
+        ),
+    )
 
     # --- the envelope and the error
     body = _MSGPACK.encode(composite(text="hello"))
     add("request_minimal", envelope_pb2.Request(version=1))
-    add("request_protobuf_body", envelope_pb2.Request(
-        version=1, encoding=envelope_pb2.PROTOBUF, body=scalars(f_int32=5).SerializeToString()))
-    add("request_msgpack_with_deadline_and_metadata", envelope_pb2.Request(
-        version=1, deadline_ms=1767225600123, metadata={"trace-id": "t-1", "caller": "tests"},
-        encoding=envelope_pb2.MSGPACK, body=body))
-    add("error_not_found", envelope_pb2.Error(
-        code=envelope_pb2.NOT_FOUND, message="no such user: 42", type="NotFound",
-        language="python"))
-    add("error_full", envelope_pb2.Error(
-        code=envelope_pb2.UNKNOWN, message="boom ✗", type="RuntimeException", language="java",
-        details={"retry": "no", "field": "name"},
-        trace="java.lang.RuntimeException: boom\n\tat Demo.main(Demo.java:3)\n"))
+    add(
+        "request_protobuf_body",
+        envelope_pb2.Request(
+            version=1, encoding=envelope_pb2.PROTOBUF, body=scalars(f_int32=5).SerializeToString()
+        ),
+    )
+    add(
+        "request_msgpack_with_deadline_and_metadata",
+        envelope_pb2.Request(
+            version=1,
+            deadline_ms=1767225600123,
+            metadata={"trace-id": "t-1", "caller": "tests"},
+            encoding=envelope_pb2.MSGPACK,
+            body=body,
+        ),
+    )
+    add(
+        "error_not_found",
+        envelope_pb2.Error(
+            code=envelope_pb2.NOT_FOUND,
+            message="no such user: 42",
+            type="NotFound",
+            language="python",
+        ),
+    )
+    add(
+        "error_full",
+        envelope_pb2.Error(
+            code=envelope_pb2.UNKNOWN,
+            message="boom ✗",
+            type="RuntimeException",
+            language="java",
+            details={"retry": "no", "field": "name"},
+            trace="java.lang.RuntimeException: boom\n\tat Demo.main(Demo.java:3)\n",
+        ),
+    )
 
     # --- invalid msgpack: decoding must fail
     scalars_t, composite_t = f"{INTEROP_PACKAGE}.Scalars", f"{INTEROP_PACKAGE}.Composite"
@@ -350,39 +517,58 @@ def build_cases() -> list[dict[str, Any]]:
         ("invalid_str_for_bytes", scalars_t, b"\x81" + f_bytes + b"\xa1a"),
         ("invalid_string_not_utf8", scalars_t, b"\x81" + f_string + b"\xa2\xc3\x28"),
         ("invalid_int32_too_large", scalars_t, b"\x81" + f_int32 + b"\xce\x80\x00\x00\x00"),
-        ("invalid_int32_too_small", scalars_t, b"\x81" + f_int32 + b"\xd3" +
-         (-(2**31) - 1).to_bytes(8, "big", signed=True)),
+        (
+            "invalid_int32_too_small",
+            scalars_t,
+            b"\x81" + f_int32 + b"\xd3" + (-(2**31) - 1).to_bytes(8, "big", signed=True),
+        ),
         ("invalid_uint32_negative", scalars_t, b"\x81" + _mp_str("f_uint32") + b"\xff"),
         ("invalid_uint64_negative", scalars_t, b"\x81" + _mp_str("f_uint64") + b"\xd0\x80"),
-        ("invalid_int64_too_large", scalars_t,
-         b"\x81" + _mp_str("f_int64") + b"\xcf\x80" + bytes(7)),
-        ("invalid_enum_out_of_int32", scalars_t,
-         b"\x81" + _mp_str("f_enum") + b"\xce\x80\x00\x00\x00"),
+        (
+            "invalid_int64_too_large",
+            scalars_t,
+            b"\x81" + _mp_str("f_int64") + b"\xcf\x80" + bytes(7),
+        ),
+        (
+            "invalid_enum_out_of_int32",
+            scalars_t,
+            b"\x81" + _mp_str("f_enum") + b"\xce\x80\x00\x00\x00",
+        ),
         ("invalid_nested_not_a_map", composite_t, b"\x81" + _mp_str("inner") + b"\xa1x"),
         ("invalid_repeated_not_an_array", composite_t, b"\x81" + _mp_str("numbers") + b"\x05"),
-        ("invalid_repeated_wrong_element", composite_t,
-         b"\x81" + _mp_str("numbers") + b"\x92\x01\xa1x"),
+        (
+            "invalid_repeated_wrong_element",
+            composite_t,
+            b"\x81" + _mp_str("numbers") + b"\x92\x01\xa1x",
+        ),
         ("invalid_repeated_nil_element", composite_t, b"\x81" + _mp_str("numbers") + b"\x91\xc0"),
         ("invalid_map_key_type", composite_t, b"\x81" + _mp_str("labels") + b"\x81\xa1x\xa1y"),
         ("invalid_map_int_key_for_bool", composite_t, b"\x81" + _mp_str("flags") + b"\x81\x01\x01"),
         ("invalid_map_nil_value", composite_t, b"\x81" + _mp_str("blobs") + b"\x81\xa1a\xc0"),
-        ("invalid_two_oneof_members", composite_t,
-         b"\x82" + _mp_str("text") + b"\xa1a" + _mp_str("number") + b"\x01"),
+        (
+            "invalid_two_oneof_members",
+            composite_t,
+            b"\x82" + _mp_str("text") + b"\xa1a" + _mp_str("number") + b"\x01",
+        ),
     ]
     cases.extend(_invalid_msgpack(*case) for case in bad)
 
     # --- invalid protobuf
-    cases.extend([
-        _invalid_protobuf("invalid_protobuf_truncated_varint", scalars_t, b"\x18\xff"),
-        _invalid_protobuf("invalid_protobuf_length_past_end", scalars_t, b"\x72\x05ab"),
-        _invalid_protobuf("invalid_protobuf_wire_type_7", scalars_t, b"\x0f\x00"),
-        _invalid_protobuf("invalid_protobuf_field_number_0", scalars_t, b"\x00\x01"),
-        _invalid_protobuf("invalid_protobuf_string_not_utf8", scalars_t, b"\x72\x02\xc3\x28"),
-        _invalid_protobuf("invalid_request_truncated_body", "bridge.v1.Request",
-                          b"\x08\x01\x2a\x05abc"),
-        _invalid_protobuf("invalid_request_not_protobuf", "bridge.v1.Request",
-                          b"ValueError: boom"),
-    ])
+    cases.extend(
+        [
+            _invalid_protobuf("invalid_protobuf_truncated_varint", scalars_t, b"\x18\xff"),
+            _invalid_protobuf("invalid_protobuf_length_past_end", scalars_t, b"\x72\x05ab"),
+            _invalid_protobuf("invalid_protobuf_wire_type_7", scalars_t, b"\x0f\x00"),
+            _invalid_protobuf("invalid_protobuf_field_number_0", scalars_t, b"\x00\x01"),
+            _invalid_protobuf("invalid_protobuf_string_not_utf8", scalars_t, b"\x72\x02\xc3\x28"),
+            _invalid_protobuf(
+                "invalid_request_truncated_body", "bridge.v1.Request", b"\x08\x01\x2a\x05abc"
+            ),
+            _invalid_protobuf(
+                "invalid_request_not_protobuf", "bridge.v1.Request", b"ValueError: boom"
+            ),
+        ]
+    )
     return cases
 
 

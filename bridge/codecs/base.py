@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from google.protobuf.message import Message
 
@@ -19,6 +19,7 @@ class DecodeError(BridgeError, ValueError):
     """
 
 
+@runtime_checkable
 class Codec(Protocol):
     """Turns protobuf messages into bytes and back, in one encoding of the wire contract."""
 

@@ -34,7 +34,8 @@ def message_class(full_name: str) -> type[Message]:
     return cls
 
 
-def interop(name: str) -> type[Message]:
+def interop(name: str) -> type[Any]:
+    """An interop message class (typed Any: its fields are only known at run time)."""
     return message_class(f"bridge.interop.v1.{name}")
 
 

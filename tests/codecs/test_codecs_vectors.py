@@ -30,7 +30,12 @@ def test_vector_file_shape() -> None:
     assert len(VALID) >= 40 and len(INVALID) >= 10
     for case in VALID:
         assert set(case) == {
-            "name", "type", "json", "protobuf_hex", "msgpack_hex", "canonical_protobuf",
+            "name",
+            "type",
+            "json",
+            "protobuf_hex",
+            "msgpack_hex",
+            "canonical_protobuf",
         }, case["name"]
     for case in INVALID:
         keys = set(case) - {"name", "type", "invalid"}
