@@ -1,0 +1,89 @@
+package dev.bridge.runtime;
+
+import com.google.protobuf.ByteOutput;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.UnsafeByteOperations;
+import dev.bridge.v1.Encoding;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+
+/** Encodes and decodes a message in either encoding the envelope names. */
+public final class Codecs {
+    private Codecs() {
+    }
+
+    /** Decodes {@code body} as {@code prototype}'s type in {@code encoding} (PROTOBUF or MSGPACK). */
+    @SuppressWarnings("unchecked")
+    public static <T extends Message> T decode(ByteString body, Encoding encoding, T prototype)
+            throws DecodeException {
+        if (encoding == Encoding.MSGPACK) {
+            ArraySlice slice = ArraySlice.of(body);
+            return MsgpackCodec.decode(slice.array, slice.offset, slice.length, prototype);
+        }
+        try {
+            return (T) prototype.getParserForType().parseFrom(body);
+        } catch (InvalidProtocolBufferException e) {
+            throw new DecodeException("malformed protobuf " + prototype.getDescriptorForType().getFullName()
+                    + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The message's bytes in {@code encoding}. */
+    public static byte[] encode(Message message, Encoding encoding) {
+        return encoding == Encoding.MSGPACK ? MsgpackCodec.encode(message) : message.toByteArray();
+    }
+
+    /** The array behind a ByteString, reached without a copy when it is one flat array. */
+    private static final class ArraySlice extends ByteOutput {
+        byte[] array = new byte[0];
+        int offset;
+        int length;
+        private int pieces;
+
+        static ArraySlice of(ByteString bytes) {
+            ArraySlice slice = new ArraySlice();
+            try {
+                UnsafeByteOperations.unsafeWriteTo(bytes, slice);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            if (slice.pieces > 1) {
+                slice.array = bytes.toByteArray();
+                slice.offset = 0;
+                slice.length = slice.array.length;
+            }
+            return slice;
+        }
+
+        @Override
+        public void write(byte value) {
+            pieces = 2; // never called for array-backed strings; fall back to a copy
+        }
+
+        @Override
+        public void write(byte[] value, int off, int len) {
+            writeLazy(value, off, len);
+        }
+
+        @Override
+        public void writeLazy(byte[] value, int off, int len) {
+            pieces++;
+            array = value;
+            offset = off;
+            length = len;
+        }
+
+        @Override
+        public void write(ByteBuffer value) {
+            pieces = 2;
+        }
+
+        @Override
+        public void writeLazy(ByteBuffer value) {
+            pieces = 2;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+package dev.bridge.runtime;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import dev.bridge.runtime.gearman.GearmanJob;
+import dev.bridge.runtime.gearman.GearmanWorker;
+import dev.bridge.runtime.gearman.PacketReader;
+import dev.bridge.runtime.gearman.ServerAddress;
+import dev.bridge.v1.Code;
+import dev.bridge.v1.Encoding;
+import dev.bridge.v1.Request;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A bridge worker: serves rpcs to Python callers through one or more Gearman job servers.
+ *
+ * <pre>{@code
+ * Worker worker = Worker.builder().servers("127.0.0.1:4730").concurrency(4).build();
+ * GreeterBridge.register(worker, new MyGreeter());
+ * worker.run(); // until SIGTERM: stops grabbing, finishes the running jobs, exits 0
+ * }</pre>
+ *
+ * <p>Each job goes through the steps of the wire contract in order (size, envelope, version,
+ * encoding, deadline, body, handler) and is always answered: a reply, or an Error envelope whose
+ * {@code type} is the Java exception's simple class name.
+ */
+public final class Worker {
+    /** The largest request payload accepted unless configured: 64 MiB + 64 KiB. */
+    public static final long DEFAULT_MAX_REQUEST_BYTES = 64L * 1024 * 1024 + 64 * 1024;
+    /** The {@code language} every Error envelope from this runtime carries. */
+    public static final String LANGUAGE = "java";
+
+    private static final System.Logger LOG = System.getLogger(Worker.class.getName());
+    private static final int SUPPORTED_VERSION = 1;
+    private static final int MAX_TRACE_CHARS = 16 * 1024;
+    private static final byte[] EMPTY = new byte[0];
+
+    private final GearmanWorker gearman;
+    private final long maxRequestBytes;
+
+    private Worker(Builder b) {
+        this.maxRequestBytes = b.maxRequestBytes;
+        // Room for the packet's handle, function and unique besides a payload at the limit.
+        long maxBody = Math.max(PacketReader.DEFAULT_MAX_BODY, b.maxRequestBytes + 64 * 1024);
+        this.gearman = new GearmanWorker(b.servers, b.concurrency, (int) Math.min(maxBody, Integer.MAX_VALUE - 16),
+                b.clientId, b.settings);
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Serves a unary rpc with {@code handler}. */
+    public <Q extends Message, R extends Message> Worker register(Rpc<Q, R> rpc, UnaryHandler<Q, R> handler) {
+        if (rpc.isServerStreaming()) {
+            throw new IllegalArgumentException(rpc + " streams its replies: use registerStreaming");
+        }
+        Objects.requireNonNull(handler);
+        gearman.register(rpc.functionName(), job -> serve(rpc, job, (request, context) -> {
+            R reply = handler.handle(request, context);
+            if (reply == null) {
+                throw new BridgeException(Code.INTERNAL, "handler of " + rpc.functionName() + " returned null");
+            }
+            return Codecs.encode(reply, context.encoding());
+        }));
+        return this;
+    }
+
+    /** Serves a server-streaming rpc with {@code handler}. */
+    public <Q extends Message, R extends Message> Worker registerStreaming(
+            Rpc<Q, R> rpc, StreamingHandler<Q, R> handler) {
+        if (!rpc.isServerStreaming()) {
+            throw new IllegalArgumentException(rpc + " is unary: use register");
+        }
+        Objects.requireNonNull(handler);
+        gearman.register(rpc.functionName(), job -> serve(rpc, job, (request, context) -> {
+            handler.handle(request, reply -> {
+                Objects.requireNonNull(reply, "a streamed reply cannot be null");
+                context.sendData(Codecs.encode(reply, context.encoding()));
+            }, context);
+            return EMPTY;
+        }));
+        return this;
+    }
+
+    /** The Gearman function names registered so far. */
+    public List<String> functions() {
+        return gearman.functions();
+    }
+
+    /** Connects to the job servers and starts serving; returns at once. */
+    public void start() {
+        gearman.start();
+    }
+
+    /** Stops grabbing jobs; the running ones finish. Returns at once. */
+    public void stop() {
+        gearman.stop();
+    }
+
+    /** Waits until the worker has stopped and its running jobs have finished. */
+    public boolean awaitTermination(Duration timeout) throws InterruptedException {
+        return gearman.awaitTermination(timeout);
+    }
+
+    /**
+     * Starts, then blocks until stopped. SIGTERM (or SIGINT) triggers a graceful stop through a
+     * shutdown hook: no new jobs, the running ones finish, then the JVM exits with status 0.
+     */
+    public void run() throws InterruptedException {
+        Thread hook = new Thread(() -> {
+            if (gearman.isStopping()) {
+                return; // stopped by the program itself: let the JVM exit as it was told
+            }
+            LOG.log(System.Logger.Level.INFO, "signal received: finishing {0} running job(s)", gearman.runningJobs());
+            gearman.stop();
+            try {
+                gearman.awaitTermination(Duration.ofDays(365));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            System.out.flush();
+            System.err.flush();
+            // A graceful stop is a clean exit, whatever signal asked for it.
+            Runtime.getRuntime().halt(0);
+        }, "bridge-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        start();
+        LOG.log(System.Logger.Level.INFO, "serving {0} function(s)", functions().size());
+        while (!gearman.awaitTermination(Duration.ofSeconds(1))) {
+            // Wait for the threads; the hook or stop() ends them.
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shuttingDown) {
+            // The hook is already running and will end the JVM.
+        }
+    }
+
+    // ------------------------------------------------------------------------------ the job flow
+
+    /** Decodes, runs and returns the encoded reply (empty for a stream); throws to fail. */
+    @FunctionalInterface
+    private interface Body<Q> {
+        byte[] run(Q request, JobContext context) throws Exception;
+    }
+
+    private <Q extends Message> void serve(Rpc<Q, ?> rpc, GearmanJob job, Body<Q> body) throws IOException {
+        byte[] reply;
+        try {
+            JobContext context = open(job);
+            Q request;
+            try {
+                request = Codecs.decode(context.body(), context.encoding(), rpc.requestPrototype());
+            } catch (DecodeException e) {
+                throw new BridgeException(Code.INVALID_ARGUMENT, "request body: " + e.getMessage(), e);
+            }
+            reply = body.run(request, context);
+        } catch (JobFailedException e) {
+            job.fail();
+            return;
+        } catch (BridgeException e) {
+            job.exception(errorEnvelope(e.code(), e, false).toByteArray());
+            return;
+        } catch (Throwable e) {
+            if (e instanceof VirtualMachineError vme && !(e instanceof StackOverflowError)) {
+                job.exception(errorEnvelope(Code.UNKNOWN, e, true).toByteArray());
+                throw vme;
+            }
+            job.exception(errorEnvelope(Code.UNKNOWN, e, true).toByteArray());
+            return;
+        }
+        job.complete(reply);
+    }
+
+    /** Steps 1-5 of the contract: size, envelope, version, encoding, deadline. */
+    private JobContext open(GearmanJob job) {
+        if (job.payloadLength() > maxRequestBytes) {
+            throw new BridgeException(Code.RESOURCE_EXHAUSTED, "request of " + job.payloadLength()
+                    + " bytes exceeds this worker's limit of " + maxRequestBytes + " bytes");
+        }
+        Request envelope;
+        try {
+            CodedInputStream in = CodedInputStream.newInstance(job.payloadArray(), job.payloadOffset(),
+                    job.payloadLength());
+            in.enableAliasing(true); // the body stays a view of the packet, no copy
+            envelope = Request.parseFrom(in);
+        } catch (InvalidProtocolBufferException e) {
+            throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
+        }
+        if (envelope.getVersion() != SUPPORTED_VERSION) {
+            throw new BridgeException(Code.FAILED_PRECONDITION, "envelope version " + envelope.getVersion()
+                    + " is not supported (this worker speaks version " + SUPPORTED_VERSION + ")");
+        }
+        Encoding encoding = switch (envelope.getEncodingValue()) {
+            case Encoding.ENCODING_UNSPECIFIED_VALUE, Encoding.PROTOBUF_VALUE -> Encoding.PROTOBUF;
+            case Encoding.MSGPACK_VALUE -> Encoding.MSGPACK;
+            default -> throw new BridgeException(Code.INVALID_ARGUMENT,
+                    "unknown body encoding " + envelope.getEncodingValue());
+        };
+        long deadline = envelope.getDeadlineMs();
+        if (deadline != 0 && System.currentTimeMillis() >= deadline) {
+            throw new BridgeException(Code.DEADLINE_EXCEEDED,
+                    "deadline passed before the job started (" + (System.currentTimeMillis() - deadline) + " ms ago)");
+        }
+        return new JobContext(job, envelope, encoding);
+    }
+
+    /** The {@code bridge.v1.Error} for an exception. */
+    static dev.bridge.v1.Error errorEnvelope(Code code, Throwable error, boolean withTrace) {
+        dev.bridge.v1.Error.Builder b = dev.bridge.v1.Error.newBuilder()
+                .setCode(code)
+                .setMessage(Objects.requireNonNullElse(error.getMessage(), ""))
+                .setType(typeName(error))
+                .setLanguage(LANGUAGE);
+        if (error instanceof BridgeException be) {
+            b.putAllDetails(be.details());
+        }
+        if (withTrace) {
+            StringWriter trace = new StringWriter();
+            error.printStackTrace(new PrintWriter(trace));
+            String text = trace.toString();
+            b.setTrace(text.length() > MAX_TRACE_CHARS ? text.substring(0, MAX_TRACE_CHARS) : text);
+        }
+        return b.build();
+    }
+
+    /** The class's simple name ({@code IllegalStateException}); the binary name for anonymous classes. */
+    static String typeName(Throwable error) {
+        Class<?> c = error.getClass();
+        String simple = c.getSimpleName();
+        if (!simple.isEmpty()) {
+            return simple;
+        }
+        String name = c.getName();
+        return name.substring(name.lastIndexOf('.') + 1);
+    }
+
+    /** Worker settings. */
+    public static final class Builder {
+        private List<ServerAddress> servers = List.of(new ServerAddress("127.0.0.1", ServerAddress.DEFAULT_PORT));
+        private int concurrency = 1;
+        private long maxRequestBytes = DEFAULT_MAX_REQUEST_BYTES;
+        private String clientId;
+        private GearmanWorker.Settings settings = GearmanWorker.Settings.DEFAULT;
+
+        private Builder() {
+        }
+
+        /** Job servers as {@code host:port,host:port}; every one is served. */
+        public Builder servers(String servers) {
+            this.servers = ServerAddress.parseList(servers);
+            return this;
+        }
+
+        public Builder servers(List<ServerAddress> servers) {
+            if (servers.isEmpty()) {
+                throw new IllegalArgumentException("no job server given");
+            }
+            this.servers = List.copyOf(servers);
+            return this;
+        }
+
+        /** Jobs run in parallel by this worker (default 1). */
+        public Builder concurrency(int concurrency) {
+            if (concurrency < 1) {
+                throw new IllegalArgumentException("concurrency must be >= 1, got " + concurrency);
+            }
+            this.concurrency = concurrency;
+            return this;
+        }
+
+        /** The largest request payload accepted; a larger one is answered RESOURCE_EXHAUSTED. */
+        public Builder maxRequestBytes(long maxRequestBytes) {
+            if (maxRequestBytes < 0 || maxRequestBytes > Integer.MAX_VALUE - 128 * 1024) {
+                throw new IllegalArgumentException("maxRequestBytes out of range: " + maxRequestBytes);
+            }
+            this.maxRequestBytes = maxRequestBytes;
+            return this;
+        }
+
+        /** The name gearmand's {@code workers} admin command shows for this worker's connections. */
+        public Builder clientId(String clientId) {
+            this.clientId = clientId;
+            return this;
+        }
+
+        /** Connection timings (timeouts, polling, reconnect backoff). */
+        public Builder connectionSettings(GearmanWorker.Settings settings) {
+            this.settings = Objects.requireNonNull(settings);
+            return this;
+        }
+
+        public Worker build() {
+            return new Worker(this);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+package dev.bridge.runtime.gearman;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+
+/**
+ * A job a worker grabbed: what the server assigned, and the packets that report on it. A job ends
+ * with exactly one of {@link #complete}, {@link #exception} or {@link #fail}; after that every
+ * send is refused, so nothing follows a WORK_EXCEPTION. Safe to use from several threads.
+ */
+public final class GearmanJob {
+    private static final byte[] EMPTY = new byte[0];
+
+    private final Connection connection;
+    private final byte[] handle;
+    private final String function;
+    private final byte[] unique;
+    private final byte[] body;
+    private final int payloadOffset;
+    private final int payloadLength;
+    private boolean ended;
+
+    GearmanJob(Connection connection, Packet assign) {
+        this.connection = connection;
+        this.handle = assign.argument(0);
+        this.function = assign.argumentString(1);
+        int data;
+        if (assign.type() == PacketType.JOB_ASSIGN_UNIQ) {
+            this.unique = assign.argument(2);
+            data = 3;
+        } else {
+            this.unique = EMPTY;
+            data = 2;
+        }
+        this.body = assign.body();
+        this.payloadOffset = assign.argumentOffset(data);
+        this.payloadLength = assign.argumentLength(data);
+    }
+
+    public byte[] handle() {
+        return handle.clone();
+    }
+
+    public String handleString() {
+        return new String(handle, StandardCharsets.UTF_8);
+    }
+
+    public String function() {
+        return function;
+    }
+
+    public byte[] unique() {
+        return unique.clone();
+    }
+
+    /** A copy of the payload. */
+    public byte[] payload() {
+        return Arrays.copyOfRange(body, payloadOffset, payloadOffset + payloadLength);
+    }
+
+    /** The array holding the payload, shared, to read without a copy through offset and length. */
+    public byte[] payloadArray() {
+        return body;
+    }
+
+    public int payloadOffset() {
+        return payloadOffset;
+    }
+
+    public int payloadLength() {
+        return payloadLength;
+    }
+
+    /** WORK_DATA: one piece of a streamed reply. */
+    public void sendData(byte[] data) throws IOException {
+        sendData(data, 0, data.length);
+    }
+
+    public synchronized void sendData(byte[] data, int offset, int length) throws IOException {
+        checkOpen();
+        connection.sendWithData(PacketType.WORK_DATA, handle, data, offset, length);
+    }
+
+    /** WORK_WARNING: a warning that does not end the job. */
+    public synchronized void sendWarning(byte[] text) throws IOException {
+        checkOpen();
+        connection.sendWithData(PacketType.WORK_WARNING, handle, text, 0, text.length);
+    }
+
+    /** WORK_STATUS: progress as numerator and denominator, written as decimal ASCII. */
+    public synchronized void sendStatus(long numerator, long denominator) throws IOException {
+        checkOpen();
+        connection.send(PacketType.WORK_STATUS, handle, ascii(numerator), ascii(denominator));
+    }
+
+    /** WORK_COMPLETE with this reply; ends the job. */
+    public void complete(byte[] reply) throws IOException {
+        complete(reply, 0, reply.length);
+    }
+
+    public synchronized void complete(byte[] reply, int offset, int length) throws IOException {
+        end();
+        connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length);
+    }
+
+    /** WORK_EXCEPTION with this payload; ends the job. */
+    public synchronized void exception(byte[] payload) throws IOException {
+        end();
+        connection.sendWithData(PacketType.WORK_EXCEPTION, handle, payload, 0, payload.length);
+    }
+
+    /** WORK_FAIL: the worker gives up without an explanation; ends the job. */
+    public synchronized void fail() throws IOException {
+        end();
+        connection.send(PacketType.WORK_FAIL, handle);
+    }
+
+    /** Whether complete, exception or fail was called. */
+    public synchronized boolean isEnded() {
+        return ended;
+    }
+
+    private void checkOpen() {
+        if (ended) {
+            throw new IllegalStateException("job " + handleString() + " has already ended");
+        }
+    }
+
+    private void end() {
+        checkOpen();
+        ended = true;
+    }
+
+    private static byte[] ascii(long value) {
+        return Long.toString(value).getBytes(StandardCharsets.US_ASCII);
+    }
+
+    @Override
+    public String toString() {
+        return "GearmanJob(" + function + " " + handleString() + ", " + payloadLength + " bytes)";
+    }
+}
