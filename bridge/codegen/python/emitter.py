@@ -1,0 +1,306 @@
+"""The Python emitter.
+
+For each ``.proto`` it writes what protoc's own Python generator writes (``x_pb2.py`` and
+``x_pb2.pyi``, via grpc_tools' protoc so the code matches the installed protobuf runtime), and,
+when the file has services, ``x_bridge.py`` from ``templates/bridge_module.py.j2``: a blocking and
+an asyncio client per service, a servicer base class and its ``serve_`` / ``add_..._to_worker``
+functions. The logic lives in ``bridge.rpc.client`` and ``bridge.rpc.server``; generated code only
+describes the rpcs and carries the types.
+
+Module paths follow the ``.proto`` paths under their include root, as with protoc:
+``interop/v1/interop.proto`` becomes ``interop.v1.interop_pb2`` and ``interop.v1.interop_bridge``,
+importable with the output folder on ``sys.path``. A file whose path starts with ``bridge/`` would
+shadow bridge's own package, so it is refused, except ``bridge/v1/*.proto``, which the runtime
+ships (``bridge.v1.envelope_pb2``) and which is therefore never generated.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+
+from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.protoc import GRPC_TOOLS_PROTOC, run_protoc
+from bridge.codegen.python.names import (
+    ModuleImports,
+    bridge_module_path,
+    safe_identifier,
+    snake_case,
+)
+from bridge.schema.model import Encoding, Message, Method, Priority, ProtoFile, Schema, Service
+
+#: Per-call options of generated methods; a request field with one of these names (or a Python
+#: keyword) cannot be a keyword argument, so such a request type only takes a message.
+_OPTION_NAMES = frozenset(
+    {"timeout", "priority", "unique", "metadata", "on_progress", "on_warning", "encoding",
+     "self", "request"}
+)
+#: Attributes of the generated clients' base classes, which rpc methods must not shadow.
+_CLIENT_ATTRIBUTES = frozenset({"client", "close"})
+
+_PARAMETERS = {"messages": "write the *_pb2.py / *_pb2.pyi message modules (default true)"}
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bridge.codegen.python", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def docstring(text: str, indent: str) -> str:
+    """A docstring literal's body: escaped, continuation lines indented."""
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    lines = text.splitlines()
+    return ("\n" + indent).join(line.rstrip() if line.strip() else "" for line in lines)
+
+
+@dataclass(frozen=True)
+class ArgsView:
+    """The TypedDicts that give an input message's fields as keyword arguments."""
+
+    message: str  # full name
+    fields_name: str  # ``ScalarsFields``
+    call_name: str  # ``ScalarsCallArgs``
+    background_name: str  # ``ScalarsBackgroundArgs``
+    fields: tuple[tuple[str, str], ...]  # (name, annotation)
+
+
+@dataclass(frozen=True)
+class MethodView:
+    method: Method
+    attr: str  # ``echo_scalars``
+    background: str  # ``echo_scalars_background``
+    spec_name: str  # ``_INTEROP_ECHO_SCALARS``
+    request: str  # ``interop_pb2.Scalars``
+    reply: str
+    args: ArgsView | None  # None: the request has no fields, or they cannot be keywords
+    doc: str
+    spec_args: tuple[tuple[str, str], ...]  # non-default MethodSpec arguments
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    service: Service
+    snake: str  # ``interop``
+    client: str  # ``InteropClient``
+    async_client: str
+    servicer: str
+    spec_name: str  # ``INTEROP_SERVICE``
+    methods: tuple[MethodView, ...]
+    doc: str
+
+
+class PythonEmitter:
+    language = "python"
+
+    def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        unknown = set(parameters) - set(_PARAMETERS)
+        if unknown:
+            known = ", ".join(f"{k} ({v})" for k, v in _PARAMETERS.items())
+            raise CodegenError(
+                f"python: unknown option(s) {', '.join(sorted(unknown))}; known: {known}"
+            )
+        with_messages = parameters.get("messages", "true").lower() not in ("false", "0", "no")
+        wanted = []
+        for f in schema.files:
+            if f.name.startswith("bridge/v1/"):
+                continue  # shipped with the runtime as bridge.v1.*_pb2
+            if f.name.split("/", 1)[0] == "bridge":
+                raise CodegenError(
+                    f"{f.name}: its Python module would live in the 'bridge' package and shadow "
+                    "bridge itself; use an include root (-I) under which its path does not start "
+                    "with bridge/"
+                )
+            wanted.append(f)
+        out: list[GeneratedFile] = []
+        if with_messages and wanted:
+            messages = run_protoc(
+                schema.sanitized_descriptor_set(),
+                [f.name for f in wanted],
+                ["--python_out", "--pyi_out"],
+                protoc=GRPC_TOOLS_PROTOC,
+            )
+            out.extend(_strict_stub(f) if f.path.endswith(".pyi") else f for f in messages)
+        for f in wanted:
+            if f.services:
+                out.append(GeneratedFile(bridge_module_path(f.name), render_module(schema, f)))
+        return out
+
+
+# protoc's stubs write a bare ``Mapping`` for message-or-dict arguments, which ``mypy --strict``
+# (disallow_any_generics) reports in every project that imports them; the stub is otherwise exact.
+_STUB_PRAGMA = '# mypy: disable-error-code="type-arg"\n'
+
+
+def _strict_stub(stub: GeneratedFile) -> GeneratedFile:
+    text = stub.content.decode("utf-8") if isinstance(stub.content, bytes) else stub.content
+    return GeneratedFile(stub.path, _STUB_PRAGMA + text)
+
+
+def _args_view(
+    imports: ModuleImports, message: Message, taken: set[str]
+) -> ArgsView | None:
+    if not message.fields:
+        return None
+    if any(f.name in _OPTION_NAMES or keyword.iskeyword(f.name) for f in message.fields):
+        return None
+    file_package = imports.schema.file(message.file).package
+    relative = message.full_name[len(file_package) + 1 :] if file_package else message.full_name
+    base = relative.replace(".", "_")
+    names = []
+    for suffix in ("Fields", "CallArgs", "BackgroundArgs"):
+        name = safe_identifier(base + suffix, frozenset(taken))
+        taken.add(name)
+        names.append(name)
+    return ArgsView(
+        message=message.full_name,
+        fields_name=names[0],
+        call_name=names[1],
+        background_name=names[2],
+        fields=tuple((f.name, imports.argument_type(f)) for f in message.fields),
+    )
+
+
+def _spec_args(method: Method) -> tuple[tuple[str, str], ...]:
+    args: list[tuple[str, str]] = []
+    if method.encoding is not Encoding.PROTOBUF:
+        args.append(("encoding", f"Encoding.{method.encoding.name}"))
+    if method.default_timeout_ms:
+        args.append(("default_timeout_ms", str(method.default_timeout_ms)))
+    if method.default_priority is not Priority.NORMAL:
+        args.append(("default_priority", f"Priority.{method.default_priority.name}"))
+    if method.server_streaming:
+        args.append(("server_streaming", "True"))
+    if method.background_only:
+        args.append(("background_only", "True"))
+    return tuple(args)
+
+
+def build_views(
+    schema: Schema, file: ProtoFile
+) -> tuple[ModuleImports, list[ServiceView], list[ArgsView]]:
+    imports = ModuleImports(schema)
+    imports.alias(_module_of(file))  # the file's own messages first, under their short alias
+    taken: set[str] = set()
+    args_by_message: dict[str, ArgsView | None] = {}
+    services: list[ServiceView] = []
+    for service in file.services:
+        snake = snake_case(service.name)
+        methods: list[MethodView] = []
+        attrs: set[str] = set()
+        for method in service.methods:
+            attr = safe_identifier(snake_case(method.name), _CLIENT_ATTRIBUTES)
+            background = safe_identifier(f"{snake_case(method.name)}_background")
+            for name in (attr, background):
+                if name in attrs:
+                    raise CodegenError(
+                        f"{method.location or service.file}: rpc {service.name}.{method.name} "
+                        f"maps to the Python method {name}(), which another rpc already uses"
+                    )
+                attrs.add(name)
+            if method.input_type not in args_by_message:
+                args_by_message[method.input_type] = _args_view(imports, method.input, taken)
+            methods.append(
+                MethodView(
+                    method=method,
+                    attr=attr,
+                    background=background,
+                    spec_name=f"_{snake.upper()}_{snake_case(method.name).upper()}",
+                    request=imports.type_ref(method.input_type),
+                    reply=imports.type_ref(method.output_type),
+                    args=args_by_message[method.input_type],
+                    doc=docstring(method.comment, "        "),
+                    spec_args=_spec_args(method),
+                )
+            )
+        services.append(
+            ServiceView(
+                service=service,
+                snake=snake,
+                client=f"{service.name}Client",
+                async_client=f"{service.name}AsyncClient",
+                servicer=f"{service.name}Servicer",
+                spec_name=f"{snake.upper()}_SERVICE",
+                methods=tuple(methods),
+                doc=docstring(service.comment, "    "),
+            )
+        )
+    args = [a for a in args_by_message.values() if a is not None]
+    return imports, services, args
+
+
+def _module_of(file: ProtoFile) -> str:
+    from bridge.codegen.python.names import proto_module
+
+    return proto_module(file.name)
+
+
+_ABC_NAMES = ("AsyncIterable", "AsyncIterator", "Awaitable", "Iterable", "Iterator", "Mapping",
+              "Sequence")
+_TYPING_NAMES = ("Any", "TypedDict", "Unpack", "overload")
+_CLIENT_NAMES = ("AsyncBackgroundCall", "AsyncServiceClient", "BackgroundCall", "BackgroundOptions",
+                 "CallOptions", "Encoding", "MethodSpec", "Priority", "ServiceClient")
+_SERVER_NAMES = ("DEFAULT_MAX_REQUEST_BYTES", "ServiceSpec", "ServicerContext", "add_service",
+                 "serve_service", "unimplemented")
+
+
+def _used(body: str, names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if re.search(rf"(?<![\w.]){n}\b", body)]
+
+
+def _from_import(module: str, names: list[str]) -> str:
+    one_line = f"from {module} import {', '.join(names)}"
+    if len(one_line) <= 100:
+        return one_line
+    inner = "".join(f"    {n},\n" for n in names)
+    return f"from {module} import (\n{inner})"
+
+
+def render_module(schema: Schema, file: ProtoFile) -> str:
+    """The text of ``<name>_bridge.py`` for ``file``."""
+    imports, services, args = build_views(schema, file)
+    body = _environment().get_template("bridge_module.py.j2").render(services=services, args=args)
+    service_names = ", ".join(s.service.name for s in services)
+    exported = sorted(
+        [name for s in services
+         for name in (s.client, s.async_client, s.servicer, s.spec_name,
+                      f"add_{s.snake}_to_worker", f"serve_{s.snake}")]
+        + [name for a in args for name in (a.fields_name, a.call_name, a.background_name)]
+    )
+    lines = [
+        f"# Generated by bridge from {file.name}. DO NOT EDIT: regenerate with `bridge generate`.",
+        f'"""Typed clients and servicers for {file.name}'
+        + (f" (package {file.package})." if file.package else "."),
+        "",
+        f"Services: {service_names}.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+    ]
+    abc_names = _used(body, _ABC_NAMES)
+    if abc_names:
+        lines.append(_from_import("collections.abc", abc_names))
+    lines.append(_from_import("typing", _used(body, _TYPING_NAMES)))
+    lines.append("")
+    lines.append(_from_import("bridge.errors", ["Unimplemented"]))
+    lines.append(_from_import("bridge.rpc.client", _used(body, _CLIENT_NAMES)))
+    lines.append(_from_import("bridge.rpc.server", _used(body, _SERVER_NAMES)))
+    lines.append(_from_import("bridge.worker", ["Worker"]))
+    lines.extend(imports.import_lines())
+    lines.append("")
+    lines.append("__all__ = [")
+    lines.extend(f'    "{name}",' for name in exported)
+    lines.append("]")
+    return "\n".join(lines) + "\n" + body.rstrip("\n") + "\n"

@@ -1,0 +1,309 @@
+"""The servicer runtime behind generated Python workers.
+
+A generated ``XxxServicer`` has one method per rpc; the user subclasses it and overrides what they
+implement, each as a plain ``def`` (run in the worker's thread pool) or an ``async def`` (run on the
+event loop)::
+
+    class Greeter(GreeterServicer):
+        def say_hello(self, request: HelloRequest, context: ServicerContext) -> HelloReply:
+            context.progress(1, 2)
+            return HelloReply(message=f"hello {request.name}")
+
+        # server streaming: yield the replies (a generator, or an async generator)
+        async def count(self, request: CountRequest, context: ServicerContext
+                        ) -> AsyncIterator[Number]:
+            for i in range(request.n):
+                yield Number(value=i)
+
+``add_service`` registers every rpc of the service under its Gearman function name, implemented or
+not, and runs each job through the steps of docs/wire-contract.md section 2: size limit, envelope,
+version, encoding, deadline (the handler is not run when it passed), body, UNIMPLEMENTED, handler.
+Failures become WORK_EXCEPTION with a ``bridge.v1.Error``: raise a ``bridge.errors.RpcError``
+subclass (``NotFound("no such user")``) or call ``context.abort(code, message)`` to choose the
+code; any other exception is UNKNOWN with its class name and message. ``context.fail()`` (or
+raising ``bridge.errors.WorkerFailed``) ends the job with a bare WORK_FAIL.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NoReturn, TypeVar
+
+from google.protobuf.message import Message
+
+from bridge.codecs import Codec, DecodeError, codec_for
+from bridge.errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    JobException,
+    JobFailed,
+    RpcError,
+    StatusCode,
+    Unimplemented,
+    WorkerFailed,
+    error_for_code,
+)
+from bridge.rpc.client import MethodSpec
+from bridge.rpc.envelope import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    LANGUAGE,
+    current_time_ms,
+    deadline_passed,
+    decode_request,
+    error_from_exception,
+)
+from bridge.schema.model import Encoding
+from bridge.worker import Handler, JobContext, Worker
+
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "ServiceSpec",
+    "ServicerContext",
+    "add_service",
+    "serve_service",
+    "unimplemented",
+]
+
+log = logging.getLogger("bridge.rpc.server")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unimplemented(method: F) -> F:
+    """Marks a generated servicer's default method: while the user does not override it, the
+    runtime answers UNIMPLEMENTED (after checking the request, as the contract orders)."""
+    method.__bridge_unimplemented__ = True  # type: ignore[attr-defined]
+    return method
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service as generated code describes it: each rpc's servicer attribute and spec."""
+
+    name: str  # full service name
+    methods: tuple[tuple[str, MethodSpec[Any, Any]], ...]
+
+
+class ServicerContext:
+    """What a handler knows about its call, and how it talks back before it returns.
+
+    ``metadata`` (read-only) and ``deadline_ms`` (absolute Unix ms, 0 = none) come from the
+    caller's envelope. The methods are safe from plain and async handlers alike.
+    """
+
+    language = LANGUAGE
+
+    def __init__(
+        self, job: JobContext, method: MethodSpec[Any, Any], metadata: Mapping[str, str],
+        deadline_ms: int, encoding: Encoding,
+    ) -> None:
+        self._job = job
+        self.method = method
+        self.metadata: Mapping[str, str] = MappingProxyType(dict(metadata))
+        self.deadline_ms = deadline_ms
+        self.encoding = encoding
+
+    @property
+    def function(self) -> str:
+        """The Gearman function this job was submitted to."""
+        return self._job.function
+
+    @property
+    def handle(self) -> bytes:
+        return self._job.handle
+
+    @property
+    def unique(self) -> bytes:
+        return self._job.unique
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the caller's deadline (negative once passed); None without a deadline."""
+        if not self.deadline_ms:
+            return None
+        return (self.deadline_ms - current_time_ms()) / 1000.0
+
+    def progress(self, numerator: int, denominator: int) -> None:
+        """Report progress (WORK_STATUS); the caller's ``on_progress`` and ``status()`` see it."""
+        self._job.send_status(numerator, denominator)
+
+    def warning(self, text: str) -> None:
+        """Send a warning (WORK_WARNING, UTF-8) to the caller's ``on_warning``; the call goes on."""
+        self._job.send_warning(text.encode("utf-8", "backslashreplace"))
+
+    def abort(
+        self, code: StatusCode | int, message: str, *, details: Mapping[str, str] | None = None
+    ) -> NoReturn:
+        """End the call with this canonical code and message (WORK_EXCEPTION)."""
+        raise error_for_code(int(code), message, language=LANGUAGE, details=details)
+
+    def fail(self) -> NoReturn:
+        """End the job with a bare WORK_FAIL (the caller gets ``WorkerFailed``)."""
+        raise WorkerFailed("the handler failed the job")
+
+    def __repr__(self) -> str:
+        return f"<ServicerContext {self.function} {self.handle!r}>"
+
+
+@dataclass(frozen=True)
+class _Started:
+    request: Message
+    context: ServicerContext
+    codec: Codec
+
+
+def _start(
+    job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int
+) -> _Started:
+    """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
+    envelope = decode_request(job.payload, max_bytes=max_request_bytes)
+    if deadline_passed(envelope):
+        raise DeadlineExceeded(
+            f"{method.full_name}: the deadline passed while the job waited in the queue",
+            type="DeadlineExceeded",
+            language=LANGUAGE,
+        )
+    codec = codec_for(envelope.encoding)
+    try:
+        request = codec.decode(method.request_type, envelope.body)
+    except DecodeError as exc:
+        raise InvalidArgument(
+            f"{method.full_name}: the request body is not a valid "
+            f"{method.request_type.DESCRIPTOR.full_name}: {exc}",
+            type="DecodeError",
+            language=LANGUAGE,
+        ) from None
+    if not implemented:
+        raise Unimplemented(
+            f"{method.full_name} is not implemented by this worker",
+            type="Unimplemented",
+            language=LANGUAGE,
+        )
+    encoding = Encoding.MSGPACK if int(envelope.encoding) == Encoding.MSGPACK else Encoding.PROTOBUF
+    context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding)
+    return _Started(request, context, codec)
+
+
+def _check_reply(method: MethodSpec[Any, Any], reply: object) -> Message:
+    if not isinstance(reply, Message) or not isinstance(reply, method.reply_type):
+        raise Internal(
+            f"{method.full_name}: the handler returned {type(reply).__name__}, expected "
+            f"{method.reply_type.DESCRIPTOR.full_name}",
+            type="TypeError",
+            language=LANGUAGE,
+        )
+    return reply
+
+
+def _failure(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
+    """What the worker should see for a failed job: JobFailed (WORK_FAIL) or JobException."""
+    if isinstance(exc, JobException | JobFailed):
+        return exc
+    if isinstance(exc, WorkerFailed):
+        return JobFailed(str(exc))
+    if not isinstance(exc, RpcError):
+        log.warning("%s: handler raised %s", method.full_name, type(exc).__name__, exc_info=exc)
+    return JobException(error_from_exception(exc))
+
+
+def _handler(
+    servicer: object, attr: str, method: MethodSpec[Any, Any], max_request_bytes: int
+) -> tuple[Handler, bool]:
+    impl = getattr(servicer, attr, None)
+    if impl is None or not callable(impl):
+        raise TypeError(f"{type(servicer).__name__} has no method {attr}() for {method.full_name}")
+    implemented = not getattr(impl, "__bridge_unimplemented__", False)
+    is_async = inspect.iscoroutinefunction(impl) or inspect.isasyncgenfunction(impl)
+
+    def run_sync(job: JobContext) -> bytes:
+        try:
+            started = _start(job, method, implemented, max_request_bytes)
+            result = impl(started.request, started.context)
+            codec = started.codec
+            if not method.server_streaming:
+                return codec.encode(_check_reply(method, result))
+            if not isinstance(result, Iterable):
+                raise Internal(
+                    f"{method.full_name}: a streaming handler must return or yield an iterable "
+                    f"of {method.reply_type.DESCRIPTOR.full_name}, not {type(result).__name__}",
+                    type="TypeError",
+                    language=LANGUAGE,
+                )
+            for item in result:
+                job.send_data(codec.encode(_check_reply(method, item)))
+            return b""
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: not the caller's business
+            raise _failure(method, exc) from None
+
+    async def run_async(job: JobContext) -> bytes:
+        try:
+            started = _start(job, method, implemented, max_request_bytes)
+            result = impl(started.request, started.context)
+            if inspect.isawaitable(result):
+                result = await result
+            codec = started.codec
+            if not method.server_streaming:
+                return codec.encode(_check_reply(method, result))
+            if isinstance(result, AsyncIterable):
+                async for item in result:
+                    job.send_data(codec.encode(_check_reply(method, item)))
+                    await job.drain()
+            elif isinstance(result, Iterable):
+                for item in result:
+                    job.send_data(codec.encode(_check_reply(method, item)))
+                    await job.drain()
+            else:
+                raise Internal(
+                    f"{method.full_name}: a streaming handler must return or yield an iterable "
+                    f"of {method.reply_type.DESCRIPTOR.full_name}, not {type(result).__name__}",
+                    type="TypeError",
+                    language=LANGUAGE,
+                )
+            return b""
+        except Exception as exc:
+            raise _failure(method, exc) from None
+
+    return (run_async if is_async else run_sync), is_async
+
+
+def add_service(
+    worker: Worker,
+    servicer: object,
+    service: ServiceSpec,
+    *,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> None:
+    """Register every rpc of ``service`` on ``worker``, served by ``servicer``'s methods."""
+    if max_request_bytes <= 0:
+        raise ValueError("max_request_bytes must be > 0")
+    if worker.max_body < max_request_bytes + 1024:
+        # The worker must be able to read a too-large job to answer RESOURCE_EXHAUSTED for it.
+        worker.max_body = max_request_bytes + 1024
+    for attr, method in service.methods:
+        handler, is_async = _handler(servicer, attr, method, max_request_bytes)
+        worker.register(method.function, handler, threaded=not is_async)
+
+
+def serve_service(
+    servicer: object,
+    service: ServiceSpec,
+    servers: str | Sequence[str] = "127.0.0.1:4730",
+    *,
+    concurrency: int = 1,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    **worker_options: Any,
+) -> None:
+    """Serve ``service`` until SIGTERM / SIGINT (then finish running jobs and return)."""
+    worker = Worker(servers, concurrency=concurrency, **worker_options)
+    add_service(worker, servicer, service, max_request_bytes=max_request_bytes)
+    started = time.monotonic()
+    log.info("serving %s on %s", service.name, ", ".join(str(a) for a in worker.addresses))
+    worker.run()
+    log.info("stopped %s after %.1f s", service.name, time.monotonic() - started)
