@@ -81,10 +81,9 @@ final class Dispatcher
             ));
         }
         // 2. envelope
-        $request = new Request();
         try {
-            $request->mergeFromString($payload);
-        } catch (\Throwable $e) {
+            $request = $this->protobuf->decode($payload, Request::class);
+        } catch (DecodeError $e) {
             throw new DecodeError("the job payload is not a bridge.v1.Request: {$e->getMessage()}", 0, $e);
         }
         // 3. version

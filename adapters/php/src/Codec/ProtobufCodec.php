@@ -31,56 +31,47 @@ final class ProtobufCodec implements Codec
     }
 
     /**
-     * The PHP library accepts field number 0, which protobuf forbids; this walks the top-level
-     * fields to refuse it (nested messages are left to the library).
+     * The PHP library accepts field number 0 and a truncated tag at the end of the input, which
+     * protobuf forbids; this walks the top-level fields to refuse them (nested messages are left
+     * to the library).
      */
     private static function checkFieldNumbers(string $bytes, string $class): void
     {
         $pos = 0;
         $len = strlen($bytes);
         while ($pos < $len) {
-            $tag = self::varint($bytes, $pos, $len);
-            if ($tag === null) {
-                return;  // truncated: the library reports it
-            }
+            $tag = self::varint($bytes, $pos, $len, $class);
             if ($tag >> 3 === 0) {
                 throw new DecodeError("invalid protobuf for {$class}: field number 0");
             }
-            switch ($tag & 7) {
-                case 0:
-                    if (self::varint($bytes, $pos, $len) === null) {
-                        return;
-                    }
-                    break;
-                case 1:
-                    $pos += 8;
-                    break;
-                case 2:
-                    $n = self::varint($bytes, $pos, $len);
-                    if ($n === null || $n < 0) {
-                        return;
-                    }
-                    $pos += $n;
-                    break;
-                case 5:
-                    $pos += 4;
-                    break;
-                default:
-                    return;  // groups and invalid wire types: the library decides
+            $skip = match ($tag & 7) {
+                0 => self::varint($bytes, $pos, $len, $class) * 0,
+                1 => 8,
+                2 => self::varint($bytes, $pos, $len, $class),
+                5 => 4,
+                3, 4 => null,  // groups: the library decides
+                default => throw new DecodeError(sprintf('invalid protobuf for %s: wire type %d', $class, $tag & 7)),
+            };
+            if ($skip === null) {
+                return;
             }
+            if ($skip < 0 || $skip > $len - $pos) {
+                throw new DecodeError("invalid protobuf for {$class}: truncated");
+            }
+            $pos += $skip;
         }
     }
 
-    private static function varint(string $bytes, int &$pos, int $len): ?int
+    private static function varint(string $bytes, int &$pos, int $len, string $class): int
     {
         $value = 0;
-        for ($shift = 0; $shift < 64 && $pos < $len; $shift += 7) {
+        for ($shift = 0; $shift < 70 && $pos < $len; $shift += 7) {
             $b = ord($bytes[$pos++]);
             $value |= ($b & 0x7f) << $shift;
             if ($b < 0x80) {
                 return $value;
             }
         }
-        return null;
+        throw new DecodeError("invalid protobuf for {$class}: truncated varint");
     }
 }

@@ -1,0 +1,181 @@
+"""The PHP emitter.
+
+protoc's PHP generator writes the message classes (one file per class, PSR-4 paths that mirror the
+namespace). Next to them, for every service ``S`` of a schema file, this emitter writes, in the
+namespace of that file's messages:
+
+- ``SInterface``: one method per rpc, ``method(Request $request, Context $context): Reply``
+  (a server-streaming rpc returns an ``iterable`` of items, typically a generator);
+- ``SBase``: an abstract class implementing it whose methods throw ``Unimplemented``, for
+  implementations that serve only some rpcs;
+- ``SRegistration``: the Gearman function name of every rpc and ``register(Worker, SInterface)``.
+
+plus one ``autoload.php`` for the whole output folder (a PSR-4 loader that needs no Composer).
+PHP class names are read from protoc's own output, so reserved-word renames (``Empty`` ->
+``PBEmpty``) and ``php_namespace`` options are honoured exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import jinja2
+
+from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.protoc import run_protoc
+from bridge.schema.model import Method, ProtoFile, Schema, Service
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bridge.codegen.php", "templates"),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+)
+
+# What protoc's PHP generator writes at the top of every message class.
+_MESSAGE_DOC = re.compile(r"Generated from protobuf message <code>([\w.]+)</code>")
+_NAMESPACE = re.compile(r"^namespace ([\w\\]+);", re.MULTILINE)
+_CLASS = re.compile(r"^(?:final )?class (\w+)", re.MULTILINE)
+
+_OWN_FILES = ("bridge/v1/", "google/protobuf/")
+
+
+@dataclass(frozen=True)
+class _Rpc:
+    name: str
+    php_method: str
+    request: str
+    reply: str
+    streaming: bool
+    function_name: str
+    comment: list[str]
+
+
+@dataclass(frozen=True)
+class _Service:
+    name: str
+    full_name: str
+    namespace: str
+    proto_name: str
+    comment: list[str]
+    rpcs: list[_Rpc]
+
+
+def php_method_name(rpc: str) -> str:
+    """``EchoScalars`` -> ``echoScalars``, ``WhoAmI`` -> ``whoAmI`` (PHP's lowerCamelCase)."""
+    return rpc[:1].lower() + rpc[1:]
+
+
+def _doc_lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
+
+
+class PhpEmitter:
+    language = "php"
+
+    def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        if parameters:
+            raise CodegenError(f"the php generator takes no options, got {', '.join(sorted(parameters))}")
+        wanted = {f.name for f in schema.files}
+        # Dependencies are generated too, only to learn their PHP class names; their files are
+        # written when the user generates them (the runtime ships bridge/v1's own classes).
+        names = [
+            f.name for f in schema.all_files
+            if f.name in wanted or not f.name.startswith(_OWN_FILES)
+        ]
+        generated = run_protoc(schema.sanitized_descriptor_set(), names, ["--php_out"])
+        classes = self._message_classes(generated)
+        files = [f for f in generated if self._source_of(f) in wanted]
+        paths = {f.path for f in files}
+        for proto_file in schema.files:
+            for service in proto_file.services:
+                for out in self._service_files(proto_file, service, classes):
+                    if out.path in paths:
+                        raise CodegenError(
+                            f"{service.full_name}: {out.path} would overwrite a message class; "
+                            "rename the service or the message"
+                        )
+                    paths.add(out.path)
+                    files.append(out)
+        files.append(GeneratedFile("autoload.php", _TEMPLATES.get_template("autoload.php.j2").render()))
+        return files
+
+    @staticmethod
+    def _source_of(generated: GeneratedFile) -> str:
+        text = generated.content if isinstance(generated.content, str) else generated.content.decode("latin-1")
+        match = re.search(r"^# source: (\S+)$", text, re.MULTILINE)
+        return match.group(1) if match else ""
+
+    @staticmethod
+    def _message_classes(generated: list[GeneratedFile]) -> dict[str, str]:
+        """Proto full name -> fully qualified PHP class, as protoc named it."""
+        classes = {}
+        for f in generated:
+            text = f.content if isinstance(f.content, str) else f.content.decode("latin-1")
+            doc = _MESSAGE_DOC.search(text)
+            namespace = _NAMESPACE.search(text)
+            cls = _CLASS.search(text)
+            if doc and cls:
+                prefix = namespace.group(1) + "\\" if namespace else ""
+                classes[doc.group(1)] = prefix + cls.group(1)
+        return classes
+
+    def _service_files(
+        self, proto_file: ProtoFile, service: Service, classes: Mapping[str, str]
+    ) -> list[GeneratedFile]:
+        namespace = self._namespace(proto_file, classes)
+        model = _Service(
+            name=service.name,
+            full_name=service.full_name,
+            namespace=namespace,
+            proto_name=proto_file.name,
+            comment=_doc_lines(service.comment),
+            rpcs=[self._rpc(method, namespace, classes) for method in service.methods],
+        )
+        folder = PurePosixPath(*namespace.split("\\")) if namespace else PurePosixPath()
+        out = []
+        for suffix, template in (
+            ("Interface", "interface.php.j2"),
+            ("Base", "base.php.j2"),
+            ("Registration", "registration.php.j2"),
+        ):
+            content = _TEMPLATES.get_template(template).render(service=model)
+            out.append(GeneratedFile(str(folder / f"{service.name}{suffix}.php"), content))
+        return out
+
+    @staticmethod
+    def _namespace(proto_file: ProtoFile, classes: Mapping[str, str]) -> str:
+        """The namespace protoc gave the file's messages (service classes go next to them)."""
+        for message in proto_file.messages:
+            php_class = classes.get(message.full_name)
+            if php_class is not None:
+                return php_class.rpartition("\\")[0]
+        if proto_file.php_namespace:
+            return proto_file.php_namespace
+        return "\\".join(part[:1].upper() + part[1:] for part in proto_file.package.split(".") if part)
+
+    def _rpc(self, method: Method, namespace: str, classes: Mapping[str, str]) -> _Rpc:
+        if method.client_streaming:
+            raise CodegenError(f"{method.full_name}: client streaming is not supported")
+        return _Rpc(
+            name=method.name,
+            php_method=php_method_name(method.name),
+            request=self._class_ref(method.input_type, namespace, classes),
+            reply=self._class_ref(method.output_type, namespace, classes),
+            streaming=method.server_streaming,
+            function_name=method.function_name,
+            comment=_doc_lines(method.comment),
+        )
+
+    @staticmethod
+    def _class_ref(full_name: str, namespace: str, classes: Mapping[str, str]) -> str:
+        php_class = classes.get(full_name)
+        if php_class is None:
+            raise CodegenError(f"protoc wrote no PHP class for {full_name}")
+        owner, _, short = php_class.rpartition("\\")
+        return short if owner == namespace else "\\" + php_class

@@ -1,0 +1,125 @@
+<?php
+
+/**
+ * The PHP interop worker: user code written against the generated shim of
+ * schemas/interop/v1/interop.proto (see interop_tests/README.md for what each rpc does).
+ *
+ *     php worker.php --servers HOST:PORT[,HOST:PORT...] [--concurrency N] [--max-request-bytes N]
+ *
+ * BRIDGE_PHP_GEN names the folder `bridge generate --lang php` wrote the interop code to.
+ */
+
+declare(strict_types=1);
+
+use Bridge\Interop\V1\Blob;
+use Bridge\Interop\V1\Composite;
+use Bridge\Interop\V1\InteropBase;
+use Bridge\Interop\V1\InteropRegistration;
+use Bridge\Interop\V1\PBEmpty;
+use Bridge\Interop\V1\ProgressReply;
+use Bridge\Interop\V1\ProgressRequest;
+use Bridge\Interop\V1\RaiseRequest;
+use Bridge\Interop\V1\Scalars;
+use Bridge\Interop\V1\SleepReply;
+use Bridge\Interop\V1\SleepRequest;
+use Bridge\Interop\V1\StreamItem;
+use Bridge\Interop\V1\StreamRequest;
+use Bridge\Interop\V1\WhoAmIReply;
+use Bridge\Runtime\BridgeError;
+use Bridge\Runtime\Context;
+use Bridge\Runtime\Dispatcher;
+use Bridge\Runtime\Worker;
+
+require dirname(__DIR__, 3) . '/adapters/php/autoload.php';
+require (getenv('BRIDGE_PHP_GEN') ?: __DIR__ . '/gen') . '/autoload.php';
+
+final class Interop extends InteropBase
+{
+    public function echo(Composite $request, Context $context): Composite
+    {
+        return $request;
+    }
+
+    public function echoScalars(Scalars $request, Context $context): Scalars
+    {
+        return $request;
+    }
+
+    public function echoBlob(Blob $request, Context $context): Blob
+    {
+        return $request;
+    }
+
+    public function legacy(Blob $request, Context $context): Blob
+    {
+        return $request;
+    }
+
+    public function nothing(PBEmpty $request, Context $context): PBEmpty
+    {
+        return new PBEmpty();
+    }
+
+    public function stream(StreamRequest $request, Context $context): iterable
+    {
+        for ($i = 0; $i < $request->getCount(); $i++) {
+            yield new StreamItem([
+                'index' => $i,
+                'payload' => str_repeat(chr($i % 256), $request->getPayloadSize()),
+            ]);
+        }
+    }
+
+    public function progress(ProgressRequest $request, Context $context): ProgressReply
+    {
+        if ($request->getWarning() !== '') {
+            $context->warning($request->getWarning());
+        }
+        for ($i = 1; $i <= $request->getSteps(); $i++) {
+            $context->progress($i, $request->getSteps());
+        }
+        return new ProgressReply(['steps_done' => $request->getSteps()]);
+    }
+
+    public function raise(RaiseRequest $request, Context $context): PBEmpty
+    {
+        if ($request->getFail()) {
+            $context->fail();
+        }
+        if ($request->getNative()) {
+            throw new RuntimeException($request->getMessage());
+        }
+        throw new BridgeError($request->getCode(), $request->getMessage());
+    }
+
+    public function sleep(SleepRequest $request, Context $context): SleepReply
+    {
+        $until = hrtime(true) + $request->getMillis() * 1_000_000;
+        while (($left = $until - hrtime(true)) > 0) {
+            usleep(intdiv($left, 1000));
+        }
+        return new SleepReply(['slept_millis' => $request->getMillis(), 'language' => 'php']);
+    }
+
+    public function whoAmI(PBEmpty $request, Context $context): WhoAmIReply
+    {
+        $reply = new WhoAmIReply(['language' => 'php', 'deadline_ms' => $context->deadlineMs()]);
+        foreach ($context->metadata() as $key => $value) {
+            $reply->getMetadata()[(string) $key] = $value;
+        }
+        return $reply;
+    }
+}
+
+$options = getopt('', ['servers:', 'concurrency:', 'max-request-bytes:']);
+if (!isset($options['servers'])) {
+    fwrite(STDERR, "usage: php worker.php --servers HOST:PORT[,...] [--concurrency N] [--max-request-bytes N]\n");
+    exit(2);
+}
+$worker = new Worker(
+    $options['servers'],
+    concurrency: (int) ($options['concurrency'] ?? 1),
+    maxRequestBytes: (int) ($options['max-request-bytes'] ?? Dispatcher::DEFAULT_MAX_REQUEST_BYTES),
+);
+InteropRegistration::register($worker, new Interop());
+exit($worker->run());
