@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "set"
 require_relative "errors"
 
 module Bridge
@@ -26,8 +27,33 @@ module Bridge
       end
     end
 
+    # Methods every Ruby object has (Kernel and Object, Ruby 3.1). An rpc whose snake_case name is one
+    # of them (Sleep, Raise, Send...) gets the suffix "_rpc" (sleep_rpc), so that defining it does not
+    # shadow Kernel#sleep or #raise inside the handler. bridge's Ruby emitter keeps the same list.
+    RESERVED_METHOD_NAMES = %w[
+      __callee__ __dir__ __id__ __method__ __send__ abort at_exit autoload binding caller
+      caller_locations catch class clone define_singleton_method display dup enum_for eval exec
+      exit extend fail fork format freeze gem gem_original_require gets global_variables hash
+      initialize initialize_clone initialize_copy initialize_dup inspect instance_eval
+      instance_exec instance_variable_get instance_variable_set instance_variables itself lambda
+      load local_variables loop method method_missing methods object_id open p pp print printf
+      private_methods proc protected_methods public_method public_methods public_send putc puts
+      raise rand readline readlines remove_instance_variable require require_relative select
+      send set_trace_func singleton_class singleton_method singleton_method_added
+      singleton_method_removed singleton_method_undefined singleton_methods sleep spawn sprintf
+      srand syscall system taint tap test then throw to_enum to_s trace_var trap trust untaint
+      untrace_var untrust warn yield_self
+    ].to_set.freeze
+    RESERVED_SUFFIX = "_rpc"
+
     # Marks the reply type of a server-streaming rpc.
     Stream = Struct.new(:type)
+
+    # The handler method of rpc +name+: EchoScalars -> :echo_scalars, Sleep -> :sleep_rpc.
+    def self.method_name_for(name)
+      snake = name.to_s.gsub(/([A-Z]+)([A-Z][a-z])/, '\1_\2').gsub(/([a-z\d])([A-Z])/, '\1_\2').downcase
+      (RESERVED_METHOD_NAMES.include?(snake) ? snake + RESERVED_SUFFIX : snake).to_sym
+    end
 
     def self.included(base)
       base.extend(ClassMethods)
@@ -51,7 +77,7 @@ module Bridge
 
       def rpc(name, input, output, function_name: nil)
         streaming = output.is_a?(Stream)
-        method_name = underscore(name.to_s).to_sym
+        method_name = Service.method_name_for(name)
         rpcs[name.to_sym] = Rpc.new(
           name: name.to_s,
           function_name: function_name || "#{service_name}.#{name}",
@@ -63,15 +89,10 @@ module Bridge
         ).freeze
         full_name = "#{service_name}.#{name}"
         define_method(method_name) do |_request, _context|
-          raise Bridge::Error.new(:unimplemented, "#{full_name} is not implemented by this worker")
+          ::Kernel.raise Bridge::Error.new(:unimplemented, "#{full_name} is not implemented by this worker")
         end
       end
 
-      private
-
-      def underscore(name)
-        name.gsub(/([A-Z]+)([A-Z][a-z])/, '\1_\2').gsub(/([a-z\d])([A-Z])/, '\1_\2').downcase
-      end
     end
   end
 end

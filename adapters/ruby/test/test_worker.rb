@@ -1,0 +1,166 @@
+# frozen_string_literal: true
+
+require_relative "test_helper"
+require "logger"
+require "socket"
+require "timeout"
+
+# The worker against real gearmand processes: several servers, reconnect after a restart, the
+# graceful stop, a malformed job followed by a good one.
+class TestWorker < Minitest::Test
+  V1 = Bridge::Interop::V1
+  G = Bridge::Gearman
+  GEARMAND = "/usr/sbin/gearmand"
+
+  # One gearmand on a loopback port; #restart keeps the port.
+  class Gearmand
+    attr_reader :port
+
+    def initialize
+      @port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
+      @dir = Dir.mktmpdir("bridge-ruby-gearmand-")
+      start
+    end
+
+    def address = "127.0.0.1:#{@port}"
+
+    def start
+      @pid = Process.spawn(GEARMAND, "--listen", "127.0.0.1", "--port", @port.to_s, "--threads", "1",
+                           "--log-file", File.join(@dir, "log"), "--pid-file", File.join(@dir, "pid"),
+                           "--config-file", "/dev/null", %i[out err] => File::NULL)
+      Timeout.timeout(10) do
+        TCPSocket.new("127.0.0.1", @port).close
+      rescue SystemCallError
+        sleep 0.05
+        retry
+      end
+    end
+
+    def stop
+      return unless @pid
+
+      Process.kill(:KILL, @pid)
+      Process.wait(@pid)
+      @pid = nil
+    end
+
+    def close
+      stop
+      FileUtils.rm_rf(@dir)
+    end
+  end
+
+  # A minimal Gearman client: submits one job and waits for its end.
+  def call(server, function, payload, timeout: 10)
+    socket = TCPSocket.new("127.0.0.1", server.port)
+    socket.write(G.encode(:OPTION_REQ, "exceptions"))
+    socket.write(G.encode(:SUBMIT_JOB, function, "", payload))
+    decoder = G::Decoder.new(expect: G::MAGIC_RES)
+    deadline = Time.now + timeout
+    loop do
+      IO.select([socket], nil, nil, deadline - Time.now) or flunk("no answer to #{function} within #{timeout} s")
+      decoder.feed(socket.readpartial(65_536)).each do |packet|
+        return [packet.type, packet.args.last] if %i[WORK_COMPLETE WORK_EXCEPTION WORK_FAIL].include?(packet.type)
+      end
+    end
+  ensure
+    socket&.close
+  end
+
+  def request(message, encoding: :PROTOBUF)
+    body = Bridge::Codec.encode(message, encoding.downcase)
+    Bridge::V1::Request.encode(Bridge::V1::Request.new(version: 1, encoding: encoding, body: body))
+  end
+
+  class Handler < V1::Interop::Service
+    def echo_blob(request, _context) = request
+
+    def sleep_rpc(request, _context)
+      sleep(request.millis / 1000.0)
+      V1::SleepReply.new(slept_millis: request.millis, language: "ruby")
+    end
+  end
+
+  def start_worker(servers, concurrency: 2)
+    worker = Bridge::Worker.new(servers: servers, concurrency: concurrency, logger: Logger.new(nil),
+                                io_timeout: 5.0).add_service(Handler.new)
+    thread = Thread.new { worker.run }
+    [worker, thread]
+  end
+
+  def setup
+    @servers = [Gearmand.new, Gearmand.new]
+  end
+
+  def teardown
+    @worker&.stop
+    @thread&.join(10)
+    @servers.each(&:close)
+  end
+
+  def blob(text) = V1::Blob.new(data: "\0\xff#{text}".b, text: "✓ #{text}")
+
+  def test_serves_every_server_both_encodings
+    @worker, @thread = start_worker(@servers.map(&:address).join(","))
+    @servers.each_with_index do |server, i|
+      %i[PROTOBUF MSGPACK].each do |encoding|
+        type, data = call(server, "bridge.interop.v1.Interop.EchoBlob", request(blob(i.to_s), encoding: encoding))
+        assert_equal :WORK_COMPLETE, type
+        assert_equal blob(i.to_s), Bridge::Codec.decode(V1::Blob, data, encoding.downcase)
+      end
+    end
+  end
+
+  def test_a_malformed_job_is_answered_and_the_next_one_served
+    @worker, @thread = start_worker(@servers[0].address, concurrency: 1)
+    type, data = call(@servers[0], "bridge.interop.v1.Interop.EchoBlob", "\xff\xfe garbage".b)
+    assert_equal :WORK_EXCEPTION, type
+    assert_equal :INVALID_ARGUMENT, Bridge::V1::Error.decode(data).code
+    assert_equal :WORK_COMPLETE, call(@servers[0], "bridge.interop.v1.Interop.EchoBlob", request(blob("ok")))[0]
+  end
+
+  def test_reconnects_after_the_server_restarts
+    @worker, @thread = start_worker(@servers[0].address)
+    assert_equal :WORK_COMPLETE, call(@servers[0], "bridge.interop.v1.Interop.EchoBlob", request(blob("a")))[0]
+    @servers[0].stop
+    sleep 0.3
+    @servers[0].start
+    type, data = call(@servers[0], "bridge.interop.v1.Interop.EchoBlob", request(blob("b")), timeout: 15)
+    assert_equal :WORK_COMPLETE, type
+    assert_equal blob("b"), V1::Blob.decode(data)
+  end
+
+  def test_stop_finishes_the_running_job_then_returns
+    @worker, @thread = start_worker(@servers[0].address, concurrency: 1)
+    result = Thread.new { call(@servers[0], "bridge.interop.v1.Interop.Sleep", request(V1::SleepRequest.new(millis: 700))) }
+    sleep 0.3 # the job is running
+    @worker.stop
+    type, data = result.value
+    assert_equal :WORK_COMPLETE, type
+    assert_equal 700, V1::SleepReply.decode(data).slept_millis
+    assert @thread.join(5), "the worker did not return after stop"
+  end
+
+  def test_jobs_run_in_parallel
+    @worker, @thread = start_worker(@servers[0].address, concurrency: 4)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    calls = Array.new(4) do
+      Thread.new { call(@servers[0], "bridge.interop.v1.Interop.Sleep", request(V1::SleepRequest.new(millis: 500)))[0] }
+    end
+    assert_equal [:WORK_COMPLETE] * 4, calls.map(&:value)
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 1.5
+  end
+
+  def test_echo_round_trip_on_a_connection
+    connection = G::Connection.new("127.0.0.1", @servers[0].port).connect
+    assert connection.echo("ping\0✓".b, timeout: 5)
+  ensure
+    connection&.close
+  end
+
+  def test_server_addresses
+    assert_equal [["a", 1], ["b", 4730], ["::1", 9]], Bridge::Worker.parse_servers("a:1, b,[::1]:9")
+    assert_raises(ArgumentError) { Bridge::Worker.parse_servers("") }
+    assert_raises(ArgumentError) { Bridge::Worker.parse_servers("a:x") }
+  end
+end

@@ -1,0 +1,54 @@
+"""Ruby: the interop worker in interop_tests/workers/ruby, on the runtime in adapters/ruby."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bridge.codegen import get_emitter, write_files
+from bridge.schema import load
+from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+
+RUNTIME_LIB = REPO_ROOT / "adapters" / "ruby" / "lib"
+WORKER = WORKERS_DIR / "ruby" / "interop_worker.rb"
+
+
+class Ruby(Language):
+    name = "ruby"
+
+    def required_tools(self) -> Sequence[str]:
+        return ("ruby", "protoc")
+
+    def build(self, build_dir: Path) -> None:
+        gen = build_dir / "gen"
+        if gen.exists():
+            shutil.rmtree(gen)
+        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(INTEROP_SCHEMA.parents[2])])
+        write_files(get_emitter("ruby").generate(schema, {}), gen)
+        # Nothing to compile: a syntax and load check catches a broken generator or worker early.
+        subprocess.run(
+            ["ruby", "-c", str(WORKER)], check=True, capture_output=True, timeout=60
+        )
+        subprocess.run(
+            ["ruby", f"-I{gen}", f"-I{RUNTIME_LIB}", "-e", 'require "interop/v1/interop_bridge"'],
+            check=True, capture_output=True, timeout=60,
+        )
+
+    def worker_command(
+        self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None
+    ) -> list[str]:
+        argv = [
+            "ruby", f"-I{build_dir / 'gen'}", f"-I{RUNTIME_LIB}", str(WORKER),
+            "--servers", servers, "--concurrency", str(concurrency),
+        ]
+        if max_request_bytes is not None:
+            argv += ["--max-request-bytes", str(max_request_bytes)]
+        return argv
+
+    def worker_env(self, build_dir: Path) -> Mapping[str, str]:
+        return {"BRIDGE_LOG_LEVEL": "info"}
+
+
+LANGUAGE = Ruby()
