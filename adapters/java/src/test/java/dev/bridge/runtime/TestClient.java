@@ -1,0 +1,86 @@
+package dev.bridge.runtime;
+
+import dev.bridge.runtime.gearman.Connection;
+import dev.bridge.runtime.gearman.Packet;
+import dev.bridge.runtime.gearman.PacketType;
+import dev.bridge.runtime.gearman.ServerAddress;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A minimal Gearman client for the tests: submits one foreground job (with OPTION_REQ exceptions)
+ * and records every packet the job produces until it ends.
+ */
+final class TestClient implements AutoCloseable {
+    private final Connection connection;
+
+    /** What a job produced: WORK_DATA / WORK_STATUS / WORK_WARNING in order, then how it ended. */
+    record Outcome(List<Packet> events, Packet end) {
+        PacketType endType() {
+            return end.type();
+        }
+
+        byte[] endPayload() {
+            return end.argumentCount() > 1 ? end.argument(1) : new byte[0];
+        }
+
+        dev.bridge.v1.Error error() throws IOException {
+            if (end.type() != PacketType.WORK_EXCEPTION) {
+                throw new AssertionError("expected WORK_EXCEPTION, got " + end.type());
+            }
+            return dev.bridge.v1.Error.parseFrom(endPayload());
+        }
+    }
+
+    TestClient(String address) throws IOException {
+        connection = Connection.open(ServerAddress.parse(address), 5000, 1 << 28);
+        connection.send(PacketType.OPTION_REQ, bytes("exceptions"));
+        Packet reply = connection.receive(5000);
+        if (reply.type() != PacketType.OPTION_RES) {
+            throw new IOException("OPTION_REQ exceptions answered with " + reply.type());
+        }
+    }
+
+    /** Submits and returns the handle. */
+    byte[] submit(String function, byte[] payload) throws IOException {
+        connection.send(PacketType.SUBMIT_JOB, bytes(function), new byte[0], payload);
+        Packet created = connection.receive(5000);
+        if (created.type() != PacketType.JOB_CREATED) {
+            throw new IOException("SUBMIT_JOB answered with " + created.type());
+        }
+        return created.argument(0);
+    }
+
+    /** Waits for the end of the one job submitted on this client. */
+    Outcome await(int timeoutMillis) throws IOException {
+        List<Packet> events = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        while (true) {
+            int left = (int) Math.max(1, deadline - System.currentTimeMillis());
+            Packet p = connection.receive(left);
+            switch (p.type()) {
+                case WORK_DATA, WORK_STATUS, WORK_WARNING -> events.add(p);
+                case WORK_COMPLETE, WORK_EXCEPTION, WORK_FAIL -> {
+                    return new Outcome(events, p);
+                }
+                default -> throw new IOException("unexpected " + p.type());
+            }
+        }
+    }
+
+    Outcome call(String function, byte[] payload, int timeoutMillis) throws IOException {
+        submit(function, payload);
+        return await(timeoutMillis);
+    }
+
+    static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public void close() {
+        connection.close();
+    }
+}
