@@ -37,6 +37,7 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     _T.TYPE_FIXED64: (0, 2**64 - 1),
 }
 _FLOATS = frozenset({_T.TYPE_FLOAT, _T.TYPE_DOUBLE})
+_MESSAGES = frozenset({_T.TYPE_MESSAGE, _T.TYPE_GROUP})  # (proto2 groups are messages too)
 # Python's float('nan') is the quiet NaN 0x7ff8000000000000 the contract prescribes; any other NaN
 # bit pattern a message may hold is replaced by it.
 _NAN = math.nan
@@ -82,7 +83,7 @@ def _messages_out(values: Any) -> list[dict[str, Any]]:
 
 def _value_converter(field: FieldDescriptor) -> Converter | None:
     """How a single (non-repeated) value of ``field``'s type becomes a msgpack-ready object."""
-    if field.type == _T.TYPE_MESSAGE:
+    if field.type in _MESSAGES:
         return _message_out
     if field.type in _FLOATS:
         return _float_out
@@ -103,7 +104,7 @@ def _field_converter(field: FieldDescriptor) -> Converter | None:
     if _is_map(field):
         return _map_converter(field)
     if field.is_repeated:
-        if field.type == _T.TYPE_MESSAGE:
+        if field.type in _MESSAGES:
             return _messages_out
         if field.type in _FLOATS:
             return _floats_out
@@ -154,28 +155,35 @@ def _wrong(field: FieldDescriptor, expected: str, value: Any) -> DecodeError:
     return DecodeError(f"{field.full_name}: expected {expected}, got {_type_name(value)}")
 
 
+_EXPECTED: dict[int, tuple[type, str]] = {
+    _T.TYPE_BOOL: (bool, "a bool"),
+    _T.TYPE_FLOAT: (float, "a float"),
+    _T.TYPE_DOUBLE: (float, "a float"),
+    _T.TYPE_STRING: (str, "a str"),
+    _T.TYPE_BYTES: (bytes, "a bin"),
+}
+
+
+def _bad_int(field: FieldDescriptor, value: Any) -> DecodeError:
+    if type(value) is not int:
+        return _wrong(field, "an integer", value)
+    low, high = _INT_RANGES[field.type]
+    return DecodeError(f"{field.full_name}: {value} is out of range [{low}, {high}]")
+
+
 def _value_checker(field: FieldDescriptor) -> Callable[[Any], Any]:
     """Validates one msgpack value for ``field``'s scalar type and returns the value to store."""
-    ftype = field.type
-    if ftype in _INT_RANGES:
-        low, high = _INT_RANGES[ftype]
+    if field.type in _INT_RANGES:
+        low, high = _INT_RANGES[field.type]
 
         def check_int(value: Any) -> Any:
-            if type(value) is not int:
-                raise _wrong(field, "an integer", value)
-            if not low <= value <= high:
-                raise DecodeError(f"{field.full_name}: {value} is out of range [{low}, {high}]")
+            # `type(...) is int` also refuses bool, which Python counts as an int
+            if type(value) is not int or not low <= value <= high:
+                raise _bad_int(field, value)
             return value
 
         return check_int
-    expected: tuple[type, str] = {
-        _T.TYPE_BOOL: (bool, "a bool"),
-        _T.TYPE_FLOAT: (float, "a float"),
-        _T.TYPE_DOUBLE: (float, "a float"),
-        _T.TYPE_STRING: (str, "a str"),
-        _T.TYPE_BYTES: (bytes, "a bin"),
-    }[ftype]
-    wanted, label = expected
+    wanted, label = _EXPECTED[field.type]
 
     def check(value: Any) -> Any:
         if type(value) is not wanted:
@@ -212,13 +220,25 @@ def _fill(message: Message, obj: Any, depth: int) -> None:
 
 
 def _scalar_setter(field: FieldDescriptor) -> Setter:
+    # The checks are inlined (not _value_checker) because this runs for every scalar decoded.
     name = field.name
-    check = _value_checker(field)
+    if field.type in _INT_RANGES:
+        low, high = _INT_RANGES[field.type]
 
-    def set_scalar(message: Message, value: Any, depth: int) -> None:
-        setattr(message, name, check(value))
+        def set_int(message: Message, value: Any, depth: int) -> None:
+            if type(value) is not int or not low <= value <= high:
+                raise _bad_int(field, value)
+            setattr(message, name, value)
 
-    return set_scalar
+        return set_int
+    wanted, label = _EXPECTED[field.type]
+
+    def set_value(message: Message, value: Any, depth: int) -> None:
+        if type(value) is not wanted:
+            raise _wrong(field, label, value)
+        setattr(message, name, value)
+
+    return set_value
 
 
 def _message_setter(field: FieldDescriptor) -> Setter:
@@ -234,7 +254,7 @@ def _message_setter(field: FieldDescriptor) -> Setter:
 
 def _repeated_setter(field: FieldDescriptor) -> Setter:
     name = field.name
-    if field.type == _T.TYPE_MESSAGE:
+    if field.type in _MESSAGES:
 
         def set_messages(message: Message, value: Any, depth: int) -> None:
             if type(value) is not list:
@@ -244,12 +264,27 @@ def _repeated_setter(field: FieldDescriptor) -> Setter:
                 _fill(container.add(), item, depth + 1)
 
         return set_messages
-    check = _value_checker(field)
+    if field.type in _INT_RANGES:
+        low, high = _INT_RANGES[field.type]
+
+        def set_ints(message: Message, value: Any, depth: int) -> None:
+            if type(value) is not list:
+                raise _wrong(field, "an array", value)
+            for v in value:
+                if type(v) is not int or not low <= v <= high:
+                    raise _bad_int(field, v)
+            getattr(message, name).extend(value)
+
+        return set_ints
+    wanted, label = _EXPECTED[field.type]
 
     def set_values(message: Message, value: Any, depth: int) -> None:
         if type(value) is not list:
             raise _wrong(field, "an array", value)
-        getattr(message, name).extend([check(v) for v in value])
+        for v in value:
+            if type(v) is not wanted:
+                raise _wrong(field, label, v)
+        getattr(message, name).extend(value)
 
     return set_values
 
@@ -258,7 +293,7 @@ def _map_setter(field: FieldDescriptor) -> Setter:
     name = field.name
     check_key = _key_checker(field)
     value_field = _entry_field(field, "value")
-    if value_field.type == _T.TYPE_MESSAGE:
+    if value_field.type in _MESSAGES:
 
         def set_message_map(message: Message, value: Any, depth: int) -> None:
             if type(value) is not dict:
@@ -294,7 +329,7 @@ def _field_setter(field: FieldDescriptor) -> Setter:
         return _map_setter(field)
     if field.is_repeated:
         return _repeated_setter(field)
-    setter = _message_setter(field) if field.type == _T.TYPE_MESSAGE else _scalar_setter(field)
+    setter = _message_setter(field) if field.type in _MESSAGES else _scalar_setter(field)
     # (proto3 `optional` fields sit in a one-member oneof of their own: nothing to guard there)
     oneof = field.containing_oneof
     if oneof is not None and len(oneof.fields) > 1:
@@ -351,7 +386,9 @@ class MsgpackCodec:
         message = message_type()
         try:
             _fill(message, obj, 0)
-        except (ValueError, TypeError) as exc:  # protobuf's own checks, should ours miss one
+        # protobuf's own checks (a proto2 closed enum refusing a number...) and a stack exhausted
+        # by a caller that was already deep in it
+        except (ValueError, TypeError, RecursionError) as exc:
             if isinstance(exc, DecodeError):
                 raise
             raise DecodeError(f"{message_type.DESCRIPTOR.full_name}: {exc}") from exc

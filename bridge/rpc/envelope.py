@@ -32,26 +32,29 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024
 #: The language this runtime reports in ``bridge.v1.Error``.
 LANGUAGE = "python"
 
-_KNOWN_ENCODINGS = frozenset(
-    {envelope_pb2.ENCODING_UNSPECIFIED, envelope_pb2.PROTOBUF, envelope_pb2.MSGPACK}
-)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 # Protobuf tags (field number << 3 | wire type) of bridge.v1.Request.
 _VERSION_1 = b"\x08\x01"  # version = 1 (varint)
 _TAG_DEADLINE = b"\x10"  # deadline_ms, varint
 _TAG_METADATA = b"\x1a"  # metadata entry, length-delimited
-_TAG_ENCODING = b"\x20"  # encoding, varint
 _TAG_BODY = b"\x2a"  # body, length-delimited
 _TAG_KEY = b"\x0a"  # map entry key
 _TAG_VALUE = b"\x12"  # map entry value
+# The encoding field (4, varint) as written for each known encoding; the default is not written.
+_ENCODING_FIELD: dict[int, bytes] = {
+    envelope_pb2.ENCODING_UNSPECIFIED: b"",
+    envelope_pb2.PROTOBUF: b"\x20\x01",
+    envelope_pb2.MSGPACK: b"\x20\x02",
+}
+_ONE_BYTE_VARINTS = [bytes((i,)) for i in range(0x80)]
 
 
 def _varint(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # negative int64: ten bytes of two's complement, as protobuf writes them
-    if value < 0x80:
-        return bytes((value,))
+    elif value < 0x80:
+        return _ONE_BYTE_VARINTS[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -60,8 +63,11 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _length_delimited(tag: bytes, data: bytes) -> bytes:
-    return tag + _varint(len(data)) + data
+def _metadata_entry(key: str, value: str) -> bytes:
+    # Key and value are always written, even empty: that is what protobuf runtimes emit.
+    k, v = key.encode(), value.encode()
+    entry = b"".join((_TAG_KEY, _varint(len(k)), k, _TAG_VALUE, _varint(len(v)), v))
+    return _TAG_METADATA + _varint(len(entry)) + entry
 
 
 def encode_request(
@@ -75,28 +81,22 @@ def encode_request(
 
     ``encoding`` is the ``bridge.v1.Encoding`` of ``body``; ``deadline_ms`` an absolute Unix time in
     milliseconds (0: none). Metadata entries are written sorted by key, so equal requests give
-    equal bytes.
+    equal bytes. The body is copied once, into the result.
     """
-    if encoding not in _KNOWN_ENCODINGS:
-        raise ValueError(f"unknown encoding {encoding}")
-    if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
-        raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
-    parts = [_VERSION_1]
+    try:
+        encoding_field = _ENCODING_FIELD[encoding]
+    except KeyError:
+        raise ValueError(f"unknown encoding {encoding}") from None
+    head = _VERSION_1
     if deadline_ms:
-        parts.append(_TAG_DEADLINE + _varint(deadline_ms))
+        if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
+            raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
+        head += _TAG_DEADLINE + _varint(deadline_ms)
     if metadata:
-        for key in sorted(metadata):
-            # Key and value are always written, even empty: that is what protobuf runtimes emit.
-            entry = _length_delimited(_TAG_KEY, key.encode()) + _length_delimited(
-                _TAG_VALUE, metadata[key].encode()
-            )
-            parts.append(_length_delimited(_TAG_METADATA, entry))
-    if encoding:
-        parts.append(_TAG_ENCODING + _varint(encoding))
+        head += b"".join([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
     if body:
-        parts.append(_TAG_BODY + _varint(len(body)))
-        parts.append(body)
-    return b"".join(parts)
+        return b"".join((head, encoding_field, _TAG_BODY, _varint(len(body)), body))
+    return head + encoding_field
 
 
 def decode_request(
@@ -130,7 +130,7 @@ def decode_request(
             type="FailedPrecondition",
             language=LANGUAGE,
         )
-    if request.encoding not in _KNOWN_ENCODINGS:
+    if request.encoding not in _ENCODING_FIELD:
         raise InvalidArgument(
             f"unknown encoding {request.encoding} (expected PROTOBUF=1 or MSGPACK=2)",
             type="InvalidArgument",

@@ -143,3 +143,17 @@ def test_error_messages_name_the_field() -> None:
         MSGPACK.decode(Composite, pack({"numbers": [1, "2"]}))
     with pytest.raises(DecodeError, match=r"Inner\.value: .* out of range"):
         MSGPACK.decode(Composite, pack({"items": [{"value": 2**63}]}))
+
+
+def test_proto2_messages_round_trip_and_closed_enums_refuse_unknown_numbers() -> None:
+    from google.protobuf import descriptor_pb2
+
+    file_proto = descriptor_pb2.FileDescriptorProto()
+    envelope_pb2.DESCRIPTOR.CopyToProto(file_proto)  # (no extensions: the mapping drops them)
+    assert len(file_proto.message_type) == 2 and file_proto.options.java_package
+    data = MSGPACK.encode(file_proto)
+    assert MSGPACK.decode(descriptor_pb2.FileDescriptorProto, data) == file_proto
+    field = descriptor_pb2.FieldDescriptorProto
+    assert MSGPACK.decode(field, pack({"name": "", "type": 9})).HasField("name")
+    with pytest.raises(DecodeError):
+        MSGPACK.decode(field, pack({"type": 99}))
