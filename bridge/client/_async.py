@@ -539,28 +539,39 @@ class AsyncClient:
         if self._closed:
             raise ServerUnavailable("the client is closed")
         links = self._order(unique)
-        for link in links:  # the common case: a server that is connected already
+        now = time.monotonic()
+        errors: list[str] = []
+        # In turn: a connected server, or one whose backoff is over (worth a connect attempt).
+        for link in links:
             if link.ready:
                 return link
-        now = time.monotonic()
-        # Servers out of backoff first; then, rather than fail at once, the ones in backoff.
-        candidates = [link for link in links if not link.in_backoff(now)]
-        candidates += sorted(
+            if link.in_backoff(now):
+                continue
+            try:
+                return await self._connect(link, deadline)
+            except ServerUnavailable as exc:
+                errors.append(str(exc))
+        # Rather than fail at once, try the ones still in backoff, soonest first.
+        candidates = sorted(
             (link for link in links if link.in_backoff(now)), key=lambda link: link.down_until
         )
-        errors: list[str] = []
         for link in candidates:
-            timeout = self.connect_timeout
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout <= 0:
-                    raise CallTimeout("the call's timeout passed while connecting")
-            try:
-                await link.connect(timeout)
+            if link.ready:
                 return link
+            try:
+                return await self._connect(link, deadline)
             except ServerUnavailable as exc:
                 errors.append(str(exc))
         raise ServerUnavailable("no job server reachable: " + "; ".join(errors))
+
+    async def _connect(self, link: _Link, deadline: float | None) -> _Link:
+        timeout = self.connect_timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise CallTimeout("the call's timeout passed while connecting")
+        await link.connect(timeout)
+        return link
 
     # --- submitting --------------------------------------------------------------------------
 

@@ -1,0 +1,431 @@
+"""AsyncClient against a real gearmand, with bridge workers and the `gearman -w` peer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+
+import pytest
+from core_helpers import CliWorkers, running_worker, wait_until
+
+from bridge import admin
+from bridge.client import AsyncClient, Priority
+from bridge.errors import CallTimeout, JobException, JobFailed, ServerError, ServerUnavailable
+from bridge.testing import GearmandServer
+from bridge.worker import JobContext
+
+pytestmark = pytest.mark.timeout(60)
+
+BINARY = bytes(range(256)) * 4 + b"\0\0end\0"
+
+
+async def echo(job: JobContext) -> bytes:
+    return job.payload
+
+
+# --- the gearman command-line worker as a third-party peer -----------------------------------
+
+
+async def test_cli_worker_echoes_binary_payloads(gearmand: GearmandServer,
+                                                 cli_workers: CliWorkers) -> None:
+    cli_workers.start(gearmand, "cat", ["cat"])
+    async with AsyncClient(gearmand.address) as client:
+        assert await client.call("cat", BINARY) == BINARY
+        assert await client.call("cat", b"") == b""
+        assert await client.call("cat", b"\0") == b"\0"
+
+
+async def test_cli_worker_data_packets_reach_the_caller(gearmand: GearmandServer,
+                                                              cli_workers: CliWorkers) -> None:
+    # -n: the gearman tool sends a WORK_DATA per output line, then an empty WORK_COMPLETE.
+    # (gearman-tools 1.1.20 resends the output accumulated so far in each WORK_DATA.)
+    cli_workers.start(gearmand, "lines", ["cat"], "-n")
+    async with AsyncClient(gearmand.address) as client:
+        chunks = [chunk async for chunk in client.stream("lines", b"one\ntwo\nthree\n")]
+        final = await client.call("lines", b"x\n", on_data=chunks.append)
+    assert chunks == [b"one\n", b"one\ntwo\n", b"one\ntwo\nthree\n", b"x\n"]
+    assert final == b""
+
+
+@pytest.mark.slow
+async def test_cli_worker_gets_64_mib_intact(gearmand: GearmandServer,
+                                             cli_workers: CliWorkers) -> None:
+    # sha256sum, not cat: the gearman tool writes all input before reading output, so a
+    # 64 MiB echo through a pipe would deadlock inside the tool itself.
+    cli_workers.start(gearmand, "sha256", ["sha256sum"])
+    payload = os.urandom(1 << 16) * 1024  # 64 MiB
+    payload = payload[:-3] + b"\0\0\0"
+    async with AsyncClient(gearmand.address) as client:
+        result = await client.call("sha256", payload, timeout=50)
+    assert result.split()[0].decode() == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.mark.slow
+async def test_64_mib_both_ways_with_a_bridge_worker(gearmand: GearmandServer) -> None:
+    async def digest_and_echo(job: JobContext) -> bytes:
+        job.send_data(hashlib.sha256(job.payload).digest())
+        return job.payload
+
+    payload = os.urandom(1 << 16) * 1024
+    got: list[bytes] = []
+    async with running_worker(gearmand.address, {"big": digest_and_echo}), \
+            AsyncClient(gearmand.address) as client:
+        result = await client.call("big", payload, timeout=50, on_data=got.append)
+        assert await client.call("big", b"", timeout=10) == b""
+    assert got[0] == hashlib.sha256(payload).digest()
+    assert len(result) == len(payload) and result == payload
+
+
+async def test_cli_worker_failure_is_job_failed(gearmand: GearmandServer,
+                                                cli_workers: CliWorkers) -> None:
+    cli_workers.start(gearmand, "false", ["false"])  # exits 1: the tool answers WORK_FAIL
+    async with AsyncClient(gearmand.address) as client:
+        with pytest.raises(JobFailed):
+            await client.call("false", b"x", timeout=10)
+
+
+# --- calls, pipelining, callbacks -------------------------------------------------------------
+
+
+async def test_progress_data_and_warnings_arrive_in_order(gearmand: GearmandServer) -> None:
+    async def chatty(job: JobContext) -> bytes:
+        job.send_status(1, 3)
+        job.send_data(b"a\0")
+        job.send_warning(b"careful")
+        job.send_status(3, 3)
+        job.send_data(b"b")
+        return b"done"
+
+    events: list[object] = []
+    async with running_worker(gearmand.address, {"chatty": chatty}), \
+            AsyncClient(gearmand.address) as client:
+        result = await client.call(
+            "chatty", b"", on_data=lambda d: events.append(("data", d)),
+            on_status=lambda n, d: events.append(("status", n, d)),
+            on_warning=lambda w: events.append(("warning", w)),
+        )
+    assert result == b"done"
+    assert events == [("status", 1, 3), ("data", b"a\0"), ("warning", b"careful"),
+                      ("status", 3, 3), ("data", b"b")]
+
+
+async def test_stream_yields_data_then_a_non_empty_completion(gearmand: GearmandServer) -> None:
+    async def numbers(job: JobContext) -> bytes:
+        for i in range(5):
+            job.send_data(b"%d" % i)
+        return job.payload
+
+    async with running_worker(gearmand.address, {"numbers": numbers}), \
+            AsyncClient(gearmand.address) as client:
+        assert [c async for c in client.stream("numbers", b"")] == [b"0", b"1", b"2", b"3", b"4"]
+        assert [c async for c in client.stream("numbers", b"end")][-1] == b"end"
+
+
+async def test_stream_raises_the_job_error_after_the_data(gearmand: GearmandServer) -> None:
+    async def half(job: JobContext) -> bytes:
+        job.send_data(b"first")
+        raise JobException(b"broke")
+
+    got: list[bytes] = []
+    async with running_worker(gearmand.address, {"half": half}), \
+            AsyncClient(gearmand.address) as client:
+        with pytest.raises(JobException) as info:
+            async for chunk in client.stream("half", b""):
+                got.append(chunk)
+    assert got == [b"first"]
+    assert info.value.payload == b"broke"
+
+
+@pytest.mark.slow
+async def test_ten_thousand_pipelined_jobs_match_their_answers(gearmand: GearmandServer) -> None:
+    async with running_worker(gearmand.address, {"echo": echo}, concurrency=32), \
+            AsyncClient(gearmand.address) as client:
+        payloads = [b"job-%d-" % i + bytes([i % 256]) * (i % 50) for i in range(10_000)]
+        results = await asyncio.gather(*(client.call("echo", p, timeout=60) for p in payloads))
+    assert results == payloads
+
+
+async def test_submit_gives_a_handle_and_an_awaitable_job(gearmand: GearmandServer) -> None:
+    async with running_worker(gearmand.address, {"echo": echo}), \
+            AsyncClient(gearmand.address) as client:
+        job = await client.submit("echo", b"later")
+        assert job.handle.startswith(b"H:")
+        assert await job == b"later"
+
+
+async def test_exception_and_fail_are_distinct(gearmand: GearmandServer) -> None:
+    async def raises_payload(job: JobContext) -> bytes:
+        raise JobException(b"\0custom payload")
+
+    async def gives_up(job: JobContext) -> bytes:
+        raise JobFailed("no")
+
+    async def crashes(job: JobContext) -> bytes:
+        raise KeyError("missing")
+
+    handlers = {"exc": raises_payload, "fail": gives_up, "crash": crashes, "echo": echo}
+    async with running_worker(gearmand.address, handlers), \
+            AsyncClient(gearmand.address) as client:
+        with pytest.raises(JobException) as exc_info:
+            await client.call("exc", b"")
+        assert exc_info.value.payload == b"\0custom payload"
+        assert exc_info.value.handle.startswith(b"H:")
+        with pytest.raises(JobFailed) as fail_info:
+            await client.call("fail", b"")
+        assert not isinstance(fail_info.value, JobException)
+        with pytest.raises(JobException) as crash_info:
+            await client.call("crash", b"")
+        assert crash_info.value.payload == b"KeyError: 'missing'"
+        assert await client.call("echo", b"still alive") == b"still alive"
+
+
+# --- priorities -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("background", [False, True])
+async def test_priorities_order_the_queue_of_a_busy_worker(gearmand: GearmandServer,
+                                                           background: bool) -> None:
+    release = asyncio.Event()
+    order: list[bytes] = []
+
+    async def record(job: JobContext) -> bytes:
+        if job.payload == b"block":
+            await release.wait()
+        else:
+            order.append(job.payload)
+        return job.payload
+
+    async with running_worker(gearmand.address, {"record": record}, concurrency=1), \
+            AsyncClient(gearmand.address) as client:
+        blocker = await client.submit("record", b"block")
+        await wait_until(lambda: any(
+            s.function == "record" and s.running == 1 for s in admin.status(gearmand.address)))
+        jobs = []
+        for priority in (Priority.LOW, Priority.NORMAL, Priority.HIGH,
+                         Priority.LOW, Priority.HIGH, Priority.NORMAL):
+            payload = priority.value.encode()
+            if background:
+                await client.submit_background("record", payload, priority=priority)
+            else:
+                jobs.append(await client.submit("record", payload, priority=priority))
+        release.set()
+        assert await blocker == b"block"
+        for job in jobs:
+            await job
+        await wait_until(lambda: len(order) == 6)
+    assert order == [b"high", b"high", b"normal", b"normal", b"low", b"low"]
+
+
+# --- background jobs --------------------------------------------------------------------------
+
+
+async def test_background_job_status_follows_the_job(gearmand: GearmandServer) -> None:
+    step = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def slow(job: JobContext) -> bytes:
+        job.send_status(2, 7)
+        step.set()
+        await finish.wait()
+        return b""
+
+    async with AsyncClient(gearmand.address) as client:
+        plain = await client.submit_background("slow", b"x")
+        keyed = await client.submit_background("slow", b"y", unique="bg-key-1",
+                                               priority=Priority.HIGH)
+        queued = await plain.status()
+        assert (queued.known, queued.running) == (True, False)
+        by_unique = await keyed.status()
+        assert by_unique.known and by_unique.clients == 0
+        async with running_worker(gearmand.address, {"slow": slow}, concurrency=1):
+            await asyncio.wait_for(step.wait(), 10)
+            running = await keyed.status()  # HIGH: taken first
+            assert (running.known, running.running) == (True, True)
+            assert (running.numerator, running.denominator) == (2, 7)
+            finish.set()
+
+            async def gone(job: object) -> bool:
+                return not (await job.status()).known  # type: ignore[attr-defined]
+
+            async with asyncio.timeout(10):
+                while not (await gone(keyed) and await gone(plain)):
+                    await asyncio.sleep(0.02)
+                    step.clear()
+
+
+async def test_status_of_an_unknown_handle(gearmand: GearmandServer) -> None:
+    async with AsyncClient(gearmand.address) as client:
+        status = await client.status(b"H:nowhere:1")
+    assert not status.known and not status.running
+
+
+# --- unique ids -------------------------------------------------------------------------------
+
+
+async def test_unique_ids_pass_through_and_coalesce(gearmand: GearmandServer) -> None:
+    seen: list[bytes] = []
+    release = asyncio.Event()
+
+    async def record(job: JobContext) -> bytes:
+        seen.append(job.unique)
+        await release.wait()
+        return job.payload
+
+    async with running_worker(gearmand.address, {"u": record}, concurrency=4), \
+            AsyncClient(gearmand.address) as client:
+        first = await client.submit("u", b"first", unique="same")
+        second = await client.submit("u", b"second", unique=b"same")
+        third = await client.submit("u", b"third")
+        release.set()
+        assert await first == b"first"
+        assert await second == b"first"  # gearmand merged them: one job, one answer
+        assert await third == b"third"
+    assert sorted(seen) == [b"", b"same"]
+
+
+async def test_unique_over_63_bytes_is_rejected_before_sending(gearmand: GearmandServer) -> None:
+    async with AsyncClient(gearmand.address) as client:
+        with pytest.raises(ValueError, match="at most 63"):
+            await client.call("x", b"", unique="u" * 64)
+        ok = await client.submit_background("x", b"", unique="u" * 63)
+        assert (await ok.status()).known
+
+
+async def test_server_error_answers_the_right_request(gearmand: GearmandServer) -> None:
+    async with running_worker(gearmand.address, {"echo": echo}), \
+            AsyncClient(gearmand.address) as client:
+        before = client.submit("echo", b"before")
+        # Bypass the client-side check to see gearmand's own ERROR for a 64+ byte unique.
+        from bridge.client import _async
+
+        original = _async._to_unique
+        _async._to_unique = lambda unique: b"x" * 100  # type: ignore[assignment]
+        try:
+            with pytest.raises(ServerError, match="ARGUMENT_TOO_LARGE"):
+                await client.call("echo", b"bad", unique="ignored", timeout=5)
+        finally:
+            _async._to_unique = original
+        assert await (await before) == b"before"
+        assert await client.call("echo", b"after") == b"after"
+
+
+# --- timeouts and cancellation ----------------------------------------------------------------
+
+
+async def test_timeout_and_cancel_leave_the_client_usable(gearmand: GearmandServer) -> None:
+    async def slow(job: JobContext) -> bytes:
+        await asyncio.sleep(0.5)
+        return b"slow"
+
+    async with running_worker(gearmand.address, {"slow": slow, "echo": echo}, concurrency=4), \
+            AsyncClient(gearmand.address) as client:
+        started = time.monotonic()
+        with pytest.raises(CallTimeout):
+            await client.call("slow", b"", timeout=0.1)
+        assert time.monotonic() - started < 0.4
+        with pytest.raises(TimeoutError):  # CallTimeout is a TimeoutError too
+            await client.call("nobody-serves-this", b"", timeout=0.1)
+
+        task = asyncio.create_task(client.call("slow", b""))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        job = await client.submit("slow", b"")
+        assert job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        assert await client.call("echo", b"ok") == b"ok"
+        await asyncio.sleep(0.6)  # the abandoned jobs finish; their answers are dropped quietly
+        assert await client.call("echo", b"ok2") == b"ok2"
+        assert all(not link.jobs for link in client._links)
+
+
+# --- servers down, restarts -------------------------------------------------------------------
+
+
+async def test_no_server_raises_server_unavailable() -> None:
+    from bridge.testing import free_port
+
+    port = free_port()
+    async with AsyncClient(f"127.0.0.1:{port}", connect_timeout=1) as client:
+        with pytest.raises(ServerUnavailable, match="no job server reachable"):
+            await client.call("echo", b"")
+
+
+async def test_one_of_two_servers_down(gearmand_factory: object) -> None:
+    up = gearmand_factory()  # type: ignore[operator]
+    down = gearmand_factory()  # type: ignore[operator]
+    down.stop()
+    servers = [down.address, up.address]
+    async with running_worker(up.address, {"echo": echo}, concurrency=8), \
+            AsyncClient(servers, connect_timeout=1) as client:
+        results = await asyncio.gather(*(client.call("echo", b"%d" % i, timeout=10)
+                                          for i in range(50)))
+        assert results == [b"%d" % i for i in range(50)]
+        # The down server comes back: new jobs spread over both again.
+        down.start()
+        async with running_worker(down.address, {"echo": echo}):
+            client._links[0].down_until = 0.0  # skip the rest of the backoff for the test
+            for i in range(20):
+                assert await client.call("echo", b"x%d" % i, timeout=10) == b"x%d" % i
+            assert all(link.ready for link in client._links)
+
+
+async def test_restart_mid_stream_client_and_worker_reconnect(gearmand: GearmandServer) -> None:
+    streaming = asyncio.Event()
+
+    async def ticker(job: JobContext) -> bytes:
+        if job.payload == b"quick":
+            return b"quick"
+        for i in range(100):
+            job.send_data(b"%d" % i)
+            streaming.set()
+            await asyncio.sleep(0.05)
+        return b""
+
+    async with running_worker(gearmand.address, {"ticker": ticker}, concurrency=2,
+                              reconnect_max=0.5) as worker, \
+            AsyncClient(gearmand.address, reconnect_max=0.5) as client:
+        got: list[bytes] = []
+        with pytest.raises(ServerUnavailable):
+            async for chunk in client.stream("ticker", b"long", timeout=30):
+                got.append(chunk)
+                if len(got) == 3:
+                    gearmand.stop()
+                    await asyncio.sleep(0.3)
+                    gearmand.start()
+        assert got[:3] == [b"0", b"1", b"2"]
+        await worker.wait_connected(10)
+        # The worker re-registered and the client reconnects on its next call.
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    assert await client.call("ticker", b"quick", timeout=5) == b"quick"
+                    break
+                except (ServerUnavailable, CallTimeout):
+                    await asyncio.sleep(0.1)
+
+
+async def test_closed_client_refuses_new_calls(gearmand: GearmandServer) -> None:
+    client = AsyncClient(gearmand.address)
+    await client.close()
+    with pytest.raises(ServerUnavailable):
+        await client.call("x", b"")
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        AsyncClient("")
+    with pytest.raises(ValueError):
+        AsyncClient("host:notaport")
+
+    async def bad_name() -> None:
+        async with AsyncClient("127.0.0.1:1") as client:
+            await client.call("bad\0name", b"")
+
+    with pytest.raises(ValueError):
+        asyncio.run(bad_name())
