@@ -1,0 +1,214 @@
+"""The Java emitter.
+
+protoc (Debian's 3.21.12, matching the runtime's pinned protobuf-java) writes the message classes;
+for each service this emitter writes two files into the file's Java package:
+
+* ``<Name>Service.java``: an interface with one default method per rpc (typed request and reply,
+  a ``CallContext``); an rpc the user does not override answers UNIMPLEMENTED;
+* ``<Name>Bridge.java``: one ``Rpc`` constant per rpc (Gearman function name, message types) and
+  ``register(Worker, <Name>Service)``, which binds every rpc of the service to the worker.
+
+Class names of messages follow protoc's Java rules (``java_package``, ``java_multiple_files``,
+``java_outer_classname`` or the file name in CamelCase, ``OuterClass`` on a clash).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import jinja2
+
+from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.protoc import run_protoc
+from bridge.schema.model import Message, Method, ProtoFile, Schema, Service
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bridge.codegen.java", "templates"),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+)
+
+JAVA_KEYWORDS = frozenset(
+    (
+        "abstract", "assert", "boolean", "break", "byte", "case", "catch", "char", "class",
+        "const", "continue", "default", "do", "double", "else", "enum", "extends", "final",
+        "finally", "float", "for", "goto", "if", "implements", "import", "instanceof", "int",
+        "interface", "long", "native", "new", "package", "private", "protected", "public",
+        "return", "short", "static", "strictfp", "super", "switch", "synchronized", "this",
+        "throw", "throws", "transient", "try", "void", "volatile", "while", "true", "false",
+        "null", "var", "yield", "record", "sealed", "permits",
+    )
+)
+
+# Simple names the generated files use unqualified: a message of the same package with one of
+# these names is written fully qualified instead, so neither hides the other.
+_NAMES_IN_USE = frozenset(
+    ("CallContext", "ReplyStream", "Rpc", "Worker", "Exception", "Object", "String", "Override")
+)
+
+
+def java_package(proto_file: ProtoFile) -> str:
+    """``java_package``, else the proto package, as protoc's Java generator decides."""
+    return proto_file.java_package or proto_file.package
+
+
+def _camel_file_name(name: str) -> str:
+    """protoc's outer class name from a file name: ``foo_bar-baz.proto`` -> ``FooBarBaz``."""
+    stem = PurePosixPath(name).name
+    if stem.endswith(".proto"):
+        stem = stem[: -len(".proto")]
+    out: list[str] = []
+    cap_next = True
+    for char in stem:
+        if "a" <= char <= "z":
+            out.append(char.upper() if cap_next else char)
+            cap_next = False
+        elif "A" <= char <= "Z":
+            out.append(char)
+            cap_next = False
+        elif "0" <= char <= "9":
+            out.append(char)
+            cap_next = True
+        else:
+            cap_next = True
+    return "".join(out)
+
+
+def outer_class_name(proto_file: ProtoFile) -> str:
+    """The file's outer class: ``java_outer_classname``, else the CamelCase file name, with
+    ``OuterClass`` appended when a type or service of the file already has that name."""
+    if proto_file.java_outer_classname:
+        return proto_file.java_outer_classname
+    name = _camel_file_name(proto_file.name)
+    taken = {m.name for m in proto_file.walk_messages()}
+    taken |= {e.name for e in proto_file.walk_enums()}
+    taken |= {s.name for s in proto_file.services}
+    return name + "OuterClass" if name in taken else name
+
+
+def method_name(rpc: str) -> str:
+    """``EchoScalars`` -> ``echoScalars``; a Java keyword gets a trailing ``_`` (``import_``)."""
+    name = rpc[:1].lower() + rpc[1:]
+    return name + "_" if name in JAVA_KEYWORDS else name
+
+
+def constant_name(rpc: str) -> str:
+    """``EchoScalars`` -> ``ECHO_SCALARS``, ``WhoAmI`` -> ``WHO_AM_I``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", rpc)
+    name = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name)
+    return name.upper()
+
+
+def javadoc(text: str, indent: str) -> list[str]:
+    """Comment lines for a Javadoc block: HTML-escaped, ``*/`` defused."""
+    lines = []
+    for line in text.strip().splitlines():
+        escaped = html.escape(line.rstrip(), quote=False).replace("*/", "*&#47;").replace("@", "&#64;")
+        lines.append(f"{indent} *{' ' + escaped if escaped.strip() else ''}")
+    return lines
+
+
+@dataclass(frozen=True)
+class _Rpc:
+    name: str
+    method_name: str
+    constant: str
+    input: str
+    output: str
+    streaming: bool
+    function_name: str
+    comment: list[str]
+
+
+class JavaEmitter:
+    language = "java"
+
+    def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        if parameters:
+            unknown = ", ".join(sorted(parameters))
+            raise CodegenError(f"the java generator takes no options, got: {unknown}")
+        files = run_protoc(
+            schema.sanitized_descriptor_set(), [f.name for f in schema.files], ["--java_out"]
+        )
+        for proto_file in schema.files:
+            for service in proto_file.services:
+                files.extend(self._service_files(schema, proto_file, service))
+        return files
+
+    def _service_files(
+        self, schema: Schema, proto_file: ProtoFile, service: Service
+    ) -> list[GeneratedFile]:
+        package = java_package(proto_file)
+        interface = service.name if service.name.endswith("Service") else f"{service.name}Service"
+        bridge = f"{service.name}Bridge"
+        taken = {outer_class_name(proto_file)}
+        if proto_file.java_multiple_files:
+            taken |= {m.name for m in proto_file.messages} | {e.name for e in proto_file.enums}
+        for clash in (interface, bridge):
+            if clash in taken:
+                raise CodegenError(
+                    f"{proto_file.name}: service {service.name} needs the Java class "
+                    f"{package}.{clash}, which protoc already generates for this file; "
+                    "rename the service or the type"
+                )
+        rpcs = [self._rpc(schema, package, m) for m in service.methods]
+        constants = [r.constant for r in rpcs]
+        if len(set(constants)) != len(constants) or "SERVICE_NAME" in constants:
+            raise CodegenError(f"{service.full_name}: rpc names clash once written as constants")
+        context = {
+            "proto_name": proto_file.name,
+            "package": package,
+            "service": service,
+            "interface": interface,
+            "bridge": bridge,
+            "comment": javadoc(service.comment, ""),
+            "rpcs": rpcs,
+            "has_streaming": any(r.streaming for r in rpcs),
+        }
+        directory = package.replace(".", "/")
+        prefix = f"{directory}/" if directory else ""
+        return [
+            GeneratedFile(
+                f"{prefix}{interface}.java",
+                _TEMPLATES.get_template("Service.java.j2").render(context),
+            ),
+            GeneratedFile(
+                f"{prefix}{bridge}.java",
+                _TEMPLATES.get_template("Bridge.java.j2").render(context),
+            ),
+        ]
+
+    def _rpc(self, schema: Schema, package: str, method: Method) -> _Rpc:
+        if method.client_streaming:
+            raise CodegenError(f"{method.full_name}: client streaming is not supported")
+        return _Rpc(
+            name=method.name,
+            method_name=method_name(method.name),
+            constant=constant_name(method.name),
+            input=self._class_name(schema, package, method.input),
+            output=self._class_name(schema, package, method.output),
+            streaming=method.server_streaming,
+            function_name=method.function_name,
+            comment=javadoc(method.comment, "    "),
+        )
+
+    @staticmethod
+    def _class_name(schema: Schema, package: str, message: Message) -> str:
+        """The message's Java class, by its simple name when it lives in ``package``."""
+        declaring = schema.file(message.file)
+        proto_package = declaring.package
+        nested = message.full_name[len(proto_package) + 1 :] if proto_package else message.full_name
+        if not declaring.java_multiple_files:
+            nested = f"{outer_class_name(declaring)}.{nested}"
+        message_package = java_package(declaring)
+        top_level = nested.split(".")[0]
+        if message_package == package and top_level not in _NAMES_IN_USE:
+            return nested
+        return f"{message_package}.{nested}" if message_package else nested

@@ -1,0 +1,71 @@
+"""Java: the interop worker in interop_tests/workers/java, on the runtime in adapters/java.
+
+The build runs Maven once (the runtime jar and its dependency classpath), generates the interop
+schema with ``bridge generate --lang java`` and compiles it with the worker using ``javac``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.codegen import get_emitter, write_files
+from bridge.schema import load
+from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+
+BUILD_RUNTIME = REPO_ROOT / "adapters" / "java" / "scripts" / "build-runtime.sh"
+WORKER_SOURCES = WORKERS_DIR / "java" / "src"
+MAIN_CLASS = "dev.bridge.interop.worker.InteropWorker"
+# Serial GC: two cores shared by gearmand, the Python side and several JVMs.
+JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xss1m")
+
+
+def _run(argv: Sequence[str], timeout: float) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv[:3])}... failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+
+
+class Java(Language):
+    name = "java"
+
+    def required_tools(self) -> Sequence[str]:
+        return ("java", "javac", "mvn", "protoc")
+
+    def build(self, build_dir: Path) -> None:
+        runtime = build_dir / "runtime"
+        _run([str(BUILD_RUNTIME), str(runtime)], timeout=600)
+        classpath = (runtime / "classpath").read_text().strip()
+
+        gen = build_dir / "gen"
+        classes = build_dir / "classes"
+        for folder in (gen, classes):
+            if folder.exists():
+                shutil.rmtree(folder)
+        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(REPO_ROOT / "schemas")])
+        write_files(get_emitter("java").generate(schema, {}), gen)
+        sources = sorted(str(p) for p in [*gen.rglob("*.java"), *WORKER_SOURCES.rglob("*.java")])
+        _run(
+            ["javac", "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes),
+             "-cp", classpath, *sources],
+            timeout=600,
+        )
+        (build_dir / "classpath").write_text(f"{classes}:{classpath}\n")
+
+    def worker_command(
+        self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None
+    ) -> list[str]:
+        classpath = (build_dir / "classpath").read_text().strip()
+        argv = [
+            "java", *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS,
+            "--servers", servers, "--concurrency", str(concurrency),
+        ]
+        if max_request_bytes is not None:
+            argv += ["--max-request-bytes", str(max_request_bytes)]
+        return argv
+
+
+LANGUAGE = Java()

@@ -1,0 +1,130 @@
+package dev.bridge.interop.worker;
+
+import com.google.protobuf.ByteString;
+import dev.bridge.interop.v1.Blob;
+import dev.bridge.interop.v1.Composite;
+import dev.bridge.interop.v1.Empty;
+import dev.bridge.interop.v1.InteropBridge;
+import dev.bridge.interop.v1.InteropService;
+import dev.bridge.interop.v1.ProgressReply;
+import dev.bridge.interop.v1.ProgressRequest;
+import dev.bridge.interop.v1.RaiseRequest;
+import dev.bridge.interop.v1.Scalars;
+import dev.bridge.interop.v1.SleepReply;
+import dev.bridge.interop.v1.SleepRequest;
+import dev.bridge.interop.v1.StreamItem;
+import dev.bridge.interop.v1.StreamRequest;
+import dev.bridge.interop.v1.WhoAmIReply;
+import dev.bridge.runtime.BridgeException;
+import dev.bridge.runtime.CallContext;
+import dev.bridge.runtime.JobFailedException;
+import dev.bridge.runtime.ReplyStream;
+import dev.bridge.runtime.Worker;
+import dev.bridge.v1.Code;
+import java.util.Arrays;
+
+/** The interop service in Java: the behaviour interop_tests/README.md describes. */
+public final class InteropWorker implements InteropService {
+    @Override
+    public Composite echo(Composite request, CallContext context) {
+        return request;
+    }
+
+    @Override
+    public Scalars echoScalars(Scalars request, CallContext context) {
+        return request;
+    }
+
+    @Override
+    public Blob echoBlob(Blob request, CallContext context) {
+        return request;
+    }
+
+    @Override
+    public Blob legacy(Blob request, CallContext context) {
+        return request;
+    }
+
+    @Override
+    public Empty nothing(Empty request, CallContext context) {
+        return Empty.getDefaultInstance();
+    }
+
+    @Override
+    public void stream(StreamRequest request, ReplyStream<StreamItem> replies, CallContext context) {
+        for (int i = 0; i < request.getCount(); i++) {
+            byte[] payload = new byte[Math.max(0, request.getPayloadSize())];
+            Arrays.fill(payload, (byte) (i % 256));
+            replies.send(StreamItem.newBuilder().setIndex(i).setPayload(ByteString.copyFrom(payload)).build());
+        }
+    }
+
+    @Override
+    public ProgressReply progress(ProgressRequest request, CallContext context) {
+        if (!request.getWarning().isEmpty()) {
+            context.warn(request.getWarning());
+        }
+        for (int i = 1; i <= request.getSteps(); i++) {
+            context.progress(i, request.getSteps());
+        }
+        return ProgressReply.newBuilder().setStepsDone(request.getSteps()).build();
+    }
+
+    @Override
+    public Empty raise(RaiseRequest request, CallContext context) {
+        if (request.getFail()) {
+            throw new JobFailedException();
+        }
+        if (request.getNative()) {
+            throw new IllegalStateException(request.getMessage());
+        }
+        Code code = Code.forNumber(request.getCode());
+        throw new BridgeException(code != null ? code : Code.UNKNOWN, request.getMessage());
+    }
+
+    @Override
+    public SleepReply sleep(SleepRequest request, CallContext context) throws InterruptedException {
+        Thread.sleep(Math.max(0, request.getMillis()));
+        return SleepReply.newBuilder().setSleptMillis(request.getMillis()).setLanguage("java").build();
+    }
+
+    @Override
+    public WhoAmIReply whoAmI(Empty request, CallContext context) {
+        return WhoAmIReply.newBuilder()
+                .setLanguage("java")
+                .putAllMetadata(context.metadata())
+                .setDeadlineMs(context.deadlineMillis())
+                .build();
+    }
+
+    // notImplemented is left out on purpose: callers get UNIMPLEMENTED.
+
+    public static void main(String[] args) throws InterruptedException {
+        Worker.Builder builder = Worker.builder().clientId("bridge-interop-java");
+        for (int i = 0; i < args.length; i++) {
+            String value = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--servers" -> builder.servers(require(args[i], value));
+                case "--concurrency" -> builder.concurrency(Integer.parseInt(require(args[i], value)));
+                case "--max-request-bytes" -> builder.maxRequestBytes(Long.parseLong(require(args[i], value)));
+                default -> {
+                    System.err.println("unknown argument: " + args[i]
+                            + "\nusage: InteropWorker --servers HOST:PORT[,...] [--concurrency N] [--max-request-bytes N]");
+                    System.exit(2);
+                }
+            }
+            i++;
+        }
+        Worker worker = builder.build();
+        InteropBridge.register(worker, new InteropWorker());
+        worker.run();
+    }
+
+    private static String require(String flag, String value) {
+        if (value == null) {
+            System.err.println(flag + " needs a value");
+            System.exit(2);
+        }
+        return value;
+    }
+}
