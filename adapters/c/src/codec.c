@@ -451,14 +451,18 @@ static bool pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 }
 
 /*
- * Walks the wire format to reject nesting deeper than BRIDGE_MAX_DEPTH before protobuf-c's
- * unbounded recursion sees it. Anything else that is malformed is left to protobuf-c.
+ * Walks the wire format before protobuf-c does, to reject what protobuf-c would mishandle:
+ * nesting deeper than BRIDGE_MAX_DEPTH (protobuf-c recurses without limit) and strings holding a
+ * NUL character (protobuf-c's strings are NUL-terminated, it would silently cut them short).
+ * Anything else that is malformed is left to protobuf-c.
  */
-static bool pb_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
-                        int depth)
+static bool pb_prescan(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                       int depth, const char **problem)
 {
-    if (depth > BRIDGE_MAX_DEPTH)
+    if (depth > BRIDGE_MAX_DEPTH) {
+        *problem = "messages nested deeper than 100 levels";
         return false;
+    }
     while (p < end) {
         uint64_t key, len;
         if (!pb_read_varint(&p, end, &key))
@@ -480,8 +484,12 @@ static bool pb_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p
             const ProtobufCFieldDescriptor *f =
                 protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
             if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                !pb_depth_ok(f->descriptor, p, p + len, depth + 1))
+                !pb_prescan(f->descriptor, p, p + len, depth + 1, problem))
                 return false;
+            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, len) != NULL) {
+                *problem = "a string holds a NUL character, which protobuf-c strings cannot";
+                return false;
+            }
             p += len;
             break;
         }
@@ -531,9 +539,9 @@ bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, co
                                       size_t err_size)
 {
     *out = NULL;
-    if (!pb_depth_ok(desc, data, data + len, 0))
-        return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
-                            "%s: messages nested deeper than %d", desc->name, BRIDGE_MAX_DEPTH);
+    const char *problem = NULL;
+    if (!pb_prescan(desc, data, data + len, 0, &problem))
+        return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size, "%s: %s", desc->name, problem);
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, data);
     if (msg == NULL)
         return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
@@ -557,6 +565,8 @@ bridge_status bridge_decode(const ProtobufCMessageDescriptor *desc, bridge_encod
     if (out == NULL || desc == NULL || (data == NULL && len > 0))
         return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "bridge_decode: NULL argument");
     *out = NULL;
+    if (data == NULL)
+        data = (const uint8_t *)""; /* len is 0: keeps pointer arithmetic defined */
     if (encoding == BRIDGE_ENCODING_MSGPACK)
         return bridge__msgpack_decode(desc, data, len, out, err, err_size);
     if (encoding == BRIDGE_ENCODING_PROTOBUF)

@@ -96,6 +96,11 @@ int64_t bridge_ctx_remaining_ms(const bridge_ctx *ctx)
     return ctx->deadline_ms ? ctx->deadline_ms - bridge__now_ms() : INT64_MAX;
 }
 
+const bridge_method *bridge_ctx_method(const bridge_ctx *ctx)
+{
+    return ctx->method;
+}
+
 void *bridge_ctx_user_data(const bridge_ctx *ctx)
 {
     return ctx->method ? ctx->method->user_data : NULL;

@@ -9,6 +9,7 @@
  * unpacker allocates the declared element count up front, which malformed input can abuse).
  */
 #define _GNU_SOURCE /* qsort_r */
+#include <float.h>
 #include <math.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -505,6 +506,18 @@ static bridge_status type_error(dec *d, const ProtobufCFieldDescriptor *f, const
     return DEC_FAIL(d, "field %s: expected %s, got msgpack %s", f->name, want, mp_kind_name(h->kind));
 }
 
+/* double -> float rounded to nearest, overflowing to infinity (a plain cast would be UB). */
+static float narrow_float(double x)
+{
+    if (isfinite(x) && fabs(x) > FLT_MAX) {
+        /* Half an ulp above FLT_MAX (2^103) and beyond rounds to infinity (ties to even). */
+        if (fabs(x) >= (double)FLT_MAX + 0x1p103)
+            return x > 0 ? INFINITY : -INFINITY;
+        return x > 0 ? FLT_MAX : -FLT_MAX;
+    }
+    return (float)x;
+}
+
 /* Decodes one singular value of f (header already read into h) into member. */
 static bridge_status dec_value(dec *d, const ProtobufCFieldDescriptor *f, const mp_head *h,
                                void *member, int depth)
@@ -565,7 +578,7 @@ static bridge_status dec_value(dec *d, const ProtobufCFieldDescriptor *f, const 
         if (h->kind != MP_F32 && h->kind != MP_F64)
             return type_error(d, f, "a float", h);
         if (f->type == PROTOBUF_C_TYPE_FLOAT)
-            *(float *)member = (float)h->f;
+            *(float *)member = narrow_float(h->f);
         else
             *(double *)member = h->f;
         return BRIDGE_STATUS_OK;
@@ -654,6 +667,11 @@ static bridge_status dec_field(dec *d, ProtobufCMessage *msg, const ProtobufCFie
     bridge_status st = dec_head(d, &h);
     if (st)
         return st;
+    if (h.kind != MP_NIL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+        uint32_t set = *(const uint32_t *)(base + f->quantifier_offset);
+        if (set != 0 && set != f->id)
+            return DEC_FAIL(d, "field %s: another member of its oneof is already set", f->name);
+    }
     clear_field(msg, f); /* a repeated key replaces the earlier value */
     if (h.kind == MP_NIL)
         return BRIDGE_STATUS_OK; /* nil: unset */
@@ -693,11 +711,8 @@ static bridge_status dec_field(dec *d, ProtobufCMessage *msg, const ProtobufCFie
                 mp_head eh;
                 if ((st = dec_head(d, &eh)))
                     return st;
-                if (eh.kind == MP_NIL) {
-                    if (k == 0)
-                        return DEC_FAIL(d, "field %s: nil map key", f->name);
-                    continue; /* nil value: the default */
-                }
+                if (eh.kind == MP_NIL)
+                    return DEC_FAIL(d, "field %s: nil map %s", f->name, k == 0 ? "key" : "value");
                 if ((st = dec_value(d, ef, &eh, (char *)entry + ef->offset, depth + 1)))
                     return st;
             }
@@ -762,9 +777,10 @@ bridge_status bridge__msgpack_decode(const ProtobufCMessageDescriptor *desc, con
                                      size_t len, ProtobufCMessage **out, char *err, size_t err_size)
 {
     dec d = {.p = data, .end = data + len, .err = err, .err_size = err_size};
-    mp_head h;
-    bridge_status st = dec_head(&d, &h);
-    if (st)
+    mp_head h = {.kind = MP_MAP, .u = 0};
+    bridge_status st = BRIDGE_STATUS_OK;
+    /* Zero bytes are the message with every field unset (encoders still write 0x80). */
+    if (len > 0 && (st = dec_head(&d, &h)))
         return st;
     if (h.kind != MP_MAP)
         return DEC_FAIL(&d, "%s: expected a msgpack map, got %s", desc->name, mp_kind_name(h.kind));

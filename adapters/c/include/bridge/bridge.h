@@ -182,7 +182,12 @@ typedef struct bridge_method {
     bool server_streaming;
     bridge_handler_fn handler;                  /* NULL: the rpc answers UNIMPLEMENTED */
     void *user_data;                            /* handed back by bridge_ctx_user_data() */
+    /* The user's typed function, for generated trampolines (see bridge_ctx_method); may be NULL. */
+    void (*typed_handler)(void);
 } bridge_method;
+
+/* The method the job runs (generated trampolines read typed_handler from it). */
+const bridge_method *bridge_ctx_method(const bridge_ctx *ctx);
 
 typedef struct bridge_worker_options {
     const char *servers;          /* "host:port[,host:port...]"; NULL: "127.0.0.1:4730" */

@@ -1,0 +1,218 @@
+"""The C emitter.
+
+protoc-c writes ``<dir>/<name>.pb-c.{h,c}`` (the message structs and descriptors). protoc-c 1.4
+refuses proto3 ``optional``, so it is handed the descriptor set with each such field turned into
+the single member of a oneof named ``_<field>`` (same wire format; presence is
+``msg->_<field>_case``). For each service this emitter writes ``<dir>/<prefix>.h`` and
+``<dir>/<prefix>.c`` where ``<prefix>`` is ``<package>_<service>`` in snake case
+(``bridge_interop_v1_interop``): a ``<prefix>_handlers`` struct with one typed function pointer
+per rpc (NULL answers UNIMPLEMENTED), a typed ``<prefix>_<rpc>_send`` per streaming rpc, and
+``<prefix>_register``. The user writes only the function bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import jinja2
+
+from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.protoc import run_protoc
+from bridge.schema.model import Message, Method, ProtoFile, Schema, Service
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bridge.codegen.c", "templates"),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+)
+
+C_KEYWORDS = frozenset(
+    """
+    auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef
+    union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
+    _Imaginary _Noreturn _Static_assert _Thread_local bool true false
+    """.split()
+)
+
+
+def snake_case(name: str) -> str:
+    """``EchoScalars`` -> ``echo_scalars``, ``HTTPGet`` -> ``http_get``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
+
+
+def _protoc_c_camel(piece: str) -> str:
+    """protoc-c's ToCamel: first letter upper, ``_x`` -> ``X``."""
+    out: list[str] = []
+    upper = True
+    for char in piece:
+        if char == "_":
+            upper = True
+            continue
+        out.append(char.upper() if upper else char)
+        upper = False
+    return "".join(out)
+
+
+def _protoc_c_lower(piece: str) -> str:
+    """protoc-c's CamelToLower: ``ByNameEntry`` -> ``by_name_entry``."""
+    out: list[str] = []
+    was_upper = True
+    for char in piece:
+        is_upper = char.isupper()
+        if is_upper:
+            if not was_upper:
+                out.append("_")
+            out.append(char.lower())
+        else:
+            out.append(char)
+        was_upper = is_upper
+    return "".join(out)
+
+
+def c_type_name(full_name: str) -> str:
+    """The struct protoc-c generates for a message: ``Bridge__Interop__V1__Composite``."""
+    return "__".join(_protoc_c_camel(p) for p in full_name.split(".") if p)
+
+
+def c_descriptor_name(full_name: str) -> str:
+    """protoc-c's descriptor symbol: ``bridge__interop__v1__composite__descriptor``."""
+    return "__".join(_protoc_c_lower(p) for p in full_name.split(".") if p) + "__descriptor"
+
+
+def c_string(text: str) -> str:
+    """A C string literal for ``text`` (UTF-8, with quotes, backslashes and controls escaped)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 32 <= byte < 127:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def file_prefix(proto_file: ProtoFile, service: Service) -> str:
+    parts = [p for p in proto_file.package.split(".") if p]
+    return "_".join([*(snake_case(p) for p in parts), snake_case(service.name)])
+
+
+def _comment(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
+
+
+@dataclass(frozen=True)
+class _Rpc:
+    name: str
+    member: str
+    input_type: str
+    output_type: str
+    input_descriptor: str
+    output_descriptor: str
+    streaming: bool
+    function_name: str
+    function_literal: str
+    macro: str
+    comment: list[str]
+
+
+class CEmitter:
+    language = "c"
+
+    def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        if parameters:
+            raise CodegenError(
+                f"the c generator takes no options, got {', '.join(sorted(parameters))}"
+            )
+        files = run_protoc(
+            schema.sanitized_descriptor_set(proto3_optional_as_oneof=True),
+            [f.name for f in schema.files],
+            ["--c_out={out}"],
+            protoc="protoc-c",
+        )
+        generated = {f.path: f for f in files}
+        for proto_file in schema.files:
+            for service in proto_file.services:
+                files.extend(self._service_files(schema, proto_file, service, generated))
+        return files
+
+    def _service_files(
+        self,
+        schema: Schema,
+        proto_file: ProtoFile,
+        service: Service,
+        generated: Mapping[str, GeneratedFile],
+    ) -> list[GeneratedFile]:
+        prefix = file_prefix(proto_file, service)
+        directory = PurePosixPath(proto_file.name).parent
+        pb_header = str(PurePosixPath(proto_file.name).with_suffix("")) + ".pb-c.h"
+        headers = {pb_header}
+        rpcs = []
+        for method in service.methods:
+            if method.client_streaming:
+                raise CodegenError(f"{method.full_name}: client streaming is not supported")
+            for message in (method.input, method.output):
+                header = str(PurePosixPath(message.file).with_suffix("")) + ".pb-c.h"
+                headers.add(header)
+                self._check_symbol(message, generated)
+            rpcs.append(self._rpc(prefix, method))
+        members = [r.member for r in rpcs]
+        if len(set(members)) != len(members):
+            raise CodegenError(f"{service.full_name}: two rpcs map to the same C name")
+        context = {
+            "proto_name": proto_file.name,
+            "prefix": prefix,
+            "guard": re.sub(r"[^A-Z0-9]", "_", f"{directory}/{prefix}_H".upper()).lstrip("_"),
+            "header": str(directory / f"{prefix}.h") if str(directory) != "." else f"{prefix}.h",
+            "pb_headers": sorted(headers),
+            "service": service,
+            "service_comment": _comment(service.comment),
+            "rpcs": rpcs,
+        }
+        out = []
+        for suffix in ("h", "c"):
+            content = _TEMPLATES.get_template(f"service.{suffix}.j2").render(**context)
+            path = f"{prefix}.{suffix}" if str(directory) == "." else f"{directory}/{prefix}.{suffix}"
+            out.append(GeneratedFile(path, content))
+        return out
+
+    @staticmethod
+    def _check_symbol(message: Message, generated: Mapping[str, GeneratedFile]) -> None:
+        """When protoc-c's source for the message is at hand, make sure our name rule matches it."""
+        source = generated.get(str(PurePosixPath(message.file).with_suffix("")) + ".pb-c.c")
+        if source is None:
+            return
+        text = source.data().decode()
+        symbol = c_descriptor_name(message.full_name)
+        if f"const ProtobufCMessageDescriptor {symbol} =" not in text:
+            raise CodegenError(
+                f"{message.full_name}: protoc-c did not name its descriptor {symbol}"
+            )
+
+    @staticmethod
+    def _rpc(prefix: str, method: Method) -> _Rpc:
+        member = snake_case(method.name)
+        if member in C_KEYWORDS:
+            member += "_"
+        return _Rpc(
+            name=method.name,
+            member=member,
+            input_type=c_type_name(method.input_type),
+            output_type=c_type_name(method.output_type),
+            input_descriptor=c_descriptor_name(method.input_type),
+            output_descriptor=c_descriptor_name(method.output_type),
+            streaming=method.server_streaming,
+            function_name=method.function_name,
+            function_literal=c_string(method.function_name),
+            macro=f"{prefix}_{member.rstrip('_')}_FUNCTION".upper(),
+            comment=_comment(method.comment),
+        )
