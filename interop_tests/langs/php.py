@@ -10,8 +10,13 @@ from pathlib import Path
 
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
-
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language, ToolchainMissing
+from interop_tests.langs.base import (
+    INTEROP_SCHEMA,
+    REPO_ROOT,
+    WORKERS_DIR,
+    Language,
+    ToolchainMissing,
+)
 
 _WORKER = WORKERS_DIR / "php" / "worker.php"
 _EXTENSIONS = ("gearman", "pcntl")
@@ -34,7 +39,9 @@ class Php(Language):
                     f"php: the {extension} extension is not loaded; run scripts/install-deps.sh"
                 )
         if not Path("/usr/share/php/Google/Protobuf/Internal/Message.php").is_file():
-            raise ToolchainMissing("php: php-google-protobuf is missing; run scripts/install-deps.sh")
+            raise ToolchainMissing(
+                "php: php-google-protobuf is missing; run scripts/install-deps.sh"
+            )
 
     def build(self, build_dir: Path) -> None:
         gen = build_dir / "gen"

@@ -33,8 +33,9 @@ final class Supervisor
                 posix_kill($pid, SIGTERM);
             }
         };
-        pcntl_signal(SIGTERM, $forward);
-        pcntl_signal(SIGINT, $forward);
+        // restart_syscalls: false, so that a signal interrupts pcntl_wait() and the handler runs.
+        pcntl_signal(SIGTERM, $forward, false);
+        pcntl_signal(SIGINT, $forward, false);
 
         for ($i = 0; $i < $this->processes; $i++) {
             $this->spawn($loop);

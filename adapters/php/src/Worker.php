@@ -126,9 +126,8 @@ final class Worker
         // GRAB_JOB_UNIQ: the handler sees the caller's unique id.
         $gearman->addOptions(GEARMAN_WORKER_GRAB_UNIQ);
         $gearman->setTimeout(self::POLL_MS);
-        if ($this->clientId !== null) {
-            $gearman->setId($this->clientId);
-        }
+        // Each process names itself, so `gearadmin --workers` tells the processes apart.
+        $gearman->setId($this->clientId ?? 'bridge-php-' . getmypid());
         foreach ($this->servers as [$host, $port]) {
             try {
                 $gearman->addServer($host, $port);

@@ -15,8 +15,12 @@ $repo = dirname(__DIR__, 3);
 $gen = getenv('BRIDGE_PHP_TEST_GEN') ?: "{$repo}/build/php/test-gen";
 if (!is_file("{$gen}/Bridge/Interop/V1/GPBMetadata/Interop.php")) {
     $cmd = sprintf(
-        'cd %s && python3 -m bridge.cli generate --lang php -o %s -I schemas schemas/interop/v1/interop.proto 2>&1',
+        'cd %s && python3 -c %s %s 2>&1',
         escapeshellarg($repo),
+        escapeshellarg(
+            'import sys; from bridge.codegen import get_emitter, write_files; from bridge.schema import load; '
+            . 'write_files(get_emitter("php").generate(load(["schemas/interop/v1/interop.proto"], ["schemas"]), {}), sys.argv[1])'
+        ),
         escapeshellarg($gen)
     );
     exec($cmd, $output, $status);

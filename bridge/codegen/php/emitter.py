@@ -71,6 +71,12 @@ def php_method_name(rpc: str) -> str:
     return rpc[:1].lower() + rpc[1:]
 
 
+def _text(generated: GeneratedFile) -> str:
+    # Metadata classes embed the binary descriptor; latin-1 reads any byte.
+    content = generated.content
+    return content if isinstance(content, str) else content.decode("latin-1")
+
+
 def _doc_lines(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
 
@@ -80,7 +86,8 @@ class PhpEmitter:
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
         if parameters:
-            raise CodegenError(f"the php generator takes no options, got {', '.join(sorted(parameters))}")
+            unknown = ", ".join(sorted(parameters))
+            raise CodegenError(f"the php generator takes no options, got {unknown}")
         wanted = {f.name for f in schema.files}
         # Dependencies are generated too, only to learn their PHP class names; their files are
         # written when the user generates them (the runtime ships bridge/v1's own classes).
@@ -102,12 +109,13 @@ class PhpEmitter:
                         )
                     paths.add(out.path)
                     files.append(out)
-        files.append(GeneratedFile("autoload.php", _TEMPLATES.get_template("autoload.php.j2").render()))
+        autoload = _TEMPLATES.get_template("autoload.php.j2").render()
+        files.append(GeneratedFile("autoload.php", autoload))
         return files
 
     @staticmethod
     def _source_of(generated: GeneratedFile) -> str:
-        text = generated.content if isinstance(generated.content, str) else generated.content.decode("latin-1")
+        text = _text(generated)
         match = re.search(r"^# source: (\S+)$", text, re.MULTILINE)
         return match.group(1) if match else ""
 
@@ -116,7 +124,7 @@ class PhpEmitter:
         """Proto full name -> fully qualified PHP class, as protoc named it."""
         classes = {}
         for f in generated:
-            text = f.content if isinstance(f.content, str) else f.content.decode("latin-1")
+            text = _text(f)
             doc = _MESSAGE_DOC.search(text)
             namespace = _NAMESPACE.search(text)
             cls = _CLASS.search(text)
@@ -157,7 +165,8 @@ class PhpEmitter:
                 return php_class.rpartition("\\")[0]
         if proto_file.php_namespace:
             return proto_file.php_namespace
-        return "\\".join(part[:1].upper() + part[1:] for part in proto_file.package.split(".") if part)
+        parts = [part for part in proto_file.package.split(".") if part]
+        return "\\".join(part[:1].upper() + part[1:] for part in parts)
 
     def _rpc(self, method: Method, namespace: str, classes: Mapping[str, str]) -> _Rpc:
         if method.client_streaming:

@@ -1,0 +1,266 @@
+"""The PHP runtime (adapters/php): its own PHPUnit suite, and the worker process against a real
+gearmand: a handler's exception does not kill the process, SIGTERM finishes the running job,
+reconnect after a gearmand restart, several job servers, forked parallel workers, size limit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from bridge import admin
+from bridge.client import Client
+from bridge.codecs import codec_for
+from bridge.codegen import get_emitter, write_files
+from bridge.errors import JobException, JobFailed
+from bridge.rpc.envelope import decode_error, encode_request
+from bridge.schema import load
+from bridge.testing import GearmandServer
+
+REPO = Path(__file__).resolve().parents[2]
+ADAPTER = REPO / "adapters" / "php"
+SCHEMAS = REPO / "schemas"
+INTEROP = SCHEMAS / "interop" / "v1" / "interop.proto"
+WORKER = REPO / "interop_tests" / "workers" / "php" / "worker.php"
+PREFIX = "bridge.interop.v1.Interop."
+PROTOBUF, MSGPACK = 1, 2
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} not found; run scripts/install-deps.sh"
+    return path
+
+
+@pytest.fixture(scope="module")
+def php_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("php-gen")
+    write_files(get_emitter("php").generate(load([str(INTEROP)], [str(SCHEMAS)]), {}), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The interop messages for the Python side (protoc's Python code, via the Python emitter)."""
+    out = tmp_path_factory.mktemp("py-gen")
+    write_files(get_emitter("python").generate(load([str(INTEROP)], [str(SCHEMAS)]), {}), out)
+    sys.path.insert(0, str(out))
+    try:
+        import interop.v1.interop_pb2 as module
+
+        yield module
+    finally:
+        sys.path.remove(str(out))
+        for name in [n for n in sys.modules if n == "interop" or n.startswith("interop.")]:
+            del sys.modules[name]
+
+
+@pytest.mark.timeout(180)
+def test_phpunit_suite_passes(php_gen: Path) -> None:
+    proc = subprocess.run(
+        [_tool("phpunit"), "--configuration", str(ADAPTER / "phpunit.xml.dist")],
+        cwd=ADAPTER,
+        env={**os.environ, "BRIDGE_PHP_TEST_GEN": str(php_gen)},
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-5000:]
+    summary = re.search(r"OK \((\d+) tests?, (\d+) assertions?\)", output)
+    assert summary, output[-3000:]
+    assert int(summary.group(1)) >= 140, f"only {summary.group(1)} PHPUnit tests ran"
+
+
+class PhpWorker:
+    """The PHP interop worker process, started and stopped by a test."""
+
+    def __init__(self, php_gen: Path, log_path: Path, servers: str, *extra: str) -> None:
+        self.servers = servers
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [_tool("php"), str(WORKER), "--servers", servers, *extra],
+                env={**os.environ, "BRIDGE_PHP_GEN": str(php_gen)},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,  # its own process group: teardown reaches forked children
+            )
+
+    def wait_registered(self, server: str, workers: int = 1, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            counts = {f.function: f.workers for f in admin.status(server)}
+            if counts.get(PREFIX + "Echo", 0) >= workers:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the PHP worker did not register on {server}: {self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError(f"the PHP worker ignored SIGTERM: {self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")[-3000:]
+
+
+@pytest.fixture
+def start_worker(php_gen: Path, tmp_path: Path) -> Iterator[Any]:
+    started: list[PhpWorker] = []
+
+    def start(servers: str, *extra: str) -> PhpWorker:
+        worker = PhpWorker(php_gen, tmp_path / f"worker-{len(started)}.log", servers, *extra)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(5)
+
+
+def call(client: Client, method: str, message: Any, reply_type: Any, *, encoding: int = PROTOBUF,
+         timeout: float = 10.0, **options: Any) -> Any:
+    codec = codec_for(encoding)
+    function = method if "." in method or "_" in method else PREFIX + method
+    payload = encode_request(codec.encode(message), encoding=encoding)
+    return codec.decode(reply_type, client.call(function, payload, timeout=timeout, **options))
+
+
+def error_of(client: Client, method: str, message: Any, *, payload: bytes | None = None) -> Any:
+    if payload is None:
+        payload = encode_request(message.SerializeToString(), encoding=PROTOBUF)
+    with pytest.raises(JobException) as caught:
+        client.call(PREFIX + method, payload, timeout=10)
+    return decode_error(caught.value.payload)
+
+
+def client_ids(server: str) -> set[str]:
+    return {w.client_id for w in admin.workers(server)}
+
+
+@pytest.mark.timeout(60)
+def test_handler_exception_leaves_the_same_process_serving(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    worker = start_worker(gearmand.address)
+    worker.wait_registered(gearmand.address)
+    own_id = f"bridge-php-{worker.proc.pid}"
+    assert own_id in client_ids(gearmand.address)
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            err = error_of(client, "Raise", pb.RaiseRequest(native=True, message="boom"))
+            assert (err.type, err.message, err.language) == ("RuntimeException", "boom", "php")
+            blob = pb.Blob(data=b"\x00after", text="still here")
+            assert call(client, "EchoBlob", blob, pb.Blob) == blob
+    assert worker.proc.poll() is None
+    assert own_id in client_ids(gearmand.address), "the same PHP process still serves"
+    assert worker.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_lets_the_running_job_finish(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    worker = start_worker(gearmand.address)
+    worker.wait_registered(gearmand.address)
+    with Client(gearmand.address) as client:
+        payload = encode_request(pb.SleepRequest(millis=800).SerializeToString(), encoding=1)
+        job = client.submit(PREFIX + "Sleep", payload, timeout=10)
+        time.sleep(0.3)
+        worker.proc.send_signal(signal.SIGTERM)
+        reply = pb.SleepReply()
+        reply.ParseFromString(job.result())
+    assert (reply.slept_millis, reply.language) == (800, "php")
+    assert worker.proc.wait(10) == 0, worker.log()
+
+
+@pytest.mark.timeout(60)
+def test_reconnects_after_gearmand_restarts(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    worker = start_worker(gearmand.address)
+    worker.wait_registered(gearmand.address)
+    gearmand.stop()
+    time.sleep(1.0)
+    gearmand.start()
+    worker.wait_registered(gearmand.address)
+    with Client(gearmand.address) as client:
+        reply = call(client, "EchoBlob", pb.Blob(text="back"), pb.Blob, encoding=MSGPACK)
+        assert reply.text == "back"
+    assert worker.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_serves_every_job_server_even_with_one_down(
+    gearmand_factory: Any, start_worker: Any, pb: ModuleType
+) -> None:
+    first, second = gearmand_factory(), gearmand_factory()
+    dead = GearmandServer()  # a port nobody listens on, listed first
+    worker = start_worker(f"{dead.address},{first.address},{second.address}")
+    for server in (first, second):
+        worker.wait_registered(server.address)
+        with Client(server.address) as client:
+            reply = call(client, "EchoBlob", pb.Blob(text=server.address), pb.Blob)
+            assert reply.text == server.address
+    assert worker.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_concurrency_forks_worker_processes_that_run_jobs_in_parallel(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    worker = start_worker(gearmand.address, "--concurrency", "3")
+    worker.wait_registered(gearmand.address, workers=3)
+    assert len(client_ids(gearmand.address) - {""}) >= 3
+    with Client(gearmand.address) as client:
+        payload = encode_request(pb.SleepRequest(millis=700).SerializeToString(), encoding=1)
+        started = time.monotonic()
+        jobs = [client.submit(PREFIX + "Sleep", payload, timeout=10) for _ in range(3)]
+        for job in jobs:
+            job.result()
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.6, f"3 jobs of 0.7 s took {elapsed:.2f} s: not run in parallel"
+    assert worker.stop() == 0, worker.log()
+
+
+@pytest.mark.timeout(60)
+def test_oversized_and_malformed_jobs_get_typed_errors_and_the_worker_goes_on(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    worker = start_worker(gearmand.address, "--max-request-bytes", "1000")
+    worker.wait_registered(gearmand.address)
+    with Client(gearmand.address) as client:
+        big = pb.Blob(data=b"x" * 2000)
+        err = error_of(client, "EchoBlob", big)
+        assert type(err).__name__ == "ResourceExhausted"
+        err = error_of(client, "EchoBlob", None, payload=b"\xff\xff\xff")
+        assert type(err).__name__ == "InvalidArgument"
+        bad_body = encode_request(b"\x81\xa4data\xa1x", encoding=MSGPACK)
+        err = error_of(client, "EchoBlob", None, payload=bad_body)
+        assert type(err).__name__ == "InvalidArgument"
+        with pytest.raises(JobFailed):
+            client.call(PREFIX + "Raise", encode_request(
+                pb.RaiseRequest(fail=True).SerializeToString(), encoding=1), timeout=10)
+        assert call(client, "EchoBlob", pb.Blob(data=b"ok"), pb.Blob).data == b"ok"
+    assert worker.stop() == 0
