@@ -298,6 +298,7 @@ def render_module(schema: Schema, file: ProtoFile) -> str:
     lines.append(_from_import("bridge.rpc.client", _used(body, _CLIENT_NAMES)))
     lines.append(_from_import("bridge.rpc.server", _used(body, _SERVER_NAMES)))
     lines.append(_from_import("bridge.worker", ["Worker"]))
+    lines.append("")
     lines.extend(imports.import_lines())
     lines.append("")
     lines.append("__all__ = [")
