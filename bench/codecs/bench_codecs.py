@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bridge.codecs import MsgpackCodec, ProtobufCodec  # noqa: E402
-from bridge.rpc.envelope import decode_request, encode_request  # noqa: E402
+from bridge.rpc.envelope import decode_request, encode_request, split_request  # noqa: E402
 
 
 def _vector_script() -> Any:
@@ -107,6 +107,7 @@ def main() -> None:
     _measure("envelope encode_request (16 MiB body)", lambda: encode_request(big, encoding=1), 5)
     big_payload = encode_request(big, encoding=1)
     _measure("envelope decode_request + body (16 MiB)", lambda: decode_request(big_payload).body, 5)
+    _measure("envelope split_request (16 MiB)", lambda: split_request(big_payload), 5)
 
 
 if __name__ == "__main__":

@@ -31,5 +31,8 @@ class Codec(Protocol):
         ...
 
     def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
-        """A new ``message_type`` read from ``data``; raises ``DecodeError`` when it is not one."""
+        """A new ``message_type`` read from ``data``; raises ``DecodeError`` when it is not one.
+
+        ``data`` may be any bytes-like object (a ``memoryview`` from ``split_request`` too).
+        """
         ...

@@ -108,15 +108,57 @@ def decode_request(
     ``Request``, or an unknown encoding) or ``FailedPrecondition`` (an envelope version other
     than 1). The deadline (step 5) is the caller's to check, with ``deadline_passed``.
     """
+    _check_size(payload, max_bytes)
+    return _parse_request(payload)
+
+
+#: Bodies from this size on are worth ``split_request``'s scan, which saves copying them.
+SPLIT_MIN_BYTES = 64 * 1024
+
+
+def split_request(
+    payload: bytes, *, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> tuple[envelope_pb2.Request, memoryview]:
+    """``decode_request`` for large payloads: the body is not copied out of ``payload``.
+
+    Returns the envelope with an empty ``body`` and the body as a ``memoryview`` into
+    ``payload`` (both codecs decode from it directly). Same checks and errors as
+    ``decode_request``. A 64 MiB body through ``decode_request`` and ``.body`` is copied twice;
+    here not at all.
+    """
+    _check_size(payload, max_bytes)
+    spans = _body_spans(payload) if len(payload) >= SPLIT_MIN_BYTES else None
+    if spans is None:  # small, or unusual (groups, bad wire format): the ordinary parse decides
+        request = _parse_request(payload)
+        body = memoryview(request.body)
+        request.ClearField("body")
+        return request, body
+    # Parse everything but the body field(s); the last body field wins, as in protobuf.
+    pieces, previous = [], 0
+    for tag_start, _, end in spans:
+        pieces.append(payload[previous:tag_start])
+        previous = end
+    pieces.append(payload[previous:])
+    request = _parse_request(b"".join(pieces))
+    if not spans:
+        return request, memoryview(b"")
+    _, body_start, body_end = spans[-1]
+    return request, memoryview(payload)[body_start:body_end]
+
+
+def _check_size(payload: bytes, max_bytes: int) -> None:
     if len(payload) > max_bytes:
         raise ResourceExhausted(
             f"request of {len(payload)} bytes exceeds the limit of {max_bytes} bytes",
             type="ResourceExhausted",
             language=LANGUAGE,
         )
+
+
+def _parse_request(data: bytes) -> envelope_pb2.Request:
     request = envelope_pb2.Request()
     try:
-        request.ParseFromString(payload)
+        request.ParseFromString(data)
     except _pb_message.DecodeError as exc:
         raise InvalidArgument(
             f"job payload is not a valid bridge.v1.Request: {exc}",
@@ -137,6 +179,59 @@ def decode_request(
             language=LANGUAGE,
         )
     return request
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    value, shift = 0, 0
+    for _ in range(10):
+        if pos >= len(data):
+            return None
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    return None
+
+
+def _body_spans(payload: bytes) -> list[tuple[int, int, int]] | None:
+    """``(tag start, body start, body end)`` of each top-level body field (number 5, wire type 2)
+    of ``payload``; None when the bytes hold anything but plain varint, fixed and
+    length-delimited fields, so that protobuf's own parser judges them."""
+    spans: list[tuple[int, int, int]] = []
+    pos, size = 0, len(payload)
+    while pos < size:
+        tag_start = pos
+        tag = _read_varint(payload, pos)
+        if tag is None:
+            return None
+        key, pos = tag
+        wire_type = key & 7
+        if key >> 3 == 0:
+            return None
+        if wire_type == 0:
+            skipped = _read_varint(payload, pos)
+            if skipped is None:
+                return None
+            pos = skipped[1]
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == 2:
+            length = _read_varint(payload, pos)
+            if length is None:
+                return None
+            start = length[1]
+            pos = start + length[0]
+            if key == 0x2A and pos <= size:
+                spans.append((tag_start, start, pos))
+        else:
+            return None  # groups, or an invalid wire type
+        if pos > size:
+            return None
+    return spans
 
 
 def current_time_ms() -> int:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bridge import errors
 from bridge.codecs import DecodeError
 from bridge.errors import StatusCode
+from bridge.rpc import envelope
 from bridge.rpc.envelope import (
     DEFAULT_MAX_REQUEST_BYTES,
     current_time_ms,
@@ -172,3 +173,53 @@ def test_payload_that_is_not_an_error_becomes_unknown(payload: Any) -> None:
 def test_unknown_code_number_is_unknown() -> None:
     error = decode_error(encode_error(99, "from the future", type="X", language="c"))
     assert isinstance(error, errors.Unknown) and error.message == "from the future"
+
+
+# --- split_request: decode_request without copying the body --------------------------------------
+
+
+def _outcome(fn: Any, payload: bytes) -> tuple[Any, ...]:
+    try:
+        result = fn(payload, max_bytes=10_000)
+    except errors.RpcError as exc:
+        return (type(exc), exc.message)
+    if isinstance(result, tuple):
+        request, body = result
+        assert request.body == b""
+        return (request.SerializeToString(deterministic=True), bytes(body))
+    body = result.body
+    result.ClearField("body")
+    return (result.SerializeToString(deterministic=True), body)
+
+
+request_payloads = st.one_of(
+    st.binary(max_size=200),
+    st.builds(
+        lambda body, enc, md, extra: encode_request(body, encoding=enc, metadata=md) + extra,
+        st.binary(max_size=100),
+        st.sampled_from([0, 1, 2]),
+        st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3),
+        st.sampled_from([b"", b"\x2a\x01z", b"\x2a\x05ab", b"\x20\x07", b"\x08\x02", b"\x0b\x0c"]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_payloads)
+def test_split_request_agrees_with_decode_request(payload: bytes) -> None:
+    threshold = envelope.SPLIT_MIN_BYTES
+    envelope.SPLIT_MIN_BYTES = 0  # scan even the small payloads
+    try:
+        assert _outcome(envelope.split_request, payload) == _outcome(decode_request, payload)
+    finally:
+        envelope.SPLIT_MIN_BYTES = threshold
+
+
+def test_split_request_body_is_a_view_into_the_payload() -> None:
+    body = bytes(range(256)) * 1024
+    payload = encode_request(body, encoding=2, deadline_ms=5, metadata={"k": "v"})
+    request, view = envelope.split_request(payload)
+    assert view.obj is payload and bytes(view) == body
+    assert (request.deadline_ms, dict(request.metadata), request.encoding) == (5, {"k": "v"}, 2)
+    with pytest.raises(errors.ResourceExhausted):
+        envelope.split_request(payload, max_bytes=len(payload) - 1)
