@@ -7,13 +7,21 @@ message = codec.decode(EchoRequest, body)   # raises DecodeError on bad bytes
 
 from __future__ import annotations
 
-from bridge.codecs.base import Codec, DecodeError, MessageT
+from bridge.codecs.base import BytesLike, Codec, DecodeError, MessageT
 from bridge.codecs.msgpack_codec import MsgpackCodec
 from bridge.codecs.protobuf_codec import ProtobufCodec
 from bridge.errors import InvalidArgument
 from bridge.v1 import envelope_pb2
 
-__all__ = ["Codec", "DecodeError", "MessageT", "MsgpackCodec", "ProtobufCodec", "codec_for"]
+__all__ = [
+    "BytesLike",
+    "Codec",
+    "DecodeError",
+    "MessageT",
+    "MsgpackCodec",
+    "ProtobufCodec",
+    "codec_for",
+]
 
 PROTOBUF = ProtobufCodec()
 MSGPACK = MsgpackCodec()

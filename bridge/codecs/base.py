@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from google.protobuf.message import Message
 
 from bridge.errors import BridgeError
 
 MessageT = TypeVar("MessageT", bound=Message)
+#: What decoders read: bytes, or a view into a larger buffer (``split_request``'s body).
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 
 class DecodeError(BridgeError, ValueError):
@@ -30,9 +32,6 @@ class Codec(Protocol):
         """The bytes of ``message``."""
         ...
 
-    def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
-        """A new ``message_type`` read from ``data``; raises ``DecodeError`` when it is not one.
-
-        ``data`` may be any bytes-like object (a ``memoryview`` from ``split_request`` too).
-        """
+    def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        """A new ``message_type`` read from ``data``; raises ``DecodeError`` when it is not one."""
         ...

@@ -15,7 +15,7 @@ import msgpack
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from bridge.codecs.base import DecodeError, MessageT
+from bridge.codecs.base import BytesLike, DecodeError, MessageT
 from bridge.v1 import envelope_pb2
 
 # Messages nested deeper than this are refused, like protobuf's own default recursion limit, so a
@@ -370,7 +370,7 @@ class MsgpackCodec:
         packed: bytes = msgpack.packb(_message_out(message), use_bin_type=True)
         return packed
 
-    def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
+    def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         if not data:
             # Section 3: an empty payload stands for a message with every field unset, whatever
             # the encoding (encoders still write the empty map 0x80).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from google.protobuf import message as _pb_message
 from google.protobuf.message import Message
 
-from bridge.codecs.base import DecodeError, MessageT
+from bridge.codecs.base import BytesLike, DecodeError, MessageT
 from bridge.v1 import envelope_pb2
 
 
@@ -17,10 +19,11 @@ class ProtobufCodec:
     def encode(self, message: Message) -> bytes:
         return message.SerializeToString()
 
-    def decode(self, message_type: type[MessageT], data: bytes) -> MessageT:
+    def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         message = message_type()
         try:
-            message.ParseFromString(data)
+            # (the runtime reads any buffer; the stubs only say bytes)
+            message.ParseFromString(cast(bytes, data))
         except _pb_message.DecodeError as exc:
             name = message_type.DESCRIPTOR.full_name
             raise DecodeError(f"not a valid protobuf {name}: {exc}") from exc
