@@ -16,9 +16,11 @@ from bridge.transport import ServerAddress
 __all__ = [
     "AsyncAdmin",
     "FunctionStatus",
+    "JobInfo",
     "WorkerInfo",
     "cancel_job",
     "getpid",
+    "jobs",
     "status",
     "version",
     "workers",
@@ -53,6 +55,17 @@ class WorkerInfo:
     functions: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """One line of ``show jobs``: a job gearmand holds. ``cancelled`` jobs stay listed until a
+    worker would have taken them; then gearmand drops them without running them."""
+
+    handle: str
+    retries: int
+    cancelled: bool
+    queued: bool
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 
@@ -80,15 +93,21 @@ def parse_status(lines: list[str]) -> list[FunctionStatus]:
 def parse_workers(lines: list[str]) -> list[WorkerInfo]:
     result = []
     for line in lines:
-        head, sep, functions = line.partition(" :")
-        parts = head.split(" ")
-        if not sep or len(parts) != 3:
+        # "FD ADDRESS CLIENT-ID : FUNCTION ..." (the address may be IPv6, colons and all)
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != ":" or not parts[0].isdigit():
             raise ProtocolError(f"bad workers line {line!r}")
-        try:
-            fd = int(parts[0])
-        except ValueError:
-            raise ProtocolError(f"bad workers line {line!r}") from None
-        result.append(WorkerInfo(fd, parts[1], parts[2], tuple(functions.split())))
+        result.append(WorkerInfo(int(parts[0]), parts[1], parts[2], tuple(parts[4:])))
+    return result
+
+
+def parse_jobs(lines: list[str]) -> list[JobInfo]:
+    result = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+            raise ProtocolError(f"bad show jobs line {line!r}")
+        result.append(JobInfo(parts[0], int(parts[1]), parts[2] != "0", parts[3] != "0"))
     return result
 
 
@@ -145,6 +164,10 @@ def workers(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[Worke
     return parse_workers(_command(server, "workers", True, timeout))
 
 
+def jobs(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[JobInfo]:
+    return parse_jobs(_command(server, "show jobs", True, timeout))
+
+
 def version(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> str:
     return _ok_value(_command(server, "version", False, timeout)[0])
 
@@ -155,8 +178,8 @@ def getpid(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> int:
 
 def cancel_job(handle: bytes | str, server: str = DEFAULT_SERVER, *,
                timeout: float = 5.0) -> bool:
-    """Remove a queued (not yet running) job. True if gearmand removed it, False if it knows no
-    such queued job."""
+    """Cancel a queued (not yet running) job: gearmand marks it and drops it instead of handing
+    it to a worker. True if gearmand accepted, False if it knows no such job."""
     return _cancel_answer(_command(server, f"cancel job {_handle_text(handle)}", False, timeout))
 
 
@@ -219,6 +242,9 @@ class AsyncAdmin:
 
     async def workers(self) -> list[WorkerInfo]:
         return parse_workers(await self._command("workers", True))
+
+    async def jobs(self) -> list[JobInfo]:
+        return parse_jobs(await self._command("show jobs", True))
 
     async def version(self) -> str:
         return _ok_value((await self._command("version", False))[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
@@ -44,9 +43,11 @@ class _LoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except TimeoutError:
+            if future.done():
+                raise  # the coroutine's own CallTimeout (TimeoutError is one class since 3.11)
             future.cancel()
-            raise CallTimeout(f"no answer within {timeout:g}s") from None
+            raise CallTimeout(f"no answer within {timeout}s") from None
         except BaseException:
             # KeyboardInterrupt and the like: stop the work on the loop too.
             future.cancel()
