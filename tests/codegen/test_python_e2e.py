@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 import time
@@ -279,3 +280,67 @@ def test_deadline_passed_in_queue_skips_the_handler_and_priorities(
             running.stop()
     assert ran == [12, 300, 11], ran
     assert 13 not in ran  # skipped: DEADLINE_EXCEEDED without running the handler
+
+
+def _cli(module: Any, *argv: str) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    module.register(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    status: int = args.func(args)
+    return status
+
+
+def test_bridge_call_cli(server: GearmandServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import call
+
+    repo = Path(__file__).resolve().parents[2]
+    common = ["--schema", str(repo / "schemas/interop/v1/interop.proto"),
+              "-I", str(repo / "schemas"), "--servers", server.address]
+    request = json.dumps(
+        {"text": "hé", "labels": {"5": "x"}, "scalars": {"f_uint64": "18446744073709551615"}}
+    )
+    assert _cli(call, "call", "Interop.Echo", request, "--encoding", "msgpack", *common) == 0
+    out = capsys.readouterr().out
+    reply = json.loads(out)
+    assert reply["text"] == "hé" and reply["labels"] == {"5": "x"}
+    assert reply["scalars"]["f_uint64"] == "18446744073709551615"
+
+    assert _cli(call, "call", "bridge.interop.v1.Interop.Stream", '{"count": 2}', *common) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["index"] for line in lines] == [0, 1]
+
+    assert _cli(call, "call", "interop_legacy_echo", '{"text": "x"}', *common) == 0
+    assert '"text": "x"' in capsys.readouterr().out
+
+    assert _cli(call, "call", "Interop.Raise", '{"code": 5, "message": "gone"}', *common) == 1
+    assert "NOT_FOUND: gone (python NotFound)" in capsys.readouterr().err
+    assert _cli(call, "call", "Interop.Nope", *common) == 2
+    assert "no rpc 'Interop.Nope'" in capsys.readouterr().err
+    assert _cli(call, "call", "Interop.Echo", '{"bad": 1}', *common) == 2
+    assert "not a valid bridge.interop.v1.Composite" in capsys.readouterr().err
+
+
+def test_bridge_describe_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import describe
+
+    repo = Path(__file__).resolve().parents[2]
+    opts = repo / "tests/schema/protos"
+    assert _cli(describe, "describe", "-I", str(opts), str(opts / "opts/options.proto")) == 0
+    text = capsys.readouterr().out
+    assert "    Override: function legacy_override\n" in text
+    assert "opts.v1.Ping -> stream opts.v1.Pong  [msgpack, timeout 100 ms, priority low]" in text
+    assert "    children: map<string, opts.v1.Ping> = 6\n" in text
+    assert _cli(describe, "describe", "--json", "-I", str(opts),
+                str(opts / "opts/options.proto")) == 0
+    data = json.loads(capsys.readouterr().out)
+    methods = data["files"][0]["services"][1]["methods"]
+    assert methods[2] == {
+        "rpc": "opts.v1.Tuned.FireAndForget", "function": "opts.v1.Tuned.FireAndForget",
+        "request": "opts.v1.Ping", "reply": "opts.v1.Pong", "server_streaming": False,
+        "encoding": "PROTOBUF", "default_timeout_ms": 2500, "default_priority": "HIGH",
+        "background_only": True,
+    }
+    assert _cli(describe, "describe", str(opts / "bad/bidi.proto")) == 1
+    assert "bidirectional streaming is not supported" in capsys.readouterr().err
