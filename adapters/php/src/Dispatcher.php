@@ -11,7 +11,6 @@ use Bridge\Runtime\Codec\ProtobufCodec;
 use Bridge\V1\Code;
 use Bridge\V1\Encoding;
 use Bridge\V1\Error;
-use Bridge\V1\Request;
 use Google\Protobuf\Internal\Message;
 
 /**
@@ -81,33 +80,25 @@ final class Dispatcher
             ));
         }
         // 2. envelope
-        try {
-            $request = $this->protobuf->decode($payload, Request::class);
-        } catch (DecodeError $e) {
-            throw new DecodeError("the job payload is not a bridge.v1.Request: {$e->getMessage()}", 0, $e);
-        }
+        $request = Envelope::parse($payload);
         // 3. version
-        if ($request->getVersion() !== 1) {
+        if ($request->version !== 1) {
             throw new BridgeError(
                 Code::FAILED_PRECONDITION,
-                "envelope version {$request->getVersion()} is not supported (this worker speaks version 1)"
+                "envelope version {$request->version} is not supported (this worker speaks version 1)"
             );
         }
         // 4. encoding
-        $encoding = $request->getEncoding();
+        $encoding = $request->encoding;
         $codec = $this->codecFor($encoding);
         // 5. deadline
-        $deadlineMs = $request->getDeadlineMs();
+        $deadlineMs = $request->deadlineMs;
         if ($deadlineMs !== 0 && Context::nowMs() >= $deadlineMs) {
             throw new BridgeError(Code::DEADLINE_EXCEEDED, "the deadline passed before {$functionName} started");
         }
         // 6. body
-        $message = $codec->decode($request->getBody(), $method->requestClass);
-        $metadata = [];
-        foreach ($request->getMetadata() as $key => $value) {
-            $metadata[$key] = $value;
-        }
-        $context = new Context($sink, $functionName, $metadata, $deadlineMs, $encoding ?: Encoding::PROTOBUF, $handle, $unique);
+        $message = $codec->decode($request->body, $method->requestClass);
+        $context = new Context($sink, $functionName, $request->metadata, $deadlineMs, $encoding ?: Encoding::PROTOBUF, $handle, $unique);
         // 7. (Unimplemented is thrown by the generated base class) 8. run the handler
         $result = ($method->handler)($message, $context);
         if ($method->serverStreaming) {

@@ -52,6 +52,8 @@ final class CodecVectorsTest extends TestCase
         if ($case['canonical_protobuf']) {
             self::assertSame($case['protobuf_hex'], bin2hex($protobuf->encode($fromMsgpack)), 'protobuf encoding');
         }
+        $reencoded = $protobuf->decode($protobuf->encode($fromProtobuf), $class);
+        self::assertSame($case['msgpack_hex'], bin2hex($msgpack->encode($reencoded)), 'protobuf round trip');
     }
 
     /**
