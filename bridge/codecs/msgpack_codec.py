@@ -8,6 +8,7 @@ message is one ``ListFields()`` call, a dict built in field-number order and one
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -361,13 +362,28 @@ def _entry_field(map_field: FieldDescriptor, name: str) -> FieldDescriptor:
     return entry.fields_by_name[name]
 
 
+def _new_packer() -> Any:
+    # use_bin_type: bytes become bin and str become str (with str 8 available), as section 5 says;
+    # floats are packed as float 64 and integers in their smallest form by default.
+    return msgpack.Packer(use_bin_type=True)
+
+
+# One Packer per thread: reusing it saves half the cost of packb on small messages, and a Packer
+# must not be shared between threads.
+_PACKERS = threading.local()
+
+
 class MsgpackCodec:
     """``bridge.v1.Encoding.MSGPACK``: messages as msgpack maps keyed by field name."""
 
     encoding: int = envelope_pb2.MSGPACK
 
     def encode(self, message: Message) -> bytes:
-        packed: bytes = msgpack.packb(_message_out(message), use_bin_type=True)
+        try:
+            packer = _PACKERS.packer
+        except AttributeError:
+            packer = _PACKERS.packer = _new_packer()
+        packed: bytes = packer.pack(_message_out(message))
         return packed
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:

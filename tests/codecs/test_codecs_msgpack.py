@@ -157,3 +157,26 @@ def test_proto2_messages_round_trip_and_closed_enums_refuse_unknown_numbers() ->
     assert MSGPACK.decode(field, pack({"name": "", "type": 9})).HasField("name")
     with pytest.raises(DecodeError):
         MSGPACK.decode(field, pack({"type": 99}))
+
+
+def test_codec_is_safe_to_share_between_threads() -> None:
+    import threading
+
+    failures: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(500):
+                message = Composite(
+                    numbers=[seed, i], labels={i: str(seed)}, items=[Inner(value=seed * i)]
+                )
+                assert same_message(MSGPACK.decode(Composite, MSGPACK.encode(message)), message)
+        except BaseException as exc:  # reported below, from the test's own thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [] and not any(t.is_alive() for t in threads)
