@@ -187,7 +187,10 @@ def build_cases() -> list[dict[str, Any]]:
     add("scalars_all_unset", scalars())
     add(
         "scalars_explicit_zeros_are_unset",
-        scalars(f_double=0.0, f_int32=0, f_bool=False, f_string="", f_bytes=b"", f_enum=0),
+        # every plain (no presence) field set to its zero value: none is written
+        scalars(
+            **{f.name: f.default_value for f in scalars_cls.DESCRIPTOR.fields if not f.has_presence}
+        ),
     )
     add(
         "scalars_small",
