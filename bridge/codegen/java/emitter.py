@@ -110,7 +110,8 @@ def javadoc(text: str, indent: str) -> list[str]:
     """Comment lines for a Javadoc block: HTML-escaped, ``*/`` defused."""
     lines = []
     for line in text.strip().splitlines():
-        escaped = html.escape(line.rstrip(), quote=False).replace("*/", "*&#47;").replace("@", "&#64;")
+        escaped = html.escape(line.rstrip(), quote=False)
+        escaped = escaped.replace("*/", "*&#47;").replace("@", "&#64;")
         lines.append(f"{indent} *{' ' + escaped if escaped.strip() else ''}")
     return lines
 
