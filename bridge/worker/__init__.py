@@ -477,9 +477,12 @@ class Worker:
         self._running.discard(future)
         try:
             if future.cancelled():
-                # Stopped without grace: say nothing, the server re-queues the job.
-                return
-            outcome: BaseException | object = future.exception() or future.result()
+                if self._stopping:
+                    return  # stopped without grace: say nothing, gearmand re-queues the job
+                # The handler was cancelled from inside; the caller must still get an answer.
+                outcome: BaseException | object = asyncio.CancelledError("handler was cancelled")
+            else:
+                outcome = future.exception() or future.result()
             if isinstance(outcome, BaseException) and not isinstance(
                 outcome, JobException | JobFailed
             ):

@@ -332,3 +332,18 @@ def test_worker_rejects_bad_setup() -> None:
 
 def test_environment_has_the_peers() -> None:
     assert GEARMAN_CLI is not None and os.access(GEARMAN_CLI, os.X_OK)
+
+
+async def test_a_handler_cancelled_from_inside_still_answers(gearmand: GearmandServer) -> None:
+    async def cancels_itself(job: JobContext) -> bytes:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+        return b"unreachable"
+
+    async with running_worker(gearmand.address, {"c": cancels_itself, "echo": echo}), \
+            AsyncClient(gearmand.address) as client:
+        with pytest.raises(JobException, match="CancelledError"):
+            await client.call("c", b"", timeout=10)
+        assert await client.call("echo", b"fine") == b"fine"
