@@ -1,0 +1,84 @@
+package dev.bridge.runtime.gearman;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayInputStream;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A job server that breaks the framing: the worker drops that connection and connects again.
+ * (A real gearmand never sends bad magic, so this peer is a plain socket playing one.)
+ */
+@Timeout(30)
+class GearmanWorkerTest {
+    private static final GearmanWorker.Settings FAST = new GearmanWorker.Settings(Duration.ofSeconds(2),
+            Duration.ofSeconds(5), Duration.ofMillis(50), Duration.ofSeconds(5), Duration.ofMillis(20),
+            Duration.ofMillis(100));
+
+    @Test
+    void aProtocolErrorClosesTheConnectionAndTheWorkerReconnects() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(10_000);
+            GearmanWorker worker = new GearmanWorker(
+                    List.of(new ServerAddress("127.0.0.1", server.getLocalPort())), 1, 1 << 20, "t", FAST);
+            worker.register("f", job -> job.complete(new byte[0]));
+            worker.start();
+            try {
+                try (Socket first = server.accept()) {
+                    PacketReader in = new PacketReader(first.getInputStream(), 1 << 20, Magic.REQ);
+                    assertEquals(PacketType.SET_CLIENT_ID, in.read().type());
+                    assertEquals(PacketType.CAN_DO, in.read().type());
+                    assertEquals(PacketType.GRAB_JOB_UNIQ, in.read().type());
+                    first.getOutputStream().write("HTTP/1.1 400 Bad Request\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                    first.getOutputStream().flush();
+                    // The worker hangs up on garbage: the next read sees the end of the stream.
+                    first.setSoTimeout(5000);
+                    InputStream raw = first.getInputStream();
+                    assertEquals(-1, raw.read());
+                }
+                try (Socket second = server.accept()) {
+                    PacketReader in = new PacketReader(second.getInputStream(), 1 << 20, Magic.REQ);
+                    assertEquals(PacketType.SET_CLIENT_ID, in.read().type());
+                    Packet canDo = in.read();
+                    assertEquals(PacketType.CAN_DO, canDo.type());
+                    assertEquals("f", canDo.argumentString(0));
+                    // An unknown packet type from the server is a protocol error too.
+                    assertEquals(PacketType.GRAB_JOB_UNIQ, in.read().type());
+                    second.getOutputStream().write(new byte[] {0, 'R', 'E', 'S', 0, 0, 0, 99, 0, 0, 0, 0});
+                    second.getOutputStream().flush();
+                    second.setSoTimeout(5000);
+                    assertEquals(-1, second.getInputStream().read());
+                }
+                try (Socket third = server.accept()) {
+                    assertTrue(third.isConnected());
+                }
+            } finally {
+                worker.stop();
+                assertTrue(worker.awaitTermination(Duration.ofSeconds(10)));
+            }
+        }
+    }
+
+    @Test
+    void anEmptyStreamIsACleanEndNotAProtocolError() {
+        // PacketReader over an empty stream reports a clean end, not a protocol error.
+        PacketReader reader = new PacketReader(new ByteArrayInputStream(new byte[0]), 10, null);
+        try {
+            reader.read();
+        } catch (java.io.EOFException expected) {
+            return;
+        } catch (java.io.IOException other) {
+            throw new AssertionError(other);
+        }
+        throw new AssertionError("no EOF");
+    }
+}
