@@ -14,8 +14,6 @@ module Bridge
   #     context.time_remaining          # seconds until the caller's deadline, or nil
   #   end
   class Context
-    # Caller-supplied metadata (frozen Hash of String => String).
-    attr_reader :metadata
     # Absolute deadline in Unix milliseconds; 0 when the caller set none.
     attr_reader :deadline_ms
     # :protobuf or :msgpack: how this call's request and replies travel.
@@ -23,14 +21,22 @@ module Bridge
     # The Gearman function, job handle and unique id of this job.
     attr_reader :function_name, :handle, :unique
 
+    # +metadata+: a Hash, or the envelope's protobuf map (converted on first use: most handlers
+    # never read it, and the worker path stays one decode + one encode).
     def initialize(job, metadata:, deadline_ms:, encoding:)
       @job = job
-      @metadata = metadata
+      @raw_metadata = metadata
+      @metadata = nil
       @deadline_ms = deadline_ms
       @encoding = encoding
       @function_name = job.function_name
       @handle = job.handle
       @unique = job.unique
+    end
+
+    # Caller-supplied metadata (frozen Hash of String => String).
+    def metadata
+      @metadata ||= @raw_metadata.to_h.freeze
     end
 
     # The deadline as a Time, or nil.

@@ -119,7 +119,7 @@ module Bridge
       end
       return reject(job, :UNIMPLEMENTED, "#{rpc.owner.service_name}.#{rpc.name} is not implemented by this worker") unless implemented
 
-      context = Context.new(job, metadata: request.metadata.to_h.freeze, deadline_ms: deadline_ms, encoding: encoding)
+      context = Context.new(job, metadata: request.metadata, deadline_ms: deadline_ms, encoding: encoding)
       run(job, rpc, handler, body, context, encoding)
     end
 

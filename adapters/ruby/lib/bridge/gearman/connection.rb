@@ -11,7 +11,10 @@ module Bridge
     # One TCP connection to one job server, worker side. Every wait is bounded: reads and writes
     # give up with ConnectionError after +io_timeout+ seconds without progress.
     class Connection
-      READ_CHUNK = 256 * 1024
+      # Small enough for malloc's heap (a larger request is an mmap per read); a started packet
+      # is read in steps of up to READ_MAX.
+      READ_CHUNK = 64 * 1024
+      READ_MAX = 4 * 1024 * 1024
 
       attr_reader :host, :port
 
@@ -93,7 +96,7 @@ module Bridge
       # A started packet is read to its end with the I/O timeout, so a large job is not cut off.
       def fill(timeout)
         sock = @socket or raise ConnectionError, "#{self}: not connected"
-        want = [@decoder.wanted, READ_CHUNK].max
+        want = read_size
         chunk = sock.read_nonblock(want, exception: false)
         if chunk == :wait_readable
           return false unless IO.select([sock], nil, nil, [timeout, 0].max)
@@ -107,7 +110,7 @@ module Bridge
         while @pending.empty? && @decoder.buffered.positive?
           # Mid-packet: the rest is owed to us; waiting past io_timeout means the peer is stuck.
           IO.select([sock], nil, nil, @io_timeout) or raise ConnectionError, "#{self}: read timed out"
-          chunk = sock.read_nonblock([@decoder.wanted, READ_CHUNK].max, exception: false)
+          chunk = sock.read_nonblock(read_size, exception: false)
           next if chunk == :wait_readable
           raise ConnectionError, "#{self} closed the connection mid-packet" if chunk.nil?
 
@@ -135,6 +138,10 @@ module Bridge
       end
 
       private
+
+      def read_size
+        @decoder.wanted.clamp(READ_CHUNK, READ_MAX)
+      end
 
       def write_all(data)
         sock = @socket or raise ConnectionError, "#{self}: not connected"

@@ -114,7 +114,7 @@ module Bridge
 
         @max_body = max_body
         @expect = expect
-        @buffer = String.new(capacity: 64 * 1024, encoding: Encoding::BINARY)
+        @buffer = String.new(encoding: Encoding::BINARY)
         @broken = nil
       end
 
@@ -134,8 +134,10 @@ module Bridge
       def feed(data)
         raise ProtocolError, "stream already broken: #{@broken.message}" if @broken
 
-        buf = @buffer
-        buf << (data.encoding == Encoding::BINARY ? data : data.b)
+        data = data.b unless data.encoding == Encoding::BINARY
+        # Usually nothing is pending: parse the chunk itself, so a payload is sliced out of the
+        # bytes read (no copy into a buffer) and only an incomplete tail is kept.
+        buf = @buffer.empty? ? data : (@buffer << data)
         packets = []
         pos = 0
         total = buf.bytesize
@@ -148,11 +150,7 @@ module Bridge
           packets << packet(buf, magic, layout, pos + HEADER_SIZE, body_end)
           pos = body_end
         end
-        if pos == total
-          buf.clear
-        elsif pos.positive?
-          buf.replace(buf.byteslice(pos, total - pos))
-        end
+        keep_tail(buf, pos, total)
         packets
       rescue ProtocolError => e
         @broken = e
@@ -161,6 +159,17 @@ module Bridge
       end
 
       private
+
+      def keep_tail(buf, pos, total)
+        if pos == total
+          @buffer = String.new(encoding: Encoding::BINARY) unless @buffer.empty?
+        elsif buf.equal?(@buffer)
+          @buffer = buf.byteslice(pos, total - pos) if pos.positive?
+        else
+          @buffer = String.new(capacity: [total - pos, 64 * 1024].max, encoding: Encoding::BINARY)
+          @buffer << (pos.zero? ? buf : buf.byteslice(pos, total - pos))
+        end
+      end
 
       def check(magic, number, size)
         unless magic == MAGIC_RES || magic == MAGIC_REQ
