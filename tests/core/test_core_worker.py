@@ -102,7 +102,7 @@ async def test_sync_handlers_run_in_threads_and_stream_in_order(gearmand: Gearma
         for i in range(20):
             job.send_data(b"%d" % i)
         job.send_status(20, 20)
-        time.sleep(0.2)
+        time.sleep(0.5)
         return b"done"
 
     async with running_worker(gearmand.address, {"blocking": blocking}, concurrency=4), \
@@ -114,7 +114,7 @@ async def test_sync_handlers_run_in_threads_and_stream_in_order(gearmand: Gearma
         elapsed = time.monotonic() - started
     assert results == [b"done"] * 4
     assert all(c == [b"%d" % i for i in range(20)] for c in chunks)
-    assert elapsed < 0.7  # four 0.2 s jobs ran side by side
+    assert elapsed < 1.6  # four 0.5 s jobs ran side by side (one after another: 2 s)
     assert threading.main_thread().name not in threads and threads
 
 
