@@ -3,6 +3,7 @@
  * handler, and the single final answer (WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL).
  */
 #define _GNU_SOURCE /* vasprintf */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,19 @@ int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...
     return -1;
 }
 
+int bridge_ctx_set_failure(bridge_ctx *ctx, const char *fmt, ...)
+{
+    free(ctx->error_message);
+    ctx->error_message = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&ctx->error_message, fmt, ap) < 0)
+        ctx->error_message = NULL;
+    va_end(ap);
+    ctx->error_code = BRIDGE_UNKNOWN;
+    return -1;
+}
+
 bridge_status bridge_ctx_set_error_detail(bridge_ctx *ctx, const char *key, const char *value)
 {
     if (key == NULL || value == NULL)
@@ -355,7 +369,9 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         }
         method->output->message_init(reply);
     }
+    errno = 0;
     int rc = method->handler(ctx, request, reply);
+    int handler_errno = errno;
     if (ctx->fail_requested) {
         sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
         ctx->finished = true;
@@ -363,8 +379,9 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         if (ctx->error_code != BRIDGE_OK)
             finish_error(ctx, ctx->error_code, ctx->error_message);
         else
-            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)",
-                          method->function_name, rc);
+            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)%s%s",
+                          method->function_name, rc, handler_errno ? ": " : "",
+                          handler_errno ? strerror(handler_errno) : "");
     } else if (method->server_streaming) {
         sink_send(ctx, BRIDGE_PACKET_COMPLETE, NULL, 0, 0, 0);
         ctx->finished = true;

@@ -13,8 +13,12 @@
  * always finished and answered. libgearman's own wake-up pipe is not used: it would also abort a
  * reply that is being sent.
  *
- * Reconnecting: libgearman reconnects a lost connection (and re-sends CAN_DO) on the next grab;
- * while no server answers, a thread waits with exponential backoff between attempts.
+ * Jobs go through gearman_worker_work() (GRAB_JOB_UNIQ, PRE_SLEEP / NOOP, one callback per job);
+ * the callback sends the job's answer itself. gearman_worker_grab_job() is not used: in 1.1.20 it
+ * never sends PRE_SLEEP (it returns NO_JOBS at once) and crashes on the grab after a job.
+ *
+ * Reconnecting: libgearman reconnects a lost connection (and re-sends CAN_DO) on the next
+ * gearman_worker_work(); while no server answers, a thread waits with exponential backoff.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,13 +184,39 @@ static void nap_ms(const bridge_worker *w, unsigned ms)
     }
 }
 
-static gearman_worker_st *connect_worker(worker_thread *t)
+/* What a libgearman function callback needs: the worker and the method it serves. */
+typedef struct function_binding {
+    bridge_worker *worker;
+    const bridge_method *method;
+} function_binding;
+
+static gearman_return_t on_job(gearman_job_st *job, void *context)
+{
+    const function_binding *b = context;
+    bridge_worker *w = b->worker;
+    bridge_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.function_name = b->method->function_name;
+    ctx.sink.send = gearman_sink;
+    ctx.sink.state = job;
+    bridge__job_run(&ctx, b->method, gearman_job_workload(job), gearman_job_workload_size(job),
+                    w->max_request_bytes);
+    if (ctx.io_failed)
+        wlog(w, "lost the job server while answering %s (gearmand re-queues the job)",
+             ctx.function_name);
+    atomic_fetch_add(&w->jobs_done, 1);
+    /* The answer is already sent (libgearman sends nothing more for a finished job). */
+    return GEARMAN_SUCCESS;
+}
+
+static gearman_worker_st *connect_worker(worker_thread *t, function_binding *bindings)
 {
     bridge_worker *w = t->worker;
     gearman_worker_st *gw = gearman_worker_create(NULL);
     if (gw == NULL)
         return NULL;
     gearman_worker_add_options(gw, GEARMAN_WORKER_GRAB_UNIQ);
+    /* Idle threads come back every poll interval to look at the stop flag. */
     gearman_worker_set_timeout(gw, (int)w->poll_interval_ms);
     char id[128];
     snprintf(id, sizeof id, "%s-%d-%u", w->client_id, (int)getpid(), t->index);
@@ -200,9 +230,14 @@ static gearman_worker_st *connect_worker(worker_thread *t)
         return NULL;
     }
     for (size_t i = 0; i < w->n_methods; i++) {
-        /* CAN_DO only: CAN_DO_TIMEOUT is broken in gearmand 1.1.20 (timeout 0 = plain CAN_DO). */
-        if (gearman_failed(gearman_worker_register(gw, w->methods[i].function_name, 0))) {
-            wlog(w, "cannot register %s: %s", w->methods[i].function_name, gearman_worker_error(gw));
+        bindings[i].worker = w;
+        bindings[i].method = &w->methods[i];
+        const char *name = w->methods[i].function_name;
+        /* Timeout 0: a plain CAN_DO (CAN_DO_TIMEOUT is broken in gearmand 1.1.20). */
+        if (gearman_failed(gearman_worker_define_function(gw, name, strlen(name),
+                                                          gearman_function_create(on_job), 0,
+                                                          &bindings[i]))) {
+            wlog(w, "cannot register %s: %s", name, gearman_worker_error(gw));
             gearman_worker_free(gw);
             return NULL;
         }
@@ -210,64 +245,44 @@ static gearman_worker_st *connect_worker(worker_thread *t)
     return gw;
 }
 
-static void serve_job(bridge_worker *w, gearman_job_st *job)
-{
-    bridge_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.function_name = gearman_job_function_name(job);
-    ctx.sink.send = gearman_sink;
-    ctx.sink.state = job;
-    bridge__job_run(&ctx, find_method(w, ctx.function_name), gearman_job_workload(job),
-                    gearman_job_workload_size(job), w->max_request_bytes);
-    if (ctx.io_failed)
-        wlog(w, "lost the job server while answering %s (gearmand re-queues the job)",
-             ctx.function_name);
-    atomic_fetch_add(&w->jobs_done, 1);
-}
-
 static void *thread_main(void *arg)
 {
     worker_thread *t = arg;
     bridge_worker *w = t->worker;
-    gearman_worker_st *gw = connect_worker(t);
+    function_binding *bindings = calloc(w->n_methods ? w->n_methods : 1, sizeof *bindings);
+    gearman_worker_st *gw = bindings ? connect_worker(t, bindings) : NULL;
     if (gw == NULL) {
         wlog(w, "thread %u: cannot create a gearman worker; stopping", t->index);
+        free(bindings);
         bridge_worker_stop(w);
         return NULL;
     }
     unsigned backoff = w->reconnect_min_ms;
     bool was_down = false;
     while (!atomic_load(&w->stop)) {
-        gearman_return_t rc = GEARMAN_SUCCESS;
-        gearman_job_st *job = gearman_worker_grab_job(gw, NULL, &rc);
-        if (job != NULL) {
-            serve_job(w, job);
-            gearman_job_free(job);
-            backoff = w->reconnect_min_ms;
-            was_down = false;
-            continue;
-        }
+        gearman_return_t rc = gearman_worker_work(gw);
         switch (rc) {
         case GEARMAN_SUCCESS:
         case GEARMAN_TIMEOUT:
         case GEARMAN_NO_JOBS:
         case GEARMAN_IO_WAIT:
-            /* idle: the poll interval elapsed with the server(s) reachable */
+            /* a job done, or idle for a poll interval with the server(s) reachable */
             if (was_down)
-                wlog(w, "thread %u: connected to %s", t->index, w->servers);
+                wlog(w, "thread %u: serving again", t->index);
             was_down = false;
             backoff = w->reconnect_min_ms;
             continue;
         default:
             if (!was_down)
                 wlog(w, "thread %u: job server problem (%s); reconnecting with backoff", t->index,
-                     gearman_worker_error(gw) ? gearman_worker_error(gw) : gearman_strerror(rc));
+                     gearman_strerror(rc));
             was_down = true;
             nap_ms(w, backoff);
             backoff = backoff * 2 > w->reconnect_max_ms ? w->reconnect_max_ms : backoff * 2;
         }
     }
     gearman_worker_free(gw);
+    free(bindings);
     return NULL;
 }
 

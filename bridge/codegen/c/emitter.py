@@ -32,14 +32,14 @@ _TEMPLATES = jinja2.Environment(
     autoescape=False,
 )
 
-C_KEYWORDS = frozenset(
-    """
-    auto break case char const continue default do double else enum extern float for goto if
-    inline int long register restrict return short signed sizeof static struct switch typedef
-    union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
-    _Imaginary _Noreturn _Static_assert _Thread_local bool true false
-    """.split()
-)
+C_KEYWORDS = frozenset((
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool",
+    "_Complex", "_Generic", "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "bool",
+    "true", "false",
+))
 
 
 def snake_case(name: str) -> str:
@@ -181,7 +181,8 @@ class CEmitter:
         out = []
         for suffix in ("h", "c"):
             content = _TEMPLATES.get_template(f"service.{suffix}.j2").render(**context)
-            path = f"{prefix}.{suffix}" if str(directory) == "." else f"{directory}/{prefix}.{suffix}"
+            name = f"{prefix}.{suffix}"
+            path = name if str(directory) == "." else f"{directory}/{name}"
             out.append(GeneratedFile(path, content))
         return out
 

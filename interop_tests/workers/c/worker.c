@@ -3,7 +3,6 @@
  * Behaviour per rpc: interop_tests/README.md. Command line: interop_tests/langs/base.py.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -80,11 +79,8 @@ static int raise_(bridge_ctx *ctx, const Bridge__Interop__V1__RaiseRequest *requ
     (void)reply;
     if (request->fail)
         return bridge_ctx_fail(ctx);
-    if (request->native) {
-        /* C's "native" failure: return non-zero without a code; the runtime reports UNKNOWN. */
-        fprintf(stderr, "raise: native failure: %s\n", request->message);
-        return -1;
-    }
+    if (request->native) /* C's "native" failure: a message and no code -> UNKNOWN */
+        return bridge_ctx_set_failure(ctx, "%s", request->message);
     return bridge_ctx_set_error(ctx, (bridge_code)request->code, "%s", request->message);
 }
 

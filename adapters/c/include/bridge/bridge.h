@@ -147,6 +147,13 @@ bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t siz
  */
 int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * C's "native" failure: describes what went wrong without choosing a code, so the job fails with
+ * UNKNOWN and this message (type "bridge_error"). Returns -1. A handler that simply returns
+ * non-zero gets the message "<function> failed (handler returned N)", plus strerror(errno) when
+ * errno was set.
+ */
+int bridge_ctx_set_failure(bridge_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a key/value pair to the error's details map (both copied). */
 bridge_status bridge_ctx_set_error_detail(bridge_ctx *ctx, const char *key, const char *value);
 /* Ends the job with a bare WORK_FAIL (no explanation reaches the caller). Returns -1. */

@@ -1,0 +1,100 @@
+"""C: the interop worker in interop_tests/workers/c, on libbridge (adapters/c).
+
+Building means: make the runtime (libbridge.a) into the build folder, generate the interop schema
+with ``bridge generate --lang c`` (protoc-c messages + the service shim), and link the worker
+statically against libbridge (dynamically against libgearman, protobuf-c and msgpack-c).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.codegen import get_emitter, write_files
+from bridge.schema import load
+from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+
+ADAPTER = REPO_ROOT / "adapters" / "c"
+WORKER_SOURCE = WORKERS_DIR / "c" / "worker.c"
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined")
+_TIMEOUT_S = 300
+
+
+def _pkg_config(*args: str) -> list[str]:
+    proc = subprocess.run(
+        ["pkg-config", *args, "libprotobuf-c", "msgpack", "gearmand"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    return proc.stdout.split()
+
+
+def build_c_program(
+    build_dir: Path, sources: Sequence[Path], output: Path, *, gen: Path, sanitize: bool
+) -> None:
+    """Builds libbridge into ``build_dir/runtime`` and links ``sources`` + the generated code."""
+    runtime = build_dir / "runtime"
+    make = ["make", "-s", "-C", str(ADAPTER), f"BUILD={runtime}", "all"]
+    if sanitize:
+        make.append("SANITIZE=1")
+    subprocess.run(make, check=True, capture_output=True, timeout=_TIMEOUT_S)
+    flags = ["-std=c11", "-O1" if sanitize else "-O2", "-g", "-Wall", "-Wextra", "-Werror"]
+    if sanitize:
+        flags += SANITIZE_FLAGS
+    generated = sorted(str(p) for p in gen.rglob("*.c"))
+    argv = [
+        os.environ.get("CC", "cc"), *flags, f"-I{gen}", f"-I{ADAPTER / 'include'}",
+        *_pkg_config("--cflags"), *map(str, sources), *generated,
+        "-o", str(output), str(runtime / "lib" / "libbridge.a"),
+        *_pkg_config("--libs"), "-lpthread",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"compiling {output.name} failed:\n{proc.stderr}")
+
+
+class C(Language):
+    name = "c"
+    #: the language the worker reports on the wire (Error.language, WhoAmI.language)
+    wire_language = "c"
+    sanitize = False
+
+    def required_tools(self) -> Sequence[str]:
+        return ("cc", "make", "pkg-config", "protoc-c")
+
+    def check_toolchain(self) -> None:
+        super().check_toolchain()
+        from interop_tests.langs.base import ToolchainMissing
+
+        for package in ("libprotobuf-c", "msgpack", "gearmand"):
+            if subprocess.run(["pkg-config", "--exists", package], check=False,
+                              timeout=30).returncode != 0:
+                raise ToolchainMissing(
+                    f"{self.name}: pkg-config cannot find {package}; run scripts/install-deps.sh"
+                )
+
+    def build(self, build_dir: Path) -> None:
+        gen = build_dir / "gen"
+        if gen.exists():
+            shutil.rmtree(gen)
+        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(INTEROP_SCHEMA.parents[2])])
+        write_files(get_emitter("c").generate(schema, {}), gen)
+        build_c_program(
+            build_dir, [WORKER_SOURCE], build_dir / "interop_worker", gen=gen,
+            sanitize=self.sanitize,
+        )
+
+    def worker_command(
+        self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None
+    ) -> list[str]:
+        argv = [str(build_dir / "interop_worker"), "--servers", servers,
+                "--concurrency", str(concurrency)]
+        if max_request_bytes is not None:
+            argv += ["--max-request-bytes", str(max_request_bytes)]
+        return argv
+
+
+LANGUAGE = C()

@@ -1,0 +1,178 @@
+"""The C runtime (adapters/c): its own test program (codecs against every shared vector, the job
+flow's envelope and error paths), once plain and once under ASan/UBSan/LSan, then the worker's
+process-level behaviour against real gearmand servers: graceful SIGTERM, reconnecting after a
+gearmand restart, serving several job servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from bridge.client import Client
+from bridge.rpc.envelope import encode_request
+from bridge.testing import GearmandServer
+from interop_tests.langs.c import C
+
+REPO = Path(__file__).resolve().parents[2]
+ADAPTER = REPO / "adapters" / "c"
+MSGPACK = 2
+ECHO = "bridge.interop.v1.Interop.Echo"
+SLEEP = "bridge.interop.v1.Interop.Sleep"
+
+
+def _run_make_test(build: Path, *extra: str) -> str:
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(ADAPTER), f"BUILD={build}", f"PYTHON={sys.executable}", "test",
+         *extra],
+        capture_output=True, text=True, timeout=280, check=False,
+        env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1"},
+    )
+    output = proc.stdout + proc.stderr
+    match = re.search(r"(\d+) passed, (\d+) failed", output)
+    assert match, f"no summary from the C test program:\n{output[-4000:]}"
+    passed, failed = int(match[1]), int(match[2])
+    assert proc.returncode == 0 and failed == 0, output[-4000:]
+    assert passed >= 100, f"only {passed} C tests ran"
+    return output
+
+
+@pytest.mark.timeout(300)
+def test_runtime_unit_tests(tmp_path: Path) -> None:
+    _run_make_test(tmp_path / "build")
+
+
+@pytest.mark.timeout(300)
+def test_runtime_unit_tests_under_sanitizers(tmp_path: Path) -> None:
+    output = _run_make_test(tmp_path / "build-asan", "SANITIZE=1")
+    assert "Sanitizer" not in output and "runtime error" not in output, output[-4000:]
+
+
+# ------------------------------------------------------------------ the worker process
+
+
+@pytest.fixture(scope="module")
+def worker_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build = tmp_path_factory.mktemp("c-worker")
+    C().build(build)
+    return build / "interop_worker"
+
+
+class Worker:
+    def __init__(self, binary: Path, servers: str, concurrency: int = 1) -> None:
+        self.log = ""
+        self.proc = subprocess.Popen(
+            [str(binary), "--servers", servers, "--concurrency", str(concurrency)],
+            stderr=subprocess.PIPE, text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log += line
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def workers(worker_binary: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        w.kill()
+
+
+def _echo(client: Client, text: str, timeout: float = 10.0) -> str:
+    body = msgpack.packb({"text": text})
+    reply = client.call(ECHO, encode_request(body, encoding=MSGPACK), timeout=timeout)
+    return str(msgpack.unpackb(reply)["text"])
+
+
+def _wait_served(address: str, text: str, deadline_s: float) -> None:
+    """Calls Echo until it answers (a new worker needs a moment to register)."""
+    end = time.monotonic() + deadline_s
+    with Client(address) as client:
+        while True:
+            try:
+                assert _echo(client, text, timeout=1.0) == text
+                return
+            except Exception:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_finishes_the_running_job(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    worker = Worker(worker_binary, gearmand.address)
+    workers.append(worker)
+    _wait_served(gearmand.address, "ready", 10)
+    with Client(gearmand.address) as client:
+        payload = encode_request(msgpack.packb({"millis": 1200}), encoding=MSGPACK)
+        result: dict[str, object] = {}
+
+        def call() -> None:
+            result["reply"] = client.call(SLEEP, payload, timeout=10)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.4)  # the job is running now
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        caller.join(timeout=10)
+        assert msgpack.unpackb(result["reply"]) == {"slept_millis": 1200, "language": "c"}
+    assert worker.stop() == 0
+    assert time.monotonic() - started < 5
+    assert "SIGTERM" in worker.log
+
+
+@pytest.mark.timeout(90)
+def test_reconnects_after_gearmand_restarts(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    worker = Worker(worker_binary, gearmand.address, concurrency=2)
+    workers.append(worker)
+    _wait_served(gearmand.address, "before", 10)
+    gearmand.stop()
+    time.sleep(1.0)  # the worker notices and backs off
+    gearmand.start()  # same port
+    _wait_served(gearmand.address, "after", 20)
+    assert worker.proc.poll() is None, worker.log
+    assert worker.stop() == 0
+    assert "reconnecting" in worker.log
+
+
+@pytest.mark.timeout(60)
+def test_serves_every_job_server(
+    gearmand_factory: object, worker_binary: Path, workers: list[Worker]
+) -> None:
+    first = gearmand_factory()  # type: ignore[operator]
+    second = gearmand_factory()  # type: ignore[operator]
+    worker = Worker(worker_binary, f"{first.address},{second.address}")
+    workers.append(worker)
+    _wait_served(first.address, "one", 10)
+    _wait_served(second.address, "two", 10)
+    assert worker.stop() == 0
