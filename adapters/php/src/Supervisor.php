@@ -70,7 +70,13 @@ final class Supervisor
     /** @param \Closure(): int $loop */
     private function spawn(\Closure $loop): void
     {
+        // Hold SIGTERM across the fork: the child unblocks it once its own stop handler is set
+        // (Worker::installSignalHandlers), so a stop sent right after the fork is not lost.
+        pcntl_sigprocmask(SIG_BLOCK, [SIGTERM, SIGINT]);
         $pid = pcntl_fork();
+        if ($pid !== 0) {
+            pcntl_sigprocmask(SIG_UNBLOCK, [SIGTERM, SIGINT]);
+        }
         if ($pid === -1) {
             throw new \RuntimeException('pcntl_fork failed');
         }

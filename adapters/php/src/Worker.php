@@ -182,6 +182,8 @@ final class Worker
         };
         pcntl_signal(SIGTERM, $stop);
         pcntl_signal(SIGINT, $stop);
+        // A forked child starts with them blocked (see Supervisor); a pending one arrives now.
+        pcntl_sigprocmask(SIG_UNBLOCK, [SIGTERM, SIGINT]);
     }
 
     private function sleepUnlessStopping(int $ms): void
