@@ -118,7 +118,20 @@ class RubyEmitter:
         module = ruby_module(proto_file)
         stem = PurePosixPath(proto_file.name).with_suffix("")
         services = [self._service(schema, module, service) for service in proto_file.services]
+        example = next(
+            (
+                {
+                    "service": s.name,
+                    "method_name": method_name(m.name),
+                    "reply": self._class_name(schema, "", m.output).removeprefix("::"),
+                }
+                for s in proto_file.services
+                for m in s.methods
+            ),
+            None,
+        )
         content = _TEMPLATES.get_template("bridge.rb.j2").render(
+            example=example,
             proto_name=proto_file.name,
             pb_require=f"{stem.name}_pb",
             modules=module.split("::"),
