@@ -69,11 +69,11 @@ final class Dispatcher
         $method = $this->methods[$functionName] ?? null;
         if ($method === null) {
             // Only reachable when the job server hands us a function we never registered.
-            throw new BridgeError(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
+            throw new Rejected(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
         }
         // 1. size
         if (strlen($payload) > $this->maxRequestBytes) {
-            throw new BridgeError(Code::RESOURCE_EXHAUSTED, sprintf(
+            throw new Rejected(Code::RESOURCE_EXHAUSTED, sprintf(
                 'request of %d bytes is larger than this worker accepts (%d)',
                 strlen($payload),
                 $this->maxRequestBytes
@@ -83,7 +83,7 @@ final class Dispatcher
         $request = Envelope::parse($payload);
         // 3. version
         if ($request->version !== 1) {
-            throw new BridgeError(
+            throw new Rejected(
                 Code::FAILED_PRECONDITION,
                 "envelope version {$request->version} is not supported (this worker speaks version 1)"
             );
@@ -94,7 +94,7 @@ final class Dispatcher
         // 5. deadline
         $deadlineMs = $request->deadlineMs;
         if ($deadlineMs !== 0 && Context::nowMs() >= $deadlineMs) {
-            throw new BridgeError(Code::DEADLINE_EXCEEDED, "the deadline passed before {$functionName} started");
+            throw new Rejected(Code::DEADLINE_EXCEEDED, "the deadline passed before {$functionName} started");
         }
         // 6. body
         $message = $codec->decode($request->body, $method->requestClass);
@@ -103,7 +103,7 @@ final class Dispatcher
         $result = ($method->handler)($message, $context);
         if ($method->serverStreaming) {
             if (!is_iterable($result)) {
-                throw new \UnexpectedValueException(sprintf(
+                throw new Rejected(Code::INTERNAL, sprintf(
                     '%s must return an iterable of %s, got %s',
                     $functionName,
                     $method->replyClass,
@@ -124,14 +124,14 @@ final class Dispatcher
         return match ($encoding) {
             Encoding::ENCODING_UNSPECIFIED, Encoding::PROTOBUF => $this->protobuf,
             Encoding::MSGPACK => $this->msgpack,
-            default => throw new BridgeError(Code::INVALID_ARGUMENT, "unknown body encoding {$encoding}"),
+            default => throw new Rejected(Code::INVALID_ARGUMENT, "unknown body encoding {$encoding}"),
         };
     }
 
     private static function checkReply(mixed $reply, Method $method, string $functionName): Message
     {
         if (!$reply instanceof $method->replyClass) {
-            throw new \UnexpectedValueException(sprintf(
+            throw new Rejected(Code::INTERNAL, sprintf(
                 '%s returned %s where %s was expected',
                 $functionName,
                 get_debug_type($reply),
@@ -146,17 +146,20 @@ final class Dispatcher
     {
         $error = new Error();
         $error->setLanguage('php');
-        $error->setType($e::class);
         $error->setMessage(self::utf8($e->getMessage()));
         if ($e instanceof BridgeError) {
             $error->setCode($e->getCode());
             foreach ($e->getDetails() as $key => $value) {
                 $error->getDetails()[(string) $key] = self::utf8((string) $value);
             }
-        } elseif ($e instanceof DecodeError) {
-            $error->setCode(Code::INVALID_ARGUMENT);
         } else {
-            $error->setCode(Code::UNKNOWN);
+            $error->setCode($e instanceof DecodeError ? Code::INVALID_ARGUMENT : Code::UNKNOWN);
+        }
+        if ($e instanceof Rejected || $e instanceof DecodeError || $e instanceof Unimplemented) {
+            // The runtime's own answers are typed by their code: "InvalidArgument", "Unimplemented".
+            $error->setType(str_replace('_', '', ucwords(strtolower(Code::name($error->getCode())), '_')));
+        } else {
+            $error->setType($e::class);
             $error->setTrace(self::utf8($e->getTraceAsString()));
         }
         return $error;

@@ -155,7 +155,9 @@ final class DispatcherTest extends TestCase
     {
         $sink = new RecordingSink();
         $this->dispatcher(maxRequestBytes: 10)->handle(self::ECHO, str_repeat("\xff", 11), $sink);
-        self::assertSame(Code::RESOURCE_EXHAUSTED, $sink->error()->getCode());
+        $error = $sink->error();
+        self::assertSame(Code::RESOURCE_EXHAUSTED, $error->getCode());
+        self::assertSame('ResourceExhausted', $error->getType());
         self::assertSame(0, $this->handlerRuns);
     }
 
@@ -166,6 +168,7 @@ final class DispatcherTest extends TestCase
             $this->dispatcher()->handle(self::ECHO, $payload, $sink);
             $error = $sink->error();
             self::assertSame(Code::INVALID_ARGUMENT, $error->getCode(), bin2hex($payload));
+            self::assertSame('InvalidArgument', $error->getType());
             self::assertSame('php', $error->getLanguage());
         }
     }
@@ -188,7 +191,9 @@ final class DispatcherTest extends TestCase
     {
         $sink = new RecordingSink();
         $this->dispatcher()->handle(self::ECHO, self::request('', deadlineMs: Context::nowMs() - 1), $sink);
-        self::assertSame(Code::DEADLINE_EXCEEDED, $sink->error()->getCode());
+        $error = $sink->error();
+        self::assertSame(Code::DEADLINE_EXCEEDED, $error->getCode());
+        self::assertSame('DeadlineExceeded', $error->getType(), 'the runtime types its own answers by code');
         self::assertSame(0, $this->handlerRuns);
     }
 
@@ -206,7 +211,9 @@ final class DispatcherTest extends TestCase
     {
         $sink = new RecordingSink();
         $this->dispatcher()->handle(self::MISSING, self::request(''), $sink);
-        self::assertSame(Code::UNIMPLEMENTED, $sink->error()->getCode());
+        $error = $sink->error();
+        self::assertSame(Code::UNIMPLEMENTED, $error->getCode());
+        self::assertSame('Unimplemented', $error->getType());
     }
 
     public function testNativeExceptionIsUnknownWithItsClassMessageAndTrace(): void
@@ -242,7 +249,7 @@ final class DispatcherTest extends TestCase
     {
         $sink = new RecordingSink();
         $this->dispatcher()->handle(self::THROWS, self::request((new Composite(['text' => 'wrong-type']))->serializeToString()), $sink);
-        self::assertSame(Code::UNKNOWN, $sink->error()->getCode());
+        self::assertSame(Code::INTERNAL, $sink->error()->getCode());
     }
 
     public function testTheSameDispatcherServesTheNextJobAfterAnError(): void
