@@ -34,7 +34,7 @@ from bridge.client import (
     Priority,
     SyncBackgroundJob,
 )
-from bridge.codecs import DecodeError, codec_for
+from bridge.codecs import Codec, DecodeError, codec_for
 from bridge.errors import (
     CallTimeout,
     DeadlineExceeded,
@@ -126,15 +126,28 @@ class MethodSpec(Generic[RequestT, ReplyT]):
         return f"{self.service}.{self.name}"
 
 
-@dataclass(frozen=True)
 class _Prepared:
-    payload: bytes
-    codec_encoding: int
-    timeout: float | None
-    priority: Priority
-    unique: str | bytes | None
-    on_status: Callable[[int, int], None] | None
-    on_warning: Callable[[bytes], None] | None
+    """One call, ready to submit. A plain slotted class: built on every call, so kept cheap."""
+
+    __slots__ = ("codec", "on_status", "on_warning", "payload", "priority", "timeout", "unique")
+
+    def __init__(
+        self,
+        payload: bytes,
+        codec: Codec,
+        timeout: float | None,
+        priority: Priority,
+        unique: str | bytes | None = None,
+        on_status: Callable[[int, int], None] | None = None,
+        on_warning: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.payload = payload
+        self.codec = codec
+        self.timeout = timeout
+        self.priority = priority
+        self.unique = unique
+        self.on_status = on_status
+        self.on_warning = on_warning
 
 
 def _build_request(
@@ -170,6 +183,11 @@ def _split(
     return options, fields
 
 
+def _deadline_ms(timeout: float) -> int:
+    """The absolute deadline (Unix ms) of a call starting now with ``timeout`` seconds."""
+    return time.time_ns() // 1_000_000 + math.ceil(timeout * 1000)
+
+
 def _warning_callback(on_warning: WarningCallback | None) -> Callable[[bytes], None] | None:
     if on_warning is None:
         return None
@@ -192,10 +210,19 @@ class _RpcBase:
         *,
         background: bool = False,
     ) -> _Prepared:
+        if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
+            # The common case, a request message and no options: skip the argument sorting.
+            message = args[0]
+            codec = codec_for(self.encoding or method.encoding)
+            timeout = method.default_timeout_ms / 1000.0 if method.default_timeout_ms else None
+            deadline_ms = _deadline_ms(timeout) if timeout is not None else 0
+            payload = encode_request(
+                codec.encode(message), encoding=codec.encoding, deadline_ms=deadline_ms
+            )
+            return _Prepared(payload, codec, timeout, method.default_priority)
         options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
         message = _build_request(method, args, fields)
-        encoding = int(options.get("encoding") or self.encoding or method.encoding)
-        body = codec_for(encoding).encode(message)
+        codec = codec_for(options.get("encoding") or self.encoding or method.encoding)
         timeout = options.get("timeout")
         if timeout is None and method.default_timeout_ms:
             timeout = method.default_timeout_ms / 1000.0
@@ -203,27 +230,26 @@ class _RpcBase:
             if timeout <= 0:
                 raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
             timeout = None
-        deadline_ms = 0
-        if timeout is not None:
-            deadline_ms = time.time_ns() // 1_000_000 + math.ceil(timeout * 1000)
         payload = encode_request(
-            body, encoding=encoding, deadline_ms=deadline_ms, metadata=options.get("metadata")
+            codec.encode(message),
+            encoding=codec.encoding,
+            deadline_ms=_deadline_ms(timeout) if timeout is not None else 0,
+            metadata=options.get("metadata"),
         )
-        priority = options.get("priority") or method.default_priority
         return _Prepared(
-            payload=payload,
-            codec_encoding=encoding,
-            timeout=timeout,
-            priority=priority,
-            unique=options.get("unique"),
-            on_status=options.get("on_progress"),
-            on_warning=_warning_callback(options.get("on_warning")),
+            payload,
+            codec,
+            timeout,
+            options.get("priority") or method.default_priority,
+            options.get("unique"),
+            options.get("on_progress"),
+            _warning_callback(options.get("on_warning")),
         )
 
     @staticmethod
-    def decode_reply(method: MethodSpec[Any, ReplyT], encoding: int, data: bytes) -> ReplyT:
+    def decode_reply(method: MethodSpec[Any, ReplyT], codec: Codec, data: bytes) -> ReplyT:
         try:
-            return codec_for(encoding).decode(method.reply_type, data)
+            return codec.decode(method.reply_type, data)
         except DecodeError as exc:
             raise Internal(
                 f"{method.function}: the reply is not a valid "
@@ -321,7 +347,7 @@ class SyncRpc(_RpcBase):
             )
         except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
             raise _translate(method, exc) from None
-        return self.decode_reply(method, p.codec_encoding, data)
+        return self.decode_reply(method, p.codec, data)
 
     def stream(
         self,
@@ -346,7 +372,7 @@ class SyncRpc(_RpcBase):
                     return
                 except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
                     raise _translate(method, exc) from None
-                yield self.decode_reply(method, p.codec_encoding, chunk)
+                yield self.decode_reply(method, p.codec, chunk)
         finally:
             chunks.close()  # type: ignore[attr-defined]
 
@@ -473,7 +499,7 @@ class AsyncRpc(_RpcBase):
             )
         except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
             raise _translate(method, exc) from None
-        return self.decode_reply(method, p.codec_encoding, data)
+        return self.decode_reply(method, p.codec, data)
 
     def stream(
         self,
@@ -497,7 +523,7 @@ class AsyncRpc(_RpcBase):
                     return
                 except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
                     raise _translate(method, exc) from None
-                yield self.decode_reply(method, p.codec_encoding, chunk)
+                yield self.decode_reply(method, p.codec, chunk)
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
 

@@ -55,8 +55,8 @@ from bridge.rpc.envelope import (
     LANGUAGE,
     current_time_ms,
     deadline_passed,
-    decode_request,
     error_from_exception,
+    split_request,
 )
 from bridge.schema.model import Encoding
 from bridge.worker import Handler, JobContext, Worker
@@ -161,7 +161,8 @@ def _start(
     job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int
 ) -> _Started:
     """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
-    envelope = decode_request(job.payload, max_bytes=max_request_bytes)
+    # The body stays a view into the job payload: a 64 MiB request is not copied again.
+    envelope, body = split_request(job.payload, max_bytes=max_request_bytes)
     if deadline_passed(envelope):
         raise DeadlineExceeded(
             f"{method.full_name}: the deadline passed while the job waited in the queue",
@@ -170,7 +171,7 @@ def _start(
         )
     codec = codec_for(envelope.encoding)
     try:
-        request = codec.decode(method.request_type, envelope.body)
+        request = codec.decode(method.request_type, body)
     except DecodeError as exc:
         raise InvalidArgument(
             f"{method.full_name}: the request body is not a valid "
