@@ -55,6 +55,8 @@ class Priority(enum.Enum):
     LOW = "low"
 
 
+_NORMAL = Priority.NORMAL
+_SUBMIT_JOB = _T.SUBMIT_JOB
 _FOREGROUND = {
     Priority.HIGH: _T.SUBMIT_JOB_HIGH,
     Priority.NORMAL: _T.SUBMIT_JOB,
@@ -605,27 +607,45 @@ class AsyncClient:
             link = await self._link(unique_raw, deadline)
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
-        connection = link.connection
-        assert connection is not None
-        loop = link.loop
-        assert loop is not None
-        job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
+        job = self._send(link, name, unique_raw, payload, packet_type, background, timeout,
+                         on_data, on_status, on_warning)
         if want_created:
-            job.created = loop.create_future()
-        size = len(name) + len(unique_raw) + len(payload) + 2
-        # One write per packet: the header and every argument in a single join.
-        connection.write(b"".join((
-            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique_raw, b"\0", payload,
-        )))
-        link.pending.append(job)
-        if timeout is not None:
-            job.timer = loop.call_later(timeout, job.expire, timeout)
-        if size >= _DRAIN_AT and connection.must_drain:
+            job.created = link.loop.create_future()  # type: ignore[union-attr]
+        connection = link.connection
+        if connection is not None and len(payload) >= _DRAIN_AT and connection.must_drain:
             try:
                 await connection.drain()
             except BaseException:
                 job.forget()
                 raise
+        return job
+
+    @staticmethod
+    def _send(
+        link: _Link,
+        name: bytes,
+        unique: bytes,
+        payload: bytes,
+        packet_type: PacketType,
+        background: bool,
+        timeout: float | None,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> _Job:
+        """Write the SUBMIT_JOB* packet on a connected link and queue the job for its answer."""
+        connection = link.connection
+        loop = link.loop
+        assert connection is not None and loop is not None
+        job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
+        size = len(name) + len(unique) + len(payload) + 2
+        # One write per packet: the header and every argument in a single join.
+        connection.write(b"".join((
+            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", payload,
+        )))
+        link.pending.append(job)
+        if timeout is not None:
+            job.timer = loop.call_later(timeout, job.expire, timeout)
         return job
 
     async def call(
@@ -647,8 +667,16 @@ class AsyncClient:
         (WORK_FAIL), ``CallTimeout``, ``ServerUnavailable`` (no server, or the connection dropped
         while waiting) or ``ServerError``.
         """
-        job = await self._start(function, payload, unique, priority, False, timeout,
-                                on_data, on_status, on_warning)
+        link = self._only
+        if (link is not None and link.ready and unique is None and priority is _NORMAL
+                and len(payload) < _DRAIN_AT):
+            # The hot path: one server, connected, nothing to check or wait for before sending.
+            name = self._name_cache.get(function) or self._names(function)
+            job = self._send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
+                             on_data, on_status, on_warning)
+        else:
+            job = await self._start(function, payload, unique, priority, False, timeout,
+                                    on_data, on_status, on_warning)
         try:
             return await job.future
         finally:

@@ -148,6 +148,8 @@ DEFAULT_MAX_BODY = 256 * 1024 * 1024
 MAX_UNIQUE_SIZE = 63
 """gearmand truncates a 64-byte unique id to 63 bytes and rejects longer ones."""
 
+# Reads up to this size holding whole packets are parsed in place, without buffering.
+_DIRECT_LIMIT = 64 * 1024
 _REQ = Magic.REQ.value
 _RES = Magic.RES.value
 _MAGICS = {_REQ: Magic.REQ, _RES: Magic.RES}
@@ -191,7 +193,7 @@ class PacketDecoder:
     a server); None accepts both.
     """
 
-    __slots__ = ("_broken", "_buffer", "expect", "max_body")
+    __slots__ = ("_allowed", "_broken", "_buffer", "expect", "max_body")
 
     def __init__(self, max_body: int = DEFAULT_MAX_BODY, *, expect: Magic | None = None) -> None:
         if max_body < 0:
@@ -200,6 +202,7 @@ class PacketDecoder:
         self.expect = expect
         self._buffer = bytearray()
         self._broken: ProtocolError | None = None
+        self._allowed = (_REQ, _RES) if expect is None else (expect.value,)
 
     @property
     def buffered(self) -> int:
@@ -210,34 +213,48 @@ class PacketDecoder:
         if self._broken is not None:
             raise ProtocolError(f"stream already broken: {self._broken}")
         buf = self._buffer
-        buf += data
-        packets: list[Packet] = []
-        end = len(buf)
-        pos = 0
-        unpack = HEADER.unpack_from
-        layouts = _LAYOUT_BY_NUMBER
-        max_body = self.max_body
-        allowed = (_REQ, _RES) if self.expect is None else (self.expect.value,)
         try:
-            with memoryview(buf) as view:
-                while end - pos >= HEADER_SIZE:
-                    magic, number, size = unpack(buf, pos)
-                    layout = layouts[number] if number < len(layouts) else None
-                    if layout is None or size > max_body or magic not in allowed:
-                        self._reject(magic, number, size)
-                    body_end = pos + HEADER_SIZE + size
-                    if body_end > end:
-                        break
-                    assert layout is not None
-                    packets.append(_packet(buf, view, magic, layout, pos + HEADER_SIZE, body_end))
-                    pos = body_end
+            if buf or len(data) > _DIRECT_LIMIT:
+                # Part of a packet is waiting, or this is a chunk of a big one: accumulate.
+                buf += data
+                with memoryview(buf) as view:
+                    packets, pos = self._parse(buf, view)
+                if pos:
+                    del buf[:pos]
+                return packets
+            # Common case: a small read holding whole packets; parse it in place, no buffering.
+            source = data if type(data) is bytes else bytes(data)
+            packets, pos = self._parse(source, None)
+            if pos < len(source):
+                buf += memoryview(source)[pos:]
+            return packets
         except ProtocolError as exc:
             self._broken = exc
             buf.clear()
             raise
-        if pos:
-            del buf[:pos]
-        return packets
+
+    def _parse(
+        self, source: bytes | bytearray, view: memoryview | None
+    ) -> tuple[list[Packet], int]:
+        packets: list[Packet] = []
+        end = len(source)
+        pos = 0
+        unpack = HEADER.unpack_from
+        layouts = _LAYOUT_BY_NUMBER
+        max_body = self.max_body
+        allowed = self._allowed
+        while end - pos >= HEADER_SIZE:
+            magic, number, size = unpack(source, pos)
+            layout = layouts[number] if number < len(layouts) else None
+            if layout is None or size > max_body or magic not in allowed:
+                self._reject(magic, number, size)
+            body_end = pos + HEADER_SIZE + size
+            if body_end > end:
+                break
+            assert layout is not None
+            packets.append(_packet(source, view, magic, layout, pos + HEADER_SIZE, body_end))
+            pos = body_end
+        return packets, pos
 
     def _reject(self, magic: bytes, number: int, size: int) -> None:
         if magic != _REQ and magic != _RES:
@@ -253,13 +270,14 @@ class PacketDecoder:
 
 
 def _packet(
-    buf: bytearray,
-    view: memoryview,
+    source: bytes | bytearray,
+    view: memoryview | None,
     magic: bytes,
     layout: tuple[PacketType, int, bool],
     start: int,
     end: int,
 ) -> Packet:
+    # ``view`` is given for a bytearray source: bytes(view[a:b]) copies once, a slice twice.
     packet_type, argc, data = layout
     if argc == 0:
         if end != start:
@@ -268,13 +286,13 @@ def _packet(
     args: list[bytes] = []
     pos = start
     for _ in range(argc - 1):
-        nul = buf.find(b"\0", pos, end)
+        nul = source.find(b"\0", pos, end)
         if nul < 0:
             raise ProtocolError(f"{packet_type.name} needs {argc} arguments, got {len(args) + 1}")
-        args.append(bytes(view[pos:nul]))
+        args.append(bytes(source[pos:nul]) if view is None else bytes(view[pos:nul]))
         pos = nul + 1
-    if not data and end > pos and buf[end - 1] == 0:
+    if not data and end > pos and source[end - 1] == 0:
         # Text arguments: some senders end the last one with a NUL too (gearmand's WORK_FAIL).
         end -= 1
-    args.append(bytes(view[pos:end]))
+    args.append(bytes(source[pos:end]) if view is None else bytes(view[pos:end]))
     return Packet(_MAGICS[magic], packet_type, tuple(args))

@@ -70,6 +70,7 @@ def parse_servers(servers: str | Sequence[str]) -> list[ServerAddress]:
 
 
 _READ_SIZE = 256 * 1024
+_SMALL_READ = 64 * 1024
 # Writes this big skip batching: joining them would copy the payload once more.
 _BATCH_LIMIT = 64 * 1024
 
@@ -147,7 +148,9 @@ class Connection(asyncio.BufferedProtocol):
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._read_view[:nbytes])
+        view = self._read_view
+        # Small reads: one bytes copy the decoder can parse in place; big ones go to its buffer.
+        self.data_received(bytes(view[:nbytes]) if nbytes <= _SMALL_READ else view[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         try:

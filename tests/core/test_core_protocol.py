@@ -116,10 +116,15 @@ def test_data_argument_keeps_trailing_nul() -> None:
         (b"\0REQ" + struct.pack(">II", 6, 0), "unexpected magic"),
     ],
 )
-def test_bad_input_is_a_protocol_error(data: bytes, message: str) -> None:
+@pytest.mark.parametrize("byte_by_byte", [False, True])
+def test_bad_input_is_a_protocol_error(data: bytes, message: str, byte_by_byte: bool) -> None:
     decoder = PacketDecoder(max_body=1024, expect=Magic.RES)
     with pytest.raises(ProtocolError, match=message):
-        decoder.feed(data)
+        if byte_by_byte:  # the buffered path (a partial packet waits) must fail the same way
+            for i in range(len(data)):
+                decoder.feed(data[i:i + 1])
+        else:
+            decoder.feed(data)
     # The stream is lost after an error: no silent resynchronisation on garbage.
     with pytest.raises(ProtocolError, match="already broken"):
         decoder.feed(encode_packet(PacketType.NOOP, magic=Magic.RES))
