@@ -98,6 +98,7 @@ class ServicerContext:
     """
 
     language = LANGUAGE
+    __slots__ = ("_job", "_metadata", "_raw_metadata", "deadline_ms", "encoding", "method")
 
     def __init__(
         self, job: JobContext, method: MethodSpec[Any, Any], metadata: Mapping[str, str],
@@ -105,9 +106,17 @@ class ServicerContext:
     ) -> None:
         self._job = job
         self.method = method
-        self.metadata: Mapping[str, str] = MappingProxyType(dict(metadata))
+        self._raw_metadata = metadata
+        self._metadata: Mapping[str, str] | None = None
         self.deadline_ms = deadline_ms
         self.encoding = encoding
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The caller's metadata, read-only (copied out of the envelope on first use)."""
+        if self._metadata is None:
+            self._metadata = MappingProxyType(dict(self._raw_metadata))
+        return self._metadata
 
     @property
     def function(self) -> str:
@@ -150,16 +159,9 @@ class ServicerContext:
         return f"<ServicerContext {self.function} {self.handle!r}>"
 
 
-@dataclass(frozen=True)
-class _Started:
-    request: Message
-    context: ServicerContext
-    codec: Codec
-
-
 def _start(
     job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int
-) -> _Started:
+) -> tuple[Message, ServicerContext, Codec]:
     """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
     # The body stays a view into the job payload: a 64 MiB request is not copied again.
     envelope, body = split_request(job.payload, max_bytes=max_request_bytes)
@@ -185,12 +187,17 @@ def _start(
             type="Unimplemented",
             language=LANGUAGE,
         )
-    encoding = Encoding.MSGPACK if int(envelope.encoding) == Encoding.MSGPACK else Encoding.PROTOBUF
+    encoding = _ENCODINGS.get(envelope.encoding, Encoding.PROTOBUF)
     context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding)
-    return _Started(request, context, codec)
+    return request, context, codec
+
+
+_ENCODINGS = {int(e): e for e in Encoding}
 
 
 def _check_reply(method: MethodSpec[Any, Any], reply: object) -> Message:
+    if type(reply) is method.reply_type:
+        return reply  # type: ignore[return-value]  # checked: exactly the reply class
     if not isinstance(reply, Message) or not isinstance(reply, method.reply_type):
         raise Internal(
             f"{method.full_name}: the handler returned {type(reply).__name__}, expected "
@@ -223,9 +230,8 @@ def _handler(
 
     def run_sync(job: JobContext) -> bytes:
         try:
-            started = _start(job, method, implemented, max_request_bytes)
-            result = impl(started.request, started.context)
-            codec = started.codec
+            request, context, codec = _start(job, method, implemented, max_request_bytes)
+            result = impl(request, context)
             if not method.server_streaming:
                 return codec.encode(_check_reply(method, result))
             if not isinstance(result, Iterable):
@@ -245,11 +251,10 @@ def _handler(
 
     async def run_async(job: JobContext) -> bytes:
         try:
-            started = _start(job, method, implemented, max_request_bytes)
-            result = impl(started.request, started.context)
+            request, context, codec = _start(job, method, implemented, max_request_bytes)
+            result = impl(request, context)
             if inspect.isawaitable(result):
                 result = await result
-            codec = started.codec
             if not method.server_streaming:
                 return codec.encode(_check_reply(method, result))
             if isinstance(result, AsyncIterable):
