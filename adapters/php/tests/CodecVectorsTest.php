@@ -44,6 +44,10 @@ final class CodecVectorsTest extends TestCase
         $fromProtobuf = $protobuf->decode(hex2bin($case['protobuf_hex']), $class);
         self::assertSame($case['msgpack_hex'], bin2hex($msgpack->encode($fromProtobuf)), 'msgpack encoding');
 
+        $fromLibrary = new $class();
+        $fromLibrary->mergeFromString(hex2bin($case['protobuf_hex']));
+        self::assertSame($case['msgpack_hex'], bin2hex($msgpack->encode($fromLibrary)), 'the protobuf library agrees');
+
         $fromMsgpack = $msgpack->decode(hex2bin($case['msgpack_hex']), $class);
         self::assertSame($case['msgpack_hex'], bin2hex($msgpack->encode($fromMsgpack)), 'msgpack round trip');
         if (!str_contains($case['name'], 'nan')) {

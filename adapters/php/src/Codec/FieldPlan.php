@@ -75,6 +75,25 @@ final class FieldPlan
         return self::$byClassAndName[$class];
     }
 
+    /** @var array<class-string, array<int, FieldPlan>> */
+    private static array $byClassAndNumber = [];
+
+    /**
+     * @param class-string<Message> $class
+     * @return array<int, FieldPlan> by field number
+     */
+    public static function forClassByNumber(string $class): array
+    {
+        if (!isset(self::$byClassAndNumber[$class])) {
+            $byNumber = [];
+            foreach (self::forClass($class) as $field) {
+                $byNumber[$field->number] = $field;
+            }
+            self::$byClassAndNumber[$class] = $byNumber;
+        }
+        return self::$byClassAndNumber[$class];
+    }
+
     /**
      * @param class-string<Message> $class
      * @return array<int, FieldPlan>
