@@ -26,7 +26,7 @@ UPDATE = os.environ.get("BRIDGE_UPDATE_GOLDEN") == "1"
 
 pytestmark = pytest.mark.timeout(120)
 
-GOLDEN_FILES = ["interop/v1/interop_bridge.py", "opts/options_bridge.py"]
+GOLDEN_FILES = ["interop/v1/interop_bridge.py", "opts/options_bridge.py", "edge_bridge.py"]
 
 
 @pytest.mark.parametrize("path", GOLDEN_FILES)
@@ -46,6 +46,11 @@ def test_generated_module_matches_golden(python_out: Path, path: str) -> None:
 def test_output_layout(python_out: Path) -> None:
     files = sorted(p.relative_to(python_out).as_posix() for p in python_out.rglob("*.py*"))
     assert files == [
+        "edge_bridge.py",
+        "edge_pb2.py",
+        "edge_pb2.pyi",
+        "edge_types_pb2.py",
+        "edge_types_pb2.pyi",
         "interop/v1/interop_bridge.py",
         "interop/v1/interop_pb2.py",
         "interop/v1/interop_pb2.pyi",
@@ -76,10 +81,13 @@ def test_generated_modules_import_from_the_output_folder(python_out: Path) -> No
         "print(o._TUNED_OVERRIDE.function, o._TUNED_OVERRIDE.encoding.name,"
         " o._TUNED_OVERRIDE.default_priority.name, o._TUNED_INHERIT.default_timeout_ms)\n"
         "print(hasattr(o.TunedClient, 'fire_and_forget'),"
-        " hasattr(o.TunedClient, 'fire_and_forget_background'))\n",
+        " hasattr(o.TunedClient, 'fire_and_forget_background'))\n"
+        "import edge_bridge as e\n"
+        "print(sorted(a for a, _ in e.EDGE_SERVICE.methods), e._EDGE_IMPORT.function)\n",
         python_out,
     )
-    bridge_file, last_function, override, background_only = out.splitlines()
+    bridge_file, last_function, override, background_only, edge = out.splitlines()
+    assert edge == "['client_', 'close_', 'import_'] Edge.Import"
     assert bridge_file.startswith(str(REPO / "bridge"))  # the real package, not shadowed
     assert last_function == "interop_legacy_echo"
     assert override == "legacy_override MSGPACK LOW 2500"
@@ -101,6 +109,7 @@ def test_generated_code_and_typed_usage_pass_mypy_strict(python_out: Path) -> No
         python_out,
         python_out / "interop/v1/interop_bridge.py",
         python_out / "opts/options_bridge.py",
+        python_out / "edge_bridge.py",
         TYPING / "usage_ok.py",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
