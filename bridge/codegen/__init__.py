@@ -49,6 +49,11 @@ def get_emitter(language: str) -> Emitter:
 def write_files(files: Iterable[GeneratedFile], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write ``files`` under ``out_dir`` (creating folders); refuses paths escaping it."""
     root = Path(out_dir).resolve()
+    files = list(files)
+    paths = [f.path for f in files]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise CodegenError(f"two generators wrote the same file: {', '.join(duplicates)}")
     written = []
     for f in files:
         target = (root / f.path).resolve()
