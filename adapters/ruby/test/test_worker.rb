@@ -158,6 +158,19 @@ class TestWorker < Minitest::Test
     connection&.close
   end
 
+  def test_a_held_packet_goes_out_with_the_next_one
+    connection = G::Connection.new("127.0.0.1", @servers[0].port).connect
+    connection.send_packet(:ECHO_REQ, "held", hold: true)
+    assert_nil connection.read_packet(0.3), "a held packet is not sent by itself"
+    connection.send_packet(:ECHO_REQ, "next")
+    assert_equal %w[held next], Array.new(2) { connection.read_packet(5).args[0] }
+    connection.send_packet(:ECHO_REQ, "flushed", hold: true)
+    connection.flush
+    assert_equal "flushed", connection.read_packet(5).args[0]
+  ensure
+    connection&.close
+  end
+
   def test_server_addresses
     assert_equal [["a", 1], ["b", 4730], ["::1", 9]], Bridge::Worker.parse_servers("a:1, b,[::1]:9")
     assert_raises(ArgumentError) { Bridge::Worker.parse_servers("") }

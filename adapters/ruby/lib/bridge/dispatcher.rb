@@ -13,8 +13,11 @@ module Bridge
   class Job
     attr_reader :handle, :function_name, :unique, :payload
 
-    def initialize(connection, handle, function_name, unique, payload)
+    # +hold_final+: keep the final packet for the connection's next write (see
+    # Gearman::Connection#send_packet); whoever sets it must send or flush right after the job.
+    def initialize(connection, handle, function_name, unique, payload, hold_final: false)
       @connection = connection
+      @hold_final = hold_final
       @handle = handle
       @function_name = function_name
       @unique = unique
@@ -44,7 +47,7 @@ module Bridge
       return if @finished
 
       @finished = true
-      @connection.send_packet(type, *args)
+      @hold_final ? @connection.send_packet(type, *args, hold: true) : @connection.send_packet(type, *args)
     end
   end
 

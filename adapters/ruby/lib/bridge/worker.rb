@@ -143,29 +143,36 @@ module Bridge
 
       private
 
-      # True when a job was taken and answered.
+      # True when a job was taken and answered. With a single job server, jobs are taken back to
+      # back: each WORK_COMPLETE is written together with the next GRAB_JOB_UNIQ.
       def grab_and_perform(link)
         conn = link.connection
         return false unless conn.connected?
 
+        back_to_back = @links.size == 1
+        worked = false
         conn.send_packet(:GRAB_JOB_UNIQ)
         loop do
           packet = conn.read_packet(@worker.io_timeout) or raise Gearman::ConnectionError, "#{conn}: no answer to GRAB_JOB_UNIQ"
           case packet.type
           when :JOB_ASSIGN_UNIQ
             handle, function, unique, payload = packet.args
-            @dispatcher.perform(Job.new(conn, handle, function, unique, payload))
-            return true
-          when :NO_JOB then return false
+            @dispatcher.perform(Job.new(conn, handle, function, unique, payload, hold_final: back_to_back))
+            worked = true
+            return true unless back_to_back
+            return conn.flush || true if @worker.stopping?
+
+            conn.send_packet(:GRAB_JOB_UNIQ) # goes out with the held WORK_COMPLETE
+          when :NO_JOB then return worked
           when :ERROR
             @logger.warn("#{conn}: server error #{packet.args[0]}: #{packet.args[1]}")
-            return false
+            return worked
           end
           # NOOP (a wakeup from before we asked) and anything else: keep waiting for the answer.
         end
       rescue Gearman::ConnectionError, Gearman::ProtocolError => e
         lost(link, e)
-        false
+        worked
       end
 
       def sleep_until_woken(live)

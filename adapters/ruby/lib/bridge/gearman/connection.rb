@@ -27,6 +27,7 @@ module Bridge
         @socket = nil
         @decoder = nil
         @pending = []
+        @held = nil
         @write_lock = Mutex.new
       end
 
@@ -45,6 +46,7 @@ module Bridge
 
       def connect
         close
+        @held = nil
         @socket = Socket.tcp(@host, @port, connect_timeout: @connect_timeout)
         @socket.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
         @decoder = Decoder.new(max_body: @max_body, expect: MAGIC_RES)
@@ -64,16 +66,31 @@ module Bridge
       end
 
       # Sends one packet. Thread-safe: a handler may report from its own threads.
-      def send_packet(type, *args)
+      #
+      # With +hold: true+ a small packet is kept and goes out with the next packet sent (or #flush):
+      # the worker holds a job's WORK_COMPLETE to write it together with its next GRAB_JOB_UNIQ,
+      # one syscall instead of two.
+      def send_packet(type, *args, hold: false)
         head, data = Gearman.encode_head(type, *args)
         @write_lock.synchronize do
-          if data.nil? || data.bytesize > 64 * 1024
+          if data && data.bytesize > 64 * 1024
+            flush_held
             write_all(head)
-            write_all(data) if data
+            write_all(data)
           else
-            write_all(head << data.b)
+            head << (data.encoding == Encoding::BINARY ? data : data.b) if data
+            if @held
+              head = @held << head
+              @held = nil
+            end
+            hold ? (@held = head) : write_all(head)
           end
         end
+      end
+
+      # Writes a held packet now.
+      def flush
+        @write_lock.synchronize { flush_held }
       end
 
       # The next packet from the server, or nil when none came within +timeout+ seconds.
@@ -138,6 +155,14 @@ module Bridge
       end
 
       private
+
+      def flush_held
+        return unless @held
+
+        held = @held
+        @held = nil
+        write_all(held)
+      end
 
       def read_size
         @decoder.wanted.clamp(READ_CHUNK, READ_MAX)
