@@ -620,6 +620,27 @@ class AsyncClient:
                 raise
         return job
 
+    def _send_now(
+        self,
+        function: str,
+        payload: bytes,
+        unique: str | bytes | None,
+        priority: Priority,
+        timeout: float | None,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> _Job | None:
+        """The hot path of a foreground call: one server, connected, no unique, normal
+        priority, a payload too small to need draining. None when the slow path must run."""
+        link = self._only
+        if (link is None or not link.ready or unique is not None or priority is not _NORMAL
+                or len(payload) >= _DRAIN_AT):
+            return None
+        name = self._name_cache.get(function) or self._names(function)
+        return self._send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
+                          on_data, on_status, on_warning)
+
     @staticmethod
     def _send(
         link: _Link,
@@ -667,14 +688,9 @@ class AsyncClient:
         (WORK_FAIL), ``CallTimeout``, ``ServerUnavailable`` (no server, or the connection dropped
         while waiting) or ``ServerError``.
         """
-        link = self._only
-        if (link is not None and link.ready and unique is None and priority is _NORMAL
-                and len(payload) < _DRAIN_AT):
-            # The hot path: one server, connected, nothing to check or wait for before sending.
-            name = self._name_cache.get(function) or self._names(function)
-            job = self._send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
+        job = self._send_now(function, payload, unique, priority, timeout,
                              on_data, on_status, on_warning)
-        else:
+        if job is None:
             job = await self._start(function, payload, unique, priority, False, timeout,
                                     on_data, on_status, on_warning)
         try:

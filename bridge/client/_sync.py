@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,15 +29,15 @@ class _LoopThread:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self.thread:
             coro.close()
             raise RuntimeError("a blocking Client method was called from its own callback")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -57,8 +57,44 @@ class _LoopThread:
         if self.loop.is_closed():
             return
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.thread.join(10)
         self.loop.close()
+
+
+class _Waiter:
+    """One blocking call's hand-off from the loop thread: cheaper than a Task plus a
+    concurrent.futures.Future, which matters on every synchronous call."""
+
+    __slots__ = ("_error", "_lock", "_result", "forget", "job")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._result = b""
+        self._error: BaseException | None = None
+        self.job: asyncio.Future[bytes] | None = None
+        self.forget: Callable[[], None] | None = None
+
+    def deliver(self, future: asyncio.Future[bytes]) -> None:
+        if future.cancelled():
+            self._error = asyncio.CancelledError()
+        else:
+            error = future.exception()
+            if error is None:
+                self._result = future.result()
+            else:
+                self._error = error
+        self._lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._lock.release()
+
+    def wait(self) -> bytes:
+        self._lock.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 class SyncJob:
@@ -129,10 +165,59 @@ class Client:
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
     ) -> bytes:
-        return self._runner.run(self._async.call(
-            function, payload, unique=unique, priority=priority, timeout=timeout,
-            on_data=on_data, on_status=on_status, on_warning=on_warning,
-        ))
+        runner = self._runner
+        if threading.current_thread() is runner.thread:
+            raise RuntimeError("a blocking Client method was called from its own callback")
+        waiter = _Waiter()
+        runner.loop.call_soon_threadsafe(
+            self._start_call, waiter, function, payload, unique, priority, timeout,
+            on_data, on_status, on_warning,
+        )
+        try:
+            return waiter.wait()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise
+            # KeyboardInterrupt and the like: stop waiting on the loop too.
+            runner.loop.call_soon_threadsafe(self._abandon, waiter)
+            raise
+
+    def _start_call(
+        self,
+        waiter: _Waiter,
+        function: str,
+        payload: bytes,
+        unique: str | bytes | None,
+        priority: Priority,
+        timeout: float | None,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> None:
+        """On the loop thread: start the call and have its end wake the waiting thread."""
+        try:
+            job = self._async._send_now(function, payload, unique, priority, timeout,
+                                        on_data, on_status, on_warning)
+            if job is not None:  # connected already: no Task needed, just the job's future
+                future = job.future
+                waiter.forget = job.forget
+            else:
+                future = asyncio.ensure_future(self._async.call(
+                    function, payload, unique=unique, priority=priority, timeout=timeout,
+                    on_data=on_data, on_status=on_status, on_warning=on_warning,
+                ))
+        except BaseException as exc:
+            waiter.fail(exc)
+            return
+        waiter.job = future
+        future.add_done_callback(waiter.deliver)
+
+    @staticmethod
+    def _abandon(waiter: _Waiter) -> None:
+        if waiter.forget is not None:
+            waiter.forget()
+        if waiter.job is not None:
+            waiter.job.cancel()
 
     def submit(
         self,

@@ -223,6 +223,25 @@ def test_sync_client_covers_the_async_api(gearmand: GearmandServer) -> None:
             assert next(stream) == b"p"
             stream.close()  # abandoning a stream leaves the client usable
             assert client.call("chunky", b"ok") == b""
+            with pytest.raises(ValueError):
+                client.call("bad\0name", b"")
+            # Several threads share one Client: their calls are pipelined on one connection.
+            results: dict[int, list[bytes]] = {}
+
+            def caller(n: int) -> None:
+                got = []
+                for i in range(30):
+                    parts: list[bytes] = []
+                    client.call("chunky", b"%d,%d" % (n, i), on_data=parts.append)
+                    got.append(b",".join(parts))
+                results[n] = got
+
+            threads = [threading.Thread(target=caller, args=(n,)) for n in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert results == {n: [b"%d,%d" % (n, i) for i in range(30)] for n in range(6)}
     finally:
         stop.set()
         thread.join(10)
