@@ -18,7 +18,11 @@ BUILD_RUNTIME = REPO_ROOT / "adapters" / "java" / "scripts" / "build-runtime.sh"
 WORKER_SOURCES = WORKERS_DIR / "java" / "src"
 MAIN_CLASS = "dev.bridge.interop.worker.InteropWorker"
 # Serial GC: two cores shared by gearmand, the Python side and several JVMs.
-JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xss1m")
+# One log line per record.
+JVM_OPTIONS = (
+    "-XX:+UseSerialGC",
+    "-Djava.util.logging.SimpleFormatter.format=%1$tT %4$s %3$s: %5$s%6$s%n",
+)
 
 
 def _run(argv: Sequence[str], timeout: float) -> None:

@@ -2,6 +2,7 @@ package dev.bridge.runtime;
 
 import com.google.protobuf.ByteOutput;
 import com.google.protobuf.ByteString;
+import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.UnsafeByteOperations;
@@ -24,7 +25,10 @@ public final class Codecs {
             return MsgpackCodec.decode(slice.array, slice.offset, slice.length, prototype);
         }
         try {
-            return (T) prototype.getParserForType().parseFrom(body);
+            // Bytes fields become views of the job's packet (never reused), not copies.
+            CodedInputStream in = body.newCodedInput();
+            in.enableAliasing(true);
+            return (T) prototype.getParserForType().parseFrom(in);
         } catch (InvalidProtocolBufferException e) {
             throw new DecodeException("malformed protobuf " + prototype.getDescriptorForType().getFullName()
                     + ": " + e.getMessage(), e);

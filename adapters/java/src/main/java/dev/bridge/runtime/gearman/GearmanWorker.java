@@ -160,6 +160,11 @@ public final class GearmanWorker {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
+            } catch (RuntimeException e) {
+                // A bug here must not silently cost a connection: report it and start over.
+                LOG.log(System.Logger.Level.ERROR, "worker connection to " + server + " failed", e);
+                pause(jittered(backoff));
+                backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
             } finally {
                 connection.close();
             }
