@@ -141,6 +141,42 @@ class TestWorker < Minitest::Test
     assert @thread.join(5), "the worker did not return after stop"
   end
 
+  def test_sigterm_in_a_worker_process_finishes_the_job_and_exits_0
+    script = <<~RUBY
+      require "interop/v1/interop_bridge"
+      class Sleeper < Bridge::Interop::V1::Interop::Service
+        def sleep_rpc(request, _context)
+          sleep(request.millis / 1000.0)
+          Bridge::Interop::V1::SleepReply.new(slept_millis: request.millis)
+        end
+      end
+      Bridge::Interop::V1::Interop.serve(Sleeper.new, servers: ARGV[0], logger: Logger.new(nil))
+    RUBY
+    pid = Process.spawn("ruby", "-I", TestSupport.generated_dir, "-I", File.join(TestSupport::ADAPTER_ROOT, "lib"),
+                        "-e", script, @servers[0].address)
+    result = Thread.new { call(@servers[0], "bridge.interop.v1.Interop.Sleep", request(V1::SleepRequest.new(millis: 800))) }
+    Timeout.timeout(15) { sleep 0.05 until running_jobs(@servers[0]).positive? }
+    Process.kill(:TERM, pid)
+    type, data = result.value
+    assert_equal :WORK_COMPLETE, type
+    assert_equal 800, V1::SleepReply.decode(data).slept_millis
+    _, status = Timeout.timeout(10) { Process.wait2(pid) }
+    assert status.success?, "exit status #{status.inspect}"
+  ensure
+    Process.kill(:KILL, pid) if pid && !status
+  end
+
+  # RUNNING column of the admin protocol's status for the Sleep function.
+  def running_jobs(server)
+    TCPSocket.open("127.0.0.1", server.port) do |s|
+      s.write("status\n")
+      lines = []
+      lines << s.gets.chomp until lines.last == "."
+      row = lines.find { |l| l.start_with?("bridge.interop.v1.Interop.Sleep\t") }
+      row ? row.split("\t")[2].to_i : 0
+    end
+  end
+
   def test_jobs_run_in_parallel
     @worker, @thread = start_worker(@servers[0].address, concurrency: 4)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
