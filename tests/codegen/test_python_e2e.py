@@ -344,3 +344,44 @@ def test_bridge_describe_cli(capsys: pytest.CaptureFixture[str]) -> None:
     }
     assert _cli(describe, "describe", str(opts / "bad/bidi.proto")) == 1
     assert "bidirectional streaming is not supported" in capsys.readouterr().err
+
+
+def test_async_streaming_errors_mid_stream_and_wrong_reply_types(
+    gen: Any, gearmand: GearmandServer
+) -> None:
+    pb = gen.pb
+
+    class Odd(gen.mod.InteropServicer):  # type: ignore[misc]
+        async def stream(self, request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+            for i in range(request.count):
+                await asyncio.sleep(0)
+                yield pb.StreamItem(index=i)
+            if request.payload_size:
+                raise LookupError("ran out after the items")
+
+        def echo(self, request: Any, context: ServicerContext) -> Any:
+            return pb.Blob()  # the wrong reply type
+
+        def sleep(self, request: Any, context: ServicerContext) -> Any:
+            remaining = context.time_remaining()
+            return pb.SleepReply(slept_millis=-1 if remaining is None else int(remaining * 1000))
+
+    worker = Worker(gearmand.address, concurrency=2)
+    gen.mod.add_interop_to_worker(Odd(), worker)
+    running = RunningWorker(worker)
+    try:
+        with gen.mod.InteropClient(gearmand.address) as client:
+            assert [i.index for i in client.stream(count=3)] == [0, 1, 2]
+            received = []
+            with pytest.raises(errors.Unknown) as info:
+                for item in client.stream(count=2, payload_size=1):
+                    received.append(item.index)
+            assert received == [0, 1]
+            assert info.value.type == "LookupError"
+            assert info.value.message == "ran out after the items"
+            with pytest.raises(errors.Internal, match="returned Blob, expected"):
+                client.echo(text="x")
+            assert client.sleep().slept_millis == -1
+            assert 4_000 < client.sleep(timeout=5).slept_millis <= 5_000
+    finally:
+        running.stop()
