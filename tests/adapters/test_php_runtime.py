@@ -22,7 +22,7 @@ import pytest
 from bridge import admin
 from bridge.client import Client
 from bridge.codecs import codec_for
-from bridge.codegen import get_emitter, write_files
+from bridge.codegen import CodegenError, get_emitter, write_files
 from bridge.errors import JobException, JobFailed
 from bridge.rpc.envelope import decode_error, encode_request
 from bridge.schema import load
@@ -264,3 +264,109 @@ def test_oversized_and_malformed_jobs_get_typed_errors_and_the_worker_goes_on(
                 pb.RaiseRequest(fail=True).SerializeToString(), encoding=1), timeout=10)
         assert call(client, "EchoBlob", pb.Blob(data=b"ok"), pb.Blob).data == b"ok"
     assert worker.stop() == 0
+
+
+# --- the emitter ----------------------------------------------------------------------------
+
+
+def test_generated_interop_shim_reads_as_intended(php_gen: Path) -> None:
+    folder = php_gen / "Bridge" / "Interop" / "V1"
+    interface = (folder / "InteropInterface.php").read_text()
+    for signature in (
+        "echoScalars(Scalars $request, Context $context): Scalars;",
+        "stream(StreamRequest $request, Context $context): iterable;",
+        "nothing(PBEmpty $request, Context $context): PBEmpty;",
+    ):
+        assert f"    public function {signature}" in interface
+    assert "@return iterable<StreamItem>" in interface
+    registration = (folder / "InteropRegistration.php").read_text()
+    assert "'legacy' => 'interop_legacy_echo'," in registration
+    stream = "Method::serverStreaming(\n            'bridge.interop.v1.Interop.Stream',"
+    assert stream in registration
+    for source in [*folder.glob("Interop*.php"), php_gen / "autoload.php"]:
+        lint = subprocess.run([_tool("php"), "-l", str(source)], capture_output=True, text=True,
+                              timeout=30, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+_SHOP = """
+syntax = "proto3";
+package acme.shop_v2;
+import "common/money.proto";
+message Empty {}
+message Order { string id = 1; common.Money total = 2; }
+service Orders {
+  // Places an order.
+  rpc Place(Order) returns (common.Money);
+  rpc Watch(Empty) returns (stream Order);
+  rpc Ping(Empty) returns (Empty) { option (bridge.v1.method).function_name = "shop_ping"; }
+}
+"""
+_MONEY = """
+syntax = "proto3";
+package common;
+option php_namespace = "Acme\\\\Common";
+message Money { int64 cents = 1; string currency = 2; }
+"""
+_REGISTER = """<?php
+require $argv[1] . '/adapters/php/autoload.php';
+require $argv[2] . '/autoload.php';
+use Acme\\Common\\Money;
+use Acme\\Shop_v2\\Order;
+final class Impl extends Acme\\Shop_v2\\OrdersBase
+{
+    public function place(Order $order, Bridge\\Runtime\\Context $context): Money
+    {
+        return $order->getTotal();
+    }
+}
+$worker = new Bridge\\Runtime\\Worker('127.0.0.1:1');
+Acme\\Shop_v2\\OrdersRegistration::register($worker, new Impl());
+foreach ($worker->dispatcher()->methods() as $name => $method) {
+    echo $name, ' ', $method->requestClass, ' ', $method->replyClass, ' ',
+        $method->serverStreaming ? 'stream' : 'unary', "\\n";
+}
+"""
+
+
+def test_emitter_names_classes_as_protoc_does_across_packages(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "money.proto").write_text(_MONEY)
+    (tmp_path / "shop.proto").write_text(
+        _SHOP.replace('import "common', 'import "bridge/v1/options.proto";\nimport "common')
+    )
+    out = tmp_path / "gen"
+    files = get_emitter("php").generate(load([str(tmp_path / "shop.proto")], [str(tmp_path)]), {})
+    write_files(files, out)
+    paths = {f.path for f in files}
+    # Only the file asked for (its dependency's classes are the user's to generate), and the
+    # reserved name Empty renamed as protoc does.
+    assert "Acme/Shop_v2/PBEmpty.php" in paths
+    assert not any(p.startswith("Acme/Common/") for p in paths)
+    write_files(get_emitter("php").generate(
+        load([str(tmp_path / "common" / "money.proto")], [str(tmp_path)]), {}), out)
+    interface = (out / "Acme" / "Shop_v2" / "OrdersInterface.php").read_text()
+    place = "public function place(Order $request, Context $context): \\Acme\\Common\\Money;"
+    assert place in interface
+    assert "     * Places an order.\n" in interface
+    script = tmp_path / "register.php"
+    script.write_text(_REGISTER)
+    run = subprocess.run([_tool("php"), str(script), str(REPO), str(out)], capture_output=True,
+                         text=True, timeout=30, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines() == [
+        "acme.shop_v2.Orders.Place Acme\\Shop_v2\\Order Acme\\Common\\Money unary",
+        "acme.shop_v2.Orders.Watch Acme\\Shop_v2\\PBEmpty Acme\\Shop_v2\\Order stream",
+        "shop_ping Acme\\Shop_v2\\PBEmpty Acme\\Shop_v2\\PBEmpty unary",
+    ]
+
+
+def test_emitter_refuses_options_and_a_service_clashing_with_a_message(tmp_path: Path) -> None:
+    proto = tmp_path / "clash.proto"
+    proto.write_text('syntax = "proto3";\npackage clash;\nmessage Empty {}\n'
+                     "message SvcInterface {}\nservice Svc { rpc Do(Empty) returns (Empty); }\n")
+    schema = load([str(proto)], [str(tmp_path)])
+    with pytest.raises(CodegenError, match="would overwrite"):
+        get_emitter("php").generate(schema, {})
+    with pytest.raises(CodegenError, match="no options"):
+        get_emitter("php").generate(schema, {"namespace": "X"})
