@@ -64,7 +64,8 @@ def resolve_files(
         if found is None:
             includes.append(path.parent)
             found = (path.parent, path.name)
-        names.append(found[1])
+        if found[1] not in names:  # the same file twice is one file
+            names.append(found[1])
     return includes, names
 
 
