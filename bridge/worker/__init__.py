@@ -22,6 +22,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -190,7 +191,6 @@ class _Link:
                 log.info("worker: %s; retrying in %.1fs", exc, backoff)
                 await worker.sleep_unless_stopped(backoff * random.uniform(0.8, 1.2))
                 continue
-            backoff = 0.0
             self.connection = connection
             self.grabbing = self.sleeping = False
             connection.write(b"".join(worker.hello()))
@@ -198,9 +198,19 @@ class _Link:
             log.debug("worker: connected to %s", self.address)
             self.maybe_grab()
             assert connection.closed_future is not None
+            since = time.monotonic()
             await connection.closed_future
             self.connected.clear()
-            if not worker.stopping:
+            if worker.stopping:
+                break
+            if time.monotonic() - since < _STABLE:
+                # Dropped right after connecting (a server refusing us, or speaking garbage):
+                # back off instead of spinning.
+                backoff = min(max(backoff * 2, worker.reconnect_min), worker.reconnect_max)
+                log.warning("worker: lost %s again; reconnecting in %.1fs", self.address, backoff)
+                await worker.sleep_unless_stopped(backoff * random.uniform(0.8, 1.2))
+            else:
+                backoff = 0.0
                 log.warning("worker: lost %s; reconnecting", self.address)
 
     def maybe_grab(self) -> None:
@@ -265,6 +275,8 @@ class _Link:
 
 
 _GRAB = _packet(_T.GRAB_JOB_UNIQ)
+# A connection that lived at least this long (seconds) resets the reconnect backoff.
+_STABLE = 1.0
 _PRE_SLEEP = _packet(_T.PRE_SLEEP)
 
 
