@@ -18,6 +18,7 @@ from bridge.client._async import (
     StatusCallback,
 )
 from bridge.errors import CallTimeout
+from bridge.protocol import DEFAULT_MAX_BODY
 
 __all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
 
@@ -145,8 +146,19 @@ class Client:
     Safe to use from several threads at once: their calls are pipelined on the same connections.
     """
 
-    def __init__(self, servers: str | Sequence[str] = "127.0.0.1:4730", **options: Any) -> None:
-        self._async = AsyncClient(servers, **options)
+    def __init__(
+        self,
+        servers: str | Sequence[str] = "127.0.0.1:4730",
+        *,
+        connect_timeout: float = 5.0,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 5.0,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self._async = AsyncClient(
+            servers, connect_timeout=connect_timeout, reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max, max_body=max_body,
+        )
         self._runner = _LoopThread(f"bridge-client {servers}")
 
     @property
