@@ -306,6 +306,10 @@ class BackgroundCall:
             return self._job.status(timeout=timeout)
         except (CallTimeout, ServerUnavailable) as exc:
             raise _translate(self.method, exc) from exc
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                "no job status within the timeout", type="client_timeout", language="python"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<BackgroundCall {self.method.function} {self.handle!r}>"
