@@ -71,5 +71,11 @@ class Java(Language):
             argv += ["--max-request-bytes", str(max_request_bytes)]
         return argv
 
+    def check_log(self, log: str) -> None:
+        # SEVERE is a runtime bug (a handler's exception is an answer, not a log record); an
+        # uncaught exception would have killed a thread.
+        for marker in ("SEVERE", "Exception in thread"):
+            assert marker not in log, f"java worker log shows {marker}:\n{log[-4000:]}"
+
 
 LANGUAGE = Java()
