@@ -385,3 +385,17 @@ def test_async_streaming_errors_mid_stream_and_wrong_reply_types(
             assert 4_000 < client.sleep(timeout=5).slept_millis <= 5_000
     finally:
         running.stop()
+
+
+def test_no_job_server_is_unavailable_and_bad_timeouts_are_refused(gen: Any) -> None:
+    from bridge.testing import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with gen.mod.InteropClient(address, connect_timeout=0.5) as client:
+        with pytest.raises(errors.Unavailable) as info:
+            client.nothing()
+        assert info.value.type == "ServerUnavailable"
+        with pytest.raises(ValueError, match="timeout must be > 0"):
+            client.nothing(timeout=0)
+    with Client(address) as sync_client, pytest.raises(TypeError, match="AsyncClient"):
+        gen.mod.InteropAsyncClient(sync_client)
