@@ -7,6 +7,7 @@ tests can restart the server under connected clients and workers.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +27,16 @@ GEARMAND = os.environ.get("BRIDGE_GEARMAND", "/usr/sbin/gearmand")
 
 class GearmandError(RuntimeError):
     """gearmand could not be started, or did not answer in time."""
+
+
+# Servers still running when the interpreter exits (a test run cut short) are stopped then.
+_RUNNING: weakref.WeakSet[GearmandServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for server in list(_RUNNING):
+        server.kill()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -194,6 +206,7 @@ class GearmandServer:
             start_new_session=True,  # a Ctrl-C meant for the test runner must not reach it first
         )
         self._process = process
+        _RUNNING.add(self)
         deadline = time.monotonic() + self.start_timeout
         while True:
             if process.poll() is not None:
