@@ -1,8 +1,6 @@
 package dev.bridge.runtime;
 
-import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
-import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import dev.bridge.runtime.gearman.GearmanJob;
 import dev.bridge.runtime.gearman.GearmanWorker;
@@ -170,11 +168,10 @@ public final class Worker {
             job.exception(errorEnvelope(e.code(), e, false).toByteArray());
             return;
         } catch (Throwable e) {
-            if (e instanceof VirtualMachineError vme && !(e instanceof StackOverflowError)) {
-                job.exception(errorEnvelope(Code.UNKNOWN, e, true).toByteArray());
-                throw vme;
-            }
             job.exception(errorEnvelope(Code.UNKNOWN, e, true).toByteArray());
+            if (e instanceof VirtualMachineError vme && !(e instanceof StackOverflowError)) {
+                throw vme; // reported, but the JVM is in no state to go on as if nothing happened
+            }
             return;
         }
         job.complete(reply);
@@ -192,9 +189,7 @@ public final class Worker {
                     job.payloadLength());
             in.enableAliasing(true); // the body stays a view of the packet, no copy
             envelope = Request.parseFrom(in);
-        } catch (InvalidProtocolBufferException e) {
-            throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
-        } catch (IOException e) {
+        } catch (IOException e) { // InvalidProtocolBufferException, from reading a byte array
             throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
         }
         if (envelope.getVersion() != SUPPORTED_VERSION) {
