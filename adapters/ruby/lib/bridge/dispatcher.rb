@@ -130,6 +130,12 @@ module Bridge
 
       context = Context.new(job, metadata: METADATA.get(request), deadline_ms: deadline_ms, encoding: encoding)
       run(job, rpc, handler, body, context, encoding)
+    rescue Gearman::ConnectionError
+      raise
+    rescue StandardError => e
+      # A bug of the runtime itself must still answer the job and leave the worker running.
+      @logger.error("#{job.function_name}: internal error: #{e.class}: #{e.message}")
+      answer_error(job, Bridge::V1::Code::INTERNAL, "worker runtime error: #{e.message}", e) unless job.finished?
     end
 
     private

@@ -176,6 +176,7 @@ module Bridge
       end
 
       def sleep_until_woken(live)
+        live = live.select { |l| l.connection.connected? }
         live.each do |link|
           link.connection.send_packet(:PRE_SLEEP)
         rescue Gearman::ConnectionError => e
