@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
 from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
 
+_UNCAUGHT = re.compile(r"^\S.*\([A-Z]\w*(?:::\w+)*\)\n\s+from .*$", re.MULTILINE)
 RUNTIME_LIB = REPO_ROOT / "adapters" / "ruby" / "lib"
 WORKER = WORKERS_DIR / "ruby" / "interop_worker.rb"
 
@@ -49,6 +51,17 @@ class Ruby(Language):
 
     def worker_env(self, build_dir: Path) -> Mapping[str, str]:
         return {"BRIDGE_LOG_LEVEL": "info"}
+
+    def check_log(self, log: str) -> None:
+        # ERROR/FATAL lines come from the runtime itself (a crashed lane, an internal error), never
+        # from a handler's own failure; an uncaught exception prints "... (Class)" then "from ...".
+        problems = [
+            line for line in log.splitlines() if " ERROR -- " in line or " FATAL -- " in line
+        ]
+        uncaught = _UNCAUGHT.search(log)
+        if uncaught:
+            problems.append(uncaught.group(0))
+        assert not problems, "ruby worker log shows runtime errors:\n" + "\n".join(problems[:20])
 
 
 LANGUAGE = Ruby()
