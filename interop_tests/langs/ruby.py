@@ -10,9 +10,17 @@ from pathlib import Path
 
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+from interop_tests.langs.base import (
+    INTEROP_SCHEMA,
+    REPO_ROOT,
+    WORKERS_DIR,
+    Language,
+    ToolchainMissing,
+)
 
 _UNCAUGHT = re.compile(r"^\S.*\([A-Z]\w*(?:::\w+)*\)\n\s+from .*$", re.MULTILINE)
+# What the runtime requires, and the Debian package that provides it.
+_LIBRARIES = (("google/protobuf", "ruby-google-protobuf"), ("msgpack", "ruby-msgpack"))
 RUNTIME_LIB = REPO_ROOT / "adapters" / "ruby" / "lib"
 WORKER = WORKERS_DIR / "ruby" / "interop_worker.rb"
 
@@ -23,6 +31,15 @@ class Ruby(Language):
     def required_tools(self) -> Sequence[str]:
         return ("ruby", "protoc")
 
+    def check_toolchain(self) -> None:
+        super().check_toolchain()
+        for library, package in _LIBRARIES:
+            found = subprocess.run(
+                ["ruby", "-e", f'require "{library}"'], capture_output=True, timeout=60, check=False
+            )
+            if found.returncode != 0:
+                raise ToolchainMissing(f"ruby: {package} is missing; run scripts/install-deps.sh")
+
     def build(self, build_dir: Path) -> None:
         gen = build_dir / "gen"
         if gen.exists():
@@ -30,13 +47,13 @@ class Ruby(Language):
         schema = load([str(INTEROP_SCHEMA)], include_paths=[str(INTEROP_SCHEMA.parents[2])])
         write_files(get_emitter("ruby").generate(schema, {}), gen)
         # Nothing to compile: a syntax and load check catches a broken generator or worker early.
-        subprocess.run(
-            ["ruby", "-c", str(WORKER)], check=True, capture_output=True, timeout=60
-        )
-        subprocess.run(
+        for argv in (
+            ["ruby", "-c", str(WORKER)],
             ["ruby", f"-I{gen}", f"-I{RUNTIME_LIB}", "-e", 'require "interop/v1/interop_bridge"'],
-            check=True, capture_output=True, timeout=60,
-        )
+        ):
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)}: {result.stdout}{result.stderr}")
 
     def worker_command(
         self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None
