@@ -36,6 +36,7 @@ def build_c_program(
     build_dir: Path, sources: Sequence[Path], output: Path, *, gen: Path, sanitize: bool
 ) -> None:
     """Builds libbridge into ``build_dir/runtime`` and links ``sources`` + the generated code."""
+    build_dir, gen, output = build_dir.resolve(), gen.resolve(), output.resolve()
     runtime = build_dir / "runtime"
     make = ["make", "-s", "-C", str(ADAPTER), f"BUILD={runtime}", "all"]
     if sanitize:
