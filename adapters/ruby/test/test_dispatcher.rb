@@ -180,6 +180,8 @@ class TestDispatcher < Minitest::Test
     assert_equal 12, Bridge::Error.new(12).code
     assert_equal "UNIMPLEMENTED", Bridge::Error.new(12).message
     assert_raises(ArgumentError) { Bridge::Error.new(:nope) }
+    assert_raises(ArgumentError) { Bridge::Error.new(:ok) }
+    assert_raises(ArgumentError) { Bridge::Error.new(17) }
   end
 
   def test_rpc_method_names_never_shadow_kernel_methods

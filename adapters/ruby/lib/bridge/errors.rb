@@ -21,10 +21,11 @@ module Bridge
       super(message || Bridge::V1::Code.lookup(@code).to_s)
     end
 
-    # Bridge::V1::Code number of +code+ (Integer, :not_found, "NOT_FOUND").
+    # Bridge::V1::Code number of +code+ (Integer, :not_found, "NOT_FOUND"); OK is not an error code.
     def self.code_number(code)
       number = code.is_a?(Integer) ? code : Bridge::V1::Code.resolve(code.to_s.upcase.to_sym)
       raise ArgumentError, "unknown status code #{code.inspect}" if number.nil? || Bridge::V1::Code.lookup(number).nil?
+      raise ArgumentError, "OK is not an error code" if number.zero?
 
       number
     end
