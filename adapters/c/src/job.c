@@ -389,6 +389,8 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         finish_errorf(ctx, BRIDGE_INTERNAL, "the handler replaced the reply's descriptor");
     } else {
         bridge_buffer buf = BRIDGE_BUFFER_INIT;
+        /* Replies are often about the request's size: one allocation instead of a few reallocs. */
+        bridge__buffer_reserve(&buf, ctx->request->body.len + 64);
         if (bridge_encode(reply, ctx->encoding, &buf, err, sizeof err) != BRIDGE_STATUS_OK) {
             finish_errorf(ctx, BRIDGE_INTERNAL, "reply cannot be encoded: %s", err);
         } else {
