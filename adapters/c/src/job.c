@@ -194,8 +194,8 @@ int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...
     if (vasprintf(&ctx->error_message, fmt, ap) < 0)
         ctx->error_message = NULL;
     va_end(ap);
-    /* OK is not an error: a handler that "fails with OK" fails with UNKNOWN. */
-    ctx->error_code = code == BRIDGE_OK ? BRIDGE_UNKNOWN : code;
+    /* OK is not an error, and only canonical codes travel: anything else fails with UNKNOWN. */
+    ctx->error_code = code > BRIDGE_OK && code <= BRIDGE_UNAUTHENTICATED ? code : BRIDGE_UNKNOWN;
     return -1;
 }
 

@@ -438,11 +438,18 @@ static int test_flow_handler_errors(void)
     bridge_message_free(e ? &e->base : NULL);
     CHECK(ok, "set_error: code, message and details must travel");
 
+    /* a code that is not canonical fails with UNKNOWN, message kept */
+    r.code = 99;
+    body.len = 0;
+    bridge_encode(&r.base, BRIDGE_ENCODING_PROTOBUF, &body, NULL, 0);
+    make_request(&p, 1, 1, 0, body.data, body.len, NULL);
+    int bad = expect_error(w, BRIDGE_INTEROP_V1_INTEROP_RAISE_FUNCTION, &p, BRIDGE_UNKNOWN, "no such user");
+
     r.native = 1;
     body.len = 0;
     bridge_encode(&r.base, BRIDGE_ENCODING_PROTOBUF, &body, NULL, 0);
     make_request(&p, 1, 1, 0, body.data, body.len, NULL);
-    int bad = expect_error(w, BRIDGE_INTEROP_V1_INTEROP_RAISE_FUNCTION, &p, BRIDGE_UNKNOWN, "returned 7");
+    bad |= expect_error(w, BRIDGE_INTEROP_V1_INTEROP_RAISE_FUNCTION, &p, BRIDGE_UNKNOWN, "returned 7");
 
     r.fail = 1;
     body.len = 0;

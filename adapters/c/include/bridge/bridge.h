@@ -143,6 +143,7 @@ bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t siz
  * Makes the job fail with `code` and a printf-style message (WORK_EXCEPTION carrying a
  * bridge.v1.Error of type "bridge_error"). Returns -1 so a handler can write
  *     return bridge_ctx_set_error(ctx, BRIDGE_NOT_FOUND, "no user %s", req->name);
+ * A code that is not canonical (OK, or outside 1..16) becomes UNKNOWN.
  * A handler that returns non-zero without calling it fails with UNKNOWN.
  */
 int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
