@@ -57,6 +57,59 @@ def test_runtime_unit_tests_under_sanitizers(tmp_path: Path) -> None:
     assert "Sanitizer" not in output and "runtime error" not in output, output[-4000:]
 
 
+# ------------------------------------------------------------------ generated code
+
+EDGE_PROTO = """
+syntax = "proto3";
+package edge_case.v2;
+import "google/protobuf/empty.proto";
+import "bridge/v1/options.proto";
+message Outer { message Inner { optional string s = 1; } Inner inner = 1; }
+service HTTPThing {
+  rpc Default(Outer.Inner) returns (google.protobuf.Empty);
+  rpc GetURL(google.protobuf.Empty) returns (stream Outer) {
+    option (bridge.v1.method).function_name = "legacy \\"quoted\\" name";
+  }
+}
+"""
+
+EDGE_MAIN = r"""
+#include <string.h>
+#include "edge_case_v2_http_thing.h"
+static int d(bridge_ctx *ctx, const EdgeCase__V2__Outer__Inner *req, Google__Protobuf__Empty *rep)
+{ (void)ctx; (void)rep; return req->_s_case == EDGE_CASE__V2__OUTER__INNER___S_S ? 0 : 1; }
+static int g(bridge_ctx *ctx, const Google__Protobuf__Empty *req)
+{ (void)req; EdgeCase__V2__Outer o = EDGE_CASE__V2__OUTER__INIT;
+  return edge_case_v2_http_thing_get_url_send(ctx, &o); }
+int main(void)
+{
+    bridge_worker *w = bridge_worker_new(NULL);
+    static const edge_case_v2_http_thing_handlers h = {.default_ = d, .get_url = g};
+    int rc = edge_case_v2_http_thing_register(w, &h, NULL);
+    bridge_worker_free(w);
+    return rc || strcmp(EDGE_CASE_V2_HTTP_THING_GET_URL_FUNCTION, "legacy \"quoted\" name");
+}
+"""
+
+
+@pytest.mark.timeout(120)
+def test_generated_code_compiles_for_awkward_schemas(tmp_path: Path) -> None:
+    """C keywords as rpc names, nested and imported (well-known) types, proto3 optional, a
+    function name needing escapes: the shim compiles with -Werror and registers."""
+    from bridge.codegen import get_emitter, write_files
+    from bridge.schema import load
+    from interop_tests.langs.c import build_c_program
+
+    (tmp_path / "edge.proto").write_text(EDGE_PROTO)
+    (tmp_path / "main.c").write_text(EDGE_MAIN)
+    gen = tmp_path / "gen"
+    schema = load([str(tmp_path / "edge.proto")], include_paths=[str(tmp_path)])
+    write_files(get_emitter("c").generate(schema, {}), gen)
+    assert (gen / "google" / "protobuf" / "empty.pb-c.h").is_file()
+    build_c_program(tmp_path, [tmp_path / "main.c"], tmp_path / "edge", gen=gen, sanitize=False)
+    assert subprocess.run([str(tmp_path / "edge")], timeout=30, check=False).returncode == 0
+
+
 # ------------------------------------------------------------------ the worker process
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import jinja2
+from google.protobuf import descriptor_pb2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.protoc import run_protoc
@@ -101,6 +102,15 @@ def c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _without_services(descriptor_set: bytes) -> bytes:
+    """The set with its services removed: bridge does not use protoc-c's own RPC glue
+    (ProtobufCService), which breaks on rpc names that are C keywords (``rpc Default``)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
+    for proto_file in fds.file:
+        del proto_file.service[:]
+    return fds.SerializeToString()
+
+
 def file_prefix(proto_file: ProtoFile, service: Service) -> str:
     parts = [p for p in proto_file.package.split(".") if p]
     return "_".join([*(snake_case(p) for p in parts), snake_case(service.name)])
@@ -133,9 +143,18 @@ class CEmitter:
             raise CodegenError(
                 f"the c generator takes no options, got {', '.join(sorted(parameters))}"
             )
+        # Message code for the files asked for, plus any imported file that declares an rpc's
+        # request or reply (google/protobuf/empty.proto, say): the shim includes its header.
+        names = [f.name for f in schema.files]
+        for proto_file in schema.files:
+            for service in proto_file.services:
+                for method in service.methods:
+                    for message in (method.input, method.output):
+                        if message.file not in names:
+                            names.append(message.file)
         files = run_protoc(
-            schema.sanitized_descriptor_set(proto3_optional_as_oneof=True),
-            [f.name for f in schema.files],
+            _without_services(schema.sanitized_descriptor_set(proto3_optional_as_oneof=True)),
+            names,
             ["--c_out={out}"],
             protoc="protoc-c",
         )
