@@ -311,6 +311,7 @@ class Worker:
         self._links: list[_Link] = []
         self._busy = 0  # running jobs + outstanding grabs
         self._running: set[asyncio.Future[Any]] = set()
+        self._threaded: set[JobContext] = set()  # plain handlers running in the pool
         self._idle: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stopping = False
@@ -353,7 +354,7 @@ class Worker:
 
     @property
     def running_jobs(self) -> int:
-        return len(self._running)
+        return len(self._running) + len(self._threaded)
 
     async def serve(self) -> None:
         """Serve until ``stop()``; reconnects to servers that go away."""
@@ -364,6 +365,9 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._stopping = False
+        self._busy = 0
+        self._running = set()
+        self._threaded = set()
         self._stopped = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -400,7 +404,7 @@ class Worker:
                     await self._idle.wait()
             except TimeoutError:
                 log.warning("worker: %d job(s) still running after %ss; cancelling",
-                            len(self._running), timeout)
+                            self.running_jobs, timeout)
         for job in list(self._running):
             job.cancel()
         for link in self._links:
@@ -481,9 +485,48 @@ class Worker:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     self.concurrency, thread_name_prefix="bridge-worker"
                 )
-            future = self._loop.run_in_executor(self._executor, registration.handler, context)
+            # Straight onto the pool (no asyncio future wrapping it): the thread computes the
+            # final packet itself and hands it back with a single call_soon_threadsafe.
+            self._threaded.add(context)
+            pending = self._executor.submit(self._run_threaded, registration.handler, context)
+            pending.add_done_callback(functools.partial(self._threaded_cancelled, context))
+            return
         self._running.add(future)
         future.add_done_callback(functools.partial(self._finish, context))
+
+    def _run_threaded(self, handler: Handler, context: JobContext) -> None:
+        """In a pool thread: run a plain handler, then pass its answer to the event loop."""
+        try:
+            outcome: BaseException | object = handler(context)
+        except BaseException as exc:
+            outcome = exc
+        context._finished = True  # sends from now on are refused, in any thread
+        if isinstance(outcome, BaseException) and not isinstance(
+            outcome, JobException | JobFailed
+        ):
+            log.error("worker: %s handler raised", context.function, exc_info=outcome)
+        packet = _answer(context.handle, context.function, outcome)
+        assert self._loop is not None
+        # RuntimeError: the loop is closed, the worker is gone; gearmand re-queues the job.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._finish_threaded, context, packet)
+
+    def _finish_threaded(self, context: JobContext, packet: bytes) -> None:
+        self._threaded.discard(context)
+        context._deliver(packet)
+        self.jobs_done += 1
+        self.release()
+
+    def _threaded_cancelled(self, context: JobContext, pending: concurrent.futures.Future[None],
+                            ) -> None:
+        # Only a job the pool never started (cancelled when stopping) ends here unanswered.
+        if pending.cancelled() and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._drop_threaded, context)
+
+    def _drop_threaded(self, context: JobContext) -> None:
+        if context in self._threaded:
+            self._threaded.discard(context)
+            self.release()
 
     def _finish(self, context: JobContext, future: asyncio.Future[Any]) -> None:
         self._running.discard(future)
