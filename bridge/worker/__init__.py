@@ -23,6 +23,7 @@ import random
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -54,8 +55,10 @@ class JobContext:
     __slots__ = (
         "_connection",
         "_finished",
+        "_flush_scheduled",
         "_loop",
         "_loop_thread",
+        "_outbox",
         "function",
         "handle",
         "payload",
@@ -77,6 +80,9 @@ class JobContext:
         self._loop = loop
         self._loop_thread = loop_thread
         self._finished = False
+        # Sends from a pool thread queue here and go out together, one loop wake-up per batch.
+        self._outbox: deque[bytes] | None = None
+        self._flush_scheduled = False
         self.function = function
         self.handle = handle
         self.unique = unique
@@ -114,8 +120,25 @@ class JobContext:
             raise RuntimeError(f"job {self.handle!r} already answered")
         if threading.get_ident() == self._loop_thread:
             self._deliver(packet)
-        else:
+        elif self._outbox is None:
             self._loop.call_soon_threadsafe(self._deliver, packet)
+        else:
+            # deque.append is atomic; the flag may let one extra (empty) flush through, never
+            # strand a packet: _flush clears it before it drains.
+            self._outbox.append(packet)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox = self._outbox
+        if not outbox:
+            return
+        packets = []
+        while outbox:
+            packets.append(outbox.popleft())
+        self._deliver(packets[0] if len(packets) == 1 else b"".join(packets))
 
     def _deliver(self, packet: bytes) -> None:
         if self._connection.is_open:
@@ -488,6 +511,7 @@ class Worker:
             # Straight onto the pool (no asyncio future wrapping it): the thread computes the
             # final packet itself and hands it back with a single call_soon_threadsafe.
             self._threaded.add(context)
+            context._outbox = deque()
             pending = self._executor.submit(self._run_threaded, registration.handler, context)
             pending.add_done_callback(functools.partial(self._threaded_cancelled, context))
             return
@@ -513,6 +537,7 @@ class Worker:
 
     def _finish_threaded(self, context: JobContext, packet: bytes) -> None:
         self._threaded.discard(context)
+        context._flush()  # anything the handler sent goes out before its answer
         context._deliver(packet)
         self.jobs_done += 1
         self.release()

@@ -347,3 +347,28 @@ async def test_a_handler_cancelled_from_inside_still_answers(gearmand: GearmandS
         with pytest.raises(JobException, match="CancelledError"):
             await client.call("c", b"", timeout=10)
         assert await client.call("echo", b"fine") == b"fine"
+
+
+async def test_thread_sends_are_ordered_complete_and_prompt(gearmand: GearmandServer) -> None:
+    def chatty(job: JobContext) -> bytes:
+        job.send_data(b"early")
+        time.sleep(0.4)  # the client must see "early" now, not with the answer
+        for i in range(2000):
+            job.send_data(b"%d" % i)
+            if i % 500 == 0:
+                job.send_status(i, 2000)
+        return b"end"
+
+    arrivals: list[tuple[float, bytes]] = []
+    statuses: list[int] = []
+    async with running_worker(gearmand.address, {"chatty": chatty}), \
+            AsyncClient(gearmand.address) as client:
+        started = time.monotonic()
+        result = await client.call(
+            "chatty", b"", on_data=lambda d: arrivals.append((time.monotonic() - started, d)),
+            on_status=lambda n, d: statuses.append(n))
+        finished = time.monotonic() - started
+    assert result == b"end"
+    assert [d for _, d in arrivals] == [b"early"] + [b"%d" % i for i in range(2000)]
+    assert statuses == [0, 500, 1000, 1500]
+    assert arrivals[0][0] < finished - 0.3
