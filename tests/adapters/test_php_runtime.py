@@ -370,3 +370,20 @@ def test_emitter_refuses_options_and_a_service_clashing_with_a_message(tmp_path:
         get_emitter("php").generate(schema, {})
     with pytest.raises(CodegenError, match="no options"):
         get_emitter("php").generate(schema, {"namespace": "X"})
+
+
+@pytest.mark.timeout(120)
+def test_large_replies_are_not_throttled_by_delayed_acks(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    # libgearman pins a 64 KiB send buffer: without SendBuffers, 16 MiB back took about 9 s.
+    worker = start_worker(gearmand.address)
+    worker.wait_registered(gearmand.address)
+    blob = pb.Blob(data=bytes(range(256)) * (16 * 4096))
+    with Client(gearmand.address) as client:
+        for encoding in (PROTOBUF, MSGPACK):
+            started = time.monotonic()
+            assert call(client, "EchoBlob", blob, pb.Blob, encoding=encoding, timeout=60) == blob
+            elapsed = time.monotonic() - started
+            assert elapsed < 4.0, f"a 16 MiB echo took {elapsed:.1f} s"
+    assert worker.stop() == 0

@@ -11,12 +11,19 @@ namespace Bridge\Runtime;
  */
 final class GearmanJobSink implements JobSink
 {
-    public function __construct(private readonly \GearmanJob $job)
+    /** Replies larger than this first get the connection's send buffer widened (SendBuffers). */
+    private const LARGE_BYTES = 64 * 1024;
+
+    /** @param list<int> $serverPorts */
+    public function __construct(private readonly \GearmanJob $job, private readonly array $serverPorts)
     {
     }
 
     public function data(string $payload): void
     {
+        if (strlen($payload) > self::LARGE_BYTES) {
+            SendBuffers::widen($this->serverPorts);
+        }
         $this->job->sendData($payload);
     }
 
@@ -32,6 +39,9 @@ final class GearmanJobSink implements JobSink
 
     public function complete(string $payload): void
     {
+        if (strlen($payload) > self::LARGE_BYTES) {
+            SendBuffers::widen($this->serverPorts);
+        }
         $this->job->sendComplete($payload);
     }
 

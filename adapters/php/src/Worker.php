@@ -26,6 +26,8 @@ final class Worker
     private readonly Dispatcher $dispatcher;
     /** @var list<array{string, int}> */
     private readonly array $servers;
+    /** @var list<int> */
+    private readonly array $serverPorts;
     private bool $stopping = false;
     /** @var \Closure(string): void */
     private readonly \Closure $log;
@@ -45,6 +47,7 @@ final class Worker
             throw new \InvalidArgumentException("concurrency must be at least 1, got {$concurrency}");
         }
         $this->servers = self::parseServers($servers);
+        $this->serverPorts = array_values(array_unique(array_column($this->servers, 1)));
         $this->log = $log ?? static function (string $line): void {
             fwrite(STDERR, sprintf("[bridge-php %d] %s\n", getmypid(), $line));
         };
@@ -156,7 +159,7 @@ final class Worker
             $this->dispatcher->handle(
                 $job->functionName(),
                 $job->workload(),
-                new GearmanJobSink($job),
+                new GearmanJobSink($job, $this->serverPorts),
                 $job->handle(),
                 $job->unique(),
             );
