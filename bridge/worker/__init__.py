@@ -129,6 +129,10 @@ class JobContext:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon_threadsafe(self._flush)
+            if self._connection.must_drain:
+                # The socket is backed up: hold this thread rather than buffer without bound.
+                with contextlib.suppress(ServerUnavailable, RuntimeError):
+                    asyncio.run_coroutine_threadsafe(self.drain(), self._loop).result()
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -372,3 +372,26 @@ async def test_thread_sends_are_ordered_complete_and_prompt(gearmand: GearmandSe
     assert [d for _, d in arrivals] == [b"early"] + [b"%d" % i for i in range(2000)]
     assert statuses == [0, 500, 1000, 1500]
     assert arrivals[0][0] < finished - 0.3
+
+
+@pytest.mark.slow
+async def test_a_thread_streaming_96_mib_arrives_whole_and_in_order(
+        gearmand: GearmandServer) -> None:
+    chunk = b"z" * (1 << 20)
+
+    def flood(job: JobContext) -> bytes:
+        for _ in range(96):  # 96 MiB of WORK_DATA, far more than the socket buffers hold
+            job.send_data(chunk)
+        return b"done"
+
+    received = 0
+
+    def count(data: bytes) -> None:
+        nonlocal received
+        assert data == chunk
+        received += 1
+
+    async with running_worker(gearmand.address, {"flood": flood}), \
+            AsyncClient(gearmand.address) as client:
+        assert await client.call("flood", b"", on_data=count, timeout=60) == b"done"
+    assert received == 96
