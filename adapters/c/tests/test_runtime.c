@@ -415,9 +415,36 @@ static int test_flow_errors(void)
     make_request(&p, 1, 1, 0, NULL, 0, NULL);
     bad |= expect_error(w, BRIDGE_INTEROP_V1_INTEROP_NOT_IMPLEMENTED_FUNCTION, &p, BRIDGE_UNIMPLEMENTED, "not implemented");
     bad |= expect_error(w, "no.such.Function", &p, BRIDGE_UNIMPLEMENTED, "no method");
+    /* the shared invalid envelopes, and a key cut short after a valid envelope */
+    for (size_t i = 0; i < test_vector_count; i++) {
+        const test_vector *v = &test_vectors[i];
+        if (!v->invalid || strcmp(v->type, "bridge.v1.Request") != 0)
+            continue;
+        bridge_buffer raw = {(uint8_t *)v->protobuf, v->protobuf_len, 0};
+        bad |= expect_error(w, ECHO, &raw, BRIDGE_INVALID_ARGUMENT, "envelope");
+    }
+    bridge_buffer cut = {(uint8_t *)"\x08\x01\x2a\x01\x80\x80", 6, 0};
+    bad |= expect_error(w, ECHO, &cut, BRIDGE_INVALID_ARGUMENT, "envelope");
     bridge_buffer_free(&p);
     bridge_worker_free(w);
     CHECK(!bad, "see above");
+    return 0;
+}
+
+static int test_flow_last_body_wins(void)
+{
+    /* version 1, MSGPACK, body [1] (not a message), body {} : protobuf keeps the last one */
+    static const uint8_t payload[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x02, 0x91, 0x01, 0x2a, 0x01, 0x80};
+    bridge_worker *w = test_worker(0);
+    CHECK(w != NULL, "worker");
+    bridge_buffer p = {(uint8_t *)payload, sizeof payload, 0}, out = BRIDGE_BUFFER_INIT;
+    Bridge__V1__Error *e = NULL;
+    char kind = process(w, ECHO, &p, &out, NULL, &e);
+    int ok = kind == 'C' && out.len == 1 && out.data[0] == 0x80;
+    bridge_message_free(e ? &e->base : NULL);
+    bridge_buffer_free(&out);
+    bridge_worker_free(w);
+    CHECK(ok, "the last body must be used (got %c)", kind);
     return 0;
 }
 
@@ -549,6 +576,7 @@ int main(void)
     run("invalid_utf8_reply", test_invalid_utf8_reply_is_an_encode_error);
     run("flow_errors", test_flow_errors);
     run("flow_handler_errors", test_flow_handler_errors);
+    run("flow_last_body_wins", test_flow_last_body_wins);
     run("flow_success", test_flow_success);
     run("options_from_args", test_options_from_args);
     printf("%d passed, %d failed\n", passed, failed);
