@@ -15,7 +15,13 @@ from pathlib import Path
 
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+from interop_tests.langs.base import (
+    INTEROP_SCHEMA,
+    REPO_ROOT,
+    WORKERS_DIR,
+    Language,
+    ToolchainMissing,
+)
 
 ADAPTER = REPO_ROOT / "adapters" / "c"
 WORKER_SOURCE = WORKERS_DIR / "c" / "worker.c"
@@ -68,8 +74,6 @@ class C(Language):
 
     def check_toolchain(self) -> None:
         super().check_toolchain()
-        from interop_tests.langs.base import ToolchainMissing
-
         for package in ("libprotobuf-c", "msgpack", "gearmand"):
             if subprocess.run(["pkg-config", "--exists", package], check=False,
                               timeout=30).returncode != 0:
