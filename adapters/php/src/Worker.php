@@ -34,7 +34,10 @@ final class Worker
 
     /**
      * @param string|list<string> $servers "host:port,host:port" or a list of "host:port"
+     * @param int $concurrency jobs run in parallel: worker processes forked from this one
+     * @param int $maxRequestBytes larger job payloads are answered RESOURCE_EXHAUSTED
      * @param \Closure(string): void|null $log where log lines go (default: stderr)
+     * @param string|null $clientId the id `gearadmin --workers` shows (default "bridge-php-<pid>")
      */
     public function __construct(
         string|array $servers = '127.0.0.1:4730',
