@@ -504,6 +504,9 @@ class AsyncClient:
     the servers (a job with a unique id always goes to the same one, so that coalescing works); a
     server that cannot be reached is skipped and retried after a backoff. Many jobs share one
     connection per server. ``max_body`` bounds any packet the server may send.
+
+    A client belongs to the event loop it is first used in (its connections live there); use
+    ``Client`` from threads, or one ``AsyncClient`` per loop.
     """
 
     def __init__(
