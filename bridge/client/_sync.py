@@ -17,7 +17,7 @@ from bridge.client._async import (
     Priority,
     StatusCallback,
 )
-from bridge.errors import CallTimeout
+from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
 
 __all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
@@ -91,8 +91,12 @@ class _Waiter:
         self._error = error
         self._lock.release()
 
-    def wait(self) -> bytes:
-        self._lock.acquire()
+    def wait(self, loop: asyncio.AbstractEventLoop) -> bytes:
+        # Wake now and then to notice a loop that was stopped under us (close() from another
+        # thread): nobody would ever answer then.
+        while not self._lock.acquire(timeout=1.0):
+            if not loop.is_running():
+                raise ServerUnavailable("the client was closed while the call was waiting")
         if self._error is not None:
             raise self._error
         return self._result
@@ -186,7 +190,7 @@ class Client:
             on_data, on_status, on_warning,
         )
         try:
-            return waiter.wait()
+            return waiter.wait(runner.loop)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 raise
