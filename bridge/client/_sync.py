@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -42,13 +43,20 @@ class _LoopThread:
             coro.close()
             raise RuntimeError("a blocking Client method was called from its own callback")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return future.result(timeout)
-        except TimeoutError:
-            if future.done():
-                raise  # the coroutine's own CallTimeout (TimeoutError is one class since 3.11)
-            future.cancel()
-            raise CallTimeout(f"no answer within {timeout}s") from None
+            while True:
+                step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                try:
+                    return future.result(step)
+                except TimeoutError:
+                    if future.done():
+                        raise  # the coroutine's own CallTimeout (one class with TimeoutError)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        future.cancel()
+                        raise CallTimeout(f"no answer within {timeout}s") from None
+                    if not self.loop.is_running():
+                        raise ServerUnavailable("the client was closed while waiting") from None
         except BaseException:
             # KeyboardInterrupt and the like: stop the work on the loop too.
             future.cancel()
