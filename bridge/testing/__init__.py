@@ -216,10 +216,15 @@ class GearmandServer:
                     f"gearmand exited with status {process.returncode} on {self.address}: "
                     f"{stderr.strip()}\n{self.log_tail()}"
                 )
-            if self._answers(process.pid):
+            state = self._probe(process.pid)
+            if state == "ours":
                 if process.stderr is not None:
                     process.stderr.close()
                 return
+            if state == "other":
+                # Someone else holds the port; gearmand would keep retrying its bind silently.
+                self.kill()
+                raise GearmandError(f"port {self.port} on {self.host} is in use by another process")
             if time.monotonic() > deadline:
                 self.kill()
                 raise GearmandError(
@@ -228,11 +233,15 @@ class GearmandServer:
                 )
             time.sleep(0.02)
 
-    def _answers(self, pid: int) -> bool:
-        # Ask for the pid, not just any answer: another gearmand may already own the port.
+    def _probe(self, pid: int) -> str:
+        """"ours" when our gearmand answers, "other" when something else answers on the port
+        (another gearmand, say), "" while nothing does yet."""
         try:
             with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
                 sock.sendall(b"getpid\n")
-                return sock.recv(64).strip() == f"OK {pid}".encode()
+                answer = sock.recv(64).strip()
         except OSError:
-            return False
+            return ""  # refused, reset or silent: not (yet) telling
+        if answer == f"OK {pid}".encode():
+            return "ours"
+        return "other" if answer else ""

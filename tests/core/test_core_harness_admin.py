@@ -313,3 +313,9 @@ def test_server_command_runs_until_interrupted() -> None:
             process.kill()
             process.wait()
     assert server_command.register is not None
+
+
+def test_port_held_by_another_gearmand_is_reported(gearmand: GearmandServer) -> None:
+    with pytest.raises(GearmandError, match="in use by another process"):
+        GearmandServer(port=gearmand.port, start_timeout=5).start()
+    assert gearmand.running and admin.getpid(gearmand.address) == gearmand.pid
