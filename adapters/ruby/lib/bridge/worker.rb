@@ -143,8 +143,9 @@ module Bridge
 
       private
 
-      # True when a job was taken and answered. With a single job server, jobs are taken back to
-      # back: each WORK_COMPLETE is written together with the next GRAB_JOB_UNIQ.
+      # True when a job was taken and answered and the server may have more; false once it said
+      # NO_JOB. With a single job server, jobs are taken back to back until then: each
+      # WORK_COMPLETE is written together with the next GRAB_JOB_UNIQ.
       def grab_and_perform(link)
         conn = link.connection
         return false unless conn.connected?
@@ -163,10 +164,11 @@ module Bridge
             return conn.flush || true if @worker.stopping?
 
             conn.send_packet(:GRAB_JOB_UNIQ) # goes out with the held WORK_COMPLETE
-          when :NO_JOB then return worked
+          # The server has nothing more for us right now: go to sleep rather than ask again.
+          when :NO_JOB then return false
           when :ERROR
             @logger.warn("#{conn}: server error #{packet.args[0]}: #{packet.args[1]}")
-            return worked
+            return false
           end
           # NOOP (a wakeup from before we asked) and anything else: keep waiting for the answer.
         end
