@@ -229,3 +229,23 @@ def test_serves_every_job_server(
     _wait_served(first.address, "one", 10)
     _wait_served(second.address, "two", 10)
     assert worker.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_large_replies_are_not_throttled(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    """libgearman pins its socket buffers at 32 KiB, which made a 16 MiB reply take ~10 s here;
+    the runtime widens the send buffer of its job-server sockets before large packets."""
+    worker = Worker(worker_binary, gearmand.address)
+    workers.append(worker)
+    _wait_served(gearmand.address, "ready", 10)
+    size = 16 << 20
+    request = encode_request(msgpack.packb({"count": 1, "payload_size": size}), encoding=MSGPACK)
+    with Client(gearmand.address) as client:
+        started = time.monotonic()
+        items = list(client.stream("bridge.interop.v1.Interop.Stream", request, timeout=30))
+        elapsed = time.monotonic() - started
+    assert len(msgpack.unpackb(items[0])["payload"]) == size
+    assert elapsed < 4.0, f"a 16 MiB reply took {elapsed:.1f} s"
+    assert worker.stop() == 0
