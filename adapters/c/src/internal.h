@@ -6,6 +6,9 @@
 
 #include "bridge/bridge.h"
 
+/* Private to libbridge: not exported from libbridge.so. */
+#pragma GCC visibility push(hidden)
+
 /* Nesting limit for decoded messages (protobuf's own default): deeper input is malformed. */
 #define BRIDGE_MAX_DEPTH 100
 
@@ -37,5 +40,7 @@ bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, co
 
 /* Element size of one repeated value of `type` inside protobuf-c's arrays. */
 size_t bridge__repeated_elem_size(ProtobufCType type);
+
+#pragma GCC visibility pop
 
 #endif

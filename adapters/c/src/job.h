@@ -5,6 +5,8 @@
 #include "bridge/v1/envelope.pb-c.h"
 #include "internal.h"
 
+#pragma GCC visibility push(hidden)
+
 typedef enum bridge_packet {
     BRIDGE_PACKET_DATA,
     BRIDGE_PACKET_WARNING,
@@ -50,5 +52,7 @@ int64_t bridge__now_ms(void);
 /* Runs the whole flow for one payload; ctx must be zeroed with function_name and sink set. */
 void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t *payload,
                      size_t size, size_t max_request_bytes);
+
+#pragma GCC visibility pop
 
 #endif
