@@ -9,7 +9,7 @@ Python Worker if gcc or libgearman is missing). Measured in one run, alternating
 Both clients stay connected and take turns in short blocks; each ratio is the median of the
 ratios of neighbouring blocks, which keeps the load of a shared machine out of the comparison.
 
-Usage: python3 bench/core/bench_client.py [--calls 300] [--jobs 3000] [--inflight 64] [--rounds 31]
+Usage: python3 bench/core/bench_client.py [--calls 100] [--jobs 2000] [--inflight 64] [--rounds 101]
 Prints a table and the two ratios against the targets (<= 1.10x latency, >= 0.9x throughput).
 """
 
@@ -203,11 +203,11 @@ def wait_for_worker(address: tuple[str, int]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="calls per latency block")
-    parser.add_argument("--jobs", type=int, default=3000, help="jobs per throughput block")
+    parser.add_argument("--calls", type=int, default=100, help="calls per latency block")
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per throughput block")
     parser.add_argument("--inflight", type=int, default=64)
     # The machine is shared: many short alternating blocks beat a few long ones.
-    parser.add_argument("--rounds", type=int, default=31, help="pairs of blocks")
+    parser.add_argument("--rounds", type=int, default=101, help="pairs of blocks")
     parser.add_argument("--threads", type=int, default=2, help="gearmand -t")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()

@@ -159,16 +159,17 @@ class Connection(asyncio.BufferedProtocol):
             self._fail(exc)
             return
         on_packet = self._on_packet
-        woke = False
+        woke = 0
         for packet in packets:
             if self._closed:
                 return
             if on_packet(packet) is not False:
-                woke = True
-        if woke and not self._burst and self._loop is not None:
+                woke += 1
+        if woke > 1 and not self._burst and self._loop is not None:
             # The callers these packets woke are queued to run now; _end_burst is queued after
             # them, so what they write (the next submit, a job's answer, the next grab) leaves
-            # in one send at the end of this loop iteration.
+            # in one send at the end of this loop iteration. A single wake-up (one call at a
+            # time) has nothing to batch and writes at once.
             self._burst = True
             self._loop.call_soon(self._end_burst)
 
