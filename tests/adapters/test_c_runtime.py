@@ -357,3 +357,46 @@ def test_worker_under_sanitizers_with_valid_and_malformed_jobs(
     text = "".join(log)
     ASAN.check_log(text)
     assert code == 0, text[-3000:]
+
+
+# ------------------------------------------------------------------ the README demo
+
+
+@pytest.mark.timeout(180)
+def test_checksum_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> None:
+    """examples/c-checksum: build.sh, run.sh and client.py through the generated Python stubs."""
+    example = REPO / "examples" / "c-checksum"
+    build = tmp_path / "build"
+    subprocess.run([str(example / "build.sh"), str(build)], check=True, capture_output=True,
+                   timeout=150)
+    gen = tmp_path / "py"
+    subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "generate", "--lang", "python", "-o", str(gen),
+         "-I", str(example), str(example / "checksum.proto")],
+        check=True, capture_output=True, timeout=60, cwd=REPO,
+    )
+    worker = subprocess.Popen([str(example / "run.sh"), str(build), gearmand.address],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_function(gearmand.address, "checksum.v1.Checksum.Digest", 20)
+        out = subprocess.run(
+            [sys.executable, str(example / "client.py"), "--servers", gearmand.address,
+             "--gen", str(gen)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    assert "zlib agrees: True" in out, out
+    assert "changed at : offsets [2097152]" in out, out
+
+
+def _wait_for_function(address: str, function: str, deadline_s: float) -> None:
+    from bridge import admin
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if any(row.function == function and row.workers > 0 for row in admin.status(address)):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"no worker registered {function}")
