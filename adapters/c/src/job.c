@@ -464,10 +464,14 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
         if (ctx->error_code != BRIDGE_OK)
             finish_error(ctx, ctx->error_code, ctx->error_message);
-        else
-            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)%s%s",
-                          method->function_name, rc, handler_errno ? ": " : "",
-                          handler_errno ? strerror(handler_errno) : "");
+        else {
+            char reason[160] = "", text[128];
+            if (handler_errno != 0) /* GNU strerror_r: thread-safe, returns the text */
+                snprintf(reason, sizeof reason, ": %s",
+                         strerror_r(handler_errno, text, sizeof text));
+            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)%s",
+                          method->function_name, rc, reason);
+        }
     } else if (method->server_streaming) {
         sink_send(ctx, BRIDGE_PACKET_COMPLETE, NULL, 0, 0, 0);
         ctx->finished = true;

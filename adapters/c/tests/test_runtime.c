@@ -4,6 +4,7 @@
  * Prints one line per failure and "N passed, M failed"; exits non-zero on any failure.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,8 +277,10 @@ static int t_raise(bridge_ctx *ctx, const Bridge__Interop__V1__RaiseRequest *req
     handler_calls++;
     if (req->fail)
         return bridge_ctx_fail(ctx);
-    if (req->native)
+    if (req->native) {
+        errno = ENOENT;
         return 7;
+    }
     bridge_ctx_set_error_detail(ctx, "field", "name");
     return bridge_ctx_set_error(ctx, (bridge_code)req->code, "%s", req->message);
 }
@@ -476,7 +479,7 @@ static int test_flow_handler_errors(void)
     body.len = 0;
     bridge_encode(&r.base, BRIDGE_ENCODING_PROTOBUF, &body, NULL, 0);
     make_request(&p, 1, 1, 0, body.data, body.len, NULL);
-    bad |= expect_error(w, BRIDGE_INTEROP_V1_INTEROP_RAISE_FUNCTION, &p, BRIDGE_UNKNOWN, "returned 7");
+    bad |= expect_error(w, BRIDGE_INTEROP_V1_INTEROP_RAISE_FUNCTION, &p, BRIDGE_UNKNOWN, "returned 7): No such file or directory");
 
     r.fail = 1;
     body.len = 0;
