@@ -140,6 +140,7 @@ class _Job:
         "future",
         "handle",
         "link",
+        "notify",
         "on_data",
         "on_status",
         "on_warning",
@@ -167,6 +168,9 @@ class _Job:
         self.timer: asyncio.TimerHandle | None = None
         # Callers of the same function with the same unique share one gearmand job and handle.
         self.twins: list[_Job] | None = None
+        # Called at once when the job ends (future callbacks wait a loop iteration): the
+        # blocking Client wakes its waiting thread through it.
+        self.notify: Callable[[asyncio.Future[bytes]], None] | None = None
 
     expect = _T.JOB_CREATED
 
@@ -205,21 +209,22 @@ class _Job:
             self.timer.cancel()
         if not self.future.done():
             self.future.set_result(data)
+            if self.notify is not None:
+                self.notify(self.future)
 
     def fail(self, exc: BaseException) -> None:
         if self.timer is not None:
             self.timer.cancel()
         if not self.future.done():
             self.future.set_exception(exc)
+            if self.notify is not None:
+                self.notify(self.future)
 
     def expire(self, timeout: float) -> None:
         self.timer = None
-        if not self.future.done():
-            self.future.set_exception(
-                CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
-                            f"did not finish within {timeout:g}s")
-            )
         self.forget()
+        self.fail(CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
+                              f"did not finish within {timeout:g}s"))
 
     def forget(self) -> None:
         """The caller stopped waiting: drop the job's entry (gearmand may still run it)."""

@@ -222,14 +222,16 @@ class Client:
         try:
             job = self._async._send_now(function, payload, unique, priority, timeout,
                                         on_data, on_status, on_warning)
-            if job is not None:  # connected already: no Task needed, just the job's future
-                future = job.future
+            if job is not None:
+                # Connected already: no Task, and the job's end wakes the caller directly.
+                waiter.job = job.future
                 waiter.forget = job.forget
-            else:
-                future = asyncio.ensure_future(self._async.call(
-                    function, payload, unique=unique, priority=priority, timeout=timeout,
-                    on_data=on_data, on_status=on_status, on_warning=on_warning,
-                ))
+                job.notify = waiter.deliver
+                return
+            future = asyncio.ensure_future(self._async.call(
+                function, payload, unique=unique, priority=priority, timeout=timeout,
+                on_data=on_data, on_status=on_status, on_warning=on_warning,
+            ))
         except BaseException as exc:
             waiter.fail(exc)
             return
