@@ -202,6 +202,29 @@ def test_sigterm_finishes_the_running_job(
     assert "SIGTERM" in worker.log
 
 
+@pytest.mark.timeout(60)
+def test_concurrency_runs_jobs_in_parallel(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    worker = Worker(worker_binary, gearmand.address, concurrency=4)
+    workers.append(worker)
+    _wait_served(gearmand.address, "ready", 10)
+    payload = encode_request(msgpack.packb({"millis": 600}), encoding=MSGPACK)
+    with Client(gearmand.address) as client:
+        started = time.monotonic()
+        callers = [
+            threading.Thread(target=client.call, args=(SLEEP, payload), kwargs={"timeout": 10})
+            for _ in range(4)
+        ]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=10)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.8, f"4 jobs of 600 ms on 4 threads took {elapsed:.2f} s"
+    assert worker.stop() == 0
+
+
 @pytest.mark.timeout(90)
 def test_reconnects_after_gearmand_restarts(
     gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
