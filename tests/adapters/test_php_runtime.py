@@ -387,3 +387,48 @@ def test_large_replies_are_not_throttled_by_delayed_acks(
             elapsed = time.monotonic() - started
             assert elapsed < 4.0, f"a 16 MiB echo took {elapsed:.1f} s"
     assert worker.stop() == 0
+
+
+# --- the README demo's example ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_invoice_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> None:
+    """examples/php-invoice: build.sh, run.sh and client.py through the generated Python stubs."""
+    example = REPO / "examples" / "php-invoice"
+    build = tmp_path / "build"
+    subprocess.run([str(example / "build.sh"), str(build)], check=True, capture_output=True,
+                   timeout=60, cwd=REPO)
+    gen = tmp_path / "py"
+    subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "generate", "--lang", "python", "-o", str(gen),
+         "-I", str(example), str(example / "invoice.proto")],
+        check=True, capture_output=True, timeout=60, cwd=REPO,
+    )
+    worker = subprocess.Popen([str(example / "run.sh"), str(build), gearmand.address],
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(f.function == "billing.v1.Invoices.Render" and f.workers >= 2
+                      for f in admin.status(gearmand.address)):
+            assert time.monotonic() < deadline, "the invoice worker did not register"
+            assert worker.poll() is None
+            time.sleep(0.05)
+        out = subprocess.run(
+            [sys.executable, str(example / "client.py"), "--servers", gearmand.address,
+             "--gen", str(gen)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            assert worker.wait(timeout=30) == 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+    assert "Credit note: October overbi…    -1 x      €120.00 =     -€120.00" in out, out
+    assert "Total    €1,439.78" in out, out
+    assert "warning from PHP: line 3 (Credit note: October overbilling) has a negative" in out, out
+    assert "total 1439.78 EUR, due 2026-12-26; HTML escapes the customer: True" in out, out
+    assert "progress [(1, 3), (2, 3), (3, 3)]" in out, out
+    assert "refused by PHP as expected: InvalidArgument: unsupported currency 'XXX'" in out, out
