@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from bridge import admin
 from bridge.codegen import get_emitter, write_files
@@ -150,22 +151,35 @@ def _compile(sources: list[Path], classpath: str, out: Path) -> str:
     return proc.stderr
 
 
-@pytest.mark.timeout(600)
-def test_generated_interop_code_compiles_and_registers(maven_build: Path, tmp_path: Path) -> None:
-    classpath = _classpath(maven_build)
+@pytest.fixture(scope="module")
+def interop_build(maven_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interop schema generated for Java and compiled with the interop worker and a check."""
+    out = tmp_path_factory.mktemp("java-interop")
     schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
-    gen = tmp_path / "gen"
+    gen = out / "gen"
     write_files(get_emitter("java").generate(schema, {}), gen)
-    package = gen / "dev" / "bridge" / "interop" / "v1"
+    main = out / "CheckInterop.java"
+    main.write_text(_CHECK_INTEROP)
+    worker_sources = (REPO / "interop_tests" / "workers" / "java" / "src").rglob("*.java")
+    warnings = _compile([*gen.rglob("*.java"), *worker_sources, main], _classpath(maven_build),
+                        out / "classes")
+    (out / "javac-warnings.txt").write_text(warnings)
+    return out
+
+
+@pytest.mark.timeout(600)
+def test_generated_interop_code_compiles_and_registers(
+    maven_build: Path, interop_build: Path
+) -> None:
+    classpath = _classpath(maven_build)
+    package = interop_build / "gen" / "dev" / "bridge" / "interop" / "v1"
     assert (package / "InteropService.java").is_file()
     assert (package / "InteropBridge.java").is_file()
     assert (package / "Composite.java").is_file()  # protoc's message classes come along
-    main = tmp_path / "CheckInterop.java"
-    main.write_text(_CHECK_INTEROP)
-    classes = tmp_path / "classes"
-    warnings = _compile([*gen.rglob("*.java"), main], classpath, classes)
-    for ours in ("InteropService.java", "InteropBridge.java"):
+    warnings = (interop_build / "javac-warnings.txt").read_text()
+    for ours in ("InteropService.java", "InteropBridge.java", "InteropWorker.java"):
         assert ours not in warnings, warnings  # protoc's own code may warn; ours must not
+    classes = interop_build / "classes"
     run = subprocess.run(
         [_tool("java"), "-cp", f"{classes}:{classpath}", "CheckInterop"],
         capture_output=True, text=True, timeout=60, check=False,
@@ -303,3 +317,75 @@ def test_loans_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> N
     assert "300 installments streamed, 300 progress reports" in out, out
     assert "owes 0.00" in out, out
     assert "InvalidArgument from java: principal is not a decimal number" in out, out
+
+
+# The rpcs of the interop worker that return their request unchanged, by message type.
+_ECHO_RPCS = {
+    "bridge.interop.v1.Composite": "bridge.interop.v1.Interop.Echo",
+    "bridge.interop.v1.Scalars": "bridge.interop.v1.Interop.EchoScalars",
+    "bridge.interop.v1.Blob": "bridge.interop.v1.Interop.EchoBlob",
+    "bridge.interop.v1.Empty": "bridge.interop.v1.Interop.Nothing",
+}
+
+
+@pytest.mark.timeout(300)
+def test_interop_worker_echoes_every_vector_through_generated_classes(
+    maven_build: Path, interop_build: Path, gearmand: GearmandServer
+) -> None:
+    """The JUnit vectors run on dynamic messages; this runs them through protoc's generated
+    classes (reflection accessors), a real gearmand and the interop worker: msgpack replies are
+    byte-exact, protobuf replies decode to the same message, invalid bodies are INVALID_ARGUMENT."""
+    from bridge.client import Client
+    from bridge.errors import JobException
+    from bridge.rpc.envelope import decode_error, encode_request
+
+    vectors = json.loads((SCHEMAS / "testdata" / "vectors.json").read_text())
+    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
+    pool = descriptor_pool.DescriptorPool()
+    for proto in descriptor_pb2.FileDescriptorSet.FromString(
+        schema.sanitized_descriptor_set()
+    ).file:
+        pool.Add(proto)
+    message_classes = {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+        for name in _ECHO_RPCS
+    }
+    worker = subprocess.Popen(
+        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
+         "dev.bridge.interop.worker.InteropWorker", "--servers", gearmand.address],
+        stderr=subprocess.PIPE, text=True,
+    )
+    checked = 0
+    try:
+        _wait_for_function(gearmand.address, "bridge.interop.v1.Interop.Echo", 30)
+        with Client(gearmand.address) as client:
+            for case in vectors:
+                function = _ECHO_RPCS.get(case["type"])
+                if function is None:
+                    continue
+                for encoding, key in ((2, "msgpack_hex"), (1, "protobuf_hex")):
+                    if key not in case:
+                        continue
+                    body = bytes.fromhex(case[key])
+                    payload = encode_request(body, encoding=encoding)
+                    if case.get("invalid"):
+                        with pytest.raises(JobException) as caught:
+                            client.call(function, payload, timeout=20)
+                        error = decode_error(caught.value.payload)
+                        assert (error.code, error.language) == (3, "java"), (case["name"], error)
+                    else:
+                        reply = client.call(function, payload, timeout=20)
+                        if encoding == 2 or case["canonical_protobuf"]:
+                            assert reply.hex() == body.hex(), (case["name"], key)
+                        else:  # maps (entry order is open) or NaN bits: compare messages
+                            cls = message_classes[case["type"]]
+                            expected = cls.FromString(body).SerializeToString(deterministic=True)
+                            got = cls.FromString(reply).SerializeToString(deterministic=True)
+                            assert got == expected, case["name"]
+                    checked += 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        log = worker.stderr.read() if worker.stderr else ""
+    assert "SEVERE" not in log, log[-3000:]
+    assert checked >= 150, checked
