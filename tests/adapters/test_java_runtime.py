@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import random
 import shutil
 import signal
 import subprocess
@@ -334,7 +335,8 @@ def test_interop_worker_echoes_every_vector_through_generated_classes(
 ) -> None:
     """The JUnit vectors run on dynamic messages; this runs them through protoc's generated
     classes (reflection accessors), a real gearmand and the interop worker: msgpack replies are
-    byte-exact, protobuf replies decode to the same message, invalid bodies are INVALID_ARGUMENT."""
+    byte-exact, protobuf replies decode to the same message, invalid bodies are INVALID_ARGUMENT,
+    and 200 malformed jobs are each answered without harm."""
     from bridge.client import Client
     from bridge.errors import JobException
     from bridge.rpc.envelope import decode_error, encode_request
@@ -383,6 +385,24 @@ def test_interop_worker_echoes_every_vector_through_generated_classes(
                             got = cls.FromString(reply).SerializeToString(deterministic=True)
                             assert got == expected, case["name"]
                     checked += 1
+            # Garbage never kills the worker: every job gets an answer, then echo still works.
+            rng = random.Random(7)
+            valid = encode_request(bytes.fromhex("81a474657874a26869"), encoding=2)
+            for i in range(200):
+                if i % 3 == 0:
+                    junk = rng.randbytes(rng.randrange(0, 64))
+                elif i % 3 == 1:
+                    junk = valid[: rng.randrange(0, len(valid))]
+                else:
+                    junk = encode_request(rng.randbytes(rng.randrange(1, 40)), encoding=2)
+                try:
+                    client.call("bridge.interop.v1.Interop.Echo", junk, timeout=20)
+                except JobException as exc:
+                    error = decode_error(exc.payload)
+                    assert error.language == "java" and error.code in (3, 9), (junk.hex(), error)
+            assert client.call("bridge.interop.v1.Interop.Echo", valid, timeout=20).hex() == (
+                "81a474657874a26869"
+            )
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
