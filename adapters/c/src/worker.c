@@ -300,12 +300,21 @@ static void nap_ms(const bridge_worker *w, unsigned ms)
 typedef struct function_binding {
     bridge_worker *worker;
     const bridge_method *method;
+    gearman_worker_st *gearman; /* the thread's own */
 } function_binding;
+
+/*
+ * libgearman has one timeout for every wait. Idle, it is the short poll interval that lets a
+ * thread notice a stop request; while a job's packets are being sent it must be long, or a large
+ * reply to a slow server would be cut off after poll_interval_ms without progress.
+ */
+#define BRIDGE_SEND_STALL_MS 60000
 
 static gearman_return_t on_job(gearman_job_st *job, void *context)
 {
     const function_binding *b = context;
     bridge_worker *w = b->worker;
+    gearman_worker_set_timeout(b->gearman, BRIDGE_SEND_STALL_MS);
     bridge_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.function_name = b->method->function_name;
@@ -318,6 +327,7 @@ static gearman_return_t on_job(gearman_job_st *job, void *context)
         wlog(w, "lost the job server while answering %s (gearmand re-queues the job)",
              ctx.function_name);
     atomic_fetch_add(&w->jobs_done, 1);
+    gearman_worker_set_timeout(b->gearman, (int)w->poll_interval_ms);
     /* The answer is already sent (libgearman sends nothing more for a finished job). */
     return GEARMAN_SUCCESS;
 }
@@ -345,6 +355,7 @@ static gearman_worker_st *connect_worker(worker_thread *t, function_binding *bin
     for (size_t i = 0; i < w->n_methods; i++) {
         bindings[i].worker = w;
         bindings[i].method = &w->methods[i];
+        bindings[i].gearman = gw;
         const char *name = w->methods[i].function_name;
         /* Timeout 0: a plain CAN_DO (CAN_DO_TIMEOUT is broken in gearmand 1.1.20). */
         if (gearman_failed(gearman_worker_define_function(gw, name, strlen(name),
