@@ -57,6 +57,11 @@ public final class Connection implements Closeable {
 
     /** Sends a packet whose arguments are all given (only the last may hold NUL bytes). */
     public void send(PacketType type, byte[]... args) throws IOException {
+        send(true, type, args);
+    }
+
+    /** Sends a packet, leaving it in the write buffer when {@code flush} is false. */
+    public void send(boolean flush, PacketType type, byte[]... args) throws IOException {
         Packet.checkArguments(type, args);
         long size = Math.max(0, args.length - 1);
         for (byte[] arg : args) {
@@ -72,13 +77,25 @@ public final class Connection implements Closeable {
                 }
                 out.write(args[i]);
             }
-            out.flush();
+            if (flush) {
+                out.flush();
+            }
         }
     }
 
     /** Sends {@code handle \0 data[offset, offset+length)}: the shape of every WORK_* packet that carries data. */
     public void sendWithData(PacketType type, byte[] handle, byte[] data, int offset, int length)
             throws IOException {
+        sendWithData(type, handle, data, offset, length, true);
+    }
+
+    /**
+     * As above; with {@code flush} false the packet may wait in the write buffer until the next
+     * flushing send or {@link #flush()} (so a job's last packet and the next GRAB_JOB_UNIQ leave
+     * in one write).
+     */
+    public void sendWithData(PacketType type, byte[] handle, byte[] data, int offset, int length,
+                             boolean flush) throws IOException {
         Packet.checkArguments(type, handle, new byte[0]);
         long size = (long) handle.length + 1 + length;
         checkSize(type, size);
@@ -88,8 +105,15 @@ public final class Connection implements Closeable {
             out.write(handle);
             out.write(0);
             out.write(data, offset, length);
-            out.flush();
+            if (flush) {
+                out.flush();
+            }
         }
+    }
+
+    /** Writes out whatever waits in the write buffer. */
+    public synchronized void flush() throws IOException {
+        out.flush();
     }
 
     private static void checkSize(PacketType type, long size) throws ProtocolException {

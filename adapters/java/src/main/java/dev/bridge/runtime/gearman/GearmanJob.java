@@ -19,10 +19,16 @@ public final class GearmanJob {
     private final byte[] body;
     private final int payloadOffset;
     private final int payloadLength;
+    private final boolean flushOnEnd;
     private boolean ended;
 
-    GearmanJob(Connection connection, Packet assign) {
+    /**
+     * @param flushOnEnd false when the caller flushes the connection right after the job (the
+     *     worker's grab loop does, with its next GRAB_JOB_UNIQ)
+     */
+    GearmanJob(Connection connection, Packet assign, boolean flushOnEnd) {
         this.connection = connection;
+        this.flushOnEnd = flushOnEnd;
         this.handle = assign.argument(0);
         this.function = assign.argumentString(1);
         int data;
@@ -101,19 +107,19 @@ public final class GearmanJob {
 
     public synchronized void complete(byte[] reply, int offset, int length) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length);
+        connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length, flushOnEnd);
     }
 
     /** WORK_EXCEPTION with this payload; ends the job. */
     public synchronized void exception(byte[] payload) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_EXCEPTION, handle, payload, 0, payload.length);
+        connection.sendWithData(PacketType.WORK_EXCEPTION, handle, payload, 0, payload.length, flushOnEnd);
     }
 
     /** WORK_FAIL: the worker gives up without an explanation; ends the job. */
     public synchronized void fail() throws IOException {
         end();
-        connection.send(PacketType.WORK_FAIL, handle);
+        connection.send(flushOnEnd, PacketType.WORK_FAIL, handle);
     }
 
     /** Whether complete, exception or fail was called. */

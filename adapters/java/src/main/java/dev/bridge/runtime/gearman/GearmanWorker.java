@@ -183,27 +183,36 @@ public final class GearmanWorker {
     /** The grab / run / sleep loop on one connection, until stop or an I/O error. */
     private void work(Connection connection) throws IOException, InterruptedException {
         int responseTimeout = (int) settings.responseTimeout().toMillis();
-        while (!stopping) {
-            if (!permits.tryAcquire(settings.pollInterval().toMillis(), TimeUnit.MILLISECONDS)) {
-                continue;
-            }
-            boolean gotJob = false;
-            try {
-                if (stopping) {
-                    return;
+        try {
+            while (!stopping) {
+                if (!permits.tryAcquire()) {
+                    // Waiting for a permit: the last job's answer must not wait with us.
+                    connection.flush();
+                    if (!permits.tryAcquire(settings.pollInterval().toMillis(), TimeUnit.MILLISECONDS)) {
+                        continue;
+                    }
                 }
-                connection.send(PacketType.GRAB_JOB_UNIQ);
-                Packet reply = awaitGrabReply(connection, responseTimeout);
-                if (reply.type() == PacketType.JOB_ASSIGN_UNIQ || reply.type() == PacketType.JOB_ASSIGN) {
-                    gotJob = true;
-                    run(new GearmanJob(connection, reply));
+                boolean gotJob = false;
+                try {
+                    if (stopping) {
+                        return;
+                    }
+                    // Flushes the previous job's final packet too: one write for both.
+                    connection.send(PacketType.GRAB_JOB_UNIQ);
+                    Packet reply = awaitGrabReply(connection, responseTimeout);
+                    if (reply.type() == PacketType.JOB_ASSIGN_UNIQ || reply.type() == PacketType.JOB_ASSIGN) {
+                        gotJob = true;
+                        run(new GearmanJob(connection, reply, false));
+                    }
+                } finally {
+                    permits.release();
                 }
-            } finally {
-                permits.release();
+                if (!gotJob) {
+                    sleepUntilWoken(connection);
+                }
             }
-            if (!gotJob) {
-                sleepUntilWoken(connection);
-            }
+        } finally {
+            connection.flush(); // a job answered just before stop() still reaches the server
         }
     }
 
