@@ -29,7 +29,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(60)
 class WorkerTest {
     private static final GearmanWorker.Settings FAST = new GearmanWorker.Settings(Duration.ofSeconds(2),
-            Duration.ofSeconds(10), Duration.ofMillis(50), Duration.ofSeconds(5), Duration.ofMillis(20), Duration.ofMillis(200));
+            Duration.ofSeconds(10), Duration.ofMillis(50), Duration.ofSeconds(5), Duration.ofMillis(20), Duration.ofMillis(200), Duration.ofSeconds(10));
 
     private Gearmand gearmand;
     private Worker worker;

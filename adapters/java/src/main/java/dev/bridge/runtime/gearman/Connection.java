@@ -6,40 +6,88 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One TCP connection to a job server, worker side. Writes are serialized (a handler may report
  * progress from any thread); reads belong to the one thread that owns the connection.
+ *
+ * <p>Reads take a timeout each. Java sockets have none for writes, so with a write timeout a
+ * watchdog closes the socket when one write has been stuck that long (a server that stopped
+ * reading): the writer then gets an IOException instead of waiting forever.
  */
 public final class Connection implements Closeable {
+    private static final System.Logger LOG = System.getLogger(Connection.class.getName());
     private static final int WRITE_BUFFER = 64 * 1024;
+    private static final ScheduledExecutorService WATCHDOG = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "bridge-write-watchdog");
+        t.setDaemon(true);
+        return t;
+    });
 
     private final ServerAddress address;
     private final Socket socket;
     private final OutputStream out;
     private final PacketReader reader;
     private final byte[] header = new byte[Packet.HEADER_SIZE];
+    private final long writeTimeoutNanos;
+    /** System.nanoTime() when the write in progress began; 0 when none is. */
+    private volatile long writeStarted;
+    private volatile ScheduledFuture<?> watch;
 
-    private Connection(ServerAddress address, Socket socket, int maxBody) throws IOException {
+    private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis)
+            throws IOException {
         this.address = address;
         this.socket = socket;
         this.out = new BufferedOutputStream(socket.getOutputStream(), WRITE_BUFFER);
         this.reader = new PacketReader(socket.getInputStream(), maxBody, Magic.RES);
+        this.writeTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(writeTimeoutMillis);
     }
 
-    /** Connects, waiting at most {@code connectTimeoutMillis}. */
+    /** Connects, waiting at most {@code connectTimeoutMillis}; writes are not watched. */
     public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody)
             throws IOException {
+        return open(address, connectTimeoutMillis, maxBody, 0);
+    }
+
+    /**
+     * Connects, waiting at most {@code connectTimeoutMillis}; a write stuck for
+     * {@code writeTimeoutMillis} (0: no limit) closes the connection.
+     */
+    public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody,
+                                  long writeTimeoutMillis) throws IOException {
         Socket socket = new Socket();
         try {
             socket.connect(new InetSocketAddress(address.host(), address.port()), connectTimeoutMillis);
             socket.setTcpNoDelay(true);
             socket.setKeepAlive(true);
-            return new Connection(address, socket, maxBody);
+            Connection connection = new Connection(address, socket, maxBody, writeTimeoutMillis);
+            if (writeTimeoutMillis > 0) {
+                long period = Math.max(50, Math.min(1000, writeTimeoutMillis / 4));
+                connection.watch = WATCHDOG.scheduleWithFixedDelay(connection::checkWrite, period, period,
+                        TimeUnit.MILLISECONDS);
+            }
+            return connection;
         } catch (IOException | RuntimeException e) {
             socket.close();
             throw e;
         }
+    }
+
+    private void checkWrite() {
+        long started = writeStarted;
+        if (started != 0 && System.nanoTime() - started > writeTimeoutNanos) {
+            LOG.log(System.Logger.Level.WARNING, "a write to {0} is stuck for more than {1} ms: closing the connection",
+                    address, TimeUnit.NANOSECONDS.toMillis(writeTimeoutNanos));
+            close();
+        }
+    }
+
+    private void beginWrite() {
+        writeStarted = Math.max(1, System.nanoTime());
     }
 
     public ServerAddress address() {
@@ -69,16 +117,21 @@ public final class Connection implements Closeable {
         }
         checkSize(type, size);
         synchronized (this) {
-            Packet.writeHeader(header, Magic.REQ, type, size);
-            out.write(header);
-            for (int i = 0; i < args.length; i++) {
-                if (i > 0) {
-                    out.write(0);
+            beginWrite();
+            try {
+                Packet.writeHeader(header, Magic.REQ, type, size);
+                out.write(header);
+                for (int i = 0; i < args.length; i++) {
+                    if (i > 0) {
+                        out.write(0);
+                    }
+                    out.write(args[i]);
                 }
-                out.write(args[i]);
-            }
-            if (flush) {
-                out.flush();
+                if (flush) {
+                    out.flush();
+                }
+            } finally {
+                writeStarted = 0;
             }
         }
     }
@@ -100,20 +153,30 @@ public final class Connection implements Closeable {
         long size = (long) handle.length + 1 + length;
         checkSize(type, size);
         synchronized (this) {
-            Packet.writeHeader(header, Magic.REQ, type, size);
-            out.write(header);
-            out.write(handle);
-            out.write(0);
-            out.write(data, offset, length);
-            if (flush) {
-                out.flush();
+            beginWrite();
+            try {
+                Packet.writeHeader(header, Magic.REQ, type, size);
+                out.write(header);
+                out.write(handle);
+                out.write(0);
+                out.write(data, offset, length);
+                if (flush) {
+                    out.flush();
+                }
+            } finally {
+                writeStarted = 0;
             }
         }
     }
 
     /** Writes out whatever waits in the write buffer. */
     public synchronized void flush() throws IOException {
-        out.flush();
+        beginWrite();
+        try {
+            out.flush();
+        } finally {
+            writeStarted = 0;
+        }
     }
 
     private static void checkSize(PacketType type, long size) throws ProtocolException {
@@ -124,6 +187,10 @@ public final class Connection implements Closeable {
 
     @Override
     public void close() {
+        ScheduledFuture<?> w = watch;
+        if (w != null) {
+            w.cancel(false);
+        }
         try {
             socket.close();
         } catch (IOException ignored) {

@@ -41,11 +41,16 @@ public final class GearmanWorker {
     private volatile boolean stopping;
     private boolean started;
 
-    /** Timings; the defaults suit a LAN, tests shorten them. */
+    /**
+     * Timings; the defaults suit a LAN, tests shorten them. {@code writeTimeout}: how long one
+     * write may stay stuck (a server that stopped reading) before the connection is closed.
+     */
     public record Settings(Duration connectTimeout, Duration responseTimeout, Duration pollInterval,
-                           Duration regrabInterval, Duration minBackoff, Duration maxBackoff) {
+                           Duration regrabInterval, Duration minBackoff, Duration maxBackoff,
+                           Duration writeTimeout) {
         public static final Settings DEFAULT = new Settings(Duration.ofSeconds(5), Duration.ofSeconds(30),
-                Duration.ofMillis(200), Duration.ofSeconds(10), Duration.ofMillis(100), Duration.ofSeconds(5));
+                Duration.ofMillis(200), Duration.ofSeconds(10), Duration.ofMillis(100), Duration.ofSeconds(5),
+                Duration.ofSeconds(60));
     }
 
     public GearmanWorker(List<ServerAddress> servers, int concurrency, int maxBody, String clientId,
@@ -139,7 +144,8 @@ public final class GearmanWorker {
         while (!stopping) {
             Connection connection;
             try {
-                connection = Connection.open(server, (int) settings.connectTimeout().toMillis(), maxBody);
+                connection = Connection.open(server, (int) settings.connectTimeout().toMillis(), maxBody,
+                        settings.writeTimeout().toMillis());
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.DEBUG, "cannot reach {0}: {1}", server, e.toString());
                 pause(jittered(backoff));

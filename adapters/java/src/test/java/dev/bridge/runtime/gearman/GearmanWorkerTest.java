@@ -1,6 +1,7 @@
 package dev.bridge.runtime.gearman;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
@@ -22,7 +23,7 @@ import org.junit.jupiter.api.Timeout;
 class GearmanWorkerTest {
     private static final GearmanWorker.Settings FAST = new GearmanWorker.Settings(Duration.ofSeconds(2),
             Duration.ofSeconds(5), Duration.ofMillis(50), Duration.ofSeconds(5), Duration.ofMillis(20),
-            Duration.ofMillis(100));
+            Duration.ofMillis(100), Duration.ofSeconds(10));
 
     @Test
     void aProtocolErrorClosesTheConnectionAndTheWorkerReconnects() throws Exception {
@@ -64,6 +65,26 @@ class GearmanWorkerTest {
             } finally {
                 worker.stop();
                 assertTrue(worker.awaitTermination(Duration.ofSeconds(10)));
+            }
+        }
+    }
+
+    @Test
+    void aWriteToAServerThatStoppedReadingFailsInsteadOfBlockingForever() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            Connection connection = Connection.open(new ServerAddress("127.0.0.1", server.getLocalPort()), 2000,
+                    1 << 20, 300);
+            try (Socket peer = server.accept()) { // accepts, never reads
+                long start = System.nanoTime();
+                byte[] big = new byte[64 * 1024 * 1024]; // far more than the socket buffers hold
+                assertThrows(java.io.IOException.class,
+                        () -> connection.sendWithData(PacketType.WORK_DATA, "H:1".getBytes(StandardCharsets.US_ASCII),
+                                big, 0, big.length));
+                long millis = Duration.ofNanos(System.nanoTime() - start).toMillis();
+                assertTrue(millis < 10_000, "the stuck write took " + millis + " ms to fail");
+                assertTrue(peer.isConnected());
+            } finally {
+                connection.close();
             }
         }
     }
