@@ -1,7 +1,9 @@
 package dev.bridge.runtime;
 
 import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.CodedOutputStream;
 import com.google.protobuf.Message;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.bridge.runtime.gearman.GearmanJob;
 import dev.bridge.runtime.gearman.GearmanWorker;
 import dev.bridge.runtime.gearman.PacketReader;
@@ -39,6 +41,8 @@ public final class Worker {
     private static final int SUPPORTED_VERSION = 1;
     private static final int MAX_TRACE_CHARS = 16 * 1024;
     private static final byte[] EMPTY = new byte[0];
+    private static final int PROTOBUF_WRITE_BUFFER = 8 * 1024;
+    private static final int STREAMED_REPLY_BYTES = 32 * 1024;
 
     private final GearmanWorker gearman;
     private final long maxRequestBytes;
@@ -66,7 +70,7 @@ public final class Worker {
             if (reply == null) {
                 throw new BridgeException(Code.INTERNAL, "handler of " + rpc.functionName() + " returned null");
             }
-            return Codecs.encode(reply, context.encoding());
+            return reply;
         }));
         return this;
     }
@@ -83,7 +87,7 @@ public final class Worker {
                 Objects.requireNonNull(reply, "a streamed reply cannot be null");
                 context.sendData(Codecs.encode(reply, context.encoding()));
             }, context);
-            return EMPTY;
+            return null;
         }));
         return this;
     }
@@ -144,14 +148,16 @@ public final class Worker {
 
     // ------------------------------------------------------------------------------ the job flow
 
-    /** Decodes, runs and returns the encoded reply (empty for a stream); throws to fail. */
+    /** Runs the handler on the decoded request: the reply, or null for a stream (already sent). */
     @FunctionalInterface
     private interface Body<Q> {
-        byte[] run(Q request, JobContext context) throws Exception;
+        Message run(Q request, JobContext context) throws Exception;
     }
 
     private <Q extends Message> void serve(Rpc<Q, ?> rpc, GearmanJob job, Body<Q> body) throws IOException {
-        byte[] reply;
+        Message reply;
+        byte[] encoded; // null: a protobuf reply, serialized straight into the connection below
+        int size = 0;
         try {
             JobContext context = open(job);
             Q request;
@@ -161,6 +167,15 @@ public final class Worker {
                 throw new BridgeException(Code.INVALID_ARGUMENT, "request body: " + e.getMessage(), e);
             }
             reply = body.run(request, context);
+            if (reply == null) {
+                encoded = EMPTY;
+            } else if (context.encoding() == Encoding.MSGPACK) {
+                encoded = MsgpackCodec.encode(reply);
+            } else {
+                size = reply.getSerializedSize();
+                // Small replies as one exact array; large ones skip that copy.
+                encoded = size < STREAMED_REPLY_BYTES ? reply.toByteArray() : null;
+            }
         } catch (JobFailedException e) {
             job.fail();
             return;
@@ -174,7 +189,16 @@ public final class Worker {
             }
             return;
         }
-        job.complete(reply);
+        if (encoded != null) {
+            job.complete(encoded);
+        } else {
+            Message message = reply;
+            job.complete(size, out -> {
+                CodedOutputStream coded = CodedOutputStream.newInstance(out, PROTOBUF_WRITE_BUFFER);
+                message.writeTo(coded);
+                coded.flush();
+            });
+        }
     }
 
     /** Steps 1-5 of the contract: size, envelope, version, encoding, deadline. */
@@ -185,9 +209,10 @@ public final class Worker {
         }
         Request envelope;
         try {
-            CodedInputStream in = CodedInputStream.newInstance(job.payloadArray(), job.payloadOffset(),
-                    job.payloadLength());
-            in.enableAliasing(true); // the body stays a view of the packet, no copy
+            // An immutable view of the packet (never reused) with aliasing: the body is not copied.
+            CodedInputStream in = UnsafeByteOperations.unsafeWrap(job.payloadArray(), job.payloadOffset(),
+                    job.payloadLength()).newCodedInput();
+            in.enableAliasing(true);
             envelope = Request.parseFrom(in);
         } catch (IOException e) { // InvalidProtocolBufferException, from reading a byte array
             throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);

@@ -169,6 +169,56 @@ public final class Connection implements Closeable {
         }
     }
 
+    /**
+     * Sends {@code handle \0 <length bytes from writer>}. A writer that fails or writes another
+     * length has broken the stream: the connection is closed and the call throws.
+     */
+    public void sendWithData(PacketType type, byte[] handle, int length, PayloadWriter writer, boolean flush)
+            throws IOException {
+        Packet.checkArguments(type, handle, new byte[0]);
+        long size = (long) handle.length + 1 + length;
+        checkSize(type, size);
+        synchronized (this) {
+            beginWrite();
+            try {
+                Packet.writeHeader(header, Magic.REQ, type, size);
+                out.write(header);
+                out.write(handle);
+                out.write(0);
+                long[] written = {0};
+                OutputStream counted = new OutputStream() {
+                    @Override
+                    public void write(int b) throws IOException {
+                        out.write(b);
+                        written[0]++;
+                    }
+
+                    @Override
+                    public void write(byte[] b, int off, int len) throws IOException {
+                        out.write(b, off, len);
+                        written[0] += len;
+                    }
+                };
+                try {
+                    writer.writeTo(counted);
+                } catch (RuntimeException e) {
+                    close();
+                    throw new IOException("payload writer failed mid-packet; connection closed", e);
+                }
+                if (written[0] != length) {
+                    close();
+                    throw new ProtocolException(type + " payload writer wrote " + written[0]
+                            + " bytes, announced " + length + "; connection closed");
+                }
+                if (flush) {
+                    out.flush();
+                }
+            } finally {
+                writeStarted = 0;
+            }
+        }
+    }
+
     /** Writes out whatever waits in the write buffer. */
     public synchronized void flush() throws IOException {
         beginWrite();

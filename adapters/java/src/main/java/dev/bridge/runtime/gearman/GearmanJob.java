@@ -110,6 +110,12 @@ public final class GearmanJob {
         connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length, flushOnEnd);
     }
 
+    /** WORK_COMPLETE whose reply {@code writer} writes, {@code length} bytes; ends the job. */
+    public synchronized void complete(int length, PayloadWriter writer) throws IOException {
+        end();
+        connection.sendWithData(PacketType.WORK_COMPLETE, handle, length, writer, flushOnEnd);
+    }
+
     /** WORK_EXCEPTION with this payload; ends the job. */
     public synchronized void exception(byte[] payload) throws IOException {
         end();

@@ -90,6 +90,29 @@ class GearmanWorkerTest {
     }
 
     @Test
+    void aPayloadWriterThatBreaksItsLengthClosesTheConnection() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            Connection connection = Connection.open(new ServerAddress("127.0.0.1", server.getLocalPort()), 2000,
+                    1 << 20, 0);
+            try (Socket peer = server.accept()) {
+                byte[] handle = "H:1".getBytes(StandardCharsets.US_ASCII);
+                connection.sendWithData(PacketType.WORK_COMPLETE, handle, 3, out -> out.write(new byte[] {1, 2, 3}), true);
+                assertThrows(ProtocolException.class, () -> connection.sendWithData(PacketType.WORK_COMPLETE, handle, 5,
+                        out -> out.write(new byte[] {1, 2}), true));
+                PacketReader in = new PacketReader(peer.getInputStream(), 1 << 20, Magic.REQ);
+                Packet first = in.read();
+                assertEquals(PacketType.WORK_COMPLETE, first.type());
+                assertEquals(3, first.argumentLength(1));
+                peer.setSoTimeout(5000);
+                // No complete packet follows: the stream just ends.
+                assertThrows(java.io.EOFException.class, in::read);
+            } finally {
+                connection.close();
+            }
+        }
+    }
+
+    @Test
     void anEmptyStreamIsACleanEndNotAProtocolError() {
         // PacketReader over an empty stream reports a clean end, not a protocol error.
         PacketReader reader = new PacketReader(new ByteArrayInputStream(new byte[0]), 10, null);
