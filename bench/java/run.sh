@@ -2,7 +2,8 @@
 # Echo throughput of the Java shim (the interop worker's EchoBlob) against a minimal hand-written
 # echo worker on the same socket code (bench/java/RawEcho.java: dev.bridge.runtime.gearman, no
 # envelope, no codec), in one run. Usage: bench/java/run.sh [JOBS] [SIZE] [CONCURRENCY]
-# SHIM_BENCH names another copy of the shared driver (default bench/shim_bench.py).
+# SHIM_BENCH names another copy of the shared driver (default bench/shim_bench.py); ROUNDS (default
+# 3) alternates raw and shim that many times, each in a fresh JVM, and keeps each side's best.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs="${1:-20000}"
@@ -23,4 +24,4 @@ exec python3 "${SHIM_BENCH:-bench/shim_bench.py}" \
   --raw-cmd "$jvm -cp $build/raw:$classpath RawEcho {servers} echo $concurrency" \
   --raw-function echo \
   --shim-cmd "$jvm -cp $classpath dev.bridge.interop.worker.InteropWorker --servers {servers} --concurrency $concurrency" \
-  --jobs "$jobs" --size "$size"
+  --jobs "$jobs" --size "$size" --rounds "${ROUNDS:-3}"
