@@ -4,6 +4,7 @@ under its Gearman name, and answers UNIMPLEMENTED for what the user leaves out."
 
 from __future__ import annotations
 
+import concurrent.futures
 import filecmp
 import json
 import random
@@ -409,3 +410,84 @@ def test_interop_worker_echoes_every_vector_through_generated_classes(
         log = worker.stderr.read() if worker.stderr else ""
     assert "SEVERE" not in log, log[-3000:]
     assert checked >= 150, checked
+
+
+@pytest.fixture(scope="module")
+def python_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("java-pystubs")
+    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
+    write_files(get_emitter("python").generate(schema, {}), out)
+    return out
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("encoding", [1, 2], ids=["protobuf", "msgpack"])
+def test_interop_behaviour_through_typed_python_stubs(
+    maven_build: Path, interop_build: Path, python_stubs: Path, gearmand: GearmandServer,
+    encoding: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interop README's behaviour, called the way a user calls it: generated Python client,
+    real gearmand, the Java interop worker (two jobs in parallel)."""
+    from bridge import errors
+
+    monkeypatch.syspath_prepend(str(python_stubs))
+    from interop.v1 import interop_pb2 as pb  # type: ignore[import-not-found]
+    from interop.v1.interop_bridge import InteropClient  # type: ignore[import-not-found]
+
+    worker = subprocess.Popen(
+        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
+         "dev.bridge.interop.worker.InteropWorker", "--servers", gearmand.address,
+         "--concurrency", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_function(gearmand.address, "interop_legacy_echo", 30)
+        with InteropClient(gearmand.address, encoding=encoding) as client:
+            composite = pb.Composite(
+                text="héllo", labels={-1: "minus", 7: "seven"}, numbers=[0, -1, 70000],
+                by_name={"a": pb.Inner(name="x", value=-5)}, child=pb.Composite(number=0),
+            )
+            assert client.echo(composite, timeout=10) == composite
+            assert client.legacy(pb.Blob(data=b"\0\1\2", text="old"), timeout=10).data == b"\0\1\2"
+            assert client.nothing(pb.Empty(), timeout=10) == pb.Empty()
+
+            items = list(client.stream(count=4, payload_size=3, timeout=10))
+            assert [(i.index, i.payload) for i in items] == [(n, bytes([n]) * 3) for n in range(4)]
+
+            progress: list[tuple[int, int]] = []
+            warnings: list[str] = []
+            reply = client.progress(steps=3, warning="careful ✓", timeout=10,
+                                    on_progress=lambda n, d: progress.append((n, d)),
+                                    on_warning=warnings.append)
+            assert (reply.steps_done, progress, warnings) == (3, [(1, 3), (2, 3), (3, 3)],
+                                                             ["careful ✓"])
+
+            with pytest.raises(errors.NotFound) as coded:
+                client.raise_(code=5, message="no such loan", timeout=10)
+            assert (coded.value.message, coded.value.type, coded.value.language) == (
+                "no such loan", "BridgeException", "java")
+            with pytest.raises(errors.Unknown) as native:
+                client.raise_(native=True, message="bad state", timeout=10)
+            assert (native.value.message, native.value.type) == ("bad state",
+                                                                 "IllegalStateException")
+            assert "IllegalStateException" in native.value.trace
+            with pytest.raises(errors.WorkerFailed):
+                client.raise_(fail=True, timeout=10)
+            with pytest.raises(errors.Unimplemented):
+                client.not_implemented(pb.Empty(), timeout=10)
+
+            who = client.who_am_i(pb.Empty(), metadata={"tenant": "ü-7"}, timeout=30)
+            assert who.language == "java" and dict(who.metadata) == {"tenant": "ü-7"}
+            assert who.deadline_ms > 0
+
+            start = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                slept = list(pool.map(lambda _: client.sleep(millis=400, timeout=10), range(2)))
+            assert [s.slept_millis for s in slept] == [400, 400]
+            assert {s.language for s in slept} == {"java"}
+            assert time.monotonic() - start < 0.79, "two 400 ms sleeps did not run in parallel"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        log = worker.stderr.read() if worker.stderr else ""
+    assert "SEVERE" not in log, log[-3000:]
