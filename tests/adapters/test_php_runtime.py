@@ -4,6 +4,7 @@ reconnect after a gearmand restart, several job servers, forked parallel workers
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bridge import admin
+from bridge import admin, errors
 from bridge.client import Client
 from bridge.codecs import codec_for
 from bridge.codegen import CodegenError, get_emitter, write_files
@@ -432,3 +433,63 @@ def test_invoice_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) ->
     assert "total 1439.78 EUR, due 2026-12-26; HTML escapes the customer: True" in out, out
     assert "progress [(1, 3), (2, 3), (3, 3)]" in out, out
     assert "refused by PHP as expected: InvalidArgument: unsupported currency 'XXX'" in out, out
+
+
+# --- the interop behaviour, called the way a user calls it ----------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("encoding", [PROTOBUF, MSGPACK], ids=["protobuf", "msgpack"])
+def test_interop_behaviour_through_typed_python_stubs(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType, encoding: int
+) -> None:
+    from interop.v1.interop_bridge import InteropClient  # type: ignore[import-not-found]
+
+    worker = start_worker(gearmand.address, "--concurrency", "2")
+    worker.wait_registered(gearmand.address, workers=2)
+    with InteropClient(gearmand.address, encoding=encoding) as client:
+        composite = pb.Composite(
+            text="héllo", labels={-1: "minus", 7: "seven"}, numbers=[0, -1, 70000],
+            by_name={"a": pb.Inner(name="x", value=-5)}, child=pb.Composite(number=0),
+            scalars=pb.Scalars(f_uint64=2**64 - 1, f_uint32=2**32 - 1, f_sint64=-(2**63),
+                               f_float=-0.0, opt_string=""),
+            flags={True: 1, False: -1}, blobs={"z": b"\xff", "a": b""}, ratios=[0.1, -2.5],
+        )
+        assert client.echo(composite, timeout=10) == composite
+        assert client.legacy(pb.Blob(data=b"\0\1\2", text="old"), timeout=10).data == b"\0\1\2"
+        assert client.nothing(pb.Empty(), timeout=10) == pb.Empty()
+
+        items = list(client.stream(count=4, payload_size=3, timeout=10))
+        assert [(i.index, i.payload) for i in items] == [(n, bytes([n]) * 3) for n in range(4)]
+
+        progress: list[tuple[int, int]] = []
+        warnings: list[str] = []
+        reply = client.progress(steps=3, warning="careful ✓", timeout=10,
+                                on_progress=lambda n, d: progress.append((n, d)),
+                                on_warning=warnings.append)
+        assert (reply.steps_done, progress, warnings) == (3, [(1, 3), (2, 3), (3, 3)],
+                                                         ["careful ✓"])
+
+        with pytest.raises(errors.NotFound) as coded:
+            client.raise_(code=5, message="no such invoice", timeout=10)
+        assert (coded.value.message, coded.value.type, coded.value.language) == (
+            "no such invoice", "Bridge\\Runtime\\BridgeError", "php")
+        with pytest.raises(errors.Unknown) as native:
+            client.raise_(native=True, message="bad state", timeout=10)
+        assert (native.value.message, native.value.type) == ("bad state", "RuntimeException")
+        assert "Interop->raise" in native.value.trace
+        with pytest.raises(errors.WorkerFailed):
+            client.raise_(fail=True, timeout=10)
+        with pytest.raises(errors.Unimplemented):
+            client.not_implemented(pb.Empty(), timeout=10)
+
+        who = client.who_am_i(pb.Empty(), metadata={"tenant": "ü-7", "42": "n"}, timeout=30)
+        assert who.language == "php" and dict(who.metadata) == {"tenant": "ü-7", "42": "n"}
+        assert who.deadline_ms > 0
+
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            slept = list(pool.map(lambda _: client.sleep(millis=400, timeout=10), range(2)))
+        assert [(s.slept_millis, s.language) for s in slept] == [(400, "php"), (400, "php")]
+        assert time.monotonic() - start < 0.79, "two 400 ms sleeps did not run in parallel"
+    assert worker.stop() == 0, worker.log()
