@@ -11,7 +11,7 @@ bridge_cli=(python3 -m bridge.cli)
 command -v bridge >/dev/null && bridge_cli=(bridge)
 rm -rf "$build/gen" "$build/classes"
 (cd "$root" && "${bridge_cli[@]}" generate --lang java -o "$build/gen" -I "$here" "$here/loans.proto")
-"$root/adapters/java/scripts/build-runtime.sh" "$build/runtime" >/dev/null
+"$root/adapters/java/scripts/build-runtime.sh" "$build/runtime"
 runtime="$(cat "$build/runtime/classpath")"
 javac --release 17 -nowarn -encoding UTF-8 -d "$build/classes" -cp "$runtime" \
   $(find "$build/gen" -name '*.java') "$here/LoansWorker.java"
