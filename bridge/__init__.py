@@ -1,3 +1,3 @@
-"""bridge: call functions written in C, PHP, Ruby and Java as typed Python functions over Gearman."""
+"""bridge: call functions written in C, PHP, Ruby and Java as typed Python functions (Gearman)."""
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   # C: libgearman, protobuf-c, msgpack-c
   gcc make pkg-config libgearman-dev protobuf-c-compiler libprotobuf-c-dev libmsgpack-dev
   # PHP 8.2
-  php-cli php-gearman php-msgpack php-google-protobuf
+  php-cli php-gearman php-msgpack php-google-protobuf phpunit
   # Ruby 3.1
   ruby ruby-google-protobuf ruby-msgpack ruby-minitest
   # Java 17 + Maven
