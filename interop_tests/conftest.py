@@ -1,0 +1,230 @@
+"""The interop harness: build each language's worker once, run real worker processes against real
+gearmand servers, and hand the shared cases in test_interop.py a typed Python client.
+
+``BRIDGE_INTEROP_LANGS`` (comma-separated) picks the languages; every one by default. A language's
+build or toolchain failure fails its tests: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from bridge import admin
+from bridge.codegen import get_emitter, write_files
+from bridge.schema import load
+from bridge.testing import GearmandServer
+from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, Language
+
+ALL_LANGUAGES = ("python", "c", "c-asan", "php", "ruby", "java")
+BUILD_ROOT = REPO_ROOT / "build" / "interop"
+ECHO = "bridge.interop.v1.Interop.Echo"
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+
+
+def selected_languages() -> list[str]:
+    names = os.environ.get("BRIDGE_INTEROP_LANGS", ",".join(ALL_LANGUAGES))
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(ALL_LANGUAGES))
+    if unknown:
+        raise pytest.UsageError(f"BRIDGE_INTEROP_LANGS: unknown language(s) {', '.join(unknown)}")
+    return chosen
+
+
+def load_language(name: str) -> Language:
+    module = importlib.import_module(f"interop_tests.langs.{name.replace('-', '_')}")
+    language: Language = module.LANGUAGE
+    return language
+
+
+@dataclass(frozen=True)
+class Built:
+    """A language whose interop worker is built in ``build_dir``."""
+
+    language: Language
+    build_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.language.name
+
+    @property
+    def wire_language(self) -> str:
+        """What the worker reports as its language (c-asan is still "c")."""
+        return str(getattr(self.language, "wire_language", self.language.name))
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class WorkerPool:
+    """``processes`` interop workers of one language serving ``servers``."""
+
+    built: Built
+    servers: Sequence[GearmandServer]
+    processes: int = 1
+    concurrency: int = 4
+    max_request_bytes: int | None = None
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return ",".join(s.address for s in self.servers)
+
+    def start(self) -> WorkerPool:
+        language, build_dir = self.built.language, self.built.build_dir
+        env = {**os.environ, **language.worker_env(build_dir)}
+        logs = build_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        argv = language.worker_command(
+            build_dir, self.address, self.concurrency, self.max_request_bytes
+        )
+        for _ in range(self.processes):
+            # A log file, not a pipe: a chatty worker must never block on a full pipe.
+            log_path = logs / f"worker-{time.monotonic_ns()}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            self.workers.append(WorkerProcess(process, log_path))
+        for server in self.servers:
+            self.wait_registered(server)
+        return self
+
+    def wait_registered(self, server: GearmandServer, function: str = ECHO) -> None:
+        """Until ``server`` lists at least one worker per process for ``function``."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for worker in self.workers:
+                if worker.process.poll() is not None:
+                    raise AssertionError(
+                        f"{self.built.name} worker exited with {worker.process.returncode}:\n"
+                        f"{worker.log()[-4000:]}"
+                    )
+            try:
+                rows = admin.status(server.address)
+            except OSError:
+                rows = []  # gearmand restarting
+            if any(r.function == function and r.workers >= self.processes for r in rows):
+                return
+            time.sleep(0.05)
+        raise AssertionError(
+            f"{self.built.name}: no worker registered {function} on {server.address} within "
+            f"{READY_TIMEOUT_S:g}s:\n" + "\n".join(w.log()[-2000:] for w in self.workers)
+        )
+
+    def stop(self, worker: WorkerProcess) -> str:
+        """SIGTERM (a graceful stop), then require exit status 0 and a clean log."""
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+        try:
+            code = worker.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+            raise AssertionError(
+                f"{self.built.name} worker ignored SIGTERM for {STOP_TIMEOUT_S:g}s:\n"
+                f"{worker.log()[-4000:]}"
+            ) from None
+        log = worker.log()
+        assert code == 0, f"{self.built.name} worker exited with {code}:\n{log[-4000:]}"
+        self.built.language.check_log(log)
+        return log
+
+    def close(self) -> None:
+        """Stop every worker; report the first problem after all of them are down."""
+        problems: list[str] = []
+        for worker in self.workers:
+            try:
+                self.stop(worker)
+            except AssertionError as exc:
+                problems.append(str(exc))
+        self.workers.clear()
+        assert not problems, "\n\n".join(problems)
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "built" in metafunc.fixturenames:
+        names = selected_languages()
+        metafunc.parametrize("built", names, indirect=True, scope="session", ids=names)
+
+
+@pytest.fixture(scope="session")
+def built(request: pytest.FixtureRequest) -> Built:
+    language = load_language(request.param)
+    language.check_toolchain()
+    build_dir = BUILD_ROOT / language.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    language.build(build_dir)
+    return Built(language, build_dir.resolve())
+
+
+@pytest.fixture(scope="session")
+def pool(built: Built) -> Iterator[WorkerPool]:
+    """Two worker processes of the language, four jobs each, on a gearmand of their own; shared by
+    the cases that do not stop or restart anything."""
+    with GearmandServer() as server:
+        workers = WorkerPool(built, [server], processes=2, concurrency=4).start()
+        try:
+            yield workers
+        finally:
+            workers.close()
+
+
+@pytest.fixture
+def dedicated(built: Built, gearmand: GearmandServer) -> Iterator[WorkerPool]:
+    """One worker process running one job at a time, on a fresh gearmand: for the cases that need
+    a known queue (priorities, coalescing) or that stop the worker or the server."""
+    workers = WorkerPool(built, [gearmand], processes=1, concurrency=1).start()
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+@dataclass(frozen=True)
+class Stubs:
+    """The generated Python side of the interop schema."""
+
+    pb: Any  # interop.v1.interop_pb2
+    bridge: Any  # interop.v1.interop_bridge
+
+
+@pytest.fixture(scope="session")
+def stubs() -> Iterator[Stubs]:
+    out = BUILD_ROOT / "_python_stubs"
+    schema = load([str(INTEROP_SCHEMA)], include_paths=[str(REPO_ROOT / "schemas")])
+    write_files(get_emitter("python").generate(schema, {}), out)
+    # Another test may have imported an ``interop`` package from elsewhere: start clean.
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(out))
+    try:
+        pb: ModuleType = importlib.import_module("interop.v1.interop_pb2")
+        stub: ModuleType = importlib.import_module("interop.v1.interop_bridge")
+    finally:
+        sys.path.remove(str(out))
+    yield Stubs(pb, stub)

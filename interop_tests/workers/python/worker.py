@@ -1,0 +1,87 @@
+"""The Python interop worker: ordinary user code against the generated servicer.
+
+interop_tests/README.md says what each method does. Run with the generated stubs importable:
+
+    PYTHONPATH=build/gen python3 worker.py --servers 127.0.0.1:4730 [--concurrency N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Iterator
+
+from interop.v1 import interop_pb2 as pb  # type: ignore[import-not-found]
+from interop.v1.interop_bridge import (  # type: ignore[import-not-found]
+    InteropServicer,
+    serve_interop,
+)
+
+from bridge.errors import error_for_code
+from bridge.rpc.server import ServicerContext
+
+
+class Interop(InteropServicer):  # type: ignore[misc]
+    def echo(self, request: pb.Composite, context: ServicerContext) -> pb.Composite:
+        return request
+
+    def echo_scalars(self, request: pb.Scalars, context: ServicerContext) -> pb.Scalars:
+        return request
+
+    def echo_blob(self, request: pb.Blob, context: ServicerContext) -> pb.Blob:
+        return request
+
+    def legacy(self, request: pb.Blob, context: ServicerContext) -> pb.Blob:
+        return request
+
+    def nothing(self, request: pb.Empty, context: ServicerContext) -> pb.Empty:
+        return pb.Empty()
+
+    def stream(
+        self, request: pb.StreamRequest, context: ServicerContext
+    ) -> Iterator[pb.StreamItem]:
+        for i in range(request.count):
+            yield pb.StreamItem(index=i, payload=bytes([i % 256]) * request.payload_size)
+
+    def progress(self, request: pb.ProgressRequest, context: ServicerContext) -> pb.ProgressReply:
+        if request.warning:
+            context.warning(request.warning)
+        for step in range(1, request.steps + 1):
+            context.progress(step, request.steps)
+        return pb.ProgressReply(steps_done=request.steps)
+
+    def raise_(self, request: pb.RaiseRequest, context: ServicerContext) -> pb.Empty:
+        if request.fail:
+            context.fail()
+        if request.native:
+            raise ValueError(request.message)
+        raise error_for_code(request.code, request.message)
+
+    def sleep(self, request: pb.SleepRequest, context: ServicerContext) -> pb.SleepReply:
+        time.sleep(request.millis / 1000)
+        return pb.SleepReply(slept_millis=request.millis, language="python")
+
+    def who_am_i(self, request: pb.Empty, context: ServicerContext) -> pb.WhoAmIReply:
+        return pb.WhoAmIReply(
+            language="python", metadata=dict(context.metadata), deadline_ms=context.deadline_ms
+        )
+
+    # not_implemented is left out on purpose: callers get UNIMPLEMENTED.
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--servers", default="127.0.0.1:4730")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--max-request-bytes", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    limit = {} if args.max_request_bytes is None else {"max_request_bytes": args.max_request_bytes}
+    serve_interop(Interop(), args.servers, concurrency=args.concurrency, **limit)
+
+
+if __name__ == "__main__":
+    main()
