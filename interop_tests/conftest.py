@@ -90,7 +90,9 @@ class WorkerPool:
     def address(self) -> str:
         return ",".join(s.address for s in self.servers)
 
-    def start(self) -> WorkerPool:
+    def start(self, *, wait_for: Sequence[GearmandServer] | None = None) -> WorkerPool:
+        """Start the processes; return once each server in ``wait_for`` (default: all) lists
+        them."""
         language, build_dir = self.built.language, self.built.build_dir
         env = {**os.environ, **language.worker_env(build_dir)}
         logs = build_dir / "logs"
@@ -107,7 +109,7 @@ class WorkerPool:
                     env=env,
                 )
             self.workers.append(WorkerProcess(process, log_path))
-        for server in self.servers:
+        for server in self.servers if wait_for is None else wait_for:
             self.wait_registered(server)
         return self
 

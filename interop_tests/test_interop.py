@@ -434,9 +434,13 @@ async def test_two_job_servers_and_failover(
     built: Built, gearmand_factory: Callable[..., GearmandServer], stubs: Stubs
 ) -> None:
     servers = [gearmand_factory(), gearmand_factory()]
-    workers = WorkerPool(built, servers, concurrency=2).start()
+    await asyncio.to_thread(servers[1].stop)
+    # The worker starts while the second server is down, and serves it once it is up.
+    workers = WorkerPool(built, servers, concurrency=2).start(wait_for=servers[:1])
     try:
-        for server in servers:  # the worker serves each server
+        await asyncio.to_thread(servers[1].start)
+        await asyncio.to_thread(workers.wait_registered, servers[1])
+        for server in servers:
             async with stubs.bridge.InteropAsyncClient(server.address) as client:
                 assert (await client.nothing(timeout=CALL_TIMEOUT)) == stubs.pb.Empty()
         both = ",".join(s.address for s in servers)

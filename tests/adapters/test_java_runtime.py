@@ -4,10 +4,8 @@ under its Gearman name, and answers UNIMPLEMENTED for what the user leaves out."
 
 from __future__ import annotations
 
-import concurrent.futures
 import filecmp
 import json
-import random
 import shutil
 import signal
 import subprocess
@@ -17,7 +15,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from bridge import admin
 from bridge.codegen import get_emitter, write_files
@@ -330,164 +327,3 @@ _ECHO_RPCS = {
 }
 
 
-@pytest.mark.timeout(300)
-def test_interop_worker_echoes_every_vector_through_generated_classes(
-    maven_build: Path, interop_build: Path, gearmand: GearmandServer
-) -> None:
-    """The JUnit vectors run on dynamic messages; this runs them through protoc's generated
-    classes (reflection accessors), a real gearmand and the interop worker: msgpack replies are
-    byte-exact, protobuf replies decode to the same message, invalid bodies are INVALID_ARGUMENT,
-    and 200 malformed jobs are each answered without harm."""
-    from bridge.client import Client
-    from bridge.errors import JobException
-    from bridge.rpc.envelope import decode_error, encode_request
-
-    vectors = json.loads((SCHEMAS / "testdata" / "vectors.json").read_text())
-    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
-    pool = descriptor_pool.DescriptorPool()
-    for proto in descriptor_pb2.FileDescriptorSet.FromString(
-        schema.sanitized_descriptor_set()
-    ).file:
-        pool.Add(proto)
-    message_classes = {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-        for name in _ECHO_RPCS
-    }
-    worker = subprocess.Popen(
-        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
-         "dev.bridge.interop.worker.InteropWorker", "--servers", gearmand.address],
-        stderr=subprocess.PIPE, text=True,
-    )
-    checked = 0
-    try:
-        _wait_for_function(gearmand.address, "bridge.interop.v1.Interop.Echo", 30)
-        with Client(gearmand.address) as client:
-            for case in vectors:
-                function = _ECHO_RPCS.get(case["type"])
-                if function is None:
-                    continue
-                for encoding, key in ((2, "msgpack_hex"), (1, "protobuf_hex")):
-                    if key not in case:
-                        continue
-                    body = bytes.fromhex(case[key])
-                    payload = encode_request(body, encoding=encoding)
-                    if case.get("invalid"):
-                        with pytest.raises(JobException) as caught:
-                            client.call(function, payload, timeout=20)
-                        error = decode_error(caught.value.payload)
-                        assert (error.code, error.language) == (3, "java"), (case["name"], error)
-                    else:
-                        reply = client.call(function, payload, timeout=20)
-                        if encoding == 2 or case["canonical_protobuf"]:
-                            assert reply.hex() == body.hex(), (case["name"], key)
-                        else:  # maps (entry order is open) or NaN bits: compare messages
-                            cls = message_classes[case["type"]]
-                            expected = cls.FromString(body).SerializeToString(deterministic=True)
-                            got = cls.FromString(reply).SerializeToString(deterministic=True)
-                            assert got == expected, case["name"]
-                    checked += 1
-            # Garbage never kills the worker: every job gets an answer, then echo still works.
-            rng = random.Random(7)
-            valid = encode_request(bytes.fromhex("81a474657874a26869"), encoding=2)
-            for i in range(200):
-                if i % 3 == 0:
-                    junk = rng.randbytes(rng.randrange(0, 64))
-                elif i % 3 == 1:
-                    junk = valid[: rng.randrange(0, len(valid))]
-                else:
-                    junk = encode_request(rng.randbytes(rng.randrange(1, 40)), encoding=2)
-                try:
-                    client.call("bridge.interop.v1.Interop.Echo", junk, timeout=20)
-                except JobException as exc:
-                    error = decode_error(exc.payload)
-                    assert error.language == "java" and error.code in (3, 9), (junk.hex(), error)
-            assert client.call("bridge.interop.v1.Interop.Echo", valid, timeout=20).hex() == (
-                "81a474657874a26869"
-            )
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-        log = worker.stderr.read() if worker.stderr else ""
-    assert "SEVERE" not in log, log[-3000:]
-    assert checked >= 150, checked
-
-
-@pytest.fixture(scope="module")
-def python_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("java-pystubs")
-    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
-    write_files(get_emitter("python").generate(schema, {}), out)
-    return out
-
-
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("encoding", [1, 2], ids=["protobuf", "msgpack"])
-def test_interop_behaviour_through_typed_python_stubs(
-    maven_build: Path, interop_build: Path, python_stubs: Path, gearmand: GearmandServer,
-    encoding: int, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The interop README's behaviour, called the way a user calls it: generated Python client,
-    real gearmand, the Java interop worker (two jobs in parallel)."""
-    from bridge import errors
-
-    monkeypatch.syspath_prepend(str(python_stubs))
-    from interop.v1 import interop_pb2 as pb  # type: ignore[import-not-found]
-    from interop.v1.interop_bridge import InteropClient  # type: ignore[import-not-found]
-
-    worker = subprocess.Popen(
-        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
-         "dev.bridge.interop.worker.InteropWorker", "--servers", gearmand.address,
-         "--concurrency", "2"],
-        stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        _wait_for_function(gearmand.address, "interop_legacy_echo", 30)
-        with InteropClient(gearmand.address, encoding=encoding) as client:
-            composite = pb.Composite(
-                text="héllo", labels={-1: "minus", 7: "seven"}, numbers=[0, -1, 70000],
-                by_name={"a": pb.Inner(name="x", value=-5)}, child=pb.Composite(number=0),
-            )
-            assert client.echo(composite, timeout=10) == composite
-            assert client.legacy(pb.Blob(data=b"\0\1\2", text="old"), timeout=10).data == b"\0\1\2"
-            assert client.nothing(pb.Empty(), timeout=10) == pb.Empty()
-
-            items = list(client.stream(count=4, payload_size=3, timeout=10))
-            assert [(i.index, i.payload) for i in items] == [(n, bytes([n]) * 3) for n in range(4)]
-
-            progress: list[tuple[int, int]] = []
-            warnings: list[str] = []
-            reply = client.progress(steps=3, warning="careful ✓", timeout=10,
-                                    on_progress=lambda n, d: progress.append((n, d)),
-                                    on_warning=warnings.append)
-            assert (reply.steps_done, progress, warnings) == (3, [(1, 3), (2, 3), (3, 3)],
-                                                             ["careful ✓"])
-
-            with pytest.raises(errors.NotFound) as coded:
-                client.raise_(code=5, message="no such loan", timeout=10)
-            assert (coded.value.message, coded.value.type, coded.value.language) == (
-                "no such loan", "BridgeException", "java")
-            with pytest.raises(errors.Unknown) as native:
-                client.raise_(native=True, message="bad state", timeout=10)
-            assert (native.value.message, native.value.type) == ("bad state",
-                                                                 "IllegalStateException")
-            assert "IllegalStateException" in native.value.trace
-            with pytest.raises(errors.WorkerFailed):
-                client.raise_(fail=True, timeout=10)
-            with pytest.raises(errors.Unimplemented):
-                client.not_implemented(pb.Empty(), timeout=10)
-
-            who = client.who_am_i(pb.Empty(), metadata={"tenant": "ü-7"}, timeout=30)
-            assert who.language == "java" and dict(who.metadata) == {"tenant": "ü-7"}
-            assert who.deadline_ms > 0
-
-            start = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                slept = list(pool.map(lambda _: client.sleep(millis=400, timeout=10), range(2)))
-            assert [s.slept_millis for s in slept] == [400, 400]
-            assert {s.language for s in slept} == {"java"}
-            assert time.monotonic() - start < 0.79, "two 400 ms sleeps did not run in parallel"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-        log = worker.stderr.read() if worker.stderr else ""
-    assert "SEVERE" not in log, log[-3000:]

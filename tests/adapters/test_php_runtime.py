@@ -1,10 +1,10 @@
-"""The PHP runtime (adapters/php): its own PHPUnit suite, and the worker process against a real
-gearmand: a handler's exception does not kill the process, SIGTERM finishes the running job,
-reconnect after a gearmand restart, several job servers, forked parallel workers, size limit."""
+"""The PHP runtime (adapters/php): its own PHPUnit suite, the emitter, and what is particular to
+PHP's worker process against a real gearmand: a handler's exception does not kill the process,
+forked parallel workers, large replies. The behaviour every language shares (errors, SIGTERM,
+reconnects, several servers, size limits, malformed jobs) is in interop_tests/."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import re
@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from bridge import admin, errors
+from bridge import admin
 from bridge.client import Client
 from bridge.codecs import codec_for
 from bridge.codegen import CodegenError, get_emitter, write_files
-from bridge.errors import JobException, JobFailed
+from bridge.errors import JobException
 from bridge.rpc.envelope import decode_error, encode_request
 from bridge.schema import load
 from bridge.testing import GearmandServer
@@ -180,54 +180,6 @@ def test_handler_exception_leaves_the_same_process_serving(
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_lets_the_running_job_finish(
-    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
-) -> None:
-    worker = start_worker(gearmand.address)
-    worker.wait_registered(gearmand.address)
-    with Client(gearmand.address) as client:
-        payload = encode_request(pb.SleepRequest(millis=800).SerializeToString(), encoding=1)
-        job = client.submit(PREFIX + "Sleep", payload, timeout=10)
-        time.sleep(0.3)
-        worker.proc.send_signal(signal.SIGTERM)
-        reply = pb.SleepReply()
-        reply.ParseFromString(job.result())
-    assert (reply.slept_millis, reply.language) == (800, "php")
-    assert worker.proc.wait(10) == 0, worker.log()
-
-
-@pytest.mark.timeout(60)
-def test_reconnects_after_gearmand_restarts(
-    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
-) -> None:
-    worker = start_worker(gearmand.address)
-    worker.wait_registered(gearmand.address)
-    gearmand.stop()
-    time.sleep(1.0)
-    gearmand.start()
-    worker.wait_registered(gearmand.address)
-    with Client(gearmand.address) as client:
-        reply = call(client, "EchoBlob", pb.Blob(text="back"), pb.Blob, encoding=MSGPACK)
-        assert reply.text == "back"
-    assert worker.stop() == 0
-
-
-@pytest.mark.timeout(60)
-def test_serves_every_job_server_even_with_one_down(
-    gearmand_factory: Any, start_worker: Any, pb: ModuleType
-) -> None:
-    first, second = gearmand_factory(), gearmand_factory()
-    dead = GearmandServer()  # a port nobody listens on, listed first
-    worker = start_worker(f"{dead.address},{first.address},{second.address}")
-    for server in (first, second):
-        worker.wait_registered(server.address)
-        with Client(server.address) as client:
-            reply = call(client, "EchoBlob", pb.Blob(text=server.address), pb.Blob)
-            assert reply.text == server.address
-    assert worker.stop() == 0
-
-
-@pytest.mark.timeout(60)
 def test_concurrency_forks_worker_processes_that_run_jobs_in_parallel(
     gearmand: GearmandServer, start_worker: Any, pb: ModuleType
 ) -> None:
@@ -243,28 +195,6 @@ def test_concurrency_forks_worker_processes_that_run_jobs_in_parallel(
         elapsed = time.monotonic() - started
     assert elapsed < 1.6, f"3 jobs of 0.7 s took {elapsed:.2f} s: not run in parallel"
     assert worker.stop() == 0, worker.log()
-
-
-@pytest.mark.timeout(60)
-def test_oversized_and_malformed_jobs_get_typed_errors_and_the_worker_goes_on(
-    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
-) -> None:
-    worker = start_worker(gearmand.address, "--max-request-bytes", "1000")
-    worker.wait_registered(gearmand.address)
-    with Client(gearmand.address) as client:
-        big = pb.Blob(data=b"x" * 2000)
-        err = error_of(client, "EchoBlob", big)
-        assert type(err).__name__ == "ResourceExhausted"
-        err = error_of(client, "EchoBlob", None, payload=b"\xff\xff\xff")
-        assert type(err).__name__ == "InvalidArgument"
-        bad_body = encode_request(b"\x81\xa4data\xa1x", encoding=MSGPACK)
-        err = error_of(client, "EchoBlob", None, payload=bad_body)
-        assert type(err).__name__ == "InvalidArgument"
-        with pytest.raises(JobFailed):
-            client.call(PREFIX + "Raise", encode_request(
-                pb.RaiseRequest(fail=True).SerializeToString(), encoding=1), timeout=10)
-        assert call(client, "EchoBlob", pb.Blob(data=b"ok"), pb.Blob).data == b"ok"
-    assert worker.stop() == 0
 
 
 # --- the emitter ----------------------------------------------------------------------------
@@ -433,63 +363,3 @@ def test_invoice_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) ->
     assert "total 1439.78 EUR, due 2026-12-26; HTML escapes the customer: True" in out, out
     assert "progress [(1, 3), (2, 3), (3, 3)]" in out, out
     assert "refused by PHP as expected: InvalidArgument: unsupported currency 'XXX'" in out, out
-
-
-# --- the interop behaviour, called the way a user calls it ----------------------------------
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("encoding", [PROTOBUF, MSGPACK], ids=["protobuf", "msgpack"])
-def test_interop_behaviour_through_typed_python_stubs(
-    gearmand: GearmandServer, start_worker: Any, pb: ModuleType, encoding: int
-) -> None:
-    from interop.v1.interop_bridge import InteropClient  # type: ignore[import-not-found]
-
-    worker = start_worker(gearmand.address, "--concurrency", "2")
-    worker.wait_registered(gearmand.address, workers=2)
-    with InteropClient(gearmand.address, encoding=encoding) as client:
-        composite = pb.Composite(
-            text="héllo", labels={-1: "minus", 7: "seven"}, numbers=[0, -1, 70000],
-            by_name={"a": pb.Inner(name="x", value=-5)}, child=pb.Composite(number=0),
-            scalars=pb.Scalars(f_uint64=2**64 - 1, f_uint32=2**32 - 1, f_sint64=-(2**63),
-                               f_float=-0.0, opt_string=""),
-            flags={True: 1, False: -1}, blobs={"z": b"\xff", "a": b""}, ratios=[0.1, -2.5],
-        )
-        assert client.echo(composite, timeout=10) == composite
-        assert client.legacy(pb.Blob(data=b"\0\1\2", text="old"), timeout=10).data == b"\0\1\2"
-        assert client.nothing(pb.Empty(), timeout=10) == pb.Empty()
-
-        items = list(client.stream(count=4, payload_size=3, timeout=10))
-        assert [(i.index, i.payload) for i in items] == [(n, bytes([n]) * 3) for n in range(4)]
-
-        progress: list[tuple[int, int]] = []
-        warnings: list[str] = []
-        reply = client.progress(steps=3, warning="careful ✓", timeout=10,
-                                on_progress=lambda n, d: progress.append((n, d)),
-                                on_warning=warnings.append)
-        assert (reply.steps_done, progress, warnings) == (3, [(1, 3), (2, 3), (3, 3)],
-                                                         ["careful ✓"])
-
-        with pytest.raises(errors.NotFound) as coded:
-            client.raise_(code=5, message="no such invoice", timeout=10)
-        assert (coded.value.message, coded.value.type, coded.value.language) == (
-            "no such invoice", "Bridge\\Runtime\\BridgeError", "php")
-        with pytest.raises(errors.Unknown) as native:
-            client.raise_(native=True, message="bad state", timeout=10)
-        assert (native.value.message, native.value.type) == ("bad state", "RuntimeException")
-        assert "Interop->raise" in native.value.trace
-        with pytest.raises(errors.WorkerFailed):
-            client.raise_(fail=True, timeout=10)
-        with pytest.raises(errors.Unimplemented):
-            client.not_implemented(pb.Empty(), timeout=10)
-
-        who = client.who_am_i(pb.Empty(), metadata={"tenant": "ü-7", "42": "n"}, timeout=30)
-        assert who.language == "php" and dict(who.metadata) == {"tenant": "ü-7", "42": "n"}
-        assert who.deadline_ms > 0
-
-        start = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            slept = list(pool.map(lambda _: client.sleep(millis=400, timeout=10), range(2)))
-        assert [(s.slept_millis, s.language) for s in slept] == [(400, "php"), (400, "php")]
-        assert time.monotonic() - start < 0.79, "two 400 ms sleeps did not run in parallel"
-    assert worker.stop() == 0, worker.log()
