@@ -1,0 +1,108 @@
+"""The bridge demo: Python calls functions written in C, PHP, Ruby and Java, as typed Python
+functions, through one real gearmand.
+
+For each example in examples/ it builds the worker (its ``build.sh``), generates the typed Python
+stubs with ``bridge generate --lang python``, starts the worker (``run.sh``), runs the example's
+``client.py`` against it and stops the worker with SIGTERM.
+
+    python3 examples/demo.py [--only c-checksum,ruby-text] [--build build/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge import admin
+from bridge.testing import GearmandServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str  # the folder under examples/
+    proto: str
+    function: str  # a Gearman function the worker registers: ready once gearmand lists it
+    language: str
+
+
+EXAMPLES = (
+    Example("c-checksum", "checksum.proto", "checksum.v1.Checksum.Digest", "C"),
+    Example("php-invoice", "invoice.proto", "billing.v1.Invoices.Render", "PHP"),
+    Example("ruby-text", "text.proto", "textkit.v1.TextToolkit.Slugify", "Ruby"),
+    Example("java-loans", "loans.proto", "examples.loans.v1.Loans.Quote", "Java"),
+)
+BUILD_TIMEOUT_S = 600
+READY_TIMEOUT_S = 60
+
+
+def run(argv: list[str], what: str, timeout: float) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def wait_for(server: GearmandServer, function: str, worker: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker for {function} exited with {worker.returncode}")
+        if any(r.function == function and r.workers for r in admin.status(server.address)):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"no worker registered {function} within {READY_TIMEOUT_S}s")
+
+
+def demo(example: Example, server: GearmandServer, build_root: Path) -> None:
+    folder = ROOT / "examples" / example.name
+    build = build_root / example.name
+    build.mkdir(parents=True, exist_ok=True)
+    print(f"\n=== {example.language}: examples/{example.name} ===", flush=True)
+    run([str(folder / "build.sh"), str(build)], f"building {example.name}", BUILD_TIMEOUT_S)
+    stubs = build / "python"
+    run([sys.executable, "-m", "bridge.cli", "generate", "--lang", "python", "-o", str(stubs),
+         "-I", str(folder), str(folder / example.proto)], "generating the Python stubs", 120)
+    log = (build / "worker.log").open("wb")
+    worker = subprocess.Popen([str(folder / "run.sh"), str(build), server.address],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_for(server, example.function, worker)
+        print(run([sys.executable, str(folder / "client.py"), "--servers", server.address,
+                   "--gen", str(stubs)], f"the {example.name} client", 120), end="", flush=True)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+        log.close()
+    if code != 0:
+        raise SystemExit(
+            f"the {example.name} worker exited with {code}; see {build / 'worker.log'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated example folders (default: all four)")
+    parser.add_argument("--build", default=str(ROOT / "build" / "demo"), help="build folder")
+    args = parser.parse_args()
+    chosen = [e for e in EXAMPLES if not args.only or e.name in args.only.split(",")]
+    if not chosen:
+        raise SystemExit(f"--only: pick from {', '.join(e.name for e in EXAMPLES)}")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    with GearmandServer() as server:
+        print(f"gearmand {admin.version(server.address)} on {server.address}")
+        for example in chosen:
+            demo(example, server, Path(args.build).resolve())
+    print(f"\nDone: {len(chosen)} workers in {len(chosen)} languages answered typed Python calls.")
+
+
+if __name__ == "__main__":
+    main()
