@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge import admin
 from bridge.client import AsyncClient
 from bridge.rpc.envelope import encode_request
 from bridge.testing import GearmandServer
@@ -47,16 +46,6 @@ def blob_message(size: int) -> bytes:
             length.append(byte)
             break
     return b"\x0a" + bytes(length) + data
-
-
-async def wait_for_workers(server: GearmandServer, function: str, deadline_s: float) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        for row in await admin.AsyncAdmin(server.address).status():
-            if row.function == function and row.workers > 0:
-                return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"no worker registered {function} within {deadline_s}s")
 
 
 async def drive(address: str, function: str, payload: bytes, jobs: int, in_flight: int) -> float:
@@ -98,7 +87,7 @@ async def measure(
     with GearmandServer(threads=2) as server:
         worker = start(cmd, server.address)
         try:
-            await wait_for_workers(server, function, 60)
+            await asyncio.to_thread(server.wait_for_workers, function, timeout=60)
             if check is not None:
                 async with AsyncClient(server.address) as client:
                     check(await client.call(function, payload, timeout=30))

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,17 +50,6 @@ def run(argv: list[str], what: str, timeout: float) -> str:
     return done.stdout
 
 
-def wait_for(server: GearmandServer, function: str, worker: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise SystemExit(f"the worker for {function} exited with {worker.returncode}")
-        if any(r.function == function and r.workers for r in admin.status(server.address)):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"no worker registered {function} within {READY_TIMEOUT_S}s")
-
-
 def demo(example: Example, server: GearmandServer, build_root: Path) -> None:
     folder = ROOT / "examples" / example.name
     build = build_root / example.name
@@ -75,7 +63,7 @@ def demo(example: Example, server: GearmandServer, build_root: Path) -> None:
     worker = subprocess.Popen([str(folder / "run.sh"), str(build), server.address],
                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        wait_for(server, example.function, worker)
+        server.wait_for_workers(example.function, timeout=READY_TIMEOUT_S, processes=[worker])
         print(run([sys.executable, str(folder / "client.py"), "--servers", server.address,
                    "--gen", str(stubs)], f"the {example.name} client", 120), end="", flush=True)
     finally:

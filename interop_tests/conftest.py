@@ -21,10 +21,9 @@ from typing import Any
 
 import pytest
 
-from bridge import admin
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
-from bridge.testing import GearmandServer
+from bridge.testing import GearmandError, GearmandServer
 from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, Language
 
 ALL_LANGUAGES = ("python", "c", "c-asan", "php", "ruby", "java")
@@ -115,25 +114,14 @@ class WorkerPool:
 
     def wait_registered(self, server: GearmandServer, function: str = ECHO) -> None:
         """Until ``server`` lists at least one worker per process for ``function``."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for worker in self.workers:
-                if worker.process.poll() is not None:
-                    raise AssertionError(
-                        f"{self.built.name} worker exited with {worker.process.returncode}:\n"
-                        f"{worker.log()[-4000:]}"
-                    )
-            try:
-                rows = admin.status(server.address)
-            except OSError:
-                rows = []  # gearmand restarting
-            if any(r.function == function and r.workers >= self.processes for r in rows):
-                return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"{self.built.name}: no worker registered {function} on {server.address} within "
-            f"{READY_TIMEOUT_S:g}s:\n" + "\n".join(w.log()[-2000:] for w in self.workers)
-        )
+        try:
+            server.wait_for_workers(
+                function, count=self.processes, timeout=READY_TIMEOUT_S,
+                processes=[w.process for w in self.workers],
+            )
+        except (TimeoutError, GearmandError) as exc:
+            logs = "\n".join(w.log()[-2000:] for w in self.workers)
+            raise AssertionError(f"{self.built.name}: {exc}:\n{logs}") from None
 
     def stop(self, worker: WorkerProcess) -> str:
         """SIGTERM (a graceful stop), then require exit status 0 and a clean log."""

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 __all__ = ["GEARMAND", "GearmandError", "GearmandServer", "free_port"]
 
@@ -158,6 +159,43 @@ class GearmandServer:
         if path is None or not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_for_workers(
+        self,
+        function: str,
+        *,
+        count: int = 1,
+        timeout: float = 30.0,
+        processes: Sequence[subprocess.Popen[Any]] = (),
+    ) -> None:
+        """Block until this server lists ``count`` or more workers able to do ``function``.
+
+        ``processes``: the worker processes being waited for; if one exits first, fail at once
+        instead of waiting out the timeout. Raises ``TimeoutError`` or ``GearmandError``.
+        """
+        from bridge import admin  # here: the server module stays importable on its own
+        from bridge.errors import ServerUnavailable
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for process in processes:
+                if process.poll() is not None:
+                    raise GearmandError(
+                        f"a worker for {function} exited with {process.returncode} before "
+                        f"{self.address} listed it"
+                    )
+            try:
+                rows = admin.status(self.address)
+            except ServerUnavailable:
+                rows = []  # restarting: keep asking until the deadline
+            if any(r.function == function and r.workers >= count for r in rows):
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{self.address} did not list {count} worker(s) for {function} within "
+                    f"{timeout:g}s"
+                )
+            time.sleep(0.02)
 
     def __enter__(self) -> GearmandServer:
         return self.start()

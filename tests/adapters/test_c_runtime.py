@@ -238,7 +238,7 @@ def test_checksum_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -
     worker = subprocess.Popen([str(example / "run.sh"), str(build), gearmand.address],
                               stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_function(gearmand.address, "checksum.v1.Checksum.Digest", 20)
+        gearmand.wait_for_workers("checksum.v1.Checksum.Digest", timeout=20, processes=[worker])
         out = subprocess.run(
             [sys.executable, str(example / "client.py"), "--servers", gearmand.address,
              "--gen", str(gen)],
@@ -249,14 +249,3 @@ def test_checksum_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -
         assert worker.wait(timeout=30) == 0
     assert "zlib agrees: True" in out, out
     assert "changed at : offsets [2097152]" in out, out
-
-
-def _wait_for_function(address: str, function: str, deadline_s: float) -> None:
-    from bridge import admin
-
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if any(row.function == function and row.workers > 0 for row in admin.status(address)):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"no worker registered {function}")

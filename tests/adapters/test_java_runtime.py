@@ -10,13 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from bridge import admin
 from bridge.codegen import get_emitter, write_files
 from bridge.codegen.base import CodegenError
 from bridge.codegen.java.emitter import (
@@ -276,15 +274,6 @@ def test_names() -> None:
     assert _camel_file_name("interop.proto") == "Interop"
 
 
-def _wait_for_function(address: str, function: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if any(row.function == function and row.workers > 0 for row in admin.status(address)):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no worker registered {function} within {seconds}s")
-
-
 @pytest.mark.timeout(400)
 def test_loans_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> None:
     """examples/java-loans: build.sh, run.sh and client.py through the generated Python stubs."""
@@ -301,7 +290,9 @@ def test_loans_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> N
     worker = subprocess.Popen([str(example / "run.sh"), str(build), gearmand.address],
                               stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_function(gearmand.address, "examples.loans.v1.Loans.Schedule", 30)
+        gearmand.wait_for_workers(
+            "examples.loans.v1.Loans.Schedule", timeout=30, processes=[worker]
+        )
         out = subprocess.run(
             [sys.executable, str(example / "client.py"), "--servers", gearmand.address,
              "--gen", str(gen)],
@@ -325,5 +316,3 @@ _ECHO_RPCS = {
     "bridge.interop.v1.Blob": "bridge.interop.v1.Interop.EchoBlob",
     "bridge.interop.v1.Empty": "bridge.interop.v1.Interop.Nothing",
 }
-
-

@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from bridge import admin
 from bridge.testing import GearmandServer
 from bridge.worker import Handler, Worker
 
@@ -44,20 +43,6 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
             await asyncio.sleep(0.02)
 
 
-def wait_for_workers(server: GearmandServer, function: str, count: int = 1,
-                     timeout: float = 10.0) -> None:
-    """Block until gearmand lists ``count`` workers able to do ``function``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in admin.status(server.address):
-            if line.function == function and line.workers >= count:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"no worker for {function} on {server.address}")
-
-
 class CliWorkers:
     """`gearman -w` processes (gearman-tools), killed at teardown."""
 
@@ -74,7 +59,7 @@ class CliWorkers:
             stderr=subprocess.DEVNULL,
         )
         self.processes.append(process)
-        wait_for_workers(server, function)
+        server.wait_for_workers(function, timeout=10, processes=[process])
         return process
 
     def stop_all(self) -> None:

@@ -113,6 +113,26 @@ def test_server_addresses_parse() -> None:
 # --- admin ------------------------------------------------------------------------------------
 
 
+async def test_wait_for_workers_returns_times_out_or_sees_the_worker_die(
+    gearmand: GearmandServer,
+) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(gearmand.wait_for_workers, "nobody.serves.this", timeout=0.3)
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    started = time.monotonic()
+    with pytest.raises(GearmandError, match="exited with 3"):
+        await asyncio.to_thread(
+            gearmand.wait_for_workers, "nobody.serves.this", timeout=30, processes=[dead]
+        )
+    assert time.monotonic() - started < 10, "a dead worker must not cost the whole timeout"
+
+    async def served(job: JobContext) -> bytes:
+        return b""
+
+    async with running_worker(gearmand.address, {"served": served}, wait=False):
+        await asyncio.to_thread(gearmand.wait_for_workers, "served", timeout=10)
+
+
 def test_admin_reports_functions_workers_and_cancels(gearmand: GearmandServer) -> None:
     assert admin.version(gearmand.address).startswith("1.1.")
     with Client(gearmand.address) as client:
