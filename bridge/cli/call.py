@@ -20,6 +20,9 @@ from bridge.errors import BridgeError, RpcError
 from bridge.rpc.client import Encoding, MethodSpec, SyncRpc
 from bridge.schema import Method, Schema, SchemaError, load
 
+# Without a timeout of the call's own or the schema's, the command gives up after this long.
+CLI_DEFAULT_TIMEOUT_S = 30.0
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -42,7 +45,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--encoding", choices=["protobuf", "msgpack"],
                         help="override the schema's encoding")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="default: the schema's default timeout, else none")
+                        help="default: the schema's default timeout, else "
+                        f"{CLI_DEFAULT_TIMEOUT_S:g} s (a command line must not wait forever)")
     parser.add_argument("--priority", choices=["low", "normal", "high"])
     parser.add_argument("--unique", help="Gearman unique id")
     parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
@@ -126,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"metadata": metadata}
     if args.timeout is not None:
         options["timeout"] = args.timeout
+    elif not method.default_timeout_ms and not args.background:
+        options["timeout"] = CLI_DEFAULT_TIMEOUT_S
     if args.priority:
         options["priority"] = Priority[args.priority.upper()]
     if args.unique:

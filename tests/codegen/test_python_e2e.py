@@ -322,6 +322,22 @@ def test_bridge_call_cli(server: GearmandServer, capsys: pytest.CaptureFixture[s
     assert "not a valid bridge.interop.v1.Composite" in capsys.readouterr().err
 
 
+def test_bridge_call_cli_never_waits_forever(
+    gearmand: GearmandServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker serves this gearmand: the command gives up after its default timeout."""
+    from bridge.cli import call
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.setattr(call, "CLI_DEFAULT_TIMEOUT_S", 0.3)
+    started = time.monotonic()
+    assert _cli(call, "call", "Interop.Nothing", "--schema",
+                str(repo / "schemas/interop/v1/interop.proto"), "-I", str(repo / "schemas"),
+                "--servers", gearmand.address) == 1
+    assert time.monotonic() - started < 10
+    assert "DEADLINE_EXCEEDED" in capsys.readouterr().err
+
+
 def test_bridge_describe_cli(capsys: pytest.CaptureFixture[str]) -> None:
     from bridge.cli import describe
 
