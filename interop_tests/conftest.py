@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def built(request: pytest.FixtureRequest) -> Built:
     language.check_toolchain()
     build_dir = BUILD_ROOT / language.name
     build_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(build_dir / "logs", ignore_errors=True)  # this run's worker logs only
     language.build(build_dir)
     return Built(language, build_dir.resolve())
 

@@ -20,6 +20,15 @@ from interop_tests.langs.base import (
 
 _WORKER = WORKERS_DIR / "php" / "worker.php"
 _EXTENSIONS = ("gearman", "pcntl")
+_FAILURES = (
+    "could not answer job",
+    "worker process failed",
+    "starting another",
+    "Fatal error:",  # PHP prints it with or without a "PHP " prefix (log vs display)
+    "PHP Warning",
+    "PHP Notice",
+    "PHP Deprecated",
+)
 
 
 class Php(Language):
@@ -67,6 +76,12 @@ class Php(Language):
 
     def worker_env(self, build_dir: Path) -> Mapping[str, str]:
         return {"BRIDGE_PHP_GEN": str(build_dir / "gen")}
+
+    def check_log(self, log: str) -> None:
+        # A handler's exception is an answer (one log line); these are the runtime's own failures:
+        # a job left unanswered, a forked worker that died, and PHP's own errors and warnings.
+        problems = [line for line in log.splitlines() if any(m in line for m in _FAILURES)]
+        assert not problems, "php worker log shows runtime errors:\n" + "\n".join(problems[:20])
 
 
 LANGUAGE = Php()
