@@ -208,8 +208,8 @@ def _fill(message: Message, obj: Any, depth: int) -> None:
     if plan is None:
         plan = _build_decode_plan(message.DESCRIPTOR)
     for key, value in obj.items():
-        setter = plan.get(key)
-        if setter is None:
+        entry = plan.get(key)
+        if entry is None:
             if type(key) is not str:
                 raise DecodeError(
                     f"{message.DESCRIPTOR.full_name}: map key {key!r} is not a field name (str)"
@@ -217,27 +217,28 @@ def _fill(message: Message, obj: Any, depth: int) -> None:
             continue  # unknown field: skipped
         if value is None:
             continue  # nil: unset
-        setter(message, value, depth)
+        # Plain scalars, most fields of most messages, are checked here inline rather than
+        # through a setter call: this loop is the msgpack decoder's hot path.
+        kind = entry[0]
+        if kind is _INT:
+            if type(value) is not int or not entry[1] <= value <= entry[2]:
+                raise _bad_int(entry[3], value)
+        elif kind is _EXACT:
+            if type(value) is not entry[1]:
+                raise _wrong(entry[3], entry[2], value)
+        else:
+            entry[1](message, value, depth)
+            continue
+        setattr(message, key, value)
 
 
 def _scalar_setter(field: FieldDescriptor) -> Setter:
-    # The checks are inlined (not _value_checker) because this runs for every scalar decoded.
+    # Only for oneof members: _fill checks other scalars inline.
     name = field.name
-    if field.type in _INT_RANGES:
-        low, high = _INT_RANGES[field.type]
-
-        def set_int(message: Message, value: Any, depth: int) -> None:
-            if type(value) is not int or not low <= value <= high:
-                raise _bad_int(field, value)
-            setattr(message, name, value)
-
-        return set_int
-    wanted, label = _EXPECTED[field.type]
+    check = _value_checker(field)
 
     def set_value(message: Message, value: Any, depth: int) -> None:
-        if type(value) is not wanted:
-            raise _wrong(field, label, value)
-        setattr(message, name, value)
+        setattr(message, name, check(value))
 
     return set_value
 
@@ -338,11 +339,29 @@ def _field_setter(field: FieldDescriptor) -> Setter:
     return setter
 
 
-_DECODE_PLANS: dict[object, dict[str, Setter]] = {}
+# A decode plan entry: (_INT, low, high, field) for an integer scalar, (_EXACT, type, label, field)
+# for another scalar, (_SETTER, setter, None, None) for everything else (messages, repeated, maps,
+# members of a oneof, which need more than a type check).
+_INT, _EXACT, _SETTER = "int", "exact", "setter"
+_DecodeEntry = tuple[str, Any, Any, Any]
+_DECODE_PLANS: dict[object, dict[str, _DecodeEntry]] = {}
 
 
-def _build_decode_plan(descriptor: Any) -> dict[str, Setter]:
-    plan = {f.name: _field_setter(f) for f in descriptor.fields}
+def _decode_entry(field: FieldDescriptor) -> _DecodeEntry:
+    oneof = field.containing_oneof
+    # (proto3 `optional` fields sit in a one-member oneof of their own: nothing to guard there)
+    guarded = oneof is not None and len(oneof.fields) > 1
+    if not field.is_repeated and field.type not in _MESSAGES and not guarded:
+        if field.type in _INT_RANGES:
+            low, high = _INT_RANGES[field.type]
+            return (_INT, low, high, field)
+        wanted, label = _EXPECTED[field.type]
+        return (_EXACT, wanted, label, field)
+    return (_SETTER, _field_setter(field), None, None)
+
+
+def _build_decode_plan(descriptor: Any) -> dict[str, _DecodeEntry]:
+    plan = {f.name: _decode_entry(f) for f in descriptor.fields}
     _DECODE_PLANS[descriptor] = plan
     return plan
 
