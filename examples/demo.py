@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge import admin
-from bridge.testing import GearmandServer
+from bridge.testing import GearmandError, GearmandServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,38 +42,54 @@ BUILD_TIMEOUT_S = 600
 READY_TIMEOUT_S = 60
 
 
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and shows its output."""
+
+
 def run(argv: list[str], what: str, timeout: float) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           check=False)
     if done.returncode != 0:
-        raise SystemExit(f"{what} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        raise DemoError(f"{what} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout
 
 
-def demo(example: Example, server: GearmandServer, build_root: Path) -> None:
+def stop(worker: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (the worker finishes its running job and exits), then its exit status."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        return worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and any processes it forked
+        worker.wait()
+        raise DemoError(f"worker {worker.args!r} ignored SIGTERM for 60 s") from None
+
+
+def run_example(example: Example, server: GearmandServer, build_root: Path) -> str:
+    """Build the example's worker, generate its Python stubs, start the worker, run its client;
+    return what the client printed. The worker's output goes to ``<build>/worker.log``."""
     folder = ROOT / "examples" / example.name
     build = build_root / example.name
     build.mkdir(parents=True, exist_ok=True)
-    print(f"\n=== {example.language}: examples/{example.name} ===", flush=True)
     run([str(folder / "build.sh"), str(build)], f"building {example.name}", BUILD_TIMEOUT_S)
     stubs = build / "python"
     run([sys.executable, "-m", "bridge.cli", "generate", "--lang", "python", "-o", str(stubs),
          "-I", str(folder), str(folder / example.proto)], "generating the Python stubs", 120)
-    log = (build / "worker.log").open("wb")
-    worker = subprocess.Popen([str(folder / "run.sh"), str(build), server.address],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    with (build / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([str(folder / "run.sh"), str(build), server.address],
+                                  stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                  start_new_session=True)
     try:
         server.wait_for_workers(example.function, timeout=READY_TIMEOUT_S, processes=[worker])
-        print(run([sys.executable, str(folder / "client.py"), "--servers", server.address,
-                   "--gen", str(stubs)], f"the {example.name} client", 120), end="", flush=True)
+        output = run([sys.executable, str(folder / "client.py"), "--servers", server.address,
+                      "--gen", str(stubs)], f"the {example.name} client", 120)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        code = worker.wait(timeout=60)
-        log.close()
+        code = stop(worker)
     if code != 0:
-        raise SystemExit(
+        raise DemoError(
             f"the {example.name} worker exited with {code}; see {build / 'worker.log'}"
         )
+    return output
 
 
 def main() -> None:
@@ -88,8 +104,15 @@ def main() -> None:
     with GearmandServer() as server:
         print(f"gearmand {admin.version(server.address)} on {server.address}")
         for example in chosen:
-            demo(example, server, Path(args.build).resolve())
-    print(f"\nDone: {len(chosen)} workers in {len(chosen)} languages answered typed Python calls.")
+            print(f"\n=== {example.language}: examples/{example.name} ===", flush=True)
+            try:
+                output = run_example(example, server, Path(args.build).resolve())
+            except (DemoError, TimeoutError, GearmandError) as exc:
+                raise SystemExit(f"demo: {exc}") from None
+            print(output, end="", flush=True)
+    languages = [e.language for e in chosen]
+    named = " and ".join([", ".join(languages[:-1]), languages[-1]] if languages[1:] else languages)
+    print(f"\nDone: {named} answered typed Python calls through gearmand.")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ import pytest
 from bridge.codegen import get_emitter, write_files
 from bridge.codegen.ruby.emitter import RESERVED_METHOD_NAMES
 from bridge.schema import load
-from bridge.testing import GearmandServer
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "ruby"
@@ -93,28 +90,3 @@ def test_emitter_and_runtime_reserve_the_same_method_names() -> None:
     assert set(proc.stdout.split()) == RESERVED_METHOD_NAMES
 
 
-@pytest.mark.timeout(120)
-def test_text_toolkit_example_end_to_end(gearmand: GearmandServer, tmp_path: Path) -> None:
-    example = REPO / "examples" / "ruby-text"
-    subprocess.run([str(example / "build.sh"), str(tmp_path / "ruby")], check=True, timeout=60,
-                   capture_output=True)
-    schema = load([str(example / "text.proto")], include_paths=[str(example)])
-    write_files(get_emitter("python").generate(schema, {}), tmp_path / "python")
-    worker = subprocess.Popen(
-        [str(example / "run.sh"), str(tmp_path / "ruby"), gearmand.address],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        client = subprocess.run(
-            [sys.executable, str(example / "client.py"), "--servers", gearmand.address,
-             "--gen", str(tmp_path / "python")],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, log = worker.communicate(timeout=15)
-    assert client.returncode == 0, client.stderr
-    assert "slugify      : creme-brulee-a-l-ete" in client.stdout
-    assert "titleize     : The Lord of the Rings" in client.stdout
-    assert "top words    : the=6, ruby=3, words=3, are=2" in client.stdout
-    assert worker.returncode == 0, log
