@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # the job server and the reference command-line peer
   gearman-job-server gearman-tools
+  # a virtual environment for bridge when the system's python3 is externally managed (PEP 668)
+  python3-venv
   # protoc for the non-Python generators (matches Debian's protobuf runtimes, 3.21.12)
   protobuf-compiler
   # C: libgearman, protobuf-c, msgpack-c
@@ -33,7 +35,22 @@ install_system() {
   fi
 }
 
+# True when python3 is a distribution's own interpreter that refuses pip installs (PEP 668) and
+# not already a virtual environment.
+externally_managed() {
+  python3 - <<'PY'
+import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if os.path.exists(marker) and sys.prefix == sys.base_prefix else 1)
+PY
+}
+
 install_python() {
+  source scripts/python-env.sh
+  if externally_managed; then
+    python3 -m venv .venv
+    source scripts/python-env.sh
+  fi
   python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 }
 

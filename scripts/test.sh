@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+source scripts/python-env.sh
 python3 -m ruff check bridge tests interop_tests bench scripts examples
 python3 -m mypy bridge
 python3 -m pytest -q -p no:cacheprovider "$@"
