@@ -371,7 +371,8 @@ async def test_priorities_order_the_queue(
             await client.sleep(millis=millis, priority=priority, timeout=CALL_TIMEOUT)
             finished.append(label)
 
-        blocker = asyncio.create_task(sleep("blocker", 600, Priority.NORMAL))
+        # Long enough to fill the queue behind it even on a loaded machine.
+        blocker = asyncio.create_task(sleep("blocker", 1500, Priority.NORMAL))
         await _until(lambda: _running(gearmand) == 1, "the worker runs the blocker")
         queued = []
         for n, (label, priority) in enumerate(
@@ -391,7 +392,7 @@ async def test_unique_id_coalesces_calls(
     async with (AsyncClient(gearmand.address) as first,
                 AsyncClient(gearmand.address) as second,
                 stubs.bridge.InteropAsyncClient(gearmand.address) as typed):
-        blocker = asyncio.create_task(typed.sleep(millis=500, timeout=CALL_TIMEOUT))
+        blocker = asyncio.create_task(typed.sleep(millis=1500, timeout=CALL_TIMEOUT))
         await _until(lambda: _running(gearmand) == 1, "the worker runs the blocker")
         a = await first.submit(FUNCTION + "Sleep", payload, unique="same-work",
                                timeout=CALL_TIMEOUT)
