@@ -13,6 +13,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -429,6 +430,27 @@ async def test_worker_and_client_survive_a_gearmand_restart(
         await asyncio.to_thread(gearmand.start)  # the same port
         await asyncio.to_thread(dedicated.wait_registered, gearmand)
         assert (await client.sleep(millis=2, timeout=CALL_TIMEOUT)).slept_millis == 2
+
+
+async def test_background_job_survives_a_gearmand_restart(
+    built: Built, gearmand_factory: Callable[..., GearmandServer], stubs: Stubs, tmp_path: Path
+) -> None:
+    """A background job queued in a persistent (SQLite) queue outlives a gearmand restart and is
+    run by a worker that starts afterwards."""
+    server = gearmand_factory(queue_file=tmp_path / "queue.sqlite")
+    async with stubs.bridge.InteropAsyncClient(server.address) as client:
+        await client.sleep_background(millis=2000, priority=Priority.LOW)
+    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(server.start)
+    assert _total(server) == 1 and _running(server) == 0, "the queued job did not survive"
+    workers = WorkerPool(built, [server]).start(wait_for=[])
+    try:
+        await _until(lambda: _running(server) == 1, "the new worker takes the queued job")
+        started = time.monotonic()
+        await _until(lambda: _total(server) == 0, "the job is done")
+        assert time.monotonic() - started >= 1.0, "the job ended too soon to have slept 2 s"
+    finally:
+        workers.close()
 
 
 async def test_two_job_servers_and_failover(
