@@ -22,10 +22,8 @@ from typing import Any
 
 import pytest
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
 from bridge.testing import GearmandError, GearmandServer
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, Language
+from interop_tests.langs.base import REPO_ROOT, Language, generate_interop
 
 ALL_LANGUAGES = ("python", "c", "c-asan", "php", "ruby", "java")
 BUILD_ROOT = REPO_ROOT / "build" / "interop"
@@ -62,8 +60,7 @@ class Built:
 
     @property
     def wire_language(self) -> str:
-        """What the worker reports as its language (c-asan is still "c")."""
-        return str(getattr(self.language, "wire_language", self.language.name))
+        return self.language.wire_language
 
 
 @dataclass
@@ -207,9 +204,7 @@ class Stubs:
 
 @pytest.fixture(scope="session")
 def stubs() -> Iterator[Stubs]:
-    out = BUILD_ROOT / "_python_stubs"
-    schema = load([str(INTEROP_SCHEMA)], include_paths=[str(REPO_ROOT / "schemas")])
-    write_files(get_emitter("python").generate(schema, {}), out)
+    out = generate_interop("python", BUILD_ROOT / "_python_stubs")
     # Another test may have imported an ``interop`` package from elsewhere: start clean.
     for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
         del sys.modules[name]

@@ -380,7 +380,7 @@ async def test_priorities_order_the_queue(
             [("low", Priority.LOW), ("normal", Priority.NORMAL), ("high", Priority.HIGH)]
         ):
             queued.append(asyncio.create_task(sleep(label, 1, priority)))
-            await _until(lambda n=n: _total(gearmand) == n + 2, f"{label} is queued")  # type: ignore[misc]
+            await _until(lambda n=n: _total(gearmand) == n + 2, f"{label} is queued")
         await asyncio.gather(blocker, *queued)
     assert finished == ["blocker", "high", "normal", "low"]
 

@@ -22,9 +22,22 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bridge.codegen import get_emitter, write_files
+from bridge.schema import load
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INTEROP_SCHEMA = REPO_ROOT / "schemas" / "interop" / "v1" / "interop.proto"
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+INTEROP_SCHEMA = SCHEMAS_DIR / "interop" / "v1" / "interop.proto"
 WORKERS_DIR = REPO_ROOT / "interop_tests" / "workers"
+
+
+def generate_interop(emitter: str, out: Path) -> Path:
+    """Generate ``INTEROP_SCHEMA`` with ``bridge generate``'s ``emitter`` into a fresh ``out``."""
+    if out.exists():
+        shutil.rmtree(out)
+    schema = load([str(INTEROP_SCHEMA)], include_paths=[str(SCHEMAS_DIR)])
+    write_files(get_emitter(emitter).generate(schema, {}), out)
+    return out
 
 
 class ToolchainMissing(RuntimeError):
@@ -34,6 +47,11 @@ class ToolchainMissing(RuntimeError):
 class Language(abc.ABC):
     #: short name used in test ids, build folders and ``bridge generate --lang``
     name: str
+
+    @property
+    def wire_language(self) -> str:
+        """What the worker reports as its language (Error.language, WhoAmI.language)."""
+        return self.name
 
     def check_toolchain(self) -> None:
         """Raise ``ToolchainMissing`` naming what is absent. CI never skips a language: it fails."""

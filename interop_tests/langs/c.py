@@ -8,19 +8,16 @@ statically against libbridge (dynamically against libgearman, protobuf-c and msg
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
 from interop_tests.langs.base import (
-    INTEROP_SCHEMA,
     REPO_ROOT,
     WORKERS_DIR,
     Language,
     ToolchainMissing,
+    generate_interop,
 )
 
 ADAPTER = REPO_ROOT / "adapters" / "c"
@@ -65,8 +62,7 @@ def build_c_program(
 
 class C(Language):
     name = "c"
-    #: the language the worker reports on the wire (Error.language, WhoAmI.language)
-    wire_language = "c"
+    wire_language = "c"  # c-asan's worker is a C worker too
     sanitize = False
 
     def required_tools(self) -> Sequence[str]:
@@ -82,11 +78,7 @@ class C(Language):
                 )
 
     def build(self, build_dir: Path) -> None:
-        gen = build_dir / "gen"
-        if gen.exists():
-            shutil.rmtree(gen)
-        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(INTEROP_SCHEMA.parents[2])])
-        write_files(get_emitter("c").generate(schema, {}), gen)
+        gen = generate_interop("c", build_dir / "gen")
         build_c_program(
             build_dir, [WORKER_SOURCE], build_dir / "interop_worker", gen=gen,
             sanitize=self.sanitize,

@@ -10,9 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+from interop_tests.langs.base import REPO_ROOT, WORKERS_DIR, Language, generate_interop
 
 BUILD_RUNTIME = REPO_ROOT / "adapters" / "java" / "scripts" / "build-runtime.sh"
 WORKER_SOURCES = WORKERS_DIR / "java" / "src"
@@ -44,13 +42,10 @@ class Java(Language):
         _run([str(BUILD_RUNTIME), str(runtime)], timeout=600)
         classpath = (runtime / "classpath").read_text().strip()
 
-        gen = build_dir / "gen"
+        gen = generate_interop("java", build_dir / "gen")
         classes = build_dir / "classes"
-        for folder in (gen, classes):
-            if folder.exists():
-                shutil.rmtree(folder)
-        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(REPO_ROOT / "schemas")])
-        write_files(get_emitter("java").generate(schema, {}), gen)
+        if classes.exists():
+            shutil.rmtree(classes)
         sources = sorted(str(p) for p in [*gen.rglob("*.java"), *WORKER_SOURCES.rglob("*.java")])
         _run(
             ["javac", "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes),

@@ -3,19 +3,15 @@ step). Parallel jobs come from the runtime forking ``--concurrency`` worker proc
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
 from interop_tests.langs.base import (
-    INTEROP_SCHEMA,
-    REPO_ROOT,
     WORKERS_DIR,
     Language,
     ToolchainMissing,
+    generate_interop,
 )
 
 _WORKER = WORKERS_DIR / "php" / "worker.php"
@@ -53,11 +49,7 @@ class Php(Language):
             )
 
     def build(self, build_dir: Path) -> None:
-        gen = build_dir / "gen"
-        if gen.exists():
-            shutil.rmtree(gen)
-        schema = load([str(INTEROP_SCHEMA)], [str(REPO_ROOT / "schemas")])
-        write_files(get_emitter("php").generate(schema, {}), gen)
+        gen = generate_interop("php", build_dir / "gen")
         # Compile-check the worker and everything generated, so a syntax error fails the build.
         for source in [_WORKER, *sorted(gen.rglob("*.php"))]:
             result = subprocess.run(

@@ -4,28 +4,20 @@ servicer. Building is generating the stubs; the worker imports them through PYTH
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
-from interop_tests.langs.base import INTEROP_SCHEMA, REPO_ROOT, WORKERS_DIR, Language
+from interop_tests.langs.base import REPO_ROOT, WORKERS_DIR, Language, generate_interop
 
 WORKER = WORKERS_DIR / "python" / "worker.py"
 
 
 class Python(Language):
     name = "python"
-    native_error_type = "ValueError"
 
     def build(self, build_dir: Path) -> None:
-        gen = build_dir / "gen"
-        if gen.exists():
-            shutil.rmtree(gen)
-        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(REPO_ROOT / "schemas")])
-        write_files(get_emitter("python").generate(schema, {}), gen)
+        generate_interop("python", build_dir / "gen")
 
     def worker_command(
         self, build_dir: Path, servers: str, concurrency: int, max_request_bytes: int | None

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge.codegen import get_emitter, write_files
-from bridge.schema import load
 from interop_tests.langs.base import (
-    INTEROP_SCHEMA,
     REPO_ROOT,
     WORKERS_DIR,
     Language,
     ToolchainMissing,
+    generate_interop,
 )
 
 _UNCAUGHT = re.compile(r"^\S.*\([A-Z]\w*(?:::\w+)*\)\n\s+from .*$", re.MULTILINE)
@@ -41,11 +38,7 @@ class Ruby(Language):
                 raise ToolchainMissing(f"ruby: {package} is missing; run scripts/install-deps.sh")
 
     def build(self, build_dir: Path) -> None:
-        gen = build_dir / "gen"
-        if gen.exists():
-            shutil.rmtree(gen)
-        schema = load([str(INTEROP_SCHEMA)], include_paths=[str(INTEROP_SCHEMA.parents[2])])
-        write_files(get_emitter("ruby").generate(schema, {}), gen)
+        gen = generate_interop("ruby", build_dir / "gen")
         # Nothing to compile: a syntax and load check catches a broken generator or worker early.
         for argv in (
             ["ruby", "-c", str(WORKER)],

@@ -22,6 +22,7 @@ from bridge.codegen.java.emitter import (
     outer_class_name,
 )
 from bridge.schema import load
+from interop_tests.langs.base import generate_interop
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "java"
@@ -149,9 +150,7 @@ def _compile(sources: list[Path], classpath: str, out: Path) -> str:
 def interop_build(maven_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interop schema generated for Java and compiled with the interop worker and a check."""
     out = tmp_path_factory.mktemp("java-interop")
-    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
-    gen = out / "gen"
-    write_files(get_emitter("java").generate(schema, {}), gen)
+    gen = generate_interop("java", out / "gen")
     main = out / "CheckInterop.java"
     main.write_text(_CHECK_INTEROP)
     worker_sources = (REPO / "interop_tests" / "workers" / "java" / "src").rglob("*.java")

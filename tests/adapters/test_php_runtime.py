@@ -28,11 +28,10 @@ from bridge.errors import JobException
 from bridge.rpc.envelope import decode_error, encode_request
 from bridge.schema import load
 from bridge.testing import GearmandServer
+from interop_tests.langs.base import generate_interop
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "php"
-SCHEMAS = REPO / "schemas"
-INTEROP = SCHEMAS / "interop" / "v1" / "interop.proto"
 WORKER = REPO / "interop_tests" / "workers" / "php" / "worker.php"
 PREFIX = "bridge.interop.v1.Interop."
 PROTOBUF, MSGPACK = 1, 2
@@ -46,16 +45,13 @@ def _tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def php_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("php-gen")
-    write_files(get_emitter("php").generate(load([str(INTEROP)], [str(SCHEMAS)]), {}), out)
-    return out
+    return generate_interop("php", tmp_path_factory.mktemp("php-gen"))
 
 
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """The interop messages for the Python side (protoc's Python code, via the Python emitter)."""
-    out = tmp_path_factory.mktemp("py-gen")
-    write_files(get_emitter("python").generate(load([str(INTEROP)], [str(SCHEMAS)]), {}), out)
+    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
     sys.path.insert(0, str(out))
     try:
         import interop.v1.interop_pb2 as module

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.codegen import get_emitter, write_files
 from bridge.codegen.ruby.emitter import RESERVED_METHOD_NAMES
-from bridge.schema import load
+from interop_tests.langs.base import generate_interop
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "ruby"
-SCHEMAS = REPO / "schemas"
 
 
 def _ruby() -> str:
@@ -28,10 +26,7 @@ def _ruby() -> str:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ruby-gen")
-    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
-    write_files(get_emitter("ruby").generate(schema, {}), out)
-    return out
+    return generate_interop("ruby", tmp_path_factory.mktemp("ruby-gen"))
 
 
 @pytest.mark.timeout(180)
