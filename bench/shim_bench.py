@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bridge.client import AsyncClient
-from bridge.rpc.envelope import encode_request
+from bridge.rpc.envelope import _varint, encode_request
 from bridge.testing import GearmandServer
 
 SHIM_FUNCTION = "bridge.interop.v1.Interop.EchoBlob"
@@ -35,17 +35,7 @@ PROTOBUF = 1
 def blob_message(size: int) -> bytes:
     """A protobuf ``Blob{data: <size bytes>}`` built by hand, to keep this script schema-free."""
     data = bytes(i % 251 for i in range(size))
-    length = bytearray()
-    n = size
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            length.append(byte | 0x80)
-        else:
-            length.append(byte)
-            break
-    return b"\x0a" + bytes(length) + data
+    return b"\x0a" + _varint(size) + data  # field 1, length-delimited
 
 
 async def drive(address: str, function: str, payload: bytes, jobs: int, in_flight: int) -> float:
