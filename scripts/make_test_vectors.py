@@ -150,6 +150,27 @@ def _invalid_protobuf(name: str, type_name: str, data: bytes) -> dict[str, Any]:
     return {"name": name, "type": type_name, "invalid": True, "protobuf_hex": data.hex()}
 
 
+def _decode_only(name: str, encoding: str, data: bytes, message: Message) -> dict[str, Any]:
+    """Bytes no encoder writes that must decode to ``message`` (wire contract, section 6)."""
+    return {
+        "name": name,
+        "type": message.DESCRIPTOR.full_name,
+        "decode_only": True,
+        "json": _json_form(message),
+        f"{encoding}_hex": data.hex(),
+    }
+
+
+def _nested(cls: type[Message], depth: int) -> Message:
+    """A Composite whose ``child`` chain reaches ``depth`` (the top-level message is depth 0)."""
+    top = cls()
+    current: Any = top
+    for level in range(depth):
+        current = current.child
+        current.numbers.append(level)
+    return top
+
+
 def _mp_str(text: str) -> bytes:
     """A short msgpack fixstr (keys in the hand-written invalid cases)."""
     raw = text.encode()
@@ -555,6 +576,46 @@ def build_cases() -> list[dict[str, Any]]:
         ),
     ]
     cases.extend(_invalid_msgpack(*case) for case in bad)
+
+    # --- nesting: depth 100 is fine everywhere, 101 is refused (wire contract 5.9)
+    cases.append(_valid("nesting_100", _nested(composite_cls, 100)))
+    too_deep = _nested(composite_cls, 101)
+    cases.append(_invalid_protobuf(
+        "invalid_nesting_101_protobuf", composite_t, too_deep.SerializeToString()))
+    cases.append(_invalid_msgpack(
+        "invalid_nesting_101_msgpack", composite_t, _MSGPACK.encode(too_deep)))
+
+    # --- bytes no encoder writes, that every decoder must read the same way (wire contract 5.9)
+    cases.extend([
+        _decode_only("empty_msgpack_body", "msgpack", b"", composite()),
+        _decode_only(
+            "msgpack_unknown_extension", "msgpack",
+            b"\x82" + _mp_str("zz_unknown") + b"\xd4\x05\x00" + f_int32 + b"\x01",
+            scalars(f_int32=1),
+        ),
+        _decode_only(
+            "protobuf_map_value_merge", "protobuf",
+            bytes.fromhex("320d0a016b12040a026e6d12021004"),
+            composite(by_name={"k": inner(name="nm", value=4)}),
+        ),
+        _decode_only(
+            "protobuf_oneof_switch_back", "protobuf",
+            bytes.fromhex("52030a016e4a0174520210 03".replace(" ", "")),
+            composite(nested=inner(value=3)),
+        ),
+        _decode_only(
+            "protobuf_wrong_wire_type", "protobuf",
+            # f_int32 (3) sent length-delimited, f_string (14) sent as a varint: both skipped
+            b"\x1a\x01x" + b"\x70\x05" + b"\x20\x05",
+            scalars(f_int64=5),
+        ),
+        _decode_only(
+            "protobuf_repeated_scalar_packed_and_not", "protobuf",
+            # numbers (4): one packed run [1, 2], then 3 unpacked
+            b"\x22\x02\x01\x02" + b"\x20\x03",
+            composite(numbers=[1, 2, 3]),
+        ),
+    ])
 
     # --- invalid protobuf
     cases.extend(
