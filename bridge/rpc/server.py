@@ -50,6 +50,7 @@ from bridge.errors import (
     error_for_code,
 )
 from bridge.rpc.client import MethodSpec
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.rpc.envelope import (
     DEFAULT_MAX_REQUEST_BYTES,
     LANGUAGE,
@@ -98,11 +99,14 @@ class ServicerContext:
     """
 
     language = LANGUAGE
-    __slots__ = ("_job", "_metadata", "_raw_metadata", "deadline_ms", "encoding", "method")
+    __slots__ = (
+        "_attempt", "_framed", "_items", "_job", "_metadata", "_raw_metadata", "_tag",
+        "deadline_ms", "encoding", "method",
+    )
 
     def __init__(
         self, job: JobContext, method: MethodSpec[Any, Any], metadata: Mapping[str, str],
-        deadline_ms: int, encoding: Encoding,
+        deadline_ms: int, encoding: Encoding, tag: int,
     ) -> None:
         self._job = job
         self.method = method
@@ -110,6 +114,32 @@ class ServicerContext:
         self._metadata: Mapping[str, str] | None = None
         self.deadline_ms = deadline_ms
         self.encoding = encoding
+        # Reply frames (wire contract, section 3): this run's attempt id, the reply type's tag,
+        # whether a WORK_DATA frame has gone out, and how many stream items have.
+        self._attempt = new_attempt_id()
+        self._tag = tag
+        self._framed = False
+        self._items = 0
+
+    def _frame(self, kind: FrameKind, sequence: int = 0, body: bytes = b"") -> bytes:
+        return encode_frame(kind, int(self.encoding), self._tag, self._attempt, sequence, body)
+
+    def _send_item(self, body: bytes) -> None:
+        """One stream item as a WORK_DATA frame."""
+        self._framed = True
+        self._job.send_data(self._frame(FrameKind.ITEM, self._items, body))
+        self._items += 1
+
+    def _reply(self, body: bytes) -> bytes:
+        """The WORK_COMPLETE payload: the unary reply, or the stream's end."""
+        if self.method.server_streaming:
+            return self._frame(FrameKind.END, self._items)
+        return self._frame(FrameKind.REPLY, 0, body)
+
+    def _mark_attempt(self) -> None:
+        if not self._framed:
+            self._framed = True
+            self._job.send_data(self._frame(FrameKind.MARKER))
 
     @property
     def metadata(self) -> Mapping[str, str]:
@@ -139,10 +169,12 @@ class ServicerContext:
 
     def progress(self, numerator: int, denominator: int) -> None:
         """Report progress (WORK_STATUS); the caller's ``on_progress`` and ``status()`` see it."""
+        self._mark_attempt()
         self._job.send_status(numerator, denominator)
 
     def warning(self, text: str) -> None:
         """Send a warning (WORK_WARNING, UTF-8) to the caller's ``on_warning``; the call goes on."""
+        self._mark_attempt()
         self._job.send_warning(text.encode("utf-8", "backslashreplace"))
 
     def abort(
@@ -160,7 +192,8 @@ class ServicerContext:
 
 
 def _start(
-    job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int
+    job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int,
+    tag: int,
 ) -> tuple[Message, ServicerContext, Codec]:
     """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
     # The body stays a view into the job payload: a 64 MiB request is not copied again.
@@ -187,8 +220,8 @@ def _start(
             type="Unimplemented",
             language=LANGUAGE,
         )
-    encoding = _ENCODINGS.get(envelope.encoding, Encoding.PROTOBUF)
-    context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding)
+    encoding = _ENCODINGS.get(codec.encoding, Encoding.PROTOBUF)
+    context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding, tag)
     return request, context, codec
 
 
@@ -227,13 +260,14 @@ def _handler(
         raise TypeError(f"{type(servicer).__name__} has no method {attr}() for {method.full_name}")
     implemented = not getattr(impl, "__bridge_unimplemented__", False)
     is_async = inspect.iscoroutinefunction(impl) or inspect.isasyncgenfunction(impl)
+    tag = type_tag(method.reply_type.DESCRIPTOR.full_name)
 
     def run_sync(job: JobContext) -> bytes:
         try:
-            request, context, codec = _start(job, method, implemented, max_request_bytes)
+            request, context, codec = _start(job, method, implemented, max_request_bytes, tag)
             result = impl(request, context)
             if not method.server_streaming:
-                return codec.encode(_check_reply(method, result))
+                return context._reply(codec.encode(_check_reply(method, result)))
             if not isinstance(result, Iterable):
                 raise Internal(
                     f"{method.full_name}: a streaming handler must return or yield an iterable "
@@ -242,8 +276,8 @@ def _handler(
                     language=LANGUAGE,
                 )
             for item in result:
-                job.send_data(codec.encode(_check_reply(method, item)))
-            return b""
+                context._send_item(codec.encode(_check_reply(method, item)))
+            return context._reply(b"")
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt, SystemExit: not the caller's business
@@ -251,19 +285,19 @@ def _handler(
 
     async def run_async(job: JobContext) -> bytes:
         try:
-            request, context, codec = _start(job, method, implemented, max_request_bytes)
+            request, context, codec = _start(job, method, implemented, max_request_bytes, tag)
             result = impl(request, context)
             if inspect.isawaitable(result):
                 result = await result
             if not method.server_streaming:
-                return codec.encode(_check_reply(method, result))
+                return context._reply(codec.encode(_check_reply(method, result)))
             if isinstance(result, AsyncIterable):
                 async for item in result:
-                    job.send_data(codec.encode(_check_reply(method, item)))
+                    context._send_item(codec.encode(_check_reply(method, item)))
                     await job.drain()
             elif isinstance(result, Iterable):
                 for item in result:
-                    job.send_data(codec.encode(_check_reply(method, item)))
+                    context._send_item(codec.encode(_check_reply(method, item)))
                     await job.drain()
             else:
                 raise Internal(
@@ -272,7 +306,7 @@ def _handler(
                     type="TypeError",
                     language=LANGUAGE,
                 )
-            return b""
+            return context._reply(b"")
         except Exception as exc:
             raise _failure(method, exc) from None
 
