@@ -50,7 +50,6 @@ from bridge.errors import (
     error_for_code,
 )
 from bridge.rpc.client import MethodSpec
-from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.rpc.envelope import (
     DEFAULT_MAX_REQUEST_BYTES,
     LANGUAGE,
@@ -59,6 +58,7 @@ from bridge.rpc.envelope import (
     error_from_exception,
     split_request,
 )
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.schema.model import Encoding
 from bridge.worker import Handler, JobContext, Worker
 
