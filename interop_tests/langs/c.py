@@ -25,11 +25,13 @@ WORKER_SOURCE = WORKERS_DIR / "c" / "worker.c"
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=undefined")
 _TIMEOUT_S = 300
+#: What libbridge links against (adapters/c/Makefile and bridge.pc.in say the same).
+PKG_CONFIG_PACKAGES = ("libprotobuf-c", "msgpack", "gearmand", "zlib")
 
 
 def _pkg_config(*args: str) -> list[str]:
     proc = subprocess.run(
-        ["pkg-config", *args, "libprotobuf-c", "msgpack", "gearmand"],
+        ["pkg-config", *args, *PKG_CONFIG_PACKAGES],
         capture_output=True, text=True, check=True, timeout=30,
     )
     return proc.stdout.split()
@@ -70,7 +72,7 @@ class C(Language):
 
     def check_toolchain(self) -> None:
         super().check_toolchain()
-        for package in ("libprotobuf-c", "msgpack", "gearmand"):
+        for package in PKG_CONFIG_PACKAGES:
             if subprocess.run(["pkg-config", "--exists", package], check=False,
                               timeout=30).returncode != 0:
                 raise ToolchainMissing(

@@ -1,9 +1,8 @@
 /*
- * Codec entry points, shared descriptor helpers and the protobuf codec.
+ * Codec entry points, shared descriptor helpers and the protobuf encoder (the decoder is in
+ * protobuf_decode.c).
  *
- * Protobuf decoding is protobuf-c's own unpacker, guarded by a nesting-depth pre-scan (protobuf-c
- * recurses without limit) and followed by the UTF-8 check proto3 requires of strings (protobuf-c
- * does not check). Protobuf encoding is our own descriptor walk rather than protobuf_c_message_pack,
+ * Protobuf encoding is our own descriptor walk rather than protobuf_c_message_pack,
  * because protobuf-c skips a plain proto3 float/double holding -0.0 while every other language
  * writes it (the canonical bytes of the shared vectors compare bit patterns, not values).
  */
@@ -264,7 +263,7 @@ static bridge_status pb_fixed(bridge_buffer *out, uint64_t v, size_t size)
     return pb_put(out, tmp, size);
 }
 
-static int pb_wire_type(ProtobufCType type)
+int bridge__pb_wire_type(ProtobufCType type)
 {
     switch (type) {
     case PROTOBUF_C_TYPE_FIXED64:
@@ -381,7 +380,7 @@ static bridge_status pb_message(const ProtobufCMessage *msg, bridge_buffer *out,
         bridge_status st;
         uint64_t tag_base = (uint64_t)f->id << 3;
         if (f->label != PROTOBUF_C_LABEL_REPEATED) {
-            if ((st = pb_varint(out, tag_base | (uint64_t)pb_wire_type(f->type))) ||
+            if ((st = pb_varint(out, tag_base | (uint64_t)bridge__pb_wire_type(f->type))) ||
                 (st = pb_value(f, base + f->offset, out, depth, err, err_size)))
                 return st;
             continue;
@@ -389,7 +388,7 @@ static bridge_status pb_message(const ProtobufCMessage *msg, bridge_buffer *out,
         size_t count = *(const size_t *)(base + f->quantifier_offset);
         const char *items = *(const char *const *)(base + f->offset);
         size_t elem = bridge__repeated_elem_size(f->type);
-        int wt = pb_wire_type(f->type);
+        int wt = bridge__pb_wire_type(f->type);
         bool packed = (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) && wt != 2;
         if (packed) {
             /* Packed scalars: encode into a scratch buffer to learn the length. */
@@ -430,130 +429,6 @@ bridge_status bridge__protobuf_encode(const ProtobufCMessage *msg, bridge_buffer
                                       size_t err_size)
 {
     return pb_message(msg, out, 0, err, err_size);
-}
-
-/* ------------------------------------------------------------------ protobuf decoding */
-
-static bool pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (*p >= end)
-            return false;
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
-/*
- * Walks the wire format before protobuf-c does, to reject what protobuf-c would mishandle:
- * nesting deeper than BRIDGE_MAX_DEPTH (protobuf-c recurses without limit) and strings holding a
- * NUL character (protobuf-c's strings are NUL-terminated, it would silently cut them short).
- * Anything else that is malformed is left to protobuf-c.
- */
-static bool pb_prescan(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
-                       int depth, const char **problem)
-{
-    if (depth > BRIDGE_MAX_DEPTH) {
-        *problem = "messages nested deeper than 100 levels";
-        return false;
-    }
-    while (p < end) {
-        uint64_t key, len;
-        if (!pb_read_varint(&p, end, &key))
-            return true;
-        switch (key & 7) {
-        case 0:
-            if (!pb_read_varint(&p, end, &len))
-                return true;
-            break;
-        case 1:
-            p += (end - p < 8) ? end - p : 8;
-            break;
-        case 5:
-            p += (end - p < 4) ? end - p : 4;
-            break;
-        case 2: {
-            if (!pb_read_varint(&p, end, &len) || len > (uint64_t)(end - p))
-                return true;
-            const ProtobufCFieldDescriptor *f =
-                protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                !pb_prescan(f->descriptor, p, p + len, depth + 1, problem))
-                return false;
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, len) != NULL) {
-                *problem = "a string holds a NUL character, which protobuf-c strings cannot";
-                return false;
-            }
-            p += len;
-            break;
-        }
-        default:
-            return true; /* groups and garbage: protobuf-c rejects them */
-        }
-    }
-    return true;
-}
-
-/* proto3 strings must be UTF-8; protobuf-c does not check, so walk what it decoded. */
-static bool pb_strings_valid(const ProtobufCMessage *msg, const char **bad_field)
-{
-    const ProtobufCMessageDescriptor *desc = msg->descriptor;
-    const char *base = (const char *)msg;
-    for (unsigned i = 0; i < desc->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if (!bridge__field_present(msg, f))
-            continue;
-        size_t count = 1;
-        const char *items = base + f->offset;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            count = *(const size_t *)(base + f->quantifier_offset);
-            items = *(const char *const *)items;
-        }
-        for (size_t k = 0; k < count; k++) {
-            const void *item = *(const void *const *)(items + k * sizeof(void *));
-            if (item == NULL)
-                continue;
-            if (f->type == PROTOBUF_C_TYPE_STRING) {
-                if (!bridge__utf8_valid(item, strlen(item))) {
-                    *bad_field = f->name;
-                    return false;
-                }
-            } else if (!pb_strings_valid(item, bad_field)) {
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
-bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-                                      size_t len, ProtobufCMessage **out, char *err,
-                                      size_t err_size)
-{
-    *out = NULL;
-    const char *problem = NULL;
-    if (!pb_prescan(desc, data, data + len, 0, &problem))
-        return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size, "%s: %s", desc->name, problem);
-    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, data);
-    if (msg == NULL)
-        return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
-                            "%s: not a valid protobuf encoding", desc->name);
-    const char *bad = NULL;
-    if (!pb_strings_valid(msg, &bad)) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
-                            "%s: field %s is not valid UTF-8", desc->name, bad);
-    }
-    *out = msg;
-    return BRIDGE_STATUS_OK;
 }
 
 /* ------------------------------------------------------------------ entry points */

@@ -38,6 +38,9 @@ bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, co
                                       size_t len, ProtobufCMessage **out, char *err,
                                       size_t err_size);
 
+/* The protobuf wire type a singular value of `type` is written with (0, 1, 2 or 5). */
+int bridge__pb_wire_type(ProtobufCType type);
+
 /* Element size of one repeated value of `type` inside protobuf-c's arrays. */
 size_t bridge__repeated_elem_size(ProtobufCType type);
 

@@ -45,7 +45,16 @@ struct bridge_ctx {
     bool finished;
     bool io_failed;
     struct arena_block *arena;
+    /* reply frames (wire contract, section 3) */
+    uint64_t attempt;    /* this run's random id, never 0 */
+    uint32_t type_tag;   /* CRC-32 of the reply type's full name */
+    uint64_t items_sent; /* stream items sent so far: the next item's sequence */
+    bool sent_data;      /* a WORK_DATA went out in this run (no attempt marker needed) */
 };
+
+/* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body. */
+#define BRIDGE_FRAME_HEADER 23
+#define BRIDGE_FRAME_MAGIC 0xB7
 
 int64_t bridge__now_ms(void);
 

@@ -14,6 +14,7 @@
 #include "bridge/v1/envelope.pb-c.h"
 #include "interop/v1/bridge_interop_v1_interop.h"
 #include "vectors_table.h"
+#include <zlib.h>
 
 static int passed, failed;
 
@@ -98,6 +99,25 @@ static int vector_case(void)
         bridge_status st = bridge_decode(desc, enc, data, len, &msg, err, sizeof err);
         CHECK(st == BRIDGE_STATUS_DECODE_ERROR, "%s: decoding must fail, got %d", v->name, st);
         CHECK(msg == NULL && err[0] != '\0', "%s: no message and a reason expected", v->name);
+        return 0;
+    }
+    if (v->decode_only) {
+        /* Bytes no encoder writes: they must decode to the message whose canonical msgpack is
+         * expect_msgpack (gen_vectors.py made it from the case's json). */
+        bridge_encoding enc = v->msgpack ? BRIDGE_ENCODING_MSGPACK : BRIDGE_ENCODING_PROTOBUF;
+        const uint8_t *data = v->msgpack ? v->msgpack : v->protobuf;
+        size_t len = v->msgpack ? v->msgpack_len : v->protobuf_len;
+        bridge_status st = bridge_decode(desc, enc, data, len, &msg, err, sizeof err);
+        CHECK(st == BRIDGE_STATUS_OK, "%s: decoding failed: %s", v->name, err);
+        bridge_buffer out = BRIDGE_BUFFER_INIT;
+        st = bridge_encode(msg, BRIDGE_ENCODING_MSGPACK, &out, err, sizeof err);
+        bridge_message_free(msg);
+        int same = st == 0 && same_bytes(out.data, out.len, v->expect_msgpack, v->expect_msgpack_len);
+        if (!same)
+            printf("  want %s\n  got  %s\n", hex(v->expect_msgpack, v->expect_msgpack_len),
+                   hex(out.data, out.len));
+        bridge_buffer_free(&out);
+        CHECK(same, "%s: decodes to another message", v->name);
         return 0;
     }
     /* msgpack: decode, re-encode byte for byte */
@@ -293,7 +313,23 @@ static int t_stream(bridge_ctx *ctx, const Bridge__Interop__V1__StreamRequest *r
         item.index = i;
         if (bridge_interop_v1_interop_stream_send(ctx, &item) != BRIDGE_STATUS_OK)
             return -1;
+        /* progress after an item: no attempt marker (the item named the attempt) */
+        bridge_ctx_send_progress(ctx, (uint32_t)i + 1, (uint32_t)req->count);
     }
+    return 0;
+}
+
+static int t_progress(bridge_ctx *ctx, const Bridge__Interop__V1__ProgressRequest *req,
+                      Bridge__Interop__V1__ProgressReply *reply)
+{
+    if (req->warning[0] != '\0')
+        bridge_ctx_send_warning(ctx, req->warning);
+    for (int32_t i = 1; i <= req->steps; i++)
+        bridge_ctx_send_progress(ctx, (uint32_t)i, (uint32_t)req->steps);
+    /* a unary rpc has no stream: raw data is refused */
+    if (bridge_ctx_send_data(ctx, "x", 1) != BRIDGE_STATUS_INVALID)
+        return bridge_ctx_set_error(ctx, BRIDGE_INTERNAL, "send_data on a unary rpc was accepted");
+    reply->steps_done = req->steps;
     return 0;
 }
 
@@ -314,7 +350,8 @@ static bridge_worker *test_worker(size_t max_request_bytes)
     o.quiet = true;
     bridge_worker *w = bridge_worker_new(&o);
     static const bridge_interop_v1_interop_handlers h = {
-        .echo = t_echo, .raise = t_raise, .stream = t_stream, .who_am_i = t_who};
+        .echo = t_echo, .raise = t_raise, .stream = t_stream, .who_am_i = t_who,
+        .progress = t_progress};
     if (w != NULL && bridge_interop_v1_interop_register(w, &h, NULL) != BRIDGE_STATUS_OK) {
         bridge_worker_free(w);
         return NULL;
@@ -344,16 +381,113 @@ static void make_request(bridge_buffer *out, uint32_t version, int encoding, int
     bridge_encode(&req.base, BRIDGE_ENCODING_PROTOBUF, out, NULL, 0);
 }
 
-/* Runs a payload; returns the kind and, for exceptions, the decoded Error (caller frees). */
+/* ------------------------------------------------------------------ reply frames */
+
+typedef struct frame_info {
+    int kind, encoding;
+    uint32_t tag;
+    uint64_t attempt, seq;
+} frame_info;
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The header of a reply frame (wire contract, section 3); 0 when well-formed. */
+static int parse_frame(const uint8_t *p, size_t n, frame_info *f)
+{
+    if (n < 23 || p[0] != 0xB7 || p[1] < 1 || p[1] > 4 || (p[2] != 1 && p[2] != 2))
+        return -1;
+    f->kind = p[1];
+    f->encoding = p[2];
+    f->tag = (uint32_t)be(p + 3, 4);
+    f->attempt = be(p + 7, 8);
+    f->seq = be(p + 15, 8);
+    return f->attempt == 0 ? -1 : 0;
+}
+
+static frame_info last_reply;  /* the WORK_COMPLETE frame of the last process() */
+static size_t last_markers;    /* attempt markers among its WORK_DATA */
+static char frame_problem[200];
+
+/*
+ * Checks every frame of one job's packets (same attempt everywhere, items numbered 0, 1, ...,
+ * the end frame counting them, markers only first) and strips the headers: `out` keeps the reply
+ * body, `data` the items' bodies, each after its 4-byte length.
+ */
+static char check_frames(char kind, bridge_buffer *out, bridge_buffer *data)
+{
+    last_markers = 0;
+    memset(&last_reply, 0, sizeof last_reply);
+    if (kind != 'C')
+        return kind;
+#define BAD(...) (snprintf(frame_problem, sizeof frame_problem, __VA_ARGS__), '!')
+    if (parse_frame(out->data, out->len, &last_reply) != 0)
+        return BAD("WORK_COMPLETE is not a frame: %s", hex(out->data, out->len < 40 ? out->len : 40));
+    memmove(out->data, out->data + 23, out->len - 23);
+    out->len -= 23;
+    if (data == NULL)
+        return kind;
+    uint64_t items = 0;
+    size_t w = 0;
+    for (size_t r = 0; r + 4 <= data->len;) {
+        size_t n = (size_t)be(data->data + r, 4);
+        frame_info f;
+        if (parse_frame(data->data + r + 4, n, &f) != 0)
+            return BAD("WORK_DATA %zu is not a frame", r);
+        if (f.attempt != last_reply.attempt || f.encoding != last_reply.encoding ||
+            f.tag != last_reply.tag)
+            return BAD("WORK_DATA frame of another attempt, encoding or type");
+        if (f.kind == 4) {
+            if (items > 0 || f.seq != 0 || n != 23)
+                return BAD("attempt marker after items, or with a body / sequence");
+            last_markers++;
+        } else if (f.kind != 2 || f.seq != items++) {
+            return BAD("WORK_DATA: kind %d sequence %llu, expected item %llu", f.kind,
+                       (unsigned long long)f.seq, (unsigned long long)items - 1);
+        } else {
+            uint8_t len[4] = {(uint8_t)((n - 23) >> 24), (uint8_t)((n - 23) >> 16),
+                              (uint8_t)((n - 23) >> 8), (uint8_t)(n - 23)};
+            memcpy(data->data + w, len, 4);
+            memmove(data->data + w + 4, data->data + r + 4 + 23, n - 23);
+            w += 4 + n - 23;
+        }
+        r += 4 + n;
+    }
+    data->len = w;
+    if (items > 0 || last_reply.kind == 3) {
+        if (last_reply.kind != 3 || last_reply.seq != items || out->len != 0)
+            return BAD("stream end: kind %d count %llu after %llu items", last_reply.kind,
+                       (unsigned long long)last_reply.seq, (unsigned long long)items);
+    } else if (last_reply.kind != 1 || last_reply.seq != 0) {
+        return BAD("unary reply: kind %d sequence %llu", last_reply.kind,
+                   (unsigned long long)last_reply.seq);
+    }
+#undef BAD
+    return kind;
+}
+
+/* Runs a payload; returns the kind and, for exceptions, the decoded Error (caller frees).
+ * Replies come back without their frame header (checked, see check_frames); '!' = bad frames. */
 static char process(bridge_worker *w, const char *fn, const bridge_buffer *payload,
                     bridge_buffer *out, bridge_buffer *data, Bridge__V1__Error **error)
 {
     char kind = 0;
+    bridge_buffer own = BRIDGE_BUFFER_INIT;
     out->len = 0;
-    if (data)
-        data->len = 0;
+    if (data == NULL)
+        data = &own; /* frames are checked either way */
+    data->len = 0;
     *error = NULL;
     bridge_worker_process(w, fn, payload->data, payload->len, &kind, out, data);
+    kind = check_frames(kind, out, data);
+    bridge_buffer_free(&own);
+    if (kind == '!')
+        printf("  bad frames from %s: %s\n", fn, frame_problem);
     if (kind == 'E') {
         ProtobufCMessage *m = NULL;
         if (bridge_decode(&bridge__v1__error__descriptor, BRIDGE_ENCODING_PROTOBUF, out->data,
@@ -505,7 +639,7 @@ static int test_flow_success(void)
     int echoed = 0;
     for (size_t i = 0; i < test_vector_count; i++) {
         const test_vector *v = &test_vectors[i];
-        if (v->invalid || strcmp(v->type, "bridge.interop.v1.Composite") != 0)
+        if (v->invalid || v->decode_only || strcmp(v->type, "bridge.interop.v1.Composite") != 0)
             continue;
         make_request(&p, 1, 2, 0, v->msgpack, v->msgpack_len, NULL);
         char kind = process(w, ECHO, &p, &out, NULL, &e);
@@ -555,6 +689,54 @@ static int test_flow_success(void)
     return 0;
 }
 
+static int test_flow_frames(void)
+{
+    bridge_worker *w = test_worker(0);
+    CHECK(w != NULL, "worker");
+    bridge_buffer p = BRIDGE_BUFFER_INIT, out = BRIDGE_BUFFER_INIT, data = BRIDGE_BUFFER_INIT;
+    Bridge__V1__Error *e = NULL;
+    /* unary: kind 1, the request's encoding, CRC-32 of the reply type, a new attempt per run */
+    make_request(&p, 1, 2, 0, (const uint8_t *)"\x80", 1, NULL);
+    CHECK(process(w, ECHO, &p, &out, &data, &e) == 'C', "echo");
+    frame_info first = last_reply;
+    CHECK(first.kind == 1 && first.encoding == 2 && first.tag == 0x8dc965d8u && first.seq == 0,
+          "unary frame: kind %d encoding %d tag %08x", first.kind, first.encoding, first.tag);
+    CHECK(last_markers == 0 && data.len == 0, "no WORK_DATA for a quiet unary call");
+    make_request(&p, 1, 0, 0, NULL, 0, NULL);
+    CHECK(process(w, ECHO, &p, &out, &data, &e) == 'C', "echo again");
+    CHECK(last_reply.encoding == 1 && last_reply.attempt != first.attempt,
+          "protobuf reply, another attempt id");
+    /* progress and warnings: one attempt marker first */
+    bridge_buffer body = BRIDGE_BUFFER_INIT;
+    Bridge__Interop__V1__ProgressRequest pr = BRIDGE__INTEROP__V1__PROGRESS_REQUEST__INIT;
+    pr.steps = 3;
+    pr.warning = "careful";
+    bridge_encode(&pr.base, BRIDGE_ENCODING_PROTOBUF, &body, NULL, 0);
+    make_request(&p, 1, 1, 0, body.data, body.len, NULL);
+    char kind = process(w, BRIDGE_INTEROP_V1_INTEROP_PROGRESS_FUNCTION, &p, &out, &data, &e);
+    bridge_message_free(e ? &e->base : NULL);
+    CHECK(kind == 'C' && last_markers == 1 && last_reply.kind == 1, "progress: kind %c, %zu markers",
+          kind, last_markers);
+    /* a stream of zero items ends with count 0; progress after items needs no marker */
+    Bridge__Interop__V1__StreamRequest sr = BRIDGE__INTEROP__V1__STREAM_REQUEST__INIT;
+    for (sr.count = 0; sr.count <= 2; sr.count += 2) {
+        body.len = 0;
+        bridge_encode(&sr.base, BRIDGE_ENCODING_PROTOBUF, &body, NULL, 0);
+        make_request(&p, 1, 1, 0, body.data, body.len, NULL);
+        kind = process(w, BRIDGE_INTEROP_V1_INTEROP_STREAM_FUNCTION, &p, &out, &data, &e);
+        CHECK(kind == 'C' && last_reply.kind == 3 && last_reply.seq == (uint64_t)sr.count &&
+                  last_markers == 0 && last_reply.tag == crc32(0, (const Bytef *)"bridge.interop.v1.StreamItem", 28),
+              "stream of %d: kind %c end %d count %llu", sr.count, kind, last_reply.kind,
+              (unsigned long long)last_reply.seq);
+    }
+    bridge_buffer_free(&body);
+    bridge_buffer_free(&p);
+    bridge_buffer_free(&out);
+    bridge_buffer_free(&data);
+    bridge_worker_free(w);
+    return 0;
+}
+
 static int test_options_from_args(void)
 {
     bridge_worker_options o = bridge_worker_options_default();
@@ -581,6 +763,7 @@ int main(void)
     run("flow_handler_errors", test_flow_handler_errors);
     run("flow_last_body_wins", test_flow_last_body_wins);
     run("flow_success", test_flow_success);
+    run("flow_frames", test_flow_frames);
     run("options_from_args", test_options_from_args);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
