@@ -25,6 +25,8 @@ final class Dispatcher
     private array $methods = [];
     private readonly ProtobufCodec $protobuf;
     private readonly MsgpackCodec $msgpack;
+    /** True while the handler's own code runs: what it throws is UNKNOWN, anything else INTERNAL. */
+    private bool $inHandler = false;
 
     /** @param \Closure(string): void|null $log */
     public function __construct(
@@ -51,20 +53,33 @@ final class Dispatcher
 
     public function handle(string $functionName, string $payload, JobSink $sink, string $handle = '', string $unique = ''): void
     {
+        // The attempt id names this run of the job in every reply frame (wire contract, section 3).
+        $attempt = FramedSink::newAttemptId();
+        $this->inHandler = false;
         try {
-            $this->run($functionName, $payload, $sink, $handle, $unique);
+            $this->run($functionName, $payload, $sink, $handle, $unique, $attempt);
         } catch (JobFailed) {
             $sink->fail();
         } catch (\Throwable $e) {
-            // Anything the handler (or a codec) threw ends this job only; the worker lives on.
-            $sink->exception(self::errorFor($e)->serializeToString());
+            // Anything the handler, a codec or the runtime threw ends this job only; the worker
+            // lives on. A failure outside the handler's own code is the worker's, never the caller's.
+            $internal = !$this->inHandler;
+            $sink->exception(self::errorFor($e, $internal, $functionName)->serializeToString());
             if (!$e instanceof BridgeError && !$e instanceof DecodeError && $this->log !== null) {
-                ($this->log)(sprintf('%s: %s: %s', $functionName, $e::class, $e->getMessage()));
+                ($this->log)(sprintf(
+                    '%s: %s%s: %s',
+                    $functionName,
+                    $internal ? 'worker-side failure (answered INTERNAL): ' : '',
+                    $e::class,
+                    $e->getMessage()
+                ));
             }
+        } finally {
+            $this->inHandler = false;
         }
     }
 
-    private function run(string $functionName, string $payload, JobSink $sink, string $handle, string $unique): void
+    private function run(string $functionName, string $payload, JobSink $sink, string $handle, string $unique, string $attempt): void
     {
         $method = $this->methods[$functionName] ?? null;
         if ($method === null) {
@@ -89,7 +104,7 @@ final class Dispatcher
             );
         }
         // 4. encoding
-        $encoding = $request->encoding;
+        $encoding = $request->encoding ?: Encoding::PROTOBUF;
         $codec = $this->codecFor($encoding);
         // 5. deadline
         $deadlineMs = $request->deadlineMs;
@@ -98,11 +113,15 @@ final class Dispatcher
         }
         // 6. body
         $message = $codec->decode($request->body, $method->requestClass);
-        $context = new Context($sink, $functionName, $request->metadata, $deadlineMs, $encoding ?: Encoding::PROTOBUF, $handle, $unique);
-        // 7. (Unimplemented is thrown by the generated base class) 8. run the handler
+        $sink = new FramedSink($sink, $encoding, FramedSink::typeTagOf($method->replyClass), $attempt, $method->serverStreaming);
+        $context = new Context($sink, $functionName, $request->metadata, $deadlineMs, $encoding, $handle, $unique);
+        // 7. (Unimplemented is thrown by the generated base class) 8. run the handler. Its own code
+        // runs in the call and, for a generator, in each step of the foreach.
+        $this->inHandler = true;
         $result = ($method->handler)($message, $context);
         if ($method->serverStreaming) {
             if (!is_iterable($result)) {
+                $this->inHandler = false;
                 throw new Rejected(Code::INTERNAL, sprintf(
                     '%s must return an iterable of %s, got %s',
                     $functionName,
@@ -111,11 +130,15 @@ final class Dispatcher
                 ));
             }
             foreach ($result as $item) {
+                $this->inHandler = false;
                 $sink->data($codec->encode(self::checkReply($item, $method, $functionName)));
+                $this->inHandler = true;
             }
+            $this->inHandler = false;
             $sink->complete('');
             return;
         }
+        $this->inHandler = false;
         $sink->complete($codec->encode(self::checkReply($result, $method, $functionName)));
     }
 
@@ -141,8 +164,12 @@ final class Dispatcher
         return $reply;
     }
 
-    /** The bridge.v1.Error that reports $e to the caller. */
-    public static function errorFor(\Throwable $e): Error
+    /**
+     * The bridge.v1.Error that reports $e to the caller. $internal: $e did not come from the
+     * handler's own code but from the runtime around it (a generated class that is missing, a reply
+     * that cannot be encoded): INTERNAL, not UNKNOWN.
+     */
+    public static function errorFor(\Throwable $e, bool $internal = false, string $functionName = ''): Error
     {
         $error = new Error();
         $error->setLanguage('php');
@@ -152,8 +179,21 @@ final class Dispatcher
             foreach ($e->getDetails() as $key => $value) {
                 $error->getDetails()[(string) $key] = self::utf8((string) $value);
             }
+        } elseif ($e instanceof DecodeError) {
+            $error->setCode(Code::INVALID_ARGUMENT);
+        } elseif ($internal) {
+            $error->setCode(Code::INTERNAL);
+            $hint = str_contains($e->getMessage(), 'not found')
+                ? ' (is the PHP code generated for every .proto file the schema imports?)'
+                : '';
+            $error->setMessage(self::utf8(sprintf(
+                '%sthe PHP worker failed: %s%s',
+                $functionName === '' ? '' : "{$functionName}: ",
+                $e->getMessage(),
+                $hint
+            )));
         } else {
-            $error->setCode($e instanceof DecodeError ? Code::INVALID_ARGUMENT : Code::UNKNOWN);
+            $error->setCode(Code::UNKNOWN);
         }
         if ($e instanceof Rejected || $e instanceof DecodeError || $e instanceof Unimplemented) {
             // The runtime's own answers are typed by their code: "InvalidArgument", "Unimplemented".

@@ -13,61 +13,12 @@ use Bridge\Runtime\BridgeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
 use Bridge\Runtime\Context;
 use Bridge\Runtime\Dispatcher;
-use Bridge\Runtime\JobSink;
 use Bridge\Runtime\Method;
 use Bridge\Runtime\Unimplemented;
 use Bridge\V1\Code;
 use Bridge\V1\Encoding;
-use Bridge\V1\Error;
 use Bridge\V1\Request;
 use PHPUnit\Framework\TestCase;
-
-/** Keeps every packet a job sends, in order. */
-final class RecordingSink implements JobSink
-{
-    /** @var list<array{string, mixed}> */
-    public array $packets = [];
-
-    public function data(string $payload): void
-    {
-        $this->packets[] = ['data', $payload];
-    }
-
-    public function warning(string $text): void
-    {
-        $this->packets[] = ['warning', $text];
-    }
-
-    public function status(int $numerator, int $denominator): void
-    {
-        $this->packets[] = ['status', [$numerator, $denominator]];
-    }
-
-    public function complete(string $payload): void
-    {
-        $this->packets[] = ['complete', $payload];
-    }
-
-    public function exception(string $payload): void
-    {
-        $this->packets[] = ['exception', $payload];
-    }
-
-    public function fail(): void
-    {
-        $this->packets[] = ['fail', null];
-    }
-
-    public function error(): Error
-    {
-        TestCase::assertCount(1, $this->packets, 'an exception ends the job alone');
-        [$kind, $payload] = $this->packets[0];
-        TestCase::assertSame('exception', $kind);
-        $error = new Error();
-        $error->mergeFromString($payload);
-        return $error;
-    }
-}
 
 /**
  * The job flow of wire contract section 2, in order, without a job server.
@@ -123,10 +74,11 @@ final class DispatcherTest extends TestCase
         $sink = new RecordingSink();
         $deadline = Context::nowMs() + 60_000;
         $this->dispatcher()->handle(self::ECHO, self::request((new Blob(['text' => 'hi']))->serializeToString(), deadlineMs: $deadline), $sink);
-        self::assertSame(['warning', 'status', 'complete'], array_column($sink->packets, 0));
-        self::assertSame([1, 2], $sink->packets[1][1]);
+        // The attempt marker goes before the first warning or status (wire contract, section 3).
+        self::assertSame(['data', 'warning', 'status', 'complete'], array_column($sink->packets, 0));
+        self::assertSame([1, 2], $sink->packets[2][1]);
         $reply = new Blob();
-        $reply->mergeFromString($sink->packets[2][1]);
+        $reply->mergeFromString($sink->body(3));
         self::assertSame("hi|tester|{$deadline}", $reply->getText());
     }
 
@@ -135,7 +87,7 @@ final class DispatcherTest extends TestCase
         $msgpack = new MsgpackCodec();
         $sink = new RecordingSink();
         $this->dispatcher()->handle(self::ECHO, self::request($msgpack->encode(new Blob(['data' => "\x00\x01"])), Encoding::MSGPACK), $sink);
-        $reply = $msgpack->decode($sink->packets[2][1], Blob::class);
+        $reply = $msgpack->decode($sink->body(3), Blob::class);
         self::assertSame("\x00\x01", $reply->getData());
         self::assertSame('|tester|0', $reply->getText());
     }
@@ -145,9 +97,9 @@ final class DispatcherTest extends TestCase
         $sink = new RecordingSink();
         $this->dispatcher()->handle(self::STREAM, self::request((new StreamRequest(['count' => 3]))->serializeToString()), $sink);
         self::assertSame(['data', 'data', 'data', 'complete'], array_column($sink->packets, 0));
-        self::assertSame('', $sink->packets[3][1]);
+        self::assertSame('', $sink->body(3));
         $item = new StreamItem();
-        $item->mergeFromString($sink->packets[2][1]);
+        $item->mergeFromString($sink->body(2));
         self::assertSame(2, $item->getIndex());
     }
 
@@ -258,7 +210,7 @@ final class DispatcherTest extends TestCase
         $dispatcher->handle(self::THROWS, self::request((new Composite(['text' => 'native']))->serializeToString()), new RecordingSink());
         $sink = new RecordingSink();
         $dispatcher->handle(self::ECHO, self::request(''), $sink);
-        self::assertSame('complete', $sink->packets[2][0]);
+        self::assertSame('complete', $sink->packets[3][0]);
     }
 
     public function testBridgeErrorRefusesCodeOk(): void

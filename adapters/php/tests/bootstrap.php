@@ -34,3 +34,4 @@ bridge_register_psr4_root($gen);
 \Bridge\V1\GPBMetadata\Envelope::initOnce();
 
 define('BRIDGE_REPO_ROOT', $repo);
+require __DIR__ . '/RecordingSink.php';

@@ -100,14 +100,19 @@ final class FieldPlan
      */
     private static function build(string $class): array
     {
+        // A class that is missing or not a message is the worker's own failure (a \LogicException,
+        // which the codecs let through: the caller is not to blame).
+        if (!class_exists($class)) {
+            throw new \LogicException("generated message class {$class} not found");
+        }
         if (!is_subclass_of($class, Message::class)) {
-            throw new \InvalidArgumentException("{$class} is not a generated protobuf message class");
+            throw new \LogicException("{$class} is not a generated protobuf message class");
         }
         // Constructing one instance registers the class's file with the descriptor pool.
         new $class();
         $descriptor = DescriptorPool::getGeneratedPool()->getDescriptorByClassName($class);
         if ($descriptor === null) {
-            throw new \InvalidArgumentException("no protobuf descriptor for {$class}");
+            throw new \LogicException("no protobuf descriptor for {$class}");
         }
         $fields = [];
         for ($i = 0, $n = $descriptor->getFieldCount(); $i < $n; $i++) {

@@ -231,8 +231,11 @@ final class MsgpackCodec implements Codec
                 }
             } catch (DecodeError $e) {
                 throw $e;
-            } catch (\Throwable $e) {
-                // A setter refused the value (the library checks UTF-8 and types).
+            } catch (\LogicException $e) {
+                throw $e;  // FieldPlan: a generated class missing (the worker's failure, INTERNAL)
+            } catch (\Exception $e) {
+                // A setter refused the value (the library checks UTF-8 and types). An \Error (a
+                // missing generated class) is the worker's own failure and goes up as it is.
                 throw new DecodeError("msgpack for {$class}.{$name}: {$e->getMessage()}", 0, $e);
             }
         }
@@ -390,11 +393,8 @@ final class MsgpackCodec implements Codec
         if (($b & 0xf0) === 0x80) {
             return $b & 0x0f;
         }
-        if ($b === 0xde) {
-            return unpack('n', $this->take(2, $what))[1];
-        }
-        if ($b === 0xdf) {
-            return unpack('N', $this->take(4, $what))[1];
+        if ($b === 0xde || $b === 0xdf) {
+            return $this->count(unpack($b === 0xde ? 'n' : 'N', $this->take($b === 0xde ? 2 : 4, $what))[1], 2, $what);
         }
         throw new DecodeError(sprintf('msgpack for %s: expected a map, got 0x%02x', $what, $b));
     }
@@ -405,11 +405,8 @@ final class MsgpackCodec implements Codec
         if (($b & 0xf0) === 0x90) {
             return $b & 0x0f;
         }
-        if ($b === 0xdc) {
-            return unpack('n', $this->take(2, $class))[1];
-        }
-        if ($b === 0xdd) {
-            return unpack('N', $this->take(4, $class))[1];
+        if ($b === 0xdc || $b === 0xdd) {
+            return $this->count(unpack($b === 0xdc ? 'n' : 'N', $this->take($b === 0xdc ? 2 : 4, $class))[1], 1, $class);
         }
         throw $this->wrongType($b, 'array', $class, $name);
     }
@@ -430,7 +427,7 @@ final class MsgpackCodec implements Codec
             return;
         }
         if (($b & 0xe0) === 0xa0) {
-            $this->take($b & 0x1f, 'value');
+            $this->advance($b & 0x1f);
             return;
         }
         if (($b & 0xf0) === 0x90 || ($b & 0xf0) === 0x80) {
@@ -441,26 +438,27 @@ final class MsgpackCodec implements Codec
             return;
         }
         switch ($b) {
-            case 0xcc: case 0xd0: $this->take(1, 'value'); return;
-            case 0xcd: case 0xd1: $this->take(2, 'value'); return;
-            case 0xce: case 0xd2: case 0xca: $this->take(4, 'value'); return;
-            case 0xcf: case 0xd3: case 0xcb: $this->take(8, 'value'); return;
-            case 0xd4: $this->take(2, 'value'); return;  // fixext 1
-            case 0xd5: $this->take(3, 'value'); return;
-            case 0xd6: $this->take(5, 'value'); return;
-            case 0xd7: $this->take(9, 'value'); return;
-            case 0xd8: $this->take(17, 'value'); return;
-            case 0xc4: case 0xd9: $this->take($this->byte('value'), 'value'); return;
-            case 0xc5: case 0xda: $this->take(unpack('n', $this->take(2, 'value'))[1], 'value'); return;
-            case 0xc6: case 0xdb: $this->take(unpack('N', $this->take(4, 'value'))[1], 'value'); return;
-            case 0xc7: $n = $this->byte('value'); $this->take($n + 1, 'value'); return;
-            case 0xc8: $n = unpack('n', $this->take(2, 'value'))[1]; $this->take($n + 1, 'value'); return;
-            case 0xc9: $n = unpack('N', $this->take(4, 'value'))[1]; $this->take($n + 1, 'value'); return;
+            case 0xcc: case 0xd0: $this->advance(1); return;
+            case 0xcd: case 0xd1: $this->advance(2); return;
+            case 0xce: case 0xd2: case 0xca: $this->advance(4); return;
+            case 0xcf: case 0xd3: case 0xcb: $this->advance(8); return;
+            case 0xd4: $this->advance(2); return;  // fixext 1
+            case 0xd5: $this->advance(3); return;
+            case 0xd6: $this->advance(5); return;
+            case 0xd7: $this->advance(9); return;
+            case 0xd8: $this->advance(17); return;
+            case 0xc4: case 0xd9: $this->advance($this->byte('value')); return;
+            case 0xc5: case 0xda: $this->advance(unpack('n', $this->take(2, 'value'))[1]); return;
+            case 0xc6: case 0xdb: $this->advance(unpack('N', $this->take(4, 'value'))[1]); return;
+            case 0xc7: $n = $this->byte('value'); $this->advance($n + 1); return;
+            case 0xc8: $n = unpack('n', $this->take(2, 'value'))[1]; $this->advance($n + 1); return;
+            case 0xc9: $n = unpack('N', $this->take(4, 'value'))[1]; $this->advance($n + 1); return;
             case 0xdc: case 0xdd: case 0xde: case 0xdf:
                 $n = $b === 0xdc || $b === 0xde
                     ? unpack('n', $this->take(2, 'value'))[1]
                     : unpack('N', $this->take(4, 'value'))[1];
                 $items = $b >= 0xde ? 2 * $n : $n;
+                $this->count($items, 1, 'value');
                 for ($i = 0; $i < $items; $i++) {
                     $this->skip($depth + 1);
                 }
@@ -469,12 +467,38 @@ final class MsgpackCodec implements Codec
         throw new DecodeError(sprintf('msgpack: 0x%02x is not a valid msgpack type', $b));
     }
 
+    /**
+     * A declared array or map size, checked against the bytes that remain before anything is
+     * read or allocated: each item takes at least one byte (wire contract, section 5.9).
+     */
+    private function count(int $n, int $bytesPerItem, string $what): int
+    {
+        if ($n * $bytesPerItem > $this->len - $this->pos) {
+            throw new DecodeError(sprintf(
+                'msgpack for %s: %d items declared, only %d bytes left',
+                $what,
+                $n,
+                $this->len - $this->pos
+            ));
+        }
+        return $n;
+    }
+
     private function byte(string $what): int
     {
         if ($this->pos >= $this->len) {
             throw new DecodeError("msgpack for {$what}: truncated");
         }
         return ord($this->buf[$this->pos++]);
+    }
+
+    /** Moves past $n bytes of a skipped value without copying them. */
+    private function advance(int $n): void
+    {
+        if ($n > $this->len - $this->pos) {
+            throw new DecodeError('msgpack: truncated');
+        }
+        $this->pos += $n;
     }
 
     private function take(int $n, string $what): string

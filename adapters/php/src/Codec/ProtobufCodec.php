@@ -198,8 +198,12 @@ final class ProtobufCodec implements Codec
             return $this->readMessage($class, strlen($bytes), 0);
         } catch (DecodeError $e) {
             throw $e;
-        } catch (\Throwable $e) {
-            // A setter refused a value (the library checks ranges and types).
+        } catch (\LogicException $e) {
+            throw $e;  // FieldPlan: a generated class missing (the worker's failure, INTERNAL)
+        } catch (\Exception $e) {
+            // A setter refused a value (the library checks ranges and types with \Exception). An
+            // \Error (a generated class that is missing, a bug) is the worker's failure, not the
+            // caller's: it goes up as it is, and the dispatcher answers INTERNAL.
             throw new DecodeError("invalid protobuf for {$class}: {$e->getMessage()}", 0, $e);
         } finally {
             $this->buf = '';  // do not keep a large request alive
@@ -207,17 +211,21 @@ final class ProtobufCodec implements Codec
     }
 
     /**
+     * Reads a message's fields up to $end, into $into when given (a message field seen twice
+     * merges, as protobuf specifies), else into a new message.
+     *
      * @template T of Message
      * @param class-string<T> $class
+     * @param T|null $into
      * @return T
      */
-    private function readMessage(string $class, int $end, int $depth): Message
+    private function readMessage(string $class, int $end, int $depth, ?Message $into = null): Message
     {
         if ($depth > self::MAX_DEPTH) {
             throw new DecodeError("invalid protobuf for {$class}: nested deeper than " . self::MAX_DEPTH);
         }
         $fields = FieldPlan::forClassByNumber($class);
-        $message = new $class();
+        $message = $into ?? new $class();
         $unknown = '';
         while ($this->pos < $end) {
             $start = $this->pos;
@@ -232,7 +240,7 @@ final class ProtobufCodec implements Codec
                 $expected = self::WIRE_TYPES[$field->type];
                 if ($field->shape === FieldPlan::MAP) {
                     if ($wireType === self::LENGTH_DELIMITED) {
-                        $this->readMapEntry($message, $field, $class, $depth);
+                        $this->readMapEntry($message, $field, $end, $class, $depth);
                         continue;
                     }
                 } elseif ($field->shape === FieldPlan::REPEATED) {
@@ -252,16 +260,22 @@ final class ProtobufCodec implements Codec
                         continue;
                     }
                 } elseif ($wireType === $expected) {
-                    $value = $this->readValue($field, $end, $class, $depth);
                     if ($field->type === GPBType::MESSAGE && $message->{$field->hasser}()) {
-                        // A message field seen twice is merged, as protobuf specifies.
-                        $message->{$field->getter}()->mergeFrom($value);
+                        // A message field seen twice is merged, as protobuf specifies (a oneof
+                        // member that is not the set one reads as unset: it starts empty).
+                        $this->readMessage(
+                            $field->messageClass,
+                            $this->readLength($end, $class),
+                            $depth + 1,
+                            $message->{$field->getter}()
+                        );
                     } else {
-                        $message->{$field->setter}($value);
+                        $message->{$field->setter}($this->readValue($field, $end, $class, $depth));
                     }
                     continue;
                 }
-                // A known field with another wire type is kept as an unknown field.
+                // A known field with another wire type is skipped and kept as an unknown field,
+                // as protobuf's reference parsers do (wire contract, section 5.9).
             }
             $this->skipField($wireType, $number, $end, $class, $depth);
             $unknown .= substr($this->buf, $start, $this->pos - $start);
@@ -284,9 +298,9 @@ final class ProtobufCodec implements Codec
         return $this->readScalar($field->type, $end, $class);
     }
 
-    private function readMapEntry(Message $message, FieldPlan $field, string $class, int $depth): void
+    private function readMapEntry(Message $message, FieldPlan $field, int $end, string $class, int $depth): void
     {
-        $entryEnd = $this->readLength(strlen($this->buf), $class);
+        $entryEnd = $this->readLength($end, $class);
         $key = self::DEFAULTS[$field->keyType];
         $value = null;
         while ($this->pos < $entryEnd) {
@@ -297,8 +311,9 @@ final class ProtobufCodec implements Codec
                 $key = $this->readScalar($field->keyType, $entryEnd, $class);
             } elseif ($number === 2 && $wireType === self::WIRE_TYPES[$field->valueType]) {
                 if ($field->valueType === GPBType::MESSAGE) {
+                    // The entry's value message seen twice merges too (section 5.9).
                     $messageEnd = $this->readLength($entryEnd, $class);
-                    $value = $this->readMessage($field->valueClass, $messageEnd, $depth + 1);
+                    $value = $this->readMessage($field->valueClass, $messageEnd, $depth + 1, $value);
                 } else {
                     $value = $this->readScalar($field->valueType, $entryEnd, $class);
                 }
