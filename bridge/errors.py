@@ -82,7 +82,13 @@ class JobException(JobError):
 
 
 class CallTimeout(BridgeError, TimeoutError):
-    """The client stopped waiting: the call's timeout passed before the job finished."""
+    """The client stopped waiting: the call's timeout passed before the job finished.
+
+    ``diagnosis`` says what the job server knew then (whether any worker had registered the
+    function, whether the job was queued or running), when it could be asked; else "".
+    """
+
+    diagnosis = ""
 
 
 # --- typed RPC errors ------------------------------------------------------------------------
@@ -158,6 +164,13 @@ class Aborted(RpcError):
     code = StatusCode.ABORTED
 
 
+class JobRestarted(Aborted):
+    """gearmand ran the job again after its worker died mid-run, and the caller had already seen
+    part of the first run's output (stream items): the two runs cannot be joined into one right
+    answer. Retry the call, or declare the method idempotent (``idempotency_level``) so the client
+    drops the repeated items itself. Wire contract, section 3."""
+
+
 class OutOfRange(RpcError):
     code = StatusCode.OUT_OF_RANGE
 
@@ -183,7 +196,8 @@ class Unauthenticated(RpcError):
 
 
 class WorkerFailed(RpcError):
-    """The job ended with WORK_FAIL: the worker gave up without saying why."""
+    """The job ended with WORK_FAIL: the worker gave up without saying why, or gearmand dropped the
+    job after its retry limit (``-j``) because its worker disconnected before answering."""
 
     code = StatusCode.UNKNOWN
 

@@ -30,7 +30,7 @@ __all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Priority"]
 
 log = logging.getLogger("bridge.client")
 
-DataCallback = Callable[[bytes], None]
+DataCallback = Callable[[bytes], object]
 StatusCallback = Callable[[int, int], None]
 
 _T = PacketType
@@ -406,7 +406,7 @@ class _Link:
             raise ProtocolError(f"a client does not expect {kind.name}")
         return True
 
-    def _run_callback(self, job: _Job, callback: Callable[..., None], *args: Any) -> None:
+    def _run_callback(self, job: _Job, callback: Callable[..., object], *args: Any) -> None:
         try:
             callback(*args)
         except Exception as exc:  # a broken callback fails its own call, not the connection
@@ -745,10 +745,18 @@ class AsyncClient:
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
-    ) -> AsyncIterator[bytes]:
+        on_item: Callable[[bytes], Any] | None = None,
+        on_end: Callable[[bytes], Any] | None = None,
+    ) -> AsyncIterator[Any]:
         """Yield each WORK_DATA payload in order, then the WORK_COMPLETE payload if it is not
-        empty. The job's error is raised where it happens in the stream."""
-        chunks: deque[bytes] = deque()
+        empty. The job's error is raised where it happens in the stream.
+
+        ``on_item(payload)``, when given, sees each WORK_DATA on the event loop as it arrives and
+        returns what to yield instead (None: nothing); ``on_end(payload)`` likewise for the
+        WORK_COMPLETE. Either may raise to end the stream with that error, after what was
+        already queued.
+        """
+        chunks: deque[Any] = deque()
         loop = asyncio.get_running_loop()
         wake: list[asyncio.Future[None]] = []
 
@@ -757,8 +765,10 @@ class AsyncClient:
                 wake[0].set_result(None)
 
         def on_data(data: bytes) -> None:
-            chunks.append(data)
-            notify()
+            chunk = data if on_item is None else on_item(data)
+            if chunk is not None:
+                chunks.append(chunk)
+                notify()
 
         job = await self._start(function, payload, unique, priority, False, timeout,
                                 on_data, on_status, on_warning)
@@ -771,7 +781,9 @@ class AsyncClient:
                     break
                 wake[:] = [loop.create_future()]
                 await wake[0]
-            final = job.future.result()  # raises the job's error, if it ended with one
+            final: Any = job.future.result()  # raises the job's error, if it ended with one
+            if on_end is not None:
+                final = on_end(final)
             if final:
                 yield final
         finally:

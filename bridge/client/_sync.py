@@ -273,13 +273,16 @@ class Client:
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
-    ) -> Iterator[bytes]:
+        on_item: Callable[[bytes], Any] | None = None,
+        on_end: Callable[[bytes], Any] | None = None,
+    ) -> Iterator[Any]:
+        """``AsyncClient.stream`` as a blocking iterator; the callbacks run on the loop thread."""
         stream = self._async.stream(
             function, payload, unique=unique, priority=priority, timeout=timeout,
-            on_status=on_status, on_warning=on_warning,
+            on_status=on_status, on_warning=on_warning, on_item=on_item, on_end=on_end,
         )
 
-        async def step() -> tuple[bool, bytes]:
+        async def step() -> tuple[bool, Any]:
             try:
                 return True, await anext(stream)
             except StopAsyncIteration:

@@ -12,8 +12,9 @@ keyword arguments) and the per-call options to :class:`SyncRpc` / :class:`AsyncR
    the client's own timeout -> ``DeadlineExceeded(type="client_timeout", language="python")``,
    no job server -> ``Unavailable``, an undecodable reply -> ``Internal``.
 
-``timeout`` (seconds) defaults to the schema's ``default_timeout_ms``; ``None`` there means
-"no timeout" only when the schema has none: pass ``math.inf`` to wait forever regardless.
+``timeout`` (seconds) defaults to the schema's ``default_timeout_ms``, or ``DEFAULT_TIMEOUT``
+(60 s) when the schema has none; ``timeout=None`` (or ``math.inf``) waits forever, on purpose.
+Every reply is checked against the call's encoding and reply type (``bridge.rpc.replies``).
 """
 
 from __future__ import annotations
@@ -39,16 +40,23 @@ from bridge.errors import (
     CallTimeout,
     DeadlineExceeded,
     Internal,
+    InvalidArgument,
     JobException,
     JobFailed,
+    ResourceExhausted,
+    RpcError,
+    ServerError,
     ServerUnavailable,
     Unavailable,
     WorkerFailed,
 )
 from bridge.rpc.envelope import decode_error, encode_request
+from bridge.rpc.replies import ReplyReader
 from bridge.schema.model import Encoding
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
     "AsyncBackgroundCall",
     "AsyncRpc",
     "AsyncServiceClient",
@@ -74,10 +82,17 @@ ProgressCallback = Callable[[int, int], None]
 WarningCallback = Callable[[str], None]
 
 
+#: Seconds a typed call waits when neither the caller nor the schema gives a timeout.
+DEFAULT_TIMEOUT = 60.0
+#: The largest finite timeout accepted (seconds): a year. ``None`` waits forever.
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
 class CallOptions(TypedDict, total=False):
     """Per-call options of every generated rpc method."""
 
-    #: seconds; default: the schema's default timeout (none unless set); ``math.inf``: no timeout
+    #: seconds; default: the schema's default timeout, else ``DEFAULT_TIMEOUT`` (60 s);
+    #: ``None`` or ``math.inf``: no timeout, on purpose
     timeout: float | None
     #: Gearman priority; default: the schema's default priority (NORMAL unless set)
     priority: Priority
@@ -120,10 +135,24 @@ class MethodSpec(Generic[RequestT, ReplyT]):
     default_priority: Priority = Priority.NORMAL
     server_streaming: bool = False
     background_only: bool = False
+    idempotent: bool = False
 
     @property
     def full_name(self) -> str:
         return f"{self.service}.{self.name}"
+
+    @property
+    def reply_name(self) -> str:
+        """The reply message type's full name, as reply frames tag it."""
+        return str(self.reply_type.DESCRIPTOR.full_name)
+
+    def reader(self, p: _Prepared) -> ReplyReader:
+        """A fresh reader of this call's reply frames."""
+        return ReplyReader(
+            self.function, self.reply_name, p.codec.encoding,
+            streaming=self.server_streaming, idempotent=self.idempotent,
+            on_progress=p.on_status, on_warning=p.on_warning,
+        )
 
 
 class _Prepared:
@@ -183,6 +212,41 @@ def _split(
     return options, fields
 
 
+def _timeout(value: object) -> float | None:
+    """A caller's ``timeout`` checked: seconds > 0 and at most ``MAX_TIMEOUT``; None or
+    ``math.inf`` for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"timeout must be a number of seconds > 0 (or None for no timeout), "
+                         f"got {value!r}")
+    if math.isinf(value):
+        return None
+    if value > MAX_TIMEOUT:
+        raise ValueError(f"timeout={value!r} s is too large: at most {MAX_TIMEOUT:.0f} s "
+                         f"(a year); pass None to wait forever")
+    return float(value)
+
+
+def wire_unique(unique: str | bytes | None, encoding: int) -> bytes | None:
+    """The unique id sent to gearmand: the caller's, with ``#msgpack`` appended for a msgpack
+    call, so that only calls that can read the same reply share a job (wire contract, sec. 7)."""
+    if unique is None:
+        return None
+    raw = unique.encode() if isinstance(unique, str) else bytes(unique)
+    if encoding == _MSGPACK:
+        return raw + _MSGPACK_SUFFIX
+    if raw.endswith(_MSGPACK_SUFFIX):
+        raise ValueError(f"a protobuf call's unique id must not end in {_MSGPACK_SUFFIX.decode()}")
+    return raw
+
+
+_MSGPACK = int(Encoding.MSGPACK)
+_MSGPACK_SUFFIX = b"#msgpack"
+
+
 def _deadline_ms(timeout: float) -> int:
     """The absolute deadline (Unix ms) of a call starting now with ``timeout`` seconds."""
     return time.time_ns() // 1_000_000 + math.ceil(timeout * 1000)
@@ -214,7 +278,7 @@ class _RpcBase:
             # The common case, a request message and no options: skip the argument sorting.
             message = args[0]
             codec = codec_for(self.encoding or method.encoding)
-            timeout = method.default_timeout_ms / 1000.0 if method.default_timeout_ms else None
+            timeout = _default_timeout(method, background)
             deadline_ms = _deadline_ms(timeout) if timeout is not None else 0
             payload = encode_request(
                 codec.encode(message), encoding=codec.encoding, deadline_ms=deadline_ms
@@ -223,13 +287,10 @@ class _RpcBase:
         options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
         message = _build_request(method, args, fields)
         codec = codec_for(options.get("encoding") or self.encoding or method.encoding)
-        timeout = options.get("timeout")
-        if timeout is None and method.default_timeout_ms:
-            timeout = method.default_timeout_ms / 1000.0
-        if timeout is not None and (math.isinf(timeout) or timeout <= 0):
-            if timeout <= 0:
-                raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-            timeout = None
+        if "timeout" in options:
+            timeout = _timeout(options["timeout"])
+        else:
+            timeout = _default_timeout(method, background)
         payload = encode_request(
             codec.encode(message),
             encoding=codec.encoding,
@@ -241,13 +302,15 @@ class _RpcBase:
             codec,
             timeout,
             options.get("priority") or method.default_priority,
-            options.get("unique"),
+            wire_unique(options.get("unique"), codec.encoding),
             options.get("on_progress"),
             _warning_callback(options.get("on_warning")),
         )
 
     @staticmethod
-    def decode_reply(method: MethodSpec[Any, ReplyT], codec: Codec, data: bytes) -> ReplyT:
+    def decode_reply(
+        method: MethodSpec[Any, ReplyT], codec: Codec, data: bytes | memoryview
+    ) -> ReplyT:
         try:
             return codec.decode(method.reply_type, data)
         except DecodeError as exc:
@@ -259,25 +322,47 @@ class _RpcBase:
             ) from exc
 
 
+def _default_timeout(method: MethodSpec[Any, Any], background: bool) -> float | None:
+    if method.default_timeout_ms:
+        return method.default_timeout_ms / 1000.0
+    return None if background else DEFAULT_TIMEOUT
+
+
 def _translate(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
     """The typed error a generated client raises for a transport-level failure."""
+    if isinstance(exc, RpcError):
+        return exc
     if isinstance(exc, JobException):
-        error = decode_error(exc.payload)
-        return error
+        return decode_error(exc.payload)
     if isinstance(exc, JobFailed):
         return WorkerFailed(
-            f"{method.function}: the worker failed the job without an explanation (WORK_FAIL)",
+            f"{method.function}: the job failed without an explanation: its worker gave up on "
+            f"it (WORK_FAIL), or gearmand dropped it after its retry limit (-j) because its "
+            f"worker disconnected before answering, every time",
             type="WORK_FAIL",
         )
     if isinstance(exc, CallTimeout):
         return DeadlineExceeded(
-            f"{method.function}: no reply within the call's timeout",
+            f"{method.function}: no reply within the call's timeout"
+            + (f"; {exc.diagnosis}" if exc.diagnosis else ""),
             type="client_timeout",
             language="python",
         )
     if isinstance(exc, ServerUnavailable):
         return Unavailable(str(exc), type="ServerUnavailable", language="python")
+    if isinstance(exc, ServerError):
+        cls = _SERVER_ERRORS.get(exc.code, Unavailable)
+        return cls(f"{method.function}: the job server refused the job: {exc.code}: {exc.text}",
+                   type=exc.code, language="gearmand")
     return exc
+
+
+# gearmand's ERROR codes for a submission, as typed errors.
+_SERVER_ERRORS: dict[str, type[RpcError]] = {
+    "QUEUE_ERROR": ResourceExhausted,  # the function's queue is full (admin ``maxqueue``)
+    "ARGUMENT_TOO_LARGE": InvalidArgument,
+}
+_TRANSPORT_ERRORS = (JobException, JobFailed, CallTimeout, ServerUnavailable, ServerError)
 
 
 # --- synchronous ---------------------------------------------------------------------------------
@@ -344,14 +429,18 @@ class SyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
+        reader = method.reader(p)
+        talks = p.on_status is not None or p.on_warning is not None
         try:
             data = self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout, on_status=p.on_status, on_warning=p.on_warning,
+                timeout=p.timeout, on_data=reader.item if talks else None,
+                on_status=reader.status if talks else None,
+                on_warning=reader.warning if talks else None,
             )
-        except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise _translate(method, exc) from None
-        return self.decode_reply(method, p.codec, data)
+        return self.decode_reply(method, p.codec, reader.reply(data))
 
     def stream(
         self,
@@ -364,9 +453,11 @@ class SyncRpc(_RpcBase):
         return self._stream(method, p)
 
     def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> Iterator[ReplyT]:
+        reader = method.reader(p)
         chunks = self.client.stream(
             method.function, p.payload, unique=p.unique, priority=p.priority,
-            timeout=p.timeout, on_status=p.on_status, on_warning=p.on_warning,
+            timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
+            on_item=reader.item, on_end=reader.end,
         )
         try:
             while True:
@@ -374,7 +465,7 @@ class SyncRpc(_RpcBase):
                     chunk = next(chunks)
                 except StopIteration:
                     return
-                except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
+                except _TRANSPORT_ERRORS as exc:
                     raise _translate(method, exc) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:
@@ -391,7 +482,7 @@ class SyncRpc(_RpcBase):
             job = self.client.submit_background(
                 method.function, p.payload, unique=p.unique, priority=p.priority
             )
-        except (CallTimeout, ServerUnavailable) as exc:
+        except (CallTimeout, ServerUnavailable, ServerError) as exc:
             raise _translate(method, exc) from None
         return BackgroundCall(method, job)
 
@@ -496,14 +587,18 @@ class AsyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
+        reader = method.reader(p)
+        talks = p.on_status is not None or p.on_warning is not None
         try:
             data = await self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout, on_status=p.on_status, on_warning=p.on_warning,
+                timeout=p.timeout, on_data=reader.item if talks else None,
+                on_status=reader.status if talks else None,
+                on_warning=reader.warning if talks else None,
             )
-        except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise _translate(method, exc) from None
-        return self.decode_reply(method, p.codec, data)
+        return self.decode_reply(method, p.codec, reader.reply(data))
 
     def stream(
         self,
@@ -515,9 +610,11 @@ class AsyncRpc(_RpcBase):
         return self._stream(method, p)
 
     async def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> AsyncIterator[ReplyT]:
+        reader = method.reader(p)
         chunks = self.client.stream(
             method.function, p.payload, unique=p.unique, priority=p.priority,
-            timeout=p.timeout, on_status=p.on_status, on_warning=p.on_warning,
+            timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
+            on_item=reader.item, on_end=reader.end,
         )
         try:
             while True:
@@ -525,7 +622,7 @@ class AsyncRpc(_RpcBase):
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
-                except (JobException, JobFailed, CallTimeout, ServerUnavailable) as exc:
+                except _TRANSPORT_ERRORS as exc:
                     raise _translate(method, exc) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:
@@ -542,7 +639,7 @@ class AsyncRpc(_RpcBase):
             job = await self.client.submit_background(
                 method.function, p.payload, unique=p.unique, priority=p.priority
             )
-        except (CallTimeout, ServerUnavailable) as exc:
+        except (CallTimeout, ServerUnavailable, ServerError) as exc:
             raise _translate(method, exc) from None
         return AsyncBackgroundCall(method, job)
 

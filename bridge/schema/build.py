@@ -29,6 +29,9 @@ from bridge.schema.model import (
     Service,
 )
 
+_NO_SIDE_EFFECTS = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
+_IDEMPOTENT = descriptor_pb2.MethodOptions.IDEMPOTENT
+
 # Extension numbers of bridge/v1/options.proto.
 FILE_OPTION, SERVICE_OPTION, METHOD_OPTION = 51700, 51701, 51702
 OPTIONS_PROTO = "bridge/v1/options.proto"
@@ -319,6 +322,8 @@ class _FileBuilder:
                         or s_opts.default_priority
                         or Priority.NORMAL,
                         background_only=m_opts.background_only,
+                        idempotent=m.options.idempotency_level
+                        in (_NO_SIDE_EFFECTS, _IDEMPOTENT),
                         comment=self.comment(mpath),
                         location=self.location(mpath),
                     )

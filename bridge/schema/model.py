@@ -181,6 +181,9 @@ class Method:
     background_only: bool
     comment: str = ""
     location: Location | None = None
+    # protobuf's own ``option idempotency_level`` is IDEMPOTENT or NO_SIDE_EFFECTS: a client may
+    # drop a restarted run's repeated stream items (wire contract, section 3).
+    idempotent: bool = False
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,9 @@ def test_metadata_and_deadline_reach_the_handler(client: Any) -> None:
     assert reply.language == "python"
     assert dict(reply.metadata) == {"trace-id": "42", "ü": "ß"}
     assert before + 9_000 < reply.deadline_ms < time.time() * 1000 + 10_001
-    assert client.who_am_i().deadline_ms == 0
+    # No timeout given: the 60 s default travels; timeout=None waits forever and sends none.
+    assert before + 59_000 < client.who_am_i().deadline_ms < time.time() * 1000 + 60_001
+    assert client.who_am_i(timeout=None).deadline_ms == 0
 
 
 def test_client_timeout_raises_deadline_exceeded(client: Any) -> None:
@@ -397,7 +399,7 @@ def test_async_streaming_errors_mid_stream_and_wrong_reply_types(
             assert info.value.message == "ran out after the items"
             with pytest.raises(errors.Internal, match="returned Blob, expected"):
                 client.echo(text="x")
-            assert client.sleep().slept_millis == -1
+            assert client.sleep(timeout=None).slept_millis == -1
             assert 4_000 < client.sleep(timeout=5).slept_millis <= 5_000
     finally:
         running.stop()
@@ -411,7 +413,7 @@ def test_no_job_server_is_unavailable_and_bad_timeouts_are_refused(gen: Any) -> 
         with pytest.raises(errors.Unavailable) as info:
             client.nothing()
         assert info.value.type == "ServerUnavailable"
-        with pytest.raises(ValueError, match="timeout must be > 0"):
+        with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"):
             client.nothing(timeout=0)
     with Client(address) as sync_client, pytest.raises(TypeError, match="AsyncClient"):
         gen.mod.InteropAsyncClient(sync_client)

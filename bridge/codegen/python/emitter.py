@@ -185,6 +185,8 @@ def _spec_args(method: Method) -> tuple[tuple[str, str], ...]:
         args.append(("server_streaming", "True"))
     if method.background_only:
         args.append(("background_only", "True"))
+    if method.idempotent:
+        args.append(("idempotent", "True"))
     return tuple(args)
 
 

@@ -149,6 +149,7 @@ class StreamRequestFields(TypedDict, total=False):
 
     count: int
     payload_size: int
+    delay_ms: int
 
 
 class StreamRequestCallArgs(StreamRequestFields, CallOptions, total=False):
@@ -243,6 +244,15 @@ _INTEROP_STREAM: MethodSpec[interop_pb2.StreamRequest, interop_pb2.StreamItem] =
     reply_type=interop_pb2.StreamItem,
     server_streaming=True,
 )
+_INTEROP_STREAM_IDEMPOTENT: MethodSpec[interop_pb2.StreamRequest, interop_pb2.StreamItem] = MethodSpec(
+    service="bridge.interop.v1.Interop",
+    name="StreamIdempotent",
+    function="bridge.interop.v1.Interop.StreamIdempotent",
+    request_type=interop_pb2.StreamRequest,
+    reply_type=interop_pb2.StreamItem,
+    server_streaming=True,
+    idempotent=True,
+)
 _INTEROP_PROGRESS: MethodSpec[interop_pb2.ProgressRequest, interop_pb2.ProgressReply] = MethodSpec(
     service="bridge.interop.v1.Interop",
     name="Progress",
@@ -294,6 +304,7 @@ INTEROP_SERVICE = ServiceSpec(
         ("echo_blob", _INTEROP_ECHO_BLOB),
         ("nothing", _INTEROP_NOTHING),
         ("stream", _INTEROP_STREAM),
+        ("stream_idempotent", _INTEROP_STREAM_IDEMPOTENT),
         ("progress", _INTEROP_PROGRESS),
         ("raise_", _INTEROP_RAISE),
         ("sleep", _INTEROP_SLEEP),
@@ -432,6 +443,34 @@ class InteropClient(ServiceClient):
     def stream_background(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> BackgroundCall:
         """Submit Stream as a background job; returns its handle at once."""
         return self._rpc.background(_INTEROP_STREAM, args, kwargs)
+
+    @overload
+    def stream_idempotent(
+        self, request: interop_pb2.StreamRequest, /, **options: Unpack[CallOptions]
+    ) -> Iterator[interop_pb2.StreamItem]: ...
+
+    @overload
+    def stream_idempotent(
+        self, **fields: Unpack[StreamRequestCallArgs]
+    ) -> Iterator[interop_pb2.StreamItem]: ...
+
+    def stream_idempotent(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> Iterator[interop_pb2.StreamItem]:
+        """The same stream, declared idempotent: a client drops a restarted run's repeated items."""
+        return self._rpc.stream(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
+
+    @overload
+    def stream_idempotent_background(
+        self, request: interop_pb2.StreamRequest, /, **options: Unpack[BackgroundOptions]
+    ) -> BackgroundCall: ...
+
+    @overload
+    def stream_idempotent_background(
+        self, **fields: Unpack[StreamRequestBackgroundArgs]
+    ) -> BackgroundCall: ...
+
+    def stream_idempotent_background(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> BackgroundCall:
+        """Submit StreamIdempotent as a background job; returns its handle at once."""
+        return self._rpc.background(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
 
     @overload
     def progress(
@@ -704,6 +743,36 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_STREAM, args, kwargs)
 
     @overload
+    def stream_idempotent(
+        self, request: interop_pb2.StreamRequest, /, **options: Unpack[CallOptions]
+    ) -> AsyncIterator[interop_pb2.StreamItem]: ...
+
+    @overload
+    def stream_idempotent(
+        self, **fields: Unpack[StreamRequestCallArgs]
+    ) -> AsyncIterator[interop_pb2.StreamItem]: ...
+
+    def stream_idempotent(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> AsyncIterator[interop_pb2.StreamItem]:
+        """The same stream, declared idempotent: a client drops a restarted run's repeated items."""
+        return self._rpc.stream(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
+
+    @overload
+    async def stream_idempotent_background(
+        self, request: interop_pb2.StreamRequest, /, **options: Unpack[BackgroundOptions]
+    ) -> AsyncBackgroundCall: ...
+
+    @overload
+    async def stream_idempotent_background(
+        self, **fields: Unpack[StreamRequestBackgroundArgs]
+    ) -> AsyncBackgroundCall: ...
+
+    async def stream_idempotent_background(
+        self, *args: interop_pb2.StreamRequest, **kwargs: Any
+    ) -> AsyncBackgroundCall:
+        """Submit StreamIdempotent as a background job; returns its handle once queued."""
+        return await self._rpc.background(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
+
+    @overload
     async def progress(
         self, request: interop_pb2.ProgressRequest, /, **options: Unpack[CallOptions]
     ) -> interop_pb2.ProgressReply: ...
@@ -888,6 +957,13 @@ class InteropServicer:
     ) -> Iterable[interop_pb2.StreamItem] | AsyncIterable[interop_pb2.StreamItem]:
         """count items over WORK_DATA, then an empty WORK_COMPLETE."""
         raise Unimplemented("bridge.interop.v1.Interop.Stream is not implemented")
+
+    @unimplemented
+    def stream_idempotent(
+        self, request: interop_pb2.StreamRequest, context: ServicerContext
+    ) -> Iterable[interop_pb2.StreamItem] | AsyncIterable[interop_pb2.StreamItem]:
+        """The same stream, declared idempotent: a client drops a restarted run's repeated items."""
+        raise Unimplemented("bridge.interop.v1.Interop.StreamIdempotent is not implemented")
 
     @unimplemented
     def progress(

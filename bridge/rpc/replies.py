@@ -1,0 +1,169 @@
+"""What a typed call does with the reply frames of its job (wire contract, section 3).
+
+One :class:`ReplyReader` per call. The raw client hands it every WORK_DATA (``item``), WORK_STATUS
+(``status``) and WORK_WARNING (``warning``) on the event loop, in the order gearmand relayed them,
+and the WORK_COMPLETE payload at the end (``reply`` / ``end``). It
+
+* refuses anything that is not a frame of this call's encoding and reply type (``Internal``, with
+  the function, what was expected and the first bytes): a wrong answer never passes as a right one;
+* follows the job's *attempts*: a frame with a new attempt id means gearmand re-ran the job after
+  its worker died. A stream that already delivered items then fails with ``JobRestarted``, unless
+  the method is idempotent, in which case the re-run's items already delivered are dropped;
+  progress reports never run backwards;
+* refuses a stream joined after it started (``Aborted``): its items would not be the whole stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bridge.errors import Aborted, Internal, JobRestarted
+from bridge.rpc.frame import FrameError, FrameKind, parse_frame, preview, type_tag
+
+__all__ = ["ReplyReader"]
+
+_TAGS: dict[str, int] = {}
+_ENCODING_NAMES = {1: "PROTOBUF", 2: "MSGPACK"}
+
+
+def _tag(full_name: str) -> int:
+    tag = _TAGS.get(full_name)
+    if tag is None:
+        tag = _TAGS[full_name] = type_tag(full_name)
+    return tag
+
+
+class ReplyReader:
+    """Checks one call's frames and decides what reaches the caller."""
+
+    __slots__ = (
+        "attempt", "delivered", "encoding", "function", "idempotent", "on_progress",
+        "on_warning", "progress", "reply_name", "run_items", "streaming", "tag",
+    )
+
+    def __init__(
+        self,
+        function: str,
+        reply_name: str,
+        encoding: int,
+        *,
+        streaming: bool,
+        idempotent: bool,
+        on_progress: Callable[[int, int], None] | None = None,
+        on_warning: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.function = function
+        self.reply_name = reply_name
+        self.tag = _tag(reply_name)
+        self.encoding = encoding
+        self.streaming = streaming
+        self.idempotent = idempotent
+        self.on_progress = on_progress
+        self.on_warning = on_warning
+        self.attempt = 0  # the run whose frames are being delivered; 0 before the first frame
+        self.delivered = 0  # stream items handed to the caller
+        self.run_items = 0  # stream items the current run has sent (delivered or dropped)
+        self.progress: tuple[int, int] | None = None  # the last progress report delivered
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def _bad(self, what: str, payload: bytes | memoryview) -> Internal:
+        return Internal(
+            f"{self.function}: the reply is not a {_ENCODING_NAMES.get(self.encoding, '?')} "
+            f"{self.reply_name} from a bridge worker: {what} (first bytes: {preview(payload)})",
+            type="BadReply",
+            language="python",
+        )
+
+    def _frame(self, payload: bytes, allowed: tuple[FrameKind, ...]) -> Any:
+        try:
+            frame = parse_frame(payload)
+        except FrameError as exc:
+            raise self._bad(str(exc).split(":")[0], payload) from None
+        if frame.kind not in allowed:
+            raise self._bad(f"a {FrameKind(frame.kind).name.lower()} frame where "
+                            f"{' or '.join(k.name.lower() for k in allowed)} was due", payload)
+        if frame.encoding != self.encoding:
+            raise self._bad(
+                f"it is encoded {_ENCODING_NAMES.get(frame.encoding, str(frame.encoding))}",
+                payload)
+        if frame.tag != self.tag:
+            raise self._bad(f"its type tag {frame.tag:#010x} is not {self.reply_name}'s "
+                            f"{self.tag:#010x}", payload)
+        if frame.attempt == 0:
+            raise self._bad("its attempt id is 0", payload)
+        return frame
+
+    def _switch(self, attempt: int) -> None:
+        """A frame of another run than the current one: gearmand restarted the job."""
+        if self.attempt == 0:
+            self.attempt = attempt
+            return
+        if self.streaming and self.delivered and not self.idempotent:
+            raise JobRestarted(
+                f"{self.function}: the worker running this stream died after {self.delivered} "
+                f"item(s) were delivered and gearmand started the job again; the items of the "
+                f"two runs cannot be joined (declare the method idempotent to resume instead)",
+                type="JobRestarted",
+                language="python",
+            )
+        self.attempt = attempt
+        self.run_items = 0
+
+    # --- packets, on the event loop ------------------------------------------------------------
+
+    def item(self, payload: bytes) -> memoryview | None:
+        """A WORK_DATA: the item's body to deliver, or None (a marker, or a re-run's repeat)."""
+        allowed = (FrameKind.ITEM, FrameKind.MARKER) if self.streaming else (FrameKind.MARKER,)
+        frame = self._frame(payload, allowed)
+        if frame.attempt != self.attempt:
+            self._switch(frame.attempt)
+        if frame.kind == FrameKind.MARKER:
+            return None
+        if frame.sequence != self.run_items:
+            if not self.delivered and not self.run_items:
+                raise Aborted(
+                    f"{self.function}: this call joined a coalesced stream (same unique id) "
+                    f"after item {frame.sequence} had gone out; the stream would be incomplete",
+                    type="JoinedLate",
+                    language="python",
+                )
+            raise self._bad(f"item {frame.sequence} arrived where item {self.run_items} was due",
+                            payload)
+        self.run_items += 1
+        if frame.sequence < self.delivered:
+            return None  # an idempotent re-run repeating what the caller already has
+        self.delivered += 1
+        body: memoryview = frame.body
+        return body
+
+    def status(self, numerator: int, denominator: int) -> None:
+        """A WORK_STATUS: passed on unless it would run backwards after a restart."""
+        if self.on_progress is None:
+            return
+        last = self.progress
+        if (last is not None and denominator and last[1]
+                and numerator * last[1] < last[0] * denominator):
+            return  # a re-run catching up with progress already reported
+        self.progress = (numerator, denominator)
+        self.on_progress(numerator, denominator)
+
+    def warning(self, data: bytes) -> None:
+        if self.on_warning is not None:
+            self.on_warning(data)
+
+    def reply(self, payload: bytes) -> memoryview:
+        """The WORK_COMPLETE of a unary call: the reply's body."""
+        frame = self._frame(payload, (FrameKind.REPLY,))
+        body: memoryview = frame.body
+        return body
+
+    def end(self, payload: bytes) -> None:
+        """The WORK_COMPLETE of a stream: checks it ends the run whose items were delivered."""
+        frame = self._frame(payload, (FrameKind.END,))
+        if frame.attempt != self.attempt:
+            self._switch(frame.attempt)
+        if frame.sequence != self.run_items:
+            raise self._bad(f"the stream's end counts {frame.sequence} item(s), "
+                            f"{self.run_items} arrived", payload)
