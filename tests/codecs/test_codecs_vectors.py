@@ -10,14 +10,24 @@ from typing import Any
 import pytest
 from codec_support import ROOT, VECTORS_PATH, message_class, same_message, vector_script, vectors
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from bridge.codecs import DecodeError, MsgpackCodec, ProtobufCodec
 
 MSGPACK = MsgpackCodec()
 PROTOBUF = ProtobufCodec()
 
-VALID = [c for c in vectors() if not c.get("invalid")]
+VALID = [c for c in vectors() if not c.get("invalid") and not c.get("decode_only")]
 INVALID = [c for c in vectors() if c.get("invalid")]
+DECODE_ONLY = [c for c in vectors() if c.get("decode_only")]
+# The nesting cases go 100 messages deep; json_format's own default limit counts one level fewer.
+JSON_DEPTH = 200
+
+
+def _from_json(case: dict[str, Any]) -> Message:
+    return json_format.ParseDict(
+        case["json"], message_class(case["type"])(), max_recursion_depth=JSON_DEPTH
+    )
 
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
@@ -27,7 +37,7 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
 def test_vector_file_shape() -> None:
     names = [c["name"] for c in vectors()]
     assert len(names) == len(set(names)), "case names must be unique"
-    assert len(VALID) >= 40 and len(INVALID) >= 10
+    assert len(VALID) >= 40 and len(INVALID) >= 10 and len(DECODE_ONLY) >= 6
     for case in VALID:
         assert set(case) == {
             "name",
@@ -41,6 +51,10 @@ def test_vector_file_shape() -> None:
         keys = set(case) - {"name", "type", "invalid"}
         assert keys in ({"msgpack_hex"}, {"protobuf_hex"}), case["name"]
         assert case["invalid"] is True
+    for case in DECODE_ONLY:
+        keys = set(case) - {"name", "type", "decode_only", "json"}
+        assert keys in ({"msgpack_hex"}, {"protobuf_hex"}), case["name"]
+        assert case["decode_only"] is True
     types = {c["type"] for c in vectors()}
     assert {"bridge.v1.Request", "bridge.v1.Error", "bridge.interop.v1.Composite"} <= types
 
@@ -48,7 +62,7 @@ def test_vector_file_shape() -> None:
 @pytest.mark.parametrize("case", VALID, ids=_ids(VALID))
 def test_valid_vector(case: dict[str, Any]) -> None:
     cls = message_class(case["type"])
-    message = json_format.ParseDict(case["json"], cls())
+    message = _from_json(case)
     msgpack_bytes = bytes.fromhex(case["msgpack_hex"])
     protobuf_bytes = bytes.fromhex(case["protobuf_hex"])
 
@@ -64,6 +78,21 @@ def test_valid_vector(case: dict[str, Any]) -> None:
 
     # the JSON form is the canonical one of the message it describes
     assert json_format.MessageToDict(message) == case["json"] or case["name"] == "float_nan"
+
+
+@pytest.mark.parametrize("case", DECODE_ONLY, ids=_ids(DECODE_ONLY))
+def test_decode_only_vector(case: dict[str, Any]) -> None:
+    cls = message_class(case["type"])
+    expected = _from_json(case)
+    if "msgpack_hex" in case:
+        decoded = MSGPACK.decode(cls, bytes.fromhex(case["msgpack_hex"]))
+    else:
+        decoded = PROTOBUF.decode(cls, bytes.fromhex(case["protobuf_hex"]))
+        # A field with the wrong wire type is kept as an unknown field, as protobuf does with
+        # any field it does not know: not part of the message the vector describes.
+        decoded.DiscardUnknownFields()
+    assert same_message(decoded, expected), case["name"]
+    assert json_format.MessageToDict(decoded) == case["json"]
 
 
 @pytest.mark.parametrize("case", INVALID, ids=_ids(INVALID))
