@@ -42,7 +42,12 @@ class Interop(InteropServicer):  # type: ignore[misc]
         self, request: pb.StreamRequest, context: ServicerContext
     ) -> Iterator[pb.StreamItem]:
         for i in range(request.count):
+            if request.delay_ms > 0:
+                time.sleep(request.delay_ms / 1000)
             yield pb.StreamItem(index=i, payload=bytes([i % 256]) * request.payload_size)
+
+    # The same stream, declared idempotent in the schema (the client resumes a restarted run).
+    stream_idempotent = stream
 
     def progress(self, request: pb.ProgressRequest, context: ServicerContext) -> pb.ProgressReply:
         if request.warning:
