@@ -115,7 +115,8 @@ class RpcError(BridgeError):
     ) -> None:
         if code is not None:
             self.code = code
-        where = f" ({language} {type})" if language or type else ""
+        origin = " ".join(part for part in (language, type) if part)
+        where = f" ({origin})" if origin else ""
         super().__init__(f"{self.code.name}: {message}{where}")
         self.message = message
         self.type = type

@@ -139,11 +139,14 @@ class _Job:
         "created",
         "future",
         "handle",
+        "key",
+        "leader",
         "link",
         "notify",
         "on_data",
         "on_status",
         "on_warning",
+        "sent",
         "timer",
         "twins",
     )
@@ -166,11 +169,16 @@ class _Job:
         self.handle = b""
         self.created: asyncio.Future[bytes] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        # Callers of the same function with the same unique share one gearmand job and handle.
+        # Foreground calls of one function with one unique id share ONE submission on a
+        # connection (gearmand would send every WORK_* packet once per submission): the first
+        # is the leader, the others its twins. ``key`` is (function, unique) for a leader.
         self.twins: list[_Job] | None = None
+        self.leader: _Job | None = None
+        self.key: tuple[bytes, bytes] | None = None
         # Called at once when the job ends (future callbacks wait a loop iteration): the
         # blocking Client wakes its waiting thread through it.
         self.notify: Callable[[asyncio.Future[bytes]], None] | None = None
+        self.sent = 0.0  # loop time the submission went out (read timeout)
 
     expect = _T.JOB_CREATED
 
@@ -185,22 +193,32 @@ class _Job:
             if not self.future.done():
                 self.future.set_result(handle)
             return
-        if self.future.done():
+        for twin in self.twins or ():
+            twin.handle = handle
+            if twin.created is not None and not twin.created.done():
+                twin.created.set_result(handle)
+        if self.future.done() and self.key is None:
             return  # the caller gave up before the job was even created
         jobs = self.link.jobs
         first = jobs.get(handle)
         if first is None:
             jobs[handle] = self
-        elif first.twins is None:
-            first.twins = [self]
-        else:
-            first.twins.append(self)
+        else:  # not expected: one submission per (function, unique); join it all the same
+            self.leader = first
+            first.twins = [*(first.twins or ()), self, *(self.twins or ())]
 
     def error(self, exc: BaseException) -> None:
         if self.created is not None and not self.created.done():
             self.created.set_exception(exc)
             self.created.exception()  # the final future reports it; don't warn twice
         self.fail(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """The submission failed (ERROR, connection lost): every caller sharing it fails."""
+        self.error(exc)
+        for twin in self.twins or ():
+            twin.error(exc)
+        self.link.unshare(self)
 
     # the job's end, as seen by the caller
 
@@ -227,24 +245,25 @@ class _Job:
                               f"did not finish within {timeout:g}s"))
 
     def forget(self) -> None:
-        """The caller stopped waiting: drop the job's entry (gearmand may still run it)."""
+        """The caller stopped waiting: it hears nothing more (gearmand may still run the job).
+
+        A job shared by unique id stays known until it ends, so that later callers with the
+        same unique id join it instead of submitting it again.
+        """
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        handle = self.handle
-        if not handle:
+        self.on_data = self.on_status = self.on_warning = None
+        leader = self.leader
+        if leader is not None:
+            if leader.twins and self in leader.twins:
+                leader.twins.remove(self)
             return
-        jobs = self.link.jobs
-        first = jobs.get(handle)
-        if first is self:
-            if self.twins:
-                heir = self.twins.pop(0)
-                heir.twins = self.twins or None
-                jobs[handle] = heir
-            else:
-                del jobs[handle]
-        elif first is not None and first.twins and self in first.twins:
-            first.twins.remove(self)
+        if self.key is not None:
+            return  # stays as the shared submission's entry, silent
+        handle = self.handle
+        if handle and self.link.jobs.get(handle) is self:
+            del self.link.jobs[handle]
 
 
 def _each(job: _Job) -> list[_Job]:
@@ -264,6 +283,8 @@ class _Link:
         self.connecting: asyncio.Future[Connection] | None = None
         self.pending: deque[_Job | _Request] = deque()
         self.jobs: dict[bytes, _Job] = {}
+        # Foreground submissions with a unique id, by (function, unique), until they end.
+        self.shared: dict[tuple[bytes, bytes], _Job] = {}
         self.down_until = 0.0
         self.backoff = 0.0
         self.last_error: BaseException | None = None
@@ -362,6 +383,8 @@ class _Link:
                 else:
                     for each in _each(job):
                         each.complete(args[1])
+                if job.key is not None:
+                    self.unshare(job)
         elif kind in _REPLIES:
             if not self.pending:
                 raise ProtocolError(f"unexpected {kind.name}: nothing was asked")
@@ -389,17 +412,25 @@ class _Link:
             if job is not None:
                 for each in _each(job):
                     each.fail(JobException(args[1], args[0]))
+                if job.key is not None:
+                    self.unshare(job)
         elif kind is _WORK_FAIL:
             job = self.jobs.pop(args[0], None)
             if job is not None:
                 for each in _each(job):
                     each.fail(JobFailed(f"job {args[0].decode(errors='replace')} failed", args[0]))
+                if job.key is not None:
+                    self.unshare(job)
         elif kind is _T.ERROR:
             error = ServerError(args[0].decode(errors="replace"), args[1].decode(errors="replace"))
             if not self.pending:
                 log.warning("%s: unsolicited %s", self.address, error)
                 return False
-            self.pending.popleft().error(error)
+            entry = self.pending.popleft()
+            if type(entry) is _Job:
+                entry.fail_all(error)
+            else:
+                entry.error(error)
         elif kind is _T.NOOP:
             return False
         else:
@@ -417,18 +448,27 @@ class _Link:
         self.connection = None
         pending, self.pending = self.pending, deque()
         jobs, self.jobs = self.jobs, {}
+        self.shared.clear()
         if not pending and not jobs:
             log.debug("%s: connection closed (%s)", self.address, reason)
             return
         log.warning("%s: connection lost with jobs in flight: %s", self.address, reason)
         for entry in pending:
-            entry.error(ServerUnavailable(f"{self.address}: connection lost: {reason}"))
+            lost = ServerUnavailable(f"{self.address}: connection lost: {reason}")
+            if type(entry) is _Job:
+                entry.fail_all(lost)
+            else:
+                entry.error(lost)
         for job in jobs.values():
             for each in _each(job):
                 each.fail(ServerUnavailable(
                     f"{self.address}: connection lost while job "
                     f"{job.handle.decode(errors='replace')} was running: {reason}"
                 ))
+
+    def unshare(self, job: _Job) -> None:
+        if job.key is not None and self.shared.get(job.key) is job:
+            del self.shared[job.key]
 
     def close(self) -> None:
         if self.connection is not None:
@@ -619,6 +659,8 @@ class AsyncClient:
                          on_data, on_status, on_warning)
         if want_created:
             job.created = link.loop.create_future()  # type: ignore[union-attr]
+            if job.handle:  # joined a submission gearmand has already created
+                job.created.set_result(job.handle)
         connection = link.connection
         if connection is not None and len(payload) >= _DRAIN_AT and connection.must_drain:
             try:
@@ -662,11 +704,31 @@ class AsyncClient:
         on_status: StatusCallback | None,
         on_warning: DataCallback | None,
     ) -> _Job:
-        """Write the SUBMIT_JOB* packet on a connected link and queue the job for its answer."""
+        """Write the SUBMIT_JOB* packet on a connected link and queue the job for its answer.
+
+        A foreground job whose (function, unique) is already in flight on this link joins that
+        submission instead: gearmand would coalesce them anyway, and send every WORK_* packet
+        once per submission (wire contract, section 7).
+        """
         connection = link.connection
         loop = link.loop
         assert connection is not None and loop is not None
         job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
+        if unique and not background:
+            key = (name, unique)
+            leader = link.shared.get(key)
+            if leader is not None:
+                job.leader = leader
+                job.handle = leader.handle
+                if leader.twins is None:
+                    leader.twins = [job]
+                else:
+                    leader.twins.append(job)
+                if timeout is not None:
+                    job.timer = loop.call_later(timeout, job.expire, timeout)
+                return job
+            job.key = key
+            link.shared[key] = job
         size = len(name) + len(unique) + len(payload) + 2
         # One write per packet: the header and every argument in a single join.
         connection.write(b"".join((

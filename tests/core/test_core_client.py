@@ -7,6 +7,8 @@ import hashlib
 import os
 import time
 
+from typing import Any
+
 import pytest
 from core_helpers import CliWorkers, running_worker, wait_until
 
@@ -283,6 +285,89 @@ async def test_unique_ids_pass_through_and_coalesce(gearmand: GearmandServer) ->
         assert await second == b"first"  # gearmand merged them: one job, one answer
         assert await third == b"third"
     assert sorted(seen) == [b"", b"same"]
+
+
+async def _chatty_shared(job: JobContext) -> bytes:
+    await asyncio.sleep(0.3)  # long enough for every caller to join the one job
+    job.send_data(b"c1")
+    job.send_status(1, 2)
+    job.send_warning(b"w")
+    job.send_data(b"c2")
+    job.send_status(2, 2)
+    return b"done:" + job.payload
+
+
+_EXPECTED_EVENTS = [("data", b"c1"), ("status", 1, 2), ("warning", b"w"), ("data", b"c2"),
+                    ("status", 2, 2)]
+
+
+def _recorder() -> tuple[list[object], dict[str, Any]]:
+    events: list[object] = []
+    callbacks: dict[str, Any] = {
+        "on_data": lambda d: events.append(("data", d)),
+        "on_status": lambda n, d: events.append(("status", n, d)),
+        "on_warning": lambda w: events.append(("warning", w)),
+    }
+    return events, callbacks
+
+
+@pytest.mark.parametrize("sharers", [2, 3, 10])
+async def test_coalesced_callers_on_one_connection_get_each_packet_once(
+    gearmand: GearmandServer, sharers: int
+) -> None:
+    # gearmand sends every WORK_* packet once per submission on a connection; callers sharing a
+    # unique id on one client must still see each exactly once (issue: [c1, c1, c2, c2]).
+    async with running_worker(gearmand.address, {"shared": _chatty_shared}, concurrency=4), \
+            AsyncClient(gearmand.address) as client, AsyncClient(gearmand.address) as other:
+        recorders = [_recorder() for _ in range(sharers + 1)]
+        calls = [client.call("shared", f"p{i}".encode(), unique="one-job", timeout=20, **cb)
+                 for i, (_, cb) in enumerate(recorders[:-1])]
+        # one more caller on another connection, and a background submission of the same job
+        calls.append(other.call("shared", b"px", unique="one-job", timeout=20,
+                                **recorders[-1][1]))
+        background = client.submit_background("shared", b"bg", unique="one-job")
+        results = await asyncio.gather(*calls, background)
+    answers = results[:-1]
+    assert len(set(answers)) == 1 and answers[0].startswith(b"done:p")
+    for events, _ in recorders:
+        assert events == _EXPECTED_EVENTS
+
+
+async def test_coalesced_blocking_callers_from_threads_get_each_packet_once(
+    gearmand: GearmandServer,
+) -> None:
+    from bridge.client import Client
+
+    async with running_worker(gearmand.address, {"shared": _chatty_shared}, concurrency=4):
+        recorders = [_recorder() for _ in range(3)]
+        with Client(gearmand.address) as client:
+            answers = await asyncio.gather(*(
+                asyncio.to_thread(client.call, "shared", b"x", unique="threads", timeout=20,
+                                  **cb)
+                for _, cb in recorders
+            ))
+    assert answers == [b"done:x"] * 3
+    for events, _ in recorders:
+        assert events == _EXPECTED_EVENTS
+
+
+async def test_a_caller_that_gives_up_leaves_the_others_sharing_the_job(
+    gearmand: GearmandServer,
+) -> None:
+    async with running_worker(gearmand.address, {"shared": _chatty_shared}, concurrency=4), \
+            AsyncClient(gearmand.address) as client:
+        quitter = asyncio.ensure_future(client.call("shared", b"a", unique="u1", timeout=0.1))
+        events, callbacks = _recorder()
+        stayer = asyncio.ensure_future(
+            client.call("shared", b"b", unique="u1", timeout=20, **callbacks))
+        with pytest.raises(CallTimeout):
+            await quitter
+        # a third caller joins after the first gave up: still one submission, no copies
+        late_events, late_callbacks = _recorder()
+        late = asyncio.ensure_future(
+            client.call("shared", b"c", unique="u1", timeout=20, **late_callbacks))
+        assert await stayer == await late == b"done:a"
+    assert events == late_events == _EXPECTED_EVENTS
 
 
 async def test_unique_over_63_bytes_is_rejected_before_sending(gearmand: GearmandServer) -> None:
