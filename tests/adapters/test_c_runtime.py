@@ -12,15 +12,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgpack
 import pytest
 
 from bridge.client import Client
+from bridge.errors import JobException
 from bridge.rpc.envelope import encode_request
+from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.testing import GearmandServer
+from bridge.v1 import envelope_pb2
 from interop_tests.langs.c import C
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +31,7 @@ ADAPTER = REPO / "adapters" / "c"
 MSGPACK = 2
 ECHO = "bridge.interop.v1.Interop.Echo"
 SLEEP = "bridge.interop.v1.Interop.Sleep"
+COMPOSITE = "bridge.interop.v1.Composite"
 
 
 def _run_make_test(build: Path, *extra: str) -> str:
@@ -156,10 +160,18 @@ def workers(worker_binary: Path) -> Iterator[list[Worker]]:
         w.kill()
 
 
+def _unframe(payload: bytes, kind: FrameKind, type_name: str) -> bytes:
+    """The body of a reply frame, after checking its header (wire contract, section 3)."""
+    frame = parse_frame(payload)
+    assert (frame.kind, frame.encoding, frame.tag) == (kind, MSGPACK, type_tag(type_name)), frame
+    assert frame.attempt != 0
+    return bytes(frame.body)
+
+
 def _echo(client: Client, text: str, timeout: float = 10.0) -> str:
     body = msgpack.packb({"text": text})
     reply = client.call(ECHO, encode_request(body, encoding=MSGPACK), timeout=timeout)
-    return str(msgpack.unpackb(reply)["text"])
+    return str(msgpack.unpackb(_unframe(reply, FrameKind.REPLY, COMPOSITE))["text"])
 
 
 def _wait_served(address: str, text: str, deadline_s: float) -> None:
@@ -203,8 +215,8 @@ def test_concurrency_runs_jobs_in_parallel(
 def test_large_replies_are_not_throttled(
     gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
 ) -> None:
-    """libgearman pins its socket buffers at 32 KiB, which made a 16 MiB reply take ~10 s here;
-    the runtime widens the send buffer of its job-server sockets before large packets."""
+    """libgearman pinned its socket buffers at 32 KiB, which made a 16 MiB reply take ~10 s here;
+    the runtime's own connections leave the buffers to the kernel's autotuning."""
     worker = Worker(worker_binary, gearmand.address)
     workers.append(worker)
     _wait_served(gearmand.address, "ready", 10)
@@ -214,6 +226,144 @@ def test_large_replies_are_not_throttled(
         started = time.monotonic()
         items = list(client.stream("bridge.interop.v1.Interop.Stream", request, timeout=30))
         elapsed = time.monotonic() - started
-    assert len(msgpack.unpackb(items[0])["payload"]) == size
+    item = _unframe(items[0], FrameKind.ITEM, "bridge.interop.v1.StreamItem")
+    assert len(msgpack.unpackb(item)["payload"]) == size
     assert elapsed < 4.0, f"a 16 MiB reply took {elapsed:.1f} s"
     assert worker.stop() == 0
+
+
+# ------------------------------------------------------------------ sick job servers, poison, stop
+
+
+def _error_of(exc: JobException) -> envelope_pb2.Error:
+    return envelope_pb2.Error.FromString(exc.payload)
+
+
+@pytest.mark.timeout(60)
+def test_poison_job_is_refused_and_the_worker_lives_on(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    """20 bytes whose msgpack body claims a 4-billion-item array (wire contract, 5.9)."""
+    worker = Worker(worker_binary, gearmand.address)
+    workers.append(worker)
+    _wait_served(gearmand.address, "ready", 10)
+    poison = bytes.fromhex("080120022a0e81a76e756d62657273ddffffffff")
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            with pytest.raises(JobException) as caught:
+                client.call(ECHO, poison, timeout=10)
+            error = _error_of(caught.value)
+            assert error.code == envelope_pb2.INVALID_ARGUMENT, error
+            assert "exceeds" in error.message, error
+        assert _echo(client, "still here") == "still here"
+    assert worker.stop() == 0
+
+
+def _freeze(server: GearmandServer) -> None:
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)  # TCP stays up; nothing is answered
+
+
+def _thaw(server: GearmandServer) -> None:
+    if server.pid is not None:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("started", ["before", "during"])
+def test_a_frozen_server_does_not_stop_the_worker_serving_the_other(
+    gearmand_factory: Callable[..., GearmandServer], worker_binary: Path, workers: list[Worker],
+    started: str,
+) -> None:
+    """Servers A and B, A frozen with SIGSTOP, the worker at its default concurrency (1), started
+    before the freeze or during it: 10 calls through B are all answered, each well within the
+    worker's read timeout (5 s) plus a margin; nothing waits for A to wake up."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    servers = f"{frozen.address},{healthy.address}"
+    try:
+        if started == "before":
+            workers.append(Worker(worker_binary, servers))
+            _wait_served(frozen.address, "ready", 10)
+            _wait_served(healthy.address, "ready", 10)
+            _freeze(frozen)
+        else:
+            _freeze(frozen)
+            workers.append(Worker(worker_binary, servers))
+        worker = workers[-1]
+        # (for "during", the first call also waits for the worker to start and register)
+        _wait_served(healthy.address, "first", 8)
+        latencies = []
+        with Client(healthy.address) as client:
+            for i in range(10):
+                begun = time.monotonic()
+                assert _echo(client, f"call {i}", timeout=8) == f"call {i}"
+                latencies.append(time.monotonic() - begun)
+        assert max(latencies) < 6.0, latencies
+        assert sum(latencies) < 8.0, latencies
+        stopping = time.monotonic()
+        assert worker.stop(timeout=10) == 0
+        assert time.monotonic() - stopping < 2.0, "SIGTERM with a frozen server took too long"
+    finally:
+        _thaw(frozen)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("job_on", ["healthy", "frozen"])
+def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
+    gearmand_factory: Callable[..., GearmandServer], worker_binary: Path, workers: list[Worker],
+    job_on: str,
+) -> None:
+    """A job of 1.5 s is running (grabbed from the healthy server, or from the one that freezes
+    while it runs) when the worker gets SIGTERM: it finishes the job, answers it and exits with 0
+    within the job's own time plus 2 s, whatever the frozen server does."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = Worker(worker_binary, f"{frozen.address},{healthy.address}")
+    workers.append(worker)
+    _wait_served(frozen.address, "ready", 10)
+    _wait_served(healthy.address, "ready", 10)
+    source = healthy if job_on == "healthy" else frozen
+    replies: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        payload = encode_request(msgpack.packb({"millis": 1500}), encoding=MSGPACK)
+        try:
+            with Client(source.address) as client:
+                replies.append(client.call(SLEEP, payload, timeout=15))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        if job_on == "healthy":
+            _freeze(frozen)
+        caller.start()
+        _wait_running(source, SLEEP, 5)
+        if job_on == "frozen":
+            _freeze(frozen)
+        begun = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        code = worker.proc.wait(timeout=15)
+        elapsed = time.monotonic() - begun
+    finally:
+        _thaw(frozen)
+    assert code == 0, worker.log
+    assert elapsed < 1.5 + 2.0, f"exit took {elapsed:.2f} s"
+    assert "finishing running jobs" in worker.log
+    caller.join(timeout=15)
+    if job_on == "healthy":  # the frozen server's caller only hears back after the thaw
+        assert not errors and len(replies) == 1, errors
+        body = _unframe(replies[0], FrameKind.REPLY, "bridge.interop.v1.SleepReply")
+        assert msgpack.unpackb(body)["slept_millis"] == 1500
+
+
+def _wait_running(server: GearmandServer, function: str, deadline_s: float) -> None:
+    """Until gearmand's status lists a running job of ``function``."""
+    from bridge import admin
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if any(r.function == function and r.running > 0 for r in admin.status(server.address)):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"no {function} job started on {server.address}")

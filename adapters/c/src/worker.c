@@ -1,67 +1,60 @@
 /*
- * The worker: `concurrency` threads, each with its own gearman_worker_st connected to every job
- * server, grabbing and answering one job at a time.
+ * The worker: per job server, `concurrency` connections, each with its own thread (a "lane"),
+ * sharing `concurrency` job slots. Every lane runs the Gearman worker loop on its own connection
+ * (gearman_conn.c), independently of the other servers' replies:
+ *
+ *   connect -> SET_CLIENT_ID, CAN_DO per function, ECHO_REQ -> wait for ECHO_RES
+ *   -> take a job slot -> GRAB_JOB_UNIQ -> JOB_ASSIGN_UNIQ: run the job, answer, grab again
+ *                                        -> NO_JOB: give the slot back, PRE_SLEEP, wait for NOOP
+ *
+ * A lane takes a job slot only to grab on a connection whose server has answered (the ECHO), and
+ * any answer that does not come within the read timeout (connect, ECHO, GRAB, a keepalive ECHO
+ * of an idle connection) closes that connection; the lane reconnects with backoff. So a frozen
+ * job server (process stopped, TCP up) costs at most one slot for one read timeout, and the
+ * lanes of the other servers go on serving, at any concurrency and also when the worker starts
+ * during the freeze (wire contract, section 7).
  *
  * Why threads rather than forked processes: one process keeps the user's state (caches, pools,
  * the user_data pointer) shared without IPC, one SIGTERM stops everything in one place, and
  * AddressSanitizer / LeakSanitizer see the whole worker. Handlers must therefore be thread-safe
- * when concurrency > 1 (the same rule as any threaded server).
+ * when concurrency > 1.
  *
  * Stopping: bridge_worker_run() blocks SIGTERM/SIGINT in every thread and waits for them with
- * sigtimedwait() in the calling thread (no signal handler, no global). Worker threads poll with a
- * short libgearman timeout while idle and check the stop flag between jobs, so a running job is
- * always finished and answered. libgearman's own wake-up pipe is not used: it would also abort a
- * reply that is being sent.
- *
- * Jobs go through gearman_worker_work() (GRAB_JOB_UNIQ, PRE_SLEEP / NOOP, one callback per job);
- * the callback sends the job's answer itself. gearman_worker_grab_job() is not used: in 1.1.20 it
- * never sends PRE_SLEEP (it returns NO_JOBS at once) and crashes on the grab after a job.
- *
- * Reconnecting: libgearman reconnects a lost connection (and re-sends CAN_DO) on the next
- * gearman_worker_work(); while no server answers, a thread waits with exponential backoff.
+ * sigtimedwait() in the calling thread (no signal handler, no global). Every wait of a lane looks
+ * at the stop flag each poll interval: an idle or grabbing lane closes its connection at once
+ * (gearmand re-queues a job it may have assigned meanwhile), a lane running a job finishes it and
+ * sends the answer (a send stalled by a frozen server is given up 1 s after the stop).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <libgearman-1.0/gearman.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "gearman_conn.h"
 #include "job.h"
+#include "worker.h"
 
-struct bridge_worker {
-    char *servers;
-    char *client_id;
-    unsigned concurrency;
-    size_t max_request_bytes;
-    unsigned poll_interval_ms;
-    unsigned reconnect_min_ms;
-    unsigned reconnect_max_ms;
-    bool handle_signals;
-    bool quiet;
-    bridge_method *methods;
-    size_t n_methods;
-    atomic_bool stop;
-    atomic_uint_fast64_t jobs_done;
-    struct sockaddr_storage *server_addrs; /* resolved job servers, to find their sockets */
-    size_t n_server_addrs;
-};
+typedef struct server {
+    char host[256];
+    char port[16];
+} server;
 
-typedef struct worker_thread {
+typedef struct lane {
     bridge_worker *worker;
-    unsigned index;
+    const server *server;
+    unsigned index; /* among the lanes of its server */
+    unsigned id;    /* among all lanes */
     pthread_t tid;
     bool started;
-} worker_thread;
+    gm_conn conn;
+    char why[300]; /* why the connection was dropped */
+} lane;
 
 static void wlog(const bridge_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -77,15 +70,6 @@ static void wlog(const bridge_worker *w, const char *fmt, ...)
     fprintf(stderr, "bridge-c[%d]: %s\n", (int)getpid(), line);
 }
 
-bridge_worker_options bridge_worker_options_default(void)
-{
-    bridge_worker_options o;
-    memset(&o, 0, sizeof o);
-    o.concurrency = 1;
-    o.handle_signals = true;
-    return o;
-}
-
 bridge_worker *bridge_worker_new(const bridge_worker_options *options)
 {
     bridge_worker_options o = options ? *options : bridge_worker_options_default();
@@ -95,7 +79,9 @@ bridge_worker *bridge_worker_new(const bridge_worker_options *options)
     w->servers = strdup(o.servers ? o.servers : "127.0.0.1:4730");
     w->client_id = strdup(o.client_id ? o.client_id : "bridge-c");
     if (w->servers == NULL || w->client_id == NULL) {
-        bridge_worker_free(w);
+        free(w->servers);
+        free(w->client_id);
+        free(w);
         return NULL;
     }
     w->concurrency = o.concurrency ? o.concurrency : 1;
@@ -103,10 +89,15 @@ bridge_worker *bridge_worker_new(const bridge_worker_options *options)
     w->poll_interval_ms = o.poll_interval_ms ? o.poll_interval_ms : 200;
     w->reconnect_min_ms = o.reconnect_min_ms ? o.reconnect_min_ms : 100;
     w->reconnect_max_ms = o.reconnect_max_ms ? o.reconnect_max_ms : 5000;
+    w->read_timeout_ms = o.read_timeout_ms ? o.read_timeout_ms : BRIDGE_DEFAULT_READ_TIMEOUT_MS;
+    w->keepalive_ms = o.keepalive_ms ? o.keepalive_ms : BRIDGE_DEFAULT_KEEPALIVE_MS;
     w->handle_signals = o.handle_signals;
     w->quiet = o.quiet;
     atomic_init(&w->stop, false);
     atomic_init(&w->jobs_done, 0);
+    pthread_mutex_init(&w->slots_lock, NULL);
+    pthread_cond_init(&w->slots_free, NULL);
+    w->free_slots = w->concurrency;
     return w;
 }
 
@@ -117,16 +108,19 @@ void bridge_worker_free(bridge_worker *w)
     for (size_t i = 0; i < w->n_methods; i++)
         free((char *)w->methods[i].function_name);
     free(w->methods);
-    free(w->server_addrs);
     free(w->servers);
     free(w->client_id);
+    pthread_mutex_destroy(&w->slots_lock);
+    pthread_cond_destroy(&w->slots_free);
     free(w);
 }
+
+#define FUNCTION_NAME_MAX 512 /* gearmand's limit on function names */
 
 bridge_status bridge_worker_add_method(bridge_worker *w, const bridge_method *m)
 {
     if (w == NULL || m == NULL || m->function_name == NULL || m->input == NULL || m->output == NULL ||
-        m->function_name[0] == '\0' || strlen(m->function_name) >= GEARMAN_FUNCTION_MAX_SIZE)
+        m->function_name[0] == '\0' || strlen(m->function_name) >= FUNCTION_NAME_MAX)
         return BRIDGE_STATUS_INVALID;
     for (size_t i = 0; i < w->n_methods; i++)
         if (strcmp(w->methods[i].function_name, m->function_name) == 0)
@@ -142,7 +136,7 @@ bridge_status bridge_worker_add_method(bridge_worker *w, const bridge_method *m)
     return BRIDGE_STATUS_OK;
 }
 
-static const bridge_method *find_method(const bridge_worker *w, const char *name)
+const bridge_method *bridge__find_method(const bridge_worker *w, const char *name)
 {
     for (size_t i = 0; i < w->n_methods; i++)
         if (strcmp(w->methods[i].function_name, name) == 0)
@@ -153,6 +147,9 @@ static const bridge_method *find_method(const bridge_worker *w, const char *name
 void bridge_worker_stop(bridge_worker *w)
 {
     atomic_store(&w->stop, true);
+    pthread_mutex_lock(&w->slots_lock);
+    pthread_cond_broadcast(&w->slots_free);
+    pthread_mutex_unlock(&w->slots_lock);
 }
 
 uint64_t bridge_worker_jobs_done(const bridge_worker *w)
@@ -160,33 +157,30 @@ uint64_t bridge_worker_jobs_done(const bridge_worker *w)
     return atomic_load(&((bridge_worker *)w)->jobs_done);
 }
 
-/* ------------------------------------------------------------------ socket buffers */
-
-/*
- * libgearman 1.1.20 fixes SO_SNDBUF/SO_RCVBUF of its sockets at 32 KiB, which turns a large reply
- * into hundreds of delayed-ACK round trips (measured: 16 MiB from worker to gearmand took 10 s
- * instead of 0.1 s). It offers no way to change that nor to reach its sockets, so before sending
- * a large packet we find our own TCP sockets whose peer is one of the job servers and give them
- * a larger send buffer. Only sockets connected to a configured job server are touched.
- */
-#define BRIDGE_LARGE_PACKET (256 * 1024)
-#define BRIDGE_SEND_BUFFER (4 * 1024 * 1024)
-
-static void resolve_servers(bridge_worker *w)
+static bool stopped(const bridge_worker *w)
 {
-    char *list = strdup(w->servers);
-    if (list == NULL)
-        return;
-    char *save = NULL;
-    for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+    return atomic_load(&((bridge_worker *)w)->stop);
+}
+
+/* ------------------------------------------------------------------ servers and slots */
+
+/* "host:port,[v6]:port,host" into servers (port 4730 by default); the count, 0 when invalid. */
+static size_t parse_servers(const char *list, server **out)
+{
+    *out = NULL;
+    size_t n = 0;
+    char *copy = strdup(list), *save = NULL;
+    if (copy == NULL)
+        return 0;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         while (*item == ' ')
             item++;
         char *host = item, *port = "4730";
         char *colon = strrchr(item, ':');
-        if (item[0] == '[') { /* [v6]:port */
+        if (item[0] == '[') {
             char *close = strchr(item, ']');
             if (close == NULL)
-                continue;
+                goto bad;
             *close = '\0';
             host = item + 1;
             if (close[1] == ':')
@@ -195,100 +189,52 @@ static void resolve_servers(bridge_worker *w)
             *colon = '\0';
             port = colon + 1;
         }
-        struct addrinfo hints, *res = NULL;
-        memset(&hints, 0, sizeof hints);
-        hints.ai_socktype = SOCK_STREAM;
-        if (getaddrinfo(host, port, &hints, &res) != 0)
-            continue;
-        for (struct addrinfo *a = res; a; a = a->ai_next) {
-            struct sockaddr_storage *grown =
-                realloc(w->server_addrs, (w->n_server_addrs + 1) * sizeof *grown);
-            if (grown == NULL)
-                break;
-            w->server_addrs = grown;
-            memset(&grown[w->n_server_addrs], 0, sizeof *grown);
-            memcpy(&grown[w->n_server_addrs++], a->ai_addr, a->ai_addrlen);
+        server *grown = realloc(*out, (n + 1) * sizeof *grown);
+        if (grown == NULL || host[0] == '\0' || strlen(host) >= sizeof grown->host ||
+            port[0] == '\0' || strlen(port) >= sizeof grown->port) {
+            if (grown != NULL)
+                *out = grown;
+            goto bad;
         }
-        freeaddrinfo(res);
+        *out = grown;
+        snprintf(grown[n].host, sizeof grown[n].host, "%s", host);
+        snprintf(grown[n].port, sizeof grown[n].port, "%s", port);
+        n++;
     }
-    free(list);
+    free(copy);
+    return n;
+bad:
+    free(copy);
+    free(*out);
+    *out = NULL;
+    return 0;
 }
 
-static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+/* Waits for a free job slot; false when the worker stops first. */
+static bool take_slot(bridge_worker *w)
 {
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-    }
-    return false;
+    pthread_mutex_lock(&w->slots_lock);
+    while (w->free_slots == 0 && !stopped(w))
+        pthread_cond_wait(&w->slots_free, &w->slots_lock);
+    bool ok = !stopped(w);
+    if (ok)
+        w->free_slots--;
+    pthread_mutex_unlock(&w->slots_lock);
+    return ok;
 }
 
-static void widen_server_sockets(const bridge_worker *w)
+static void give_slot(bridge_worker *w)
 {
-    struct rlimit lim;
-    int max_fd = 1024;
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 65536)
-        max_fd = (int)lim.rlim_cur;
-    for (int fd = 3; fd < max_fd; fd++) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof peer;
-        memset(&peer, 0, sizeof peer);
-        if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
-            continue;
-        for (size_t i = 0; i < w->n_server_addrs; i++) {
-            if (!same_endpoint(&peer, &w->server_addrs[i]))
-                continue;
-            int size = 0;
-            socklen_t size_len = sizeof size;
-            if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &size_len) == 0 &&
-                size < BRIDGE_SEND_BUFFER) {
-                int want = BRIDGE_SEND_BUFFER;
-                setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-            }
-            break;
-        }
-    }
+    pthread_mutex_lock(&w->slots_lock);
+    w->free_slots++;
+    pthread_cond_signal(&w->slots_free);
+    pthread_mutex_unlock(&w->slots_lock);
 }
-
-/* ------------------------------------------------------------------ the libgearman sink */
-
-typedef struct gearman_sink_state {
-    gearman_job_st *job;
-    const bridge_worker *worker;
-} gearman_sink_state;
-
-static int gearman_sink(void *state, bridge_packet kind, const void *data, size_t size,
-                        uint32_t num, uint32_t den)
-{
-    const gearman_sink_state *st = state;
-    gearman_job_st *job = st->job;
-    gearman_return_t rc = GEARMAN_SUCCESS;
-    if (size >= BRIDGE_LARGE_PACKET)
-        widen_server_sockets(st->worker);
-    switch (kind) {
-    case BRIDGE_PACKET_DATA: rc = gearman_job_send_data(job, data, size); break;
-    case BRIDGE_PACKET_WARNING: rc = gearman_job_send_warning(job, data, size); break;
-    case BRIDGE_PACKET_STATUS: rc = gearman_job_send_status(job, num, den); break;
-    case BRIDGE_PACKET_COMPLETE: rc = gearman_job_send_complete(job, data, size); break;
-    case BRIDGE_PACKET_EXCEPTION: rc = gearman_job_send_exception(job, data, size); break;
-    case BRIDGE_PACKET_FAIL: rc = gearman_job_send_fail(job); break;
-    }
-    return gearman_success(rc) ? 0 : -1;
-}
-
-/* ------------------------------------------------------------------ threads */
 
 static void nap_ms(const bridge_worker *w, unsigned ms)
 {
     /* Sleeps in short steps so that a stop request is noticed quickly. */
-    while (ms > 0 && !atomic_load(&w->stop)) {
+    while (ms > 0 && !stopped(w)) {
         unsigned step = ms < 50 ? ms : 50;
         struct timespec ts = {0, (long)step * 1000000L};
         nanosleep(&ts, NULL);
@@ -296,274 +242,275 @@ static void nap_ms(const bridge_worker *w, unsigned ms)
     }
 }
 
-/* What a libgearman function callback needs: the worker and the method it serves. */
-typedef struct function_binding {
-    bridge_worker *worker;
-    const bridge_method *method;
-    gearman_worker_st *gearman; /* the thread's own */
-} function_binding;
+/* ------------------------------------------------------------------ one job */
 
-/*
- * libgearman has one timeout for every wait. Idle, it is the short poll interval that lets a
- * thread notice a stop request; while a job's packets are being sent it must be long, or a large
- * reply to a slow server would be cut off after poll_interval_ms without progress.
- */
-#define BRIDGE_SEND_STALL_MS 60000
+typedef struct job_sink {
+    lane *lane;
+    const char *handle;
+} job_sink;
 
-static gearman_return_t on_job(gearman_job_st *job, void *context)
+static int send_packet(void *state, bridge_packet kind, const void *data, size_t size,
+                       uint32_t num, uint32_t den)
 {
-    const function_binding *b = context;
-    bridge_worker *w = b->worker;
-    gearman_worker_set_timeout(b->gearman, BRIDGE_SEND_STALL_MS);
+    job_sink *s = state;
+    gm_conn *c = &s->lane->conn;
+    unsigned stall = s->lane->worker->read_timeout_ms;
+    const char *handle[1] = {s->handle};
+    gm_result r = GM_CLOSED;
+    switch (kind) {
+    case BRIDGE_PACKET_DATA: r = gm_send(c, GM_WORK_DATA, handle, 1, data, size, stall); break;
+    case BRIDGE_PACKET_WARNING: r = gm_send(c, GM_WORK_WARNING, handle, 1, data, size, stall); break;
+    case BRIDGE_PACKET_COMPLETE: r = gm_send(c, GM_WORK_COMPLETE, handle, 1, data, size, stall); break;
+    case BRIDGE_PACKET_EXCEPTION: r = gm_send(c, GM_WORK_EXCEPTION, handle, 1, data, size, stall); break;
+    case BRIDGE_PACKET_FAIL: r = gm_send(c, GM_WORK_FAIL, handle, 1, NULL, 0, stall); break;
+    case BRIDGE_PACKET_STATUS: {
+        char n[16], d[16];
+        snprintf(n, sizeof n, "%u", num);
+        snprintf(d, sizeof d, "%u", den);
+        const char *args[3] = {s->handle, n, d};
+        r = gm_send(c, GM_WORK_STATUS, args, 3, NULL, 0, stall);
+        break;
+    }
+    }
+    return r == GM_OK ? 0 : -1;
+}
+
+/* Runs an assigned job and answers it on the lane's connection; false when that failed. */
+static bool run_job(lane *l, const gm_packet *p)
+{
+    bridge_worker *w = l->worker;
+    const bridge_method *method = bridge__find_method(w, p->arg[1]);
     bridge_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.function_name = b->method->function_name;
-    gearman_sink_state sink = {.job = job, .worker = w};
-    ctx.sink.send = gearman_sink;
+    ctx.function_name = method ? method->function_name : p->arg[1];
+    job_sink sink = {.lane = l, .handle = p->arg[0]};
+    ctx.sink.send = send_packet;
     ctx.sink.state = &sink;
-    bridge__job_run(&ctx, b->method, gearman_job_workload(job), gearman_job_workload_size(job),
-                    w->max_request_bytes);
-    if (ctx.io_failed)
-        wlog(w, "lost the job server while answering %s (gearmand re-queues the job)",
-             ctx.function_name);
+    /* An oversized workload was never kept: its size alone gets RESOURCE_EXHAUSTED. */
+    bridge__job_run(&ctx, method, p->oversized ? NULL : p->data, p->data_size, w->max_request_bytes);
     atomic_fetch_add(&w->jobs_done, 1);
-    gearman_worker_set_timeout(b->gearman, (int)w->poll_interval_ms);
-    /* The answer is already sent (libgearman sends nothing more for a finished job). */
-    return GEARMAN_SUCCESS;
+    if (ctx.io_failed)
+        snprintf(l->why, sizeof l->why, "lost the job server while answering %s (gearmand re-queues the job)",
+                 ctx.function_name);
+    return !ctx.io_failed;
 }
 
-static gearman_worker_st *connect_worker(worker_thread *t, function_binding *bindings)
+/* ------------------------------------------------------------------ one connection */
+
+/* Reads the next packet of one of the `want` types (NOOPs remembered in *woken, others dropped). */
+static gm_result expect(lane *l, gm_packet *p, unsigned timeout_ms, const char *what, bool *woken,
+                        uint32_t want1, uint32_t want2, uint32_t want3)
 {
-    bridge_worker *w = t->worker;
-    gearman_worker_st *gw = gearman_worker_create(NULL);
-    if (gw == NULL)
-        return NULL;
-    gearman_worker_add_options(gw, GEARMAN_WORKER_GRAB_UNIQ);
-    /* Idle threads come back every poll interval to look at the stop flag. */
-    gearman_worker_set_timeout(gw, (int)w->poll_interval_ms);
+    bridge_worker *w = l->worker;
+    for (;;) {
+        gm_result r = gm_read(&l->conn, p, timeout_ms, w->read_timeout_ms, w->max_request_bytes);
+        if (r == GM_TIMEOUT)
+            snprintf(l->why, sizeof l->why, "no answer to %s within %u ms", what, timeout_ms);
+        else if (r == GM_CLOSED)
+            snprintf(l->why, sizeof l->why, "connection closed (waiting for the answer to %s)", what);
+        if (r != GM_OK)
+            return r;
+        if (p->type == want1 || p->type == want2 || p->type == want3)
+            return GM_OK;
+        if (p->type == GM_NOOP && woken != NULL)
+            *woken = true;
+        if (p->type == GM_ERROR) {
+            snprintf(l->why, sizeof l->why, "job server error %s: %s", p->arg[0], p->arg[1]);
+            gm_packet_free(p);
+            return GM_CLOSED;
+        }
+        gm_packet_free(p);
+    }
+}
+
+/* Connects, registers every function and waits for the server's ECHO_RES. */
+static gm_result lane_connect(lane *l)
+{
+    bridge_worker *w = l->worker;
+    gm_result r = gm_connect(&l->conn, l->server->host, l->server->port, w->read_timeout_ms, l->why,
+                             sizeof l->why);
+    if (r != GM_OK)
+        return r;
     char id[128];
-    snprintf(id, sizeof id, "%s-%d-%u", w->client_id, (int)getpid(), t->index);
-    for (char *p = id; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            *p = '_'; /* gearmand wants a printable identifier */
-    gearman_worker_set_identifier(gw, id, strlen(id));
-    if (gearman_failed(gearman_worker_add_servers(gw, w->servers))) {
-        wlog(w, "invalid server list '%s': %s", w->servers, gearman_worker_error(gw));
-        gearman_worker_free(gw);
-        return NULL;
+    snprintf(id, sizeof id, "%s-%d-%u", w->client_id, (int)getpid(), l->id);
+    for (char *q = id; *q; q++)
+        if (*q <= ' ' || *q > '~')
+            *q = '_'; /* gearmand wants a printable identifier */
+    const char *arg[1] = {id};
+    r = gm_send(&l->conn, GM_SET_CLIENT_ID, arg, 1, NULL, 0, w->read_timeout_ms);
+    for (size_t i = 0; i < w->n_methods && r == GM_OK; i++) {
+        arg[0] = w->methods[i].function_name; /* plain CAN_DO: CAN_DO_TIMEOUT is broken in 1.1.20 */
+        r = gm_send(&l->conn, GM_CAN_DO, arg, 1, NULL, 0, w->read_timeout_ms);
     }
-    for (size_t i = 0; i < w->n_methods; i++) {
-        bindings[i].worker = w;
-        bindings[i].method = &w->methods[i];
-        bindings[i].gearman = gw;
-        const char *name = w->methods[i].function_name;
-        /* Timeout 0: a plain CAN_DO (CAN_DO_TIMEOUT is broken in gearmand 1.1.20). */
-        if (gearman_failed(gearman_worker_define_function(gw, name, strlen(name),
-                                                          gearman_function_create(on_job), 0,
-                                                          &bindings[i]))) {
-            wlog(w, "cannot register %s: %s", name, gearman_worker_error(gw));
-            gearman_worker_free(gw);
-            return NULL;
-        }
+    if (r == GM_OK)
+        r = gm_send(&l->conn, GM_ECHO_REQ, NULL, 0, "bridge", 6, w->read_timeout_ms);
+    if (r != GM_OK) {
+        snprintf(l->why, sizeof l->why, "registering failed");
+        return r;
     }
-    return gw;
+    gm_packet p;
+    r = expect(l, &p, w->read_timeout_ms, "ECHO_REQ after connecting", NULL, GM_ECHO_RES, GM_ECHO_RES,
+               GM_ECHO_RES);
+    gm_packet_free(&p);
+    return r;
 }
 
-static void *thread_main(void *arg)
+/* Grabs and runs jobs until there is none; GM_OK when the lane may sleep. */
+static gm_result lane_grab(lane *l)
 {
-    worker_thread *t = arg;
-    bridge_worker *w = t->worker;
-    function_binding *bindings = calloc(w->n_methods ? w->n_methods : 1, sizeof *bindings);
-    gearman_worker_st *gw = bindings ? connect_worker(t, bindings) : NULL;
-    if (gw == NULL) {
-        wlog(w, "thread %u: cannot create a gearman worker; stopping", t->index);
-        free(bindings);
-        bridge_worker_stop(w);
-        return NULL;
+    bridge_worker *w = l->worker;
+    for (;;) {
+        if (!take_slot(w))
+            return GM_STOPPED;
+        gm_result r = gm_send(&l->conn, GM_GRAB_JOB_UNIQ, NULL, 0, NULL, 0, w->read_timeout_ms);
+        gm_packet p;
+        memset(&p, 0, sizeof p);
+        if (r == GM_OK)
+            r = expect(l, &p, w->read_timeout_ms, "GRAB_JOB_UNIQ", NULL, GM_NO_JOB,
+                       GM_JOB_ASSIGN_UNIQ, GM_NO_JOB);
+        else
+            snprintf(l->why, sizeof l->why, "sending GRAB_JOB_UNIQ failed");
+        if (r == GM_OK && p.type == GM_JOB_ASSIGN_UNIQ && !run_job(l, &p))
+            r = GM_CLOSED;
+        bool none = r == GM_OK && p.type == GM_NO_JOB;
+        gm_packet_free(&p);
+        give_slot(w);
+        if (r != GM_OK || none)
+            return r;
+        if (stopped(w))
+            return GM_STOPPED;
     }
-    unsigned backoff = w->reconnect_min_ms;
-    bool was_down = false;
-    while (!atomic_load(&w->stop)) {
-        gearman_return_t rc = gearman_worker_work(gw);
-        switch (rc) {
-        case GEARMAN_SUCCESS:
-        case GEARMAN_TIMEOUT:
-        case GEARMAN_NO_JOBS:
-        case GEARMAN_IO_WAIT:
-            /* a job done, or idle for a poll interval with the server(s) reachable */
-            if (was_down)
-                wlog(w, "thread %u: serving again", t->index);
-            was_down = false;
-            backoff = w->reconnect_min_ms;
-            continue;
-        default:
-            if (!was_down)
-                wlog(w, "thread %u: job server problem (%s); reconnecting with backoff", t->index,
-                     gearman_strerror(rc));
-            was_down = true;
-            nap_ms(w, backoff);
-            backoff = backoff * 2 > w->reconnect_max_ms ? w->reconnect_max_ms : backoff * 2;
+}
+
+/* Serves one connected lane until the connection fails or the worker stops. */
+static gm_result lane_serve(lane *l)
+{
+    bridge_worker *w = l->worker;
+    bool woken = true; /* grab at once after connecting */
+    for (;;) {
+        if (woken) {
+            gm_result r = lane_grab(l);
+            if (r != GM_OK)
+                return r;
+            if ((r = gm_send(&l->conn, GM_PRE_SLEEP, NULL, 0, NULL, 0, w->read_timeout_ms)) != GM_OK)
+                return r;
+            woken = false;
         }
+        gm_packet p;
+        gm_result r = gm_read(&l->conn, &p, w->keepalive_ms, w->read_timeout_ms, w->max_request_bytes);
+        if (r == GM_OK) {
+            woken = p.type == GM_NOOP;
+            gm_packet_free(&p);
+            continue;
+        }
+        if (r != GM_TIMEOUT) {
+            snprintf(l->why, sizeof l->why, "connection closed while idle");
+            return r;
+        }
+        /* Idle for keepalive_ms: does the server still answer? (No job slot is held.) */
+        if ((r = gm_send(&l->conn, GM_ECHO_REQ, NULL, 0, "keepalive", 9, w->read_timeout_ms)) != GM_OK)
+            return r;
+        r = expect(l, &p, w->read_timeout_ms, "a keepalive ECHO_REQ", &woken, GM_ECHO_RES,
+                   GM_ECHO_RES, GM_ECHO_RES);
+        gm_packet_free(&p);
+        if (r != GM_OK)
+            return r;
+        if (!woken && (r = gm_send(&l->conn, GM_PRE_SLEEP, NULL, 0, NULL, 0, w->read_timeout_ms)) != GM_OK)
+            return r;
     }
-    gearman_worker_free(gw);
-    free(bindings);
+}
+
+static void *lane_main(void *arg)
+{
+    lane *l = arg;
+    bridge_worker *w = l->worker;
+    gm_init(&l->conn, &w->stop, w->poll_interval_ms);
+    unsigned backoff = w->reconnect_min_ms;
+    bool down = false, loud = l->index == 0; /* one lane per server logs its state */
+    while (!stopped(w)) {
+        l->why[0] = '\0';
+        gm_result r = lane_connect(l);
+        if (r == GM_OK) {
+            if (down && loud)
+                wlog(w, "%s:%s: serving again", l->server->host, l->server->port);
+            down = false;
+            backoff = w->reconnect_min_ms;
+            r = lane_serve(l);
+        }
+        gm_close(&l->conn);
+        if (r == GM_STOPPED || stopped(w))
+            break;
+        if (!down && loud)
+            wlog(w, "%s:%s: %s; reconnecting with backoff", l->server->host, l->server->port,
+                 l->why[0] ? l->why : "connection lost");
+        down = true;
+        nap_ms(w, backoff);
+        backoff = backoff * 2 > w->reconnect_max_ms ? w->reconnect_max_ms : backoff * 2;
+    }
+    gm_close(&l->conn);
     return NULL;
 }
+
+/* ------------------------------------------------------------------ run */
 
 bridge_status bridge_worker_run(bridge_worker *w)
 {
     if (w == NULL)
         return BRIDGE_STATUS_INVALID;
+    server *servers = NULL;
+    size_t n_servers = parse_servers(w->servers, &servers);
+    if (n_servers == 0) {
+        wlog(w, "invalid server list '%s'", w->servers);
+        return BRIDGE_STATUS_INVALID;
+    }
+    size_t n_lanes = n_servers * w->concurrency;
+    lane *lanes = calloc(n_lanes, sizeof *lanes);
+    if (lanes == NULL) {
+        free(servers);
+        return BRIDGE_STATUS_NO_MEMORY;
+    }
     sigset_t stop_signals, old_mask;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     if (w->handle_signals)
         pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask); /* inherited by the threads */
-
-    if (w->server_addrs == NULL)
-        resolve_servers(w);
-    worker_thread *threads = calloc(w->concurrency, sizeof *threads);
-    if (threads == NULL) {
-        if (w->handle_signals)
-            pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-        return BRIDGE_STATUS_NO_MEMORY;
-    }
-    wlog(w, "serving %zu function(s) on %s with %u thread(s)", w->n_methods, w->servers,
+    wlog(w, "serving %zu function(s) on %s, %u job(s) at a time", w->n_methods, w->servers,
          w->concurrency);
     bridge_status result = BRIDGE_STATUS_OK;
-    for (unsigned i = 0; i < w->concurrency; i++) {
-        threads[i].worker = w;
-        threads[i].index = i;
-        if (pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]) != 0) {
-            wlog(w, "cannot start thread %u: %s", i, strerror(errno));
+    for (size_t i = 0; i < n_lanes; i++) {
+        lanes[i].worker = w;
+        lanes[i].server = &servers[i / w->concurrency];
+        lanes[i].index = (unsigned)(i % w->concurrency);
+        lanes[i].id = (unsigned)i;
+        if (pthread_create(&lanes[i].tid, NULL, lane_main, &lanes[i]) != 0) {
+            wlog(w, "cannot start a thread: %s", strerror(errno));
             bridge_worker_stop(w);
             result = BRIDGE_STATUS_NO_MEMORY;
             break;
         }
-        threads[i].started = true;
+        lanes[i].started = true;
     }
-    while (!atomic_load(&w->stop)) {
+    while (!stopped(w)) {
+        struct timespec wait = {0, 100 * 1000000L};
         if (w->handle_signals) {
-            struct timespec wait = {0, 100 * 1000000L};
             int sig = sigtimedwait(&stop_signals, NULL, &wait);
             if (sig == SIGTERM || sig == SIGINT) {
                 wlog(w, "%s: finishing running jobs, then exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 bridge_worker_stop(w);
             }
         } else {
-            struct timespec wait = {0, 100 * 1000000L};
             nanosleep(&wait, NULL);
         }
     }
-    for (unsigned i = 0; i < w->concurrency; i++)
-        if (threads[i].started)
-            pthread_join(threads[i].tid, NULL);
-    free(threads);
+    bridge_worker_stop(w); /* wakes lanes waiting for a slot */
+    for (size_t i = 0; i < n_lanes; i++)
+        if (lanes[i].started)
+            pthread_join(lanes[i].tid, NULL);
+    free(lanes);
+    free(servers);
     wlog(w, "stopped after %llu job(s)", (unsigned long long)bridge_worker_jobs_done(w));
     if (w->handle_signals)
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     return result;
-}
-
-/* ------------------------------------------------------------------ without a server */
-
-typedef struct capture {
-    char kind;
-    bridge_buffer *out;
-    bridge_buffer *data;
-} capture;
-
-static int capture_sink(void *state, bridge_packet kind, const void *data, size_t size,
-                        uint32_t num, uint32_t den)
-{
-    capture *c = state;
-    (void)num;
-    (void)den;
-    switch (kind) {
-    case BRIDGE_PACKET_DATA:
-        if (c->data != NULL) {
-            uint8_t len[4] = {(uint8_t)(size >> 24), (uint8_t)(size >> 16), (uint8_t)(size >> 8),
-                              (uint8_t)size};
-            if (bridge__buffer_append(c->data, len, 4) || bridge__buffer_append(c->data, data, size))
-                return -1;
-        }
-        return 0;
-    case BRIDGE_PACKET_WARNING:
-    case BRIDGE_PACKET_STATUS:
-        return 0;
-    case BRIDGE_PACKET_COMPLETE:
-        c->kind = 'C';
-        break;
-    case BRIDGE_PACKET_EXCEPTION:
-        c->kind = 'E';
-        break;
-    case BRIDGE_PACKET_FAIL:
-        c->kind = 'F';
-        return 0;
-    }
-    return bridge__buffer_append(c->out, data, size) ? -1 : 0;
-}
-
-bridge_status bridge_worker_process(bridge_worker *w, const char *function_name,
-                                    const uint8_t *payload, size_t size, char *kind,
-                                    bridge_buffer *out, bridge_buffer *data)
-{
-    if (w == NULL || function_name == NULL || kind == NULL || out == NULL)
-        return BRIDGE_STATUS_INVALID;
-    capture c = {.kind = 0, .out = out, .data = data};
-    bridge_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.function_name = function_name;
-    ctx.sink.send = capture_sink;
-    ctx.sink.state = &c;
-    bridge__job_run(&ctx, find_method(w, function_name), payload, size, w->max_request_bytes);
-    *kind = c.kind;
-    return ctx.io_failed ? BRIDGE_STATUS_NO_MEMORY : BRIDGE_STATUS_OK;
-}
-
-/* ------------------------------------------------------------------ command line */
-
-static int parse_size(const char *s, unsigned long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int bridge_worker_options_from_args(bridge_worker_options *o, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (eq)
-            value = eq + 1;
-        else if (i + 1 < argc)
-            value = argv[i + 1];
-        unsigned long long n = 0;
-#define IS(name) (name_len == strlen(name) && strncmp(arg, name, name_len) == 0)
-        if (IS("--servers") && value) {
-            o->servers = value;
-        } else if (IS("--concurrency") && value && parse_size(value, &n) == 0 && n > 0 && n <= 1024) {
-            o->concurrency = (unsigned)n;
-        } else if (IS("--max-request-bytes") && value && parse_size(value, &n) == 0 && n > 0) {
-            o->max_request_bytes = (size_t)n;
-        } else {
-            fprintf(stderr,
-                    "%s: bad argument '%s'\nusage: %s [--servers HOST:PORT[,HOST:PORT...]] "
-                    "[--concurrency N] [--max-request-bytes N]\n",
-                    argv[0], arg, argv[0]);
-            return -1;
-        }
-#undef IS
-        if (!eq)
-            i++;
-    }
-    return 0;
 }

@@ -43,6 +43,16 @@ static int nothing(bridge_ctx *ctx, const Empty *request, Empty *reply)
     return 0;
 }
 
+static void sleep_ms(int64_t millis)
+{
+    if (millis <= 0)
+        return;
+    struct timespec ts = {(time_t)(millis / 1000), (long)(millis % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Stream and StreamIdempotent (the same rpc, declared idempotent) share this handler. */
 static int stream(bridge_ctx *ctx, const Bridge__Interop__V1__StreamRequest *request)
 {
     size_t size = request->payload_size > 0 ? (size_t)request->payload_size : 0;
@@ -51,6 +61,7 @@ static int stream(bridge_ctx *ctx, const Bridge__Interop__V1__StreamRequest *req
         return bridge_ctx_set_error(ctx, BRIDGE_RESOURCE_EXHAUSTED, "no memory for %zu bytes", size);
     for (int32_t i = 0; i < request->count; i++) {
         Bridge__Interop__V1__StreamItem item = BRIDGE__INTEROP__V1__STREAM_ITEM__INIT;
+        sleep_ms(request->delay_ms);
         memset(payload, i % 256, size);
         item.index = i;
         item.payload.data = payload;
@@ -88,11 +99,7 @@ static int sleep_(bridge_ctx *ctx, const Bridge__Interop__V1__SleepRequest *requ
                   Bridge__Interop__V1__SleepReply *reply)
 {
     (void)ctx;
-    if (request->millis > 0) {
-        struct timespec ts = {request->millis / 1000, (long)(request->millis % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
-    }
+    sleep_ms(request->millis);
     reply->slept_millis = request->millis;
     reply->language = "c";
     return 0;
@@ -136,6 +143,7 @@ int main(int argc, char **argv)
         .echo_blob = echo_blob,
         .nothing = nothing,
         .stream = stream,
+        .stream_idempotent = stream,
         .progress = progress,
         .raise = raise_,
         .sleep = sleep_,

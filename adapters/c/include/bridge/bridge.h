@@ -16,8 +16,9 @@
  *    bridge_encode() fills a bridge_buffer to release with bridge_buffer_free().
  *  - Strings passed to bridge_* functions are copied when the runtime keeps them.
  *
- * Threads: a worker runs `concurrency` threads, each with its own Gearman connection(s). Handlers
- * of one worker may therefore run concurrently; a bridge_ctx belongs to one job and one thread.
+ * Threads: a worker keeps `concurrency` connections to every job server, each with its own thread,
+ * and runs at most `concurrency` jobs at once. Handlers of one worker may therefore run
+ * concurrently; a bridge_ctx belongs to one job and one thread.
  */
 #ifndef BRIDGE_BRIDGE_H
 #define BRIDGE_BRIDGE_H
@@ -199,14 +200,19 @@ const bridge_method *bridge_ctx_method(const bridge_ctx *ctx);
 
 typedef struct bridge_worker_options {
     const char *servers;          /* "host:port[,host:port...]"; NULL: "127.0.0.1:4730" */
-    unsigned concurrency;         /* jobs in parallel (threads); 0: 1 */
+    unsigned concurrency;         /* jobs in parallel, whichever servers they come from; 0: 1 */
     size_t max_request_bytes;     /* 0: BRIDGE_DEFAULT_MAX_REQUEST_BYTES */
-    unsigned poll_interval_ms;    /* how often an idle thread checks for stop; 0: 200 */
+    unsigned poll_interval_ms;    /* how often a waiting thread checks for stop; 0: 200 */
     unsigned reconnect_min_ms;    /* reconnect backoff start; 0: 100 */
     unsigned reconnect_max_ms;    /* reconnect backoff cap; 0: 5000 */
     bool handle_signals;          /* bridge_worker_run stops on SIGTERM / SIGINT */
     const char *client_id;        /* Gearman worker id prefix; NULL: "bridge-c" */
     bool quiet;                   /* no log lines on stderr */
+    /* A job server that leaves a connect, a GRAB or an ECHO unanswered this long is dropped and
+     * reconnected with backoff; also the longest a send or a read may stall. 0: 5000. */
+    unsigned read_timeout_ms;
+    /* An idle connection sends ECHO_REQ after this long without traffic; 0: 15000. */
+    unsigned keepalive_ms;
 } bridge_worker_options;
 
 #define BRIDGE_DEFAULT_MAX_REQUEST_BYTES ((size_t)64 * 1024 * 1024 + 64 * 1024)
@@ -235,8 +241,8 @@ void bridge_worker_free(bridge_worker *worker);
 uint64_t bridge_worker_jobs_done(const bridge_worker *worker);
 
 /*
- * The convenience most programs want: parse --servers, --concurrency and --max-request-bytes
- * from argv into options (unknown arguments are an error). Returns 0, or prints usage and
+ * The convenience most programs want: parse --servers, --concurrency, --max-request-bytes and
+ * --read-timeout-ms from argv into options (unknown arguments are an error). Returns 0, or prints usage and
  * returns -1.
  */
 int bridge_worker_options_from_args(bridge_worker_options *options, int argc, char **argv);

@@ -1,0 +1,41 @@
+/* The worker object, shared by worker.c (serving) and worker_options.c (private). */
+#ifndef BRIDGE_WORKER_H
+#define BRIDGE_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+
+#pragma GCC visibility push(hidden)
+
+#define BRIDGE_DEFAULT_READ_TIMEOUT_MS 5000
+#define BRIDGE_DEFAULT_KEEPALIVE_MS 15000
+
+struct bridge_worker {
+    char *servers;
+    char *client_id;
+    unsigned concurrency;
+    size_t max_request_bytes;
+    unsigned poll_interval_ms;
+    unsigned reconnect_min_ms;
+    unsigned reconnect_max_ms;
+    unsigned read_timeout_ms;
+    unsigned keepalive_ms;
+    bool handle_signals;
+    bool quiet;
+    bridge_method *methods;
+    size_t n_methods;
+    atomic_bool stop;
+    atomic_uint_fast64_t jobs_done;
+    /* job slots: `concurrency` of them, shared by every server's connections */
+    pthread_mutex_t slots_lock;
+    pthread_cond_t slots_free;
+    unsigned free_slots;
+};
+
+const bridge_method *bridge__find_method(const bridge_worker *w, const char *name);
+
+#pragma GCC visibility pop
+
+#endif
