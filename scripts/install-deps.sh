@@ -14,6 +14,8 @@ APT_PACKAGES=(
   protobuf-compiler
   # C: libgearman, protobuf-c, msgpack-c
   gcc make pkg-config libgearman-dev protobuf-c-compiler libprotobuf-c-dev libmsgpack-dev
+  # C: zlib (CRC-32 reply type tags); clang + compiler-rt for the libFuzzer target over the C codecs
+  zlib1g-dev clang libclang-rt-14-dev
   # PHP 8.2
   php-cli php-gearman php-msgpack php-google-protobuf phpunit
   # Ruby 3.1
