@@ -18,10 +18,12 @@ namespace Bridge\Runtime;
  */
 final class Worker
 {
-    /** How often work() returns without a job, so a stop request is seen promptly. */
+    /** How long one wait for a server lasts at most, so a stop request is seen promptly. */
     private const POLL_MS = 200;
-    private const BACKOFF_MIN_MS = 50;
-    private const BACKOFF_MAX_MS = 2000;
+    /** The same with several servers, each watched in turn. */
+    private const SHARED_POLL_MS = 10;
+    /** How long a job server may owe an answer before its connection is closed and reopened. */
+    public const DEFAULT_READ_TIMEOUT_MS = 5000;
 
     private readonly Dispatcher $dispatcher;
     /** @var list<array{string, int}> */
@@ -38,6 +40,8 @@ final class Worker
      * @param int $maxRequestBytes larger job payloads are answered RESOURCE_EXHAUSTED
      * @param \Closure(string): void|null $log where log lines go (default: stderr)
      * @param string|null $clientId the id `gearadmin --workers` shows (default "bridge-php-<pid>")
+     * @param int $readTimeoutMs a job server that owes an answer this long (frozen, link cut) has its
+     *        connection closed and reopened with backoff; the other servers are served meanwhile
      */
     public function __construct(
         string|array $servers = '127.0.0.1:4730',
@@ -45,9 +49,13 @@ final class Worker
         int $maxRequestBytes = Dispatcher::DEFAULT_MAX_REQUEST_BYTES,
         ?\Closure $log = null,
         private readonly ?string $clientId = null,
+        private readonly int $readTimeoutMs = self::DEFAULT_READ_TIMEOUT_MS,
     ) {
         if ($concurrency < 1) {
             throw new \InvalidArgumentException("concurrency must be at least 1, got {$concurrency}");
+        }
+        if ($readTimeoutMs < 1) {
+            throw new \InvalidArgumentException("readTimeoutMs must be positive, got {$readTimeoutMs}");
         }
         $this->servers = self::parseServers($servers);
         $this->serverPorts = array_values(array_unique(array_column($this->servers, 1)));
@@ -88,65 +96,73 @@ final class Worker
         return $this->serve();
     }
 
-    /** The job loop of one process. */
+    /**
+     * The job loop of one process: each job server's link moves on without blocking on the others
+     * (ServerLink); in between, the loop waits for any server to send something.
+     */
     private function serve(): int
     {
         $this->installSignalHandlers();
-        $gearman = $this->connect();
+        $clientId = $this->clientId ?? 'bridge-php-' . getmypid();
+        $links = [];
+        foreach ($this->servers as [$host, $port]) {
+            $links[] = new ServerLink($host, $port, $this->register(...), $clientId, $this->readTimeoutMs, $this->log);
+        }
         ($this->log)(sprintf(
             'serving %d functions on %s',
             count($this->dispatcher->methods()),
-            implode(',', array_map(static fn (array $s): string => "{$s[0]}:{$s[1]}", $this->servers))
+            implode(',', array_map(static fn (ServerLink $l): string => $l->name(), $links))
         ));
-        $backoffMs = 0;
-        $failing = false;
+        // One server: wait on it alone for a while. Several: wait on each in turn, briefly, so a
+        // job on one is picked up at most a few milliseconds late while the others are watched.
+        $waitMs = count($links) === 1 ? self::POLL_MS : self::SHARED_POLL_MS;
         while (!$this->stopping) {
-            $ok = @$gearman->work();
-            if ($ok) {
-                $backoffMs = 0;
-                $failing = false;
+            $ran = false;
+            foreach ($links as $link) {
+                if ($this->stopping) {
+                    break;
+                }
+                $ran = $link->step(hrtime(true) / 1e9) || $ran;
+            }
+            if ($ran || $this->stopping) {
                 continue;
             }
-            $rc = $gearman->returnCode();
-            if ($rc === GEARMAN_TIMEOUT || $rc === GEARMAN_IO_WAIT || $rc === GEARMAN_NO_JOBS
-                || $rc === GEARMAN_WORK_FAIL || $rc === GEARMAN_WORK_EXCEPTION) {
-                $backoffMs = 0;
-                continue;
-            }
-            // Every job server is gone (gearmand restarting): libgearman reconnects on the next
-            // work() call; wait a little longer each time so a dead server is not hammered.
-            if (!$failing) {
-                ($this->log)("job server unreachable, retrying: {$gearman->error()}");
-                $failing = true;
-            }
-            $backoffMs = min(self::BACKOFF_MAX_MS, max(self::BACKOFF_MIN_MS, $backoffMs * 2));
-            $this->sleepUnlessStopping($backoffMs);
+            $this->waitForAny($links, $waitMs);
+        }
+        foreach ($links as $link) {
+            $link->close();
         }
         ($this->log)('stopped');
         return 0;
     }
 
-    private function connect(): \GearmanWorker
+    /** @param list<ServerLink> $links */
+    private function waitForAny(array $links, int $waitMs): void
     {
-        $gearman = new \GearmanWorker();
-        // GRAB_JOB_UNIQ: the handler sees the caller's unique id.
-        $gearman->addOptions(GEARMAN_WORKER_GRAB_UNIQ);
-        $gearman->setTimeout(self::POLL_MS);
-        // Each process names itself, so `gearadmin --workers` tells the processes apart.
-        $gearman->setId($this->clientId ?? 'bridge-php-' . getmypid());
-        foreach ($this->servers as [$host, $port]) {
-            try {
-                $gearman->addServer($host, $port);
-            } catch (\GearmanException) {
-                // pecl gearman throws when it cannot set an option on a server that is down, but it
-                // has added the server: libgearman connects once the server is up.
+        $connected = false;
+        foreach ($links as $link) {
+            if (!$link->connected()) {
+                continue;
+            }
+            $connected = true;
+            if ($link->wait($waitMs) || $this->stopping) {
+                return;
             }
         }
+        if (!$connected) {
+            // Every server is down: sleep until the first one may be retried.
+            $next = min(array_map(static fn (ServerLink $l): float => $l->retryAt(), $links));
+            $this->sleepUnlessStopping((int) max(1, min(self::POLL_MS, ($next - hrtime(true) / 1e9) * 1000)));
+        }
+    }
+
+    /** Adds every method to a new GearmanWorker of $link. */
+    private function register(\GearmanWorker $gearman, ServerLink $link): void
+    {
         foreach ($this->dispatcher->methods() as $name => $method) {
             // No timeout argument: it would send CAN_DO_TIMEOUT, which gearmand 1.1.20 breaks.
-            $gearman->addFunction($name, $this->onJob(...));
+            $gearman->addFunction($name, fn (\GearmanJob $job): ?string => $this->onJob($job, $link));
         }
-        return $gearman;
     }
 
     /**
@@ -154,11 +170,12 @@ final class Worker
      * it from work() and end the process. It sends the job's final packet itself and returns null
      * (libgearman sends nothing more for a job that has finished).
      */
-    private function onJob(\GearmanJob $job): ?string
+    private function onJob(\GearmanJob $job, ServerLink $link): ?string
     {
         // Hold SIGTERM until the job is done, so it cannot interrupt the handler's sleeps or I/O.
         $blocked = function_exists('pcntl_sigprocmask') && pcntl_sigprocmask(SIG_BLOCK, [SIGTERM, SIGINT]);
         try {
+            $link->jobStarted();
             $this->dispatcher->handle(
                 $job->functionName(),
                 $job->workload(),

@@ -63,11 +63,20 @@ final class Interop extends InteropBase
     public function stream(StreamRequest $request, Context $context): iterable
     {
         for ($i = 0; $i < $request->getCount(); $i++) {
+            if ($request->getDelayMs() > 0) {
+                self::pause($request->getDelayMs());
+            }
             yield new StreamItem([
                 'index' => $i,
                 'payload' => str_repeat(chr($i % 256), $request->getPayloadSize()),
             ]);
         }
+    }
+
+    /** The same stream, declared idempotent in the schema (clients drop a restarted run's repeats). */
+    public function streamIdempotent(StreamRequest $request, Context $context): iterable
+    {
+        return $this->stream($request, $context);
     }
 
     public function progress(ProgressRequest $request, Context $context): ProgressReply
@@ -94,11 +103,16 @@ final class Interop extends InteropBase
 
     public function sleep(SleepRequest $request, Context $context): SleepReply
     {
-        $until = hrtime(true) + $request->getMillis() * 1_000_000;
+        self::pause($request->getMillis());
+        return new SleepReply(['slept_millis' => $request->getMillis(), 'language' => 'php']);
+    }
+
+    private static function pause(int $millis): void
+    {
+        $until = hrtime(true) + $millis * 1_000_000;
         while (($left = $until - hrtime(true)) > 0) {
             usleep(intdiv($left, 1000));
         }
-        return new SleepReply(['slept_millis' => $request->getMillis(), 'language' => 'php']);
     }
 
     public function whoAmI(PBEmpty $request, Context $context): WhoAmIReply

@@ -1,0 +1,189 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Bridge\Runtime;
+
+/**
+ * One job server as a worker process sees it: its own GearmanWorker (one connection), driven in
+ * non-blocking mode so that a server that stops answering never holds up the others.
+ *
+ * libgearman walks the servers of one GearmanWorker in turn and waits for each one's answer to
+ * GRAB_JOB: one frozen server (TCP up, nothing answered) stopped a worker serving all the others.
+ * Here each server has its own GearmanWorker, and work() never blocks: it returns IO_WAIT while the
+ * server owes an answer. A server that owes one for longer than the read timeout has its connection
+ * closed (gearmand re-queues whatever it had assigned on it) and is reconnected with backoff.
+ *
+ * @internal
+ */
+final class ServerLink
+{
+    private const BACKOFF_MIN_MS = 50;
+    private const BACKOFF_MAX_MS = 2000;
+    private const CONNECT_WAIT_MS = 20;
+
+    private ?\GearmanWorker $gearman = null;
+    /** When the server started owing an answer (hrtime seconds), null while it owes none. */
+    private ?float $waitingSince = null;
+    /** PRE_SLEEP sent: nothing to do until the server wakes us (wait() sees its NOOP). */
+    private bool $sleeping = false;
+    private float $retryAt = 0.0;
+    private int $backoffMs = 0;
+    private bool $failing = false;
+
+    /**
+     * @param \Closure(\GearmanWorker, ServerLink): void $register adds the functions to a new GearmanWorker
+     * @param \Closure(string): void $log
+     */
+    public function __construct(
+        public readonly string $host,
+        public readonly int $port,
+        private readonly \Closure $register,
+        private readonly string $clientId,
+        private readonly int $readTimeoutMs,
+        private readonly \Closure $log,
+    ) {
+    }
+
+    public function name(): string
+    {
+        return str_contains($this->host, ':') ? "[{$this->host}]:{$this->port}" : "{$this->host}:{$this->port}";
+    }
+
+    /** Whether wait() has something to wait for (a connection that owes an answer or sleeps). */
+    public function connected(): bool
+    {
+        return $this->gearman !== null;
+    }
+
+    /** When a link in backoff may try again (hrtime seconds); 0 when connected. */
+    public function retryAt(): float
+    {
+        return $this->gearman === null ? $this->retryAt : 0.0;
+    }
+
+    /**
+     * Moves this server's state machine on without blocking: connects, grabs, runs a job it was
+     * assigned. Returns true when a job ran (there may be another one waiting).
+     */
+    public function step(float $now): bool
+    {
+        if ($this->gearman === null) {
+            if ($now < $this->retryAt) {
+                return false;
+            }
+            $this->connect();
+        }
+        if ($this->sleeping) {
+            return false;
+        }
+        $gearman = $this->gearman;
+        $ran = @$gearman->work();
+        // A job runs in blocking mode (jobStarted()); the loop is non-blocking again afterwards.
+        $gearman->addOptions(GEARMAN_WORKER_NON_BLOCKING);
+        if ($ran) {
+            $this->answered();
+            return true;
+        }
+        $rc = $gearman->returnCode();
+        if ($rc === GEARMAN_IO_WAIT) {
+            $this->waitingSince ??= $now;
+            if (($now - $this->waitingSince) * 1000 >= $this->readTimeoutMs) {
+                $this->drop(sprintf('no answer for %.1f s; reconnecting', $now - $this->waitingSince));
+            }
+            return false;
+        }
+        if ($rc === GEARMAN_NO_JOBS) {
+            // NO_JOB answered and PRE_SLEEP sent; a refused connect also ends here, and wait()
+            // then finds no connection to watch.
+            $this->answered();
+            $this->sleeping = true;
+            return false;
+        }
+        if ($rc === GEARMAN_WORK_FAIL || $rc === GEARMAN_WORK_EXCEPTION || $rc === GEARMAN_TIMEOUT) {
+            return false;
+        }
+        $this->drop("unreachable ({$gearman->error()}); retrying");
+        return false;
+    }
+
+    /**
+     * Waits up to $timeoutMs for this server to send something. Returns true when it did (a NOOP
+     * after PRE_SLEEP, an answer it owed): step() has work to do.
+     */
+    public function wait(int $timeoutMs): bool
+    {
+        if ($this->gearman === null) {
+            return false;
+        }
+        $this->gearman->setTimeout($timeoutMs);
+        if (@$this->gearman->wait()) {
+            $this->sleeping = false;
+            return true;
+        }
+        $rc = $this->gearman->returnCode();
+        if ($rc !== GEARMAN_TIMEOUT && $rc !== GEARMAN_IO_WAIT) {
+            $this->drop("unreachable ({$this->gearman->error()}); retrying");
+        }
+        return false;
+    }
+
+    /** Called inside work() when a job arrives: its packets are sent in blocking mode. */
+    public function jobStarted(): void
+    {
+        $this->answered();
+        // A reply is sent whole; a server that takes none of it for the read timeout fails the send.
+        $this->gearman?->removeOptions(GEARMAN_WORKER_NON_BLOCKING);
+        $this->gearman?->setTimeout($this->readTimeoutMs);
+    }
+
+    public function close(): void
+    {
+        $this->gearman = null;
+    }
+
+    private function connect(): void
+    {
+        $gearman = new \GearmanWorker();
+        // GRAB_JOB_UNIQ: the handler sees the caller's unique id.
+        $gearman->addOptions(GEARMAN_WORKER_GRAB_UNIQ | GEARMAN_WORKER_NON_BLOCKING);
+        $gearman->setId($this->clientId);
+        // addServer() connects and waits for the answer to OPTION_REQ "exceptions" (pecl gearman
+        // 2.1 always asks), blocking for up to the timeout: keep it short. When the server is down
+        // or slow it throws, but the server is added: an answer that comes later is read by work()
+        // as a NO_JOB, and a server that never answers is dropped after the read timeout.
+        $gearman->setTimeout(self::CONNECT_WAIT_MS);
+        try {
+            $gearman->addServer($this->host, $this->port);
+        } catch (\GearmanException) {
+        }
+        ($this->register)($gearman, $this);
+        $this->gearman = $gearman;
+        $this->waitingSince = null;
+        $this->sleeping = false;
+    }
+
+    private function answered(): void
+    {
+        $this->waitingSince = null;
+        if ($this->failing) {
+            ($this->log)("job server {$this->name()} answers again");
+        }
+        $this->failing = false;
+        $this->backoffMs = 0;
+    }
+
+    /** Closes the connection (gearmand re-queues what it assigned on it); retries after a backoff. */
+    private function drop(string $why): void
+    {
+        if (!$this->failing) {
+            ($this->log)("job server {$this->name()}: {$why}");
+            $this->failing = true;
+        }
+        $this->gearman = null;
+        $this->waitingSince = null;
+        $this->sleeping = false;
+        $this->backoffMs = min(self::BACKOFF_MAX_MS, max(self::BACKOFF_MIN_MS, $this->backoffMs * 2));
+        $this->retryAt = hrtime(true) / 1e9 + $this->backoffMs / 1000;
+    }
+}
