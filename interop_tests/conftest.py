@@ -11,10 +11,11 @@ import importlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +23,9 @@ from typing import Any
 
 import pytest
 
+from bridge import admin
+from bridge.rpc.client import Encoding
+from bridge.rpc.frame import FrameKind, parse_frame
 from bridge.testing import GearmandError, GearmandServer
 from interop_tests.langs.base import REPO_ROOT, Language, generate_interop
 
@@ -139,6 +143,12 @@ class WorkerPool:
         self.built.language.check_log(log)
         return log
 
+    def kill(self, worker: WorkerProcess) -> None:
+        """SIGKILL: a crash (no graceful stop, no log check); gearmand re-queues its jobs."""
+        worker.process.kill()
+        worker.process.wait()
+        self.workers.remove(worker)
+
     def close(self) -> None:
         """Stop every worker; report the first problem after all of them are down."""
         problems: list[str] = []
@@ -194,6 +204,53 @@ def dedicated(built: Built, gearmand: GearmandServer) -> Iterator[WorkerPool]:
         workers.close()
 
 
+@pytest.fixture(scope="module")
+def serial(built: Built) -> Iterator[WorkerPool]:
+    """One worker process running one job at a time on a gearmand of its own, shared by a
+    module's cases that queue jobs behind a blocker (coalescing, queue limits) and leave the server
+    idle again (``wait_idle``)."""
+    with GearmandServer() as server:
+        workers = WorkerPool(built, [server], processes=1, concurrency=1).start()
+        try:
+            yield workers
+        finally:
+            workers.close()
+
+
+# --- gearmand's admin protocol --------------------------------------------------------------------
+
+
+def admin_command(server: GearmandServer, line: str, timeout: float = 5.0) -> str:
+    """Send one admin text command (``maxqueue F 1``...) and return its one-line answer."""
+    host, port = server.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(line.encode() + b"\n")
+        data = b""
+        while b"\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace").rstrip("\r")
+
+
+def jobs_of(server: GearmandServer, function: str) -> tuple[int, int]:
+    """(queued or running, running) jobs of ``function`` as gearmand's ``status`` counts them."""
+    row = next((r for r in admin.status(server.address) if r.function == function), None)
+    return (row.total, row.running) if row else (0, 0)
+
+
+def wait_idle(server: GearmandServer, timeout: float = 30.0) -> None:
+    """Until gearmand holds no job of any function (a case left the shared server as it found
+    it)."""
+    deadline = time.monotonic() + timeout
+    while any(r.total for r in admin.status(server.address)):
+        if time.monotonic() > deadline:
+            busy = {r.function: r.total for r in admin.status(server.address) if r.total}
+            raise AssertionError(f"gearmand still holds jobs after {timeout:g}s: {busy}")
+        time.sleep(0.02)
+
+
 @dataclass(frozen=True)
 class Stubs:
     """The generated Python side of the interop schema."""
@@ -215,3 +272,25 @@ def stubs() -> Iterator[Stubs]:
     finally:
         sys.path.remove(str(out))
     yield Stubs(pb, stub)
+
+
+@pytest.fixture(params=[Encoding.PROTOBUF, Encoding.MSGPACK], ids=["protobuf", "msgpack"])
+def encoding(request: pytest.FixtureRequest) -> Encoding:
+    value: Encoding = request.param
+    return value
+
+
+@pytest.fixture
+async def client(pool: WorkerPool, stubs: Stubs, encoding: Encoding) -> AsyncIterator[Any]:
+    """The generated asyncio client on the shared pool, in ``encoding``."""
+    async with stubs.bridge.InteropAsyncClient(pool.address, encoding=encoding) as typed:
+        yield typed
+
+
+def unframe(reply: bytes, encoding: Encoding, kind: FrameKind = FrameKind.REPLY) -> bytes:
+    """The body of a raw call's WORK_COMPLETE reply frame (wire contract, section 3), after
+    checking its magic, kind and encoding."""
+    frame = parse_frame(reply)
+    assert (frame.kind, frame.encoding) == (kind, int(encoding)), frame
+    assert frame.attempt != 0, frame
+    return bytes(frame.body)

@@ -1,0 +1,599 @@
+"""Issue 10, "no silent wrong answers", as interop cases: real gearmand, each language's real worker
+(``built`` is parametrized in conftest.py), the generated Python stubs.
+
+1. coalesced calls (2, 3, 10 sharers; one client, several clients, the blocking client from threads,
+   foreground and background mixed): every caller gets every item, progress report and warning
+   exactly once; a caller that joins a stream under way gets ``Aborted``;
+2. a stream re-run after a worker crash: ``JobRestarted``, or for an idempotent method each item
+   exactly once; progress never runs backwards;
+3. the same unique id in two encodings: two jobs, two right answers;
+4. rogue replies (a worker that is not a bridge worker, wrong encoding / type / kind): ``Internal``;
+5. nesting 100 deep echoes in every language; 101 is INVALID_ARGUMENT;
+6. gearmand's QUEUE_ERROR is ``ResourceExhausted``; a job dropped after the retry limit is
+   ``WorkerFailed`` saying so; a NaN or huge timeout is a ``ValueError`` naming the timeout.
+
+The cases that do not depend on the worker's language (4, the retry limit, the timeouts) run once,
+against workers written here with ``bridge.worker`` (or the ``gearman`` command-line tool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from bridge import errors
+from bridge.client import AsyncClient
+from bridge.codecs import codec_for
+from bridge.rpc.client import Encoding
+from bridge.rpc.envelope import decode_error, encode_request
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
+from bridge.testing import GearmandServer
+from bridge.worker import JobContext, Worker
+from interop_tests.conftest import (
+    Built,
+    Stubs,
+    WorkerPool,
+    admin_command,
+    jobs_of,
+    wait_idle,
+)
+from interop_tests.langs.base import REPO_ROOT
+from interop_tests.test_interop import VECTORS
+
+FUNCTION = "bridge.interop.v1.Interop."
+SLEEP, STREAM, PROGRESS, ECHO = (FUNCTION + n for n in ("Sleep", "Stream", "Progress", "Echo"))
+T = 60.0  # every call's timeout: a hang fails the case instead of the run
+BLOCK_MS = 1000  # the blocker that holds the serial worker while the queue fills
+SHARERS = (2, 3, 10)
+STEPS, WARNING = 3, "careful ✓"
+PROGRESS_SEEN = ([(i, STEPS) for i in range(1, STEPS + 1)], [WARNING], STEPS)
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def _blocked(serial: WorkerPool, stubs: Stubs) -> AsyncIterator[asyncio.Task[Any]]:
+    """The serial worker busy with a Sleep: jobs submitted meanwhile wait in gearmand's queue, so
+    calls with one unique id really join one job before it starts."""
+    server = serial.servers[0]
+    await asyncio.to_thread(wait_idle, server)
+    async with stubs.bridge.InteropAsyncClient(serial.address) as client:
+        blocker = asyncio.create_task(client.sleep(millis=BLOCK_MS, timeout=T))
+        await _until(lambda: jobs_of(server, SLEEP) == (1, 1), "the worker runs the blocker")
+        try:
+            yield blocker
+        finally:
+            await blocker
+
+
+def _still_blocked(serial: WorkerPool, blocker: asyncio.Task[Any]) -> None:
+    assert not blocker.done() and jobs_of(serial.servers[0], SLEEP)[1] == 1, (
+        "the blocker ended before every caller had joined: the machine is too slow for this case"
+    )
+
+
+# --- the calls, as each caller sees them ----------------------------------------------------------
+
+
+async def _stream(client: Any, unique: str, **options: Any) -> list[int]:
+    return [item.index async for item in client.stream(count=3, unique=unique, timeout=T,
+                                                       **options)]
+
+
+async def _progress(client: Any, unique: str) -> tuple[list[tuple[int, int]], list[str], int]:
+    progress: list[tuple[int, int]] = []
+    warnings: list[str] = []
+    reply = await client.progress(
+        steps=STEPS, warning=WARNING, unique=unique, timeout=T,
+        on_progress=lambda n, d: progress.append((n, d)), on_warning=warnings.append,
+    )
+    return progress, warnings, reply.steps_done
+
+
+def _stream_blocking(client: Any, unique: str) -> list[int]:
+    return [item.index for item in client.stream(count=3, unique=unique, timeout=T)]
+
+
+def _progress_blocking(client: Any, unique: str) -> tuple[list[tuple[int, int]], list[str], int]:
+    progress: list[tuple[int, int]] = []
+    warnings: list[str] = []
+    reply = client.progress(
+        steps=STEPS, warning=WARNING, unique=unique, timeout=T,
+        on_progress=lambda n, d: progress.append((n, d)), on_warning=warnings.append,
+    )
+    return progress, warnings, reply.steps_done
+
+
+# --- 1. coalesced calls ---------------------------------------------------------------------------
+
+
+async def test_coalesced_callers_each_get_every_packet_once(serial: WorkerPool,
+                                                            stubs: Stubs) -> None:
+    """2, 3 and 10 callers sharing one job, on one client, on several, and on the blocking client
+    from as many threads, background submissions mixed in: each caller sees the 3-item stream as
+    [0, 1, 2] and each progress report and warning once."""
+    server = serial.servers[0]
+    threads = ThreadPoolExecutor(max_workers=2 * (sum(SHARERS) + len(SHARERS)))
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(threads.shutdown)
+        clients = [await stack.enter_async_context(stubs.bridge.InteropAsyncClient(serial.address))
+                   for _ in range(max(SHARERS))]
+        blocking = stubs.bridge.InteropClient(serial.address)
+        stack.callback(blocking.close)
+        for client in clients:  # connected before the blocker starts its clock
+            await client.client.echo()
+        await asyncio.to_thread(blocking.client.echo)
+
+        def in_thread(fn: Callable[..., Any], *args: Any, **kw: Any) -> Awaitable[Any]:
+            return loop.run_in_executor(threads, lambda: fn(*args, **kw))
+
+        async def background(submit: Awaitable[Any]) -> None:
+            assert (await submit).handle
+
+        async with _blocked(serial, stubs) as blocker:
+            calls: list[tuple[str, Awaitable[Any], Any]] = []
+            for n in SHARERS:
+                one, many = clients[0], clients[:n]
+                for kind, expected in (("stream", [0, 1, 2]), ("progress", PROGRESS_SEEN)):
+                    call = _stream if kind == "stream" else _progress
+                    unique = f"{kind}-one-client-{n}"
+                    calls += [(f"{kind}, {n} callers on one client", call(one, unique), expected)
+                              for _ in range(n)]
+                    bg = (one.stream_background(count=3, unique=unique) if kind == "stream"
+                          else one.progress_background(steps=STEPS, warning=WARNING,
+                                                       unique=unique))
+                    calls.insert(len(calls) - n + 1, (f"{kind} background on one client",
+                                                      background(bg), None))
+                    unique = f"{kind}-{n}-clients"
+                    calls += [(f"{kind}, {n} clients", call(c, unique), expected) for c in many]
+                    bg = (many[-1].stream_background(count=3, unique=unique) if kind == "stream"
+                          else many[-1].progress_background(steps=STEPS, warning=WARNING,
+                                                            unique=unique))
+                    calls.insert(len(calls) - 1, (f"{kind} background, {n} clients",
+                                                  background(bg), None))
+                    sync_call = _stream_blocking if kind == "stream" else _progress_blocking
+                    unique = f"{kind}-{n}-threads"
+                    calls += [(f"{kind}, blocking client in {n} threads",
+                               in_thread(sync_call, blocking, unique), expected)
+                              for _ in range(n)]
+                    calls.append((f"{kind} background, blocking client", in_thread(
+                        blocking.stream_background if kind == "stream"
+                        else blocking.progress_background, unique=unique,
+                        **({"count": 3} if kind == "stream" else {"steps": STEPS})), None))
+            outcomes = asyncio.gather(*(c for _, c, _ in calls), return_exceptions=True)
+            jobs = 3 * len(SHARERS)  # one per (method, client arrangement, sharer count)
+            await _until(lambda: jobs_of(server, STREAM)[0] >= jobs
+                         and jobs_of(server, PROGRESS)[0] >= jobs, "every job is queued", 5)
+            await asyncio.sleep(0.3)  # the stragglers (threads) are in
+            for client in clients:
+                await client.client.echo()  # gearmand read every submission before this
+            await asyncio.to_thread(blocking.client.echo)
+            queued = jobs_of(server, STREAM)[0], jobs_of(server, PROGRESS)[0]
+            _still_blocked(serial, blocker)
+        results = await outcomes
+    wrong = [f"{label}: got {got!r}, expected {expected!r}"
+             for (label, _, expected), got in zip(calls, results, strict=True)
+             if isinstance(got, BaseException) or (expected is not None and got != expected)]
+    assert not wrong, "\n".join(wrong)
+    assert queued == (jobs, jobs), f"callers with one unique id did not share one job: {queued}"
+    await asyncio.to_thread(wait_idle, server)  # no background submission became a job of its own
+
+
+async def test_a_caller_joining_a_stream_under_way_is_aborted(serial: WorkerPool,
+                                                              stubs: Stubs) -> None:
+    """A caller that joins a coalesced stream after its first item went out gets ``Aborted``
+    (wire contract section 3, rule 2), on the same client and on another; the first caller gets
+    the whole stream once."""
+    await asyncio.to_thread(wait_idle, serial.servers[0])
+    request = {"count": 3, "delay_ms": 250, "unique": "joined-late", "timeout": T}
+    async with (stubs.bridge.InteropAsyncClient(serial.address) as first,
+                stubs.bridge.InteropAsyncClient(serial.address) as other):
+        stream = first.stream(**request)
+        head = await anext(stream)
+        assert head.index == 0
+        for where, client in (("the same client", first), ("another client", other)):
+            got: list[int] = []
+            with pytest.raises(errors.Aborted) as caught:
+                async for item in client.stream(**request):
+                    got.append(item.index)
+            assert type(caught.value) is errors.Aborted, (where, caught.value)
+            assert got == [], f"a caller that joined on {where} got a partial stream {got}"
+        assert [head.index] + [item.index async for item in stream] == [0, 1, 2]
+
+
+# --- 3. one unique id, two encodings --------------------------------------------------------------
+
+
+async def test_same_unique_in_two_encodings_runs_two_jobs(serial: WorkerPool, stubs: Stubs,
+                                                          built: Built) -> None:
+    server = serial.servers[0]
+    async with (stubs.bridge.InteropAsyncClient(serial.address) as pb,
+                stubs.bridge.InteropAsyncClient(serial.address,
+                                                encoding=Encoding.MSGPACK) as mp):
+        async with _blocked(serial, stubs) as blocker:
+            calls = [
+                pb.sleep(millis=20, unique="enc", timeout=T),  # two clients
+                mp.sleep(millis=21, unique="enc", timeout=T),
+                pb.sleep(millis=22, unique="enc-1", timeout=T),  # one client, per-call encoding
+                pb.sleep(millis=23, unique="enc-1", timeout=T, encoding=Encoding.MSGPACK),
+                _stream(pb, "enc-stream"),
+                _stream(mp, "enc-stream"),
+            ]
+            outcomes = asyncio.gather(*calls, return_exceptions=True)
+            await _until(lambda: jobs_of(server, STREAM)[0] >= 1, "the streams are queued", 5)
+            await asyncio.sleep(0.1)
+            await pb.client.echo()
+            await mp.client.echo()
+            queued = jobs_of(server, SLEEP)[0] - 1, jobs_of(server, STREAM)[0]
+            _still_blocked(serial, blocker)
+        results = await outcomes
+    expected = [(20, built.wire_language), (21, built.wire_language),
+                (22, built.wire_language), (23, built.wire_language)]
+    replies = [r if isinstance(r, BaseException) else (r.slept_millis, r.language)
+               for r in results[:4]]
+    assert replies == expected
+    assert results[4:] == [[0, 1, 2], [0, 1, 2]]
+    assert queued == (4, 2), f"calls in two encodings shared a job: {queued} (sleep, stream) jobs"
+
+
+# --- 5. nesting -----------------------------------------------------------------------------------
+
+NESTING = {c["name"]: c for c in VECTORS if "nesting_10" in c["name"]}
+
+
+async def test_nesting_100_echoes(client: Any, stubs: Stubs) -> None:
+    message = stubs.pb.Composite.FromString(bytes.fromhex(NESTING["nesting_100"]["protobuf_hex"]))
+    depth, inner = 0, message
+    while inner.HasField("child"):
+        depth, inner = depth + 1, inner.child
+    assert depth == 100
+    assert await client.echo(message, timeout=T) == message
+
+
+@pytest.mark.parametrize("encoding", [Encoding.PROTOBUF, Encoding.MSGPACK],
+                         ids=["protobuf", "msgpack"])
+async def test_nesting_101_is_invalid_argument(pool: WorkerPool, built: Built,
+                                               encoding: Encoding) -> None:
+    case = NESTING[f"invalid_nesting_101_{encoding.name.lower()}"]
+    body = bytes.fromhex(case[f"{encoding.name.lower()}_hex"])
+    async with AsyncClient(pool.address) as raw:
+        with pytest.raises(errors.JobException) as caught:
+            await raw.call(ECHO, encode_request(body, encoding=int(encoding)), timeout=T)
+    error = decode_error(caught.value.payload)
+    assert (error.code, error.language) == (errors.StatusCode.INVALID_ARGUMENT,
+                                            built.wire_language), error
+
+
+# --- 2. a job re-run after its worker crashed -----------------------------------------------------
+
+
+async def test_stream_rerun_after_a_worker_crash(
+    built: Built, gearmand_factory: Callable[..., GearmandServer], stubs: Stubs
+) -> None:
+    """One worker streams items 0 and 1 of 5 and is SIGKILLed; gearmand (-j 2) gives the job to a
+    fresh worker. ``Stream``: ``JobRestarted`` after [0, 1], never both runs spliced.
+    ``StreamIdempotent``: exactly [0, 1, 2, 3, 4] and success."""
+    server = gearmand_factory(job_retries=2)
+    pools: list[WorkerPool] = []
+
+    def start(concurrency: int) -> WorkerPool:
+        workers = WorkerPool(built, [server], processes=1, concurrency=concurrency)
+        pools.append(workers)
+        return workers.start()
+
+    async def crash_after_two(items: AsyncIterator[Any], victim: WorkerPool,
+                              seen: list[int], concurrency: int) -> None:
+        async for item in items:
+            seen.append(item.index)
+            if len(seen) == 2:
+                victim.kill(victim.workers[0])
+                await asyncio.to_thread(start, concurrency)
+
+    request = {"count": 5, "delay_ms": 300, "timeout": T}
+    try:
+        first = await asyncio.to_thread(start, 1)
+        async with stubs.bridge.InteropAsyncClient(server.address) as client:
+            seen: list[int] = []
+            # the fresh worker runs two jobs: the abandoned re-run of Stream goes on there
+            with pytest.raises(errors.JobRestarted) as caught:
+                await crash_after_two(client.stream(**request), first, seen, 2)
+            assert seen == [0, 1], f"items after the restart reached the caller: {seen}"
+            assert isinstance(caught.value, errors.Aborted)
+        async with stubs.bridge.InteropAsyncClient(server.address) as client:
+            seen = []
+            await crash_after_two(client.stream_idempotent(**request), pools[-1], seen, 1)
+            assert seen == [0, 1, 2, 3, 4]
+    finally:
+        for workers in pools:
+            workers.close()
+
+
+_RAW_WORKER = """
+import asyncio, os, sys
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
+from bridge.worker import Worker
+
+servers, function, mode = sys.argv[1:4]
+TAG = type_tag("bridge.interop.v1.ProgressReply")
+
+
+async def handle(job):
+    if mode == "crash":  # on every try, before answering anything
+        os._exit(3)
+    attempt = new_attempt_id()
+    job.send_data(encode_frame(FrameKind.MARKER, 1, TAG, attempt, 0))
+    for step in range(1, 3 if mode == "crash-at-2" else 5):
+        job.send_status(step, 4)
+    if mode == "crash-at-2":
+        await job.drain()
+        await asyncio.sleep(0.3)
+        os._exit(3)
+    return encode_frame(FrameKind.REPLY, 1, TAG, attempt, 0, bytes([8, 4]))  # steps_done = 4
+
+
+worker = Worker(servers)
+worker.register(function, handle)
+worker.run()
+"""
+
+
+def _raw_worker(server: GearmandServer, function: str, mode: str) -> subprocess.Popen[bytes]:
+    """A Python worker of this module's own (``_RAW_WORKER``): it crashes (exit status 3) on
+    every job (``crash``), after progress 2 of 4 (``crash-at-2``), or reports 1..4 of 4 and
+    replies ProgressReply(steps_done=4) (``finish``); protobuf replies only."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.Popen([sys.executable, "-c", _RAW_WORKER, server.address, function, mode],
+                            env=env, stdin=subprocess.DEVNULL)
+
+
+def _crash_once(server: GearmandServer, function: str, mode: str) -> None:
+    process = _raw_worker(server, function, mode)
+    try:
+        assert process.wait(timeout=30) == 3, "the crashing worker did not crash"
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def test_progress_never_runs_backwards_across_a_restart(
+    gearmand_factory: Callable[..., GearmandServer], stubs: Stubs
+) -> None:
+    server = gearmand_factory(job_retries=3)
+    progress: list[tuple[int, int]] = []
+    async with stubs.bridge.InteropAsyncClient(server.address) as client:
+        call = asyncio.create_task(client.progress(
+            steps=4, timeout=T, on_progress=lambda n, d: progress.append((n, d))))
+        await _until(lambda: jobs_of(server, PROGRESS)[0] == 1, "the job is queued")
+        await asyncio.to_thread(_crash_once, server, PROGRESS, "crash-at-2")
+        finisher = _raw_worker(server, PROGRESS, "finish")
+        try:
+            reply = await call
+        finally:
+            finisher.terminate()
+            finisher.wait(timeout=30)
+    assert reply.steps_done == 4
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+# --- 4. rogue replies -----------------------------------------------------------------------------
+
+
+def _rogue_answers(pb: Any, encoding: Encoding) -> dict[str, Callable[[bytes], tuple[list[bytes],
+                                                                                        bytes]]]:
+    """What a worker that is not a bridge worker (or a stale, wrong one) may answer: each maps the
+    job's payload to (WORK_DATA payloads, WORK_COMPLETE payload), for Echo (unary, Composite) and
+    Stream (StreamItem items)."""
+    other = Encoding.MSGPACK if encoding == Encoding.PROTOBUF else Encoding.PROTOBUF
+    own, alien = codec_for(encoding), codec_for(other)
+    composite, item, sleep_tag = (type_tag(f"bridge.interop.v1.{name}")
+                                  for name in ("Composite", "StreamItem", "SleepReply"))
+    a = new_attempt_id()
+    msg = pb.Composite(text="rogue")
+    sleep_reply = pb.SleepReply(slept_millis=5, language="rogue")
+    raw = {
+        "the request echoed": lambda job: job,
+        f"a bare {other.name} map": lambda job: alien.encode(msg),
+        "an empty payload": lambda job: b"",
+        "a bare SleepReply protobuf": lambda job: sleep_reply.SerializeToString(),
+    }
+
+    def unary(bad: Callable[[bytes], bytes]) -> Callable[[bytes], tuple[list[bytes], bytes]]:
+        return lambda job: ([], bad(job))
+
+    def stream_item(bad: Callable[[bytes], bytes]) -> Callable[[bytes], tuple[list[bytes],
+                                                                                bytes]]:
+        return lambda job: ([bad(job)], encode_frame(FrameKind.END, int(encoding), item, a, 1))
+
+    answers = {f"Echo: {k}": unary(v) for k, v in raw.items()}
+    answers |= {f"Stream item: {k}": stream_item(v) for k, v in raw.items()}
+    answers |= {f"Stream end: {k}": unary(v) for k, v in raw.items()}
+    framed = {  # well-formed frames that lie
+        f"frame in {other.name}": (other, composite, item, alien.encode(msg)),
+        "frame of SleepReply": (encoding, sleep_tag, sleep_tag, own.encode(sleep_reply)),
+        "frame with encoding 0": (0, composite, item, own.encode(msg)),
+    }
+    for name, (enc, unary_tag, item_tag, body) in framed.items():
+        answers[f"Echo: {name}"] = unary(lambda job, e=enc, t=unary_tag, b=body: encode_frame(
+            FrameKind.REPLY, int(e), t, a, 0, b))
+        answers[f"Stream item: {name}"] = stream_item(lambda job, e=enc, t=item_tag, b=body: (
+            encode_frame(FrameKind.ITEM, int(e), t, a, 0, b)))
+    good_item = encode_frame(FrameKind.ITEM, int(encoding), item, a, 0, own.encode(pb.StreamItem()))
+    answers |= {
+        "Echo: a stream item frame": unary(lambda job: good_item),
+        "Echo: a frame header cut short": unary(lambda job: encode_frame(
+            FrameKind.REPLY, int(encoding), composite, a, 0)[:22]),
+        "Stream item: a unary reply frame": stream_item(lambda job: encode_frame(
+            FrameKind.REPLY, int(encoding), item, a, 0, own.encode(pb.StreamItem()))),
+        "Stream end: a count of 3 after 1 item": lambda job: (
+            [good_item], encode_frame(FrameKind.END, int(encoding), item, a, 3)),
+        "Stream end: another attempt's end": lambda job: (
+            [good_item], encode_frame(FrameKind.END, int(encoding), item, new_attempt_id(), 1)),
+    }
+    return answers
+
+
+async def test_rogue_replies_are_internal(gearmand: GearmandServer, stubs: Stubs,
+                                          encoding: Encoding) -> None:
+    """A reply that is not this call's frame (wrong encoding, type, kind, no frame at all) is
+    ``Internal`` naming the function, for unary and streaming calls: never a default message."""
+    answers = _rogue_answers(stubs.pb, encoding)
+    current: list[Callable[[bytes], tuple[list[bytes], bytes]]] = []
+
+    async def rogue(job: JobContext) -> bytes:
+        data, complete = current[0](job.payload)
+        for chunk in data:
+            job.send_data(chunk)
+        return complete
+
+    worker = Worker(gearmand.address)
+    for function in (ECHO, STREAM):
+        worker.register(function, rogue)
+    serving = asyncio.create_task(worker.serve())
+    wrong: list[str] = []
+    try:
+        await worker.wait_connected()
+        async with stubs.bridge.InteropAsyncClient(gearmand.address, encoding=encoding) as client:
+            for name, answer in answers.items():
+                current[:] = [answer]
+                function = ECHO if name.startswith("Echo") else STREAM
+                try:
+                    if function == ECHO:
+                        got: Any = await client.echo(text="hi", timeout=T)
+                    else:
+                        got = [x async for x in client.stream(count=1, timeout=T)]
+                except errors.Internal as exc:
+                    if function not in exc.message:
+                        wrong.append(f"{name}: Internal without the function name: {exc}")
+                    continue
+                except Exception as exc:  # any other outcome is the finding
+                    # Section 3 rules 3 and 4 both fit an end frame of a new attempt after an
+                    # item: a restart (JobRestarted) or a count that does not match (Internal).
+                    if (isinstance(exc, errors.JobRestarted)
+                            and name == "Stream end: another attempt's end"):
+                        continue
+                    got = exc
+                wrong.append(f"{name}: got {got!r}, not Internal")
+    finally:
+        await worker.stop(graceful=False)
+        await serving
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.skipif(shutil.which("gearman") is None, reason="needs Debian's gearman-tools")
+async def test_gearman_cat_worker_is_not_taken_for_a_bridge_worker(gearmand: GearmandServer,
+                                                                  stubs: Stubs) -> None:
+    """``gearman -w -f NAME -- cat``, a real worker that echoes each job's payload."""
+    host, port = gearmand.address.rsplit(":", 1)
+    cat = subprocess.Popen(["gearman", "-w", "-h", host, "-p", port, "-f", ECHO, "-f", STREAM,
+                            "--", "cat"], stdin=subprocess.DEVNULL)
+    try:
+        await asyncio.to_thread(gearmand.wait_for_workers, STREAM, timeout=30, processes=[cat])
+        async with stubs.bridge.InteropAsyncClient(gearmand.address) as client:
+            with pytest.raises(errors.Internal):
+                await client.echo(text="hi", timeout=T)
+            with pytest.raises(errors.Internal):
+                _ = [x async for x in client.stream(count=2, timeout=T)]
+    finally:
+        cat.kill()
+        cat.wait()
+
+
+# --- 6. errors that say what happened -------------------------------------------------------------
+
+
+async def test_queue_full_is_resource_exhausted(serial: WorkerPool, stubs: Stubs) -> None:
+    """After ``maxqueue Sleep 1``, gearmand refuses a second Sleep job with QUEUE_ERROR: the typed
+    caller gets ``ResourceExhausted`` (asyncio, blocking and background calls)."""
+    server = serial.servers[0]
+    await asyncio.to_thread(wait_idle, server)
+    async with stubs.bridge.InteropAsyncClient(serial.address) as client:
+        with stubs.bridge.InteropClient(serial.address) as blocking:
+            assert admin_command(server, f"maxqueue {SLEEP} 1") == "OK"
+            try:
+                first = asyncio.create_task(client.sleep(millis=500, timeout=T))
+                await _until(lambda: jobs_of(server, SLEEP)[0] == 1, "the first job is queued")
+                refused: list[errors.RpcError] = []
+                with pytest.raises(errors.ResourceExhausted) as caught:
+                    await client.sleep(millis=1, timeout=T)
+                refused.append(caught.value)
+                with pytest.raises(errors.ResourceExhausted) as caught:
+                    await asyncio.to_thread(blocking.sleep, millis=1, timeout=T)
+                refused.append(caught.value)
+                with pytest.raises(errors.ResourceExhausted) as caught:
+                    await client.sleep_background(millis=1)
+                refused.append(caught.value)
+            finally:
+                admin_command(server, f"maxqueue {SLEEP}")
+            assert (await first).slept_millis == 500
+    for error in refused:
+        assert "queue" in error.message.lower(), error
+
+
+async def test_job_dropped_after_the_retry_limit_is_worker_failed(
+    gearmand_factory: Callable[..., GearmandServer], stubs: Stubs
+) -> None:
+    """A job whose worker crashes on every try, on gearmand -j 2: after the second crash gearmand
+    drops it; the caller's ``WorkerFailed`` says so, with "WORK_FAIL" at most once."""
+    server = gearmand_factory(job_retries=2)
+    async with stubs.bridge.InteropAsyncClient(server.address) as client:
+        call = asyncio.create_task(client.sleep(millis=1, timeout=T))
+        await _until(lambda: jobs_of(server, SLEEP)[0] == 1, "the job is queued")
+        for _ in range(2):
+            await asyncio.to_thread(_crash_once, server, SLEEP, "crash")
+        with pytest.raises(errors.WorkerFailed) as caught:
+            await call
+    text = str(caught.value)
+    assert "dropped" in text.lower() or "disconnect" in text.lower(), text
+    assert text.count("WORK_FAIL") <= 1, text
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), 1e300], ids=["nan", "1e300"])
+async def test_unusable_timeout_is_a_clear_value_error(gearmand: GearmandServer, stubs: Stubs,
+                                                       timeout: float) -> None:
+    async def attempt(start: Callable[[], Any]) -> None:
+        result = start()
+        if hasattr(result, "__anext__"):
+            await anext(result)
+        elif hasattr(result, "__await__"):
+            await result
+
+    async with stubs.bridge.InteropAsyncClient(gearmand.address) as client:
+        with stubs.bridge.InteropClient(gearmand.address) as blocking:
+            starts: dict[str, Callable[[], Any]] = {
+                "call": lambda: client.nothing(timeout=timeout),
+                "stream": lambda: client.stream(count=1, timeout=timeout),
+                "background": lambda: client.sleep_background(millis=1, timeout=timeout),
+                "blocking call": lambda: asyncio.to_thread(blocking.nothing, timeout=timeout),
+            }
+            for what, start in starts.items():
+                with pytest.raises(ValueError, match="timeout") as caught:
+                    await asyncio.wait_for(attempt(start), 10)
+                assert "cannot convert" not in str(caught.value), (what, caught.value)
+
+
+async def test_closing_the_client_does_not_blame_the_server(
+    gearmand: GearmandServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bridge")
+    async with AsyncClient(gearmand.address) as raw:
+        assert await raw.echo(b"x", timeout=T) == b"x"
+    blamed = [r.getMessage() for r in caplog.records if "closed by the server" in r.getMessage()]
+    assert not blamed, blamed
