@@ -3,6 +3,7 @@ package dev.bridge.runtime;
 import com.google.protobuf.ByteOutput;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.UnsafeByteOperations;
@@ -25,6 +26,15 @@ public final class Codecs {
             return MsgpackCodec.decode(slice.array, slice.offset, slice.length, prototype);
         }
         try {
+            if (!(prototype instanceof DynamicMessage) && !body.isEmpty()) {
+                ArraySlice slice = ArraySlice.of(body);
+                if (OneofSwitchBack.occursIn(prototype.getDescriptorForType(), slice.array, slice.offset,
+                        slice.length)) {
+                    // protobuf-java's generated parser would keep a stale oneof message here;
+                    // DynamicMessage parses it right, and its bytes then hold the oneof once.
+                    body = DynamicMessage.parseFrom(prototype.getDescriptorForType(), body).toByteString();
+                }
+            }
             // Bytes fields become views of the job's packet (never reused), not copies.
             CodedInputStream in = body.newCodedInput();
             in.enableAliasing(true);

@@ -8,16 +8,30 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
-/** The {@link CallContext} of one Gearman job. */
+/**
+ * The {@link CallContext} of one run of a Gearman job. It owns the run's attempt id and frames
+ * what it sends (wire contract, section 3): stream items numbered from 0, and an attempt marker
+ * before the first status or warning of a run that has sent no WORK_DATA yet.
+ */
 final class JobContext implements CallContext {
+    private static final byte[] EMPTY = new byte[0];
+
     private final GearmanJob job;
     private final Request request;
     private final Encoding encoding;
+    private final int typeTag;
+    private final long attempt;
+    /** Stream items sent so far; guarded by this. */
+    private long items;
+    /** Whether this run has sent a WORK_DATA (an item or the marker); guarded by this. */
+    private boolean sentData;
 
-    JobContext(GearmanJob job, Request request, Encoding encoding) {
+    JobContext(GearmanJob job, Request request, Encoding encoding, int typeTag) {
         this.job = job;
         this.request = request;
         this.encoding = encoding;
+        this.typeTag = typeTag;
+        this.attempt = ReplyFrame.newAttemptId();
     }
 
     @Override
@@ -46,8 +60,9 @@ final class JobContext implements CallContext {
     }
 
     @Override
-    public void progress(long numerator, long denominator) {
+    public synchronized void progress(long numerator, long denominator) {
         try {
+            markAttempt();
             job.sendStatus(numerator, denominator);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot report progress: " + e.getMessage(), e);
@@ -55,12 +70,30 @@ final class JobContext implements CallContext {
     }
 
     @Override
-    public void warn(String text) {
+    public synchronized void warn(String text) {
         try {
+            markAttempt();
             job.sendWarning(text.getBytes(StandardCharsets.UTF_8));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot send a warning: " + e.getMessage(), e);
         }
+    }
+
+    private void markAttempt() throws IOException {
+        if (!sentData) {
+            job.sendData(header(ReplyFrame.ATTEMPT_MARKER, 0), EMPTY);
+            sentData = true;
+        }
+    }
+
+    /** The frame header of this run: its encoding, reply type and attempt. */
+    byte[] header(byte kind, long sequence) {
+        return ReplyFrame.header(kind, ReplyFrame.encodingByte(encoding), typeTag, attempt, sequence);
+    }
+
+    /** The attempt id drawn for this run. */
+    long attempt() {
+        return attempt;
     }
 
     /** The encoded request message. */
@@ -68,12 +101,19 @@ final class JobContext implements CallContext {
         return request.getBody();
     }
 
-    /** Sends one already-encoded streamed reply. */
-    void sendData(byte[] encoded) {
+    /** Sends one already-encoded streamed reply as the next stream item. */
+    synchronized void sendItem(byte[] encoded) {
         try {
-            job.sendData(encoded);
+            job.sendData(header(ReplyFrame.STREAM_ITEM, items), encoded);
+            items++;
+            sentData = true;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot send a streamed reply: " + e.getMessage(), e);
         }
+    }
+
+    /** The stream end's header: its sequence is the number of items sent. */
+    synchronized byte[] streamEndHeader() {
+        return header(ReplyFrame.STREAM_END, items);
     }
 }

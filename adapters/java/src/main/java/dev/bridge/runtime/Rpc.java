@@ -15,6 +15,7 @@ public final class Rpc<Q extends Message, R extends Message> {
     private final Q requestPrototype;
     private final R replyPrototype;
     private final boolean serverStreaming;
+    private final int replyTypeTag;
 
     private Rpc(String functionName, Q requestPrototype, R replyPrototype, boolean serverStreaming) {
         if (functionName.isEmpty() || functionName.indexOf('\0') >= 0) {
@@ -24,6 +25,7 @@ public final class Rpc<Q extends Message, R extends Message> {
         this.requestPrototype = Objects.requireNonNull(requestPrototype);
         this.replyPrototype = Objects.requireNonNull(replyPrototype);
         this.serverStreaming = serverStreaming;
+        this.replyTypeTag = ReplyFrame.typeTag(replyPrototype.getDescriptorForType().getFullName());
     }
 
     /** An rpc with one reply; the prototypes are the messages' default instances. */
@@ -52,6 +54,11 @@ public final class Rpc<Q extends Message, R extends Message> {
 
     public boolean isServerStreaming() {
         return serverStreaming;
+    }
+
+    /** The reply frames' type tag: CRC-32 of the reply message type's full name. */
+    public int replyTypeTag() {
+        return replyTypeTag;
     }
 
     /** The error a method the implementation left out answers with. */

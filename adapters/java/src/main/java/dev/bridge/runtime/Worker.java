@@ -85,7 +85,7 @@ public final class Worker {
         gearman.register(rpc.functionName(), job -> serve(rpc, job, (request, context) -> {
             handler.handle(request, reply -> {
                 Objects.requireNonNull(reply, "a streamed reply cannot be null");
-                context.sendData(Codecs.encode(reply, context.encoding()));
+                context.sendItem(Codecs.encode(reply, context.encoding()));
             }, context);
             return null;
         }));
@@ -107,6 +107,15 @@ public final class Worker {
         gearman.stop();
     }
 
+    /**
+     * After {@link #stop()}: waits until no job is running and no grab waits for its answer (one
+     * a frozen server leaves unanswered is abandoned a second after stop()). The process may then
+     * exit; the worker's threads still closing connections do not matter.
+     */
+    public boolean awaitIdle(Duration timeout) throws InterruptedException {
+        return gearman.awaitIdle(timeout);
+    }
+
     /** Waits until the worker has stopped and its running jobs have finished. */
     public boolean awaitTermination(Duration timeout) throws InterruptedException {
         return gearman.awaitTermination(timeout);
@@ -124,7 +133,11 @@ public final class Worker {
             LOG.log(System.Logger.Level.INFO, "signal received: finishing {0} running job(s)", gearman.runningJobs());
             gearman.stop();
             try {
-                gearman.awaitTermination(Duration.ofDays(365));
+                // The running jobs take their own time; a grab a frozen server leaves unanswered is
+                // abandoned a second after stop(). Then the threads get a moment to close their
+                // connections; one stuck on a frozen server is not waited for.
+                gearman.awaitIdle(Duration.ofDays(365));
+                gearman.awaitTermination(Duration.ofMillis(500));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
@@ -156,10 +169,11 @@ public final class Worker {
 
     private <Q extends Message> void serve(Rpc<Q, ?> rpc, GearmanJob job, Body<Q> body) throws IOException {
         Message reply;
+        byte[] header;
         byte[] encoded; // null: a protobuf reply, serialized straight into the connection below
         int size = 0;
         try {
-            JobContext context = open(job);
+            JobContext context = open(rpc, job);
             Q request;
             try {
                 request = Codecs.decode(context.body(), context.encoding(), rpc.requestPrototype());
@@ -167,14 +181,18 @@ public final class Worker {
                 throw new BridgeException(Code.INVALID_ARGUMENT, "request body: " + e.getMessage(), e);
             }
             reply = body.run(request, context);
-            if (reply == null) {
+            if (rpc.isServerStreaming()) {
+                header = context.streamEndHeader();
                 encoded = EMPTY;
-            } else if (context.encoding() == Encoding.MSGPACK) {
-                encoded = MsgpackCodec.encode(reply);
             } else {
-                size = reply.getSerializedSize();
-                // Small replies as one exact array; large ones skip that copy.
-                encoded = size < STREAMED_REPLY_BYTES ? reply.toByteArray() : null;
+                header = context.header(ReplyFrame.UNARY_REPLY, 0);
+                if (context.encoding() == Encoding.MSGPACK) {
+                    encoded = MsgpackCodec.encode(reply);
+                } else {
+                    size = reply.getSerializedSize();
+                    // Small replies as one exact array; large ones skip that copy.
+                    encoded = size < STREAMED_REPLY_BYTES ? reply.toByteArray() : null;
+                }
             }
         } catch (JobFailedException e) {
             job.fail();
@@ -190,10 +208,11 @@ public final class Worker {
             return;
         }
         if (encoded != null) {
-            job.complete(encoded);
+            job.complete(header, encoded);
         } else {
             Message message = reply;
-            job.complete(size, out -> {
+            job.complete(ReplyFrame.HEADER_SIZE + size, out -> {
+                out.write(header);
                 CodedOutputStream coded = CodedOutputStream.newInstance(out, PROTOBUF_WRITE_BUFFER);
                 message.writeTo(coded);
                 coded.flush();
@@ -202,7 +221,7 @@ public final class Worker {
     }
 
     /** Steps 1-5 of the contract: size, envelope, version, encoding, deadline. */
-    private JobContext open(GearmanJob job) {
+    private JobContext open(Rpc<?, ?> rpc, GearmanJob job) {
         if (job.payloadLength() > maxRequestBytes) {
             throw new BridgeException(Code.RESOURCE_EXHAUSTED, "request of " + job.payloadLength()
                     + " bytes exceeds this worker's limit of " + maxRequestBytes + " bytes");
@@ -232,7 +251,7 @@ public final class Worker {
             throw new BridgeException(Code.DEADLINE_EXCEEDED,
                     "deadline passed before the job started (" + (System.currentTimeMillis() - deadline) + " ms ago)");
         }
-        return new JobContext(job, envelope, encoding);
+        return new JobContext(job, envelope, encoding, rpc.replyTypeTag());
     }
 
     /** The {@code bridge.v1.Error} for an exception. */

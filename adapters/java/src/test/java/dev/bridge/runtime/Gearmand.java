@@ -56,11 +56,28 @@ final class Gearmand implements AutoCloseable {
     }
 
     /** Kills the server abruptly (connections drop without a goodbye); start() brings it back on the same port. */
-    void kill() throws InterruptedException {
+    void kill() throws InterruptedException, IOException {
         if (process != null) {
+            thaw(); // a frozen process would not die before it is continued
             process.destroyForcibly();
             process.waitFor(10, TimeUnit.SECONDS);
             process = null;
+        }
+    }
+
+    /** SIGSTOP: the process stops, its sockets stay open and nothing is answered (a "frozen" server). */
+    void freeze() throws IOException, InterruptedException {
+        signal("-STOP");
+    }
+
+    /** SIGCONT after {@link #freeze()}. */
+    void thaw() throws IOException, InterruptedException {
+        signal("-CONT");
+    }
+
+    private void signal(String which) throws IOException, InterruptedException {
+        if (process != null) {
+            new ProcessBuilder("kill", which, Long.toString(process.pid())).inheritIO().start().waitFor();
         }
     }
 
@@ -105,7 +122,7 @@ final class Gearmand implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
+    public void close() throws InterruptedException, IOException {
         kill();
         try (var files = Files.list(workdir)) {
             files.forEach(f -> f.toFile().delete());

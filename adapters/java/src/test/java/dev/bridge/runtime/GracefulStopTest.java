@@ -47,7 +47,7 @@ class GracefulStopTest {
                     for (TestClient c : List.of(a, b)) {
                         TestClient.Outcome out = c.await(10_000);
                         assertEquals(PacketType.WORK_COMPLETE, out.endType());
-                        assertArrayEquals(body, out.endPayload());
+                        assertArrayEquals(body, out.reply());
                     }
                 }
                 assertTrue(worker.waitFor(10, TimeUnit.SECONDS), "worker did not exit after SIGTERM");

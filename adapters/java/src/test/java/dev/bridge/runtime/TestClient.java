@@ -5,6 +5,7 @@ import dev.bridge.runtime.gearman.Packet;
 import dev.bridge.runtime.gearman.PacketType;
 import dev.bridge.runtime.gearman.ServerAddress;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,6 +17,24 @@ import java.util.List;
 final class TestClient implements AutoCloseable {
     private final Connection connection;
 
+    /** A reply frame (wire contract, section 3), parsed. */
+    record Frame(int kind, int encoding, int tag, long attempt, long sequence, byte[] body) {
+        static Frame parse(byte[] payload) {
+            if (payload.length < ReplyFrame.HEADER_SIZE || payload[0] != ReplyFrame.MAGIC) {
+                throw new AssertionError("not a reply frame: " + java.util.HexFormat.of().formatHex(payload));
+            }
+            ByteBuffer b = ByteBuffer.wrap(payload);
+            b.get();
+            int kind = b.get();
+            int encoding = b.get();
+            int tag = b.getInt();
+            long attempt = b.getLong();
+            long sequence = b.getLong();
+            return new Frame(kind, encoding, tag, attempt, sequence,
+                    java.util.Arrays.copyOfRange(payload, ReplyFrame.HEADER_SIZE, payload.length));
+        }
+    }
+
     /** What a job produced: WORK_DATA / WORK_STATUS / WORK_WARNING in order, then how it ended. */
     record Outcome(List<Packet> events, Packet end) {
         PacketType endType() {
@@ -24,6 +43,23 @@ final class TestClient implements AutoCloseable {
 
         byte[] endPayload() {
             return end.argumentCount() > 1 ? end.argument(1) : new byte[0];
+        }
+
+        /** The WORK_COMPLETE's frame. */
+        Frame endFrame() {
+            if (end.type() != PacketType.WORK_COMPLETE) {
+                throw new AssertionError("expected WORK_COMPLETE, got " + end.type());
+            }
+            return Frame.parse(endPayload());
+        }
+
+        /** The body of a unary reply frame. */
+        byte[] reply() {
+            Frame f = endFrame();
+            if (f.kind() != ReplyFrame.UNARY_REPLY || f.attempt() == 0 || f.sequence() != 0) {
+                throw new AssertionError("not a unary reply frame: " + f);
+            }
+            return f.body();
         }
 
         dev.bridge.v1.Error error() throws IOException {

@@ -142,8 +142,14 @@ class WorkerTest {
             for (Encoding encoding : List.of(Encoding.PROTOBUF, Encoding.MSGPACK, Encoding.ENCODING_UNSPECIFIED)) {
                 TestClient.Outcome out = client.call("t.Echo", envelope(request, encoding, 0, Map.of()), 10_000);
                 assertEquals(PacketType.WORK_COMPLETE, out.endType());
+                assertTrue(out.events().isEmpty(), "a unary reply with no progress sends no WORK_DATA");
                 Encoding replyEncoding = encoding == Encoding.MSGPACK ? Encoding.MSGPACK : Encoding.PROTOBUF;
-                assertArrayEquals(Codecs.encode(request, replyEncoding), out.endPayload(), encoding.toString());
+                TestClient.Frame frame = out.endFrame();
+                assertEquals(ReplyFrame.UNARY_REPLY, frame.kind());
+                assertEquals(replyEncoding == Encoding.MSGPACK ? 2 : 1, frame.encoding(), encoding.toString());
+                assertEquals(ReplyFrame.typeTag("bridge.interop.v1.Blob"), frame.tag());
+                assertEquals(0, frame.sequence());
+                assertArrayEquals(Codecs.encode(request, replyEncoding), out.reply(), encoding.toString());
             }
         }
     }
@@ -156,7 +162,7 @@ class WorkerTest {
             TestClient.Outcome out = client.call("t.WhoAmI",
                     envelope(empty, Encoding.MSGPACK, deadline, Map.of("trace-id", "abc", "ключ", "значение")), 10_000);
             assertEquals(PacketType.WORK_COMPLETE, out.endType());
-            Message reply = MsgpackCodec.decode(out.endPayload(), whoAmI);
+            Message reply = MsgpackCodec.decode(out.reply(), whoAmI);
             var fields = whoAmI.getDescriptorForType();
             assertEquals("java", reply.getField(fields.findFieldByName("language")));
             assertEquals(deadline, reply.getField(fields.findFieldByName("deadline_ms")));
@@ -229,18 +235,54 @@ class WorkerTest {
         try (TestClient client = new TestClient(gearmand.address())) {
             TestClient.Outcome out = client.call("t.Stream", envelope(request, Encoding.MSGPACK, 0, Map.of()), 10_000);
             assertEquals(PacketType.WORK_COMPLETE, out.endType());
-            assertEquals(0, out.endPayload().length);
             List<PacketType> types = out.events().stream().map(p -> p.type()).toList();
-            assertEquals(List.of(PacketType.WORK_WARNING, PacketType.WORK_STATUS, PacketType.WORK_DATA,
-                    PacketType.WORK_STATUS, PacketType.WORK_DATA, PacketType.WORK_STATUS, PacketType.WORK_DATA), types);
-            assertEquals("starting ✓", new String(out.events().get(0).argument(1), StandardCharsets.UTF_8));
-            assertEquals("2", out.events().get(3).argumentString(1));
-            assertEquals("3", out.events().get(3).argumentString(2));
-            Message second = MsgpackCodec.decode(out.events().get(4).argument(1), streamItem);
+            // The warning comes first: an attempt marker goes before it.
+            assertEquals(List.of(PacketType.WORK_DATA, PacketType.WORK_WARNING, PacketType.WORK_STATUS,
+                    PacketType.WORK_DATA, PacketType.WORK_STATUS, PacketType.WORK_DATA, PacketType.WORK_STATUS,
+                    PacketType.WORK_DATA), types);
+            TestClient.Frame marker = TestClient.Frame.parse(out.events().get(0).argument(1));
+            assertEquals(ReplyFrame.ATTEMPT_MARKER, marker.kind());
+            assertEquals(0, marker.sequence());
+            assertEquals(0, marker.body().length);
+            assertEquals(2, marker.encoding());
+            assertEquals(ReplyFrame.typeTag("bridge.interop.v1.StreamItem"), marker.tag());
+            assertTrue(marker.attempt() != 0);
+            for (int i = 0; i < 3; i++) {
+                TestClient.Frame item = TestClient.Frame.parse(out.events().get(3 + 2 * i).argument(1));
+                assertEquals(ReplyFrame.STREAM_ITEM, item.kind());
+                assertEquals(i, item.sequence());
+                assertEquals(marker.attempt(), item.attempt());
+                assertEquals(marker.tag(), item.tag());
+            }
+            TestClient.Frame end = out.endFrame();
+            assertEquals(ReplyFrame.STREAM_END, end.kind());
+            assertEquals(3, end.sequence());
+            assertEquals(0, end.body().length);
+            assertEquals(marker.attempt(), end.attempt());
+            assertEquals("starting ✓", new String(out.events().get(1).argument(1), StandardCharsets.UTF_8));
+            assertEquals("2", out.events().get(4).argumentString(1));
+            assertEquals("3", out.events().get(4).argumentString(2));
+            Message second = MsgpackCodec.decode(TestClient.Frame.parse(out.events().get(5).argument(1)).body(),
+                    streamItem);
             assertEquals(1, second.getField(streamItem.getDescriptorForType().findFieldByName("index")));
             assertEquals(ByteString.copyFrom(new byte[] {0, 1, 0}),
                     second.getField(streamItem.getDescriptorForType().findFieldByName("payload")));
         }
+    }
+
+    @Test
+    void everyRunOfAJobHasItsOwnAttempt() throws Exception {
+        startWorker(gearmand.address(), 1, Worker.DEFAULT_MAX_REQUEST_BYTES);
+        byte[] job = envelope(blobOf(new byte[] {7}, ""), Encoding.PROTOBUF, 0, Map.of());
+        java.util.Set<Long> attempts = new java.util.HashSet<>();
+        try (TestClient client = new TestClient(gearmand.address())) {
+            for (int i = 0; i < 20; i++) {
+                TestClient.Frame frame = client.call("t.Echo", job, 10_000).endFrame();
+                assertTrue(frame.attempt() != 0);
+                attempts.add(frame.attempt());
+            }
+        }
+        assertEquals(20, attempts.size(), "attempt ids must be drawn per run");
     }
 
     @Test

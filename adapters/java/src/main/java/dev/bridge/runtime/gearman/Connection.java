@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 public final class Connection implements Closeable {
     private static final System.Logger LOG = System.getLogger(Connection.class.getName());
     private static final int WRITE_BUFFER = 64 * 1024;
+    private static final byte[] NO_PREFIX = new byte[0];
     private static final ScheduledExecutorService WATCHDOG = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "bridge-write-watchdog");
         t.setDaemon(true);
@@ -149,8 +150,17 @@ public final class Connection implements Closeable {
      */
     public void sendWithData(PacketType type, byte[] handle, byte[] data, int offset, int length,
                              boolean flush) throws IOException {
-        Packet.checkArguments(type, handle, new byte[0]);
-        long size = (long) handle.length + 1 + length;
+        sendWithData(type, handle, NO_PREFIX, data, offset, length, flush);
+    }
+
+    /**
+     * Sends {@code handle \0 prefix data[offset, offset+length)}: the data argument written in two
+     * pieces (a reply frame's header and its body) without joining them in a new array first.
+     */
+    public void sendWithData(PacketType type, byte[] handle, byte[] prefix, byte[] data, int offset, int length,
+                             boolean flush) throws IOException {
+        Packet.checkArguments(type, handle, NO_PREFIX);
+        long size = (long) handle.length + 1 + prefix.length + length;
         checkSize(type, size);
         synchronized (this) {
             beginWrite();
@@ -159,6 +169,7 @@ public final class Connection implements Closeable {
                 out.write(header);
                 out.write(handle);
                 out.write(0);
+                out.write(prefix);
                 out.write(data, offset, length);
                 if (flush) {
                     out.flush();

@@ -88,6 +88,12 @@ public final class GearmanJob {
         connection.sendWithData(PacketType.WORK_DATA, handle, data, offset, length);
     }
 
+    /** WORK_DATA whose payload is {@code prefix} followed by {@code data} (a reply frame: header, body). */
+    public synchronized void sendData(byte[] prefix, byte[] data) throws IOException {
+        checkOpen();
+        connection.sendWithData(PacketType.WORK_DATA, handle, prefix, data, 0, data.length, true);
+    }
+
     /** WORK_WARNING: a warning that does not end the job. */
     public synchronized void sendWarning(byte[] text) throws IOException {
         checkOpen();
@@ -108,6 +114,12 @@ public final class GearmanJob {
     public synchronized void complete(byte[] reply, int offset, int length) throws IOException {
         end();
         connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length, flushOnEnd);
+    }
+
+    /** WORK_COMPLETE whose payload is {@code prefix} followed by {@code reply}; ends the job. */
+    public synchronized void complete(byte[] prefix, byte[] reply) throws IOException {
+        end();
+        connection.sendWithData(PacketType.WORK_COMPLETE, handle, prefix, reply, 0, reply.length, flushOnEnd);
     }
 
     /** WORK_COMPLETE whose reply {@code writer} writes, {@code length} bytes; ends the job. */

@@ -21,9 +21,15 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>Each job server gets {@code concurrency} connections, one per thread, each grabbing jobs
  * with GRAB_JOB_UNIQ and sleeping with PRE_SLEEP until NOOP. A semaphore caps the jobs running at
- * once at {@code concurrency} across all servers. A connection that breaks (server gone, protocol
- * error) is closed and opened again with exponential backoff; its running job, if any, is
- * re-queued by gearmand. {@link #stop()} stops grabbing; running jobs finish and the threads end.
+ * once at {@code concurrency} across all servers; a thread holds one of its permits only for a
+ * grab on a connection whose server has answered since it connected (an ECHO_REQ after CAN_DO,
+ * and again before a grab that follows a long sleep), so a job server that stops answering
+ * (frozen, link cut) cannot take the slots the others need. A grab or an echo left unanswered for
+ * the read timeout ({@link Settings#responseTimeout()}) closes that connection. A connection that
+ * breaks (server gone, protocol error, read timeout) is closed and opened again with exponential
+ * backoff; its running job, if any, is re-queued by gearmand. {@link #stop()} stops grabbing;
+ * running jobs finish and the threads end; a grab still unanswered a second after stop() is
+ * abandoned (its connection closed).
  */
 public final class GearmanWorker {
     private static final System.Logger LOG = System.getLogger(GearmanWorker.class.getName());
@@ -33,6 +39,8 @@ public final class GearmanWorker {
     private final int maxBody;
     private final String clientId;
     private final Settings settings;
+    private static final byte[] ECHO = "bridge".getBytes(StandardCharsets.US_ASCII);
+
     private final Map<String, JobFunction> functions = new LinkedHashMap<>();
     private final List<Thread> threads = new ArrayList<>();
     private final Semaphore permits;
@@ -41,14 +49,21 @@ public final class GearmanWorker {
     private volatile boolean stopping;
     private boolean started;
 
+    /** How long an unanswered grab may hold up stop() before its connection is closed. */
+    static final long STOP_GRACE_MILLIS = 1000;
+
     /**
-     * Timings; the defaults suit a LAN, tests shorten them. {@code writeTimeout}: how long one
-     * write may stay stuck (a server that stopped reading) before the connection is closed.
+     * Timings; the defaults suit a LAN, tests shorten them. {@code responseTimeout}: the read
+     * timeout for a reply to ECHO_REQ or GRAB_JOB_UNIQ (a server that leaves one unanswered that
+     * long is treated as gone). {@code regrabInterval}: a sleeping connection checks the server
+     * with an echo and grabs again after this long, in case a wake-up was lost.
+     * {@code writeTimeout}: how long one write may stay stuck (a server that stopped reading)
+     * before the connection is closed.
      */
     public record Settings(Duration connectTimeout, Duration responseTimeout, Duration pollInterval,
                            Duration regrabInterval, Duration minBackoff, Duration maxBackoff,
                            Duration writeTimeout) {
-        public static final Settings DEFAULT = new Settings(Duration.ofSeconds(5), Duration.ofSeconds(30),
+        public static final Settings DEFAULT = new Settings(Duration.ofSeconds(5), Duration.ofSeconds(5),
                 Duration.ofMillis(200), Duration.ofSeconds(10), Duration.ofMillis(100), Duration.ofSeconds(5),
                 Duration.ofSeconds(60));
     }
@@ -139,6 +154,23 @@ public final class GearmanWorker {
         return true;
     }
 
+    /** Whether no job is running and no grab is waiting for its answer (after stop(): the worker may exit). */
+    public boolean isIdle() {
+        return permits.availablePermits() == concurrency;
+    }
+
+    /** Waits until {@link #isIdle()}; call after {@link #stop()}. */
+    public boolean awaitIdle(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!isIdle()) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
     private void serve(ServerAddress server) {
         long backoff = settings.minBackoff().toMillis();
         while (!stopping) {
@@ -154,7 +186,10 @@ public final class GearmanWorker {
             }
             try {
                 announce(connection);
-                backoff = settings.minBackoff().toMillis();
+                if (!awaitEcho(connection)) {
+                    return; // stopped
+                }
+                backoff = settings.minBackoff().toMillis(); // the server answers: a healthy connection
                 work(connection);
             } catch (IOException e) {
                 if (!stopping) {
@@ -179,16 +214,64 @@ public final class GearmanWorker {
 
     private void announce(Connection connection) throws IOException {
         if (clientId != null && !clientId.isEmpty()) {
-            connection.send(PacketType.SET_CLIENT_ID, clientId.getBytes(StandardCharsets.UTF_8));
+            connection.send(false, PacketType.SET_CLIENT_ID, clientId.getBytes(StandardCharsets.UTF_8));
         }
         for (String function : functions()) {
-            connection.send(PacketType.CAN_DO, function.getBytes(StandardCharsets.UTF_8));
+            connection.send(false, PacketType.CAN_DO, function.getBytes(StandardCharsets.UTF_8));
+        }
+    }
+
+    /**
+     * ECHO_REQ, then waits for its ECHO_RES (a NOOP counts too: the server is alive) without
+     * holding a job slot. False when stop() came first; a read timeout when the server is silent.
+     */
+    private boolean awaitEcho(Connection connection) throws IOException {
+        connection.send(PacketType.ECHO_REQ, ECHO);
+        while (true) {
+            Packet p = receive(connection, 0, "ECHO_REQ");
+            if (p == null) {
+                return false;
+            }
+            switch (p.type()) {
+                case ECHO_RES, NOOP:
+                    return true;
+                case ERROR:
+                    throw new IOException("job server error " + p.argumentString(0) + ": " + p.argumentString(1));
+                default:
+                    throw new ProtocolException("unexpected " + p.type() + " while waiting for ECHO_RES");
+            }
+        }
+    }
+
+    /**
+     * The next packet, waiting at most the read timeout in poll-sized slices so that stop() is
+     * seen: null once stopping for {@code stopGraceMillis}; a {@link SocketTimeoutException}
+     * (the connection is then closed) when the server stays silent for the whole read timeout.
+     */
+    private Packet receive(Connection connection, long stopGraceMillis, String waitingFor) throws IOException {
+        long start = System.nanoTime();
+        long timeout = settings.responseTimeout().toMillis();
+        long poll = Math.max(1, settings.pollInterval().toMillis());
+        while (true) {
+            long waited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            if (stopping && waited >= stopGraceMillis) {
+                return null;
+            }
+            long left = timeout - waited;
+            if (left <= 0) {
+                throw new SocketTimeoutException(connection.address() + " left " + waitingFor + " unanswered for "
+                        + timeout + " ms");
+            }
+            try {
+                return connection.receive((int) Math.min(poll, left));
+            } catch (SocketTimeoutException e) {
+                // look up: stop, or the whole read timeout
+            }
         }
     }
 
     /** The grab / run / sleep loop on one connection, until stop or an I/O error. */
     private void work(Connection connection) throws IOException, InterruptedException {
-        int responseTimeout = (int) settings.responseTimeout().toMillis();
         try {
             while (!stopping) {
                 if (!permits.tryAcquire()) {
@@ -199,22 +282,30 @@ public final class GearmanWorker {
                     }
                 }
                 boolean gotJob = false;
+                boolean answered = false;
                 try {
                     if (stopping) {
                         return;
                     }
                     // Flushes the previous job's final packet too: one write for both.
                     connection.send(PacketType.GRAB_JOB_UNIQ);
-                    Packet reply = awaitGrabReply(connection, responseTimeout);
+                    Packet reply = awaitGrabReply(connection);
+                    if (reply == null) {
+                        return; // stopped while the server kept the grab unanswered
+                    }
+                    answered = true;
                     if (reply.type() == PacketType.JOB_ASSIGN_UNIQ || reply.type() == PacketType.JOB_ASSIGN) {
                         gotJob = true;
                         run(new GearmanJob(connection, reply, false));
                     }
                 } finally {
+                    if (gotJob && stopping) {
+                        connection.flush(); // the reply is out before the slot says the worker is idle
+                    }
                     permits.release();
                 }
-                if (!gotJob) {
-                    sleepUntilWoken(connection);
+                if (!gotJob && answered && !sleepUntilWoken(connection)) {
+                    return;
                 }
             }
         } finally {
@@ -222,13 +313,16 @@ public final class GearmanWorker {
         }
     }
 
-    private Packet awaitGrabReply(Connection connection, int timeout) throws IOException {
+    private Packet awaitGrabReply(Connection connection) throws IOException {
         while (true) {
-            Packet p = connection.receive(timeout);
+            Packet p = receive(connection, STOP_GRACE_MILLIS, "GRAB_JOB_UNIQ");
+            if (p == null) {
+                return null;
+            }
             switch (p.type()) {
                 case JOB_ASSIGN_UNIQ, JOB_ASSIGN, NO_JOB:
                     return p;
-                case NOOP:
+                case NOOP, ECHO_RES:
                     continue;
                 case ERROR:
                     throw new IOException("job server error " + p.argumentString(0) + ": " + p.argumentString(1));
@@ -238,26 +332,37 @@ public final class GearmanWorker {
         }
     }
 
-    /** PRE_SLEEP, then wait for NOOP; wakes up regularly to notice stop, and grabs again after a while anyway. */
-    private void sleepUntilWoken(Connection connection) throws IOException {
+    /**
+     * PRE_SLEEP, then wait for NOOP, looking up every poll interval to notice stop. After the
+     * regrab interval without a NOOP, an echo checks that the server still answers before the
+     * next grab takes a job slot. False when stopped.
+     */
+    private boolean sleepUntilWoken(Connection connection) throws IOException {
         connection.send(PacketType.PRE_SLEEP);
         int poll = (int) settings.pollInterval().toMillis();
         long regrabAt = System.nanoTime() + settings.regrabInterval().toNanos();
-        while (!stopping && System.nanoTime() < regrabAt) {
+        while (!stopping) {
+            if (System.nanoTime() - regrabAt >= 0) {
+                return awaitEcho(connection);
+            }
             Packet p;
             try {
                 p = connection.receive(poll);
             } catch (SocketTimeoutException e) {
                 continue;
             }
-            if (p.type() == PacketType.NOOP) {
-                return;
+            switch (p.type()) {
+                case NOOP:
+                    return true;
+                case ECHO_RES:
+                    continue;
+                case ERROR:
+                    throw new IOException("job server error " + p.argumentString(0) + ": " + p.argumentString(1));
+                default:
+                    throw new ProtocolException("unexpected " + p.type() + " while sleeping");
             }
-            if (p.type() == PacketType.ERROR) {
-                throw new IOException("job server error " + p.argumentString(0) + ": " + p.argumentString(1));
-            }
-            throw new ProtocolException("unexpected " + p.type() + " while sleeping");
         }
+        return false;
     }
 
     private void run(GearmanJob job) throws IOException {

@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketTimeoutException;
+import java.util.Arrays;
 
 /**
  * Reads whole packets from a stream, however the bytes arrive. A read that times out
@@ -11,11 +12,18 @@ import java.net.SocketTimeoutException;
  * on where it stopped: socket timeouts are a way to look up, not a broken stream.
  *
  * <p>Bad magic, an unknown type, a body over {@code maxBody} or too few arguments raise
- * {@link ProtocolException} before the body is buffered; the reader then refuses to go on.
+ * {@link ProtocolException} before the body is buffered; the reader then refuses to go on. The
+ * body's buffer grows with the bytes received, not with the size the header announces.
  */
 public final class PacketReader {
     /** The default body limit, as in the Python protocol layer: 256 MiB. */
     public static final int DEFAULT_MAX_BODY = 256 * 1024 * 1024;
+    /**
+     * A body up to this size is read into an array of its announced size at once; a larger one
+     * into an array that doubles as its bytes arrive, so a header claiming a large body costs at
+     * most twice the bytes that actually came (never the claim).
+     */
+    static final int INITIAL_BODY_BUFFER = 1024 * 1024;
 
     private final InputStream in;
     private final int maxBody;
@@ -23,6 +31,7 @@ public final class PacketReader {
     private final byte[] header = new byte[Packet.HEADER_SIZE];
     private int headerFilled;
     private byte[] body;
+    private int bodySize;
     private int bodyFilled;
     private Magic magic;
     private PacketType type;
@@ -60,7 +69,11 @@ public final class PacketReader {
                 startBody();
             }
         }
-        while (bodyFilled < body.length) {
+        while (bodyFilled < bodySize) {
+            if (bodyFilled == body.length) {
+                // The header's size is a claim: the buffer grows with the bytes that really arrive.
+                body = Arrays.copyOf(body, (int) Math.min(bodySize, 2L * body.length));
+            }
             int n = in.read(body, bodyFilled, body.length - bodyFilled);
             if (n < 0) {
                 throw new EOFException("connection closed inside a " + type + " body");
@@ -104,7 +117,8 @@ public final class PacketReader {
             }
             magic = m;
             type = t;
-            body = new byte[(int) size];
+            bodySize = (int) size;
+            body = new byte[Math.min(bodySize, INITIAL_BODY_BUFFER)];
             bodyFilled = 0;
         } catch (ProtocolException e) {
             broken = e;

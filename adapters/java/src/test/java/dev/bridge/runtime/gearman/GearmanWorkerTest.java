@@ -38,6 +38,7 @@ class GearmanWorkerTest {
                     PacketReader in = new PacketReader(first.getInputStream(), 1 << 20, Magic.REQ);
                     assertEquals(PacketType.SET_CLIENT_ID, in.read().type());
                     assertEquals(PacketType.CAN_DO, in.read().type());
+                    answerEcho(first, in);
                     assertEquals(PacketType.GRAB_JOB_UNIQ, in.read().type());
                     first.getOutputStream().write("HTTP/1.1 400 Bad Request\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
                     first.getOutputStream().flush();
@@ -53,6 +54,7 @@ class GearmanWorkerTest {
                     assertEquals(PacketType.CAN_DO, canDo.type());
                     assertEquals("f", canDo.argumentString(0));
                     // An unknown packet type from the server is a protocol error too.
+                    answerEcho(second, in);
                     assertEquals(PacketType.GRAB_JOB_UNIQ, in.read().type());
                     second.getOutputStream().write(new byte[] {0, 'R', 'E', 'S', 0, 0, 0, 99, 0, 0, 0, 0});
                     second.getOutputStream().flush();
@@ -65,6 +67,49 @@ class GearmanWorkerTest {
             } finally {
                 worker.stop();
                 assertTrue(worker.awaitTermination(Duration.ofSeconds(10)));
+            }
+        }
+    }
+
+    private static void answerEcho(Socket peer, PacketReader in) throws Exception {
+        Packet echo = in.read();
+        assertEquals(PacketType.ECHO_REQ, echo.type());
+        peer.getOutputStream().write(Packet.of(Magic.RES, PacketType.ECHO_RES, echo.argument(0)).encode());
+        peer.getOutputStream().flush();
+    }
+
+    @Test
+    void aServerThatNeverAnswersGetsNoGrabAndIsLeftAfterTheReadTimeout() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(10_000);
+            Duration readTimeout = Duration.ofMillis(500);
+            GearmanWorker worker = new GearmanWorker(List.of(new ServerAddress("127.0.0.1", server.getLocalPort())), 1,
+                    1 << 20, null, new GearmanWorker.Settings(Duration.ofSeconds(2), readTimeout, Duration.ofMillis(50),
+                    Duration.ofSeconds(5), Duration.ofMillis(20), Duration.ofMillis(100), Duration.ofSeconds(10)));
+            worker.register("f", job -> job.complete(new byte[0]));
+            worker.start();
+            try {
+                try (Socket silent = server.accept()) {
+                    long start = System.nanoTime();
+                    PacketReader in = new PacketReader(silent.getInputStream(), 1 << 20, Magic.REQ);
+                    assertEquals(PacketType.CAN_DO, in.read().type());
+                    assertEquals(PacketType.ECHO_REQ, in.read().type());
+                    assertTrue(worker.isIdle(), "waiting for the echo holds no job slot");
+                    // No answer: no grab follows, and the worker hangs up after the read timeout.
+                    silent.setSoTimeout(5000);
+                    assertThrows(java.io.EOFException.class, in::read);
+                    long millis = Duration.ofNanos(System.nanoTime() - start).toMillis();
+                    assertTrue(millis >= 400 && millis < 3000, "hung up after " + millis + " ms");
+                }
+                try (Socket again = server.accept()) { // and comes back
+                    assertTrue(again.isConnected());
+                }
+                long stop = System.nanoTime();
+                worker.stop();
+                assertTrue(worker.awaitTermination(Duration.ofSeconds(2)));
+                assertTrue(Duration.ofNanos(System.nanoTime() - stop).toMillis() < 1500);
+            } finally {
+                worker.stop();
             }
         }
     }
