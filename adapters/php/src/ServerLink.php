@@ -30,6 +30,10 @@ final class ServerLink
     private float $retryAt = 0.0;
     private int $backoffMs = 0;
     private bool $failing = false;
+    /** The server has sent bytes on this connection. */
+    private bool $heard = false;
+    /** @var list<string>|null */
+    private ?array $addresses = null;
 
     /**
      * @param \Closure(\GearmanWorker, ServerLink): void $register adds the functions to a new GearmanWorker
@@ -94,9 +98,12 @@ final class ServerLink
             return false;
         }
         if ($rc === GEARMAN_NO_JOBS) {
-            // NO_JOB answered and PRE_SLEEP sent; a refused connect also ends here, and wait()
-            // then finds no connection to watch.
-            $this->answered();
+            // NO_JOB answered and PRE_SLEEP sent. A refused connect can end here too, so only a
+            // server that has sent bytes on this connection counts as answering.
+            if ($this->heard) {
+                $this->answered();
+            }
+            $this->waitingSince = null;
             $this->sleeping = true;
             return false;
         }
@@ -118,7 +125,7 @@ final class ServerLink
         }
         $this->gearman->setTimeout($timeoutMs);
         if (@$this->gearman->wait()) {
-            $this->sleeping = false;
+            $this->awake(true);
             return true;
         }
         $rc = $this->gearman->returnCode();
@@ -126,6 +133,33 @@ final class ServerLink
             $this->drop("unreachable ({$this->gearman->error()}); retrying");
         }
         return false;
+    }
+
+    /**
+     * Something happened on the connection (SocketPoll saw it): step() has work to do. $data: the
+     * server sent bytes (not only an error or a hang-up).
+     */
+    public function awake(bool $data): void
+    {
+        $this->sleeping = false;
+        $this->heard = $this->heard || $data;
+    }
+
+    /** How long the server has owed an answer, in seconds (0 when it owes none). */
+    public function owedFor(float $now): float
+    {
+        return $this->waitingSince === null ? 0.0 : $now - $this->waitingSince;
+    }
+
+    /** @return list<string> the server's IP addresses (to find its socket by peer address) */
+    public function addresses(): array
+    {
+        if ($this->addresses === null) {
+            $this->addresses = filter_var($this->host, FILTER_VALIDATE_IP)
+                ? [(string) inet_ntop((string) inet_pton($this->host))]
+                : array_merge(gethostbynamel($this->host) ?: [], $this->host === 'localhost' ? ['::1'] : []);
+        }
+        return $this->addresses;
     }
 
     /** Called inside work() when a job arrives: its packets are sent in blocking mode. */
@@ -161,6 +195,7 @@ final class ServerLink
         $this->gearman = $gearman;
         $this->waitingSince = null;
         $this->sleeping = false;
+        $this->heard = false;
     }
 
     private function answered(): void

@@ -31,6 +31,8 @@ final class Worker
     /** @var list<int> */
     private readonly array $serverPorts;
     private bool $stopping = false;
+    /** Waits on several servers' sockets at once (null without FFI: they are watched in turn). */
+    private ?SocketPoll $poll = null;
     /** @var \Closure(string): void */
     private readonly \Closure $log;
 
@@ -116,6 +118,7 @@ final class Worker
         // One server: wait on it alone for a while. Several: wait on each in turn, briefly, so a
         // job on one is picked up at most a few milliseconds late while the others are watched.
         $waitMs = count($links) === 1 ? self::POLL_MS : self::SHARED_POLL_MS;
+        $this->poll = count($links) > 1 && SocketPoll::available() ? new SocketPoll() : null;
         while (!$this->stopping) {
             $ran = false;
             foreach ($links as $link) {
@@ -139,20 +142,27 @@ final class Worker
     /** @param list<ServerLink> $links */
     private function waitForAny(array $links, int $waitMs): void
     {
-        $connected = false;
-        foreach ($links as $link) {
-            if (!$link->connected()) {
-                continue;
-            }
-            $connected = true;
-            if ($link->wait($waitMs) || $this->stopping) {
-                return;
-            }
-        }
-        if (!$connected) {
+        $connected = array_values(array_filter($links, static fn (ServerLink $l): bool => $l->connected()));
+        if ($connected === []) {
             // Every server is down: sleep until the first one may be retried.
             $next = min(array_map(static fn (ServerLink $l): float => $l->retryAt(), $links));
             $this->sleepUnlessStopping((int) max(1, min(self::POLL_MS, ($next - hrtime(true) / 1e9) * 1000)));
+            return;
+        }
+        if (count($connected) > 1 && $this->poll?->poll($connected, self::POLL_MS)) {
+            return;  // one poll(2) on every server's socket
+        }
+        // Each server in turn, the one that started owing an answer last first (a healthy server
+        // answers within a millisecond; a frozen one owes it for seconds).
+        $now = hrtime(true) / 1e9;
+        usort($connected, static function (ServerLink $a, ServerLink $b) use ($now): int {
+            [$owedA, $owedB] = [$a->owedFor($now), $b->owedFor($now)];
+            return ($owedA === 0.0) <=> ($owedB === 0.0) ?: $owedA <=> $owedB;
+        });
+        foreach ($connected as $link) {
+            if ($link->wait($waitMs) || $this->stopping) {
+                return;
+            }
         }
     }
 
