@@ -251,6 +251,58 @@ def wait_idle(server: GearmandServer, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+# --- a raw Python worker of the harness's own -------------------------------------------------
+
+
+_RAW_WORKER = """
+import asyncio, os, sys
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
+from bridge.worker import Worker
+
+servers, function, mode = sys.argv[1:4]
+TAG = type_tag("bridge.interop.v1.ProgressReply")
+
+
+async def handle(job):
+    if mode == "crash":  # on every try, before answering anything
+        os._exit(3)
+    attempt = new_attempt_id()
+    job.send_data(encode_frame(FrameKind.MARKER, 1, TAG, attempt, 0))
+    for step in range(1, 3 if mode == "crash-at-2" else 5):
+        job.send_status(step, 4)
+    if mode == "crash-at-2":
+        await job.drain()
+        await asyncio.sleep(0.3)
+        os._exit(3)
+    return encode_frame(FrameKind.REPLY, 1, TAG, attempt, 0, bytes([8, 4]))  # steps_done = 4
+
+
+worker = Worker(servers)
+worker.register(function, handle)
+worker.run()
+"""
+
+
+def raw_worker(server: GearmandServer, function: str, mode: str) -> subprocess.Popen[bytes]:
+    """A raw Python worker process (``_RAW_WORKER``) serving ``function``: it crashes (exit
+    status 3) on every job (``crash``), after progress 2 of 4 (``crash-at-2``), or reports 1..4 of
+    4 and replies a framed ProgressReply(steps_done=4) (``finish``); protobuf replies only."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.Popen([sys.executable, "-c", _RAW_WORKER, server.address, function, mode],
+                            env=env, stdin=subprocess.DEVNULL)
+
+
+def crash_once(server: GearmandServer, function: str, mode: str) -> None:
+    """Run one ``raw_worker`` until it crashed on the queued job of ``function``."""
+    process = raw_worker(server, function, mode)
+    try:
+        assert process.wait(timeout=30) == 3, "the crashing worker did not crash"
+    finally:
+        process.kill()
+        process.wait()
+
+
 @dataclass(frozen=True)
 class Stubs:
     """The generated Python side of the interop schema."""

@@ -21,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,10 +42,11 @@ from interop_tests.conftest import (
     Stubs,
     WorkerPool,
     admin_command,
+    crash_once,
     jobs_of,
+    raw_worker,
     wait_idle,
 )
-from interop_tests.langs.base import REPO_ROOT
 from interop_tests.test_interop import VECTORS
 
 FUNCTION = "bridge.interop.v1.Interop."
@@ -325,54 +324,6 @@ async def test_stream_rerun_after_a_worker_crash(
             workers.close()
 
 
-_RAW_WORKER = """
-import asyncio, os, sys
-from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
-from bridge.worker import Worker
-
-servers, function, mode = sys.argv[1:4]
-TAG = type_tag("bridge.interop.v1.ProgressReply")
-
-
-async def handle(job):
-    if mode == "crash":  # on every try, before answering anything
-        os._exit(3)
-    attempt = new_attempt_id()
-    job.send_data(encode_frame(FrameKind.MARKER, 1, TAG, attempt, 0))
-    for step in range(1, 3 if mode == "crash-at-2" else 5):
-        job.send_status(step, 4)
-    if mode == "crash-at-2":
-        await job.drain()
-        await asyncio.sleep(0.3)
-        os._exit(3)
-    return encode_frame(FrameKind.REPLY, 1, TAG, attempt, 0, bytes([8, 4]))  # steps_done = 4
-
-
-worker = Worker(servers)
-worker.register(function, handle)
-worker.run()
-"""
-
-
-def _raw_worker(server: GearmandServer, function: str, mode: str) -> subprocess.Popen[bytes]:
-    """A Python worker of this module's own (``_RAW_WORKER``): it crashes (exit status 3) on
-    every job (``crash``), after progress 2 of 4 (``crash-at-2``), or reports 1..4 of 4 and
-    replies ProgressReply(steps_done=4) (``finish``); protobuf replies only."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    return subprocess.Popen([sys.executable, "-c", _RAW_WORKER, server.address, function, mode],
-                            env=env, stdin=subprocess.DEVNULL)
-
-
-def _crash_once(server: GearmandServer, function: str, mode: str) -> None:
-    process = _raw_worker(server, function, mode)
-    try:
-        assert process.wait(timeout=30) == 3, "the crashing worker did not crash"
-    finally:
-        process.kill()
-        process.wait()
-
-
 async def test_progress_never_runs_backwards_across_a_restart(
     gearmand_factory: Callable[..., GearmandServer], stubs: Stubs
 ) -> None:
@@ -382,8 +333,8 @@ async def test_progress_never_runs_backwards_across_a_restart(
         call = asyncio.create_task(client.progress(
             steps=4, timeout=T, on_progress=lambda n, d: progress.append((n, d))))
         await _until(lambda: jobs_of(server, PROGRESS)[0] == 1, "the job is queued")
-        await asyncio.to_thread(_crash_once, server, PROGRESS, "crash-at-2")
-        finisher = _raw_worker(server, PROGRESS, "finish")
+        await asyncio.to_thread(crash_once, server, PROGRESS, "crash-at-2")
+        finisher = raw_worker(server, PROGRESS, "finish")
         try:
             reply = await call
         finally:
@@ -557,7 +508,7 @@ async def test_job_dropped_after_the_retry_limit_is_worker_failed(
         call = asyncio.create_task(client.sleep(millis=1, timeout=T))
         await _until(lambda: jobs_of(server, SLEEP)[0] == 1, "the job is queued")
         for _ in range(2):
-            await asyncio.to_thread(_crash_once, server, SLEEP, "crash")
+            await asyncio.to_thread(crash_once, server, SLEEP, "crash")
         with pytest.raises(errors.WorkerFailed) as caught:
             await call
     text = str(caught.value)
