@@ -1,18 +1,28 @@
 """Runs the Java runtime's own JUnit 5 suite (adapters/java, through Maven/Surefire) and checks the
 Java emitter's output against the runtime it is written for: it compiles, registers every rpc
-under its Gearman name, and answers UNIMPLEMENTED for what the user leaves out."""
+under its Gearman name, answers UNIMPLEMENTED for what the user leaves out, and its generated
+classes decode every protobuf vector. Then the interop worker as a process against real gearmand
+servers: a poison job, a frozen server (SIGSTOP) next to a healthy one, SIGTERM."""
 
 from __future__ import annotations
 
 import filecmp
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import threading
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
+from bridge.client import Client
 from bridge.codegen import get_emitter, write_files
 from bridge.codegen.base import CodegenError
 from bridge.codegen.java.emitter import (
@@ -21,8 +31,14 @@ from bridge.codegen.java.emitter import (
     method_name,
     outer_class_name,
 )
+from bridge.errors import JobException
+from bridge.rpc.envelope import encode_request
+from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.schema import load
+from bridge.testing import GearmandServer
+from bridge.v1 import envelope_pb2
 from interop_tests.langs.base import generate_interop
+from interop_tests.langs.java import JVM_OPTIONS, LANGUAGE, MAIN_CLASS
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "java"
@@ -153,9 +169,11 @@ def interop_build(maven_build: Path, tmp_path_factory: pytest.TempPathFactory) -
     gen = generate_interop("java", out / "gen")
     main = out / "CheckInterop.java"
     main.write_text(_CHECK_INTEROP)
+    vectors = out / "CheckVectors.java"
+    vectors.write_text(_CHECK_VECTORS)
     worker_sources = (REPO / "interop_tests" / "workers" / "java" / "src").rglob("*.java")
-    warnings = _compile([*gen.rglob("*.java"), *worker_sources, main], _classpath(maven_build),
-                        out / "classes")
+    warnings = _compile([*gen.rglob("*.java"), *worker_sources, main, vectors],
+                        _classpath(maven_build), out / "classes")
     (out / "javac-warnings.txt").write_text(warnings)
     return out
 
@@ -182,7 +200,8 @@ def test_generated_interop_code_compiles_and_registers(
     assert functions.split(",") == [
         "bridge.interop.v1.Interop.Echo", "bridge.interop.v1.Interop.EchoScalars",
         "bridge.interop.v1.Interop.EchoBlob", "bridge.interop.v1.Interop.Nothing",
-        "bridge.interop.v1.Interop.Stream", "bridge.interop.v1.Interop.Progress",
+        "bridge.interop.v1.Interop.Stream", "bridge.interop.v1.Interop.StreamIdempotent",
+        "bridge.interop.v1.Interop.Progress",
         "bridge.interop.v1.Interop.Raise", "bridge.interop.v1.Interop.Sleep",
         "bridge.interop.v1.Interop.WhoAmI", "bridge.interop.v1.Interop.NotImplemented",
         "interop_legacy_echo",
@@ -191,6 +210,77 @@ def test_generated_interop_code_compiles_and_registers(
     assert unimplemented.startswith("UNIMPLEMENTED ")
     assert "bridge.interop.v1.Interop.NotImplemented" in unimplemented
     assert same == "true"
+
+
+_CHECK_VECTORS = """
+import com.google.protobuf.ByteString;
+import com.google.protobuf.DynamicMessage;
+import com.google.protobuf.Message;
+import dev.bridge.runtime.Codecs;
+import dev.bridge.runtime.MsgpackCodec;
+import dev.bridge.v1.Encoding;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.util.HexFormat;
+
+/** Per line "name type protobuf-hex": the generated decode and DynamicMessage's, as msgpack. */
+public final class CheckVectors {
+    public static void main(String[] args) throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        HexFormat hex = HexFormat.of();
+        for (String line; (line = in.readLine()) != null; ) {
+            String[] f = line.split(" ", -1);
+            String simple = f[1].substring(f[1].lastIndexOf('.') + 1);
+            Message prototype = (Message) Class.forName("dev.bridge.interop.v1." + simple)
+                    .getMethod("getDefaultInstance").invoke(null);
+            byte[] bytes = hex.parseHex(f[2]);
+            try {
+                Message generated =
+                        Codecs.decode(ByteString.copyFrom(bytes), Encoding.PROTOBUF, prototype);
+                Message dynamic = DynamicMessage.parseFrom(prototype.getDescriptorForType(), bytes);
+                System.out.println(f[0] + " " + hex.formatHex(MsgpackCodec.encode(generated)) + " "
+                        + hex.formatHex(MsgpackCodec.encode(dynamic)));
+            } catch (Exception e) {
+                System.out.println(f[0] + " ERR " + e);
+            }
+        }
+    }
+}
+"""
+
+
+@pytest.mark.timeout(600)
+def test_generated_classes_decode_every_protobuf_vector(
+    maven_build: Path, interop_build: Path
+) -> None:
+    """The worker decodes requests with protoc's generated classes (the JUnit suite uses dynamic
+    messages): every protobuf vector of the interop schema decodes as DynamicMessage does and, for
+    the encoded cases, to the vector's msgpack; protobuf_oneof_switch_back to nested{value:3}
+    (protobuf-java's generated parser alone keeps the stale name "n")."""
+    cases = [
+        c for c in json.loads((SCHEMAS / "testdata" / "vectors.json").read_text())
+        if "protobuf_hex" in c and c["type"].startswith("bridge.interop.v1.")
+    ]
+    lines = "".join(f"{c['name']} {c['type']} {c['protobuf_hex']}\n" for c in cases)
+    run = subprocess.run(
+        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
+         "CheckVectors"],
+        input=lines, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    results = {line.split(" ")[0]: line.split(" ")[1:] for line in run.stdout.splitlines()}
+    assert len(results) == len(cases) >= 50
+    for case in cases:
+        got = results[case["name"]]
+        if case.get("invalid"):
+            assert got[0] == "ERR" and "DecodeException" in got[1], (case["name"], got)
+            continue
+        generated, dynamic = got
+        assert generated == dynamic, case["name"]
+        if "msgpack_hex" in case:
+            assert generated == case["msgpack_hex"], case["name"]
+    # {"nested": {"value": 3}}
+    assert results["protobuf_oneof_switch_back"][0] == "81a66e657374656481a576616c756503"
 
 
 _TRICKY = """
@@ -268,3 +358,213 @@ def test_names() -> None:
     assert _camel_file_name("dir/foo_bar-baz.proto") == "FooBarBaz"
     assert _camel_file_name("x/v2beta_api.proto") == "V2BetaApi"  # as protoc names it
     assert _camel_file_name("interop.proto") == "Interop"
+
+
+# ------------------------------------------------ the interop worker: poison, sick servers, stop
+
+ECHO = "bridge.interop.v1.Interop.Echo"
+SLEEP = "bridge.interop.v1.Interop.Sleep"
+MSGPACK = 2
+
+
+class _Worker:
+    """The Java interop worker as a process; its log (stderr) is collected."""
+
+    def __init__(self, build: Path, maven: Path, servers: str) -> None:
+        classpath = f"{build / 'classes'}:{_classpath(maven)}"
+        self.log = ""
+        self.proc = subprocess.Popen(
+            [_tool("java"), *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, "--servers", servers],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log += line
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def java_workers() -> Iterator[list[_Worker]]:
+    started: list[_Worker] = []
+    yield started
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait(timeout=10)
+
+
+def _unframe(payload: bytes, type_name: str) -> bytes:
+    frame = parse_frame(payload)
+    assert frame.kind == FrameKind.REPLY and frame.encoding == MSGPACK
+    assert frame.tag == type_tag(type_name)
+    assert frame.attempt != 0 and frame.sequence == 0
+    return bytes(frame.body)
+
+
+def _echo(client: Client, text: str, timeout: float = 10.0) -> str:
+    reply = client.call(ECHO, encode_request(msgpack.packb({"text": text}), encoding=MSGPACK),
+                        timeout=timeout)
+    return str(msgpack.unpackb(_unframe(reply, "bridge.interop.v1.Composite"))["text"])
+
+
+def _wait_served(address: str, text: str, deadline_s: float) -> None:
+    """Calls Echo until it answers (a new worker needs a moment to start and register)."""
+    end = time.monotonic() + deadline_s
+    with Client(address) as client:
+        while True:
+            try:
+                assert _echo(client, text, timeout=1.0) == text
+                return
+            except Exception:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+
+
+def _freeze(server: GearmandServer) -> None:
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)  # TCP stays up; nothing is answered
+
+
+def _thaw(server: GearmandServer) -> None:
+    if server.pid is not None:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(600)
+def test_poison_job_is_refused_and_the_worker_lives_on(
+    gearmand: GearmandServer, maven_build: Path, interop_build: Path, java_workers: list[_Worker]
+) -> None:
+    """20 bytes whose msgpack body claims a 4-billion-item array (wire contract, 5.9)."""
+    worker = _Worker(interop_build, maven_build, gearmand.address)
+    java_workers.append(worker)
+    _wait_served(gearmand.address, "ready", 20)
+    poison = bytes.fromhex("080120022a0e81a76e756d62657273ddffffffff")
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            with pytest.raises(JobException) as caught:
+                client.call(ECHO, poison, timeout=10)
+            error = envelope_pb2.Error.FromString(caught.value.payload)
+            assert error.code == envelope_pb2.INVALID_ARGUMENT, error
+            assert error.language == "java"
+        assert _echo(client, "still here") == "still here"
+    assert worker.stop() == 0
+    LANGUAGE.check_log(worker.log)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("started", ["before", "during"])
+def test_a_frozen_server_does_not_stop_the_worker_serving_the_other(
+    gearmand_factory: Callable[..., GearmandServer], maven_build: Path, interop_build: Path,
+    java_workers: list[_Worker], started: str,
+) -> None:
+    """Servers A and B, A frozen with SIGSTOP, the worker at its default concurrency (1) and
+    timings, started before the freeze or during it: 10 raw calls through B are all answered, well
+    within the read timeout (5 s); then SIGTERM ends the worker with 0 in under 2 s."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    servers = f"{frozen.address},{healthy.address}"
+    try:
+        if started == "before":
+            java_workers.append(_Worker(interop_build, maven_build, servers))
+            _wait_served(frozen.address, "ready", 20)
+            _wait_served(healthy.address, "ready", 20)
+            _freeze(frozen)
+        else:
+            _freeze(frozen)
+            java_workers.append(_Worker(interop_build, maven_build, servers))
+        worker = java_workers[-1]
+        _wait_served(healthy.address, "first", 20)
+        latencies = []
+        with Client(healthy.address) as client:
+            for i in range(10):
+                begun = time.monotonic()
+                assert _echo(client, f"call {i}", timeout=8) == f"call {i}"
+                latencies.append(time.monotonic() - begun)
+        assert max(latencies) < 1.0, latencies
+        assert sum(latencies) < 3.0, latencies
+        stopping = time.monotonic()
+        assert worker.stop(timeout=10) == 0, worker.log
+        assert time.monotonic() - stopping < 2.0, "SIGTERM with a frozen server took too long"
+    finally:
+        _thaw(frozen)
+    LANGUAGE.check_log(worker.log)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("job_on", ["healthy", "frozen"])
+def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
+    gearmand_factory: Callable[..., GearmandServer], maven_build: Path, interop_build: Path,
+    java_workers: list[_Worker], job_on: str,
+) -> None:
+    """A 1.5 s job is running (from the healthy server, or from the one that freezes while it
+    runs) when the worker gets SIGTERM: it finishes and answers the job and exits with 0 within
+    the job's own time plus 2 s, whatever the frozen server does."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = _Worker(interop_build, maven_build, f"{frozen.address},{healthy.address}")
+    java_workers.append(worker)
+    _wait_served(frozen.address, "ready", 20)
+    _wait_served(healthy.address, "ready", 20)
+    source = healthy if job_on == "healthy" else frozen
+    replies: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        payload = encode_request(msgpack.packb({"millis": 1500}), encoding=MSGPACK)
+        try:
+            with Client(source.address) as client:
+                replies.append(client.call(SLEEP, payload, timeout=15))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        if job_on == "healthy":
+            _freeze(frozen)
+        caller.start()
+        end = time.monotonic() + 5
+        while "running" not in _admin_status(source, SLEEP):
+            assert time.monotonic() < end, "the Sleep job did not start"
+            time.sleep(0.02)
+        if job_on == "frozen":
+            _freeze(frozen)
+        begun = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        code = worker.proc.wait(timeout=15)
+        elapsed = time.monotonic() - begun
+    finally:
+        _thaw(frozen)
+    assert code == 0, worker.log
+    assert elapsed < 1.5 + 2.0, f"exit took {elapsed:.2f} s"
+    assert "finishing 1 running job" in worker.log, worker.log
+    caller.join(timeout=15)
+    if job_on == "healthy":  # the frozen server's caller only hears back after the thaw
+        assert not errors and len(replies) == 1, errors
+        body = _unframe(replies[0], "bridge.interop.v1.SleepReply")
+        assert msgpack.unpackb(body)["slept_millis"] == 1500
+
+
+def _admin_status(server: GearmandServer, function: str) -> str:
+    """"running" once gearmand lists a running job of ``function``, else "idle"."""
+    with socket.create_connection((server.host, server.port), timeout=2) as sock:
+        sock.sendall(b"status\n")
+        text = b""
+        while not text.endswith(b".\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            text += chunk
+    for line in text.decode().splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == function and int(parts[2]) > 0:
+            return "running"
+    return "idle"

@@ -51,8 +51,24 @@ public final class InteropWorker implements InteropService {
     }
 
     @Override
-    public void stream(StreamRequest request, ReplyStream<StreamItem> replies, CallContext context) {
+    public void stream(StreamRequest request, ReplyStream<StreamItem> replies, CallContext context)
+            throws InterruptedException {
+        streamItems(request, replies);
+    }
+
+    @Override
+    public void streamIdempotent(StreamRequest request, ReplyStream<StreamItem> replies, CallContext context)
+            throws InterruptedException {
+        streamItems(request, replies);
+    }
+
+    /** Stream and StreamIdempotent: count items, each after delay_ms, payload_size bytes of (index % 256). */
+    private static void streamItems(StreamRequest request, ReplyStream<StreamItem> replies)
+            throws InterruptedException {
         for (int i = 0; i < request.getCount(); i++) {
+            if (request.getDelayMs() > 0) {
+                Thread.sleep(request.getDelayMs());
+            }
             byte[] payload = new byte[Math.max(0, request.getPayloadSize())];
             Arrays.fill(payload, (byte) (i % 256));
             replies.send(StreamItem.newBuilder().setIndex(i).setPayload(ByteString.copyFrom(payload)).build());
