@@ -18,6 +18,7 @@ _WORKER = WORKERS_DIR / "php" / "worker.php"
 _EXTENSIONS = ("gearman", "pcntl")
 _FAILURES = (
     "could not answer job",
+    "worker-side failure",  # the runtime itself failed around a handler (answered INTERNAL)
     "worker process failed",
     "starting another",
     "Fatal error:",  # PHP prints it with or without a "PHP " prefix (log vs display)

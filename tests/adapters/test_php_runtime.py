@@ -1,7 +1,8 @@
 """The PHP runtime (adapters/php): its own PHPUnit suite, the emitter, and what is particular to
 PHP's worker process against a real gearmand: a handler's exception does not kill the process,
-forked parallel workers, large replies. The behaviour every language shares (errors, SIGTERM,
-reconnects, several servers, size limits, malformed jobs) is in interop_tests/."""
+forked parallel workers, large replies, reply frames, a frozen job server, the poison job, missing
+generated code. The behaviour every language shares (errors, SIGTERM, reconnects, several servers,
+size limits, malformed jobs) is in interop_tests/."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bridge.codecs import codec_for
 from bridge.codegen import CodegenError, get_emitter, write_files
 from bridge.errors import JobException
 from bridge.rpc.envelope import decode_error, encode_request
+from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.schema import load
 from bridge.testing import GearmandServer
 from interop_tests.langs.base import generate_interop
@@ -141,7 +143,10 @@ def call(client: Client, method: str, message: Any, reply_type: Any, *, encoding
     codec = codec_for(encoding)
     function = method if "." in method or "_" in method else PREFIX + method
     payload = encode_request(codec.encode(message), encoding=encoding)
-    return codec.decode(reply_type, client.call(function, payload, timeout=timeout, **options))
+    frame = parse_frame(client.call(function, payload, timeout=timeout, **options))
+    assert (frame.kind, frame.encoding, frame.sequence) == (FrameKind.REPLY, encoding, 0)
+    assert frame.tag == type_tag(reply_type.DESCRIPTOR.full_name)
+    return codec.decode(reply_type, bytes(frame.body))
 
 
 def error_of(client: Client, method: str, message: Any, *, payload: bytes | None = None) -> Any:
@@ -314,3 +319,117 @@ def test_large_replies_are_not_throttled_by_delayed_acks(
             elapsed = time.monotonic() - started
             assert elapsed < 4.0, f"a 16 MiB echo took {elapsed:.1f} s"
     assert worker.stop() == 0
+
+
+# --- sick job servers, poison jobs, missing generated code ------------------------------------
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("started", ["before the freeze", "during the freeze"])
+def test_a_frozen_job_server_does_not_stop_the_healthy_one(
+    start_worker: Any, started: str
+) -> None:
+    """A worker at its default concurrency serving A and B, A frozen (SIGSTOP: TCP up, nothing
+    answered): every call through B is answered, and SIGTERM stops the worker within 2 s. One
+    GearmanWorker for both servers waited on A's answer to GRAB (or OPTION_REQ) forever."""
+    with GearmandServer() as frozen, GearmandServer() as healthy:
+        assert frozen.pid is not None
+        worker = None
+        try:
+            if started == "during the freeze":
+                os.kill(frozen.pid, signal.SIGSTOP)
+            worker = start_worker(f"{frozen.address},{healthy.address}")
+            worker.wait_registered(healthy.address)
+            if started == "before the freeze":
+                worker.wait_registered(frozen.address)
+                os.kill(frozen.pid, signal.SIGSTOP)
+            payload = encode_request(b"", encoding=PROTOBUF)
+            answered = 0
+            began = time.monotonic()
+            with Client(healthy.address) as client:
+                for _ in range(10):
+                    frame = parse_frame(client.call(PREFIX + "Nothing", payload, timeout=5))
+                    answered += frame.kind == FrameKind.REPLY
+            elapsed = time.monotonic() - began
+            assert answered == 10
+            assert elapsed < 5.0, f"10 calls through the healthy server took {elapsed:.1f} s"
+            began = time.monotonic()
+            assert worker.stop(timeout=10) == 0
+            stopped = time.monotonic() - began
+            assert stopped < 2.0, f"SIGTERM took {stopped:.2f} s with a frozen server"
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(60)
+def test_the_poison_job_is_invalid_argument_and_the_worker_lives_on(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    """20 bytes: a msgpack body whose array header claims 4 billion items (issue 11)."""
+    worker = start_worker(gearmand.address)
+    worker.wait_registered(gearmand.address)
+    poison = bytes.fromhex("080120022a0e81a76e756d62657273ddffffffff")
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            err = error_of(client, "Echo", None, payload=poison)
+            assert (err.code, err.language) == (3, "php"), err  # INVALID_ARGUMENT
+        echoed = call(client, "Echo", pb.Composite(numbers=[1, 2]), pb.Composite, encoding=MSGPACK)
+        assert list(echoed.numbers) == [1, 2]
+    assert worker.proc.poll() is None
+    assert worker.stop() == 0
+
+
+_INCOMPLETE = """<?php
+require $argv[1] . '/adapters/php/autoload.php';
+require $argv[2] . '/autoload.php';
+use Acme\\Shop_v2\\PBEmpty;
+final class Impl extends Acme\\Shop_v2\\OrdersBase
+{
+    public function ping(PBEmpty $request, Bridge\\Runtime\\Context $context): PBEmpty
+    {
+        return $request;
+    }
+}
+$worker = new Bridge\\Runtime\\Worker($argv[3]);
+Acme\\Shop_v2\\OrdersRegistration::register($worker, new Impl());
+exit($worker->run());
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("encoding", [PROTOBUF, MSGPACK], ids=["protobuf", "msgpack"])
+def test_a_missing_generated_class_is_internal_and_logged(
+    gearmand: GearmandServer, tmp_path: Path, encoding: int
+) -> None:
+    """shop.proto imports common/money.proto, whose PHP classes were never generated: loading any
+    shop message fails in the worker. That is the worker's failure, not the caller's: INTERNAL
+    (it was INVALID_ARGUMENT with protobuf, UNKNOWN with msgpack), and the worker logs it."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "money.proto").write_text(_MONEY)
+    (tmp_path / "shop.proto").write_text(
+        _SHOP.replace('import "common', 'import "bridge/v1/options.proto";\nimport "common')
+    )
+    out = tmp_path / "gen"
+    write_files(get_emitter("php").generate(load([str(tmp_path / "shop.proto")], [str(tmp_path)]),
+                                            {}), out)
+    script = tmp_path / "worker.php"
+    script.write_text(_INCOMPLETE)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([_tool("php"), str(script), str(REPO), str(out), gearmand.address],
+                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        gearmand.wait_for_workers("shop_ping", processes=[proc])
+        with Client(gearmand.address) as client:
+            for body in (b"", b"\x80" if encoding == MSGPACK else b"\x08\x01"):
+                with pytest.raises(JobException) as caught:
+                    client.call("shop_ping", encode_request(body, encoding=encoding), timeout=10)
+                err = decode_error(caught.value.payload)
+                assert (err.code, err.language) == (13, "php"), err  # INTERNAL
+                assert "not found" in err.message and "generated" in err.message, err.message
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    log_text = log_path.read_text()
+    assert log_text.count("worker-side failure (answered INTERNAL)") == 2, log_text
