@@ -8,6 +8,7 @@ import itertools
 import logging
 import random
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -114,11 +115,12 @@ def _int(raw: bytes) -> int:
 class _Request:
     """A request answered by one packet (OPTION_RES, STATUS_RES...) or an ERROR, in send order."""
 
-    __slots__ = ("expect", "future")
+    __slots__ = ("expect", "future", "sent")
 
-    def __init__(self, expect: PacketType, future: asyncio.Future[Packet]) -> None:
+    def __init__(self, expect: PacketType, future: asyncio.Future[Packet], sent: float) -> None:
         self.expect = expect
         self.future = future
+        self.sent = sent
 
     def reply(self, packet: Packet) -> None:
         if packet.type is not self.expect:
@@ -199,8 +201,11 @@ class _Job:
                 twin.created.set_result(handle)
         if self.future.done() and self.key is None:
             return  # the caller gave up before the job was even created
-        jobs = self.link.jobs
+        link = self.link
+        jobs = link.jobs
         first = jobs.get(handle)
+        if link.keepalive_timer is None:
+            link.keep_alive()
         if first is None:
             jobs[handle] = self
         else:  # not expected: one submission per (function, unique); join it all the same
@@ -240,9 +245,18 @@ class _Job:
 
     def expire(self, timeout: float) -> None:
         self.timer = None
-        self.forget()
+        self.abandon()
         self.fail(CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
                               f"did not finish within {timeout:g}s"))
+
+    def abandon(self) -> None:
+        """The caller gave up (timeout, cancellation): forget the job, and when nobody else
+        waits for it, have gearmand drop it if it is still queued."""
+        self.forget()
+        head = self.leader or self
+        if (not head.background and head.handle and not head.twins
+                and (head.future.done() or head is self)):
+            self.link.cancel_remote(head.handle)
 
     def forget(self) -> None:
         """The caller stopped waiting: it hears nothing more (gearmand may still run the job).
@@ -264,6 +278,11 @@ class _Job:
         handle = self.handle
         if handle and self.link.jobs.get(handle) is self:
             del self.link.jobs[handle]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed keepalive is reported by the connection's loss
 
 
 def _each(job: _Job) -> list[_Job]:
@@ -289,6 +308,9 @@ class _Link:
         self.backoff = 0.0
         self.last_error: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.keepalive_timer: asyncio.TimerHandle | None = None
+        self.probe: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -354,11 +376,78 @@ class _Link:
         self, packet_type: PacketType, args: tuple[bytes, ...], expect: PacketType
     ) -> asyncio.Future[Packet]:
         assert self.connection is not None
-        future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Packet] = loop.create_future()
         body = b"\0".join(args)
         self.connection.write(HEADER.pack(_REQ, packet_type, len(body)) + body)
-        self.pending.append(_Request(expect, future))
+        self.pending.append(_Request(expect, future, loop.time()))
+        self.arm()
         return future
+
+    # --- health: every request answered within read_timeout, a keepalive while jobs run ------
+
+    def arm(self) -> None:
+        """Make sure the read-timeout watchdog runs while anything waits for an answer."""
+        if self.watchdog is None and self.loop is not None:
+            self.watchdog = self.loop.call_later(self.client.read_timeout, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        loop = self.loop
+        if not self.pending or loop is None or not self.ready:
+            return
+        age = loop.time() - self.pending[0].sent
+        limit = self.client.read_timeout
+        if age < limit:
+            self.watchdog = loop.call_later(limit - age, self._check)
+            return
+        # gearmand answers every request at once; silence this long means a frozen server or
+        # a cut link. Drop the connection: its jobs fail (background ones not yet confirmed
+        # are submitted elsewhere), new calls go to the other servers, and this one is only
+        # tried again after its backoff, in the background.
+        reason = ServerUnavailable(
+            f"{self.address}: no answer within the read timeout ({limit:g}s): the server is "
+            f"frozen or unreachable")
+        log.warning("%s", reason)
+        self._mark_down(reason)
+        if self.connection is not None:
+            self.connection.abort(reason)
+
+    def keep_alive(self) -> None:
+        """While foreground jobs wait on this connection, ask for an ECHO now and then, so a
+        server that froze mid-job is noticed by the read timeout."""
+        if self.keepalive_timer is None and self.loop is not None:
+            self.keepalive_timer = self.loop.call_later(self.client.keepalive, self._ping)
+
+    def _ping(self) -> None:
+        self.keepalive_timer = None
+        if not self.jobs or not self.ready:
+            return
+        if not any(type(entry) is _Request for entry in self.pending):
+            probe = self.request(_T.ECHO_REQ, (b"keepalive",), _T.ECHO_RES)
+            probe.add_done_callback(_retrieve)
+        self.keep_alive()
+
+    def cancel_remote(self, handle: bytes) -> None:
+        """Ask gearmand (admin ``cancel job``) to drop a job nobody waits for any more; a job
+        already running is not stopped (gearmand cannot), and any failure is only logged."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        task = self.loop.create_task(self._cancel(handle))
+        self.client._background.add(task)
+        task.add_done_callback(self.client._background.discard)
+
+    async def _cancel(self, handle: bytes) -> None:
+        from bridge.admin import AsyncAdmin  # the admin text protocol, only when cancelling
+
+        try:
+            removed = await AsyncAdmin(str(self.address),
+                                       timeout=self.client.read_timeout).cancel_job(handle)
+        except Exception as exc:
+            log.debug("%s: could not cancel job %r: %s", self.address, handle, exc)
+        else:
+            log.debug("%s: job %r %s", self.address, handle,
+                      "cancelled" if removed else "was not cancelled (running or gone)")
 
     # --- packets from the server -------------------------------------------------------------
 
@@ -446,6 +535,10 @@ class _Link:
 
     def on_lost(self, reason: BaseException) -> None:
         self.connection = None
+        for timer in (self.watchdog, self.keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+        self.watchdog = self.keepalive_timer = None
         pending, self.pending = self.pending, deque()
         jobs, self.jobs = self.jobs, {}
         self.shared.clear()
@@ -499,9 +592,10 @@ class Job:
         return self._job.future.done()
 
     def cancel(self) -> bool:
-        """Stop waiting for this job (gearmand may still run it); awaiting it raises
-        ``asyncio.CancelledError``."""
-        self._job.forget()
+        """Stop waiting for this job; awaiting it raises ``asyncio.CancelledError``. Unless
+        another caller shares it (same unique id), gearmand is asked to drop the job if it is
+        still queued (admin ``cancel job``); a running job runs on (gearmand cannot stop it)."""
+        self._job.abandon()
         return self._job.future.cancel()
 
     async def result(self) -> bytes:
@@ -532,8 +626,21 @@ class BackgroundJob:
 
     async def status(self, *, timeout: float | None = None) -> JobStatus:
         """GET_STATUS_UNIQUE when the job was given a unique id, GET_STATUS otherwise (asked of
-        the server that took the job: handles mean nothing elsewhere)."""
+        the server that took the job: handles mean nothing elsewhere).
+
+        gearmand forgets a job once it ends, so ``known=False`` means finished, cancelled *or*
+        dropped after the retry limit (``-j``): gearmand keeps no record that tells them apart
+        (its log says "Dropped job due to max retry count").
+        """
         return await self._client._status(self._link, self.handle, self.unique, timeout)
+
+    async def cancel(self, *, timeout: float | None = None) -> bool:
+        """Remove the job from gearmand's queue (admin ``cancel job``). True when gearmand
+        cancelled it; False when it was not queued any more (running, finished or gone)."""
+        from bridge.admin import AsyncAdmin
+
+        admin = AsyncAdmin(self.server, timeout=timeout or self._client.connect_timeout)
+        return await admin.cancel_job(self.handle)
 
     def __repr__(self) -> str:
         return f"<BackgroundJob {self.handle!r} on {self.server}>"
@@ -550,6 +657,14 @@ class AsyncClient:
     server that cannot be reached is skipped and retried after a backoff. Many jobs share one
     connection per server. ``max_body`` bounds any packet the server may send.
 
+    Health (seconds): ``connect_timeout`` bounds a connect and its handshake; ``read_timeout``
+    bounds how long gearmand may take to answer a request (JOB_CREATED, ECHO...), which it
+    normally does at once: past it the server counts as frozen or cut off, its connection is
+    dropped (its calls fail with ``ServerUnavailable``; background jobs it never confirmed are
+    submitted to another server), new calls go to the other servers, and it is probed again in
+    the background after a backoff. While foreground jobs wait, an ECHO goes out every
+    ``keepalive`` seconds so that a server freezing mid-job is noticed too.
+
     A client belongs to the event loop it is first used in (its connections live there); use
     ``Client`` from threads, or one ``AsyncClient`` per loop.
     """
@@ -562,9 +677,18 @@ class AsyncClient:
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
+        read_timeout: float = 5.0,
+        keepalive: float = 15.0,
     ) -> None:
+        for name, value in (("connect_timeout", connect_timeout),
+                            ("read_timeout", read_timeout), ("keepalive", keepalive)):
+            if not value > 0 or value == float("inf"):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         self.addresses = parse_servers(servers)
         self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.keepalive = keepalive
+        self._background: set[asyncio.Task[Any]] = set()
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.max_body = max_body
@@ -585,26 +709,38 @@ class AsyncClient:
         start %= len(links)
         return links[start:] + links[:start]
 
-    async def _link(self, unique: bytes, deadline: float | None) -> _Link:
+    async def _link(self, unique: bytes, deadline: float | None,
+                    avoid: Sequence[_Link] = ()) -> _Link:
+        """The server for a new job: the first connected one in this job's order.
+
+        A server that is not connected is connected to in the call only while no other server
+        is ready (or when it is this unique id's own server and has not failed yet); otherwise
+        it is probed in the background and the call goes on elsewhere, so a server that hangs
+        in its handshake never holds calls up.
+        """
         if self._closed:
             raise ServerUnavailable("the client is closed")
-        links = self._order(unique)
+        links = [link for link in self._order(unique) if link not in avoid] or self._order(unique)
         now = time.monotonic()
-        errors: list[str] = []
-        # In turn: a connected server, or one whose backoff is over (worth a connect attempt).
+        first = links[0]
+        if not first.ready and first.last_error is None and not first.in_backoff(now):
+            try:
+                return await self._connect(first, deadline)
+            except ServerUnavailable:
+                pass
+        ready = None
         for link in links:
             if link.ready:
-                return link
-            if link.in_backoff(now):
-                continue
-            try:
-                return await self._connect(link, deadline)
-            except ServerUnavailable as exc:
-                errors.append(str(exc))
-        # Rather than fail at once, try the ones still in backoff, soonest first.
-        candidates = sorted(
-            (link for link in links if link.in_backoff(now)), key=lambda link: link.down_until
-        )
+                if ready is None:
+                    ready = link
+            elif not link.in_backoff(now) and len(links) > 1:
+                self._probe(link)
+        if ready is not None:
+            return ready
+        errors: list[str] = []
+        # Nothing is ready: connect in the call, the servers out of backoff first, then the
+        # ones still in backoff, soonest first, rather than fail at once.
+        candidates = sorted(links, key=lambda link: (link.in_backoff(now), link.down_until))
         for link in candidates:
             if link.ready:
                 return link
@@ -613,6 +749,23 @@ class AsyncClient:
             except ServerUnavailable as exc:
                 errors.append(str(exc))
         raise ServerUnavailable("no job server reachable: " + "; ".join(errors))
+
+    def _probe(self, link: _Link) -> None:
+        """Connect to ``link`` in the background (once at a time)."""
+        if link.probe is not None or link.connecting is not None:
+            return
+
+        async def probe() -> None:
+            try:
+                await link.connect(self.connect_timeout)
+            except (ServerUnavailable, TimeoutError, OSError) as exc:
+                log.debug("%s: still unreachable: %s", link.address, exc)
+            finally:
+                link.probe = None
+
+        link.probe = asyncio.get_running_loop().create_task(probe())
+        self._background.add(link.probe)
+        link.probe.add_done_callback(self._background.discard)
 
     async def _connect(self, link: _Link, deadline: float | None) -> _Link:
         timeout = self.connect_timeout
@@ -645,14 +798,15 @@ class AsyncClient:
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
         want_created: bool = False,
+        avoid: Sequence[_Link] = (),
     ) -> _Job:
         name = self._names(function)
         unique_raw = b"" if unique is None else _to_unique(unique)
         packet_type = (_BACKGROUND if background else _FOREGROUND)[priority]
         link = self._only
-        if link is None or not link.ready:
+        if link is None or not link.ready or avoid:
             deadline = None if timeout is None else time.monotonic() + timeout
-            link = await self._link(unique_raw, deadline)
+            link = await self._link(unique_raw, deadline, avoid)
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
         job = self._send(link, name, unique_raw, payload, packet_type, background, timeout,
@@ -735,6 +889,9 @@ class AsyncClient:
             HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", payload,
         )))
         link.pending.append(job)
+        job.sent = loop.time()
+        if link.watchdog is None:
+            link.arm()
         if timeout is not None:
             job.timer = loop.call_later(timeout, job.expire, timeout)
         return job
@@ -767,7 +924,7 @@ class AsyncClient:
             return await job.future
         finally:
             if not job.future.done() or job.future.cancelled():
-                job.forget()
+                job.abandon()
 
     async def submit(
         self,
@@ -789,7 +946,7 @@ class AsyncClient:
         try:
             await asyncio.shield(job.created)
         except asyncio.CancelledError:
-            job.forget()
+            job.abandon()
             job.future.cancel()
             raise
         except BaseException:
@@ -850,7 +1007,7 @@ class AsyncClient:
                 yield final
         finally:
             if not job.future.done():
-                job.forget()
+                job.abandon()
                 job.future.cancel()
 
     async def submit_background(
@@ -862,14 +1019,37 @@ class AsyncClient:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
     ) -> BackgroundJob:
-        """Queue a background job and return its handle once gearmand has it."""
-        job = await self._start(function, payload, unique, priority, True, timeout)
-        try:
-            handle = await job.future
-        finally:
-            if job.timer is not None:
-                job.timer.cancel()
-        return BackgroundJob(self, job.link, handle, _to_unique(unique), function)
+        """Queue a background job and return its handle once gearmand has it.
+
+        Every background job carries a unique id: ``unique``, or a random one (32 hex digits),
+        because gearmand's persistent queues key their rows by it (wire contract, section 7).
+        A server that drops the connection or stops answering before confirming the job
+        (JOB_CREATED) is skipped and the job submitted, with the same unique id, to the next
+        server; with one server, or when every server failed, ``ServerUnavailable`` is raised.
+        The job may then still have reached a server that failed to confirm it: at least once.
+        """
+        unique_raw = uuid.uuid4().hex.encode() if unique is None else _to_unique(unique)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failed: list[_Link] = []
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            job = await self._start(function, payload, unique_raw, priority, True, left,
+                                    avoid=failed)
+            try:
+                handle = await job.future
+            except ServerUnavailable as exc:
+                if job.handle or job.link in failed:
+                    raise
+                failed.append(job.link)
+                if len(failed) >= len(self._links):
+                    raise
+                log.warning("%s; submitting background job %s to another server",
+                            exc, unique_raw.decode(errors="replace"))
+                continue
+            finally:
+                if job.timer is not None:
+                    job.timer.cancel()
+            return BackgroundJob(self, job.link, handle, unique_raw, function)
 
     async def _status(
         self, link: _Link, handle: bytes, unique: bytes, timeout: float | None

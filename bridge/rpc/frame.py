@@ -106,7 +106,7 @@ def parse_frame(payload: bytes) -> Frame:
                  memoryview(payload)[FRAME_HEADER_SIZE:])
 
 
-def preview(payload: bytes, limit: int = 24) -> str:
+def preview(payload: bytes | memoryview, limit: int = 24) -> str:
     """The first bytes of a payload in hex, for error messages."""
     head = bytes(payload[:limit]).hex(" ")
     return f"{head} ..." if len(payload) > limit else (head or "(empty)")

@@ -181,15 +181,15 @@ class Connection(asyncio.BufferedProtocol):
         return None  # close the transport; connection_lost reports it
 
     def connection_lost(self, exc: Exception | None) -> None:
+        by_us = self._closed  # close() or abort() ran first: this side ended it
         self._closed = True
         self._wake_drain(exc or ServerUnavailable(f"{self.address}: connection closed"))
         if self.closed_future is not None and not self.closed_future.done():
             self.closed_future.set_result(None)
-        self._report_lost(
-            exc
-            if exc is not None
-            else ServerUnavailable(f"{self.address}: connection closed by the server")
-        )
+        if exc is None:
+            exc = ServerUnavailable(f"{self.address}: connection closed by "
+                                    f"{'this side' if by_us else 'the server'}")
+        self._report_lost(exc)
 
     def pause_writing(self) -> None:
         self._paused = True
