@@ -167,6 +167,17 @@ class ServicerContext:
             return None
         return (self.deadline_ms - current_time_ms()) / 1000.0
 
+    def cancelled(self) -> bool:
+        """True once the caller's deadline has passed: the caller has stopped waiting (its own
+        timeout fired), so a long handler may give up instead of finishing work nobody reads.
+
+        This is the only cancellation a handler can see. gearmand tells a worker nothing when a
+        caller gives up, disconnects or cancels its call: a job already running is not stopped
+        (a job still queued is removed from gearmand instead, and never reaches a worker).
+        Without a deadline (``deadline_ms == 0``) this is always False.
+        """
+        return bool(self.deadline_ms) and current_time_ms() >= self.deadline_ms
+
     def progress(self, numerator: int, denominator: int) -> None:
         """Report progress (WORK_STATUS); the caller's ``on_progress`` and ``status()`` see it."""
         self._mark_attempt()
