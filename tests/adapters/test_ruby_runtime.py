@@ -1,17 +1,30 @@
-"""Runs the Ruby runtime's own minitest suite (adapters/ruby/test) and checks the Ruby emitter's
-output against the runtime it is written for."""
+"""Runs the Ruby runtime's own minitest suite (adapters/ruby/test), checks the Ruby emitter's output
+against the runtime it is written for, and runs the Ruby interop worker as a process against real
+gearmand servers: reply frames, poison jobs, a frozen job server, SIGTERM."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
+from bridge import admin
+from bridge.client import Client
 from bridge.codegen.ruby.emitter import RESERVED_METHOD_NAMES
+from bridge.errors import JobException
+from bridge.rpc.envelope import encode_request
+from bridge.rpc.frame import Frame, FrameKind, parse_frame, type_tag
+from bridge.testing import GearmandServer
+from bridge.v1 import envelope_pb2
 from interop_tests.langs.base import generate_interop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +84,8 @@ def test_generated_code_is_valid_ruby_and_loads(generated: Path) -> None:
     assert "bridge.interop.v1.Interop.Sleep sleep_rpc false" in lines
     assert "bridge.interop.v1.Interop.Stream stream true" in lines
     assert "interop_legacy_echo legacy false" in lines
-    assert len(lines) == 11
+    assert "bridge.interop.v1.Interop.StreamIdempotent stream_idempotent true" in lines
+    assert len(lines) == 12
     legacy = 'rpc :Legacy, Blob, Blob, function_name: "interop_legacy_echo"'
     assert legacy in bridge_file.read_text()
 
@@ -85,3 +99,250 @@ def test_emitter_and_runtime_reserve_the_same_method_names() -> None:
     assert set(proc.stdout.split()) == RESERVED_METHOD_NAMES
 
 
+
+
+# ------------------------------------------- the Ruby worker as a process on real gearmand servers
+
+MSGPACK = 2
+ECHO = "bridge.interop.v1.Interop.Echo"
+SLEEP = "bridge.interop.v1.Interop.Sleep"
+COMPOSITE = "bridge.interop.v1.Composite"
+POISON = bytes.fromhex("080120022a0e81a76e756d62657273ddffffffff")
+
+
+class RubyWorker:
+    """The Ruby interop worker (interop_tests/workers/ruby) as a process; its log is collected."""
+
+    def __init__(self, generated: Path, servers: str, *extra: str) -> None:
+        self.log = ""
+        self.proc = subprocess.Popen(
+            [_ruby(), f"-I{generated}", f"-I{ADAPTER / 'lib'}", str(RUBY_INTEROP_WORKER),
+             "--servers", servers, *extra],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "BRIDGE_LOG_LEVEL": "info"},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log += line
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+RUBY_INTEROP_WORKER = REPO / "interop_tests" / "workers" / "ruby" / "interop_worker.rb"
+
+
+@pytest.fixture
+def ruby_workers() -> Iterator[list[RubyWorker]]:
+    started: list[RubyWorker] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
+def _unframe(payload: bytes, kind: FrameKind, type_name: str, encoding: int = MSGPACK) -> Frame:
+    """A reply frame, after checking its header (wire contract, section 3)."""
+    frame = parse_frame(payload)
+    assert (frame.kind, frame.encoding, frame.tag) == (kind, encoding, type_tag(type_name)), frame
+    assert frame.attempt != 0
+    return frame
+
+
+def _echo(client: Client, text: str, timeout: float = 10.0) -> str:
+    reply = client.call(ECHO, encode_request(msgpack.packb({"text": text}), encoding=MSGPACK),
+                        timeout=timeout)
+    return str(msgpack.unpackb(bytes(_unframe(reply, FrameKind.REPLY, COMPOSITE).body))["text"])
+
+
+def _wait_served(address: str, deadline_s: float) -> None:
+    """Calls Echo until it answers (a new worker needs a moment to load and register)."""
+    end = time.monotonic() + deadline_s
+    with Client(address) as client:
+        while True:
+            try:
+                assert _echo(client, "ready", timeout=1.0) == "ready"
+                return
+            except Exception:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+
+
+def _freeze(server: GearmandServer) -> None:
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)  # TCP stays up; nothing is answered
+
+
+def _thaw(server: GearmandServer) -> None:
+    if server.pid is not None:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def _wait_running(server: GearmandServer, function: str, deadline_s: float) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if any(r.function == function and r.running > 0 for r in admin.status(server.address)):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"no {function} job started on {server.address}")
+
+
+@pytest.mark.timeout(60)
+def test_replies_are_frames_of_one_attempt(
+    gearmand: GearmandServer, generated: Path, ruby_workers: list[RubyWorker]
+) -> None:
+    """Unary reply, stream items (StreamIdempotent, with delay_ms) and stream end, and the attempt
+    marker before a run's first status: the headers of wire contract section 3."""
+    ruby_workers.append(RubyWorker(generated, gearmand.address))
+    _wait_served(gearmand.address, 15)
+    with Client(gearmand.address) as client:
+        request = encode_request(msgpack.packb({"count": 3, "payload_size": 2, "delay_ms": 100}),
+                                 encoding=MSGPACK)
+        begun = time.monotonic()
+        data: list[bytes] = []
+        end = client.call("bridge.interop.v1.Interop.StreamIdempotent", request, timeout=10,
+                          on_data=data.append)
+        assert time.monotonic() - begun >= 0.3, "delay_ms: 100 ms before each of 3 items"
+        items = [_unframe(d, FrameKind.ITEM, "bridge.interop.v1.StreamItem") for d in data]
+        assert [f.sequence for f in items] == [0, 1, 2]
+        assert [msgpack.unpackb(bytes(f.body)).get("index", 0) for f in items] == [0, 1, 2]
+        last = _unframe(end, FrameKind.END, "bridge.interop.v1.StreamItem")
+        assert (last.sequence, bytes(last.body)) == (3, b"")
+        assert {f.attempt for f in [*items, last]} == {last.attempt}
+
+        events: list[tuple[str, object]] = []
+        progress = encode_request(b"\x08\x02", encoding=1)  # ProgressRequest{steps: 2}, protobuf
+        reply = client.call("bridge.interop.v1.Interop.Progress", progress, timeout=10,
+                            on_data=lambda d: events.append(("data", d)),
+                            on_status=lambda n, d: events.append(("status", (n, d))))
+        assert [kind for kind, _ in events] == ["data", "status", "status"]
+        marker = _unframe(events[0][1], FrameKind.MARKER, "bridge.interop.v1.ProgressReply", 1)  # type: ignore[arg-type]
+        assert (marker.sequence, bytes(marker.body)) == (0, b"")
+        final = _unframe(reply, FrameKind.REPLY, "bridge.interop.v1.ProgressReply", 1)
+        assert final.attempt == marker.attempt
+        assert bytes(final.body) == b"\x08\x02"
+        other = _unframe(client.call("bridge.interop.v1.Interop.Progress", progress, timeout=10),
+                         FrameKind.REPLY, "bridge.interop.v1.ProgressReply", 1)
+        assert other.attempt != final.attempt, "every run draws its own attempt id"
+    assert ruby_workers[0].stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_poison_job_is_refused_and_the_worker_lives_on(
+    gearmand: GearmandServer, generated: Path, ruby_workers: list[RubyWorker]
+) -> None:
+    """20 bytes whose msgpack body claims a 4-billion-item array killed every Ruby worker with
+    NoMemoryError (issue 11); 17 protobuf bytes with a stray field in a map entry crashed upb."""
+    worker = RubyWorker(generated, gearmand.address)
+    ruby_workers.append(worker)
+    _wait_served(gearmand.address, 15)
+    map_entry = encode_request(bytes.fromhex("320f2a02c3a912090a07652d6163757465"), encoding=1)
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            with pytest.raises(JobException) as caught:
+                client.call(ECHO, POISON, timeout=10)
+            error = envelope_pb2.Error.FromString(caught.value.payload)
+            assert error.code == envelope_pb2.INVALID_ARGUMENT, error
+            assert "4294967295" in error.message, error
+            reply = client.call(ECHO, map_entry, timeout=10)
+            assert bytes(_unframe(reply, FrameKind.REPLY, COMPOSITE, 1).body) == b""
+        assert _echo(client, "still here") == "still here"
+    assert worker.proc.poll() is None, worker.log
+    assert worker.stop() == 0
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("started", ["before", "during"])
+def test_a_frozen_server_does_not_stop_the_worker_serving_the_other(
+    gearmand_factory: Callable[..., GearmandServer], generated: Path,
+    ruby_workers: list[RubyWorker], started: str,
+) -> None:
+    """Servers A and B, A frozen with SIGSTOP, the worker at its default concurrency (1), started
+    before the freeze or during it: 10 calls through B are all answered within the worker's read
+    timeout (5 s) plus a margin; then SIGTERM ends the worker within 2 s, A still frozen."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    servers = f"{frozen.address},{healthy.address}"
+    try:
+        if started == "before":
+            ruby_workers.append(RubyWorker(generated, servers))
+            _wait_served(frozen.address, 15)
+            _wait_served(healthy.address, 15)
+            _freeze(frozen)
+        else:
+            _freeze(frozen)
+            ruby_workers.append(RubyWorker(generated, servers))
+        worker = ruby_workers[-1]
+        _wait_served(healthy.address, 10)  # "during": the worker is loading and registering too
+        latencies = []
+        with Client(healthy.address) as client:
+            for i in range(10):
+                begun = time.monotonic()
+                assert _echo(client, f"call {i}", timeout=8) == f"call {i}"
+                latencies.append(time.monotonic() - begun)
+        assert max(latencies) < 6.0, latencies
+        assert sum(latencies) < 8.0, latencies
+        stopping = time.monotonic()
+        assert worker.stop(timeout=10) == 0, worker.log
+        assert time.monotonic() - stopping < 2.0, "SIGTERM with a frozen server took too long"
+    finally:
+        _thaw(frozen)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("job_on", ["healthy", "frozen"])
+def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
+    gearmand_factory: Callable[..., GearmandServer], generated: Path,
+    ruby_workers: list[RubyWorker], job_on: str,
+) -> None:
+    """A 1.5 s job runs (from the healthy server, or from the one that freezes while it runs) when
+    the worker gets SIGTERM: it finishes the job and exits 0 within the job's time plus 2 s."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = RubyWorker(generated, f"{frozen.address},{healthy.address}")
+    ruby_workers.append(worker)
+    _wait_served(frozen.address, 15)
+    _wait_served(healthy.address, 15)
+    source = healthy if job_on == "healthy" else frozen
+    replies: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        payload = encode_request(msgpack.packb({"millis": 1500}), encoding=MSGPACK)
+        try:
+            with Client(source.address) as client:
+                replies.append(client.call(SLEEP, payload, timeout=15))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        if job_on == "healthy":
+            _freeze(frozen)
+        caller.start()
+        _wait_running(source, SLEEP, 5)
+        if job_on == "frozen":
+            _freeze(frozen)
+        begun = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        code = worker.proc.wait(timeout=15)
+        elapsed = time.monotonic() - begun
+    finally:
+        _thaw(frozen)
+    assert code == 0, worker.log
+    assert elapsed < 1.5 + 2.0, f"exit took {elapsed:.2f} s"
+    caller.join(timeout=15)
+    if job_on == "healthy":  # the frozen server's caller only hears back after the thaw
+        assert not errors and len(replies) == 1, errors
+        body = _unframe(replies[0], FrameKind.REPLY, "bridge.interop.v1.SleepReply").body
+        assert msgpack.unpackb(bytes(body))["slept_millis"] == 1500

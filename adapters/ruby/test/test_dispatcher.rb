@@ -41,6 +41,23 @@ class TestDispatcher < Minitest::Test
     end
   end
 
+  # Reports progress and a warning before its reply.
+  class Reporter < V1::Interop::Service
+    def progress(request, context)
+      context.warning("careful")
+      (1..request.steps).each { |i| context.progress(i, request.steps) }
+      V1::ProgressReply.new(steps_done: request.steps)
+    end
+  end
+
+  # Calls emit from a unary rpc.
+  class Emitter < V1::Interop::Service
+    def echo_blob(request, context)
+      context.emit(request)
+      request
+    end
+  end
+
   # Streams by returning an Enumerable instead of yielding.
   class Returner < V1::Interop::Service
     def stream(request, _context) = Array.new(request.count) { |i| V1::StreamItem.new(index: i) }
@@ -70,27 +87,67 @@ class TestDispatcher < Minitest::Test
     Bridge::V1::Error.decode(payload)
   end
 
-  def test_unary_reply_in_each_encoding
+  def frame(payload) = Bridge::Frame.parse(payload)
+
+  def test_unary_reply_in_each_encoding_is_one_reply_frame
     message = V1::Composite.new(text: "héllo", numbers: [1, -2])
-    %i[protobuf msgpack].each do |encoding|
+    attempts = %i[protobuf msgpack].map do |encoding|
       body = Bridge::Codec.encode(message, encoding)
       packets = perform("Echo", request(body, encoding: encoding.upcase))
-      assert_equal [[:WORK_COMPLETE, "H:1", body]], packets
+      assert_equal [[:WORK_COMPLETE, "H:1"]], packets.map { |p| p[0, 2] }
+      reply = frame(packets[0][2])
+      assert_equal [Bridge::Frame::REPLY, encoding, 0x8dc965d8, 0, body],
+                   [reply.kind, reply.encoding, reply.tag, reply.sequence, reply.body]
+      assert_equal "\xB7".b, packets[0][2][0]
+      refute_equal 0, reply.attempt
+      reply.attempt
     end
+    refute_equal attempts[0], attempts[1], "each run of a job draws its own attempt id"
+  end
+
+  def test_type_tag_is_zlib_crc32_of_the_reply_type_name
+    assert_equal 0x8dc965d8, Bridge::Frame.tag("bridge.interop.v1.Composite")
+    reply = frame(perform("WhoAmI", request).last[2])
+    assert_equal Zlib.crc32("bridge.interop.v1.WhoAmIReply"), reply.tag
+  end
+
+  def test_progress_before_any_data_follows_an_attempt_marker
+    packets = perform("Progress", request(V1::ProgressRequest.encode(V1::ProgressRequest.new(steps: 2))),
+                      dispatcher: Bridge::Dispatcher.new(logger: Logger.new(nil)).add_service(Reporter.new))
+    assert_equal %i[WORK_DATA WORK_WARNING WORK_STATUS WORK_STATUS WORK_COMPLETE], packets.map(&:first)
+    marker = frame(packets[0][2])
+    reply = frame(packets[4][2])
+    assert_equal [Bridge::Frame::MARKER, 0, ""], [marker.kind, marker.sequence, marker.body]
+    assert_equal [Bridge::Frame::REPLY, marker.attempt], [reply.kind, reply.attempt]
+    assert_equal [[:WORK_STATUS, "H:1", "1", "2"], [:WORK_STATUS, "H:1", "2", "2"]], packets[2..3]
+    assert_equal "careful", packets[1][2]
+  end
+
+  def test_emit_on_a_unary_rpc_is_an_internal_error
+    error = error_of(perform("EchoBlob", request(V1::Blob.encode(V1::Blob.new)),
+                             dispatcher: Bridge::Dispatcher.new(logger: Logger.new(nil)).add_service(Emitter.new)))
+    assert_equal :INTERNAL, error.code
+    assert_match(/not a server-streaming rpc/, error.message)
   end
 
   def test_a_hash_reply_becomes_the_reply_message
     body = Bridge::Codec.encode(V1::Blob.new(data: "ab".b, text: "x"), :msgpack)
-    reply = perform("EchoBlob", request(body, encoding: :MSGPACK)).last[2]
+    reply = frame(perform("EchoBlob", request(body, encoding: :MSGPACK)).last[2]).body
     assert_equal V1::Blob.new(data: "ba".b, text: "X"), Bridge::Codec.decode(V1::Blob, reply, :msgpack)
   end
 
-  def test_streaming_sends_work_data_in_order_then_an_empty_complete
+  def test_streaming_sends_item_frames_in_order_then_a_stream_end_with_the_count
     packets = perform("Stream", request(V1::StreamRequest.encode(V1::StreamRequest.new(count: 3))))
-    assert_equal [:WORK_STATUS, "H:1", "0", "3"], packets[0]
-    items = packets[1..3].map { |type, _, data| [type, V1::StreamItem.decode(data).index] }
-    assert_equal [[:WORK_DATA, 0], [:WORK_DATA, 1], [:WORK_DATA, 2]], items
-    assert_equal [:WORK_COMPLETE, "H:1", ""], packets[4]
+    assert_equal %i[WORK_DATA WORK_STATUS WORK_DATA WORK_DATA WORK_DATA WORK_COMPLETE], packets.map(&:first)
+    marker = frame(packets[0][2])
+    assert_equal [Bridge::Frame::MARKER, 0, ""], [marker.kind, marker.sequence, marker.body]
+    assert_equal [:WORK_STATUS, "H:1", "0", "3"], packets[1]
+    items = packets[2..4].map { |_, _, data| frame(data) }
+    assert_equal [[2, 0, 0], [2, 1, 1], [2, 2, 2]], items.map { |f| [f.kind, f.sequence, V1::StreamItem.decode(f.body).index] }
+    assert_equal [Bridge::Frame.tag("bridge.interop.v1.StreamItem")], items.map(&:tag).uniq
+    last = frame(packets[5][2])
+    assert_equal [Bridge::Frame::END_OF_STREAM, 3, ""], [last.kind, last.sequence, last.body]
+    assert_equal [marker.attempt], (items + [last]).map(&:attempt).uniq
   end
 
   def test_streaming_by_returning_an_enumerable
@@ -112,6 +169,13 @@ class TestDispatcher < Minitest::Test
     assert_equal :INVALID_ARGUMENT, error_of(perform("Echo", "\x08\x01\x2a\x05abc".b)).code # truncated body
   end
 
+  def test_a_metadata_entry_with_a_stray_field_is_dropped_not_a_crash
+    # version 1, metadata entry {5: "", key "k", value "v"}: upb 3.21 crashed on such entries (MapEntryGuard)
+    payload = "\x08\x01\x1a\x08\x2a\x00\x0a\x01k\x12\x01v".b
+    who = V1::WhoAmIReply.decode(frame(perform("WhoAmI", payload).last[2]).body)
+    assert_equal({}, who.metadata.to_h)
+  end
+
   def test_wrong_version
     assert_equal :FAILED_PRECONDITION, error_of(perform("Echo", request(version: 2))).code
     assert_equal :FAILED_PRECONDITION, error_of(perform("Echo", request(version: 0))).code
@@ -127,7 +191,7 @@ class TestDispatcher < Minitest::Test
                                               deadline_ms: now - 1)))
     assert_equal :DEADLINE_EXCEEDED, error.code
     reply = perform("WhoAmI", request(deadline_ms: now + 60_000, metadata: { "trace" => "t-1" })).last
-    who = V1::WhoAmIReply.decode(reply[2])
+    who = V1::WhoAmIReply.decode(frame(reply[2]).body)
     assert_equal now + 60_000, who.deadline_ms
     assert_equal({ "trace" => "t-1" }, who.metadata.to_h)
   end
@@ -135,6 +199,18 @@ class TestDispatcher < Minitest::Test
   def test_body_that_does_not_decode
     assert_equal :INVALID_ARGUMENT, error_of(perform("Echo", request("\xff".b))).code
     assert_equal :INVALID_ARGUMENT, error_of(perform("Echo", request("\x91\x01".b, encoding: :MSGPACK))).code
+  end
+
+  def test_the_poison_msgpack_job_is_invalid_argument
+    poison = ["080120022a0e81a76e756d62657273ddffffffff"].pack("H*")
+    error = error_of(perform("Echo", poison))
+    assert_equal :INVALID_ARGUMENT, error.code
+    assert_match(/4294967295/, error.message)
+  end
+
+  def test_an_empty_msgpack_body_is_the_empty_message
+    reply = frame(perform("Echo", request("".b, encoding: :MSGPACK)).last[2])
+    assert_equal [Bridge::Frame::REPLY, :msgpack, "\x80".b], [reply.kind, reply.encoding, reply.body]
   end
 
   def test_unimplemented_method_and_unknown_function

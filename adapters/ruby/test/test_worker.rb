@@ -60,7 +60,10 @@ class TestWorker < Minitest::Test
     loop do
       IO.select([socket], nil, nil, deadline - Time.now) or flunk("no answer to #{function} within #{timeout} s")
       decoder.feed(socket.readpartial(65_536)).each do |packet|
-        return [packet.type, packet.args.last] if %i[WORK_COMPLETE WORK_EXCEPTION WORK_FAIL].include?(packet.type)
+        next unless %i[WORK_COMPLETE WORK_EXCEPTION WORK_FAIL].include?(packet.type)
+
+        # a reply frame's body (wire contract section 3); an Error as it is
+        return [packet.type, packet.type == :WORK_COMPLETE ? Bridge::Frame.parse(packet.args.last).body : packet.args.last]
       end
     end
   ensure

@@ -17,9 +17,11 @@ class InteropHandler < V1::Interop::Service
 
   def stream(request, _context)
     request.count.times do |i|
+      sleep(request.delay_ms / 1000.0) if request.delay_ms.positive?
       yield V1::StreamItem.new(index: i, payload: [i % 256].pack("C") * request.payload_size)
     end
   end
+  alias stream_idempotent stream # the same stream, declared IDEMPOTENT in the schema
 
   def progress(request, context)
     context.warning(request.warning) unless request.warning.empty?

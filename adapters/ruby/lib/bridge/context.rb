@@ -23,8 +23,9 @@ module Bridge
 
     # +metadata+: a Hash, or the envelope's protobuf map (converted on first use: most handlers
     # never read it, and the worker path stays one decode + one encode).
-    def initialize(job, metadata:, deadline_ms:, encoding:)
+    def initialize(job, metadata:, deadline_ms:, encoding:, emit: nil)
       @job = job
+      @emit = emit
       @raw_metadata = metadata
       @metadata = nil
       @deadline_ms = deadline_ms
@@ -63,8 +64,11 @@ module Bridge
 
     # Sends one message of a server-streaming reply (WORK_DATA), encoded like the request. Handlers
     # usually just yield; this is the same thing for code that holds the context but not the block.
+    # A unary rpc has no stream items: its reply is what the handler returns.
     def emit(message)
-      @job.send_data(Codec.encode(message, @encoding))
+      raise Bridge::Error.new(:internal, "emit: #{@function_name} is not a server-streaming rpc") unless @emit
+
+      @emit.call(message)
     end
 
     # Ends the call with +code+ and +message+ (raises Bridge::Error).

@@ -4,14 +4,18 @@ require "logger"
 require_relative "codec"
 require_relative "context"
 require_relative "errors"
+require_relative "frame"
 require_relative "service"
 require_relative "gearman/connection"
 
 module Bridge
   # One job taken from a job server, and the packets that answer it. Once a final packet
   # (WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL) is sent, nothing else goes out for this job.
+  #
+  # Its replies are frames (Bridge::Frame) of one attempt: the attempt id is drawn when the job is
+  # taken; #frame_replies gives the encoding and the reply type's tag once the envelope is read.
   class Job
-    attr_reader :handle, :function_name, :unique, :payload
+    attr_reader :handle, :function_name, :unique, :payload, :attempt
 
     # +hold_final+: keep the final packet for the connection's next write (see
     # Gearman::Connection#send_packet); whoever sets it must send or flush right after the job.
@@ -23,24 +27,67 @@ module Bridge
       @unique = unique
       @payload = payload
       @finished = false
+      @attempt = Frame.new_attempt_id
+      @encoding = nil
+      @tag = 0
+      @items = 0
+      @data_sent = false
+      @lock = Mutex.new # a handler may report from several threads: sequence numbers stay in order
     end
 
     def finished? = @finished
 
-    def send_data(data) = intermediate(:WORK_DATA, data)
-    def send_warning(text) = intermediate(:WORK_WARNING, text)
-    def send_status(numerator, denominator) = intermediate(:WORK_STATUS, numerator.to_s, denominator.to_s)
+    # The encoding (:protobuf or :msgpack) and reply type tag of every frame this job sends.
+    def frame_replies(encoding, tag)
+      @encoding = encoding
+      @tag = tag
+    end
 
-    def complete(data) = final(:WORK_COMPLETE, @handle, data)
-    def exception(data) = final(:WORK_EXCEPTION, @handle, data)
-    def fail = final(:WORK_FAIL, @handle)
+    # One stream item (WORK_DATA, frame kind ITEM, sequence = its index).
+    def send_item(body)
+      @lock.synchronize do
+        intermediate(:WORK_DATA, frame(Frame::ITEM, @items, body))
+        @items += 1
+        @data_sent = true
+      end
+    end
+
+    def send_warning(text) = reported(:WORK_WARNING, text)
+    def send_status(numerator, denominator) = reported(:WORK_STATUS, numerator.to_s, denominator.to_s)
+
+    # The unary reply (WORK_COMPLETE, frame kind REPLY).
+    def complete(body) = @lock.synchronize { final(:WORK_COMPLETE, @handle, frame(Frame::REPLY, 0, body)) }
+
+    # The end of a stream (WORK_COMPLETE, frame kind END_OF_STREAM, sequence = items sent).
+    def complete_stream = @lock.synchronize { final(:WORK_COMPLETE, @handle, frame(Frame::END_OF_STREAM, @items)) }
+
+    def exception(data) = @lock.synchronize { final(:WORK_EXCEPTION, @handle, data) }
+    def fail = @lock.synchronize { final(:WORK_FAIL, @handle) }
 
     private
 
-    def intermediate(type, *args)
+    def frame(kind, sequence, body = nil)
+      raise Bridge::Error.new(:internal, "reply sent before the request was read") unless @encoding
+
+      Frame.encode(kind, @encoding, @tag, @attempt, sequence, body)
+    end
+
+    # A status or warning: the first of a run that has sent no WORK_DATA yet follows an attempt
+    # marker, so the client knows which run it belongs to.
+    def reported(type, *args)
+      @lock.synchronize do
+        unless @data_sent
+          intermediate(:WORK_DATA, frame(Frame::MARKER, 0))
+          @data_sent = true
+        end
+        intermediate(type, *args)
+      end
+    end
+
+    def intermediate(type, data, *rest)
       raise Bridge::Error.new(:failed_precondition, "the job already ended; #{type} not sent") if @finished
 
-      @connection.send_packet(type, @handle, *args)
+      @connection.send_packet(type, @handle, data, *rest)
     end
 
     def final(type, *args)
@@ -85,7 +132,8 @@ module Bridge
           raise ArgumentError, "function #{rpc.function_name} is already served by #{@routes[rpc.function_name][1].class}"
         end
 
-        @routes[rpc.function_name] = [rpc, handler, rpc.implemented_by?(handler)].freeze
+        tag = Frame.tag(rpc.output.descriptor.name)
+        @routes[rpc.function_name] = [rpc, handler, rpc.implemented_by?(handler), tag].freeze
       end
       self
     end
@@ -101,8 +149,8 @@ module Bridge
       end
 
       request = begin
-        Bridge::V1::Request.decode(payload)
-      rescue Google::Protobuf::ParseError, ArgumentError, TypeError, RangeError => e
+        Codec::Protobuf.decode(Bridge::V1::Request, payload)
+      rescue DecodeError => e
         return reject(job, :INVALID_ARGUMENT, "malformed request envelope: #{e.message}")
       end
       version = VERSION.get(request)
@@ -118,8 +166,10 @@ module Bridge
         return reject(job, :DEADLINE_EXCEEDED, "the deadline passed before #{job.function_name} started")
       end
 
-      rpc, handler, implemented = @routes[job.function_name]
+      rpc, handler, implemented, tag = @routes[job.function_name]
       return reject(job, :UNIMPLEMENTED, "no handler for function #{job.function_name}") unless rpc
+
+      job.frame_replies(encoding, tag)
 
       body = begin
         Codec.decode(rpc.input, BODY.get(request), encoding)
@@ -128,8 +178,10 @@ module Bridge
       end
       return reject(job, :UNIMPLEMENTED, "#{rpc.owner.service_name}.#{rpc.name} is not implemented by this worker") unless implemented
 
-      context = Context.new(job, metadata: METADATA.get(request), deadline_ms: deadline_ms, encoding: encoding)
-      run(job, rpc, handler, body, context, encoding)
+      emit = rpc.server_streaming ? ->(item) { job.send_item(encode_reply(rpc, item, encoding)) } : nil
+      context = Context.new(job, metadata: METADATA.get(request), deadline_ms: deadline_ms, encoding: encoding,
+                                 emit: emit)
+      run(job, rpc, handler, body, context, emit)
     rescue Gearman::ConnectionError
       raise
     rescue StandardError => e
@@ -140,18 +192,18 @@ module Bridge
 
     private
 
-    def run(job, rpc, handler, body, context, encoding)
-      if rpc.server_streaming
+    def run(job, rpc, handler, body, context, emit)
+      if emit
         yielded = false
         result = handler.public_send(rpc.method_name, body, context) do |item|
           yielded = true
-          job.send_data(encode_reply(rpc, item, encoding))
+          emit.call(item)
         end
         # A handler may also return the items (an Array or Enumerator) instead of yielding them.
-        result.each { |item| job.send_data(encode_reply(rpc, item, encoding)) } if !yielded && result.is_a?(Enumerable)
-        job.complete("")
+        result.each(&emit) if !yielded && result.is_a?(Enumerable)
+        job.complete_stream
       else
-        job.complete(encode_reply(rpc, handler.public_send(rpc.method_name, body, context), encoding))
+        job.complete(encode_reply(rpc, handler.public_send(rpc.method_name, body, context), context.encoding))
       end
     rescue Gearman::ConnectionError
       raise

@@ -9,7 +9,8 @@ module Bridge
     class ConnectionError < StandardError; end
 
     # One TCP connection to one job server, worker side. Every wait is bounded: reads and writes
-    # give up with ConnectionError after +io_timeout+ seconds without progress.
+    # give up with ConnectionError after +io_timeout+ seconds without progress. A wait for the next
+    # packet also ends when +interrupt+ (an IO, e.g. the worker's stop pipe) becomes readable.
     class Connection
       # Small enough for malloc's heap (a larger request is an mmap per read); a started packet
       # is read in steps of up to READ_MAX.
@@ -18,7 +19,8 @@ module Bridge
 
       attr_reader :host, :port
 
-      def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY)
+      def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY, interrupt: nil)
+        @interrupt = interrupt
         @host = host
         @port = port
         @connect_timeout = connect_timeout
@@ -93,7 +95,8 @@ module Bridge
         @write_lock.synchronize { flush_held }
       end
 
-      # The next packet from the server, or nil when none came within +timeout+ seconds.
+      # The next packet from the server, or nil when none came within +timeout+ seconds (or the
+      # interrupt IO became readable).
       def read_packet(timeout)
         return @pending.shift unless @pending.empty?
 
@@ -109,14 +112,16 @@ module Bridge
         !@pending.empty?
       end
 
-      # Reads what the socket has (after waiting at most +timeout+); false when nothing came.
+      # Reads what the socket has (after waiting at most +timeout+); false when nothing came (or
+      # the interrupt IO became readable).
       # A started packet is read to its end with the I/O timeout, so a large job is not cut off.
       def fill(timeout)
         sock = @socket or raise ConnectionError, "#{self}: not connected"
         want = read_size
         chunk = sock.read_nonblock(want, exception: false)
         if chunk == :wait_readable
-          return false unless IO.select([sock], nil, nil, [timeout, 0].max)
+          ready, = IO.select(@interrupt ? [sock, @interrupt] : [sock], nil, nil, [timeout, 0].max)
+          return false unless ready&.include?(sock)
 
           chunk = sock.read_nonblock(want, exception: false)
           return false if chunk == :wait_readable
