@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import signal
 import time
+from collections.abc import Awaitable, Callable, Iterator
 
 from typing import Any
 
@@ -514,3 +517,113 @@ def test_bad_arguments_are_rejected() -> None:
 
     with pytest.raises(ValueError):
         asyncio.run(bad_name())
+
+
+# --- health: frozen servers, background persistence, cancellation ------------------------------
+
+
+@contextlib.contextmanager
+def frozen(server: GearmandServer) -> Iterator[None]:
+    """SIGSTOP the server (TCP stays up, nothing is answered) for the block; SIGCONT after."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+async def test_background_jobs_get_a_unique_id_each(gearmand: GearmandServer) -> None:
+    # gearmand's SQLite queue keys rows by (unique, function): without one, every queued job of
+    # a function overwrote the last and 999 of 1000 were lost in a restart.
+    async with AsyncClient(gearmand.address) as client:
+        jobs = [await client.submit_background("nobody", b"x") for _ in range(3)]
+        given = await client.submit_background("nobody", b"x", unique="mine")
+    uniques = {job.unique for job in jobs}
+    assert len(uniques) == 3 and all(len(u) == 32 for u in uniques)
+    assert given.unique == b"mine"
+    assert [f.total for f in await admin.AsyncAdmin(gearmand.address).status()
+            if f.function == "nobody"] == [4]
+
+
+async def test_a_frozen_server_is_dropped_and_calls_go_to_the_healthy_one(
+    gearmand_factory: Any,
+) -> None:
+    sick, healthy = gearmand_factory(), gearmand_factory()
+    async with running_worker([sick.address, healthy.address], {"echo": echo}, concurrency=4), \
+            AsyncClient([sick.address, healthy.address], read_timeout=0.5) as client:
+        assert await client.call("echo", b"warm", timeout=5) == b"warm"
+        with frozen(sick):
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(client.call("echo", b"%d" % i, timeout=10) for i in range(20)),
+                return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            # Only calls already sent to the frozen server fail, typed, after the read timeout;
+            # everything after goes to the healthy one.
+            assert all(isinstance(r, ServerUnavailable) for r in failed), failed
+            assert len(failed) <= 10
+            assert time.monotonic() - started < 3
+            answers = [await client.call("echo", b"%d" % i, timeout=5) for i in range(20)]
+            assert answers == [b"%d" % i for i in range(20)]
+            assert time.monotonic() - started < 4
+
+
+async def test_a_call_without_timeout_to_a_server_frozen_mid_job_fails_instead_of_hanging(
+    gearmand: GearmandServer,
+) -> None:
+    async def slow(job: JobContext) -> bytes:
+        await asyncio.sleep(30)
+        return b"late"
+
+    async with running_worker(gearmand.address, {"slow": slow}), \
+            AsyncClient(gearmand.address, read_timeout=0.5, keepalive=0.5) as client:
+        job = await client.submit("slow", b"")
+        with frozen(gearmand):
+            started = time.monotonic()
+            with pytest.raises(ServerUnavailable, match="read timeout"):
+                await job
+            assert time.monotonic() - started < 3
+
+
+async def test_background_job_goes_to_another_server_when_one_never_confirms(
+    gearmand_factory: Any,
+) -> None:
+    first, second = gearmand_factory(), gearmand_factory()
+    async with AsyncClient([first.address, second.address], read_timeout=0.5) as client:
+        await client.echo(timeout=5)  # connect
+        await asyncio.gather(*(client.echo(timeout=5) for _ in range(4)))
+        with frozen(first):
+            handles = [await client.submit_background("bg", b"%d" % i, timeout=10)
+                       for i in range(6)]
+    # every job was confirmed by a server that answered: the healthy one
+    assert {job.server for job in handles} == {second.address}
+    queued = {f.function: f.total for f in await admin.AsyncAdmin(second.address).status()}
+    assert queued.get("bg") == 6
+
+
+async def test_cancelling_a_call_removes_its_queued_job(gearmand: GearmandServer) -> None:
+    async with AsyncClient(gearmand.address) as client:
+        task = asyncio.ensure_future(client.call("nobody", b"x"))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(CallTimeout):
+            await client.call("nobody", b"y", timeout=0.2)
+        background = await client.submit_background("nobody", b"z")
+        assert await background.cancel() is True
+
+        async def queued() -> list[Any]:
+            jobs = await admin.AsyncAdmin(gearmand.address).jobs()
+            return [job for job in jobs if not job.cancelled]
+
+        # still connected: nothing but the cancellations removed them
+        await wait_until_async(queued, lambda jobs: jobs == [])
+
+
+async def wait_until_async(probe: Callable[[], Awaitable[Any]],
+                           check: Callable[[Any], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check(await probe()):
+            await asyncio.sleep(0.05)
