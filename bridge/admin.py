@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.errors import ProtocolError, ServerError, ServerUnavailable
@@ -254,3 +255,43 @@ class AsyncAdmin:
 
     async def cancel_job(self, handle: bytes | str) -> bool:
         return _cancel_answer(await self._command(f"cancel job {_handle_text(handle)}", False))
+
+
+# --- what a timed-out call is told -------------------------------------------------------------
+
+
+def describe_function(server: str, statuses: list[FunctionStatus], function: str) -> str:
+    """One clause on ``function`` at ``server`` for an error message: whether any worker is
+    registered, and how many jobs are queued and running."""
+    for entry in statuses:
+        if entry.function == function:
+            workers = (f"{entry.workers} worker(s)" if entry.workers
+                       else "no worker")
+            return (f"gearmand at {server} lists {workers} for {function}, "
+                    f"{entry.queued} job(s) queued and {entry.running} running")
+    return f"gearmand at {server} lists no worker for {function} (it never saw one)"
+
+
+def diagnose(servers: Sequence[str], function: str, *, timeout: float = 1.0) -> str:
+    """What each job server knows of ``function``, for a call that timed out (blocking)."""
+    parts = []
+    for server in servers:
+        try:
+            parts.append(describe_function(server, status(server, timeout=timeout), function))
+        except (ServerUnavailable, ProtocolError, ServerError) as exc:
+            parts.append(f"gearmand at {server} could not be asked ({exc})")
+    return "; ".join(parts)
+
+
+async def diagnose_async(servers: Sequence[str], function: str, *,
+                         timeout: float = 1.0) -> str:
+    """``diagnose`` on the event loop, asking every server at once."""
+
+    async def one(server: str) -> str:
+        try:
+            return describe_function(
+                server, await AsyncAdmin(server, timeout=timeout).status(), function)
+        except (ServerUnavailable, ProtocolError, ServerError, TimeoutError) as exc:
+            return f"gearmand at {server} could not be asked ({exc})"
+
+    return "; ".join(await asyncio.gather(*(one(server) for server in servers)))

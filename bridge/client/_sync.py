@@ -145,7 +145,12 @@ class SyncBackgroundJob:
         return self._job.server
 
     def status(self, *, timeout: float | None = None) -> JobStatus:
+        """See ``BackgroundJob.status``: ``known=False`` is finished, cancelled or dropped."""
         return self._runner.run(self._job.status(timeout=timeout))
+
+    def cancel(self, *, timeout: float | None = None) -> bool:
+        """Remove the job from gearmand's queue; False when it was not queued any more."""
+        return self._runner.run(self._job.cancel(timeout=timeout))
 
     def __repr__(self) -> str:
         return f"<SyncBackgroundJob {self.handle!r} on {self.server}>"
@@ -166,10 +171,13 @@ class Client:
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
+        read_timeout: float = 5.0,
+        keepalive: float = 15.0,
     ) -> None:
         self._async = AsyncClient(
             servers, connect_timeout=connect_timeout, reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max, max_body=max_body,
+            reconnect_max=reconnect_max, max_body=max_body, read_timeout=read_timeout,
+            keepalive=keepalive,
         )
         self._runner = _LoopThread(f"bridge-client {servers}")
 

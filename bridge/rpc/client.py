@@ -27,6 +27,7 @@ from typing import Any, Generic, TypedDict, TypeVar
 
 from google.protobuf.message import Message
 
+from bridge.admin import diagnose, diagnose_async
 from bridge.client import (
     AsyncClient,
     BackgroundJob,
@@ -386,7 +387,8 @@ class BackgroundCall:
 
     def status(self, *, timeout: float | None = None) -> JobStatus:
         """What gearmand knows of the job: ``known`` (queued or running), ``running``, and the
-        last progress the worker reported."""
+        last progress the worker reported. ``known=False`` means finished, cancelled or dropped
+        after gearmand's retry limit: gearmand keeps nothing that tells these apart."""
         try:
             return self._job.status(timeout=timeout)
         except (CallTimeout, ServerUnavailable) as exc:
@@ -395,6 +397,14 @@ class BackgroundCall:
             raise DeadlineExceeded(
                 "no job status within the timeout", type="client_timeout", language="python"
             ) from exc
+
+    def cancel(self, *, timeout: float | None = None) -> bool:
+        """Remove the job from gearmand's queue (admin ``cancel job``): True when it was still
+        queued and is now dropped; False when it already ran, runs, or is gone."""
+        try:
+            return self._job.cancel(timeout=timeout)
+        except (ServerUnavailable, ServerError) as exc:
+            raise _translate(self.method, exc) from exc
 
     def __repr__(self) -> str:
         return f"<BackgroundCall {self.method.function} {self.handle!r}>"
@@ -422,6 +432,9 @@ class SyncRpc(_RpcBase):
             self.client = Client(target, **client_options)
             self._owned = True
 
+    def _servers(self) -> list[str]:
+        return [str(address) for address in self.client.async_client.addresses]
+
     def call(
         self,
         method: MethodSpec[RequestT, ReplyT],
@@ -439,6 +452,8 @@ class SyncRpc(_RpcBase):
                 on_warning=reader.warning if talks else None,
             )
         except _TRANSPORT_ERRORS as exc:
+            if isinstance(exc, CallTimeout):
+                exc.diagnosis = diagnose(self._servers(), method.function)
             raise _translate(method, exc) from None
         return self.decode_reply(method, p.codec, reader.reply(data))
 
@@ -466,6 +481,8 @@ class SyncRpc(_RpcBase):
                 except StopIteration:
                     return
                 except _TRANSPORT_ERRORS as exc:
+                    if isinstance(exc, CallTimeout):
+                        exc.diagnosis = diagnose(self._servers(), method.function)
                     raise _translate(method, exc) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:
@@ -554,6 +571,13 @@ class AsyncBackgroundCall:
                 "no job status within the timeout", type="client_timeout", language="python"
             ) from exc
 
+    async def cancel(self, *, timeout: float | None = None) -> bool:
+        """Remove the job from gearmand's queue; see ``BackgroundCall.cancel``."""
+        try:
+            return await self._job.cancel(timeout=timeout)
+        except (ServerUnavailable, ServerError) as exc:
+            raise _translate(self.method, exc) from exc
+
     def __repr__(self) -> str:
         return f"<AsyncBackgroundCall {self.method.function} {self.handle!r}>"
 
@@ -580,6 +604,9 @@ class AsyncRpc(_RpcBase):
             self.client = AsyncClient(target, **client_options)
             self._owned = True
 
+    def _servers(self) -> list[str]:
+        return [str(address) for address in self.client.addresses]
+
     async def call(
         self,
         method: MethodSpec[RequestT, ReplyT],
@@ -597,6 +624,8 @@ class AsyncRpc(_RpcBase):
                 on_warning=reader.warning if talks else None,
             )
         except _TRANSPORT_ERRORS as exc:
+            if isinstance(exc, CallTimeout):
+                exc.diagnosis = await diagnose_async(self._servers(), method.function)
             raise _translate(method, exc) from None
         return self.decode_reply(method, p.codec, reader.reply(data))
 
@@ -623,6 +652,8 @@ class AsyncRpc(_RpcBase):
                 except StopAsyncIteration:
                     return
                 except _TRANSPORT_ERRORS as exc:
+                    if isinstance(exc, CallTimeout):
+                        exc.diagnosis = await diagnose_async(self._servers(), method.function)
                     raise _translate(method, exc) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:

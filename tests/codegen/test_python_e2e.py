@@ -417,3 +417,36 @@ def test_no_job_server_is_unavailable_and_bad_timeouts_are_refused(gen: Any) -> 
             client.nothing(timeout=0)
     with Client(address) as sync_client, pytest.raises(TypeError, match="AsyncClient"):
         gen.mod.InteropAsyncClient(sync_client)
+
+
+def test_bad_timeouts_say_what_is_wrong(gen: Any) -> None:
+    with gen.mod.InteropClient("127.0.0.1:1") as client:
+        for bad in (float("nan"), -1.0, 0):
+            with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"):
+                client.nothing(timeout=bad)
+        with pytest.raises(ValueError, match="too large"):
+            client.nothing(timeout=1e300)
+        with pytest.raises(TypeError, match="number of seconds"):
+            client.nothing(timeout="5")
+
+
+def test_a_timed_out_call_says_whether_any_worker_was_registered(
+    gen: Any, gearmand: GearmandServer
+) -> None:
+    with gen.mod.InteropClient(gearmand.address) as client:
+        with pytest.raises(errors.DeadlineExceeded, match="lists no worker for") as info:
+            client.nothing(timeout=0.3)
+        assert "1 job(s) queued" not in info.value.message  # the timed-out job was cancelled
+        background = client.sleep_background(millis=1)
+        assert background.cancel() is True
+        assert background.status().known is False
+
+
+async def test_a_timed_out_async_call_says_whether_any_worker_was_registered(
+    gen: Any, gearmand: GearmandServer
+) -> None:
+    async with gen.mod.InteropAsyncClient(gearmand.address) as client:
+        with pytest.raises(errors.DeadlineExceeded, match="lists no worker for"):
+            await client.nothing(timeout=0.3)
+        background = await client.sleep_background(millis=1)
+        assert await background.cancel() is True
