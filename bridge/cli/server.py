@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from bridge.testing import GearmandError, GearmandServer
+from bridge.testing import DEFAULT_JOB_RETRIES, GearmandError, GearmandServer
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +19,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=4730, help="port (0: pick a free one)")
     parser.add_argument("--threads", type=int, default=2, help="gearmand I/O threads (-t)")
-    parser.add_argument("--job-retries", type=int, default=None,
-                        help="drop a job after this many failed runs (-j)")
+    parser.add_argument(
+        "--job-retries", type=int, default=DEFAULT_JOB_RETRIES, metavar="N",
+        help=f"runs of a job whose worker died before gearmand drops it and its caller gets "
+             f"WorkerFailed (-j; default {DEFAULT_JOB_RETRIES}; 0: retry forever, gearmand's "
+             f"own default)")
     parser.add_argument("--queue-file", default=None,
                         help="SQLite file that keeps background jobs across restarts")
     parser.add_argument("--round-robin", action="store_true", help="assign jobs round-robin (-R)")
@@ -29,6 +32,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.job_retries < 0:
+        print(f"bridge server: --job-retries must be >= 0, got {args.job_retries}")
+        return 2
     server = GearmandServer(
         host=args.host,
         port=args.port or None,
@@ -46,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     except GearmandError as exc:
         print(f"bridge server: {exc}")
         return 1
-    print(f"gearmand {server.address} (pid {server.pid}); Ctrl-C to stop", flush=True)
+    retries = args.job_retries if args.job_retries else "unlimited"
+    print(f"gearmand {server.address} (pid {server.pid}, job retries {retries}); Ctrl-C to stop",
+          flush=True)
     try:
         while not stop.wait(0.5):
             if not server.running:

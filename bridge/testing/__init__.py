@@ -1,8 +1,13 @@
 """Run a real Debian gearmand for tests and development.
 
 ``GearmandServer`` starts ``/usr/sbin/gearmand`` on a free loopback port, waits until it answers the
-admin ``version`` command and stops it again. ``start()`` after ``stop()`` reuses the same port, so
+admin ``getpid`` command and stops it again. ``start()`` after ``stop()`` reuses the same port, so
 tests can restart the server under connected clients and workers.
+
+gearmand runs with a finite retry limit by default (``-j 3``, ``DEFAULT_JOB_RETRIES``): a job whose
+worker dies three times is dropped and its foreground caller gets WORK_FAIL, instead of being
+re-queued forever (gearmand's own default). ``job_retries=None`` asks for gearmand's default
+explicitly. ``netns``: run gearmand inside a Linux network namespace (``bridge.testing.netns``).
 """
 
 from __future__ import annotations
@@ -16,14 +21,32 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["GEARMAND", "GearmandError", "GearmandServer", "free_port"]
+__all__ = [
+    "DEFAULT_JOB_RETRIES",
+    "GEARMAND",
+    "GEARMAND_DEFAULT_RETRIES",
+    "GearmandError",
+    "GearmandServer",
+    "free_port",
+]
 
 GEARMAND = os.environ.get("BRIDGE_GEARMAND", "/usr/sbin/gearmand")
+#: ``-j``: how many times gearmand runs a job whose worker died before it drops the job (a
+#: foreground caller then gets WORK_FAIL, i.e. ``WorkerFailed``). gearmand's own default retries
+#: forever, so one job that crashes every worker would never end.
+DEFAULT_JOB_RETRIES = 3
+#: Pass as ``job_retries`` to leave ``-j`` out: gearmand's own default, retry forever.
+GEARMAND_DEFAULT_RETRIES = None
+#: The port gearmand listens on inside a network namespace (the namespace is ours alone).
+NETNS_PORT = 4730
+
+
+_T = TypeVar("_T")
 
 
 class GearmandError(RuntimeError):
@@ -51,9 +74,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 class GearmandServer:
     """One gearmand process on ``host:port``; a context manager.
 
-    ``threads``: gearmand I/O threads (``-t``). ``job_retries``: ``-j`` (None: gearmand's default,
-    retry forever). ``queue_file``: a SQLite file for the persistent queue of background jobs.
+    ``threads``: gearmand I/O threads (``-t``). ``job_retries``: ``-j``, runs of a job whose
+    worker died before gearmand drops it (default ``DEFAULT_JOB_RETRIES``, 3; ``0`` or
+    ``GEARMAND_DEFAULT_RETRIES`` (None, which leaves ``-j`` out): retry forever, gearmand's own
+    default). ``queue_file``: a SQLite file for the persistent queue of background jobs.
     ``round_robin``: ``-R``. ``extra_args``: anything else, passed through unchanged.
+    ``netns``: the name of a Linux network namespace (``ip netns``) to run gearmand in; ``host``
+    is then an address inside it, ``port`` defaults to 4730, and the readiness probe and
+    ``wait_for_workers`` talk to it from inside the namespace.
     """
 
     def __init__(
@@ -62,13 +90,19 @@ class GearmandServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         threads: int = 2,
-        job_retries: int | None = None,
+        job_retries: int | None = DEFAULT_JOB_RETRIES,
         queue_file: str | os.PathLike[str] | None = None,
         round_robin: bool = False,
         extra_args: Sequence[str] = (),
         start_timeout: float = 10.0,
         executable: str = GEARMAND,
+        netns: str | None = None,
     ) -> None:
+        if job_retries is not None and job_retries < 0:
+            raise ValueError(f"job_retries must be >= 0 or None, got {job_retries}")
+        self.netns = netns
+        if netns is not None and port is None:
+            port = NETNS_PORT
         self.host = host
         self._fixed_port = port is not None
         self.port = port if port is not None else 0
@@ -185,7 +219,7 @@ class GearmandServer:
                         f"{self.address} listed it"
                     )
             try:
-                rows = admin.status(self.address)
+                rows = self._in_netns(admin.status, self.address)
             except ServerUnavailable:
                 rows = []  # restarting: keep asking until the deadline
             if any(r.function == function and r.workers >= count for r in rows):
@@ -210,14 +244,25 @@ class GearmandServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<GearmandServer {self.address} {state}>"
+        where = f" in netns {self.netns}" if self.netns else ""
+        return f"<GearmandServer {self.address}{where} {state}>"
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _in_netns(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)``, inside this server's network namespace if it has one."""
+        if self.netns is None:
+            return function(*args)
+        from bridge.testing.netns import run_in_netns
+
+        return run_in_netns(self.netns, function, *args)
 
     def command(self) -> list[str]:
         assert self._workdir is not None
         work = Path(self._workdir.name)
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns is not None else []
         argv = [
+            *prefix,
             self.executable,
             "--listen", self.host,
             "--port", str(self.port),
@@ -254,7 +299,7 @@ class GearmandServer:
                     f"gearmand exited with status {process.returncode} on {self.address}: "
                     f"{stderr.strip()}\n{self.log_tail()}"
                 )
-            state = self._probe(process.pid)
+            state = self._in_netns(self._probe, process.pid)
             if state == "ours":
                 if process.stderr is not None:
                     process.stderr.close()
