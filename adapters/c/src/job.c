@@ -477,6 +477,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     ProtobufCMessage *envelope = NULL;
     ProtobufCMessage *request = NULL;
     ProtobufCMessage *reply = NULL;
+    bool borrowed = false;
     ctx->method = method;
     ctx->encoding = BRIDGE_ENCODING_PROTOBUF;
     ctx->attempt = new_attempt_id();
@@ -498,7 +499,11 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         goto done;
     }
     ctx->request = (Bridge__V1__Request *)envelope;
-    ctx->request->body = body; /* borrowed from the payload: detached again before the free */
+    /* The body is borrowed from the payload (detached again before the free), unless the scan
+     * stopped early and protobuf-c found a later one, which wins and is the envelope's own. */
+    borrowed = ctx->request->body.data == NULL;
+    if (borrowed)
+        ctx->request->body = body;
     /* 3. version */
     if (ctx->request->version != 1) {
         finish_errorf(ctx, BRIDGE_FAILED_PRECONDITION,
@@ -598,7 +603,7 @@ done:
     /* The reply's own struct is ours; what it points to belongs to the handler (see bridge.h). */
     free(reply);
     bridge_message_free(request);
-    if (envelope != NULL) {
+    if (envelope != NULL && borrowed) {
         ((Bridge__V1__Request *)envelope)->body.data = NULL;
         ((Bridge__V1__Request *)envelope)->body.len = 0;
     }

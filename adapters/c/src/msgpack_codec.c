@@ -399,30 +399,42 @@ static bridge_status dec_head(dec *d, mp_head *h)
     return BRIDGE_STATUS_OK;
 }
 
-/* Skips one whole value (unknown keys). */
-static bridge_status dec_skip(dec *d, int depth)
+/*
+ * Skips one whole value (under an unknown key), however deeply it nests, without recursing: only
+ * the number of values still to skip is kept (each declared count was checked against the bytes
+ * left, so it cannot overflow). Its strs must still be UTF-8, as in the other runtimes, whose
+ * msgpack libraries decode every str they meet.
+ */
+static bridge_status dec_skip(dec *d)
 {
-    if (depth > BRIDGE_MAX_DEPTH)
-        return DEC_FAIL(d, "msgpack: nested deeper than %d", BRIDGE_MAX_DEPTH);
-    mp_head h;
-    bridge_status st = dec_head(d, &h);
-    if (st)
-        return st;
-    switch (h.kind) {
-    case MP_STR:
-    case MP_BIN:
-    case MP_EXT:
-        d->p += h.u;
-        return BRIDGE_STATUS_OK;
-    case MP_ARRAY:
-    case MP_MAP:
-        for (uint64_t i = 0; i < h.u * (h.kind == MP_MAP ? 2 : 1); i++)
-            if ((st = dec_skip(d, depth + 1)))
-                return st;
-        return BRIDGE_STATUS_OK;
-    default:
-        return BRIDGE_STATUS_OK;
+    uint64_t left = 1;
+    while (left > 0) {
+        left--;
+        mp_head h;
+        bridge_status st = dec_head(d, &h);
+        if (st)
+            return st;
+        switch (h.kind) {
+        case MP_STR:
+            if (!bridge__utf8_valid(d->p, h.u))
+                return DEC_FAIL(d, "msgpack: a str under an unknown key is not valid UTF-8");
+            d->p += h.u;
+            break;
+        case MP_BIN:
+        case MP_EXT:
+            d->p += h.u;
+            break;
+        case MP_ARRAY:
+            left += h.u;
+            break;
+        case MP_MAP:
+            left += 2 * h.u;
+            break;
+        default:
+            break;
+        }
     }
+    return BRIDGE_STATUS_OK;
 }
 
 static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t entries, int depth);
@@ -761,9 +773,11 @@ static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t en
             name[kh.u] = '\0';
             f = protobuf_c_message_descriptor_get_field_by_name(desc, name);
         }
+        if (f == NULL && !bridge__utf8_valid(d->p, kh.u))
+            return DEC_FAIL(d, "%s: a field name is not valid UTF-8", desc->name);
         d->p += kh.u;
         if (f == NULL) {
-            if ((st = dec_skip(d, depth + 1))) /* unknown key: skipped */
+            if ((st = dec_skip(d))) /* unknown key: skipped */
                 return st;
             continue;
         }

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,89 @@ static int test_deep_nesting_is_rejected(void)
     free(deep);
     bridge_message_free(msg);
     CHECK(st == BRIDGE_STATUS_DECODE_ERROR, "protobuf depth 300 must be rejected");
+    return 0;
+}
+
+/* Decodes protobuf `in` and `want` as Composite; both must succeed and be the same message. */
+static int same_message(const char *what, const uint8_t *in, size_t in_len, const uint8_t *want,
+                        size_t want_len)
+{
+    const ProtobufCMessageDescriptor *d = &bridge__interop__v1__composite__descriptor;
+    ProtobufCMessage *a = NULL, *b = NULL;
+    char err[256] = "";
+    bridge_buffer x = BRIDGE_BUFFER_INIT, y = BRIDGE_BUFFER_INIT;
+    int ok = bridge_decode(d, BRIDGE_ENCODING_PROTOBUF, in, in_len, &a, err, sizeof err) == 0 &&
+             bridge_decode(d, BRIDGE_ENCODING_PROTOBUF, want, want_len, &b, err, sizeof err) == 0 &&
+             bridge_encode(a, BRIDGE_ENCODING_MSGPACK, &x, NULL, 0) == 0 &&
+             bridge_encode(b, BRIDGE_ENCODING_MSGPACK, &y, NULL, 0) == 0 &&
+             same_bytes(x.data, x.len, y.data, y.len);
+    if (!ok)
+        printf("  %s: %s\n  got  %s\n  want %s\n", what, err, hex(x.data, x.len), hex(y.data, y.len));
+    bridge_message_free(a);
+    bridge_message_free(b);
+    bridge_buffer_free(&x);
+    bridge_buffer_free(&y);
+    return ok ? 0 : 1;
+}
+
+static bool pb_refused(const uint8_t *in, size_t len)
+{
+    ProtobufCMessage *m = NULL;
+    char err[256] = "";
+    bridge_status st = bridge_decode(&bridge__interop__v1__composite__descriptor,
+                                     BRIDGE_ENCODING_PROTOBUF, in, len, &m, err, sizeof err);
+    bridge_message_free(m);
+    return st == BRIDGE_STATUS_DECODE_ERROR && m == NULL && err[0] != '\0';
+}
+
+#define BYTES(...) (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})
+
+static int test_protobuf_wrong_wire_types_deep(void)
+{
+    int bad = 0;
+    /* child{ inner: as a varint (dropped), inner{ name: as a varint (dropped), name "A" } } */
+    bad |= same_message("nested", BYTES(0x6a, 0x09, 0x10, 0x07, 0x12, 0x05, 0x08, 0x05, 0x0a, 0x01, 0x41),
+                        BYTES(0x6a, 0x05, 0x12, 0x03, 0x0a, 0x01, 0x41));
+    /* a map entry holding anything but a fitting key and value is left out, as upb does: the
+     * value as a varint, the key as a varint, an unknown field 3 (a deeper mismatch is not) */
+    bad |= same_message("map value", BYTES(0x32, 0x05, 0x0a, 0x01, 0x6b, 0x10, 0x01,
+                                           0x32, 0x05, 0x0a, 0x01, 0x6a, 0x12, 0x00),
+                        BYTES(0x32, 0x05, 0x0a, 0x01, 0x6a, 0x12, 0x00));
+    bad |= same_message("map key", BYTES(0x32, 0x07, 0x08, 0x01, 0x0a, 0x01, 0x6b, 0x12, 0x00),
+                        (const uint8_t *)"", 0);
+    bad |= same_message("map unknown", BYTES(0x32, 0x07, 0x0a, 0x01, 0x6b, 0x18, 0x01, 0x12, 0x00),
+                        (const uint8_t *)"", 0);
+    bad |= same_message("map deeper", BYTES(0x32, 0x07, 0x0a, 0x01, 0x6b, 0x12, 0x02, 0x08, 0x01),
+                        BYTES(0x32, 0x05, 0x0a, 0x01, 0x6b, 0x12, 0x00));
+    /* an unknown group, and a known field (numbers) sent as a group: skipped */
+    bad |= same_message("groups", BYTES(0xa3, 0x01, 0x08, 0x01, 0xa3, 0x01, 0xa4, 0x01, 0xa4, 0x01,
+                                        0x23, 0x08, 0x02, 0x24, 0x58, 0x05),
+                        BYTES(0x58, 0x05));
+    /* packed numbers, then unpacked, then a fixed32 where a varint is due (dropped) */
+    bad |= same_message("packed", BYTES(0x22, 0x02, 0x01, 0x02, 0x20, 0x03, 0x25, 1, 0, 0, 0),
+                        BYTES(0x22, 0x03, 0x01, 0x02, 0x03));
+    CHECK(!bad, "see above");
+    CHECK(pb_refused(BYTES(0x00, 0x01)), "field number 0");
+    CHECK(pb_refused(BYTES(0xa3, 0x01, 0xac, 0x01)), "mismatched end of group");
+    CHECK(pb_refused(BYTES(0xa3, 0x01, 0x08, 0x01)), "unterminated group");
+    CHECK(pb_refused(BYTES(0xa4, 0x01)), "end of group without a start");
+    CHECK(pb_refused(BYTES(0x10, 0x07, 0x0f)), "wire type 7");
+    CHECK(pb_refused(BYTES(0x6a, 0x04, 0x10)), "length past the end");
+    /* the depth limit holds after what protobuf-c refuses (a group), where the copy runs */
+    for (size_t i = 0; i < test_vector_count; i++) {
+        const test_vector *v = &test_vectors[i];
+        bool deep = strcmp(v->name, "invalid_nesting_101_protobuf") == 0;
+        if (!deep && strcmp(v->name, "nesting_100") != 0)
+            continue;
+        uint8_t *in = malloc(v->protobuf_len + 4);
+        CHECK(in != NULL, "malloc");
+        memcpy(in, "\xa3\x01\xa4\x01", 4);
+        memcpy(in + 4, v->protobuf, v->protobuf_len);
+        bool refused = pb_refused(in, v->protobuf_len + 4);
+        int same = deep ? 0 : same_message(v->name, in, v->protobuf_len + 4, v->protobuf, v->protobuf_len);
+        free(in);
+        CHECK(refused == deep && same == 0, "%s after a group: refused %d", v->name, refused);
+    }
     return 0;
 }
 
@@ -758,6 +842,7 @@ int main(void)
     run("empty_payload", test_empty_payload_is_empty_message);
     run("deep_nesting", test_deep_nesting_is_rejected);
     run("huge_lengths", test_huge_declared_lengths_are_rejected);
+    run("protobuf_wrong_wire_types_deep", test_protobuf_wrong_wire_types_deep);
     run("invalid_utf8_reply", test_invalid_utf8_reply_is_an_encode_error);
     run("flow_errors", test_flow_errors);
     run("flow_handler_errors", test_flow_handler_errors);

@@ -1,0 +1,211 @@
+/*
+ * libFuzzer target over libbridge's decoders (issue 11: poison jobs and bounded memory).
+ *
+ * The first input byte picks a target, the rest is the data:
+ *  - decode the data as one of the interop / envelope message types, in protobuf (the runtime's
+ *    own path: depth walk, protobuf-c, the wrong-wire-type copy, the UTF-8 check) or in msgpack;
+ *    what decodes must encode again in both encodings, and decode again to the same msgpack;
+ *  - run the data through the whole job flow as a raw Gearman workload (envelope, body, handler,
+ *    reply frames) of an echoing or streaming method.
+ * Crashes, sanitizer reports, leaks and allocations above -malloc_limit_mb are failures.
+ *
+ * Built with -DFUZZ_SEEDS instead, the same file is a program that writes the seed corpus from
+ * the shared vectors (schemas/testdata/vectors.json, via the generated vectors_table.c) into the
+ * directory given as argv[1], so the target table lives in one place.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge/bridge.h"
+#include "bridge/v1/envelope.pb-c.h"
+#include "interop/v1/bridge_interop_v1_interop.h"
+#include "vectors_table.h"
+
+static const ProtobufCMessageDescriptor *const types[] = {
+    &bridge__interop__v1__scalars__descriptor, &bridge__interop__v1__composite__descriptor,
+    &bridge__interop__v1__blob__descriptor,    &bridge__interop__v1__empty__descriptor,
+    &bridge__interop__v1__who_am_ireply__descriptor, &bridge__interop__v1__inner__descriptor,
+    &bridge__interop__v1__stream_item__descriptor, &bridge__v1__request__descriptor,
+    &bridge__v1__error__descriptor};
+#define N_TYPES (sizeof types / sizeof types[0])
+static const char *const functions[] = {BRIDGE_INTEROP_V1_INTEROP_ECHO_FUNCTION,
+                                        BRIDGE_INTEROP_V1_INTEROP_ECHO_SCALARS_FUNCTION,
+                                        BRIDGE_INTEROP_V1_INTEROP_STREAM_FUNCTION};
+#define N_FUNCTIONS (sizeof functions / sizeof functions[0])
+/* targets: [0, 2*N_TYPES) decode types[t/2] in encoding t%2 (0 protobuf, 1 msgpack); then jobs */
+#define N_TARGETS (2 * N_TYPES + N_FUNCTIONS)
+
+static int echo(bridge_ctx *ctx, const Bridge__Interop__V1__Composite *req,
+                Bridge__Interop__V1__Composite *reply)
+{
+    (void)ctx;
+    *reply = *req;
+    return 0;
+}
+
+static int echo_scalars(bridge_ctx *ctx, const Bridge__Interop__V1__Scalars *req,
+                        Bridge__Interop__V1__Scalars *reply)
+{
+    bridge_ctx_send_progress(ctx, 1, 2); /* an attempt marker, then status */
+    *reply = *req;
+    return 0;
+}
+
+static int stream(bridge_ctx *ctx, const Bridge__Interop__V1__StreamRequest *req)
+{
+    for (int32_t i = 0; i < req->count && i < 4; i++) {
+        Bridge__Interop__V1__StreamItem item = BRIDGE__INTEROP__V1__STREAM_ITEM__INIT;
+        item.index = i;
+        if (bridge_interop_v1_interop_stream_send(ctx, &item) != BRIDGE_STATUS_OK)
+            return -1;
+    }
+    return 0;
+}
+
+#ifndef FUZZ_SEEDS
+
+static void roundtrip(const ProtobufCMessageDescriptor *desc, bridge_encoding enc,
+                      const uint8_t *data, size_t size)
+{
+    ProtobufCMessage *msg = NULL;
+    if (bridge_decode(desc, enc, data, size, &msg, NULL, 0) != BRIDGE_STATUS_OK)
+        return;
+    bridge_buffer mp = BRIDGE_BUFFER_INIT, pb = BRIDGE_BUFFER_INIT, again = BRIDGE_BUFFER_INIT;
+    if (bridge_encode(msg, BRIDGE_ENCODING_MSGPACK, &mp, NULL, 0) != BRIDGE_STATUS_OK ||
+        bridge_encode(msg, BRIDGE_ENCODING_PROTOBUF, &pb, NULL, 0) != BRIDGE_STATUS_OK)
+        abort(); /* whatever decodes must encode */
+    bridge_message_free(msg);
+    const bridge_buffer *inputs[2] = {&pb, &mp};
+    for (int k = 0; k < 2; k++) {
+        msg = NULL;
+        bridge_encoding e = k ? BRIDGE_ENCODING_MSGPACK : BRIDGE_ENCODING_PROTOBUF;
+        if (bridge_decode(desc, e, inputs[k]->data, inputs[k]->len, &msg, NULL, 0) != BRIDGE_STATUS_OK)
+            abort(); /* what we encode must decode */
+        again.len = 0;
+        if (bridge_encode(msg, BRIDGE_ENCODING_MSGPACK, &again, NULL, 0) != BRIDGE_STATUS_OK ||
+            again.len != mp.len || (mp.len > 0 && memcmp(again.data, mp.data, mp.len) != 0))
+            abort(); /* and be the same message */
+        bridge_message_free(msg);
+    }
+    bridge_buffer_free(&mp);
+    bridge_buffer_free(&pb);
+    bridge_buffer_free(&again);
+}
+
+static bridge_worker *worker;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    unsigned target = data[0] % N_TARGETS;
+    data++;
+    size--;
+    if (target < 2 * N_TYPES) {
+        roundtrip(types[target / 2], target % 2 ? BRIDGE_ENCODING_MSGPACK : BRIDGE_ENCODING_PROTOBUF,
+                  data, size);
+        return 0;
+    }
+    if (worker == NULL) {
+        bridge_worker_options o = bridge_worker_options_default();
+        o.quiet = true;
+        o.max_request_bytes = 1 << 20;
+        worker = bridge_worker_new(&o);
+        static const bridge_interop_v1_interop_handlers h = {
+            .echo = echo, .echo_scalars = echo_scalars, .stream = stream};
+        if (worker == NULL || bridge_interop_v1_interop_register(worker, &h, NULL) != BRIDGE_STATUS_OK)
+            abort();
+    }
+    char kind = 0;
+    bridge_buffer out = BRIDGE_BUFFER_INIT, items = BRIDGE_BUFFER_INIT;
+    bridge_worker_process(worker, functions[target - 2 * N_TYPES], data, size, &kind, &out, &items);
+    if (kind != 'C' && kind != 'E' && kind != 'F')
+        abort(); /* every job is answered */
+    if (kind == 'C' && (out.len < 23 || out.data[0] != 0xB7))
+        abort(); /* with a reply frame */
+    bridge_buffer_free(&out);
+    bridge_buffer_free(&items);
+    return 0;
+}
+
+#else /* FUZZ_SEEDS: write the seed corpus */
+
+static const ProtobufCMessageDescriptor *type_named(const char *name, unsigned *index)
+{
+    for (unsigned i = 0; i < N_TYPES; i++)
+        if (strcmp(types[i]->name, name) == 0) {
+            *index = i;
+            return types[i];
+        }
+    return NULL;
+}
+
+static int seeds;
+
+static void write_seed(const char *dir, unsigned target, const uint8_t *data, size_t size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seed-%04d", dir, seeds++);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        perror(path);
+        exit(1);
+    }
+    uint8_t t = (uint8_t)target;
+    fwrite(&t, 1, 1, f);
+    if (size > 0)
+        fwrite(data, 1, size, f);
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    for (size_t i = 0; i < test_vector_count; i++) {
+        const test_vector *v = &test_vectors[i];
+        unsigned t;
+        if (type_named(v->type, &t) == NULL)
+            continue;
+        if (v->protobuf)
+            write_seed(argv[1], 2 * t, v->protobuf, v->protobuf_len);
+        if (v->msgpack)
+            write_seed(argv[1], 2 * t + 1, v->msgpack, v->msgpack_len);
+        /* the whole job flow: the vector as the body of a request envelope, both encodings */
+        for (int k = 0; k < 2; k++) {
+            const uint8_t *body = k ? v->msgpack : v->protobuf;
+            size_t len = k ? v->msgpack_len : v->protobuf_len;
+            unsigned f = strcmp(v->type, "bridge.interop.v1.Scalars") == 0 ? 1 : 0;
+            if (body == NULL || (t != 0 && t != 1))
+                continue;
+            Bridge__V1__Request req = BRIDGE__V1__REQUEST__INIT;
+            req.version = 1;
+            req.encoding = k ? BRIDGE__V1__ENCODING__MSGPACK : BRIDGE__V1__ENCODING__PROTOBUF;
+            req.body.data = (uint8_t *)body;
+            req.body.len = len;
+            bridge_buffer env = BRIDGE_BUFFER_INIT;
+            bridge_encode(&req.base, BRIDGE_ENCODING_PROTOBUF, &env, NULL, 0);
+            write_seed(argv[1], 2 * N_TYPES + f, env.data, env.len);
+            bridge_buffer_free(&env);
+        }
+    }
+    /* a stream of 3, and the 20-byte poison job of issue 11 */
+    static const uint8_t stream3[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x08, 0x81, 0xa5, 'c', 'o', 'u', 'n', 't', 0x03};
+    write_seed(argv[1], 2 * N_TYPES + 2, stream3, sizeof stream3);
+    static const uint8_t poison[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x0e, 0x81, 0xa7, 'n', 'u',
+                                     'm', 'b', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff};
+    write_seed(argv[1], 2 * N_TYPES, poison, sizeof poison);
+    (void)echo;
+    (void)echo_scalars;
+    (void)stream;
+    (void)functions;
+    printf("%d seeds\n", seeds);
+    return 0;
+}
+
+#endif
