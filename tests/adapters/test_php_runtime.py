@@ -386,6 +386,26 @@ def test_the_poison_job_is_invalid_argument_and_the_worker_lives_on(
     assert worker.stop() == 0
 
 
+@pytest.mark.timeout(90)
+def test_jobs_on_two_servers_at_once_run_in_two_processes(start_worker: Any) -> None:
+    """A process asks one server at a time for a job: it must not hold a second server's job
+    behind the one it runs while the other process sits idle (each pair takes one job's time)."""
+    with GearmandServer() as first, GearmandServer() as second:
+        worker = start_worker(f"{first.address},{second.address}", "--concurrency", "2")
+        worker.wait_registered(first.address, workers=2)
+        worker.wait_registered(second.address, workers=2)
+        sleep = encode_request(bytes.fromhex("089003"), encoding=PROTOBUF)  # millis=400
+        slowest = 0.0
+        with Client(first.address) as one, Client(second.address) as two:
+            for _ in range(8):
+                began = time.monotonic()
+                jobs = [c.submit(PREFIX + "Sleep", sleep, timeout=10) for c in (one, two)]
+                for job in jobs:
+                    job.result()
+                slowest = max(slowest, time.monotonic() - began)
+        assert slowest < 0.75, f"two 0.4 s jobs on two servers took {slowest:.2f} s: run in turn"
+        assert worker.stop() == 0
+
 _INCOMPLETE = """<?php
 require $argv[1] . '/adapters/php/autoload.php';
 require $argv[2] . '/autoload.php';

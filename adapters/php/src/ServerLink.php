@@ -145,6 +145,12 @@ final class ServerLink
         $this->heard = $this->heard || $data;
     }
 
+    /** Whether step() would send a new GRAB_JOB (connected, awake, owing nothing). */
+    public function readyToGrab(): bool
+    {
+        return $this->gearman !== null && !$this->sleeping && $this->waitingSince === null;
+    }
+
     /** How long the server has owed an answer, in seconds (0 when it owes none). */
     public function owedFor(float $now): float
     {

@@ -22,6 +22,9 @@ final class Worker
     private const POLL_MS = 200;
     /** The same with several servers, each watched in turn. */
     private const SHARED_POLL_MS = 10;
+    /** A GRAB unanswered this long (a healthy server answers in well under a millisecond) no
+     * longer keeps the process from asking the other servers. */
+    private const GRAB_STALL_MS = 100;
     /** How long a job server may owe an answer before its connection is closed and reopened. */
     public const DEFAULT_READ_TIMEOUT_MS = 5000;
 
@@ -121,16 +124,25 @@ final class Worker
         $this->poll = count($links) > 1 && SocketPoll::available() ? new SocketPoll() : null;
         while (!$this->stopping) {
             $ran = false;
-            foreach ($links as $link) {
+            $deferred = [];
+            foreach ($links as $i => $link) {
                 if ($this->stopping) {
                     break;
                 }
-                $ran = $link->step(hrtime(true) / 1e9) || $ran;
+                $now = hrtime(true) / 1e9;
+                // One process runs one job: it asks one server at a time, or a second server's job
+                // would wait behind the first one's while other processes sit idle. A server that
+                // leaves its GRAB unanswered past GRAB_STALL_MS (frozen) no longer holds the others.
+                if ($link->readyToGrab() && self::grabInFlight($links, $link, $now) > 0.0) {
+                    $deferred[$i] = true;
+                    continue;
+                }
+                $ran = $link->step($now) || $ran;
             }
             if ($ran || $this->stopping) {
                 continue;
             }
-            $this->waitForAny($links, $waitMs);
+            $this->waitForAny(array_values(array_diff_key($links, $deferred)), $links, $deferred === [] ? $waitMs : null);
         }
         foreach ($links as $link) {
             $link->close();
@@ -139,17 +151,45 @@ final class Worker
         return 0;
     }
 
-    /** @param list<ServerLink> $links */
-    private function waitForAny(array $links, int $waitMs): void
+    /**
+     * Seconds until the GRAB another server owes counts as stalled (0: none in flight).
+     *
+     * @param list<ServerLink> $links
+     */
+    private static function grabInFlight(array $links, ServerLink $except, float $now): float
     {
-        $connected = array_values(array_filter($links, static fn (ServerLink $l): bool => $l->connected()));
+        $left = 0.0;
+        foreach ($links as $link) {
+            $owed = $link->owedFor($now);
+            if ($link !== $except && $owed > 0.0 && $owed < self::GRAB_STALL_MS / 1000) {
+                $left = max($left, self::GRAB_STALL_MS / 1000 - $owed);
+            }
+        }
+        return $left;
+    }
+
+    /**
+     * Waits until a server in $watched sends something. $waitMs null: a server is held back until
+     * another's GRAB is answered or stalls, so wait no longer than that.
+     *
+     * @param list<ServerLink> $watched
+     * @param list<ServerLink> $links
+     */
+    private function waitForAny(array $watched, array $links, ?int $waitMs): void
+    {
+        if ($waitMs === null) {
+            $now = hrtime(true) / 1e9;
+            $left = max(array_map(static fn (ServerLink $l): float => self::grabInFlight($links, $l, $now), $links));
+            $waitMs = max(1, (int) ceil($left * 1000));
+        }
+        $connected = array_values(array_filter($watched, static fn (ServerLink $l): bool => $l->connected()));
         if ($connected === []) {
             // Every server is down: sleep until the first one may be retried.
             $next = min(array_map(static fn (ServerLink $l): float => $l->retryAt(), $links));
             $this->sleepUnlessStopping((int) max(1, min(self::POLL_MS, ($next - hrtime(true) / 1e9) * 1000)));
             return;
         }
-        if (count($connected) > 1 && $this->poll?->poll($connected, self::POLL_MS)) {
+        if (count($links) > 1 && $this->poll?->poll($connected, min($waitMs, self::POLL_MS))) {
             return;  // one poll(2) on every server's socket
         }
         // Each server in turn, the one that started owing an answer last first (a healthy server
@@ -159,8 +199,9 @@ final class Worker
             [$owedA, $owedB] = [$a->owedFor($now), $b->owedFor($now)];
             return ($owedA === 0.0) <=> ($owedB === 0.0) ?: $owedA <=> $owedB;
         });
+        $each = count($links) === 1 ? $waitMs : min($waitMs, self::SHARED_POLL_MS);
         foreach ($connected as $link) {
-            if ($link->wait($waitMs) || $this->stopping) {
+            if ($link->wait($each) || $this->stopping) {
                 return;
             }
         }
