@@ -2,6 +2,7 @@
 
 require_relative "codec"
 require_relative "errors"
+require_relative "request_view"
 
 module Bridge
   # What a handler knows about its call and how it talks back before it returns. Passed as the
@@ -21,7 +22,7 @@ module Bridge
     # The Gearman function, job handle and unique id of this job.
     attr_reader :function_name, :handle, :unique
 
-    # +metadata+: a Hash, or the envelope's protobuf map (converted on first use: most handlers
+    # +metadata+: a Hash, or the envelope's metadata entries (converted on first use: most handlers
     # never read it, and the worker path stays one decode + one encode).
     def initialize(job, metadata:, deadline_ms:, encoding:, emit: nil)
       @job = job
@@ -37,7 +38,7 @@ module Bridge
 
     # Caller-supplied metadata (frozen Hash of String => String).
     def metadata
-      @metadata ||= @raw_metadata.to_h.freeze
+      @metadata ||= (@raw_metadata.is_a?(Hash) ? @raw_metadata.dup : RequestView.metadata(@raw_metadata)).freeze
     end
 
     # The deadline as a Time, or nil.

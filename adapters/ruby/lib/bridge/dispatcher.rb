@@ -5,6 +5,7 @@ require_relative "codec"
 require_relative "context"
 require_relative "errors"
 require_relative "frame"
+require_relative "request_view"
 require_relative "service"
 require_relative "gearman/connection"
 
@@ -103,15 +104,13 @@ module Bridge
   class Dispatcher
     LANGUAGE = "ruby"
     DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024
-    ENCODINGS = { ENCODING_UNSPECIFIED: :protobuf, PROTOBUF: :protobuf, MSGPACK: :msgpack }.freeze
+    ENCODINGS = { Bridge::V1::Encoding::ENCODING_UNSPECIFIED => :protobuf, Bridge::V1::Encoding::PROTOBUF => :protobuf,
+                  Bridge::V1::Encoding::MSGPACK => :msgpack }.freeze
     # Exceptions a handler may raise that still leave the process healthy enough to go on.
     HANDLER_FAILURES = [StandardError, ScriptError, SystemStackError].freeze
     TRACE_LINES = 30
-    # The envelope's fields, read through their descriptors: protobuf 3.21's generated accessors
-    # go through method_missing, several times slower, and this runs once per job.
-    REQUEST_FIELDS = Bridge::V1::Request.descriptor.to_h { |field| [field.name.to_sym, field] }.freeze
     VERSION, DEADLINE, METADATA, ENCODING, BODY =
-      REQUEST_FIELDS.values_at(:version, :deadline_ms, :metadata, :encoding, :body)
+      RequestView::VERSION, RequestView::DEADLINE, RequestView::METADATA, RequestView::ENCODING, RequestView::BODY
 
     attr_reader :max_request_bytes
 
@@ -149,7 +148,7 @@ module Bridge
       end
 
       request = begin
-        Codec::Protobuf.decode(Bridge::V1::Request, payload)
+        RequestView.decode(payload)
       rescue DecodeError => e
         return reject(job, :INVALID_ARGUMENT, "malformed request envelope: #{e.message}")
       end

@@ -29,7 +29,7 @@ module Bridge
     # A random non-zero 64-bit attempt id.
     def new_attempt_id
       loop do
-        id = SecureRandom.random_number(1 << 64)
+        id = SecureRandom.random_bytes(8).unpack1("Q>")
         return id unless id.zero?
       end
     end

@@ -91,6 +91,7 @@ module Bridge
       class Walk
         def initialize(bytes, max_depth)
           @s = bytes
+          @pos = 0
           @max_depth = max_depth
         end
 
@@ -101,25 +102,24 @@ module Bridge
 
           out = nil
           copied = from
-          pos = from
-          while pos < to
-            start = pos
-            tag, pos = varint(pos, to)
-            number = tag >> 3
+          @pos = from
+          while @pos < to
+            start = @pos
+            tag = varint(to)
             wire = tag & 7
-            raise DecodeError, "field number 0" if number.zero?
-
-            field = wire == 2 ? plan[number] : nil
+            field = wire == 2 ? plan[tag >> 3] : nil
             if field.nil?
-              pos = skip(wire, number, pos, to, depth)
+              skip(wire, tag >> 3, to, depth)
               next
             end
-            tag_end = pos
-            length, body = varint(pos, to)
+            tag_end = @pos
+            length = varint(to)
+            body = @pos
             raise DecodeError, "a length of #{length} goes past the end of the data" if length > to - body
 
-            pos = body + length
-            replacement = field.is_a?(MapField) ? entry(field, body, pos, depth + 1) : sub(field, body, pos, depth + 1)
+            finish = body + length
+            replacement = field.is_a?(MapField) ? entry(field, body, finish, depth + 1) : sub(field, body, finish, depth + 1)
+            @pos = finish
             next if replacement.nil?
 
             out ||= String.new(capacity: to - from, encoding: Encoding::BINARY)
@@ -127,7 +127,7 @@ module Bridge
             unless replacement.equal?(DROP)
               out << @s.byteslice(start, tag_end - start) << encode_varint(replacement.bytesize) << replacement
             end
-            copied = pos
+            copied = finish
           end
           return nil unless out
 
@@ -143,33 +143,39 @@ module Bridge
         # A map entry in [from, to): DROP when upb would mishandle it, its bytes rewritten when its
         # value (a message) needed it, or nil.
         def entry(field, from, to, depth)
-          pos = from
-          while pos < to
-            tag, pos = varint(pos, to)
+          @pos = from
+          while @pos < to
+            tag = varint(to)
             number = tag >> 3
             wire = tag & 7
-            raise DecodeError, "field number 0" if number.zero?
             return DROP unless (number == 1 && wire == field.key_wire) || (number == 2 && wire == field.value_wire)
 
-            pos = skip(wire, number, pos, to, depth)
+            skip(wire, number, to, depth)
           end
           field.entry && message(field.entry, from, to, depth)
         end
 
-        def varint(pos, to)
-          value = 0
-          shift = 0
-          loop do
-            raise DecodeError, "truncated varint" if pos >= to
+        # The varint at the position (which it passes).
+        def varint(to)
+          raise DecodeError, "truncated varint" if @pos >= to
 
-            byte = @s.getbyte(pos)
-            pos += 1
+          byte = @s.getbyte(@pos)
+          @pos += 1
+          return byte if byte < 0x80
+
+          value = byte & 0x7f
+          shift = 7
+          while shift < 70
+            raise DecodeError, "truncated varint" if @pos >= to
+
+            byte = @s.getbyte(@pos)
+            @pos += 1
             value |= (byte & 0x7f) << shift
-            return [value, pos] if byte < 0x80
+            return value if byte < 0x80
 
             shift += 7
-            raise DecodeError, "varint longer than 10 bytes" if shift >= 70
           end
+          raise DecodeError, "varint longer than 10 bytes"
         end
 
         def encode_varint(value)
@@ -181,34 +187,33 @@ module Bridge
           out << value
         end
 
-        # Skips a field's value of wire type +wire+ (a group to its end); returns the new position.
-        def skip(wire, number, pos, to, depth)
-          case wire
-          when 0 then varint(pos, to)[1]
-          when 1 then fixed(pos, 8, to)
-          when 5 then fixed(pos, 4, to)
-          when 2
-            length, pos = varint(pos, to)
-            raise DecodeError, "a length of #{length} goes past the end of the data" if length > to - pos
+        # Skips a field's value of wire type +wire+ (a group to its end).
+        def skip(wire, number, to, depth)
+          raise DecodeError, "field number 0" if number.zero?
 
-            pos + length
+          case wire
+          when 0 then varint(to)
+          when 1 then fixed(8, to)
+          when 5 then fixed(4, to)
+          when 2
+            length = varint(to)
+            raise DecodeError, "a length of #{length} goes past the end of the data" if length > to - @pos
+
+            @pos += length
           when 3
             raise DecodeError, "groups nested deeper than #{@max_depth} levels" if depth > @max_depth + 1
 
-            loop do
-              tag, pos = varint(pos, to)
-              return pos if tag == ((number << 3) | 4)
-
-              pos = skip(tag & 7, tag >> 3, pos, to, depth + 1)
+            while (tag = varint(to)) != ((number << 3) | 4)
+              skip(tag & 7, tag >> 3, to, depth + 1)
             end
           else raise DecodeError, "invalid wire type #{wire}"
           end
         end
 
-        def fixed(pos, size, to)
-          raise DecodeError, "truncated fixed-size field" if pos + size > to
+        def fixed(size, to)
+          raise DecodeError, "truncated fixed-size field" if @pos + size > to
 
-          pos + size
+          @pos += size
         end
       end
     end
