@@ -125,7 +125,7 @@ class SyncJob:
         return self._job.done()
 
     def cancel(self) -> bool:
-        """Stop waiting for the job (gearmand may still run it)."""
+        """Stop waiting for the job; see ``Job.cancel`` (a queued job is dropped by gearmand)."""
         return self._runner.loop.call_soon_threadsafe(self._job.cancel) is not None
 
     def result(self, timeout: float | None = None) -> bytes:
@@ -233,7 +233,7 @@ class Client:
             if job is not None:
                 # Connected already: no Task, and the job's end wakes the caller directly.
                 waiter.job = job.future
-                waiter.forget = job.forget
+                waiter.forget = job.abandon
                 job.notify = waiter.deliver
                 return
             future = asyncio.ensure_future(self._async.call(
