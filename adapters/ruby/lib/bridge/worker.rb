@@ -103,6 +103,7 @@ module Bridge
         end
       end
       IO.select([@wake_reader], nil, nil, 1.0) until @stopping || threads.none?(&:alive?)
+      @logger.info("stopping: no new jobs; finishing running jobs (#{links.count(&:in_job?)})")
       finish(links, threads)
       @logger.info("stopped")
     ensure
