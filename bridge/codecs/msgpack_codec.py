@@ -16,7 +16,9 @@ import msgpack
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from bridge.codecs import msgpack_reader
 from bridge.codecs.base import BytesLike, DecodeError, MessageT
+from bridge.codecs.msgpack_reader import Extension, UnhashableMap
 from bridge.v1 import envelope_pb2
 
 # Messages nested deeper than this are refused, like protobuf's own default recursion limit, so a
@@ -149,6 +151,9 @@ def _type_name(value: Any) -> str:
         list: "array",
         dict: "map",
         type(None): "nil",
+        Extension: "extension",
+        msgpack.Timestamp: "extension",
+        UnhashableMap: "map with array or map keys",
     }.get(type(value), type(value).__name__)
 
 
@@ -392,6 +397,19 @@ def _new_packer() -> Any:
 _PACKERS = threading.local()
 
 
+def _unpack(data: BytesLike) -> Any:
+    try:
+        # raw=False: msgpack str becomes str and bin stays bytes, so the two never mix up.
+        # Extensions of any type become an Extension, which no field accepts.
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=Extension)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TypeError) or "timestamp" in str(exc):
+            # A map keyed by an array or a map, or a type -1 extension that is no timestamp:
+            # values the C unpacker cannot build, skipped like any other under an unknown key.
+            return msgpack_reader.unpack(data)
+        raise
+
+
 class MsgpackCodec:
     """``bridge.v1.Encoding.MSGPACK``: messages as msgpack maps keyed by field name."""
 
@@ -411,8 +429,7 @@ class MsgpackCodec:
             # the encoding (encoders still write the empty map 0x80).
             return message_type()
         try:
-            # raw=False: msgpack str becomes str and bin stays bytes, so the two never mix up.
-            obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            obj = _unpack(data)
         except Exception as exc:  # msgpack reports bad input with several exception types
             reason = str(exc) or type(exc).__name__
             raise DecodeError(

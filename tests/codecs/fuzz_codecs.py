@@ -22,9 +22,12 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports():
+    import msgpack
     from codec_support import message_class, vectors
 
     from bridge.codecs import DecodeError, MsgpackCodec, ProtobufCodec
+    from bridge.codecs.msgpack_reader import Extension, MsgpackFormatError
+    from bridge.codecs.msgpack_reader import unpack as reader_unpack
     from bridge.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
     from bridge.rpc import envelope
     from bridge.rpc.frame import FrameError, parse_frame
@@ -42,7 +45,7 @@ HEADROOM = 1 << 30
 # fuzzer compares the scan with protobuf's parse on small inputs.
 envelope.SPLIT_MIN_BYTES = 0
 
-DECODERS = ("protobuf", "msgpack", "envelope", "frame", "error")
+DECODERS = ("protobuf", "msgpack", "envelope", "frame", "error", "reader")
 
 
 def _msgpack(cls: Any, data: bytes) -> None:
@@ -83,6 +86,24 @@ def _envelope(data: bytes) -> None:
         raise AssertionError(f"accepted a bad envelope: {request!r}")
 
 
+def _reader(data: bytes) -> None:
+    """The pure-Python msgpack reader against msgpack-python's C unpacker."""
+    try:
+        expected = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=Extension)
+    except Exception as exc:
+        lenient = isinstance(exc, TypeError) or "timestamp" in str(exc)
+        try:
+            reader_unpack(data)
+        except MsgpackFormatError:
+            return
+        if not lenient:
+            raise AssertionError(f"the reader accepted what C refused: {exc}") from None
+        return
+    got = reader_unpack(data)
+    if repr(got) != repr(expected) and "Timestamp" not in repr(expected):
+        raise AssertionError(f"reader {got!r} != C unpacker {expected!r}")
+
+
 def _frame(data: bytes) -> None:
     try:
         frame = parse_frame(data)
@@ -106,6 +127,8 @@ def test_one_input(data: bytes) -> None:
         _envelope(rest)
     elif decoder == "frame":
         _frame(rest)
+    elif decoder == "reader":
+        _reader(rest)
     else:
         envelope.decode_error(rest)  # never raises: anything unreadable is Unknown
 
@@ -117,7 +140,8 @@ def seed_corpus(directory: Path) -> int:
     for case in vectors():
         cls = message_class(case["type"])
         type_index = next((i for i, t in enumerate(TYPES) if t is cls), None)
-        for key, decoder in (("protobuf_hex", "protobuf"), ("msgpack_hex", "msgpack")):
+        for key, decoder in (("protobuf_hex", "protobuf"), ("msgpack_hex", "msgpack"),
+                             ("msgpack_hex", "reader")):
             if key not in case or type_index is None or len(case[key]) > 8000:
                 continue
             selector = type_index * len(DECODERS) + DECODERS.index(decoder)
