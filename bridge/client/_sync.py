@@ -9,15 +9,8 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from bridge.client._async import (
-    AsyncClient,
-    BackgroundJob,
-    DataCallback,
-    Job,
-    JobStatus,
-    Priority,
-    StatusCallback,
-)
+from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Priority
+from bridge.client._link import DataCallback, StatusCallback
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
 

@@ -1,0 +1,535 @@
+"""One job server as the client sees it: its connection, the jobs in flight on it, its health.
+
+``_Link`` matches gearmand's answers to what was asked (JOB_CREATED, OPTION_RES... in send order;
+WORK_* by job handle), fans a shared submission's packets out to every caller sharing it, and
+drops a connection whose requests stay unanswered for the read timeout. ``AsyncClient`` (in
+``_async``) chooses links and submits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bridge.errors import (
+    CallTimeout,
+    JobException,
+    JobFailed,
+    ProtocolError,
+    ServerError,
+    ServerUnavailable,
+)
+from bridge.protocol import HEADER, MAX_UNIQUE_SIZE, Magic, Packet, PacketType
+from bridge.transport import Connection, ServerAddress
+
+if TYPE_CHECKING:
+    from bridge.client._async import AsyncClient
+
+log = logging.getLogger("bridge.client")
+
+DataCallback = Callable[[bytes], object]
+StatusCallback = Callable[[int, int], None]
+
+_T = PacketType
+_JOB_CREATED = _T.JOB_CREATED
+_WORK_COMPLETE = _T.WORK_COMPLETE
+_WORK_DATA = _T.WORK_DATA
+_WORK_WARNING = _T.WORK_WARNING
+_WORK_STATUS = _T.WORK_STATUS
+_WORK_EXCEPTION = _T.WORK_EXCEPTION
+_WORK_FAIL = _T.WORK_FAIL
+_REPLIES = frozenset({_T.JOB_CREATED, _T.OPTION_RES, _T.STATUS_RES, _T.STATUS_RES_UNIQUE,
+                      _T.ECHO_RES})
+_REQ = Magic.REQ.value
+
+
+def _to_unique(unique: str | bytes | None) -> bytes:
+    if unique is None:
+        return b""
+    raw = unique.encode() if isinstance(unique, str) else bytes(unique)
+    if len(raw) > MAX_UNIQUE_SIZE:
+        raise ValueError(
+            f"unique id is {len(raw)} bytes; gearmand keeps at most {MAX_UNIQUE_SIZE}"
+        )
+    if b"\0" in raw:
+        raise ValueError("unique id must not contain NUL bytes")
+    return raw
+
+
+def _to_function(function: str) -> bytes:
+    raw = function.encode()
+    if not raw or b"\0" in raw:
+        raise ValueError(f"bad function name {function!r}: empty or contains NUL")
+    return raw
+
+
+def _int(raw: bytes) -> int:
+    try:
+        return int(raw or b"0")
+    except ValueError:
+        raise ProtocolError(f"expected a decimal number, got {raw[:40]!r}") from None
+
+
+# --- what a connection waits for ---------------------------------------------------------------
+
+
+class _Request:
+    """A request answered by one packet (OPTION_RES, STATUS_RES...) or an ERROR, in send order."""
+
+    __slots__ = ("expect", "future", "sent")
+
+    def __init__(self, expect: PacketType, future: asyncio.Future[Packet], sent: float) -> None:
+        self.expect = expect
+        self.future = future
+        self.sent = sent
+
+    def reply(self, packet: Packet) -> None:
+        if packet.type is not self.expect:
+            raise ProtocolError(f"expected {self.expect.name}, got {packet.type.name}")
+        if not self.future.done():
+            self.future.set_result(packet)
+
+    def error(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class _Job:
+    """One submitted job as its connection tracks it: from SUBMIT to its final packet."""
+
+    __slots__ = (
+        "background",
+        "created",
+        "future",
+        "handle",
+        "key",
+        "leader",
+        "link",
+        "notify",
+        "on_data",
+        "on_status",
+        "on_warning",
+        "sent",
+        "timer",
+        "twins",
+    )
+
+    def __init__(
+        self,
+        link: _Link,
+        future: asyncio.Future[bytes],
+        background: bool,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> None:
+        self.link = link
+        self.future = future
+        self.background = background
+        self.on_data = on_data
+        self.on_status = on_status
+        self.on_warning = on_warning
+        self.handle = b""
+        self.created: asyncio.Future[bytes] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        # Foreground calls of one function with one unique id share ONE submission on a
+        # connection (gearmand would send every WORK_* packet once per submission): the first
+        # is the leader, the others its twins. ``key`` is (function, unique) for a leader.
+        self.twins: list[_Job] | None = None
+        self.leader: _Job | None = None
+        self.key: tuple[bytes, bytes] | None = None
+        # Called at once when the job ends (future callbacks wait a loop iteration): the
+        # blocking Client wakes its waiting thread through it.
+        self.notify: Callable[[asyncio.Future[bytes]], None] | None = None
+        self.sent = 0.0  # loop time the submission went out (read timeout)
+
+    expect = _T.JOB_CREATED
+
+    def reply(self, packet: Packet) -> None:
+        if packet.type is not _JOB_CREATED:
+            raise ProtocolError(f"expected JOB_CREATED, got {packet.type.name}")
+        handle = packet.args[0]
+        self.handle = handle
+        if self.created is not None and not self.created.done():
+            self.created.set_result(handle)
+        if self.background:
+            if not self.future.done():
+                self.future.set_result(handle)
+            return
+        for twin in self.twins or ():
+            twin.handle = handle
+            if twin.created is not None and not twin.created.done():
+                twin.created.set_result(handle)
+        if self.future.done() and self.key is None:
+            return  # the caller gave up before the job was even created
+        link = self.link
+        jobs = link.jobs
+        first = jobs.get(handle)
+        if link.keepalive_timer is None:
+            link.keep_alive()
+        if first is None:
+            jobs[handle] = self
+        else:  # not expected: one submission per (function, unique); join it all the same
+            self.leader = first
+            first.twins = [*(first.twins or ()), self, *(self.twins or ())]
+
+    def error(self, exc: BaseException) -> None:
+        if self.created is not None and not self.created.done():
+            self.created.set_exception(exc)
+            self.created.exception()  # the final future reports it; don't warn twice
+        self.fail(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """The submission failed (ERROR, connection lost): every caller sharing it fails."""
+        self.error(exc)
+        for twin in self.twins or ():
+            twin.error(exc)
+        self.link.unshare(self)
+
+    # the job's end, as seen by the caller
+
+    def complete(self, data: bytes) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_result(data)
+            if self.notify is not None:
+                self.notify(self.future)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(exc)
+            if self.notify is not None:
+                self.notify(self.future)
+
+    def expire(self, timeout: float) -> None:
+        self.timer = None
+        self.abandon()
+        self.fail(CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
+                              f"did not finish within {timeout:g}s"))
+
+    def abandon(self) -> None:
+        """The caller gave up (timeout, cancellation): forget the job, and when nobody else
+        waits for it, have gearmand drop it if it is still queued."""
+        self.forget()
+        head = self.leader or self
+        if (not head.background and head.handle and not head.twins
+                and (head.future.done() or head is self)):
+            self.link.cancel_remote(head.handle)
+
+    def forget(self) -> None:
+        """The caller stopped waiting: it hears nothing more (gearmand may still run the job).
+
+        A job shared by unique id stays known until it ends, so that later callers with the
+        same unique id join it instead of submitting it again.
+        """
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.on_data = self.on_status = self.on_warning = None
+        leader = self.leader
+        if leader is not None:
+            if leader.twins and self in leader.twins:
+                leader.twins.remove(self)
+            return
+        if self.key is not None:
+            return  # stays as the shared submission's entry, silent
+        handle = self.handle
+        if handle and self.link.jobs.get(handle) is self:
+            del self.link.jobs[handle]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed keepalive is reported by the connection's loss
+
+
+def _each(job: _Job) -> list[_Job]:
+    return [job] if job.twins is None else [job, *job.twins]
+
+
+# --- one job server ----------------------------------------------------------------------------
+
+
+class _Link:
+    """The client's view of one job server: a connection (or none yet) and its jobs in flight."""
+
+    def __init__(self, client: AsyncClient, address: ServerAddress) -> None:
+        self.client = client
+        self.address = address
+        self.connection: Connection | None = None
+        self.connecting: asyncio.Future[Connection] | None = None
+        self.pending: deque[_Job | _Request] = deque()
+        self.jobs: dict[bytes, _Job] = {}
+        # Foreground submissions with a unique id, by (function, unique), until they end.
+        self.shared: dict[tuple[bytes, bytes], _Job] = {}
+        self.down_until = 0.0
+        self.backoff = 0.0
+        self.last_error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.keepalive_timer: asyncio.TimerHandle | None = None
+        self.probe: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.connection is not None and self.connection.is_open
+
+    def in_backoff(self, now: float) -> bool:
+        return not self.ready and now < self.down_until
+
+    async def connect(self, timeout: float) -> Connection:
+        if self.connection is not None and self.connection.is_open:
+            return self.connection
+        if self.connecting is None:
+            future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+            self.connecting = future
+            try:
+                connection = await self._open(timeout)
+            except BaseException as exc:
+                self.connecting = None
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+                raise
+            self.connecting = None
+            future.set_result(connection)
+            return connection
+        return await asyncio.shield(self.connecting)
+
+    async def _open(self, timeout: float) -> Connection:
+        client = self.client
+        try:
+            connection = await Connection.open(
+                self.address, self.on_packet, self.on_lost,
+                timeout=timeout, max_body=client.max_body,
+            )
+            self.connection = connection
+            self.loop = asyncio.get_running_loop()
+            # Without this option gearmand turns a worker's WORK_EXCEPTION into a bare WORK_FAIL.
+            reply = self.request(_T.OPTION_REQ, (b"exceptions",), _T.OPTION_RES)
+            async with asyncio.timeout(timeout):
+                await reply
+        except (ServerUnavailable, ServerError, ProtocolError, TimeoutError, OSError) as exc:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+            self._mark_down(exc)
+            if isinstance(exc, ServerUnavailable):
+                raise
+            raise ServerUnavailable(f"{self.address}: handshake failed: {exc}") from exc
+        self.backoff = 0.0
+        self.down_until = 0.0
+        self.last_error = None
+        log.debug("connected to %s", self.address)
+        return connection
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self.last_error = exc
+        self.backoff = min(
+            max(self.backoff * 2, self.client.reconnect_min), self.client.reconnect_max
+        )
+        # Jitter, so that many clients do not come back in lockstep.
+        self.down_until = time.monotonic() + self.backoff * random.uniform(0.8, 1.2)
+
+    def request(
+        self, packet_type: PacketType, args: tuple[bytes, ...], expect: PacketType
+    ) -> asyncio.Future[Packet]:
+        assert self.connection is not None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Packet] = loop.create_future()
+        body = b"\0".join(args)
+        self.connection.write(HEADER.pack(_REQ, packet_type, len(body)) + body)
+        self.pending.append(_Request(expect, future, loop.time()))
+        self.arm()
+        return future
+
+    # --- health: every request answered within read_timeout, a keepalive while jobs run ------
+
+    def arm(self) -> None:
+        """Make sure the read-timeout watchdog runs while anything waits for an answer."""
+        if self.watchdog is None and self.loop is not None:
+            self.watchdog = self.loop.call_later(self.client.read_timeout, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        loop = self.loop
+        if not self.pending or loop is None or not self.ready:
+            return
+        age = loop.time() - self.pending[0].sent
+        limit = self.client.read_timeout
+        if age < limit:
+            self.watchdog = loop.call_later(limit - age, self._check)
+            return
+        # gearmand answers every request at once; silence this long means a frozen server or
+        # a cut link. Drop the connection: its jobs fail (background ones not yet confirmed
+        # are submitted elsewhere), new calls go to the other servers, and this one is only
+        # tried again after its backoff, in the background.
+        reason = ServerUnavailable(
+            f"{self.address}: no answer within the read timeout ({limit:g}s): the server is "
+            f"frozen or unreachable")
+        log.warning("%s", reason)
+        self._mark_down(reason)
+        if self.connection is not None:
+            self.connection.abort(reason)
+
+    def keep_alive(self) -> None:
+        """While foreground jobs wait on this connection, ask for an ECHO now and then, so a
+        server that froze mid-job is noticed by the read timeout."""
+        if self.keepalive_timer is None and self.loop is not None:
+            self.keepalive_timer = self.loop.call_later(self.client.keepalive, self._ping)
+
+    def _ping(self) -> None:
+        self.keepalive_timer = None
+        if not self.jobs or not self.ready:
+            return
+        if not any(type(entry) is _Request for entry in self.pending):
+            probe = self.request(_T.ECHO_REQ, (b"keepalive",), _T.ECHO_RES)
+            probe.add_done_callback(_retrieve)
+        self.keep_alive()
+
+    def cancel_remote(self, handle: bytes) -> None:
+        """Ask gearmand (admin ``cancel job``) to drop a job nobody waits for any more; a job
+        already running is not stopped (gearmand cannot), and any failure is only logged."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        task = self.loop.create_task(self._cancel(handle))
+        self.client._background.add(task)
+        task.add_done_callback(self.client._background.discard)
+
+    async def _cancel(self, handle: bytes) -> None:
+        from bridge.admin import AsyncAdmin  # the admin text protocol, only when cancelling
+
+        try:
+            removed = await AsyncAdmin(str(self.address),
+                                       timeout=self.client.read_timeout).cancel_job(handle)
+        except Exception as exc:
+            log.debug("%s: could not cancel job %r: %s", self.address, handle, exc)
+        else:
+            log.debug("%s: job %r %s", self.address, handle,
+                      "cancelled" if removed else "was not cancelled (running or gone)")
+
+    # --- packets from the server -------------------------------------------------------------
+
+    def on_packet(self, packet: Packet) -> bool:
+        try:
+            return self._dispatch(packet)
+        except ProtocolError as exc:
+            log.warning("%s: %s; closing the connection", self.address, exc)
+            if self.connection is not None:
+                self.connection.abort(exc)
+            return True
+
+    def _dispatch(self, packet: Packet) -> bool:
+        """Handle one packet; False when it woke nobody (a plain call's JOB_CREATED)."""
+        kind = packet.type
+        args = packet.args
+        if kind is _WORK_COMPLETE:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                if job.twins is None:
+                    job.complete(args[1])
+                else:
+                    for each in _each(job):
+                        each.complete(args[1])
+                if job.key is not None:
+                    self.unshare(job)
+        elif kind in _REPLIES:
+            if not self.pending:
+                raise ProtocolError(f"unexpected {kind.name}: nothing was asked")
+            entry = self.pending.popleft()
+            entry.reply(packet)
+            if (kind is _JOB_CREATED and type(entry) is _Job and not entry.background
+                    and entry.created is None):
+                return False
+        elif kind is _WORK_DATA or kind is _WORK_WARNING:
+            job = self.jobs.get(args[0])
+            if job is not None:
+                for each in _each(job):
+                    callback = each.on_data if kind is _WORK_DATA else each.on_warning
+                    if callback is not None:
+                        self._run_callback(each, callback, args[1])
+        elif kind is _WORK_STATUS:
+            job = self.jobs.get(args[0])
+            if job is not None:
+                numerator, denominator = _int(args[1]), _int(args[2])
+                for each in _each(job):
+                    if each.on_status is not None:
+                        self._run_callback(each, each.on_status, numerator, denominator)
+        elif kind is _WORK_EXCEPTION:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                for each in _each(job):
+                    each.fail(JobException(args[1], args[0]))
+                if job.key is not None:
+                    self.unshare(job)
+        elif kind is _WORK_FAIL:
+            job = self.jobs.pop(args[0], None)
+            if job is not None:
+                for each in _each(job):
+                    each.fail(JobFailed(f"job {args[0].decode(errors='replace')} failed", args[0]))
+                if job.key is not None:
+                    self.unshare(job)
+        elif kind is _T.ERROR:
+            error = ServerError(args[0].decode(errors="replace"), args[1].decode(errors="replace"))
+            if not self.pending:
+                log.warning("%s: unsolicited %s", self.address, error)
+                return False
+            entry = self.pending.popleft()
+            if type(entry) is _Job:
+                entry.fail_all(error)
+            else:
+                entry.error(error)
+        elif kind is _T.NOOP:
+            return False
+        else:
+            raise ProtocolError(f"a client does not expect {kind.name}")
+        return True
+
+    def _run_callback(self, job: _Job, callback: Callable[..., object], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:  # a broken callback fails its own call, not the connection
+            job.forget()
+            job.fail(exc)
+
+    def on_lost(self, reason: BaseException) -> None:
+        self.connection = None
+        for timer in (self.watchdog, self.keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+        self.watchdog = self.keepalive_timer = None
+        pending, self.pending = self.pending, deque()
+        jobs, self.jobs = self.jobs, {}
+        self.shared.clear()
+        if not pending and not jobs:
+            log.debug("%s: connection closed (%s)", self.address, reason)
+            return
+        log.warning("%s: connection lost with jobs in flight: %s", self.address, reason)
+        for entry in pending:
+            lost = ServerUnavailable(f"{self.address}: connection lost: {reason}")
+            if type(entry) is _Job:
+                entry.fail_all(lost)
+            else:
+                entry.error(lost)
+        for job in jobs.values():
+            for each in _each(job):
+                each.fail(ServerUnavailable(
+                    f"{self.address}: connection lost while job "
+                    f"{job.handle.decode(errors='replace')} was running: {reason}"
+                ))
+
+    def unshare(self, job: _Job) -> None:
+        if job.key is not None and self.shared.get(job.key) is job:
+            del self.shared[job.key]
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close(ServerUnavailable(f"{self.address}: client closed"))
+            self.connection = None
