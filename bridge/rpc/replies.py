@@ -39,7 +39,7 @@ class ReplyReader:
 
     __slots__ = (
         "attempt", "delivered", "encoding", "function", "idempotent", "on_progress",
-        "on_warning", "progress", "reply_name", "run_items", "streaming", "tag",
+        "on_warning", "progress", "reply_name", "restarted", "run_items", "streaming", "tag",
     )
 
     def __init__(
@@ -65,6 +65,7 @@ class ReplyReader:
         self.delivered = 0  # stream items handed to the caller
         self.run_items = 0  # stream items the current run has sent (delivered or dropped)
         self.progress: tuple[int, int] | None = None  # the last progress report delivered
+        self.restarted = False  # a second run's frames have been seen
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -110,6 +111,7 @@ class ReplyReader:
             )
         self.attempt = attempt
         self.run_items = 0
+        self.restarted = True
 
     # --- packets, on the event loop ------------------------------------------------------------
 
@@ -139,12 +141,13 @@ class ReplyReader:
         return body
 
     def status(self, numerator: int, denominator: int) -> None:
-        """A WORK_STATUS: passed on unless it would run backwards after a restart."""
+        """A WORK_STATUS: after a restart, passed on only once it goes beyond the last report
+        delivered, so progress never runs backwards or repeats itself."""
         if self.on_progress is None:
             return
         last = self.progress
-        if (last is not None and denominator and last[1]
-                and numerator * last[1] < last[0] * denominator):
+        if (self.restarted and last is not None and denominator and last[1]
+                and numerator * last[1] <= last[0] * denominator):
             return  # a re-run catching up with progress already reported
         self.progress = (numerator, denominator)
         self.on_progress(numerator, denominator)
