@@ -338,8 +338,8 @@ def _translate(method: MethodSpec[Any, Any], exc: BaseException) -> BaseExceptio
     if isinstance(exc, JobFailed):
         return WorkerFailed(
             f"{method.function}: the job failed without an explanation: its worker gave up on "
-            f"it (WORK_FAIL), or gearmand dropped it after its retry limit (-j) because its "
-            f"worker disconnected before answering, every time",
+            f"it, or gearmand dropped it after its retry limit (-j) because its worker "
+            f"disconnected before answering, every time",
             type="WORK_FAIL",
         )
     if isinstance(exc, CallTimeout):
