@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from bridge import admin
+from bridge.codecs import codec_for
 from bridge.rpc.client import Encoding
-from bridge.rpc.frame import FrameKind, parse_frame
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, parse_frame, type_tag
 from bridge.testing import GearmandError, GearmandServer
 from interop_tests.langs.base import REPO_ROOT, Language, generate_interop
 
@@ -301,6 +302,67 @@ def crash_once(server: GearmandServer, function: str, mode: str) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+# --- replies no bridge worker should send ------------------------------------------------------
+
+
+#: what a rogue worker answers to a job's payload: (WORK_DATA payloads, WORK_COMPLETE payload)
+RogueAnswer = Callable[[bytes], tuple[list[bytes], bytes]]
+
+
+def rogue_answers(pb: Any, encoding: Encoding) -> dict[str, RogueAnswer]:
+    """What a worker that is not a bridge worker (or a stale, wrong one) may answer: each maps the
+    job's payload to (WORK_DATA payloads, WORK_COMPLETE payload), for Echo (unary, Composite) and
+    Stream (StreamItem items)."""
+    other = Encoding.MSGPACK if encoding == Encoding.PROTOBUF else Encoding.PROTOBUF
+    own, alien = codec_for(encoding), codec_for(other)
+    composite, item, sleep_tag = (type_tag(f"bridge.interop.v1.{name}")
+                                  for name in ("Composite", "StreamItem", "SleepReply"))
+    a = new_attempt_id()
+    msg = pb.Composite(text="rogue")
+    sleep_reply = pb.SleepReply(slept_millis=5, language="rogue")
+    raw = {
+        "the request echoed": lambda job: job,
+        f"a bare {other.name} map": lambda job: alien.encode(msg),
+        "an empty payload": lambda job: b"",
+        "a bare SleepReply protobuf": lambda job: sleep_reply.SerializeToString(),
+    }
+
+    def unary(bad: Callable[[bytes], bytes]) -> RogueAnswer:
+        return lambda job: ([], bad(job))
+
+    def stream_item(bad: Callable[[bytes], bytes]) -> RogueAnswer:
+        return lambda job: ([bad(job)], encode_frame(FrameKind.END, int(encoding), item, a, 1))
+
+    answers = {f"Echo: {k}": unary(v) for k, v in raw.items()}
+    answers |= {f"Stream item: {k}": stream_item(v) for k, v in raw.items()}
+    answers |= {f"Stream end: {k}": unary(v) for k, v in raw.items()}
+    framed = {  # well-formed frames that lie
+        f"frame in {other.name}": (other, composite, item, alien.encode(msg)),
+        "frame of SleepReply": (encoding, sleep_tag, sleep_tag, own.encode(sleep_reply)),
+        "frame with encoding 0": (0, composite, item, own.encode(msg)),
+    }
+    for name, (enc, unary_tag, item_tag, body) in framed.items():
+        answers[f"Echo: {name}"] = unary(lambda job, e=enc, t=unary_tag, b=body: encode_frame(
+            FrameKind.REPLY, int(e), t, a, 0, b))
+        answers[f"Stream item: {name}"] = stream_item(lambda job, e=enc, t=item_tag, b=body: (
+            encode_frame(FrameKind.ITEM, int(e), t, a, 0, b)))
+    good_item = encode_frame(FrameKind.ITEM, int(encoding), item, a, 0,
+                             own.encode(pb.StreamItem()))
+    answers |= {
+        "Echo: a stream item frame": unary(lambda job: good_item),
+        "Echo: a frame header cut short": unary(lambda job: encode_frame(
+            FrameKind.REPLY, int(encoding), composite, a, 0)[:22]),
+        "Stream item: a unary reply frame": stream_item(lambda job: encode_frame(
+            FrameKind.REPLY, int(encoding), item, a, 0, own.encode(pb.StreamItem()))),
+        "Stream end: a count of 3 after 1 item": lambda job: (
+            [good_item], encode_frame(FrameKind.END, int(encoding), item, a, 3)),
+        "Stream end: another attempt's end": lambda job: (
+            [good_item],
+            encode_frame(FrameKind.END, int(encoding), item, new_attempt_id(), 1)),
+    }
+    return answers
 
 
 @dataclass(frozen=True)

@@ -32,20 +32,20 @@ import pytest
 
 from bridge import errors
 from bridge.client import AsyncClient
-from bridge.codecs import codec_for
 from bridge.rpc.client import Encoding
 from bridge.rpc.envelope import decode_error, encode_request
-from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.testing import GearmandServer
 from bridge.worker import JobContext, Worker
 from interop_tests.conftest import (
     Built,
+    RogueAnswer,
     Stubs,
     WorkerPool,
     admin_command,
     crash_once,
     jobs_of,
     raw_worker,
+    rogue_answers,
     wait_idle,
 )
 from interop_tests.test_interop import VECTORS
@@ -106,6 +106,10 @@ async def _progress(client: Any, unique: str) -> tuple[list[tuple[int, int]], li
     return progress, warnings, reply.steps_done
 
 
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
 def _stream_blocking(client: Any, unique: str) -> list[int]:
     return [item.index for item in client.stream(count=3, unique=unique, timeout=T)]
 
@@ -161,8 +165,10 @@ async def test_coalesced_callers_each_get_every_packet_once(serial: WorkerPool,
                 call = _stream if kind == "stream" else _progress
                 # n callers on one client, a background submission second among them
                 unique = f"{kind}-one-client-{n}"
-                group = [(f"{kind}, {n} callers on one client", call(clients[0], unique), expected)
-                         for _ in range(n)]
+                group: list[tuple[str, Awaitable[Any], Any]] = [
+                    (f"{kind}, {n} callers on one client", call(clients[0], unique), expected)
+                    for _ in range(n)
+                ]
                 group.insert(1, (f"{kind} background on one client",
                                  background(background_call(clients[0], kind, unique)), None))
                 # one caller on each of n clients, a background submission before the last
@@ -352,66 +358,12 @@ async def test_progress_never_runs_backwards_across_a_restart(
 # --- 4. rogue replies -----------------------------------------------------------------------------
 
 
-def _rogue_answers(pb: Any, encoding: Encoding) -> dict[str, Callable[[bytes], tuple[list[bytes],
-                                                                                        bytes]]]:
-    """What a worker that is not a bridge worker (or a stale, wrong one) may answer: each maps the
-    job's payload to (WORK_DATA payloads, WORK_COMPLETE payload), for Echo (unary, Composite) and
-    Stream (StreamItem items)."""
-    other = Encoding.MSGPACK if encoding == Encoding.PROTOBUF else Encoding.PROTOBUF
-    own, alien = codec_for(encoding), codec_for(other)
-    composite, item, sleep_tag = (type_tag(f"bridge.interop.v1.{name}")
-                                  for name in ("Composite", "StreamItem", "SleepReply"))
-    a = new_attempt_id()
-    msg = pb.Composite(text="rogue")
-    sleep_reply = pb.SleepReply(slept_millis=5, language="rogue")
-    raw = {
-        "the request echoed": lambda job: job,
-        f"a bare {other.name} map": lambda job: alien.encode(msg),
-        "an empty payload": lambda job: b"",
-        "a bare SleepReply protobuf": lambda job: sleep_reply.SerializeToString(),
-    }
-
-    def unary(bad: Callable[[bytes], bytes]) -> Callable[[bytes], tuple[list[bytes], bytes]]:
-        return lambda job: ([], bad(job))
-
-    def stream_item(bad: Callable[[bytes], bytes]) -> Callable[[bytes], tuple[list[bytes],
-                                                                                bytes]]:
-        return lambda job: ([bad(job)], encode_frame(FrameKind.END, int(encoding), item, a, 1))
-
-    answers = {f"Echo: {k}": unary(v) for k, v in raw.items()}
-    answers |= {f"Stream item: {k}": stream_item(v) for k, v in raw.items()}
-    answers |= {f"Stream end: {k}": unary(v) for k, v in raw.items()}
-    framed = {  # well-formed frames that lie
-        f"frame in {other.name}": (other, composite, item, alien.encode(msg)),
-        "frame of SleepReply": (encoding, sleep_tag, sleep_tag, own.encode(sleep_reply)),
-        "frame with encoding 0": (0, composite, item, own.encode(msg)),
-    }
-    for name, (enc, unary_tag, item_tag, body) in framed.items():
-        answers[f"Echo: {name}"] = unary(lambda job, e=enc, t=unary_tag, b=body: encode_frame(
-            FrameKind.REPLY, int(e), t, a, 0, b))
-        answers[f"Stream item: {name}"] = stream_item(lambda job, e=enc, t=item_tag, b=body: (
-            encode_frame(FrameKind.ITEM, int(e), t, a, 0, b)))
-    good_item = encode_frame(FrameKind.ITEM, int(encoding), item, a, 0, own.encode(pb.StreamItem()))
-    answers |= {
-        "Echo: a stream item frame": unary(lambda job: good_item),
-        "Echo: a frame header cut short": unary(lambda job: encode_frame(
-            FrameKind.REPLY, int(encoding), composite, a, 0)[:22]),
-        "Stream item: a unary reply frame": stream_item(lambda job: encode_frame(
-            FrameKind.REPLY, int(encoding), item, a, 0, own.encode(pb.StreamItem()))),
-        "Stream end: a count of 3 after 1 item": lambda job: (
-            [good_item], encode_frame(FrameKind.END, int(encoding), item, a, 3)),
-        "Stream end: another attempt's end": lambda job: (
-            [good_item], encode_frame(FrameKind.END, int(encoding), item, new_attempt_id(), 1)),
-    }
-    return answers
-
-
 async def test_rogue_replies_are_internal(gearmand: GearmandServer, stubs: Stubs,
                                           encoding: Encoding) -> None:
     """A reply that is not this call's frame (wrong encoding, type, kind, no frame at all) is
     ``Internal`` naming the function, for unary and streaming calls: never a default message."""
-    answers = _rogue_answers(stubs.pb, encoding)
-    current: list[Callable[[bytes], tuple[list[bytes], bytes]]] = []
+    answers = rogue_answers(stubs.pb, encoding)
+    current: list[RogueAnswer] = []
 
     async def rogue(job: JobContext) -> bytes:
         data, complete = current[0](job.payload)
@@ -427,26 +379,36 @@ async def test_rogue_replies_are_internal(gearmand: GearmandServer, stubs: Stubs
     try:
         await worker.wait_connected()
         async with stubs.bridge.InteropAsyncClient(gearmand.address, encoding=encoding) as client:
-            for name, answer in answers.items():
-                current[:] = [answer]
-                function = ECHO if name.startswith("Echo") else STREAM
-                try:
-                    if function == ECHO:
-                        got: Any = await client.echo(text="hi", timeout=T)
-                    else:
-                        got = [x async for x in client.stream(count=1, timeout=T)]
-                except errors.Internal as exc:
-                    if function not in exc.message:
-                        wrong.append(f"{name}: Internal without the function name: {exc}")
-                    continue
-                except Exception as exc:  # any other outcome is the finding
-                    # Section 3 rules 3 and 4 both fit an end frame of a new attempt after an
-                    # item: a restart (JobRestarted) or a count that does not match (Internal).
-                    if (isinstance(exc, errors.JobRestarted)
-                            and name == "Stream end: another attempt's end"):
+            with stubs.bridge.InteropClient(gearmand.address, encoding=encoding) as blocking:
+                calls: dict[str, Callable[[], Awaitable[Any]]] = {
+                    f"asyncio {ECHO}": lambda: client.echo(text="hi", timeout=T),
+                    f"asyncio {STREAM}": lambda: _collect(client.stream(count=1, timeout=T)),
+                    f"blocking {ECHO}": lambda: asyncio.to_thread(
+                        blocking.echo, text="hi", timeout=T),
+                    f"blocking {STREAM}": lambda: asyncio.to_thread(
+                        lambda: list(blocking.stream(count=1, timeout=T))),
+                }
+                for (name, answer), (path, call) in itertools.product(answers.items(),
+                                                                      calls.items()):
+                    function = ECHO if name.startswith("Echo") else STREAM
+                    if not path.endswith(function):
                         continue
-                    got = exc
-                wrong.append(f"{name}: got {got!r}, not Internal")
+                    current[:] = [answer]
+                    try:
+                        got: Any = await call()
+                    except errors.Internal as exc:
+                        if function not in exc.message:
+                            wrong.append(f"{path}, {name}: Internal without the function name: "
+                                         f"{exc}")
+                        continue
+                    except Exception as exc:  # any other outcome is the finding
+                        # Section 3 rules 3 and 4 both fit an end frame of a new attempt after
+                        # an item: a restart (JobRestarted) or a count that does not match.
+                        if (isinstance(exc, errors.JobRestarted)
+                                and name == "Stream end: another attempt's end"):
+                            continue
+                        got = exc
+                    wrong.append(f"{path}, {name}: got {got!r}, not Internal")
     finally:
         await worker.stop(graceful=False)
         await serving
