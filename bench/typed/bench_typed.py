@@ -122,7 +122,7 @@ async def compare_async(label: str, raw: Callable[[], Awaitable[Any]],
 def typed_layer_cpu_us(spec: Any, message: Any, encoding: Encoding) -> float:
     """In-process cost of the typed layer alone: prepare (encode + envelope) + decode the reply."""
     from bridge.codecs import codec_for
-    from bridge.rpc.client import _RpcBase
+    from bridge.rpc.calls import _RpcBase
 
     rpc = _RpcBase(encoding)
     body = codec_for(encoding).encode(message)

@@ -49,7 +49,7 @@ from bridge.errors import (
     WorkerFailed,
     error_for_code,
 )
-from bridge.rpc.client import MethodSpec
+from bridge.rpc.calls import MethodSpec
 from bridge.rpc.envelope import (
     DEFAULT_MAX_REQUEST_BYTES,
     LANGUAGE,

@@ -1,0 +1,184 @@
+"""Typed calls over ``bridge.client.AsyncClient``: ``AsyncRpc``, the base of generated
+``XxxAsyncClient`` classes, and background call handles."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from bridge.admin import diagnose_async
+from bridge.client import AsyncClient, BackgroundJob, Client, JobStatus
+from bridge.errors import CallTimeout, DeadlineExceeded, ServerError, ServerUnavailable
+from bridge.rpc.calls import (
+    _TRANSPORT_ERRORS,
+    MethodSpec,
+    ReplyT,
+    RequestT,
+    _Prepared,
+    _RpcBase,
+    _translate,
+)
+from bridge.schema.model import Encoding
+
+
+class AsyncBackgroundCall:
+    """A background job submitted by a generated ``<method>_background`` coroutine."""
+
+    def __init__(self, method: MethodSpec[Any, Any], job: BackgroundJob) -> None:
+        self.method = method
+        self._job = job
+
+    @property
+    def handle(self) -> bytes:
+        return self._job.handle
+
+    @property
+    def function(self) -> str:
+        return self.method.function
+
+    async def status(self, *, timeout: float | None = None) -> JobStatus:
+        try:
+            return await self._job.status(timeout=timeout)
+        except (CallTimeout, ServerUnavailable) as exc:
+            raise _translate(self.method, exc) from exc
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                "no job status within the timeout", type="client_timeout", language="python"
+            ) from exc
+
+    async def cancel(self, *, timeout: float | None = None) -> bool:
+        """Remove the job from gearmand's queue; see ``BackgroundCall.cancel``."""
+        try:
+            return await self._job.cancel(timeout=timeout)
+        except (ServerUnavailable, ServerError) as exc:
+            raise _translate(self.method, exc) from exc
+
+    def __repr__(self) -> str:
+        return f"<AsyncBackgroundCall {self.method.function} {self.handle!r}>"
+
+
+class AsyncRpc(_RpcBase):
+    """Typed calls over a :class:`bridge.client.AsyncClient`."""
+
+    def __init__(
+        self,
+        target: str | Sequence[str] | AsyncClient,
+        *,
+        encoding: Encoding | None = None,
+        **client_options: Any,
+    ) -> None:
+        super().__init__(encoding)
+        if isinstance(target, Client):
+            raise TypeError("an asyncio client needs a bridge.client.AsyncClient, not Client")
+        if isinstance(target, AsyncClient):
+            if client_options:
+                raise TypeError("client options only apply when the client is created here")
+            self.client = target
+            self._owned = False
+        else:
+            self.client = AsyncClient(target, **client_options)
+            self._owned = True
+
+    def _servers(self) -> list[str]:
+        return [str(address) for address in self.client.addresses]
+
+    async def call(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> ReplyT:
+        p = self.prepare(method, args, kwargs)
+        reader = method.reader(p)
+        talks = p.on_status is not None or p.on_warning is not None
+        try:
+            data = await self.client.call(
+                method.function, p.payload, unique=p.unique, priority=p.priority,
+                timeout=p.timeout, on_data=reader.item if talks else None,
+                on_status=reader.status if talks else None,
+                on_warning=reader.warning if talks else None,
+            )
+        except _TRANSPORT_ERRORS as exc:
+            if isinstance(exc, CallTimeout):
+                exc.diagnosis = await diagnose_async(self._servers(), method.function)
+            raise _translate(method, exc) from None
+        return self.decode_reply(method, p.codec, reader.reply(data))
+
+    def stream(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> AsyncIterator[ReplyT]:
+        p = self.prepare(method, args, kwargs)
+        return self._stream(method, p)
+
+    async def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> AsyncIterator[ReplyT]:
+        reader = method.reader(p)
+        chunks = self.client.stream(
+            method.function, p.payload, unique=p.unique, priority=p.priority,
+            timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
+            on_item=reader.item, on_end=reader.end,
+        )
+        try:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except _TRANSPORT_ERRORS as exc:
+                    if isinstance(exc, CallTimeout):
+                        exc.diagnosis = await diagnose_async(self._servers(), method.function)
+                    raise _translate(method, exc) from None
+                yield self.decode_reply(method, p.codec, chunk)
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    async def background(
+        self,
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> AsyncBackgroundCall:
+        p = self.prepare(method, args, kwargs, background=True)
+        try:
+            job = await self.client.submit_background(
+                method.function, p.payload, unique=p.unique, priority=p.priority
+            )
+        except (CallTimeout, ServerUnavailable, ServerError) as exc:
+            raise _translate(method, exc) from None
+        return AsyncBackgroundCall(method, job)
+
+    async def close(self) -> None:
+        if self._owned:
+            await self.client.close()
+
+
+class AsyncServiceClient:
+    """Base of generated asyncio clients; like :class:`ServiceClient`, with ``await close()`` and
+    ``async with``. Pass an existing :class:`bridge.client.AsyncClient` to share connections."""
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] | AsyncClient = "127.0.0.1:4730",
+        *,
+        encoding: Encoding | None = None,
+        **client_options: Any,
+    ) -> None:
+        self._rpc = AsyncRpc(servers, encoding=encoding, **client_options)
+
+    @property
+    def client(self) -> AsyncClient:
+        return self._rpc.client
+
+    async def close(self) -> None:
+        await self._rpc.close()
+
+    async def __aenter__(self: _ASC) -> _ASC:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+_ASC = TypeVar("_ASC", bound=AsyncServiceClient)

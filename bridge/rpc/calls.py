@@ -1,0 +1,352 @@
+"""The typed-call runtime behind generated clients: what every call does, sync or asyncio.
+
+Generated ``XxxClient`` / ``XxxAsyncClient`` classes are thin: each rpc method hands a
+:class:`MethodSpec` (function name, message types, schema defaults), the request (a message or
+keyword arguments) and the per-call options to :class:`SyncRpc` / :class:`AsyncRpc`, which
+
+1. builds the request message and encodes it (protobuf or msgpack),
+2. wraps it in the ``bridge.v1.Request`` envelope (deadline, metadata, encoding),
+3. calls the Gearman function through ``bridge.client``, and
+4. decodes the reply, or turns the failure into a ``bridge.errors.RpcError`` subclass:
+   WORK_EXCEPTION -> the class named after the remote code, WORK_FAIL -> ``WorkerFailed``,
+   the client's own timeout -> ``DeadlineExceeded(type="client_timeout", language="python")``,
+   no job server -> ``Unavailable``, an undecodable reply -> ``Internal``.
+
+``timeout`` (seconds) defaults to the schema's ``default_timeout_ms``, or ``DEFAULT_TIMEOUT``
+(60 s) when the schema has none; ``timeout=None`` (or ``math.inf``) waits forever, on purpose.
+Every reply is checked against the call's encoding and reply type (``bridge.rpc.replies``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar
+
+from google.protobuf.message import Message
+
+from bridge.client import (
+    Priority,
+)
+from bridge.codecs import Codec, DecodeError, codec_for
+from bridge.errors import (
+    CallTimeout,
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    JobException,
+    JobFailed,
+    ResourceExhausted,
+    RpcError,
+    ServerError,
+    ServerUnavailable,
+    Unavailable,
+    WorkerFailed,
+)
+from bridge.rpc.envelope import decode_error, encode_request
+from bridge.rpc.replies import ReplyReader
+from bridge.schema.model import Encoding
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+    "BackgroundOptions",
+    "CallOptions",
+    "MethodSpec",
+    "ProgressCallback",
+    "WarningCallback",
+    "wire_unique",
+]
+
+RequestT = TypeVar("RequestT", bound=Message)
+ReplyT = TypeVar("ReplyT", bound=Message)
+
+#: ``on_progress(numerator, denominator)``: a WORK_STATUS from the worker.
+ProgressCallback = Callable[[int, int], None]
+#: ``on_warning(text)``: a WORK_WARNING from the worker, decoded as UTF-8.
+WarningCallback = Callable[[str], None]
+
+
+#: Seconds a typed call waits when neither the caller nor the schema gives a timeout.
+DEFAULT_TIMEOUT = 60.0
+#: The largest finite timeout accepted (seconds): a year. ``None`` waits forever.
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
+class CallOptions(TypedDict, total=False):
+    """Per-call options of every generated rpc method."""
+
+    #: seconds; default: the schema's default timeout, else ``DEFAULT_TIMEOUT`` (60 s);
+    #: ``None`` or ``math.inf``: no timeout, on purpose
+    timeout: float | None
+    #: Gearman priority; default: the schema's default priority (NORMAL unless set)
+    priority: Priority
+    #: Gearman unique id (<= 63 bytes); calls with the same unique id share one job
+    unique: str | bytes
+    #: string pairs the worker's handler can read
+    metadata: Mapping[str, str]
+    on_progress: ProgressCallback
+    on_warning: WarningCallback
+    #: this call's encoding, overriding the client's and the schema's
+    encoding: Encoding
+
+
+class BackgroundOptions(TypedDict, total=False):
+    """Per-call options of the generated ``<method>_background`` methods."""
+
+    #: seconds until the job is stale: a worker that picks it up later skips it (DEADLINE_EXCEEDED)
+    timeout: float | None
+    priority: Priority
+    unique: str | bytes
+    metadata: Mapping[str, str]
+    encoding: Encoding
+
+
+_CALL_OPTIONS = frozenset(CallOptions.__annotations__)
+_BACKGROUND_OPTIONS = frozenset(BackgroundOptions.__annotations__)
+
+
+@dataclass(frozen=True, eq=False)
+class MethodSpec(Generic[RequestT, ReplyT]):
+    """One rpc as generated code describes it to the runtime."""
+
+    service: str  # full service name, for messages
+    name: str  # rpc name as written in the .proto
+    function: str  # Gearman function name
+    request_type: type[RequestT]
+    reply_type: type[ReplyT]
+    encoding: Encoding = Encoding.PROTOBUF
+    default_timeout_ms: int = 0
+    default_priority: Priority = Priority.NORMAL
+    server_streaming: bool = False
+    background_only: bool = False
+    idempotent: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.service}.{self.name}"
+
+    @property
+    def reply_name(self) -> str:
+        """The reply message type's full name, as reply frames tag it."""
+        return str(self.reply_type.DESCRIPTOR.full_name)
+
+    def reader(self, p: _Prepared) -> ReplyReader:
+        """A fresh reader of this call's reply frames."""
+        return ReplyReader(
+            self.function, self.reply_name, p.codec.encoding,
+            streaming=self.server_streaming, idempotent=self.idempotent,
+            on_progress=p.on_status, on_warning=p.on_warning,
+        )
+
+
+class _Prepared:
+    """One call, ready to submit. A plain slotted class: built on every call, so kept cheap."""
+
+    __slots__ = ("codec", "on_status", "on_warning", "payload", "priority", "timeout", "unique")
+
+    def __init__(
+        self,
+        payload: bytes,
+        codec: Codec,
+        timeout: float | None,
+        priority: Priority,
+        unique: str | bytes | None = None,
+        on_status: Callable[[int, int], None] | None = None,
+        on_warning: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.payload = payload
+        self.codec = codec
+        self.timeout = timeout
+        self.priority = priority
+        self.unique = unique
+        self.on_status = on_status
+        self.on_warning = on_warning
+
+
+def _build_request(
+    method: MethodSpec[RequestT, Any], args: tuple[RequestT | None, ...], fields: dict[str, Any]
+) -> RequestT:
+    if len(args) > 1:
+        raise TypeError(f"{method.name}() takes one request message, got {len(args)} arguments")
+    request = args[0] if args else None
+    if request is not None:
+        if fields:
+            raise TypeError(
+                f"{method.name}() takes a request message or keyword fields, not both "
+                f"(got {', '.join(sorted(fields))})"
+            )
+        if not isinstance(request, method.request_type):
+            raise TypeError(
+                f"{method.name}() expects {method.request_type.DESCRIPTOR.full_name}, "
+                f"got {type(request).__name__}"
+            )
+        return request
+    try:
+        return method.request_type(**{k: v for k, v in fields.items() if v is not None})
+    except (ValueError, TypeError) as exc:
+        # protobuf says ValueError for an unknown field name; a wrong argument is a TypeError
+        raise TypeError(f"{method.name}(): {exc}") from None
+
+
+def _split(
+    kwargs: Mapping[str, Any], allowed: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    options = {k: v for k, v in kwargs.items() if k in allowed}
+    fields = {k: v for k, v in kwargs.items() if k not in allowed}
+    return options, fields
+
+
+def _timeout(value: object) -> float | None:
+    """A caller's ``timeout`` checked: seconds > 0 and at most ``MAX_TIMEOUT``; None or
+    ``math.inf`` for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"timeout must be a number of seconds > 0 (or None for no timeout), "
+                         f"got {value!r}")
+    if math.isinf(value):
+        return None
+    if value > MAX_TIMEOUT:
+        raise ValueError(f"timeout={value!r} s is too large: at most {MAX_TIMEOUT:.0f} s "
+                         f"(a year); pass None to wait forever")
+    return float(value)
+
+
+def wire_unique(unique: str | bytes | None, encoding: int) -> bytes | None:
+    """The unique id sent to gearmand: the caller's, with ``#msgpack`` appended for a msgpack
+    call, so that only calls that can read the same reply share a job (wire contract, sec. 7)."""
+    if unique is None:
+        return None
+    raw = unique.encode() if isinstance(unique, str) else bytes(unique)
+    if encoding == _MSGPACK:
+        return raw + _MSGPACK_SUFFIX
+    if raw.endswith(_MSGPACK_SUFFIX):
+        raise ValueError(f"a protobuf call's unique id must not end in {_MSGPACK_SUFFIX.decode()}")
+    return raw
+
+
+_MSGPACK = int(Encoding.MSGPACK)
+_MSGPACK_SUFFIX = b"#msgpack"
+
+
+def _deadline_ms(timeout: float) -> int:
+    """The absolute deadline (Unix ms) of a call starting now with ``timeout`` seconds."""
+    return time.time_ns() // 1_000_000 + math.ceil(timeout * 1000)
+
+
+def _warning_callback(on_warning: WarningCallback | None) -> Callable[[bytes], None] | None:
+    if on_warning is None:
+        return None
+
+    def relay(data: bytes) -> None:
+        on_warning(data.decode("utf-8", "replace"))
+
+    return relay
+
+
+class _RpcBase:
+    def __init__(self, encoding: Encoding | None) -> None:
+        self.encoding = encoding
+
+    def prepare(
+        self,
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        background: bool = False,
+    ) -> _Prepared:
+        if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
+            # The common case, a request message and no options: skip the argument sorting.
+            message = args[0]
+            codec = codec_for(self.encoding or method.encoding)
+            timeout = _default_timeout(method, background)
+            deadline_ms = _deadline_ms(timeout) if timeout is not None else 0
+            payload = encode_request(
+                codec.encode(message), encoding=codec.encoding, deadline_ms=deadline_ms
+            )
+            return _Prepared(payload, codec, timeout, method.default_priority)
+        options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
+        message = _build_request(method, args, fields)
+        codec = codec_for(options.get("encoding") or self.encoding or method.encoding)
+        if "timeout" in options:
+            timeout = _timeout(options["timeout"])
+        else:
+            timeout = _default_timeout(method, background)
+        payload = encode_request(
+            codec.encode(message),
+            encoding=codec.encoding,
+            deadline_ms=_deadline_ms(timeout) if timeout is not None else 0,
+            metadata=options.get("metadata"),
+        )
+        return _Prepared(
+            payload,
+            codec,
+            timeout,
+            options.get("priority") or method.default_priority,
+            wire_unique(options.get("unique"), codec.encoding),
+            options.get("on_progress"),
+            _warning_callback(options.get("on_warning")),
+        )
+
+    @staticmethod
+    def decode_reply(
+        method: MethodSpec[Any, ReplyT], codec: Codec, data: bytes | memoryview
+    ) -> ReplyT:
+        try:
+            return codec.decode(method.reply_type, data)
+        except DecodeError as exc:
+            raise Internal(
+                f"{method.function}: the reply is not a valid "
+                f"{method.reply_type.DESCRIPTOR.full_name}: {exc}",
+                type="DecodeError",
+                language="python",
+            ) from exc
+
+
+def _default_timeout(method: MethodSpec[Any, Any], background: bool) -> float | None:
+    if method.default_timeout_ms:
+        return method.default_timeout_ms / 1000.0
+    return None if background else DEFAULT_TIMEOUT
+
+
+def _translate(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
+    """The typed error a generated client raises for a transport-level failure."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, JobException):
+        return decode_error(exc.payload)
+    if isinstance(exc, JobFailed):
+        return WorkerFailed(
+            f"{method.function}: the job failed without an explanation: its worker gave up on "
+            f"it, or gearmand dropped it after its retry limit (-j) because its worker "
+            f"disconnected before answering, every time",
+            type="WORK_FAIL",
+        )
+    if isinstance(exc, CallTimeout):
+        return DeadlineExceeded(
+            f"{method.function}: no reply within the call's timeout"
+            + (f"; {exc.diagnosis}" if exc.diagnosis else ""),
+            type="client_timeout",
+            language="python",
+        )
+    if isinstance(exc, ServerUnavailable):
+        return Unavailable(str(exc), type="ServerUnavailable", language="python")
+    if isinstance(exc, ServerError):
+        cls = _SERVER_ERRORS.get(exc.code, Unavailable)
+        return cls(f"{method.function}: the job server refused the job: {exc.code}: {exc.text}",
+                   type=exc.code, language="gearmand")
+    return exc
+
+
+# gearmand's ERROR codes for a submission, as typed errors.
+_SERVER_ERRORS: dict[str, type[RpcError]] = {
+    "QUEUE_ERROR": ResourceExhausted,  # the function's queue is full (admin ``maxqueue``)
+    "ARGUMENT_TOO_LARGE": InvalidArgument,
+}
+_TRANSPORT_ERRORS = (JobException, JobFailed, CallTimeout, ServerUnavailable, ServerError)
