@@ -402,7 +402,7 @@ static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 /*
  * Decodes the Request envelope without copying its body: the top-level fields other than `body`
  * (small) are copied into a scratch buffer and unpacked by protobuf-c, which checks them, while
- * the body stays where libgearman put it (*body points into `payload`). Anything the scan does not
+ * the body stays where the connection received it (*body points into `payload`). Anything the scan does not
  * understand is left in the scratch buffer for protobuf-c to reject.
  */
 static bridge_status decode_envelope(const uint8_t *payload, size_t size,

@@ -16,7 +16,7 @@ typedef enum bridge_packet {
     BRIDGE_PACKET_FAIL
 } bridge_packet;
 
-/* Where a job's packets go: a libgearman job, or a capture for bridge_worker_process(). */
+/* Where a job's packets go: a job server connection, or a capture for bridge_worker_process(). */
 typedef struct bridge_sink {
     int (*send)(void *state, bridge_packet kind, const void *data, size_t size, uint32_t num,
                 uint32_t den);
