@@ -189,6 +189,34 @@ def test_sigterm_with_a_frozen_server_finishes_the_running_job_and_exits(
             process.wait()
 
 
+def test_interop_worker_started_during_a_freeze_serves_and_stops_at_once(
+        gearmand_factory: GearmandFactory, interop_stubs: Path) -> None:
+    """The Python interop worker as shipped (default concurrency, read timeout, keepalive)."""
+    sick, healthy = gearmand_factory(), gearmand_factory()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(interop_stubs), str(ROOT)])}
+    command = [sys.executable, str(ROOT / "interop_tests" / "workers" / "python" / "worker.py"),
+               "--servers", f"{sick.address},{healthy.address}"]
+    with frozen(sick):
+        process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        try:
+            healthy.wait_for_workers(ECHO_BLOB, timeout=30, processes=[process])
+            started = time.monotonic()
+            with Client(healthy.address) as client:
+                # a raw job: the empty payload is a version-0 envelope, refused, but answered
+                for _ in range(CALLS):
+                    with pytest.raises(JobException):
+                        client.call(ECHO_BLOB, b"", timeout=20)
+            assert time.monotonic() - started < 3.0
+            stopped_at = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0
+            assert time.monotonic() - stopped_at < 2.0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 # --- memory: a rejected oversized payload is freed at once --------------------------------------
 
 MEMORY_SCRIPT = """
