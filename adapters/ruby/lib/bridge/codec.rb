@@ -48,6 +48,15 @@ module Bridge
         raise DecodeError, "not a valid #{klass.descriptor.name}: #{e.message}"
       end
 
+      # A message +limit+ levels above the depth limit (a map value the guard checks).
+      def decode_nested(klass, bytes, limit)
+        raise DecodeError, "messages nested deeper than #{MAX_DEPTH} levels" if limit.negative?
+
+        klass.decode(MapEntryGuard.sanitize(klass.descriptor, bytes, limit), recursion_limit: limit)
+      rescue Google::Protobuf::ParseError, ArgumentError, TypeError, RangeError => e
+        raise DecodeError, "not a valid #{klass.descriptor.name}: #{e.message}"
+      end
+
       def encode(message)
         message.class.encode(message, ENCODE_OPTIONS)
       rescue NoMethodError, ArgumentError, TypeError, RuntimeError => e

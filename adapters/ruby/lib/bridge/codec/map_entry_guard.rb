@@ -20,7 +20,9 @@ module Bridge
       ).freeze
       # A known field the walk looks into: a map field (+entry+: the plan of its entries, nil when
       # their values hold no maps) or a message field whose type can reach one (+plan+ of that type).
-      MapField = Struct.new(:key_wire, :value_wire, :entry)
+      # +key_text+ / +value_text+: the key / value is a string (UTF-8 checked); +value_class+: the
+      # value's message class.
+      MapField = Struct.new(:key_wire, :value_wire, :entry, :key_text, :value_text, :value_class)
       MessageField = Struct.new(:descriptor)
       # Returned for a map entry upb would mishandle.
       DROP = "".b.freeze
@@ -58,7 +60,9 @@ module Bridge
             key = sub.lookup("key")
             value = sub.lookup("value")
             inner = value.type == :message && reaches_map?(value.subtype) ? { 2 => MessageField.new(value.subtype).freeze } : nil
-            fields[fd.number] = MapField.new(WIRE_TYPES[key.type], WIRE_TYPES[value.type], inner&.freeze).freeze
+            fields[fd.number] = MapField.new(WIRE_TYPES[key.type], WIRE_TYPES[value.type], inner&.freeze,
+                                             key.type == :string, value.type == :string,
+                                             value.type == :message ? value.subtype.msgclass : nil).freeze
           elsif reaches_map?(sub)
             fields[fd.number] = MessageField.new(sub).freeze
           end
@@ -105,7 +109,7 @@ module Bridge
           @pos = from
           while @pos < to
             start = @pos
-            tag = varint(to)
+            tag = tag(to)
             wire = tag & 7
             field = wire == 2 ? plan[tag >> 3] : nil
             if field.nil?
@@ -141,18 +145,47 @@ module Bridge
         end
 
         # A map entry in [from, to): DROP when upb would mishandle it, its bytes rewritten when its
-        # value (a message) needed it, or nil.
+        # value (a message) needed it, or nil. An entry to drop is checked first as upb would parse
+        # it (structure, UTF-8 of string keys and values, the value message), so bytes upb refuses
+        # are still refused.
         def entry(field, from, to, depth)
           @pos = from
+          stray = false
+          parts = []
           while @pos < to
-            tag = varint(to)
+            tag = tag(to)
             number = tag >> 3
             wire = tag & 7
-            return DROP unless (number == 1 && wire == field.key_wire) || (number == 2 && wire == field.value_wire)
-
+            start = @pos
             skip(wire, number, to, depth)
+            if (number == 1 && wire == field.key_wire) || (number == 2 && wire == field.value_wire)
+              parts << number << start << @pos
+            else
+              stray = true
+            end
           end
-          field.entry && message(field.entry, from, to, depth)
+          return field.entry && message(field.entry, from, to, depth) unless stray
+
+          parts.each_slice(3) { |number, start, finish| check(field, number, start, finish, depth) }
+          DROP
+        end
+
+        # A key or value of an entry to drop, as upb would check it.
+        def check(field, number, start, finish, depth)
+          text = number == 1 ? field.key_text : field.value_text
+          klass = number == 2 ? field.value_class : nil
+          return unless text || klass
+
+          @pos = start
+          length = varint(finish)
+          bytes = @s.byteslice(@pos, length)
+          if text
+            raise DecodeError, "a map entry's string is not valid UTF-8" unless bytes.force_encoding(Encoding::UTF_8).valid_encoding?
+          else
+            Protobuf.decode_nested(klass, bytes, @max_depth - depth - 1)
+          end
+        ensure
+          @pos = finish
         end
 
         # The varint at the position (which it passes).
@@ -176,6 +209,15 @@ module Bridge
             shift += 7
           end
           raise DecodeError, "varint longer than 10 bytes"
+        end
+
+        # A field's tag: a varint of at most 5 bytes and 32 bits, as upb reads it.
+        def tag(to)
+          start = @pos
+          value = varint(to)
+          raise DecodeError, "field tag longer than 5 bytes or 32 bits" if @pos - start > 5 || value > 0xffff_ffff
+
+          value
         end
 
         def encode_varint(value)
@@ -203,7 +245,7 @@ module Bridge
           when 3
             raise DecodeError, "groups nested deeper than #{@max_depth} levels" if depth > @max_depth + 1
 
-            while (tag = varint(to)) != ((number << 3) | 4)
+            while (tag = tag(to)) != ((number << 3) | 4)
               skip(tag & 7, tag >> 3, to, depth + 1)
             end
           else raise DecodeError, "invalid wire type #{wire}"

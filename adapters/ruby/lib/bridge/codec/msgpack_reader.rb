@@ -282,12 +282,19 @@ module Bridge
             when 0xa0..0xbf, 0xd9..0xdb
               @pos -= 1
               utf8!(str, path)
-            when 0xc4 then @pos += read_length(1, 1, "bin")
-            when 0xc5 then @pos += read_length(2, 1, "bin")
-            when 0xc6 then @pos += read_length(4, 1, "bin")
-            when 0xc7 then @pos += read_length(1, 1, "ext") + 1
-            when 0xc8 then @pos += read_length(2, 1, "ext") + 1
-            when 0xc9 then @pos += read_length(4, 1, "ext") + 1
+            # (read_length moves past the length first: add its result to @pos afterwards)
+            when 0xc4 then n = read_length(1, 1, "bin")
+                           @pos += n
+            when 0xc5 then n = read_length(2, 1, "bin")
+                           @pos += n
+            when 0xc6 then n = read_length(4, 1, "bin")
+                           @pos += n
+            when 0xc7 then n = read_length(1, 1, "ext")
+                           @pos += n + 1
+            when 0xc8 then n = read_length(2, 1, "ext")
+                           @pos += n + 1
+            when 0xc9 then n = read_length(4, 1, "ext")
+                           @pos += n + 1
             when 0xca, 0xce, 0xd2 then @pos += 4
             when 0xcb, 0xcf, 0xd3 then @pos += 8
             when 0xcc, 0xd0 then @pos += 1
