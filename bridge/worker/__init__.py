@@ -125,6 +125,7 @@ class Worker:
         self._links: list[Link] = []
         self._grabs = 0  # GRAB_JOB_UNIQ out, each holding a slot until answered
         self._jobs = 0  # jobs running (async and threaded)
+        self._jobs_on: dict[Connection, int] = {}  # running jobs per connection
         self._running: set[asyncio.Future[Any]] = set()
         self._threaded: set[JobContext] = set()  # plain handlers running in the pool
         self._idle: asyncio.Event | None = None  # set while no job runs
@@ -181,6 +182,7 @@ class Worker:
         self._loop_thread = threading.get_ident()
         self._stopping = False
         self._grabs = self._jobs = 0
+        self._jobs_on = {}
         self._running = set()
         self._threaded = set()
         self._stopped = asyncio.Event()
@@ -216,6 +218,11 @@ class Worker:
         if self._stopped is None:
             return
         self._stopping = True
+        # Connections running nothing close now: a job a server assigns to one of them from now
+        # on goes straight back to gearmand's queue, not after the running jobs end.
+        idle = [link for link in self._links
+                if link.connection is None or not self._jobs_on.get(link.connection)]
+        closing = [asyncio.ensure_future(link.shut()) for link in idle]
         if graceful and self._idle is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -225,7 +232,8 @@ class Worker:
                             self.running_jobs, timeout)
         for job in list(self._running):
             job.cancel()
-        await asyncio.gather(*(link.shut() for link in self._links), return_exceptions=True)
+        await asyncio.gather(*closing, *(link.shut() for link in self._links if link not in idle),
+                             return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -279,13 +287,20 @@ class Worker:
             for link in self._links:
                 link.maybe_grab()
 
-    def _job_started(self) -> None:
+    def _job_started(self, connection: Connection) -> None:
         self._grabs -= 1
         self._jobs += 1
+        self._jobs_on[connection] = self._jobs_on.get(connection, 0) + 1
         if self._idle is not None:
             self._idle.clear()
 
-    def _job_ended(self) -> None:
+    def _job_ended(self, context: JobContext) -> None:
+        connection = context._connection
+        left = self._jobs_on.get(connection, 1) - 1
+        if left:
+            self._jobs_on[connection] = left
+        else:
+            self._jobs_on.pop(connection, None)
         self._jobs -= 1
         if self._jobs == 0 and self._idle is not None:
             self._idle.set()
@@ -305,7 +320,7 @@ class Worker:
             connection.write(packet(_T.WORK_FAIL, handle))
             self.release()
             return
-        self._job_started()
+        self._job_started(connection)
         context = JobContext(connection, self._loop, self._loop_thread, name, handle, unique,
                              payload)
         del payload  # the context holds the job's only reference: freed with it
@@ -356,7 +371,7 @@ class Worker:
         context._flush()  # anything the handler sent goes out before its answer
         context._deliver(answer)
         self.jobs_done += 1
-        self._job_ended()
+        self._job_ended(context)
 
     def _threaded_cancelled(self, context: JobContext, pending: concurrent.futures.Future[None],
                             ) -> None:
@@ -367,7 +382,7 @@ class Worker:
     def _drop_threaded(self, context: JobContext) -> None:
         if context in self._threaded:
             self._threaded.discard(context)
-            self._job_ended()
+            self._job_ended(context)
 
     def _finish(self, context: JobContext, future: asyncio.Future[Any]) -> None:
         self._running.discard(future)
@@ -390,7 +405,7 @@ class Worker:
             self.jobs_done += 1
         finally:
             del outcome
-            self._job_ended()
+            self._job_ended(context)
 
     def __repr__(self) -> str:
         return (f"<Worker {','.join(str(a) for a in self.addresses)} "

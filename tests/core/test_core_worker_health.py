@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from core_helpers import running_worker, wait_until
 
+from bridge import admin
 from bridge.client import AsyncClient, Client
 from bridge.errors import JobException
 from bridge.testing import GearmandServer
@@ -124,6 +125,32 @@ def test_worker_options_are_checked() -> None:
         Worker("127.0.0.1:1", read_timeout=0)
     with pytest.raises(ValueError):
         Worker("127.0.0.1:1", keepalive=-1)
+
+
+async def test_graceful_stop_lets_go_at_once_of_servers_it_runs_nothing_for(
+        gearmand_factory: GearmandFactory) -> None:
+    busy, quiet = gearmand_factory(), gearmand_factory()
+    running = asyncio.Event()
+
+    async def long(job: JobContext) -> bytes:
+        running.set()
+        await asyncio.sleep(1.5)
+        return b"done"
+
+    def registered(server: GearmandServer) -> bool:
+        return any("long" in w.functions for w in admin.workers(server.address))
+
+    async with running_worker([busy.address, quiet.address], {"long": long},
+                              concurrency=2) as worker, AsyncClient(busy.address) as client:
+        call = asyncio.create_task(client.call("long", b"", timeout=20))
+        await asyncio.wait_for(running.wait(), 10)
+        stopping = asyncio.create_task(worker.stop(graceful=True))
+        # A job gearmand assigns there now would wait for the long job to end: the connection
+        # to `quiet` (nothing running on it) closes at once, and gearmand keeps such jobs.
+        await wait_until(lambda: not registered(quiet), timeout=1.0)
+        assert registered(busy) and not call.done()
+        assert await call == b"done"
+        await asyncio.wait_for(stopping, 5)
 
 
 # --- graceful stop with a frozen server ---------------------------------------------------------
