@@ -71,4 +71,18 @@ class TestMsgpackReader < Minitest::Test
     rejects("81 a6665f626f6f6c 01", /expected a bool/)
     rejects("81 a8665f646f75626c65 01", /expected a float/)
   end
+
+  # A key given twice: the last wins (nil included), as in Python's msgpack maps; a oneof member
+  # given twice is still one member.
+  def test_a_repeated_key_keeps_the_last_value
+    composite = Bridge::Interop::V1::Composite
+    numbers = "a76e756d62657273"
+    text = "a474657874"
+    assert_equal [3], decode("82 #{numbers} 920102 #{numbers} 9103", composite).numbers.to_a
+    assert_equal "b", decode("82 #{text} a161 #{text} a162", composite).text
+    assert_equal "", decode("82 #{text} a161 #{text} c0", composite).text
+    assert_equal :text, decode("83 #{text} a161 a66e756d626572c0 #{text} a162", composite).choice
+    assert_equal "a", decode("82 #{text} a161 a66e756d626572c0", composite).text
+    assert_raises(Bridge::DecodeError) { decode("82 #{text} a161 a66e756d62657203", composite) }
+  end
 end

@@ -148,15 +148,21 @@ module Bridge
               skip(path)
               next
             end
+            # A key given twice: the last one wins, as in the other runtimes' msgpack maps.
             if @s.getbyte(@pos) == 0xc0 # nil means unset
               @pos += 1
+              field.descriptor.clear(message)
+              oneofs_seen&.delete(field.oneof) if field.oneof && oneofs_seen&.[](field.oneof) == field.name
               next
             end
             if field.oneof
               oneofs_seen ||= {}
-              raise DecodeError, "#{path}: more than one member of oneof '#{field.oneof}' is set" if oneofs_seen[field.oneof]
+              seen = oneofs_seen[field.oneof]
+              if seen && seen != field.name
+                raise DecodeError, "#{path}: more than one member of oneof '#{field.oneof}' is set"
+              end
 
-              oneofs_seen[field.oneof] = true
+              oneofs_seen[field.oneof] = field.name
             end
             read_field(message, field, path, depth)
           end
@@ -167,11 +173,13 @@ module Bridge
           case field.kind
           when :repeated
             target = field.descriptor.get(message)
+            target.clear unless target.empty?
             type = field.type
             subtype = field.subtype
             array_header(path).times { |i| target << read_value(type, subtype, path, depth, i) }
           when :map
             target = field.descriptor.get(message)
+            target.clear unless target.length.zero?
             key_type = field.key.type
             value_type = field.value.type
             value_subtype = field.value.subtype
