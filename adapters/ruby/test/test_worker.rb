@@ -190,6 +190,24 @@ class TestWorker < Minitest::Test
     assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 1.5
   end
 
+  # One job slot, two servers: 30 queued jobs of 60 ms on the first do not keep the slot from a
+  # call through the second (slots go to the link waiting longest).
+  def test_a_busy_server_does_not_starve_the_other
+    @worker, @thread = start_worker(@servers.map(&:address).join(","), concurrency: 1)
+    assert_equal :WORK_COMPLETE, call(@servers[1], "bridge.interop.v1.Interop.EchoBlob", request(blob("warm")))[0]
+    queue = TCPSocket.new("127.0.0.1", @servers[0].port)
+    30.times do |i|
+      queue.write(G.encode(:SUBMIT_JOB_BG, "bridge.interop.v1.Interop.Sleep", "bg-#{i}", request(V1::SleepRequest.new(millis: 60))))
+    end
+    sleep 0.3 # the worker is busy with the first server's queue (30 x 60 ms = 1.8 s)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_equal :WORK_COMPLETE, call(@servers[1], "bridge.interop.v1.Interop.EchoBlob", request(blob("b")))[0]
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    assert_operator elapsed, :<, 0.6, "the second server's call waited #{elapsed.round(2)} s for the first one's queue"
+  ensure
+    queue&.close
+  end
+
   def test_echo_round_trip_on_a_connection
     connection = G::Connection.new("127.0.0.1", @servers[0].port).connect
     assert connection.echo("ping\0✓".b, timeout: 5)

@@ -119,10 +119,15 @@ module Bridge
                                           max_body: @max_body, interrupt: @wake_reader)
     end
 
-    # Job slots shared by every link: at most +concurrency+ GRABs in flight or jobs running.
+    # Job slots shared by every link: at most +concurrency+ GRABs in flight or jobs running. A slot
+    # given back while links wait goes to the one waiting longest, so a server with a long queue
+    # cannot keep the slots from the others.
     class Slots
+      Waiter = Struct.new(:granted)
+
       def initialize(count)
         @free = count
+        @waiting = []
         @lock = Mutex.new
         @freed = ConditionVariable.new
       end
@@ -130,22 +135,41 @@ module Bridge
       # Takes a slot; false (and no slot) once +worker+ is stopping.
       def acquire(worker)
         @lock.synchronize do
-          until @free.positive?
-            return false if worker.stopping?
-
-            @freed.wait(@lock, 0.1) # short: #stop cannot signal from a trap
-          end
           return false if worker.stopping?
 
-          @free -= 1
-          true
+          if @free.positive? && @waiting.empty?
+            @free -= 1
+            return true
+          end
+          me = Waiter.new(false)
+          @waiting << me
+          until me.granted
+            if worker.stopping?
+              @waiting.delete(me)
+              return false
+            end
+            @freed.wait(@lock, 0.1) # short: #stop cannot signal from a trap
+          end
+          return true unless worker.stopping?
+
+          give_back # granted while stopping: pass it on
+          false
         end
       end
 
       def release
-        @lock.synchronize do
+        @lock.synchronize { give_back }
+      end
+
+      private
+
+      def give_back
+        waiter = @waiting.shift
+        if waiter
+          waiter.granted = true
+          @freed.broadcast
+        else
           @free += 1
-          @freed.signal
         end
       end
     end
