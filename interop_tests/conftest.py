@@ -205,19 +205,6 @@ def dedicated(built: Built, gearmand: GearmandServer) -> Iterator[WorkerPool]:
         workers.close()
 
 
-@pytest.fixture(scope="module")
-def serial(built: Built) -> Iterator[WorkerPool]:
-    """One worker process running one job at a time on a gearmand of its own, shared by a
-    module's cases that queue jobs behind a blocker (coalescing, queue limits) and leave the server
-    idle again (``wait_idle``)."""
-    with GearmandServer() as server:
-        workers = WorkerPool(built, [server], processes=1, concurrency=1).start()
-        try:
-            yield workers
-        finally:
-            workers.close()
-
-
 # --- gearmand's admin protocol --------------------------------------------------------------------
 
 
@@ -239,17 +226,6 @@ def jobs_of(server: GearmandServer, function: str) -> tuple[int, int]:
     """(queued or running, running) jobs of ``function`` as gearmand's ``status`` counts them."""
     row = next((r for r in admin.status(server.address) if r.function == function), None)
     return (row.total, row.running) if row else (0, 0)
-
-
-def wait_idle(server: GearmandServer, timeout: float = 30.0) -> None:
-    """Until gearmand holds no job of any function (a case left the shared server as it found
-    it)."""
-    deadline = time.monotonic() + timeout
-    while any(r.total for r in admin.status(server.address)):
-        if time.monotonic() > deadline:
-            busy = {r.function: r.total for r in admin.status(server.address) if r.total}
-            raise AssertionError(f"gearmand still holds jobs after {timeout:g}s: {busy}")
-        time.sleep(0.02)
 
 
 # --- a raw Python worker of the harness's own -------------------------------------------------

@@ -46,14 +46,12 @@ from interop_tests.conftest import (
     jobs_of,
     raw_worker,
     rogue_answers,
-    wait_idle,
 )
 from interop_tests.test_interop import VECTORS
 
 FUNCTION = "bridge.interop.v1.Interop."
 SLEEP, STREAM, PROGRESS, ECHO = (FUNCTION + n for n in ("Sleep", "Stream", "Progress", "Echo"))
 T = 60.0  # every call's timeout: a hang fails the case instead of the run
-BLOCK_MS = 1000  # the blocker that holds the serial worker while the queue fills
 SHARERS = (2, 3, 10)
 STEPS, WARNING = 3, "careful ✓"
 PROGRESS_SEEN = ([(i, STEPS) for i in range(1, STEPS + 1)], [WARNING], STEPS)
@@ -67,25 +65,24 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0
         await asyncio.sleep(0.02)
 
 
-@contextlib.asynccontextmanager
-async def _blocked(serial: WorkerPool, stubs: Stubs) -> AsyncIterator[asyncio.Task[Any]]:
-    """The serial worker busy with a Sleep: jobs submitted meanwhile wait in gearmand's queue, so
-    calls with one unique id really join one job before it starts."""
-    server = serial.servers[0]
-    await asyncio.to_thread(wait_idle, server)
-    async with stubs.bridge.InteropAsyncClient(serial.address) as client:
-        blocker = asyncio.create_task(client.sleep(millis=BLOCK_MS, timeout=T))
-        await _until(lambda: jobs_of(server, SLEEP) == (1, 1), "the worker runs the blocker")
-        try:
-            yield blocker
-        finally:
-            await blocker
+def _serve_queue(built: Built, server: GearmandServer) -> WorkerPool:
+    """Start one worker of the language, one job at a time, on ``server``: the cases that need
+    calls to join one job submit them first, while no worker can take it, then start this."""
+    return WorkerPool(built, [server], processes=1, concurrency=1).start()
 
 
-def _still_blocked(serial: WorkerPool, blocker: asyncio.Task[Any]) -> None:
-    assert not blocker.done() and jobs_of(serial.servers[0], SLEEP)[1] == 1, (
-        "the blocker ended before every caller had joined: the machine is too slow for this case"
-    )
+async def _all_queued(server: GearmandServer, jobs: dict[str, int], clients: list[Any]) -> None:
+    """Until gearmand holds ``jobs`` (function -> count) and has read every submission the
+    ``clients`` sent (an ECHO after them on each connection is answered after them)."""
+    await _until(lambda: all(jobs_of(server, f)[0] >= n for f, n in jobs.items()),
+                 f"gearmand holds {jobs}")
+    if not all(isinstance(c.client, AsyncClient) for c in clients):
+        await asyncio.sleep(0.5)  # a blocking client's threads, on a loaded machine
+    for client in clients:
+        if isinstance(client.client, AsyncClient):
+            await client.client.echo(timeout=T)
+        else:
+            await asyncio.to_thread(client.client.echo, timeout=T)
 
 
 # --- the calls, as each caller sees them ----------------------------------------------------------
@@ -127,93 +124,97 @@ def _progress_blocking(client: Any, unique: str) -> tuple[list[tuple[int, int]],
 # --- 1. coalesced calls ---------------------------------------------------------------------------
 
 
-async def test_coalesced_callers_each_get_every_packet_once(serial: WorkerPool,
-                                                            stubs: Stubs) -> None:
+def _background(client: Any, kind: str, unique: str) -> Any:
+    if kind == "stream":
+        return client.stream_background(count=3, unique=unique)
+    return client.progress_background(steps=STEPS, warning=WARNING, unique=unique)
+
+
+async def _submitted(submit: Awaitable[Any]) -> None:
+    assert (await submit).handle
+
+
+def _coalesced_calls(
+    clients: list[Any], blocking: Any, in_thread: Callable[..., Awaitable[Any]]
+) -> list[tuple[str, Awaitable[Any], Any]]:
+    """Start every group of calls sharing a job: (label, the call under way, what its caller
+    must see; None: only no error)."""
+    calls: list[tuple[str, Awaitable[Any], Any]] = []
+    for n, (kind, expected) in itertools.product(
+        SHARERS, (("stream", [0, 1, 2]), ("progress", PROGRESS_SEEN))
+    ):
+        call = _stream if kind == "stream" else _progress
+        # n callers on one client, a background submission second among them
+        unique = f"{kind}-one-client-{n}"
+        group: list[tuple[str, Awaitable[Any], Any]] = [
+            (f"{kind}, {n} callers on one client", call(clients[0], unique), expected)
+            for _ in range(n)
+        ]
+        group.insert(1, (f"{kind} background on one client",
+                         _submitted(_background(clients[0], kind, unique)), None))
+        # one caller on each of n clients, a background submission before the last
+        unique = f"{kind}-{n}-clients"
+        group += [(f"{kind}, {n} clients", call(c, unique), expected) for c in clients[:n - 1]]
+        group.append((f"{kind} background, {n} clients",
+                      _submitted(_background(clients[n - 1], kind, unique)), None))
+        group.append((f"{kind}, {n} clients", call(clients[n - 1], unique), expected))
+        # the blocking client in n threads, and a background submission of its own
+        unique = f"{kind}-{n}-threads"
+        sync_call = _stream_blocking if kind == "stream" else _progress_blocking
+        group += [(f"{kind}, blocking client in {n} threads",
+                   in_thread(sync_call, blocking, unique), expected) for _ in range(n)]
+        group.append((f"{kind} background, blocking client",
+                      in_thread(_background, blocking, kind, unique), None))
+        calls += group
+    return calls
+
+
+async def test_coalesced_callers_each_get_every_packet_once(
+    built: Built, gearmand: GearmandServer, stubs: Stubs
+) -> None:
     """2, 3 and 10 callers sharing one job, on one client, on several, and on the blocking client
     from as many threads, background submissions mixed in: each caller sees the 3-item stream as
-    [0, 1, 2] and each progress report and warning once."""
-    server = serial.servers[0]
+    [0, 1, 2] and each progress report and warning once. Every call is submitted before a worker
+    starts, so all of them join the job before it runs."""
     threads = ThreadPoolExecutor(max_workers=2 * (sum(SHARERS) + len(SHARERS)))
     loop = asyncio.get_running_loop()
+
+    def in_thread(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        return loop.run_in_executor(threads, fn, *args)
+
+    jobs = 3 * len(SHARERS)  # one per (method, client arrangement, sharer count)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(threads.shutdown)
-        clients = [await stack.enter_async_context(stubs.bridge.InteropAsyncClient(serial.address))
-                   for _ in range(max(SHARERS))]
-        blocking = stubs.bridge.InteropClient(serial.address)
-        stack.callback(blocking.close)
-        for client in clients:  # connected before the blocker starts its clock
-            await client.client.echo()
-        await asyncio.to_thread(blocking.client.echo)
-
-        def in_thread(fn: Callable[..., Any], *args: Any, **kw: Any) -> Awaitable[Any]:
-            return loop.run_in_executor(threads, lambda: fn(*args, **kw))
-
-        async def background(submit: Awaitable[Any]) -> None:
-            assert (await submit).handle
-
-        def background_call(client: Any, kind: str, unique: str) -> Any:
-            if kind == "stream":
-                return client.stream_background(count=3, unique=unique)
-            return client.progress_background(steps=STEPS, warning=WARNING, unique=unique)
-
-        async with _blocked(serial, stubs) as blocker:
-            # (label, the call under way, what its caller must see; None: just no error)
-            calls: list[tuple[str, Awaitable[Any], Any]] = []
-            for n, (kind, expected) in itertools.product(
-                SHARERS, (("stream", [0, 1, 2]), ("progress", PROGRESS_SEEN))
-            ):
-                call = _stream if kind == "stream" else _progress
-                # n callers on one client, a background submission second among them
-                unique = f"{kind}-one-client-{n}"
-                group: list[tuple[str, Awaitable[Any], Any]] = [
-                    (f"{kind}, {n} callers on one client", call(clients[0], unique), expected)
-                    for _ in range(n)
-                ]
-                group.insert(1, (f"{kind} background on one client",
-                                 background(background_call(clients[0], kind, unique)), None))
-                # one caller on each of n clients, a background submission before the last
-                unique = f"{kind}-{n}-clients"
-                group += [(f"{kind}, {n} clients", call(c, unique), expected)
-                          for c in clients[:n - 1]]
-                group.append((f"{kind} background, {n} clients",
-                              background(background_call(clients[n - 1], kind, unique)), None))
-                group.append((f"{kind}, {n} clients", call(clients[n - 1], unique), expected))
-                # the blocking client in n threads, and a background submission of its own
-                unique = f"{kind}-{n}-threads"
-                sync_call = _stream_blocking if kind == "stream" else _progress_blocking
-                group += [(f"{kind}, blocking client in {n} threads",
-                           in_thread(sync_call, blocking, unique), expected) for _ in range(n)]
-                group.append((f"{kind} background, blocking client",
-                              in_thread(background_call, blocking, kind, unique), None))
-                calls += group
-            outcomes = asyncio.gather(*(c for _, c, _ in calls), return_exceptions=True)
-            jobs = 3 * len(SHARERS)  # one per (method, client arrangement, sharer count)
-            await _until(lambda: jobs_of(server, STREAM)[0] >= jobs
-                         and jobs_of(server, PROGRESS)[0] >= jobs, "every job is queued", 5)
-            await asyncio.sleep(0.3)  # the stragglers (threads) are in
-            for client in clients:
-                await client.client.echo()  # gearmand read every submission before this
-            await asyncio.to_thread(blocking.client.echo)
-            queued = jobs_of(server, STREAM)[0], jobs_of(server, PROGRESS)[0]
-            _still_blocked(serial, blocker)
-        results = await outcomes
+        clients = [
+            await stack.enter_async_context(stubs.bridge.InteropAsyncClient(gearmand.address))
+            for _ in range(max(SHARERS))
+        ]
+        blocking = stack.enter_context(stubs.bridge.InteropClient(gearmand.address))
+        calls = _coalesced_calls(clients, blocking, in_thread)
+        outcomes = asyncio.gather(*(c for _, c, _ in calls), return_exceptions=True)
+        await _all_queued(gearmand, {STREAM: jobs, PROGRESS: jobs}, [*clients, blocking])
+        queued = jobs_of(gearmand, STREAM)[0], jobs_of(gearmand, PROGRESS)[0]
+        workers = await asyncio.to_thread(_serve_queue, built, gearmand)
+        try:
+            results = await outcomes
+        finally:
+            workers.close()
     wrong = [f"{label}: got {got!r}, expected {expected!r}"
              for (label, _, expected), got in zip(calls, results, strict=True)
              if isinstance(got, BaseException) or (expected is not None and got != expected)]
     assert not wrong, "\n".join(wrong)
+    # a background submission with the unique id of a queued job joins it, too
     assert queued == (jobs, jobs), f"callers with one unique id did not share one job: {queued}"
-    await asyncio.to_thread(wait_idle, server)  # no background submission became a job of its own
 
 
-async def test_a_caller_joining_a_stream_under_way_is_aborted(serial: WorkerPool,
+async def test_a_caller_joining_a_stream_under_way_is_aborted(pool: WorkerPool,
                                                               stubs: Stubs) -> None:
     """A caller that joins a coalesced stream after its first item went out gets ``Aborted``
     (wire contract section 3, rule 2), on the same client and on another; the first caller gets
     the whole stream once."""
-    await asyncio.to_thread(wait_idle, serial.servers[0])
-    request = {"count": 3, "delay_ms": 250, "unique": "joined-late", "timeout": T}
-    async with (stubs.bridge.InteropAsyncClient(serial.address) as first,
-                stubs.bridge.InteropAsyncClient(serial.address) as other):
+    request = {"count": 4, "delay_ms": 300, "unique": "joined-late", "timeout": T}
+    async with (stubs.bridge.InteropAsyncClient(pool.address) as first,
+                stubs.bridge.InteropAsyncClient(pool.address) as other):
         stream = first.stream(**request)
         head = await anext(stream)
         assert head.index == 0
@@ -224,41 +225,42 @@ async def test_a_caller_joining_a_stream_under_way_is_aborted(serial: WorkerPool
                     got.append(item.index)
             assert type(caught.value) is errors.Aborted, (where, caught.value)
             assert got == [], f"a caller that joined on {where} got a partial stream {got}"
-        assert [head.index] + [item.index async for item in stream] == [0, 1, 2]
+        assert [head.index] + [item.index async for item in stream] == [0, 1, 2, 3]
 
 
 # --- 3. one unique id, two encodings --------------------------------------------------------------
 
 
-async def test_same_unique_in_two_encodings_runs_two_jobs(serial: WorkerPool, stubs: Stubs,
-                                                          built: Built) -> None:
-    server = serial.servers[0]
-    async with (stubs.bridge.InteropAsyncClient(serial.address) as pb,
-                stubs.bridge.InteropAsyncClient(serial.address,
+async def test_same_unique_in_two_encodings_runs_two_jobs(
+    built: Built, gearmand: GearmandServer, stubs: Stubs
+) -> None:
+    """A protobuf and a msgpack caller with one unique id (two clients, or one client and a
+    per-call encoding) get a job each, and each its right typed reply."""
+    async with (stubs.bridge.InteropAsyncClient(gearmand.address) as pb,
+                stubs.bridge.InteropAsyncClient(gearmand.address,
                                                 encoding=Encoding.MSGPACK) as mp):
-        async with _blocked(serial, stubs) as blocker:
-            calls = [
-                pb.sleep(millis=20, unique="enc", timeout=T),  # two clients
-                mp.sleep(millis=21, unique="enc", timeout=T),
-                pb.sleep(millis=22, unique="enc-1", timeout=T),  # one client, per-call encoding
-                pb.sleep(millis=23, unique="enc-1", timeout=T, encoding=Encoding.MSGPACK),
-                _stream(pb, "enc-stream"),
-                _stream(mp, "enc-stream"),
-            ]
-            outcomes = asyncio.gather(*calls, return_exceptions=True)
-            await _until(lambda: jobs_of(server, STREAM)[0] >= 1, "the streams are queued", 5)
-            await asyncio.sleep(0.1)
-            await pb.client.echo()
-            await mp.client.echo()
-            queued = jobs_of(server, SLEEP)[0] - 1, jobs_of(server, STREAM)[0]
-            _still_blocked(serial, blocker)
-        results = await outcomes
+        outcomes = asyncio.gather(
+            pb.sleep(millis=20, unique="enc", timeout=T),  # two clients
+            mp.sleep(millis=21, unique="enc", timeout=T),
+            pb.sleep(millis=22, unique="enc-1", timeout=T),  # one client, per-call encoding
+            pb.sleep(millis=23, unique="enc-1", timeout=T, encoding=Encoding.MSGPACK),
+            _stream(pb, "enc-stream"),
+            _stream(mp, "enc-stream"),
+            return_exceptions=True,
+        )
+        await _all_queued(gearmand, {SLEEP: 2, STREAM: 1}, [pb, mp])
+        queued = jobs_of(gearmand, SLEEP)[0], jobs_of(gearmand, STREAM)[0]
+        workers = await asyncio.to_thread(_serve_queue, built, gearmand)
+        try:
+            results = await outcomes
+        finally:
+            workers.close()
     expected = [(20, built.wire_language), (21, built.wire_language),
                 (22, built.wire_language), (23, built.wire_language)]
     replies = [r if isinstance(r, BaseException) else (r.slept_millis, r.language)
                for r in results[:4]]
     assert replies == expected
-    assert results[4:] == [[0, 1, 2], [0, 1, 2]]
+    assert list(results[4:]) == [[0, 1, 2], [0, 1, 2]]
     assert queued == (4, 2), f"calls in two encodings shared a job: {queued} (sleep, stream) jobs"
 
 
@@ -437,30 +439,26 @@ async def test_gearman_cat_worker_is_not_taken_for_a_bridge_worker(gearmand: Gea
 # --- 6. errors that say what happened -------------------------------------------------------------
 
 
-async def test_queue_full_is_resource_exhausted(serial: WorkerPool, stubs: Stubs) -> None:
-    """After ``maxqueue Sleep 1``, gearmand refuses a second Sleep job with QUEUE_ERROR: the typed
-    caller gets ``ResourceExhausted`` (asyncio, blocking and background calls)."""
-    server = serial.servers[0]
-    await asyncio.to_thread(wait_idle, server)
-    async with stubs.bridge.InteropAsyncClient(serial.address) as client:
-        with stubs.bridge.InteropClient(serial.address) as blocking:
-            assert admin_command(server, f"maxqueue {SLEEP} 1") == "OK"
-            try:
-                first = asyncio.create_task(client.sleep(millis=500, timeout=T))
-                await _until(lambda: jobs_of(server, SLEEP)[0] == 1, "the first job is queued")
-                refused: list[errors.RpcError] = []
-                with pytest.raises(errors.ResourceExhausted) as caught:
-                    await client.sleep(millis=1, timeout=T)
-                refused.append(caught.value)
-                with pytest.raises(errors.ResourceExhausted) as caught:
-                    await asyncio.to_thread(blocking.sleep, millis=1, timeout=T)
-                refused.append(caught.value)
-                with pytest.raises(errors.ResourceExhausted) as caught:
-                    await client.sleep_background(millis=1)
-                refused.append(caught.value)
-            finally:
-                admin_command(server, f"maxqueue {SLEEP}")
-            assert (await first).slept_millis == 500
+async def test_queue_full_is_resource_exhausted(gearmand: GearmandServer, stubs: Stubs) -> None:
+    """After ``maxqueue Sleep 1`` with one Sleep job queued, gearmand refuses the next with
+    QUEUE_ERROR before any worker sees it: the typed caller gets ``ResourceExhausted`` (asyncio,
+    blocking and background calls)."""
+    refused: list[errors.RpcError] = []
+    async with stubs.bridge.InteropAsyncClient(gearmand.address) as client:
+        with stubs.bridge.InteropClient(gearmand.address) as blocking:
+            await client.sleep_background(millis=1)  # no worker: it stays queued
+            assert jobs_of(gearmand, SLEEP)[0] == 1
+            # (gearmand answers OK but ignores maxqueue for a function it does not know yet)
+            assert admin_command(gearmand, f"maxqueue {SLEEP} 1") == "OK"
+            with pytest.raises(errors.ResourceExhausted) as caught:
+                await client.sleep(millis=1, timeout=T)
+            refused.append(caught.value)
+            with pytest.raises(errors.ResourceExhausted) as caught:
+                await asyncio.to_thread(blocking.sleep, millis=1, timeout=T)
+            refused.append(caught.value)
+            with pytest.raises(errors.ResourceExhausted) as caught:
+                await client.sleep_background(millis=1)
+            refused.append(caught.value)
     for error in refused:
         assert "queue" in error.message.lower(), error
 
