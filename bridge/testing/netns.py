@@ -10,7 +10,8 @@ Processes run on a host with ``lab.argv("w", [...])`` (``ip netns exec``; the pr
 pid), Python code with ``lab.run("w", function, *args)`` (a thread that joined the namespace:
 its sockets live there). ``lab.cut("s1")`` sets the switch end of s1's cable down, so packets
 to and from s1 vanish without a reset, as with a pulled cable; ``lab.restore("s1")`` plugs it
-back. ``close()`` kills what still runs in the namespaces and deletes them.
+back. ``close()`` kills what still runs in the namespaces and deletes them (a run killed before
+that leaves them behind; the next lab removes them).
 
 Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and ``ip`` from iproute2; ``unavailable()`` says why
 not, for a skip message.
@@ -22,6 +23,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -32,7 +34,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["Host", "NetnsError", "NetnsLab", "run_in_netns", "unavailable"]
+__all__ = [
+    "Host", "NetnsError", "NetnsLab", "remove_abandoned", "run_in_netns", "unavailable",
+]
 
 _T = TypeVar("_T")
 _CLONE_NEWNET = 0x40000000
@@ -97,6 +101,26 @@ def run_in_netns(netns: str, function: Callable[..., _T], *args: Any) -> _T:
     return result
 
 
+_LAB_NAME = re.compile(r"^bridge-lab(\d+)-[0-9a-f]{6}-")
+
+
+def remove_abandoned() -> list[str]:
+    """Delete the namespaces of labs whose creating process is gone (a run killed before its
+    teardown), killing what still runs in them; returns their names."""
+    listing = _ip("netns", "list", check=False).stdout.split("\n")
+    removed = []
+    for name in (line.split(" ", 1)[0] for line in listing if line):
+        match = _LAB_NAME.match(name)
+        if match is None or os.path.exists(f"/proc/{match.group(1)}"):
+            continue
+        for pid in NetnsLab.pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _ip("netns", "del", name, check=False)
+        removed.append(name)
+    return removed
+
+
 @dataclass(frozen=True)
 class Host:
     """One host of a lab: its namespace, address, and the switch port its cable plugs into."""
@@ -132,7 +156,8 @@ class NetnsLab:
             raise ValueError("at most 200 hosts")
         tag = secrets.token_hex(3)
         self.subnet = subnet or f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}"
-        self.prefix = f"bridge-{tag}"
+        # The creating process's pid in every name: a later lab removes what a killed run left.
+        self.prefix = f"bridge-lab{os.getpid()}-{tag}"
         self.switch = f"{self.prefix}-switch"
         self.hosts = {
             name: Host(
@@ -148,6 +173,7 @@ class NetnsLab:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> NetnsLab:
+        remove_abandoned()
         _OPEN.add(self)
         try:
             self._add_netns(self.switch)
