@@ -237,7 +237,8 @@ public final class CheckVectors {
             try {
                 Message generated =
                         Codecs.decode(ByteString.copyFrom(bytes), Encoding.PROTOBUF, prototype);
-                Message dynamic = DynamicMessage.parseFrom(prototype.getDescriptorForType(), bytes);
+                Message dynamic = Codecs.decode(ByteString.copyFrom(bytes), Encoding.PROTOBUF,
+                        DynamicMessage.getDefaultInstance(prototype.getDescriptorForType()));
                 System.out.println(f[0] + " " + hex.formatHex(MsgpackCodec.encode(generated)) + " "
                         + hex.formatHex(MsgpackCodec.encode(dynamic)));
             } catch (Exception e) {

@@ -26,10 +26,17 @@ public final class Codecs {
             return MsgpackCodec.decode(slice.array, slice.offset, slice.length, prototype);
         }
         try {
-            if (!(prototype instanceof DynamicMessage) && !body.isEmpty()) {
+            if (!body.isEmpty()) {
                 ArraySlice slice = ArraySlice.of(body);
-                if (OneofSwitchBack.occursIn(prototype.getDescriptorForType(), slice.array, slice.offset,
-                        slice.length)) {
+                byte[] normalized = ProtobufWire.normalize(prototype.getDescriptorForType(), slice.array,
+                        slice.offset, slice.length);
+                if (normalized != null) {
+                    // Bytes protobuf-java would read otherwise than upb does (no encoder writes them).
+                    body = UnsafeByteOperations.unsafeWrap(normalized);
+                    slice = ArraySlice.of(body);
+                }
+                if (!(prototype instanceof DynamicMessage) && OneofSwitchBack.occursIn(
+                        prototype.getDescriptorForType(), slice.array, slice.offset, slice.length)) {
                     // protobuf-java's generated parser would keep a stale oneof message here;
                     // DynamicMessage parses it right, and its bytes then hold the oneof once.
                     body = DynamicMessage.parseFrom(prototype.getDescriptorForType(), body).toByteString();

@@ -38,7 +38,8 @@ import org.msgpack.value.ValueType;
  * in their smallest form, floats always as float 64, strings and bytes with the smallest header,
  * map entries sorted by key. Decoding is lenient only where the contract allows it (any integer
  * width, float 32 or 64, unknown keys skipped, nil as unset) and throws {@link DecodeException}
- * for everything else.
+ * for everything else. An unknown key's value is skipped as bridge's Python codec reads it
+ * ({@link MsgpackSkip}: strs UTF-8, nesting bounded).
  */
 public final class MsgpackCodec {
     /** Nesting deeper than this is refused, as protobuf's own parser refuses it. */
@@ -259,13 +260,19 @@ public final class MsgpackCodec {
 
     private static final class Reader {
         final MessageUnpacker unpacker;
+        final byte[] data;
+        final int offset;
         final long end;
+        /** Non-empty maps and arrays open around the value being read (see {@link MsgpackSkip}). */
+        int open;
         final CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT);
 
         Reader(byte[] data, int offset, int length) {
             this.unpacker = MessagePack.newDefaultUnpacker(data, offset, length);
+            this.data = data;
+            this.offset = offset;
             this.end = length;
         }
 
@@ -299,6 +306,8 @@ public final class MsgpackCodec {
                 throw new DecodeException(descriptor.getFullName() + " must be a msgpack map, got " + type);
             }
             int n = checkLength(unpacker.unpackMapHeader(), "map");
+            int opened = n > 0 ? 1 : 0;
+            open += opened;
             FieldDescriptor[] oneofMembers = null; // the member seen per oneof, by oneof index
             for (int i = 0; i < n; i++) {
                 ValueType keyType = nextType();
@@ -308,7 +317,7 @@ public final class MsgpackCodec {
                 String name = readString();
                 FieldDescriptor field = descriptor.findFieldByName(name);
                 if (field == null) {
-                    unpacker.skipValue();
+                    MsgpackSkip.skip(unpacker, data, offset, end, open);
                     continue;
                 }
                 if (nextType() == ValueType.NIL) {
@@ -338,13 +347,16 @@ public final class MsgpackCodec {
                         throw new DecodeException(where(field) + " must be an array, got " + arrayType);
                     }
                     int count = checkLength(unpacker.unpackArrayHeader(), "array");
+                    open += count > 0 ? 1 : 0;
                     for (int j = 0; j < count; j++) {
                         builder.addRepeatedField(field, readValue(builder, field, depth));
                     }
+                    open -= count > 0 ? 1 : 0;
                 } else {
                     builder.setField(field, readValue(builder, field, depth));
                 }
             }
+            open -= opened;
         }
 
         private void readMap(Message.Builder builder, FieldDescriptor field, int depth)
@@ -357,6 +369,7 @@ public final class MsgpackCodec {
             FieldDescriptor keyField = entryType.findFieldByNumber(1);
             FieldDescriptor valueField = entryType.findFieldByNumber(2);
             int n = checkLength(unpacker.unpackMapHeader(), "map");
+            open += n > 0 ? 1 : 0;
             for (int i = 0; i < n; i++) {
                 Message.Builder entry = builder.newBuilderForField(field);
                 if (nextType() == ValueType.NIL) {
@@ -369,6 +382,7 @@ public final class MsgpackCodec {
                 entry.setField(valueField, readValue(entry, valueField, depth));
                 builder.addRepeatedField(field, entry.build());
             }
+            open -= n > 0 ? 1 : 0;
         }
 
         private Object readValue(Message.Builder owner, FieldDescriptor field, int depth)

@@ -229,11 +229,15 @@ public final class Worker {
         Request envelope;
         try {
             // An immutable view of the packet (never reused) with aliasing: the body is not copied.
-            CodedInputStream in = UnsafeByteOperations.unsafeWrap(job.payloadArray(), job.payloadOffset(),
-                    job.payloadLength()).newCodedInput();
+            // (Bytes protobuf-java would read otherwise than upb: read as upb does; see ProtobufWire.)
+            byte[] normalized = ProtobufWire.normalize(Request.getDescriptor(), job.payloadArray(),
+                    job.payloadOffset(), job.payloadLength());
+            CodedInputStream in = normalized != null ? CodedInputStream.newInstance(normalized)
+                    : UnsafeByteOperations.unsafeWrap(job.payloadArray(), job.payloadOffset(), job.payloadLength())
+                            .newCodedInput();
             in.enableAliasing(true);
             envelope = Request.parseFrom(in);
-        } catch (IOException e) { // InvalidProtocolBufferException, from reading a byte array
+        } catch (IOException | DecodeException e) { // InvalidProtocolBufferException, from a byte array
             throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
         }
         if (envelope.getVersion() != SUPPORTED_VERSION) {
