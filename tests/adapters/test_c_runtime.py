@@ -451,3 +451,29 @@ def _wait_running(server: GearmandServer, function: str, deadline_s: float) -> N
             return
         time.sleep(0.02)
     raise TimeoutError(f"no {function} job started on {server.address}")
+
+
+@pytest.mark.timeout(90)
+def test_a_busy_server_does_not_starve_another(
+    gearmand_factory: Callable[..., GearmandServer], worker_binary: Path, workers: list[Worker]
+) -> None:
+    """Concurrency 1, server A with a queue of 100 ms jobs: each call through server B waits for
+    at most the job running then (job slots go first come, first served), not for A's queue."""
+    busy, other = gearmand_factory(), gearmand_factory()
+    workers.append(Worker(worker_binary, f"{busy.address},{other.address}"))
+    _wait_served(busy.address, "ready", 10)
+    _wait_served(other.address, "ready", 10)
+    payload = encode_request(msgpack.packb({"millis": 100}), encoding=MSGPACK)
+    with Client(busy.address) as client:
+        for _ in range(80):
+            client.submit_background(SLEEP, payload)
+        _wait_running(busy, SLEEP, 5)
+        with Client(other.address) as quick:
+            waits = []
+            for i in range(25):
+                begun = time.monotonic()
+                assert _echo(quick, f"now {i}", timeout=10) == f"now {i}"
+                waits.append(time.monotonic() - begun)
+    # each call waits for the rest of A's job then running (~0.1 s); without the ticket order,
+    # A's connection took the slot back before B's got it, and calls waited 0.2 - 0.4 s
+    assert max(waits) < 0.28, [round(wait, 3) for wait in waits]

@@ -210,15 +210,19 @@ bad:
     return 0;
 }
 
-/* Waits for a free job slot; false when the worker stops first. */
+/* Waits for a free job slot, first come first served; false when the worker stops first. */
 static bool take_slot(bridge_worker *w)
 {
     pthread_mutex_lock(&w->slots_lock);
-    while (w->free_slots == 0 && !stopped(w))
+    uint64_t ticket = w->slot_next++;
+    while (!stopped(w) && (w->free_slots == 0 || ticket != w->slot_serving))
         pthread_cond_wait(&w->slots_free, &w->slots_lock);
     bool ok = !stopped(w);
-    if (ok)
+    if (ok) {
         w->free_slots--;
+        w->slot_serving++;
+        pthread_cond_broadcast(&w->slots_free); /* the next in line may find a slot too */
+    }
     pthread_mutex_unlock(&w->slots_lock);
     return ok;
 }
@@ -227,7 +231,7 @@ static void give_slot(bridge_worker *w)
 {
     pthread_mutex_lock(&w->slots_lock);
     w->free_slots++;
-    pthread_cond_signal(&w->slots_free);
+    pthread_cond_broadcast(&w->slots_free);
     pthread_mutex_unlock(&w->slots_lock);
 }
 

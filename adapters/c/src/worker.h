@@ -28,10 +28,13 @@ struct bridge_worker {
     size_t n_methods;
     atomic_bool stop;
     atomic_uint_fast64_t jobs_done;
-    /* job slots: `concurrency` of them, shared by every server's connections */
+    /* job slots: `concurrency` of them, shared by every server's connections, handed out in the
+     * order they were asked for (a busy server's connection cannot starve another's) */
     pthread_mutex_t slots_lock;
     pthread_cond_t slots_free;
     unsigned free_slots;
+    uint64_t slot_next;    /* ticket of the next lane to ask */
+    uint64_t slot_serving; /* ticket whose turn it is */
 };
 
 const bridge_method *bridge__find_method(const bridge_worker *w, const char *name);
