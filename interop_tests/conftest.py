@@ -97,8 +97,8 @@ class WorkerPool:
         them."""
         language, build_dir = self.built.language, self.built.build_dir
         env = {**os.environ, **language.worker_env(build_dir)}
-        logs = build_dir / "logs"
-        logs.mkdir(exist_ok=True)
+        logs = run_logs(build_dir)
+        logs.mkdir(parents=True, exist_ok=True)
         argv = language.worker_command(
             build_dir, self.address, self.concurrency, self.max_request_bytes
         )
@@ -162,6 +162,28 @@ class WorkerPool:
         assert not problems, "\n\n".join(problems)
 
 
+def run_logs(build_dir: Path) -> Path:
+    """This test run's worker logs: one folder per pytest process, so two runs on one checkout
+    (two engineers, or the suite and a single case) never delete each other's logs."""
+    return build_dir / "logs" / str(os.getpid())
+
+
+def clear_old_logs(build_dir: Path) -> None:
+    """Remove the logs of earlier runs whose process is gone."""
+    for entry in (build_dir / "logs").glob("*"):
+        if entry.is_dir() and entry.name.isdigit():
+            try:
+                os.kill(int(entry.name), 0)
+                continue  # that run is still going
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.is_file():
+            entry.unlink(missing_ok=True)
+
+
 # --- fixtures -------------------------------------------------------------------------------------
 
 
@@ -177,7 +199,7 @@ def built(request: pytest.FixtureRequest) -> Built:
     language.check_toolchain()
     build_dir = BUILD_ROOT / language.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(build_dir / "logs", ignore_errors=True)  # this run's worker logs only
+    clear_old_logs(build_dir)
     language.build(build_dir)
     return Built(language, build_dir.resolve())
 
