@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # the job server and the reference command-line peer
   gearman-job-server gearman-tools
+  # ip netns, veth and bridge links for the fault suite's multi-host cases (tests/faults)
+  iproute2
   # a virtual environment for bridge when the system's python3 is externally managed (PEP 668)
   python3-venv
   # protoc for the non-Python generators (matches Debian's protobuf runtimes, 3.21.12)

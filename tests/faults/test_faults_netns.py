@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,8 @@ IN_FLIGHT_S = 0.25  # a reply or JOB_CREATED on its way when the cable is pulled
 
 @pytest.fixture
 def lab() -> Iterator[NetnsLab]:
+    if shutil.which("ip") is None:
+        pytest.fail("'ip' (iproute2) is not installed: run scripts/install-deps.sh")
     reason = unavailable()
     if reason is not None:
         pytest.skip(f"network namespaces are not permitted here, so no multi-host case: {reason}")
