@@ -443,3 +443,34 @@ def test_ruby_and_python_decoders_agree_on_mutated_vectors(generated: Path, enco
         f"{len(disagreements)} of {len(rows)} inputs: [type, encoding, hex, python, ruby] "
         f"{disagreements[:5]}"
     )
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_while_a_large_reply_is_stuck_on_a_frozen_server(
+    gearmand_factory: Callable[..., GearmandServer], generated: Path,
+    ruby_workers: list[RubyWorker],
+) -> None:
+    """A job whose 32 MiB reply cannot be written (its server froze while it ran: the socket
+    buffers fill) does not hold up the stop: the worker exits 0 within the job's time plus 2 s;
+    gearmand re-queues the job once it wakes up to the closed connection."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = RubyWorker(generated, f"{frozen.address},{healthy.address}")
+    ruby_workers.append(worker)
+    _wait_served(frozen.address, 15)
+    request = encode_request(
+        msgpack.packb({"count": 1, "payload_size": 32 << 20, "delay_ms": 800}), encoding=MSGPACK)
+    client = Client(frozen.address)
+    try:
+        client.submit_background("bridge.interop.v1.Interop.Stream", request)
+        _wait_running(frozen, "bridge.interop.v1.Interop.Stream", 5)
+        _freeze(frozen)
+        time.sleep(1.5)  # the item is being written: the frozen server reads none of it
+        begun = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        code = worker.proc.wait(timeout=40)
+        elapsed = time.monotonic() - begun
+    finally:
+        _thaw(frozen)
+        client.close()
+    assert code == 0, worker.log
+    assert elapsed < 2.0, f"exit took {elapsed:.2f} s"

@@ -16,6 +16,7 @@ module Bridge
       # is read in steps of up to READ_MAX.
       READ_CHUNK = 64 * 1024
       READ_MAX = 4 * 1024 * 1024
+      STOP_WRITE_GRACE = 0.5
 
       attr_reader :host, :port
 
@@ -181,13 +182,32 @@ module Bridge
           part = offset.zero? ? data : data.byteslice(offset, size - offset)
           written = sock.write_nonblock(part, exception: false)
           if written == :wait_writable
-            IO.select(nil, [sock], nil, @io_timeout) or raise ConnectionError, "#{self}: write timed out"
+            wait_writable(sock)
           else
             offset += written
           end
         end
       rescue SystemCallError, IOError => e
         raise ConnectionError, "#{self}: #{e.message}"
+      end
+
+      # Waits until +sock+ takes more bytes: at most io_timeout, and at most STOP_WRITE_GRACE once
+      # the interrupt IO is readable (the worker stops: a server that reads nothing, e.g. a frozen
+      # one, must not hold up the exit; gearmand re-queues the job of a closed connection).
+      def wait_writable(sock)
+        deadline = monotonic + @io_timeout
+        watch = @interrupt ? [@interrupt] : nil
+        loop do
+          remaining = deadline - monotonic
+          raise ConnectionError, "#{self}: write timed out" if remaining <= 0
+
+          readable, writable, = IO.select(watch, [sock], nil, remaining)
+          return if writable&.any?
+          next unless readable&.any?
+
+          watch = nil # stopping: from now on a short grace only
+          deadline = [deadline, monotonic + STOP_WRITE_GRACE].min
+        end
       end
 
       def monotonic
