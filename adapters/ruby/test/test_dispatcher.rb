@@ -123,6 +123,19 @@ class TestDispatcher < Minitest::Test
     assert_equal "careful", packets[1][2]
   end
 
+  def test_cancelled_once_the_deadline_has_passed
+    job = Bridge::Job.new(Recorder.new, "H:1", "f", "", "")
+    now = Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond)
+    context = ->(deadline) { Bridge::Context.new(job, metadata: {}, deadline_ms: deadline, encoding: :protobuf) }
+    refute context.call(0).cancelled?, "no deadline: never cancelled"
+    refute context.call(now + 60_000).cancelled?
+    assert context.call(now - 1).cancelled?
+    short = context.call(Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond) + 50)
+    refute short.cancelled?
+    sleep 0.06
+    assert short.cancelled?
+  end
+
   def test_emit_on_a_unary_rpc_is_an_internal_error
     error = error_of(perform("EchoBlob", request(V1::Blob.encode(V1::Blob.new)),
                              dispatcher: Bridge::Dispatcher.new(logger: Logger.new(nil)).add_service(Emitter.new)))

@@ -53,6 +53,14 @@ module Bridge
       (@deadline_ms - Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond)) / 1000.0
     end
 
+    # True once the caller's deadline has passed: the caller stopped waiting (its own timeout
+    # fired), so a long handler may give up instead of finishing work nobody reads. This is the
+    # only cancellation a handler can see: gearmand tells a worker nothing when a caller gives up
+    # (a job still queued is removed from gearmand instead). Always false without a deadline.
+    def cancelled?
+      !@deadline_ms.zero? && Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond) >= @deadline_ms
+    end
+
     # Reports progress (WORK_STATUS): +numerator+ of +denominator+ done.
     def progress(numerator, denominator)
       @job.send_status(Integer(numerator), Integer(denominator))
