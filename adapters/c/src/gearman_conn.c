@@ -45,6 +45,7 @@ void gm_init(gm_conn *c, const atomic_bool *stop, unsigned poll_step_ms)
     c->fd = -1;
     c->stop = stop;
     c->poll_step_ms = poll_step_ms ? poll_step_ms : 100;
+    c->answer_due = false;
     c->in_start = c->in_end = 0;
 }
 
@@ -294,7 +295,7 @@ gm_result gm_read(gm_conn *c, gm_packet *p, unsigned timeout_ms, unsigned stall_
     while (c->in_end - c->in_start < HEADER) {
         /* Before the first byte: the read timeout; inside a header: the stall limit. */
         bool started = c->in_end > c->in_start;
-        gm_result r = fill(c, started ? stall_ms : timeout_ms, started);
+        gm_result r = fill(c, started ? stall_ms : timeout_ms, started || c->answer_due);
         if (r != GM_OK)
             return r;
     }

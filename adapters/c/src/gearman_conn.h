@@ -43,6 +43,7 @@ typedef struct gm_conn {
     int fd;                   /* -1 when not connected */
     const atomic_bool *stop;  /* waits give up early once this is set (may be NULL) */
     unsigned poll_step_ms;    /* how often a wait looks at *stop */
+    bool answer_due;          /* an answer is owed (a GRAB): reads go on 1 s past a stop */
     uint8_t in[65536];        /* read-ahead buffer for packet headers and small packets */
     size_t in_start, in_end;
 } gm_conn;

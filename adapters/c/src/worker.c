@@ -21,9 +21,10 @@
  *
  * Stopping: bridge_worker_run() blocks SIGTERM/SIGINT in every thread and waits for them with
  * sigtimedwait() in the calling thread (no signal handler, no global). Every wait of a lane looks
- * at the stop flag each poll interval: an idle or grabbing lane closes its connection at once
- * (gearmand re-queues a job it may have assigned meanwhile), a lane running a job finishes it and
- * sends the answer (a send stalled by a frozen server is given up 1 s after the stop).
+ * at the stop flag each poll interval: an idle lane closes its connection at once, a grabbing
+ * lane waits up to 1 s more for the answer (and runs a job assigned meanwhile), a lane running a
+ * job finishes it and sends the answer (a send stalled by a frozen server is given up 1 s after
+ * the stop).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -369,10 +370,14 @@ static gm_result lane_grab(lane *l)
         gm_result r = gm_send(&l->conn, GM_GRAB_JOB_UNIQ, NULL, 0, NULL, 0, w->read_timeout_ms);
         gm_packet p;
         memset(&p, 0, sizeof p);
-        if (r == GM_OK)
+        if (r == GM_OK) {
+            /* A stop now still takes the answer (for 1 s): a job assigned meanwhile is run, not
+             * handed back to gearmand as a failed try. */
+            l->conn.answer_due = true;
             r = expect(l, &p, w->read_timeout_ms, "GRAB_JOB_UNIQ", NULL, GM_NO_JOB,
                        GM_JOB_ASSIGN_UNIQ, GM_NO_JOB);
-        else
+            l->conn.answer_due = false;
+        } else
             snprintf(l->why, sizeof l->why, "sending GRAB_JOB_UNIQ failed");
         if (r == GM_OK && p.type == GM_JOB_ASSIGN_UNIQ && !run_job(l, &p))
             r = GM_CLOSED;
