@@ -35,17 +35,19 @@ module Bridge
 
       def run
         until @worker.stopping?
-          unless @connection.connected?
-            wait(@retry_at - monotonic) if @retry_at > monotonic
-            next if @worker.stopping? || @retry_at > monotonic
+          begin
+            unless @connection.connected?
+              wait(@retry_at - monotonic) if @retry_at > monotonic
+              next if @worker.stopping? || @retry_at > monotonic
 
-            next unless connect
+              next unless connect
+            end
+            grab_and_serve && idle
+          rescue StandardError => e # a bug of the runtime: report it, start this link over
+            @logger.error("#{self}: #{e.class}: #{e.message}\n#{e.backtrace&.first(10)&.join("\n")}")
+            lost(e)
           end
-          grab_and_serve && idle
         end
-      rescue StandardError => e
-        @logger.error("#{self} crashed: #{e.class}: #{e.message}\n#{e.backtrace&.first(10)&.join("\n")}")
-        raise
       ensure
         @connection.close
       end
