@@ -320,12 +320,16 @@ public final class MsgpackCodec {
                     MsgpackSkip.skip(unpacker, data, offset, end, open);
                     continue;
                 }
+                OneofDescriptor oneof = field.getRealContainingOneof();
                 if (nextType() == ValueType.NIL) {
                     unpacker.unpackNil();
                     builder.clearField(field);
+                    // A key given twice: the last one wins, nil included (as a Python dict keeps it).
+                    if (oneof != null && oneofMembers != null && oneofMembers[oneof.getIndex()] == field) {
+                        oneofMembers[oneof.getIndex()] = null;
+                    }
                     continue;
                 }
-                OneofDescriptor oneof = field.getRealContainingOneof();
                 if (oneof != null) {
                     if (oneofMembers == null) {
                         oneofMembers = new FieldDescriptor[descriptor.getOneofs().size()];

@@ -96,6 +96,45 @@ class SickServerTest {
     }
 
     @Test
+    void jobSlotsAreSharedFairlyBetweenBusyServers() throws Exception {
+        // Eight 60 ms jobs queued on each server, one job slot: a slot given back goes to the
+        // connection waiting longest, so the two queues are served in turn, not one after the other.
+        try (Gearmand a = new Gearmand(); Gearmand b = new Gearmand()) {
+            java.util.List<String> order = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+            Worker w = Worker.builder().servers(a.address() + "," + b.address()).build();
+            w.register(Rpc.unary(FUNCTION, Error.getDefaultInstance(), Error.getDefaultInstance()), (q, ctx) -> {
+                order.add(q.getMessage());
+                Thread.sleep(60);
+                return q;
+            });
+            w.start();
+            java.util.List<TestClient> clients = new java.util.ArrayList<>();
+            try {
+                awaitRegistered(a);
+                awaitRegistered(b);
+                for (int i = 0; i < 8; i++) {
+                    for (Gearmand server : java.util.List.of(a, b)) {
+                        TestClient c = new TestClient(server.address());
+                        clients.add(c);
+                        c.submit(FUNCTION, Request.newBuilder().setVersion(1).setBody(Error.newBuilder()
+                                .setMessage(server == a ? "A" : "B").build().toByteString()).build().toByteArray());
+                    }
+                }
+                for (TestClient c : clients) {
+                    assertEquals(PacketType.WORK_COMPLETE, c.await(20_000).endType());
+                }
+                java.util.List<String> firstHalf = order.subList(0, 8);
+                assertTrue(java.util.Collections.frequency(firstHalf, "A") >= 3
+                        && java.util.Collections.frequency(firstHalf, "B") >= 3, "served in the order " + order);
+            } finally {
+                clients.forEach(TestClient::close);
+                w.stop();
+                w.awaitTermination(Duration.ofSeconds(10));
+            }
+        }
+    }
+
+    @Test
     void aRegrabAfterALongSleepChecksTheServerFirst() throws Exception {
         // With a regrab interval shorter than the test, the frozen server's sleeping connection
         // wakes up on its own: its echo, not a grab, is what waits, so no job slot is lost.

@@ -81,6 +81,8 @@ class UpbAgreementTest {
         msgpack("80", "Inner", "81a17a d40500");               // an extension
         msgpack("ERR", "Inner", "81a17a c1");
         msgpack("81a576616c756505", "Inner", "82a17a 81c0c0 a576616c756505"); // a nil key
+        // a oneof member given twice, the second time nil: the last one wins, the other member may follow
+        msgpack("81a66e657374656480", "Composite", "83 a474657874a161 a474657874c0 a66e6573746564 80");
         msgpack("80", "Inner", "81a17a" + "91".repeat(1022) + "90");     // 1023 open containers
         msgpack("ERR", "Inner", "81a17a" + "91".repeat(1023) + "90");
         msgpack("80", "Inner", "81a17a" + "81a17a".repeat(1022) + "80");

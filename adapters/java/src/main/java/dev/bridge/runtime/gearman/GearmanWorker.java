@@ -81,7 +81,9 @@ public final class GearmanWorker {
         this.maxBody = maxBody;
         this.clientId = clientId;
         this.settings = Objects.requireNonNull(settings);
-        this.permits = new Semaphore(concurrency);
+        // Fair: a slot given back while other connections wait goes to the one waiting longest,
+        // so a server with a long queue cannot keep the slots from the others.
+        this.permits = new Semaphore(concurrency, true);
     }
 
     /** Serves {@code function} with {@code code}; call before {@link #start()}. */
@@ -274,7 +276,7 @@ public final class GearmanWorker {
     private void work(Connection connection) throws IOException, InterruptedException {
         try {
             while (!stopping) {
-                if (!permits.tryAcquire()) {
+                if (!permits.tryAcquire(0, TimeUnit.MILLISECONDS)) { // unlike tryAcquire(), queues fairly
                     // Waiting for a permit: the last job's answer must not wait with us.
                     connection.flush();
                     if (!permits.tryAcquire(settings.pollInterval().toMillis(), TimeUnit.MILLISECONDS)) {
