@@ -25,7 +25,14 @@ from typing import Any
 from bridge import admin
 from bridge.errors import ServerUnavailable
 from bridge.testing import GearmandServer
-from interop_tests.conftest import Built, WorkerPool, WorkerProcess, load_language
+from interop_tests.conftest import (
+    Built,
+    WorkerPool,
+    WorkerProcess,
+    clear_old_logs,
+    load_language,
+    run_logs,
+)
 from interop_tests.langs.base import REPO_ROOT, generate_interop
 
 BUILD_ROOT = REPO_ROOT / "build" / "faults"
@@ -61,6 +68,7 @@ class Builds:
                 language.check_toolchain()
                 build_dir = BUILD_ROOT / name
                 build_dir.mkdir(parents=True, exist_ok=True)
+                clear_old_logs(build_dir)
                 language.build(build_dir)
                 self._built[name] = Built(language, build_dir.resolve())
             return self._built[name]
@@ -107,8 +115,8 @@ class FaultPool(WorkerPool):
     def start(self, *, wait_for: Sequence[GearmandServer] | None = None) -> FaultPool:
         language, build_dir = self.built.language, self.built.build_dir
         env = {**os.environ, **language.worker_env(build_dir)}
-        logs = build_dir / "logs"
-        logs.mkdir(exist_ok=True)
+        logs = run_logs(build_dir)
+        logs.mkdir(parents=True, exist_ok=True)
         argv = [*self.prefix, *language.worker_command(
             build_dir, self.address, self.concurrency, self.max_request_bytes)]
         for _ in range(self.processes):

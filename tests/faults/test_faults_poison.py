@@ -33,6 +33,7 @@ from faults_helpers import (
 from bridge import admin
 from bridge.errors import DeadlineExceeded, ProtocolError, ServerUnavailable, WorkerFailed
 from bridge.testing import DEFAULT_JOB_RETRIES, GEARMAND_DEFAULT_RETRIES, GearmandServer
+from interop_tests.conftest import run_logs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -136,8 +137,8 @@ def test_each_language_worker_killed_mid_job_three_times(
     env = {**os.environ, **language.worker_env(built.build_dir)}
     with GearmandServer() as server:
         argv = language.worker_command(built.build_dir, server.address, 1, None)
-        logs = built.build_dir / "logs"
-        logs.mkdir(exist_ok=True)
+        logs = run_logs(built.build_dir)
+        logs.mkdir(parents=True, exist_ok=True)
 
         def spawn() -> subprocess.Popen[bytes]:
             with (logs / f"killed-{time.monotonic_ns()}.log").open("wb") as out:
