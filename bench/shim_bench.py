@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bridge.client import AsyncClient
 from bridge.rpc.envelope import _varint, encode_request
+from bridge.rpc.frame import FrameError, FrameKind, parse_frame
 from bridge.testing import GearmandServer
 
 SHIM_FUNCTION = "bridge.interop.v1.Interop.EchoBlob"
@@ -101,7 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     envelope = encode_request(message, encoding=PROTOBUF)
 
     def check_shim(reply: bytes) -> None:
-        if reply != message:
+        # A bridge worker's reply is a reply frame (wire contract, section 3): header, then body.
+        try:
+            frame = parse_frame(reply)
+        except FrameError as exc:
+            raise SystemExit(f"shim reply is not a reply frame: {exc}") from None
+        if frame.kind != FrameKind.REPLY or frame.body != message:
             raise SystemExit(f"shim echo is wrong: {reply[:40]!r}")
 
     def check_raw(reply: bytes) -> None:
