@@ -9,9 +9,9 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import random
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,8 +21,11 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from bridge import admin
 from bridge.client import Client
+from bridge.codecs import DecodeError, MsgpackCodec, ProtobufCodec
 from bridge.codegen import get_emitter, write_files
 from bridge.codegen.base import CodegenError
 from bridge.codegen.java.emitter import (
@@ -44,6 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "java"
 SCHEMAS = REPO / "schemas"
 ENVELOPE_CLASSES = ADAPTER / "src" / "main" / "java" / "dev" / "bridge" / "v1"
+# Java programs (and a schema) the tests compile with generated code; Maven does not build them.
+CHECKS = ADAPTER / "src" / "test" / "checks"
 
 
 def _tool(name: str) -> str:
@@ -123,33 +128,6 @@ def test_envelope_classes_match_protoc(tmp_path: Path) -> None:
     )
 
 
-_CHECK_INTEROP = """
-import dev.bridge.interop.v1.*;
-import dev.bridge.runtime.*;
-
-public final class CheckInterop {
-    public static void main(String[] args) throws Exception {
-        InteropService echoOnly = new InteropService() {
-            @Override
-            public Blob echoBlob(Blob request, CallContext context) {
-                return request;
-            }
-        };
-        Worker worker = Worker.builder().servers("127.0.0.1:1").build();
-        InteropBridge.register(worker, echoOnly);
-        System.out.println(String.join(",", worker.functions()));
-        System.out.println(InteropBridge.STREAM.isServerStreaming() + " "
-                + InteropBridge.ECHO.isServerStreaming());
-        try {
-            echoOnly.notImplemented(Empty.getDefaultInstance(), null);
-        } catch (BridgeException e) {
-            System.out.println(e.code() + " " + e.getMessage());
-        }
-        Blob blob = Blob.newBuilder().setText("x").build();
-        System.out.println(echoOnly.echoBlob(blob, null) == blob);
-    }
-}
-"""
 
 
 def _compile(sources: list[Path], classpath: str, out: Path) -> str:
@@ -167,12 +145,9 @@ def interop_build(maven_build: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The interop schema generated for Java and compiled with the interop worker and a check."""
     out = tmp_path_factory.mktemp("java-interop")
     gen = generate_interop("java", out / "gen")
-    main = out / "CheckInterop.java"
-    main.write_text(_CHECK_INTEROP)
-    vectors = out / "CheckVectors.java"
-    vectors.write_text(_CHECK_VECTORS)
+    checks = [CHECKS / "CheckInterop.java", CHECKS / "CheckVectors.java"]
     worker_sources = (REPO / "interop_tests" / "workers" / "java" / "src").rglob("*.java")
-    warnings = _compile([*gen.rglob("*.java"), *worker_sources, main, vectors],
+    warnings = _compile([*gen.rglob("*.java"), *worker_sources, *checks],
                         _classpath(maven_build), out / "classes")
     (out / "javac-warnings.txt").write_text(warnings)
     return out
@@ -212,42 +187,6 @@ def test_generated_interop_code_compiles_and_registers(
     assert same == "true"
 
 
-_CHECK_VECTORS = """
-import com.google.protobuf.ByteString;
-import com.google.protobuf.DynamicMessage;
-import com.google.protobuf.Message;
-import dev.bridge.runtime.Codecs;
-import dev.bridge.runtime.MsgpackCodec;
-import dev.bridge.v1.Encoding;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.util.HexFormat;
-
-/** Per line "name type protobuf-hex": the generated decode and DynamicMessage's, as msgpack. */
-public final class CheckVectors {
-    public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
-        HexFormat hex = HexFormat.of();
-        for (String line; (line = in.readLine()) != null; ) {
-            String[] f = line.split(" ", -1);
-            String simple = f[1].substring(f[1].lastIndexOf('.') + 1);
-            Message prototype = (Message) Class.forName("dev.bridge.interop.v1." + simple)
-                    .getMethod("getDefaultInstance").invoke(null);
-            byte[] bytes = hex.parseHex(f[2]);
-            try {
-                Message generated =
-                        Codecs.decode(ByteString.copyFrom(bytes), Encoding.PROTOBUF, prototype);
-                Message dynamic = Codecs.decode(ByteString.copyFrom(bytes), Encoding.PROTOBUF,
-                        DynamicMessage.getDefaultInstance(prototype.getDescriptorForType()));
-                System.out.println(f[0] + " " + hex.formatHex(MsgpackCodec.encode(generated)) + " "
-                        + hex.formatHex(MsgpackCodec.encode(dynamic)));
-            } catch (Exception e) {
-                System.out.println(f[0] + " ERR " + e);
-            }
-        }
-    }
-}
-"""
 
 
 @pytest.mark.timeout(600)
@@ -262,14 +201,9 @@ def test_generated_classes_decode_every_protobuf_vector(
         c for c in json.loads((SCHEMAS / "testdata" / "vectors.json").read_text())
         if "protobuf_hex" in c and c["type"].startswith("bridge.interop.v1.")
     ]
-    lines = "".join(f"{c['name']} {c['type']} {c['protobuf_hex']}\n" for c in cases)
-    run = subprocess.run(
-        [_tool("java"), "-cp", f"{interop_build / 'classes'}:{_classpath(maven_build)}",
-         "CheckVectors"],
-        input=lines, capture_output=True, text=True, timeout=120, check=False,
+    results = _java_decode(
+        maven_build, interop_build, [(c["name"], c["type"], 1, c["protobuf_hex"]) for c in cases]
     )
-    assert run.returncode == 0, run.stderr
-    results = {line.split(" ")[0]: line.split(" ")[1:] for line in run.stdout.splitlines()}
     assert len(results) == len(cases) >= 50
     for case in cases:
         got = results[case["name"]]
@@ -284,39 +218,94 @@ def test_generated_classes_decode_every_protobuf_vector(
     assert results["protobuf_oneof_switch_back"][0] == "81a66e657374656481a576616c756503"
 
 
-_TRICKY = """
-syntax = "proto3";
-// No java_package, no java_multiple_files: messages nest in the outer class LoanBook.
-package acme.loans_v2;
+def _java_decode(
+    maven: Path, build: Path, inputs: list[tuple[str, str, int, str]]
+) -> dict[str, list[str]]:
+    """CheckVectors over (name, type, encoding, hex) inputs: name -> [generated, dynamic] or ERR."""
+    lines = "".join(f"{name} {type_} {encoding} {hex_}\n" for name, type_, encoding, hex_ in inputs)
+    run = subprocess.run(
+        [_tool("java"), "-cp", f"{build / 'classes'}:{_classpath(maven)}", "CheckVectors"],
+        input=lines, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return {line.split(" ")[0]: line.split(" ")[1:] for line in run.stdout.splitlines()}
 
-import "bridge/v1/options.proto";
 
-message Worker { string name = 1; }   // same simple name as the runtime's Worker
-message Quote {
-  message Line { int64 cents = 1; }
-  repeated Line lines = 1;
+_INTERESTING = {
+    1: [0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x1A, 0x22, 0x32, 0x3A, 0x52, 0x6A, 0x0B, 0x0C],
+    2: [0x00, 0x7F, 0x80, 0x90, 0xA0, 0xC0, 0xC1, 0xC3, 0xC4, 0xCB, 0xD4, 0xD9, 0xDC, 0xDD, 0xDF],
 }
 
-// Prices loans. A comment with */ and <b>markup</b> & an @tag.
-service Pricing {
-  // Import is a Java keyword once lowercased.
-  rpc Import(Worker) returns (Quote.Line);
-  rpc Lines(Quote) returns (stream Quote.Line) {
-    option (bridge.v1.method).function_name = "legacy_lines";
-  }
-}
 
-service LoanService {
-  rpc Default(Quote) returns (Worker);
-}
-"""
+def _mutate(data: bytes, rnd: random.Random, encoding: int) -> bytes:
+    out = bytearray(data)
+    for _ in range(rnd.randint(1, 4)):
+        op, at = rnd.randrange(6), rnd.randrange(len(out)) if out else 0
+        if op == 0 and out:
+            out[at] ^= 1 << rnd.randrange(8)
+        elif op == 1 and out:
+            out[at] = rnd.choice(_INTERESTING[encoding])
+        elif op == 2:
+            out.insert(at, rnd.choice(_INTERESTING[encoding]))
+        elif op == 3 and out:
+            del out[at]
+        elif op == 4:
+            out[at:at] = out[at:at + rnd.randint(1, 8)]
+        else:  # a run of continuation bytes: overlong varints, lengths, tags
+            run = [rnd.choice([0x80, 0xFF])] * rnd.randint(1, 10)
+            out[at:at] = bytes([*run, rnd.randrange(128)])
+    return bytes(out)
+
+
+@pytest.mark.timeout(600)
+def test_mutated_vectors_get_the_python_codecs_answer(
+    maven_build: Path, interop_build: Path
+) -> None:
+    """Same bytes, same answer (issue 10): 3000 seeded mutations of the interop schema's vectors
+    per encoding decode in Java (generated classes) exactly as in bridge's Python codecs (upb,
+    msgpack-python): the same message, or an error in both."""
+    schema = load([str(SCHEMAS / "interop" / "v1" / "interop.proto")], include_paths=[str(SCHEMAS)])
+    pool = descriptor_pool.DescriptorPool()
+    for file_proto in descriptor_pb2.FileDescriptorSet.FromString(
+        schema.sanitized_descriptor_set()
+    ).file:
+        pool.Add(file_proto)
+    codecs = {1: ProtobufCodec(), 2: MsgpackCodec()}
+    msgpack_codec = MsgpackCodec()
+    cases = [c for c in json.loads((SCHEMAS / "testdata" / "vectors.json").read_text())
+             if c["type"].startswith("bridge.interop.v1.")]
+    rnd = random.Random(20261130)
+    inputs, expected = [], {}
+    for encoding, key in ((1, "protobuf_hex"), (2, "msgpack_hex")):
+        seeds = [c for c in cases if key in c and len(c[key]) <= 2000]
+        for i in range(3000):
+            case = rnd.choice(seeds)
+            data = _mutate(bytes.fromhex(case[key]), rnd, encoding)
+            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(case["type"]))
+            try:
+                answer = msgpack_codec.encode(codecs[encoding].decode(cls, data)).hex()
+            except DecodeError:
+                answer = "ERR"
+            name = f"{case['name']}/{encoding}/{i}"
+            expected[name] = answer
+            inputs.append((name, case["type"], encoding, data.hex()))
+    results = _java_decode(maven_build, interop_build, inputs)
+    differ = [
+        (name, hex_, expected[name], results[name][:2])
+        for name, _type, _enc, hex_ in inputs
+        if results[name][0] != expected[name]
+    ]
+    assert not differ, f"{len(differ)} of {len(inputs)} differ, e.g. {differ[:5]}"
+    assert sum(answer != "ERR" for answer in expected.values()) > 300  # not only refusals
+
+
 
 
 @pytest.mark.timeout(600)
 def test_tricky_schema_compiles(maven_build: Path, tmp_path: Path) -> None:
     proto_dir = tmp_path / "protos"
     proto_dir.mkdir()
-    (proto_dir / "loan_book.proto").write_text(_TRICKY)
+    shutil.copy(CHECKS / "loan_book.proto", proto_dir / "loan_book.proto")
     schema = load([str(proto_dir / "loan_book.proto")], include_paths=[str(proto_dir)])
     assert outer_class_name(schema.files[0]) == "LoanBook"
     gen = tmp_path / "gen"
@@ -533,7 +522,7 @@ def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
             _freeze(frozen)
         caller.start()
         end = time.monotonic() + 5
-        while "running" not in _admin_status(source, SLEEP):
+        while not any(f.function == SLEEP and f.running for f in admin.status(source.address)):
             assert time.monotonic() < end, "the Sleep job did not start"
             time.sleep(0.02)
         if job_on == "frozen":
@@ -552,20 +541,3 @@ def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
         assert not errors and len(replies) == 1, errors
         body = _unframe(replies[0], "bridge.interop.v1.SleepReply")
         assert msgpack.unpackb(body)["slept_millis"] == 1500
-
-
-def _admin_status(server: GearmandServer, function: str) -> str:
-    """"running" once gearmand lists a running job of ``function``, else "idle"."""
-    with socket.create_connection((server.host, server.port), timeout=2) as sock:
-        sock.sendall(b"status\n")
-        text = b""
-        while not text.endswith(b".\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            text += chunk
-    for line in text.decode().splitlines():
-        parts = line.split("\t")
-        if len(parts) == 4 and parts[0] == function and int(parts[2]) > 0:
-            return "running"
-    return "idle"
