@@ -303,6 +303,7 @@ final class ProtobufCodec implements Codec
         $entryEnd = $this->readLength($end, $class);
         $key = self::DEFAULTS[$field->keyType];
         $value = null;
+        $stray = false;
         while ($this->pos < $entryEnd) {
             $tag = $this->readVarint($entryEnd, $class);
             $number = $tag >> 3;
@@ -321,10 +322,16 @@ final class ProtobufCodec implements Codec
                 throw new DecodeError("invalid protobuf for {$class}: field number 0");
             } else {
                 $this->skipField($wireType, $number, $entryEnd, $class, $depth);
+                $stray = true;
             }
         }
         if ($this->pos !== $entryEnd) {
             throw new DecodeError("invalid protobuf for {$class}: a map entry overruns its length");
+        }
+        if ($stray) {
+            // An entry with anything besides its key and value is left out of the map, as upb
+            // does (wire contract 5.9, vector protobuf_map_entry_with_stray_field).
+            return;
         }
         if ($value === null) {
             $value = $field->valueType === GPBType::MESSAGE
