@@ -25,7 +25,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-I", "--include", "--proto_path", dest="include", action="append", default=[],
         metavar="DIR",
-        help="import root (repeatable); a file's module path is its path under its root",
+        help="import root (repeatable; default: the current directory, as protoc's); a file's "
+        "module path is its path under its root",
+    )
+    parser.add_argument(
+        "--include-imports", action=argparse.BooleanOptionalAction, default=True,
+        help="also generate every file the given ones import, except bridge's and protobuf's own "
+        "(like buf's include_imports; default: on, so the output loads as it is)",
     )
     parser.add_argument(
         "--opt", action="append", default=[], metavar="KEY=VALUE",
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         languages = split_languages(args.lang)
         options = parse_pairs(args.opt)
         emitters = [get_emitter(lang) for lang in languages]  # fail before compiling anything
-        schema = load(args.schemas, args.include)
+        schema = load(args.schemas, args.include, include_imports=args.include_imports)
         files: list[GeneratedFile] = []
         for emitter in emitters:
             files.extend(emitter.generate(schema, for_language(emitter.language, options)))

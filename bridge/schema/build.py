@@ -27,6 +27,7 @@ from bridge.schema.model import (
     ProtoFile,
     Schema,
     Service,
+    is_shipped,
 )
 
 _NO_SIDE_EFFECTS = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
@@ -385,11 +386,39 @@ def _collect_raw(
         walk(m, fd.package)
 
 
+def import_closure(
+    fds: descriptor_pb2.FileDescriptorSet, files: Sequence[str]
+) -> list[str]:
+    """``files`` and every file they import, directly or not, minus the shipped ones
+    (:func:`bridge.schema.model.is_shipped`) that were not asked for by name; in the set's order
+    (imports before the files importing them)."""
+    by_name = {fd.name: fd for fd in fds.file}
+    reached: set[str] = set()
+    pending = list(files)
+    while pending:
+        name = pending.pop()
+        if name in reached or name not in by_name:
+            continue
+        reached.add(name)
+        pending.extend(by_name[name].dependency)
+    asked = set(files)
+    return [
+        fd.name for fd in fds.file
+        if fd.name in asked or (fd.name in reached and not is_shipped(fd.name))
+    ]
+
+
 def build_schema(
-    descriptor_set: bytes | descriptor_pb2.FileDescriptorSet, files: Sequence[str]
+    descriptor_set: bytes | descriptor_pb2.FileDescriptorSet,
+    files: Sequence[str],
+    *,
+    include_imports: bool = False,
 ) -> Schema:
     """The model of ``files`` (names as in the set), with every file of the set available for
-    lookups. The set must hold each file's imports before it (protoc's order)."""
+    lookups. The set must hold each file's imports before it (protoc's order).
+
+    ``include_imports``: ``Schema.files`` also holds every file ``files`` import (as buf's
+    ``include_imports``), except those bridge's runtimes ship; else only ``files``."""
     if isinstance(descriptor_set, bytes):
         fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
         raw = descriptor_set
@@ -405,16 +434,18 @@ def build_schema(
         _collect_raw(fd, raw_messages)
     built_messages: dict[str, Message] = {}
     built_enums: dict[str, Enum] = {}
-    wanted = set(files)
+    generated = import_closure(fds, files) if include_imports else list(dict.fromkeys(files))
+    wanted = set(generated)
     all_files = tuple(
         _FileBuilder(fd, raw_messages, built_messages, built_enums).build(fd.name in wanted)
         for fd in fds.file
     )
     by_name = {f.name: f for f in all_files}
     return Schema(
-        files=tuple(by_name[name] for name in files),
+        files=tuple(by_name[name] for name in generated),
         all_files=all_files,
         descriptor_set=raw,
         _messages=built_messages,
         _enums=built_enums,
+        requested=tuple(by_name[name] for name in dict.fromkeys(files)),
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bridge.schema.build import build_schema
 from bridge.schema.errors import SchemaError
+from bridge.schema.imports import explain
 from bridge.schema.model import Schema
 
 #: Where ``bridge/v1/options.proto`` and ``bridge/v1/envelope.proto`` live inside the package.
@@ -48,14 +49,18 @@ def resolve_files(
 ) -> tuple[list[Path], list[str]]:
     """The include path protoc gets and each file's name relative to its include root.
 
-    A file under one of ``include_paths`` is named relative to the first such root (protoc's rule);
-    a file under none gets its own directory added as a root, so ``bridge generate x/y.proto`` works
-    like ``protoc -I x x/y.proto``."""
-    includes = [Path(p).resolve() for p in include_paths]
-    for inc in includes:
+    As with protoc, no ``include_paths`` means the current directory, and a file is named relative
+    to the first root it lies under. A file under none of them gets its own directory added as a
+    root, so ``bridge generate ../x/y.proto`` works like ``protoc -I ../x ../x/y.proto``; without
+    ``include_paths`` each file's directory is also added after the current one, so a file outside
+    the import root still finds the files next to it."""
+    given = [Path(p).resolve() for p in include_paths]
+    for inc in given:
         if not inc.is_dir():
             raise SchemaError(f"include path {inc} is not a directory")
+    includes = given or [Path.cwd().resolve()]
     names: list[str] = []
+    fallback: list[Path] = []
     for p in paths:
         path = Path(p).resolve()
         if not path.is_file():
@@ -64,9 +69,11 @@ def resolve_files(
         if found is None:
             includes.append(path.parent)
             found = (path.parent, path.name)
+        elif not given and path.parent not in includes and path.parent not in fallback:
+            fallback.append(path.parent)
         if found[1] not in names:  # the same file twice is one file
             names.append(found[1])
-    return includes, names
+    return includes + fallback, names
 
 
 def compile_descriptor_set(
@@ -100,7 +107,7 @@ def compile_descriptor_set(
 
 def _protoc_message(stderr: str, include_paths: Sequence[Path]) -> str:
     """protoc's errors, with ``file:line:column`` kept and the file shown as a usable path."""
-    text = stderr.strip() or "protoc failed without a message"
+    text = explain(stderr.strip(), include_paths) or "protoc failed without a message"
 
     def as_path(match: re.Match[str]) -> str:
         name = match.group("file")
@@ -118,16 +125,21 @@ def _protoc_message(stderr: str, include_paths: Sequence[Path]) -> str:
 def load(
     paths: Iterable[str | os.PathLike[str]],
     include_paths: Iterable[str | os.PathLike[str]] = (),
+    *,
+    include_imports: bool = False,
 ) -> Schema:
     """Compile ``paths`` (with their imports) and return the schema model.
 
-    Raises ``SchemaError`` with ``file:line:column`` for syntax errors, unknown types, unsupported
-    shapes (client or bidirectional streaming, groups)."""
+    ``Schema.files`` holds ``paths`` and, with ``include_imports`` (what ``bridge generate`` and
+    ``protoc-gen-bridge`` do unless told otherwise), every file they import except bridge's and
+    protobuf's own (see ``build_schema``). Raises ``SchemaError`` with
+    ``file:line:column`` for syntax errors, unknown types, unsupported shapes (client or
+    bidirectional streaming, groups)."""
     includes, names = resolve_files(paths, include_paths)
     if not names:
         raise SchemaError("no .proto file given")
     descriptor_set = compile_descriptor_set(names, includes)
     try:
-        return build_schema(descriptor_set, names)
+        return build_schema(descriptor_set, names, include_imports=include_imports)
     except SchemaError as exc:
         raise SchemaError(_protoc_message(str(exc), includes)) from None

@@ -233,9 +233,26 @@ class ProtoFile:
             yield from m.enums
 
 
+#: Files every bridge runtime (or its protobuf library) already ships: bridge's own
+#: ``bridge/v1/*.proto`` and protobuf's well-known types. They are in ``Schema.files`` only when
+#: asked for by name; an emitter whose protobuf library lacks them (protobuf-c) must generate
+#: those it needs itself (find them in ``Schema.all_files``).
+SHIPPED_PREFIXES = ("bridge/v1/", "google/protobuf/")
+
+
+def is_shipped(file_name: str) -> bool:
+    """Whether ``file_name`` (relative to its include root) is one of :data:`SHIPPED_PREFIXES`."""
+    return file_name.startswith(SHIPPED_PREFIXES)
+
+
 @dataclass(frozen=True)
 class Schema:
-    """The files asked for (``files``) and every file they need (``all_files``, imports first)."""
+    """What to generate (``files``) and every file it needs (``all_files``, imports first).
+
+    ``files`` are the files asked for (``requested``) and, when loaded with ``include_imports``
+    (``bridge generate`` and ``protoc-gen-bridge`` do, unless told not to), every file they import
+    directly or not, except the shipped ones (:func:`is_shipped`); imports come before the files
+    that import them. Emitters generate ``files``."""
 
     files: tuple[ProtoFile, ...]
     all_files: tuple[ProtoFile, ...]
@@ -243,6 +260,8 @@ class Schema:
     descriptor_set: bytes = field(repr=False)
     _messages: Mapping[str, Message] = field(repr=False, compare=False)
     _enums: Mapping[str, Enum] = field(repr=False, compare=False)
+    #: The files named by the user (command line or ``file_to_generate``), in that order.
+    requested: tuple[ProtoFile, ...] = ()
 
     def file(self, name: str) -> ProtoFile:
         for f in self.all_files:
@@ -264,7 +283,7 @@ class Schema:
 
     @property
     def services(self) -> tuple[Service, ...]:
-        """The services of the files asked for."""
+        """The services of the files to generate (``files``)."""
         return tuple(s for f in self.files for s in f.services)
 
     def service(self, name: str) -> Service:

@@ -57,10 +57,21 @@ def test_files_are_named_relative_to_their_include_root(interop_schema) -> None:
     assert {"bridge/v1/options.proto", "google/protobuf/descriptor.proto"} <= set(names)
 
 
-def test_file_without_include_path_uses_its_own_directory() -> None:
+def test_without_include_path_the_current_directory_is_the_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(PROTOS)  # protoc's default -I is "."
+    schema = load(["opts/options.proto"])
+    assert schema.files[0].name == "opts/options.proto"
+    assert schema.files[0].package == "opts.v1"
+
+
+def test_file_outside_every_root_uses_its_own_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
     schema = load([PROTOS / "opts" / "options.proto"])
     assert schema.files[0].name == "options.proto"
-    assert schema.files[0].package == "opts.v1"
 
 
 def test_interop_methods_resolve_defaults_and_custom_function_name(interop_schema) -> None:
