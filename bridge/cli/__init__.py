@@ -6,21 +6,31 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 # Each module defines ``register(subparsers) -> None``; the parser it adds sets ``func``,
 # a callable taking the parsed namespace and returning the exit status.
-_COMMANDS = ("server", "status", "generate", "describe", "call")
+_COMMANDS = ("server", "status", "jobs", "cancel", "generate", "describe", "call")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bridge", description="Typed calls to C, PHP, Ruby and Java functions over Gearman."
     )
+    parser.add_argument("-V", "--version", action="version", version=f"bridge {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         module = importlib.import_module(f"bridge.cli.{name}")
         module.register(subparsers)
     return parser
+
+
+def version() -> str:
+    """The installed package's version (its metadata), or "unknown" when run from a bare tree."""
+    try:
+        return metadata.version("bridge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,10 @@
 The request JSON is protobuf's canonical JSON mapping of the request type (field names as written
 in the .proto or in lowerCamelCase; 64-bit integers as numbers or strings; bytes as base64). The
 message classes are built at run time from the schema, so no generated code is needed.
+
+While the call runs, the worker's progress (WORK_STATUS) is a bar on stderr when stderr is a
+terminal, else plain lines; its warnings (WORK_WARNING) are lines on stderr. A typed error exits
+with 64 + its gRPC status code, as grpcurl does (``bridge.cli.exit_codes``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
+from bridge.cli import exit_codes
+from bridge.cli.options import add_servers_option, servers_from
+from bridge.cli.progress import MODES, Reporter
 from bridge.client import Priority
 from bridge.errors import BridgeError, RpcError
 from bridge.rpc.client import Encoding, MethodSpec, SyncRpc
@@ -29,7 +36,11 @@ def register(subparsers: Any) -> None:
         "call",
         help="call an rpc with a JSON request and print the reply as JSON",
         description="Encode JSON into the request type of SERVICE.METHOD, call it through "
-        "gearmand and print the reply (each streamed reply on its own line) as JSON.",
+        "gearmand and print the reply (each streamed reply on its own line, as it arrives) as "
+        "JSON. The worker's progress goes to stderr as a bar when stderr is a terminal, else "
+        "as lines; its warnings go to stderr.",
+        epilog=exit_codes.table_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "method", metavar="SERVICE.METHOD",
@@ -41,7 +52,7 @@ def register(subparsers: Any) -> None:
                         help="the .proto defining the service (repeatable)")
     parser.add_argument("-I", "--include", "--proto_path", dest="include", action="append",
                         default=[], metavar="DIR", help="import root (repeatable)")
-    parser.add_argument("--servers", default="127.0.0.1:4730", help="host:port[,host:port]")
+    add_servers_option(parser)
     parser.add_argument("--encoding", choices=["protobuf", "msgpack"],
                         help="override the schema's encoding")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
@@ -53,6 +64,9 @@ def register(subparsers: Any) -> None:
                         help="envelope metadata (repeatable)")
     parser.add_argument("--background", action="store_true",
                         help="submit as a background job and print its handle")
+    parser.add_argument("--progress", choices=MODES, default="auto",
+                        help="progress display on stderr: a bar when stderr is a terminal, else "
+                        "lines (auto, the default); bar; lines; off (warnings are always shown)")
     parser.set_defaults(func=run)
 
 
@@ -104,17 +118,17 @@ def run(args: argparse.Namespace) -> int:
         except json_format.ParseError as exc:
             print(f"bridge call: error: request is not a valid {method.input_type} in JSON: {exc}",
                   file=sys.stderr)
-            return 2
+            return exit_codes.USAGE
         metadata: dict[str, str] = {}
         for pair in args.metadata:
             key, sep, value = pair.partition("=")
             if not sep:
                 print(f"bridge call: error: metadata {pair!r} is not KEY=VALUE", file=sys.stderr)
-                return 2
+                return exit_codes.USAGE
             metadata[key] = value
-    except SchemaError as exc:
+    except (SchemaError, OSError) as exc:
         print(f"bridge call: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     spec: MethodSpec[Message, Message] = MethodSpec(
         service=method.full_name.rpartition(".")[0],
         name=method.name,
@@ -138,24 +152,53 @@ def run(args: argparse.Namespace) -> int:
         options["unique"] = args.unique
     if args.encoding:
         options["encoding"] = Encoding[args.encoding.upper()]
-    rpc = SyncRpc(args.servers)
+    reporter = Reporter(args.progress, label=method.name, streaming=method.server_streaming)
+    if not args.background:
+        options["on_progress"] = reporter.progress
+        options["on_warning"] = reporter.warning
+    return _call(args, method, spec, request, options, reporter)
+
+
+def _call(args: argparse.Namespace, method: Method, spec: MethodSpec[Message, Message],
+          request: Message, options: dict[str, Any], reporter: Reporter) -> int:
+    try:
+        rpc = SyncRpc(servers_from(args.servers))
+    except ValueError as exc:  # a malformed server list
+        print(f"bridge call: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
     try:
         if args.background:
             job = rpc.background(spec, (request,), options)
-            print(json.dumps({"handle": job.handle.decode("utf-8", "replace")}))
+            # The server matters: a handle means nothing to another gearmand (bridge cancel).
+            server = job._job.server  # BackgroundCall has no public server yet
+            print(json.dumps({"handle": job.handle.decode("utf-8", "replace"),
+                              "server": server}), flush=True)
         elif method.server_streaming:
             for item in rpc.stream(spec, (request,), options):
-                print(_to_json(item), flush=True)
+                reporter.item(_to_json(item))
         else:
-            print(_to_json(rpc.call(spec, (request,), options)))
+            reply = rpc.call(spec, (request,), options)
+            reporter.close()
+            reporter.item(_to_json(reply))
     except RpcError as exc:
+        reporter.close()
         where = " ".join(p for p in (exc.language, exc.type) if p)
         print(f"bridge call: {exc.code.name}: {exc.message}" + (f" ({where})" if where else ""),
               file=sys.stderr)
-        return 1
-    except BridgeError as exc:
+        return exit_codes.typed_error_status(exc)
+    except (ValueError, TypeError) as exc:  # an option the call refused (unique too long...)
+        reporter.close()
         print(f"bridge call: error: {exc}", file=sys.stderr)
-        return 1
+        return exit_codes.USAGE
+    except BridgeError as exc:
+        reporter.close()
+        print(f"bridge call: error: {exc}", file=sys.stderr)
+        return exit_codes.FAILURE
+    except KeyboardInterrupt:
+        reporter.close()
+        print("bridge call: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     finally:
+        reporter.close()
         rpc.close()
-    return 0
+    return exit_codes.OK

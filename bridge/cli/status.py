@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from bridge import admin
+from bridge.cli import exit_codes
+from bridge.cli.options import add_servers_option, servers_from
 from bridge.errors import BridgeError
 from bridge.transport import parse_servers
 
@@ -19,13 +22,13 @@ def register(subparsers: Any) -> None:
         description="Print each job server's version, functions (queued, running, workers) "
         "and connected workers.",
     )
-    parser.add_argument(
-        "-s", "--servers",
-        default=os.environ.get("BRIDGE_SERVERS", "127.0.0.1:4730"),
-        help="job servers, host:port[,host:port...] (default: $BRIDGE_SERVERS or 127.0.0.1:4730)",
-    )
+    add_servers_option(parser)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per admin command")
     parser.add_argument("--no-workers", action="store_true", help="leave out the workers table")
+    parser.add_argument("--json", action="store_true",
+                        help='machine-readable: {"servers": [{"server", "available", "version", '
+                        '"functions": [...], "workers": [...]} or {"server", "available": false, '
+                        '"error"}]}')
     parser.set_defaults(func=run)
 
 
@@ -50,30 +53,63 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(out)
 
 
+def _server_info(server: str, timeout: float, with_workers: bool) -> dict[str, Any]:
+    """One server's version, functions and workers, as ``--json`` prints them."""
+    version = admin.version(server, timeout=timeout)
+    functions = admin.status(server, timeout=timeout)
+    workers = admin.workers(server, timeout=timeout) if with_workers else []
+    info: dict[str, Any] = {
+        "server": server,
+        "available": True,
+        "version": version,
+        "functions": [
+            {"function": f.function, "queued": f.queued, "running": f.running,
+             "total": f.total, "workers": f.workers}
+            for f in sorted(functions, key=lambda f: f.function)
+        ],
+    }
+    if with_workers:
+        info["workers"] = [
+            {"fd": w.fd, "address": w.address, "client_id": w.client_id,
+             "functions": list(w.functions)}
+            for w in workers if w.functions
+        ]
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
-    status = 0
-    for address in parse_servers(args.servers):
+    try:
+        addresses = parse_servers(servers_from(args.servers))
+    except ValueError as exc:
+        print(f"bridge status: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    status = exit_codes.OK
+    report: list[dict[str, Any]] = []
+    for address in addresses:
         server = str(address)
         try:
-            version = admin.version(server, timeout=args.timeout)
-            functions = admin.status(server, timeout=args.timeout)
-            workers = [] if args.no_workers else admin.workers(server, timeout=args.timeout)
+            info = _server_info(server, args.timeout, not args.no_workers)
         except BridgeError as exc:
-            print(f"{server}: unavailable: {exc}\n")
-            status = 1
+            print(f"bridge status: {server}: unavailable: {exc}", file=sys.stderr)
+            report.append({"server": server, "available": False, "error": str(exc)})
+            status = exit_codes.FAILURE
             continue
-        print(f"{server}  gearmand {version}")
+        report.append(info)
+        if args.json:
+            continue
+        print(f"{server}  gearmand {info['version']}")
         print(table(
             ("FUNCTION", "QUEUED", "RUNNING", "WORKERS"),
-            [(f.function, f.queued, f.running, f.workers)
-             for f in sorted(functions, key=lambda f: f.function)],
+            [(f["function"], f["queued"], f["running"], f["workers"]) for f in info["functions"]],
         ))
         if not args.no_workers:
             print()
             print(table(
                 ("FD", "ADDRESS", "CLIENT ID", "FUNCTIONS"),
-                [(w.fd, w.address, w.client_id, " ".join(w.functions) or "-")
-                 for w in workers if w.functions],
+                [(w["fd"], w["address"], w["client_id"], " ".join(w["functions"]) or "-")
+                 for w in info["workers"]],
             ))
         print()
+    if args.json:
+        print(json.dumps({"servers": report}, indent=2))
     return status
