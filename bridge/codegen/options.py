@@ -18,6 +18,16 @@ def split_languages(text: str) -> list[str]:
     return list(dict.fromkeys(langs))
 
 
+def parse_bool(key: str, value: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); anything else is an error."""
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise CodegenError(f"option {key}={value!r}: expected true or false")
+
+
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:

@@ -1,6 +1,6 @@
 """``protoc-gen-bridge``: bridge's generators as a protoc plugin.
 
-    protoc --plugin=protoc-gen-bridge --bridge_out=lang=python,c:OUT -I schemas x.proto
+    protoc --bridge_out=lang=python,c:OUT -I schemas x.proto    # protoc-gen-bridge on PATH
 
 Reads a ``CodeGeneratorRequest`` on stdin, builds the same schema model ``bridge generate`` builds
 (from the request's ``proto_file`` list), runs each language's emitter and writes a
@@ -19,7 +19,7 @@ from google.protobuf.compiler import plugin_pb2
 
 from bridge.codegen import get_emitter
 from bridge.codegen.base import CodegenError, GeneratedFile
-from bridge.codegen.options import for_language, parse_plugin_parameter
+from bridge.codegen.options import for_language, parse_bool, parse_plugin_parameter
 from bridge.schema.build import build_schema
 from bridge.schema.errors import SchemaError
 
@@ -30,9 +30,12 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
     response.supported_features = plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
     try:
         languages, options = parse_plugin_parameter(request.parameter)
+        include_imports = parse_bool("include_imports", options.pop("include_imports", "true"))
         fds = descriptor_pb2.FileDescriptorSet()
         fds.file.extend(request.proto_file)
-        schema = build_schema(fds, list(request.file_to_generate))
+        schema = build_schema(
+            fds, list(request.file_to_generate), include_imports=include_imports
+        )
         files: list[GeneratedFile] = []
         for lang in languages:
             files.extend(get_emitter(lang).generate(schema, for_language(lang, options)))
@@ -55,7 +58,48 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
     return response
 
 
+USAGE = """\
+usage: protoc --bridge_out=lang=LANG[,LANG...][,OPTION=VALUE...]:OUT_DIR [-I DIR] FILE.proto...
+
+protoc-gen-bridge is bridge's code generator as a protoc plugin: protoc runs it (it must be on
+PATH, or named with --plugin=protoc-gen-bridge=/path/to/protoc-gen-bridge) and it writes what
+`bridge generate` writes: message code, typed Python clients and worker shims.
+
+parameters (comma-separated, before the colon of --bridge_out):
+  lang=python,c,php,ruby,java   the languages to generate (required)
+  include_imports=false         generate only the files named on protoc's command line, not the
+                                files they import (default: true, as `bridge generate`)
+  LANG.KEY=VALUE                an option for one language, as `bridge generate --opt`
+                                (python.package=myapp.gen, python.messages=false)
+
+Run by hand, it reads a CodeGeneratorRequest on stdin and writes a CodeGeneratorResponse to stdout
+(BRIDGE_DUMP_REQUEST=FILE saves the request it was given, to replay it: protoc-gen-bridge < FILE).
+"""
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("bridge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args:
+        if args[0] in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return 0
+        if args[0] in ("-V", "--version"):
+            sys.stdout.write(f"protoc-gen-bridge {version()}\n")
+            return 0
+        sys.stderr.write(f"protoc-gen-bridge: unknown argument {args[0]!r}\n\n{USAGE}")
+        return 2
+    if sys.stdin.isatty():
+        sys.stderr.write(USAGE)
+        return 2
     data = sys.stdin.buffer.read()
     dump = os.environ.get("BRIDGE_DUMP_REQUEST")
     if dump:

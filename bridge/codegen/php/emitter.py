@@ -77,6 +77,52 @@ def _text(generated: GeneratedFile) -> str:
     return content if isinstance(content, str) else content.decode("latin-1")
 
 
+_ADD_FILE = b"internalAddGeneratedFile("
+_PLAIN = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\"), ord("$")}
+
+
+def _php_double_quoted(data: bytes, indent: str) -> str:
+    """``data`` as a PHP double-quoted literal in printable ASCII (``\\xHH`` for the rest), cut
+    into concatenated lines of at most 64 bytes."""
+    chunks = []
+    for start in range(0, len(data), 64):
+        piece = data[start : start + 64]
+        chunks.append(
+            '"' + "".join(chr(b) if b in _PLAIN else f"\\x{b:02x}" for b in piece) + '"'
+        )
+    return f"\n{indent}. ".join(chunks) or '""'
+
+
+def text_safe_metadata(content: bytes) -> bytes:
+    """protoc's PHP metadata class with its binary descriptor literal (a single-quoted string of
+    raw bytes, where only ``\\`` and ``'`` are escaped) rewritten as escaped ASCII, so the file is
+    UTF-8 text (protoc plugins may return nothing else) that PHP reads as the same bytes."""
+    at = content.find(_ADD_FILE)
+    if at < 0:
+        return content
+    start = content.find(b"'", at)
+    if start < 0 or content[at + len(_ADD_FILE) : start].strip():
+        raise CodegenError("protoc's PHP metadata is not in the expected form")
+    data = bytearray()
+    pos = start + 1
+    while True:
+        if pos >= len(content):
+            raise CodegenError("protoc's PHP metadata literal is not terminated")
+        byte = content[pos]
+        if byte == ord("'"):
+            break
+        if byte == ord("\\") and pos + 1 < len(content) and content[pos + 1] in b"\\'":
+            data.append(content[pos + 1])
+            pos += 2
+            continue
+        data.append(byte)
+        pos += 1
+    line_start = content.rfind(b"\n", 0, start) + 1
+    indent = content[line_start:start].decode("ascii")
+    literal = _php_double_quoted(bytes(data), indent).encode("ascii")
+    return content[:start] + literal + content[pos + 1 :]
+
+
 def _doc_lines(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
 
@@ -97,7 +143,10 @@ class PhpEmitter:
         ]
         generated = run_protoc(schema.sanitized_descriptor_set(), names, ["--php_out"])
         classes = self._message_classes(generated)
-        files = [f for f in generated if self._source_of(f) in wanted]
+        files = [
+            GeneratedFile(f.path, text_safe_metadata(f.data()))
+            for f in generated if self._source_of(f) in wanted
+        ]
         paths = {f.path for f in files}
         for proto_file in schema.files:
             for service in proto_file.services:
