@@ -41,6 +41,14 @@ bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, co
 /* The protobuf wire type a singular value of `type` is written with (0, 1, 2 or 5). */
 int bridge__pb_wire_type(ProtobufCType type);
 
+/* A map field's entries sorted by key as the msgpack mapping orders them; with duplicate keys the
+ * last one wins. Fills `items` (count of them) and returns how many distinct entries it holds. */
+typedef struct map_item {
+    const ProtobufCMessage *entry;
+    size_t index;
+} map_item;
+size_t bridge__sorted_map_items(ProtobufCMessage *const *entries, size_t count, map_item *items);
+
 /* Element size of one repeated value of `type` inside protobuf-c's arrays. */
 size_t bridge__repeated_elem_size(ProtobufCType type);
 

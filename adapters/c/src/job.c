@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <stdatomic.h>
-#include <sys/random.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "bridge/v1/envelope.pb-c.h"
@@ -139,146 +136,6 @@ bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, c
     return true;
 }
 
-/* ------------------------------------------------------------------ sending */
-
-static bridge_status sink_send(bridge_ctx *ctx, bridge_packet kind, const void *data, size_t size,
-                               uint32_t num, uint32_t den)
-{
-    if (ctx->finished)
-        return BRIDGE_STATUS_ALREADY_FINISHED;
-    if (ctx->sink.send == NULL)
-        return BRIDGE_STATUS_OK;
-    if (ctx->sink.send(ctx->sink.state, kind, data, size, num, den) != 0) {
-        ctx->io_failed = true;
-        return BRIDGE_STATUS_IO;
-    }
-    return BRIDGE_STATUS_OK;
-}
-
-/*
- * Reply frames (wire contract, section 3): every WORK_DATA and WORK_COMPLETE of the job starts with
- * a 23-byte header naming the frame's kind, the encoding, the reply type (CRC-32 of its full name),
- * this run's attempt id and the item sequence. Buffers that will hold a frame start with
- * BRIDGE_FRAME_HEADER reserved bytes, filled in here just before the send.
- */
-enum { FRAME_REPLY = 1, FRAME_ITEM = 2, FRAME_END = 3, FRAME_MARKER = 4 };
-
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void frame_header(const bridge_ctx *ctx, uint8_t *h, int kind, uint64_t sequence)
-{
-    h[0] = BRIDGE_FRAME_MAGIC;
-    h[1] = (uint8_t)kind;
-    h[2] = (uint8_t)ctx->encoding;
-    put_be(h + 3, ctx->type_tag, 4);
-    put_be(h + 7, ctx->attempt, 8);
-    put_be(h + 15, sequence, 8);
-}
-
-/* Sends `frame` (header space included) as WORK_DATA or WORK_COMPLETE. */
-static bridge_status send_frame(bridge_ctx *ctx, bridge_packet packet, int kind, uint64_t sequence,
-                                uint8_t *frame, size_t size)
-{
-    frame_header(ctx, frame, kind, sequence);
-    bridge_status st = sink_send(ctx, packet, frame, size, 0, 0);
-    if (st == BRIDGE_STATUS_OK && packet == BRIDGE_PACKET_DATA)
-        ctx->sent_data = true;
-    return st;
-}
-
-/* Before a run's first WORK_STATUS / WORK_WARNING: one attempt marker, unless data went first. */
-static bridge_status send_marker(bridge_ctx *ctx)
-{
-    if (ctx->sent_data || ctx->finished)
-        return BRIDGE_STATUS_OK;
-    uint8_t frame[BRIDGE_FRAME_HEADER];
-    return send_frame(ctx, BRIDGE_PACKET_DATA, FRAME_MARKER, 0, frame, sizeof frame);
-}
-
-bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator)
-{
-    bridge_status st = send_marker(ctx);
-    return st ? st : sink_send(ctx, BRIDGE_PACKET_STATUS, NULL, 0, numerator, denominator);
-}
-
-bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text)
-{
-    if (text == NULL)
-        return BRIDGE_STATUS_INVALID;
-    bridge_status st = send_marker(ctx);
-    return st ? st : sink_send(ctx, BRIDGE_PACKET_WARNING, text, strlen(text), 0, 0);
-}
-
-/* The next stream item, already encoded, after BRIDGE_FRAME_HEADER bytes of `frame`. */
-static bridge_status send_item(bridge_ctx *ctx, uint8_t *frame, size_t size)
-{
-    if (ctx->method == NULL || !ctx->method->server_streaming)
-        return BRIDGE_STATUS_INVALID; /* a unary call's only reply is the handler's */
-    bridge_status st = send_frame(ctx, BRIDGE_PACKET_DATA, FRAME_ITEM, ctx->items_sent, frame, size);
-    if (st == BRIDGE_STATUS_OK)
-        ctx->items_sent++;
-    return st;
-}
-
-bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t size)
-{
-    if (data == NULL && size > 0)
-        return BRIDGE_STATUS_INVALID;
-    if (ctx->finished)
-        return BRIDGE_STATUS_ALREADY_FINISHED;
-    bridge_buffer buf = BRIDGE_BUFFER_INIT;
-    bridge_status st = bridge__buffer_reserve(&buf, BRIDGE_FRAME_HEADER + size);
-    if (st == BRIDGE_STATUS_OK) {
-        memset(buf.data, 0, BRIDGE_FRAME_HEADER);
-        if (size > 0)
-            memcpy(buf.data + BRIDGE_FRAME_HEADER, data, size);
-        st = send_item(ctx, buf.data, BRIDGE_FRAME_HEADER + size);
-    }
-    bridge_buffer_free(&buf);
-    return st;
-}
-
-bridge_status bridge_ctx_send(bridge_ctx *ctx, const ProtobufCMessage *item)
-{
-    if (item == NULL || ctx->method == NULL || item->descriptor != ctx->method->output)
-        return BRIDGE_STATUS_INVALID;
-    if (ctx->finished)
-        return BRIDGE_STATUS_ALREADY_FINISHED;
-    static const uint8_t header[BRIDGE_FRAME_HEADER];
-    bridge_buffer buf = BRIDGE_BUFFER_INIT;
-    char err[256];
-    bridge_status st = bridge__buffer_append(&buf, header, sizeof header);
-    if (st == BRIDGE_STATUS_OK)
-        st = bridge_encode(item, ctx->encoding, &buf, err, sizeof err);
-    if (st == BRIDGE_STATUS_OK)
-        st = send_item(ctx, buf.data, buf.len);
-    else if (ctx->error_code == BRIDGE_OK)
-        bridge_ctx_set_error(ctx, BRIDGE_INTERNAL, "streamed item cannot be encoded: %s", err);
-    bridge_buffer_free(&buf);
-    return st;
-}
-
-/* A random attempt id for this run of the job: never 0 (wire contract, section 3). */
-static uint64_t new_attempt_id(void)
-{
-    uint64_t id = 0;
-    while (id == 0) {
-        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
-            /* getrandom cannot fail for 8 bytes once the pool is up; be safe anyway. */
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            static _Atomic uint64_t counter;
-            id = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 40 ^
-                 ++counter * 0x9e3779b97f4a7c15ull;
-        }
-    }
-    return id;
-}
-
 /* ------------------------------------------------------------------ errors */
 
 int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
@@ -363,7 +220,7 @@ static void finish_error(bridge_ctx *ctx, bridge_code code, const char *message)
         err.n_details = 0;
         bridge_encode(&err.base, BRIDGE_ENCODING_PROTOBUF, &buf, NULL, 0);
     }
-    sink_send(ctx, BRIDGE_PACKET_EXCEPTION, buf.data, buf.len, 0, 0);
+    bridge__sink_send(ctx, BRIDGE_PACKET_EXCEPTION, buf.data, buf.len, 0, 0);
     ctx->finished = true;
     bridge_buffer_free(&buf);
     free(entries);
@@ -480,7 +337,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     bool borrowed = false;
     ctx->method = method;
     ctx->encoding = BRIDGE_ENCODING_PROTOBUF;
-    ctx->attempt = new_attempt_id();
+    ctx->attempt = bridge__new_attempt_id();
     if (method != NULL)
         ctx->type_tag = (uint32_t)crc32(0L, (const Bytef *)method->output->name,
                                         (uInt)strlen(method->output->name));
@@ -564,7 +421,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     int rc = method->handler(ctx, request, reply);
     int handler_errno = errno;
     if (ctx->fail_requested) {
-        sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
+        bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
         ctx->finished = true;
     } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
         if (ctx->error_code != BRIDGE_OK)
@@ -579,7 +436,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         }
     } else if (method->server_streaming) {
         uint8_t end[BRIDGE_FRAME_HEADER];
-        send_frame(ctx, BRIDGE_PACKET_COMPLETE, FRAME_END, ctx->items_sent, end, sizeof end);
+        bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_END, ctx->items_sent, end, sizeof end);
         ctx->finished = true;
     } else if (reply->descriptor != method->output) {
         finish_errorf(ctx, BRIDGE_INTERNAL, "the handler replaced the reply's descriptor");
@@ -593,7 +450,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         } else if (bridge_encode(reply, ctx->encoding, &buf, err, sizeof err) != BRIDGE_STATUS_OK) {
             finish_errorf(ctx, BRIDGE_INTERNAL, "reply cannot be encoded: %s", err);
         } else {
-            send_frame(ctx, BRIDGE_PACKET_COMPLETE, FRAME_REPLY, 0, buf.data, buf.len);
+            bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_REPLY, 0, buf.data, buf.len);
             ctx->finished = true;
         }
         bridge_buffer_free(&buf);

@@ -52,9 +52,19 @@ struct bridge_ctx {
     bool sent_data;      /* a WORK_DATA went out in this run (no attempt marker needed) */
 };
 
-/* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body. */
+/* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body (reply.c). */
 #define BRIDGE_FRAME_HEADER 23
 #define BRIDGE_FRAME_MAGIC 0xB7
+enum { BRIDGE_FRAME_REPLY = 1, BRIDGE_FRAME_ITEM = 2, BRIDGE_FRAME_END = 3, BRIDGE_FRAME_MARKER = 4 };
+
+/* Hands one packet to the job's sink (nothing once the job is finished). */
+bridge_status bridge__sink_send(bridge_ctx *ctx, bridge_packet kind, const void *data, size_t size,
+                                uint32_t num, uint32_t den);
+/* Fills the first BRIDGE_FRAME_HEADER bytes of `frame` and sends it as WORK_DATA / COMPLETE. */
+bridge_status bridge__send_frame(bridge_ctx *ctx, bridge_packet packet, int kind, uint64_t sequence,
+                                 uint8_t *frame, size_t size);
+/* A random attempt id for one run of a job, never 0. */
+uint64_t bridge__new_attempt_id(void);
 
 int64_t bridge__now_ms(void);
 

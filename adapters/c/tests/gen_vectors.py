@@ -35,9 +35,9 @@ def expected_msgpack(case: dict[str, Any]) -> str:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     from google.protobuf import json_format
+    from make_test_vectors import message_class
 
     from bridge.codecs import MsgpackCodec
-    from make_test_vectors import message_class
 
     message = json_format.ParseDict(case["json"], message_class(case["type"])())
     return MsgpackCodec().encode(message).hex()

@@ -1,0 +1,150 @@
+/*
+ * What a job sends before its final answer, and reply frames (wire contract, section 3): every
+ * WORK_DATA and WORK_COMPLETE of a job starts with a 23-byte header naming the frame's kind, the
+ * encoding, the reply type (CRC-32 of its full name), this run's attempt id and the item sequence.
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job.h"
+
+bridge_status bridge__sink_send(bridge_ctx *ctx, bridge_packet kind, const void *data, size_t size,
+                                uint32_t num, uint32_t den)
+{
+    if (ctx->finished)
+        return BRIDGE_STATUS_ALREADY_FINISHED;
+    if (ctx->sink.send == NULL)
+        return BRIDGE_STATUS_OK;
+    if (ctx->sink.send(ctx->sink.state, kind, data, size, num, den) != 0) {
+        ctx->io_failed = true;
+        return BRIDGE_STATUS_IO;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+/*
+ * Reply frames (wire contract, section 3): every WORK_DATA and WORK_COMPLETE of the job starts with
+ * a 23-byte header naming the frame's kind, the encoding, the reply type (CRC-32 of its full name),
+ * this run's attempt id and the item sequence. Buffers that will hold a frame start with
+ * BRIDGE_FRAME_HEADER reserved bytes, filled in here just before the send.
+ */
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void frame_header(const bridge_ctx *ctx, uint8_t *h, int kind, uint64_t sequence)
+{
+    h[0] = BRIDGE_FRAME_MAGIC;
+    h[1] = (uint8_t)kind;
+    h[2] = (uint8_t)ctx->encoding;
+    put_be(h + 3, ctx->type_tag, 4);
+    put_be(h + 7, ctx->attempt, 8);
+    put_be(h + 15, sequence, 8);
+}
+
+bridge_status bridge__send_frame(bridge_ctx *ctx, bridge_packet packet, int kind, uint64_t sequence,
+                                 uint8_t *frame, size_t size)
+{
+    frame_header(ctx, frame, kind, sequence);
+    bridge_status st = bridge__sink_send(ctx, packet, frame, size, 0, 0);
+    if (st == BRIDGE_STATUS_OK && packet == BRIDGE_PACKET_DATA)
+        ctx->sent_data = true;
+    return st;
+}
+
+/* Before a run's first WORK_STATUS / WORK_WARNING: one attempt marker, unless data went first. */
+static bridge_status send_marker(bridge_ctx *ctx)
+{
+    if (ctx->sent_data || ctx->finished)
+        return BRIDGE_STATUS_OK;
+    uint8_t frame[BRIDGE_FRAME_HEADER];
+    return bridge__send_frame(ctx, BRIDGE_PACKET_DATA, BRIDGE_FRAME_MARKER, 0, frame, sizeof frame);
+}
+
+bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator)
+{
+    bridge_status st = send_marker(ctx);
+    return st ? st : bridge__sink_send(ctx, BRIDGE_PACKET_STATUS, NULL, 0, numerator, denominator);
+}
+
+bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text)
+{
+    if (text == NULL)
+        return BRIDGE_STATUS_INVALID;
+    bridge_status st = send_marker(ctx);
+    return st ? st : bridge__sink_send(ctx, BRIDGE_PACKET_WARNING, text, strlen(text), 0, 0);
+}
+
+/* The next stream item, already encoded, after BRIDGE_FRAME_HEADER bytes of `frame`. */
+static bridge_status send_item(bridge_ctx *ctx, uint8_t *frame, size_t size)
+{
+    if (ctx->method == NULL || !ctx->method->server_streaming)
+        return BRIDGE_STATUS_INVALID; /* a unary call's only reply is the handler's */
+    bridge_status st = bridge__send_frame(ctx, BRIDGE_PACKET_DATA, BRIDGE_FRAME_ITEM, ctx->items_sent, frame, size);
+    if (st == BRIDGE_STATUS_OK)
+        ctx->items_sent++;
+    return st;
+}
+
+bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t size)
+{
+    if (data == NULL && size > 0)
+        return BRIDGE_STATUS_INVALID;
+    if (ctx->finished)
+        return BRIDGE_STATUS_ALREADY_FINISHED;
+    bridge_buffer buf = BRIDGE_BUFFER_INIT;
+    bridge_status st = bridge__buffer_reserve(&buf, BRIDGE_FRAME_HEADER + size);
+    if (st == BRIDGE_STATUS_OK) {
+        memset(buf.data, 0, BRIDGE_FRAME_HEADER);
+        if (size > 0)
+            memcpy(buf.data + BRIDGE_FRAME_HEADER, data, size);
+        st = send_item(ctx, buf.data, BRIDGE_FRAME_HEADER + size);
+    }
+    bridge_buffer_free(&buf);
+    return st;
+}
+
+bridge_status bridge_ctx_send(bridge_ctx *ctx, const ProtobufCMessage *item)
+{
+    if (item == NULL || ctx->method == NULL || item->descriptor != ctx->method->output)
+        return BRIDGE_STATUS_INVALID;
+    if (ctx->finished)
+        return BRIDGE_STATUS_ALREADY_FINISHED;
+    static const uint8_t header[BRIDGE_FRAME_HEADER];
+    bridge_buffer buf = BRIDGE_BUFFER_INIT;
+    char err[256];
+    bridge_status st = bridge__buffer_append(&buf, header, sizeof header);
+    if (st == BRIDGE_STATUS_OK)
+        st = bridge_encode(item, ctx->encoding, &buf, err, sizeof err);
+    if (st == BRIDGE_STATUS_OK)
+        st = send_item(ctx, buf.data, buf.len);
+    else if (ctx->error_code == BRIDGE_OK)
+        bridge_ctx_set_error(ctx, BRIDGE_INTERNAL, "streamed item cannot be encoded: %s", err);
+    bridge_buffer_free(&buf);
+    return st;
+}
+
+/* A random attempt id for this run of the job: never 0 (wire contract, section 3). */
+uint64_t bridge__new_attempt_id(void)
+{
+    uint64_t id = 0;
+    while (id == 0) {
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+            /* getrandom cannot fail for 8 bytes once the pool is up; be safe anyway. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            static _Atomic uint64_t counter;
+            id = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 40 ^
+                 ++counter * 0x9e3779b97f4a7c15ull;
+        }
+    }
+    return id;
+}
+
