@@ -25,6 +25,7 @@ from functools import cache
 import jinja2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.options import parse_bool
 from bridge.codegen.protoc import GRPC_TOOLS_PROTOC, run_protoc
 from bridge.codegen.python.names import (
     ModuleImports,
@@ -32,6 +33,7 @@ from bridge.codegen.python.names import (
     safe_identifier,
     snake_case,
 )
+from bridge.codegen.python.packages import in_package, package_inits
 from bridge.schema.model import Encoding, Message, Method, Priority, ProtoFile, Schema, Service
 
 #: Per-call options of generated methods; a request field with one of these names (or a Python
@@ -43,7 +45,13 @@ _OPTION_NAMES = frozenset(
 #: Attributes of the generated clients' base classes, which rpc methods must not shadow.
 _CLIENT_ATTRIBUTES = frozenset({"client", "close"})
 
-_PARAMETERS = {"messages": "write the *_pb2.py / *_pb2.pyi message modules (default true)"}
+_PARAMETERS = {
+    "messages": "write the *_pb2.py / *_pb2.pyi message modules (default true)",
+    "package": "the Python package the output folder is (myapp.gen): generated modules import "
+    "each other through it and every folder gets an __init__.py (default: none, the output "
+    "folder goes on sys.path)",
+}
+_PACKAGE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 @cache
@@ -111,7 +119,13 @@ class PythonEmitter:
             raise CodegenError(
                 f"python: unknown option(s) {', '.join(sorted(unknown))}; known: {known}"
             )
-        with_messages = parameters.get("messages", "true").lower() not in ("false", "0", "no")
+        with_messages = parse_bool("python.messages", parameters.get("messages", "true"))
+        package = parameters.get("package", "").strip().strip(".")
+        if package and (
+            not _PACKAGE.fullmatch(package)
+            or any(keyword.iskeyword(part) for part in package.split("."))
+        ):
+            raise CodegenError(f"python.package={package!r} is not a dotted Python module name")
         wanted = []
         for f in schema.files:
             if f.name.startswith("bridge/v1/"):
@@ -134,7 +148,12 @@ class PythonEmitter:
             out.extend(_strict_stub(f) if f.path.endswith(".pyi") else f for f in messages)
         for f in wanted:
             if f.services:
-                out.append(GeneratedFile(bridge_module_path(f.name), render_module(schema, f)))
+                out.append(
+                    GeneratedFile(bridge_module_path(f.name), render_module(schema, f, package))
+                )
+        if package:
+            out = [in_package(f, schema, package) for f in out]
+            out.extend(package_inits(out))
         return out
 
 
@@ -270,9 +289,10 @@ def _from_import(module: str, names: list[str]) -> str:
     return f"from {module} import (\n{inner})"
 
 
-def render_module(schema: Schema, file: ProtoFile) -> str:
-    """The text of ``<name>_bridge.py`` for ``file``."""
+def render_module(schema: Schema, file: ProtoFile, package: str = "") -> str:
+    """The text of ``<name>_bridge.py`` for ``file``; ``package``: see the ``package`` option."""
     imports, services, args = build_views(schema, file)
+    imports.package = package
     body = _environment().get_template("bridge_module.py.j2").render(services=services, args=args)
     service_names = ", ".join(s.service.name for s in services)
     exported = sorted(

@@ -47,9 +47,11 @@ def bridge_module_path(file_name: str) -> str:
 class ModuleImports:
     """The ``*_pb2`` modules a generated module imports, each under a unique alias."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, package: str = "") -> None:
         self.schema = schema
         self.aliases: dict[str, str] = {}  # module -> alias
+        #: the package the output folder is (the ``package`` option), prefixed to module imports
+        self.package = package
 
     def alias(self, module: str) -> str:
         if module not in self.aliases:
@@ -70,6 +72,8 @@ class ModuleImports:
     def import_lines(self) -> list[str]:
         lines = []
         for module, alias in sorted(self.aliases.items()):
+            if self.package and not module.startswith(("bridge.v1.", "google.protobuf.")):
+                module = f"{self.package}.{module}"
             package, _, short = module.rpartition(".")
             suffix = "" if alias == short else f" as {alias}"
             if package:
