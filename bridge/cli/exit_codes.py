@@ -40,7 +40,8 @@ _MEANING: dict[StatusCode, str] = {
     StatusCode.ALREADY_EXISTS: "the worker's ALREADY_EXISTS",
     StatusCode.PERMISSION_DENIED: "the worker's PERMISSION_DENIED",
     StatusCode.RESOURCE_EXHAUSTED: "gearmand's queue for the function is full",
-    StatusCode.FAILED_PRECONDITION: "the worker's FAILED_PRECONDITION",
+    StatusCode.FAILED_PRECONDITION: "the worker's FAILED_PRECONDITION; bridge cancel: a worker "
+    "runs the job already",
     StatusCode.ABORTED: "the worker's ABORTED; a stream restarted mid-way (JobRestarted)",
     StatusCode.OUT_OF_RANGE: "the worker's OUT_OF_RANGE",
     StatusCode.UNIMPLEMENTED: "the worker does not implement the rpc",
@@ -68,7 +69,8 @@ def table_text() -> str:
         f"  {OK:>3}  success",
         f"  {FAILURE:>3}  failure outside the table (e.g. a job server did not answer an admin "
         "command)",
-        f"  {USAGE:>3}  usage error: bad option, request JSON, schema or rpc name",
+        f"  {USAGE:>3}  usage error: bad option, request JSON, schema or rpc name; bridge cancel: "
+        "a handle several servers hold",
     ]
     for code, meaning in _MEANING.items():
         lines.append(f"  {status_for_code(code):>3}  {code.name}: {meaning}")
