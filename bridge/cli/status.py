@@ -84,18 +84,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"bridge status: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     status = exit_codes.OK
+    as_json = getattr(args, "json", False)  # a Namespace built by hand may not have it
     report: list[dict[str, Any]] = []
     for address in addresses:
         server = str(address)
         try:
             info = _server_info(server, args.timeout, not args.no_workers)
         except BridgeError as exc:
-            print(f"bridge status: {server}: unavailable: {exc}", file=sys.stderr)
             report.append({"server": server, "available": False, "error": str(exc)})
             status = exit_codes.FAILURE
+            if as_json:
+                print(f"bridge status: {server}: unavailable: {exc}", file=sys.stderr)
+            else:  # the server's part of the report says so
+                print(f"{server}: unavailable: {exc}\n")
             continue
         report.append(info)
-        if args.json:
+        if as_json:
             continue
         print(f"{server}  gearmand {info['version']}")
         print(table(
@@ -110,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
                  for w in info["workers"]],
             ))
         print()
-    if args.json:
+    if as_json:
         print(json.dumps({"servers": report}, indent=2))
     return status
