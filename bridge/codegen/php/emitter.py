@@ -37,6 +37,39 @@ _TEMPLATES = jinja2.Environment(
     autoescape=False,
 )
 
+
+def phpdoc(text: str) -> str:
+    """``text`` for a PHPDoc block, escaped as protoc escapes comments in message classes: ``*/``
+    (which would end the block), ``/*`` and ``@`` (a tag) become HTML character references."""
+    out = []
+    prev = ""
+    for ch in text:
+        if ch == "*" and prev == "/":
+            out.append("&#42;")
+        elif ch == "/" and prev == "*":
+            out.append("&#47;")
+        elif ch == "@":
+            out.append("&#64;")
+        elif ch != "\t" and not ch.isprintable():
+            out.append(f"&#{ord(ch)};")
+        else:
+            out.append(ch)
+        prev = ch
+    return "".join(out)
+
+
+def php_string(text: str) -> str:
+    """``text`` as a PHP single-quoted literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def php_line_comment(text: str) -> str:
+    """``text`` for a ``#`` comment: ``?>`` would end PHP mode there, a line break the comment."""
+    return "".join("?" if not ch.isprintable() else ch for ch in text).replace("?>", "? >")
+
+
+_TEMPLATES.filters.update(phpdoc=phpdoc, phpstr=php_string, phpcomment=php_line_comment)
+
 # What protoc's PHP generator writes at the top of every message class.
 _MESSAGE_DOC = re.compile(r"Generated from protobuf message <code>([\w.]+)</code>")
 _NAMESPACE = re.compile(r"^namespace ([\w\\]+);", re.MULTILINE)
@@ -124,7 +157,7 @@ def text_safe_metadata(content: bytes) -> bytes:
 
 
 def _doc_lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
+    return [phpdoc(line.rstrip()) for line in text.strip().split("\n")] if text.strip() else []
 
 
 class PhpEmitter:
