@@ -33,6 +33,7 @@ ADAPTER = REPO / "adapters" / "c"
 MSGPACK = 2
 ECHO = "bridge.interop.v1.Interop.Echo"
 SLEEP = "bridge.interop.v1.Interop.Sleep"
+STREAM = "bridge.interop.v1.Interop.Stream"
 COMPOSITE = "bridge.interop.v1.Composite"
 
 
@@ -392,28 +393,35 @@ def test_a_frozen_server_does_not_stop_the_worker_serving_the_other(
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("job_on", ["healthy", "frozen"])
+@pytest.mark.parametrize("job_on", ["healthy", "frozen", "frozen-32MiB-reply"])
 def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
     gearmand_factory: Callable[..., GearmandServer], worker_binary: Path, workers: list[Worker],
     job_on: str,
 ) -> None:
     """A job of 1.5 s is running (grabbed from the healthy server, or from the one that freezes
-    while it runs) when the worker gets SIGTERM: it finishes the job, answers it and exits with 0
-    within the job's own time plus 2 s, whatever the frozen server does."""
+    while it runs, also one whose 32 MiB reply can then never be sent) when the worker gets
+    SIGTERM: it finishes the job, answers it and exits with 0 within the job's own time plus 2 s,
+    whatever the frozen server does."""
     frozen, healthy = gearmand_factory(), gearmand_factory()
     worker = Worker(worker_binary, f"{frozen.address},{healthy.address}")
     workers.append(worker)
     _wait_served(frozen.address, "ready", 10)
     _wait_served(healthy.address, "ready", 10)
     source = healthy if job_on == "healthy" else frozen
+    function = STREAM if job_on.endswith("reply") else SLEEP
     replies: list[bytes] = []
     errors: list[BaseException] = []
 
     def call() -> None:
-        payload = encode_request(msgpack.packb({"millis": 1500}), encoding=MSGPACK)
         try:
             with Client(source.address) as client:
-                replies.append(client.call(SLEEP, payload, timeout=15))
+                if function == SLEEP:
+                    payload = encode_request(msgpack.packb({"millis": 1500}), encoding=MSGPACK)
+                    replies.append(client.call(SLEEP, payload, timeout=15))
+                else:
+                    request = {"count": 1, "payload_size": 32 << 20, "delay_ms": 1500}
+                    payload = encode_request(msgpack.packb(request), encoding=MSGPACK)
+                    replies.extend(client.stream(STREAM, payload, timeout=15))
         except BaseException as exc:
             errors.append(exc)
 
@@ -422,8 +430,8 @@ def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
         if job_on == "healthy":
             _freeze(frozen)
         caller.start()
-        _wait_running(source, SLEEP, 5)
-        if job_on == "frozen":
+        _wait_running(source, function, 5)
+        if job_on != "healthy":
             _freeze(frozen)
         begun = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)
@@ -434,8 +442,8 @@ def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
     assert code == 0, worker.log
     assert elapsed < 1.5 + 2.0, f"exit took {elapsed:.2f} s"
     assert "finishing running jobs" in worker.log
-    caller.join(timeout=15)
-    if job_on == "healthy":  # the frozen server's caller only hears back after the thaw
+    if job_on == "healthy":  # (the frozen server's caller may never hear back: a daemon thread)
+        caller.join(timeout=15)
         assert not errors and len(replies) == 1, errors
         body = _unframe(replies[0], FrameKind.REPLY, "bridge.interop.v1.SleepReply")
         assert msgpack.unpackb(body)["slept_millis"] == 1500
