@@ -337,6 +337,20 @@ public final class Worker {
             return this;
         }
 
+        /**
+         * The read timeout (default 5 s): a job server that leaves an echo or a grab unanswered
+         * this long has its connection closed and reopened with backoff.
+         */
+        public Builder readTimeout(Duration timeout) {
+            if (timeout.isNegative() || timeout.isZero()) {
+                throw new IllegalArgumentException("readTimeout must be positive, got " + timeout);
+            }
+            GearmanWorker.Settings s = settings;
+            this.settings = new GearmanWorker.Settings(s.connectTimeout(), timeout, s.pollInterval(),
+                    s.regrabInterval(), s.minBackoff(), s.maxBackoff(), s.writeTimeout());
+            return this;
+        }
+
         /** Connection timings (timeouts, polling, reconnect backoff). */
         public Builder connectionSettings(GearmanWorker.Settings settings) {
             this.settings = Objects.requireNonNull(settings);

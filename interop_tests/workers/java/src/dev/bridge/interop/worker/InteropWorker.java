@@ -123,9 +123,12 @@ public final class InteropWorker implements InteropService {
                 case "--servers" -> builder.servers(require(args[i], value));
                 case "--concurrency" -> builder.concurrency(Integer.parseInt(require(args[i], value)));
                 case "--max-request-bytes" -> builder.maxRequestBytes(Long.parseLong(require(args[i], value)));
+                case "--read-timeout-ms" -> builder.readTimeout(
+                        java.time.Duration.ofMillis(Long.parseLong(require(args[i], value))));
                 default -> {
                     System.err.println("unknown argument: " + args[i]
-                            + "\nusage: InteropWorker --servers HOST:PORT[,...] [--concurrency N] [--max-request-bytes N]");
+                            + "\nusage: InteropWorker --servers HOST:PORT[,...] [--concurrency N]"
+                            + " [--max-request-bytes N] [--read-timeout-ms N]");
                     System.exit(2);
                 }
             }
