@@ -26,20 +26,45 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _field_type(schema: Schema, field: Field) -> str:
-    def one(f: Field) -> str:
-        if f.kind in (Kind.MESSAGE, Kind.ENUM):
-            return f.type_name
-        return f.kind.name.lower()
+def _one_type(f: Field) -> str:
+    if f.kind in (Kind.MESSAGE, Kind.ENUM):
+        return f.type_name
+    return f.kind.name.lower()
 
+
+def _field_type(schema: Schema, field: Field) -> str:
     if field.map_key is not None and field.map_value is not None:
-        return f"map<{one(field.map_key)}, {one(field.map_value)}>"
+        return f"map<{_one_type(field.map_key)}, {_one_type(field.map_value)}>"
     prefix = "repeated " if field.repeated else "optional " if field.proto3_optional else ""
-    return prefix + one(field)
+    return prefix + _one_type(field)
+
+
+def _custom_function(method: Method) -> bool:
+    return method.function_name != method.full_name
+
+
+def _method_notes(method: Method) -> list[str]:
+    """What sets the rpc apart, in words: encoding first, then every non-default setting."""
+    notes = [method.encoding.name.lower()]
+    if getattr(method, "bare", False):  # bare payloads (no envelope), when the schema has them
+        notes.append("bare")
+    if method.server_streaming:
+        notes.append("server streaming")
+    if method.idempotent:
+        notes.append("idempotent")
+    if method.default_timeout_ms:
+        notes.append(f"timeout {method.default_timeout_ms} ms")
+    if method.default_priority.name != "NORMAL":
+        notes.append(f"priority {method.default_priority.name.lower()}")
+    if method.background_only:
+        notes.append("background only")
+    if _custom_function(method):
+        notes.append("function name set by option")
+    return notes
 
 
 def _method_info(method: Method) -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "rpc": method.full_name,
         "function": method.function_name,
         "request": method.input_type,
@@ -49,7 +74,12 @@ def _method_info(method: Method) -> dict[str, Any]:
         "default_timeout_ms": method.default_timeout_ms,
         "default_priority": method.default_priority.name,
         "background_only": method.background_only,
+        "idempotent": method.idempotent,
+        "custom_function_name": _custom_function(method),
     }
+    if hasattr(method, "bare"):
+        info["bare"] = bool(method.bare)
+    return info
 
 
 def _used_messages(schema: Schema) -> list[Message]:
@@ -72,12 +102,37 @@ def _used_messages(schema: Schema) -> list[Message]:
     return list(seen.values())
 
 
+def _field_info(schema: Schema, field: Field) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": field.name,
+        "number": field.number,
+        "type": _field_type(schema, field),
+        "label": "map" if field.is_map else "repeated" if field.repeated
+        else "optional" if field.has_presence and field.oneof is None else "singular",
+    }
+    if field.is_map:
+        assert field.map_key is not None and field.map_value is not None
+        info["map_key"] = _one_type(field.map_key)
+        info["map_value"] = _one_type(field.map_value)
+    if field.oneof is not None:
+        info["oneof"] = field.oneof
+    return info
+
+
+def _message_info(schema: Schema, message: Message) -> dict[str, Any]:
+    return {
+        "fields": [_field_info(schema, f) for f in message.fields],
+        "oneofs": {o.name: list(o.fields) for o in message.oneofs},
+    }
+
+
 def describe(schema: Schema) -> dict[str, Any]:
     return {
         "files": [
             {
                 "file": f.name,
                 "package": f.package,
+                "encoding": f.encoding.name if f.encoding is not None else None,
                 "services": [
                     {"service": s.full_name, "methods": [_method_info(m) for m in s.methods]}
                     for s in f.services
@@ -86,39 +141,49 @@ def describe(schema: Schema) -> dict[str, Any]:
             for f in schema.files
         ],
         "messages": {
-            m.full_name: {f.name: f"{_field_type(schema, f)} = {f.number}" for f in m.fields}
-            for m in _used_messages(schema)
+            m.full_name: _message_info(schema, m) for m in _used_messages(schema)
         },
     }
+
+
+def _message_lines(schema: Schema, message: Message) -> list[str]:
+    """A message's fields in declaration order, each oneof's members grouped under it."""
+    lines = [f"  {message.full_name}"]
+    oneofs = {o.name: o for o in message.oneofs}
+    shown: set[str] = set()
+    for field in message.fields:
+        if field.oneof is None:
+            lines.append(f"    {field.name}: {_field_type(schema, field)} = {field.number}")
+        elif field.oneof not in shown:
+            shown.add(field.oneof)
+            lines.append(f"    oneof {field.oneof}:")
+            for name in oneofs[field.oneof].fields:
+                member = message.field(name)
+                lines.append(f"      {name}: {_field_type(schema, member)} = {member.number}")
+    return lines
 
 
 def _text(schema: Schema) -> str:
     lines: list[str] = []
     for f in schema.files:
-        lines.append(f"{f.name}" + (f" (package {f.package})" if f.package else ""))
+        details = [f"package {f.package}"] if f.package else []
+        if f.encoding is not None:
+            details.append(f"file encoding {f.encoding.name.lower()}")
+        lines.append(f.name + (f" ({'; '.join(details)})" if details else ""))
         if not f.services:
             lines.append("  no services")
         for s in f.services:
             lines.append(f"  service {s.full_name}")
             for m in s.methods:
                 reply = f"stream {m.output_type}" if m.server_streaming else m.output_type
-                notes = [m.encoding.name.lower()]
-                if m.default_timeout_ms:
-                    notes.append(f"timeout {m.default_timeout_ms} ms")
-                if m.default_priority.name != "NORMAL":
-                    notes.append(f"priority {m.default_priority.name.lower()}")
-                if m.background_only:
-                    notes.append("background only")
                 lines.append(f"    {m.name}: function {m.function_name}")
-                lines.append(f"      {m.input_type} -> {reply}  [{', '.join(notes)}]")
+                lines.append(f"      {m.input_type} -> {reply}  [{', '.join(_method_notes(m))}]")
         lines.append("")
     messages = _used_messages(schema)
     if messages:
         lines.append("messages")
         for message in messages:
-            lines.append(f"  {message.full_name}")
-            for field in message.fields:
-                lines.append(f"    {field.name}: {_field_type(schema, field)} = {field.number}")
+            lines.extend(_message_lines(schema, message))
     return "\n".join(lines).rstrip() + "\n"
 
 

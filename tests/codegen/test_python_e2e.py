@@ -340,30 +340,6 @@ def test_bridge_call_cli_never_waits_forever(
     assert "DEADLINE_EXCEEDED" in capsys.readouterr().err
 
 
-def test_bridge_describe_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge.cli import describe
-
-    repo = Path(__file__).resolve().parents[2]
-    opts = repo / "tests/schema/protos"
-    assert _cli(describe, "describe", "-I", str(opts), str(opts / "opts/options.proto")) == 0
-    text = capsys.readouterr().out
-    assert "    Override: function legacy_override\n" in text
-    assert "opts.v1.Ping -> stream opts.v1.Pong  [msgpack, timeout 100 ms, priority low]" in text
-    assert "    children: map<string, opts.v1.Ping> = 6\n" in text
-    assert _cli(describe, "describe", "--json", "-I", str(opts),
-                str(opts / "opts/options.proto")) == 0
-    data = json.loads(capsys.readouterr().out)
-    methods = data["files"][0]["services"][1]["methods"]
-    assert methods[2] == {
-        "rpc": "opts.v1.Tuned.FireAndForget", "function": "opts.v1.Tuned.FireAndForget",
-        "request": "opts.v1.Ping", "reply": "opts.v1.Pong", "server_streaming": False,
-        "encoding": "PROTOBUF", "default_timeout_ms": 2500, "default_priority": "HIGH",
-        "background_only": True,
-    }
-    assert _cli(describe, "describe", str(opts / "bad/bidi.proto")) == 1
-    assert "bidirectional streaming is not supported" in capsys.readouterr().err
-
-
 def test_async_streaming_errors_mid_stream_and_wrong_reply_types(
     gen: Any, gearmand: GearmandServer
 ) -> None:
