@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -198,6 +199,11 @@ def _call(args: argparse.Namespace, method: Method, spec: MethodSpec[Message, Me
         reporter.close()
         print("bridge call: interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED
+    except BrokenPipeError:
+        # stdout's reader went away (`| head -3`): stop quietly, as `yes | head` does, and keep
+        # Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_codes.BROKEN_PIPE
     finally:
         reporter.close()
         rpc.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bridge.errors import RpcError, StatusCode
 
 __all__ = [
+    "BROKEN_PIPE",
     "FAILURE",
     "INTERRUPTED",
     "OK",
@@ -27,6 +28,8 @@ FAILURE = 1
 USAGE = 2
 #: Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+#: stdout's reader went away, e.g. ``| head`` (128 + SIGPIPE, as shells report it).
+BROKEN_PIPE = 141
 #: A typed error exits with this plus its gRPC status code (65 CANCELLED ... 80 UNAUTHENTICATED).
 TYPED_ERROR_BASE = 64
 
@@ -75,4 +78,5 @@ def table_text() -> str:
     for code, meaning in _MEANING.items():
         lines.append(f"  {status_for_code(code):>3}  {code.name}: {meaning}")
     lines.append(f"  {INTERRUPTED:>3}  interrupted (Ctrl-C)")
+    lines.append(f"  {BROKEN_PIPE:>3}  stdout's reader went away (e.g. | head)")
     return "\n".join(lines)

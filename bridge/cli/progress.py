@@ -2,9 +2,9 @@
 
 Progress (WORK_STATUS) is a tqdm bar on stderr when stderr is a terminal, else one plain line per
 report; warnings (WORK_WARNING) are lines on stderr; replies are lines on stdout. With a bar on
-screen, every line goes through ``tqdm.write`` so the bar is cleared and redrawn below it rather
-than torn by it. The client calls ``progress`` and ``warning`` from its own thread, ``item`` runs
-in the caller's: a lock keeps the bar's state whole.
+screen, every line for that screen goes through ``tqdm.write`` so the bar is cleared and redrawn
+below it rather than torn by it. The client calls ``progress`` and ``warning`` from its own
+thread, ``item`` runs in the caller's: a lock keeps the bar's state whole.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Reporter:
         if mode == "auto":
             mode = "bar" if _isatty(self.err) else "lines"
         self.mode = mode
+        self._out_on_screen = _isatty(self.out)
         self.label = label
         self.streaming = streaming
         self.items = 0
@@ -88,7 +89,13 @@ class Reporter:
                         bar.n = self.items
                     self._postfix(bar)
                     bar.refresh()
-            self._line(self.out, line)
+            if self._bar is not None and self._out_on_screen:
+                self._line(self.out, line)  # through tqdm.write: the bar is on the same screen
+                return
+        # A pipe or file: written outside the lock, so a slow reader of stdout holds up the
+        # next item only, never the progress reports arriving on the client's thread.
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def close(self) -> None:
         """Leave the bar on screen as it ended; nothing more is shown after this."""

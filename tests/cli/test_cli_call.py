@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -178,3 +179,33 @@ def test_default_timeout_is_30_seconds(gearmand: GearmandServer, worker: Running
     assert done.returncode == 0, done.stderr
     deadline_ms = int(json.loads(done.stdout)["deadline_ms"])
     assert before_ms + 29_000 < deadline_ms < time.time() * 1000 + 30_001
+
+
+def _popen_call(server: str, method: str, request: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "call", *SCHEMA_ARGS, "--servers", server, method,
+         request], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=cli_env(),
+    )
+
+
+def test_ctrl_c_exits_130(gearmand: GearmandServer, worker: RunningWorker) -> None:
+    with _popen_call(gearmand.address, "Interop.Progress", '{"steps": 40}') as process:
+        assert process.stderr is not None
+        assert process.stderr.readline().startswith("bridge call: progress 1/40")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 130
+        assert process.stderr.read().endswith("bridge call: interrupted\n")
+
+
+def test_a_closed_stdout_ends_the_stream_quietly(
+    gearmand: GearmandServer, worker: RunningWorker
+) -> None:
+    with _popen_call(gearmand.address, "Interop.Stream",
+                     '{"count": 200, "delay_ms": 20}') as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert json.loads(process.stdout.readline())["index"] == 0
+        process.stdout.close()  # as `| head -1` does
+        assert process.wait(30) == 141
+        stderr = process.stderr.read()
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
