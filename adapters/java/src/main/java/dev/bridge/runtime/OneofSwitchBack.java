@@ -6,10 +6,14 @@ import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.Descriptors.OneofDescriptor;
 import com.google.protobuf.WireFormat;
 import java.io.IOException;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -28,6 +32,7 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 final class OneofSwitchBack {
     private static final Map<Descriptor, Plan> PLANS = new ConcurrentHashMap<>();
+    private static final Map<Descriptor, Boolean> REACHES = new ConcurrentHashMap<>();
 
     /** Per message type: what the scan needs to know about each field number; null = never affected. */
     private static final class Plan {
@@ -114,56 +119,47 @@ final class OneofSwitchBack {
     /** The plan of a type that can reach a oneof with a message member; null for any other type. */
     private static Plan plan(Descriptor type) {
         Plan cached = PLANS.get(type);
-        if (cached != null) {
-            return cached == NONE ? null : cached;
+        if (cached == null) {
+            cached = reaches(type) ? build(type) : NONE;
+            PLANS.put(type, cached);
         }
-        Map<Descriptor, Boolean> affected = new HashMap<>();
-        boolean reaches = reaches(type, affected, new HashMap<>());
-        Plan plan = reaches ? build(type, affected) : NONE;
-        PLANS.put(type, plan);
-        return plan == NONE ? null : plan;
+        return cached == NONE ? null : cached;
     }
 
     private static final Plan NONE = new Plan(0);
 
     /** Whether {@code type} or a message type below it has a real oneof with a message member. */
-    private static boolean reaches(Descriptor type, Map<Descriptor, Boolean> done, Map<Descriptor, Boolean> visiting) {
-        Boolean known = done.get(type);
+    private static boolean reaches(Descriptor type) {
+        Boolean known = REACHES.get(type);
         if (known != null) {
             return known;
         }
-        if (visiting.containsKey(type)) {
-            return false; // a cycle adds nothing by itself; a member elsewhere on it is found there
-        }
-        visiting.put(type, Boolean.TRUE);
-        boolean result = false;
-        for (OneofDescriptor oneof : type.getRealOneofs()) {
-            for (FieldDescriptor member : oneof.getFields()) {
-                if (member.getJavaType() == FieldDescriptor.JavaType.MESSAGE) {
-                    result = true;
+        Deque<Descriptor> todo = new ArrayDeque<>(List.of(type));
+        Set<Descriptor> seen = new HashSet<>(todo);
+        boolean found = false;
+        while (!found && !todo.isEmpty()) {
+            Descriptor d = todo.pop();
+            for (OneofDescriptor oneof : d.getRealOneofs()) {
+                for (FieldDescriptor member : oneof.getFields()) {
+                    found |= member.getType() == FieldDescriptor.Type.MESSAGE;
+                }
+            }
+            for (FieldDescriptor field : d.getFields()) {
+                if (field.getType() == FieldDescriptor.Type.MESSAGE && seen.add(field.getMessageType())) {
+                    todo.push(field.getMessageType());
                 }
             }
         }
-        for (FieldDescriptor field : type.getFields()) {
-            if (field.getJavaType() == FieldDescriptor.JavaType.MESSAGE
-                    && field.getType() == FieldDescriptor.Type.MESSAGE
-                    && reaches(field.getMessageType(), done, visiting)) {
-                result = true;
-            }
-        }
-        visiting.remove(type);
-        if (result || visiting.isEmpty()) {
-            done.put(type, result); // a "no" inside a cycle may still turn into a "yes": decided at the top
-        }
-        return result;
+        REACHES.put(type, found);
+        return found;
     }
 
-    private static Plan build(Descriptor type, Map<Descriptor, Boolean> affected) {
+    private static Plan build(Descriptor type) {
         Plan plan = new Plan(type.getRealOneofs().size());
         for (FieldDescriptor field : type.getFields()) {
             OneofDescriptor oneof = field.getRealContainingOneof();
             boolean message = field.getType() == FieldDescriptor.Type.MESSAGE;
-            boolean nested = message && reaches(field.getMessageType(), affected, new HashMap<>());
+            boolean nested = message && reaches(field.getMessageType());
             if (oneof == null && !nested) {
                 continue; // neither tracked nor scanned into: skipped like an unknown field
             }
