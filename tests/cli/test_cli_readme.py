@@ -9,8 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +116,19 @@ def test_the_exit_table_is_the_one_the_commands_use() -> None:
             assert documented[exit_codes.status_for_code(code)].startswith(code.name), code
     assert {0, 1, 2, 130, 141} <= documented.keys()
     assert len(exit_codes.table_text().splitlines()) == 1 + len(documented)  # + a title
+
+
+def test_the_call_in_five_steps_runs_as_written(
+    text_toolkit: GearmandServer, tmp_path: Path
+) -> None:
+    """Step 1's text.proto and the `bridge call` after step 5, $BRIDGE_SERVERS for the server."""
+    text = README.read_text()
+    steps = section("In five steps")
+    (proto,) = re.findall(r"```proto\n(.*?)```", steps, re.S)
+    (tmp_path / "text.proto").write_text(textwrap.dedent(proto))
+    (command,) = re.findall(r"Or, without generating anything: `(bridge call [^`]*)`", text)
+    env = cli_env({"BRIDGE_SERVERS": text_toolkit.address})
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (0, '{"slug": "hi"}\n'), done.stderr
