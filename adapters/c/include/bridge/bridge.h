@@ -130,14 +130,17 @@ size_t bridge_ctx_metadata_count(const bridge_ctx *ctx);
 /* The i-th entry (0 <= i < count); returns false when i is out of range. */
 bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, const char **value);
 
-/* WORK_STATUS: progress as numerator / denominator. */
+/* WORK_STATUS: progress as numerator / denominator. The first status or warning of a run that has
+ * sent no WORK_DATA yet is preceded by an attempt marker (a WORK_DATA reply frame, no body). */
 bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator);
 /* WORK_WARNING with UTF-8 text; the job goes on. */
 bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text);
-/* Server streaming: encodes one item in the job's encoding and sends it as WORK_DATA.
+/* Server streaming: encodes one item in the job's encoding and sends it as WORK_DATA (a reply
+ * frame: kind "stream item", its sequence number, the run's attempt id; wire contract, sec. 3).
  * Generated code wraps this in a typed <service>_<method>_send() function. */
 bridge_status bridge_ctx_send(bridge_ctx *ctx, const ProtobufCMessage *item);
-/* WORK_DATA with raw bytes (for hand-written protocols; typed streams use bridge_ctx_send). */
+/* Server streaming: sends bytes already encoded in the job's encoding as the next item (framed
+ * like bridge_ctx_send's). BRIDGE_STATUS_INVALID for a unary rpc, which has no items. */
 bridge_status bridge_ctx_send_data(bridge_ctx *ctx, const void *data, size_t size);
 
 /*
@@ -250,8 +253,9 @@ int bridge_worker_options_from_args(bridge_worker_options *options, int argc, ch
 /*
  * Runs the whole job flow for one raw Gearman payload without a server (tests, embedding):
  * returns what the worker would send. `kind` gets 'C' (WORK_COMPLETE), 'E' (WORK_EXCEPTION) or
- * 'F' (WORK_FAIL); `out` the final payload; streamed WORK_DATA items are concatenated into
- * `data` when not NULL, each preceded by its length as 4 bytes big-endian.
+ * 'F' (WORK_FAIL); `out` the final payload (a reply frame for 'C'); the WORK_DATA payloads (reply
+ * frames: stream items, attempt markers) are concatenated into `data` when not NULL, each
+ * preceded by its length as 4 bytes big-endian.
  */
 bridge_status bridge_worker_process(bridge_worker *worker, const char *function_name,
                                     const uint8_t *payload, size_t size, char *kind,
