@@ -15,21 +15,12 @@
 #include "bridge/v1/envelope.pb-c.h"
 #include "interop/v1/bridge_interop_v1_interop.h"
 #include "vectors_table.h"
+#include "check.h"
 #include <zlib.h>
 
 static int passed, failed;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL %s:%d: ", __func__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-static void run(const char *name, int (*fn)(void))
+void run(const char *name, int (*fn)(void))
 {
     if (fn() == 0) {
         passed++;
@@ -850,6 +841,7 @@ int main(void)
     run("flow_success", test_flow_success);
     run("flow_frames", test_flow_frames);
     run("options_from_args", test_options_from_args);
+    conn_tests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

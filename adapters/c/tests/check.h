@@ -1,0 +1,23 @@
+/* The C test program's tiny harness, shared by its source files. */
+#ifndef BRIDGE_TEST_CHECK_H
+#define BRIDGE_TEST_CHECK_H
+
+#include <stdio.h>
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("FAIL %s:%d: ", __func__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Runs one test (0 = passed) and counts it. */
+void run(const char *name, int (*fn)(void));
+
+/* test_conn.c: the Gearman connection layer against a socketpair peer. */
+void conn_tests(void);
+
+#endif
