@@ -353,6 +353,7 @@ class _FileBuilder:
             java_outer_classname=o.java_outer_classname,
             php_namespace=o.php_namespace,
             php_metadata_namespace=o.php_metadata_namespace,
+            php_class_prefix=o.php_class_prefix,
             ruby_package=o.ruby_package,
             go_package=o.go_package,
             encoding=file_opts.encoding,

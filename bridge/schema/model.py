@@ -211,6 +211,7 @@ class ProtoFile:
     java_outer_classname: str = ""
     php_namespace: str = ""
     php_metadata_namespace: str = ""
+    php_class_prefix: str = ""
     ruby_package: str = ""
     go_package: str = ""
     # ``option (bridge.v1.file).encoding``, None when not set.

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import jinja2
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.protoc import run_protoc
-from bridge.schema.model import Method, ProtoFile, Schema, Service
+from bridge.schema.model import Enum, Message, Method, ProtoFile, Schema, Service
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bridge.codegen.php", "templates"),
@@ -75,7 +76,6 @@ _MESSAGE_DOC = re.compile(r"Generated from protobuf message <code>([\w.]+)</code
 _NAMESPACE = re.compile(r"^namespace ([\w\\]+);", re.MULTILINE)
 _CLASS = re.compile(r"^(?:final )?class (\w+)", re.MULTILINE)
 
-_OWN_FILES = ("bridge/v1/", "google/protobuf/")
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,42 @@ def _doc_lines(text: str) -> list[str]:
     return [phpdoc(line.rstrip()) for line in text.strip().split("\n")] if text.strip() else []
 
 
+#: Class names PHP 8 refuses ("Cannot use 'Object' as class name as it is reserved") that protoc
+#: 3.21's PHP generator does not prefix with ``PB`` as it does the other reserved words.
+UNUSABLE_CLASS_NAMES = frozenset({"mixed", "never", "object"})
+
+
+def _check_class_names(proto_file: ProtoFile) -> None:
+    """Refuse messages and enums whose PHP class could not be declared (see above)."""
+    if proto_file.php_class_prefix:
+        return  # every class gets the prefix
+    declarations: list[Message | Enum] = [*proto_file.walk_messages(), *proto_file.walk_enums()]
+    for decl in declarations:
+        if decl.name.lower() in UNUSABLE_CLASS_NAMES:
+            kind = "enum" if isinstance(decl, Enum) else "message"
+            raise CodegenError(
+                f"{decl.location or proto_file.name}: {kind} {decl.full_name}: PHP reserves the "
+                f"class name {decl.name} and protoc does not rename it, so its PHP class could "
+                f"not load; rename the {kind} or give the file a prefix "
+                '(option php_class_prefix = "...";)'
+            )
+
+
+def _check_case_clashes(files: list[GeneratedFile]) -> None:
+    """PHP class names are case-insensitive: two classes whose names differ only in case (two
+    messages, a message and a namespace ...) cannot both load."""
+    seen: dict[str, str] = {}
+    for f in files:
+        if not f.path.endswith(".php"):
+            continue
+        other = seen.setdefault(f.path.lower(), f.path)
+        if other != f.path:
+            raise CodegenError(
+                f"PHP classes {other[:-4]} and {f.path[:-4]} differ only in case, and PHP names "
+                "ignore case: rename one of the declarations (or packages) they come from"
+            )
+
+
 class PhpEmitter:
     language = "php"
 
@@ -168,18 +204,21 @@ class PhpEmitter:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the php generator takes no options, got {unknown}")
         wanted = {f.name for f in schema.files}
-        # Dependencies are generated too, only to learn their PHP class names; their files are
-        # written when the user generates them (the runtime ships bridge/v1's own classes).
-        names = [
-            f.name for f in schema.all_files
-            if f.name in wanted or not f.name.startswith(_OWN_FILES)
-        ]
-        generated = run_protoc(schema.sanitized_descriptor_set(), names, ["--php_out"])
+        for proto_file in schema.files:
+            _check_class_names(proto_file)
+        # Every file of the schema goes through protoc, to learn its PHP class names (protobuf's
+        # well-known types included: GPBEmpty); only the files to generate are written (imports
+        # are among them unless generation was asked without them; the runtime ships bridge/v1's
+        # classes and protobuf's library the well-known types').
+        descriptor_set = schema.sanitized_descriptor_set()
+        names = [fd.name for fd in FileDescriptorSet.FromString(descriptor_set).file]
+        generated = run_protoc(descriptor_set, names, ["--php_out"])
         classes = self._message_classes(generated)
         files = [
             GeneratedFile(f.path, text_safe_metadata(f.data()))
             for f in generated if self._source_of(f) in wanted
         ]
+        _check_case_clashes(files)
         paths = {f.path for f in files}
         for proto_file in schema.files:
             for service in proto_file.services:
@@ -227,6 +266,16 @@ class PhpEmitter:
             comment=_doc_lines(service.comment),
             rpcs=[self._rpc(method, namespace, classes) for method in service.methods],
         )
+        methods: dict[str, str] = {}
+        for method in service.methods:
+            php = php_method_name(method.name)
+            other = methods.setdefault(php.lower(), method.name)
+            if other != method.name:
+                raise CodegenError(
+                    f"{method.location or proto_file.name}: rpc {service.name}.{method.name} "
+                    f"would be the PHP method {php}(), which is rpc {other}'s too (PHP method "
+                    "names ignore case); rename one of them"
+                )
         folder = PurePosixPath(*namespace.split("\\")) if namespace else PurePosixPath()
         out = []
         for suffix, template in (
