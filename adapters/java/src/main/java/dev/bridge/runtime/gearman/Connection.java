@@ -34,16 +34,41 @@ public final class Connection implements Closeable {
     private final OutputStream out;
     private final PacketReader reader;
     private final byte[] header = new byte[Packet.HEADER_SIZE];
-    private final long writeTimeoutNanos;
+    private volatile long writeTimeoutNanos;
     /** System.nanoTime() when the write in progress began; 0 when none is. */
     private volatile long writeStarted;
+    /** System.nanoTime() when the write in progress last moved (a chunk of at most 64 KiB went out). */
+    private volatile long writeMoved;
     private volatile ScheduledFuture<?> watch;
 
     private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis)
             throws IOException {
         this.address = address;
         this.socket = socket;
-        this.out = new BufferedOutputStream(socket.getOutputStream(), WRITE_BUFFER);
+        OutputStream raw = socket.getOutputStream();
+        // Large arrays go to the socket in chunks, so the watchdog sees a slow write move on.
+        this.out = new BufferedOutputStream(new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                raw.write(b);
+                writeMoved = System.nanoTime();
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                for (int done = 0; done < len; ) {
+                    int n = Math.min(len - done, WRITE_BUFFER);
+                    raw.write(b, off + done, n);
+                    done += n;
+                    writeMoved = System.nanoTime();
+                }
+            }
+
+            @Override
+            public void flush() throws IOException {
+                raw.flush();
+            }
+        }, WRITE_BUFFER);
         this.reader = new PacketReader(socket.getInputStream(), maxBody, Magic.RES);
         this.writeTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(writeTimeoutMillis);
     }
@@ -67,7 +92,7 @@ public final class Connection implements Closeable {
             socket.setKeepAlive(true);
             Connection connection = new Connection(address, socket, maxBody, writeTimeoutMillis);
             if (writeTimeoutMillis > 0) {
-                long period = Math.max(50, Math.min(1000, writeTimeoutMillis / 4));
+                long period = Math.max(50, Math.min(250, writeTimeoutMillis / 4));
                 connection.watch = WATCHDOG.scheduleWithFixedDelay(connection::checkWrite, period, period,
                         TimeUnit.MILLISECONDS);
             }
@@ -80,15 +105,26 @@ public final class Connection implements Closeable {
 
     private void checkWrite() {
         long started = writeStarted;
-        if (started != 0 && System.nanoTime() - started > writeTimeoutNanos) {
+        if (started != 0 && System.nanoTime() - Math.max(started, writeMoved) > writeTimeoutNanos) {
             LOG.log(System.Logger.Level.WARNING, "a write to {0} is stuck for more than {1} ms: closing the connection",
                     address, TimeUnit.NANOSECONDS.toMillis(writeTimeoutNanos));
             close();
         }
     }
 
+    /**
+     * Shortens (or lengthens) how long a write may stay stuck before the connection is closed;
+     * a worker that is stopping gives a server that stopped reading one second. Only for a
+     * connection opened with a write timeout.
+     */
+    public void setWriteTimeout(long millis) {
+        writeTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(millis);
+    }
+
     private void beginWrite() {
-        writeStarted = Math.max(1, System.nanoTime());
+        long now = Math.max(1, System.nanoTime());
+        writeMoved = now;
+        writeStarted = now;
     }
 
     public ServerAddress address() {

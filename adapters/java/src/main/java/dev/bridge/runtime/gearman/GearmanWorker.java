@@ -10,6 +10,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadLocalRandom;
@@ -42,6 +44,8 @@ public final class GearmanWorker {
     private static final byte[] ECHO = "bridge".getBytes(StandardCharsets.US_ASCII);
 
     private final Map<String, JobFunction> functions = new LinkedHashMap<>();
+    /** Open connections, for stop(). */
+    private final Set<Connection> live = ConcurrentHashMap.newKeySet();
     private final List<Thread> threads = new ArrayList<>();
     private final Semaphore permits;
     private final CountDownLatch stopSignal = new CountDownLatch(1);
@@ -121,10 +125,17 @@ public final class GearmanWorker {
         }
     }
 
-    /** Stops grabbing jobs; running jobs go on to their end. Returns at once. */
+    /**
+     * Stops grabbing jobs; running jobs go on to their end. Returns at once. From now on a write
+     * that does not move for a second (a frozen server that stopped reading a large reply) closes
+     * its connection instead of holding up the stop.
+     */
     public void stop() {
         stopping = true;
         stopSignal.countDown();
+        for (Connection c : live) {
+            c.setWriteTimeout(STOP_GRACE_MILLIS);
+        }
     }
 
     public boolean isStopping() {
@@ -186,6 +197,10 @@ public final class GearmanWorker {
                 backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 continue;
             }
+            live.add(connection);
+            if (stopping) {
+                connection.setWriteTimeout(STOP_GRACE_MILLIS);
+            }
             try {
                 announce(connection);
                 if (!awaitEcho(connection)) {
@@ -209,6 +224,7 @@ public final class GearmanWorker {
                 pause(jittered(backoff));
                 backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
             } finally {
+                live.remove(connection);
                 connection.close();
             }
         }
@@ -381,6 +397,8 @@ public final class GearmanWorker {
             }
             try {
                 code.run(job);
+            } catch (IOException e) {
+                throw e; // the connection broke while the job answered: a connection problem, not the function's
             } catch (Throwable e) {
                 // The function failed without ending the job: say so rather than leave the caller waiting.
                 LOG.log(System.Logger.Level.ERROR, "function " + job.function() + " failed", e);

@@ -115,6 +115,44 @@ class GearmanWorkerTest {
     }
 
     @Test
+    void stopIsNotHeldUpByALargeReplyToAServerThatStoppedReading() throws Exception {
+        // The server assigns a job, then reads nothing more (frozen): the 32 MiB reply cannot go
+        // out. Once stop() is called, a write that has not moved for a second closes the connection.
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(10_000);
+            GearmanWorker worker = new GearmanWorker(List.of(new ServerAddress("127.0.0.1", server.getLocalPort())), 1,
+                    1 << 20, null, FAST);
+            java.util.concurrent.CountDownLatch answering = new java.util.concurrent.CountDownLatch(1);
+            worker.register("f", job -> {
+                answering.countDown();
+                job.complete(new byte[32 * 1024 * 1024]);
+            });
+            worker.start();
+            try (Socket peer = server.accept()) {
+                PacketReader in = new PacketReader(peer.getInputStream(), 1 << 20, Magic.REQ);
+                assertEquals(PacketType.CAN_DO, in.read().type());
+                answerEcho(peer, in);
+                assertEquals(PacketType.GRAB_JOB_UNIQ, in.read().type());
+                peer.getOutputStream().write(Packet.of(Magic.RES, PacketType.JOB_ASSIGN_UNIQ, "H:1".getBytes(
+                        StandardCharsets.US_ASCII), "f".getBytes(StandardCharsets.US_ASCII), new byte[0], new byte[0])
+                        .encode());
+                peer.getOutputStream().flush();
+                assertTrue(answering.await(5, java.util.concurrent.TimeUnit.SECONDS));
+                Thread.sleep(300); // the reply fills the socket buffers and its write blocks
+                assertTrue(!worker.isIdle(), "the job is still answering");
+                long stop = System.nanoTime();
+                worker.stop();
+                assertTrue(worker.awaitIdle(Duration.ofSeconds(5)), "stop() waited for the stuck reply");
+                long millis = Duration.ofNanos(System.nanoTime() - stop).toMillis();
+                assertTrue(millis < 2000, "stop took " + millis + " ms");
+            } finally {
+                worker.stop();
+                worker.awaitTermination(Duration.ofSeconds(10));
+            }
+        }
+    }
+
+    @Test
     void aWriteToAServerThatStoppedReadingFailsInsteadOfBlockingForever() throws Exception {
         try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
             Connection connection = Connection.open(new ServerAddress("127.0.0.1", server.getLocalPort()), 2000,
