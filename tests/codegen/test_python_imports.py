@@ -189,3 +189,37 @@ def test_package_option_is_checked(tmp_path: Path) -> None:
     for bad in ("my-app.gen", "myapp.class", "1x"):
         with pytest.raises(CodegenError, match="not a dotted Python module name"):
             get_emitter("python").generate(schema, {"package": bad})
+
+
+def test_paths_python_cannot_import_are_refused_and_hyphens_renamed(tmp_path: Path) -> None:
+    from bridge.codegen import CodegenError, get_emitter, write_files
+    from bridge.schema import load
+
+    (tmp_path / "class" / "v1").mkdir(parents=True)
+    (tmp_path / "my-dir").mkdir()
+    (tmp_path / "class/v1/types.proto").write_text(
+        'syntax = "proto3";\npackage kw.v1;\nmessage T { string from = 1; }\n'
+    )
+    (tmp_path / "my-dir/svc-x.proto").write_text(
+        'syntax = "proto3";\npackage kw.svc;\nimport "class/v1/types.proto";\n'
+        "service Import { rpc Lambda(kw.v1.T) returns (kw.v1.T); }\n"
+    )
+    for include_imports in (True, False):
+        schema = load([tmp_path / "my-dir/svc-x.proto"], [tmp_path],
+                      include_imports=include_imports)
+        with pytest.raises(CodegenError, match=r"class/v1/types\.proto: its Python module would "
+                                               r"be class\.v1\.types_pb2.*'class' is a Python "
+                                               "keyword"):
+            get_emitter("python").generate(schema, {})
+    (tmp_path / "kind").mkdir()
+    (tmp_path / "class/v1/types.proto").rename(tmp_path / "kind/types.proto")
+    proto = tmp_path / "my-dir/svc-x.proto"
+    proto.write_text(proto.read_text().replace("class/v1/", "kind/"))
+    out = tmp_path / "out"
+    schema = load([proto], [tmp_path], include_imports=True)
+    write_files(get_emitter("python").generate(schema, {}), out)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import my_dir.svc_x_bridge as m; print(m.ImportClient.lambda_)"],
+        capture_output=True, text=True, env=_env(out), cwd=out, timeout=60, check=False,
+    )
+    assert proc.returncode == 0 and "lambda_" in proc.stdout, proc.stderr

@@ -30,11 +30,21 @@ from bridge.codegen.protoc import GRPC_TOOLS_PROTOC, run_protoc
 from bridge.codegen.python.names import (
     ModuleImports,
     bridge_module_path,
+    proto_module,
     safe_identifier,
     snake_case,
 )
 from bridge.codegen.python.packages import in_package, package_inits
-from bridge.schema.model import Encoding, Message, Method, Priority, ProtoFile, Schema, Service
+from bridge.schema.model import (
+    Encoding,
+    Message,
+    Method,
+    Priority,
+    ProtoFile,
+    Schema,
+    Service,
+    is_shipped,
+)
 
 #: Per-call options of generated methods; a request field with one of these names (or a Python
 #: keyword) cannot be a keyword argument, so such a request type only takes a message.
@@ -171,6 +181,9 @@ class PythonEmitter:
                     "bridge itself; use an include root (-I) under which its path does not start "
                     "with bridge/"
                 )
+            for name in (f.name, *f.dependencies):
+                if name == f.name or not is_shipped(name):
+                    _check_importable(name)
             wanted.append(f)
         out: list[GeneratedFile] = []
         if with_messages and wanted:
@@ -190,6 +203,21 @@ class PythonEmitter:
             out = [in_package(f, schema, package) for f in out]
             out.extend(package_inits(out))
         return out
+
+
+def _check_importable(file_name: str) -> None:
+    """protoc names a file's module after its path; a part that is a Python keyword or not an
+    identifier (``class/v1/x.proto``, ``1x/y.proto``) makes every ``import`` of it, in the
+    stubs and the typed modules, a syntax error."""
+    module = proto_module(file_name)
+    for part in module.split("."):
+        if not part.isidentifier() or keyword.iskeyword(part):
+            why = "a Python keyword" if part.isidentifier() else "not a Python identifier"
+            raise CodegenError(
+                f"{file_name}: its Python module would be {module}, which no import statement "
+                f"can name ({part!r} is {why}); rename the folder or file, or use an include "
+                "root (-I) under which its path is importable"
+            )
 
 
 # protoc's stubs write a bare ``Mapping`` for message-or-dict arguments and an untyped ``**kwargs``
@@ -298,8 +326,6 @@ def build_views(
 
 
 def _module_of(file: ProtoFile) -> str:
-    from bridge.codegen.python.names import proto_module
-
     return proto_module(file.name)
 
 
