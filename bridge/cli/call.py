@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from typing import Any
 
 from google.protobuf import descriptor_pool, json_format, message_factory
@@ -36,10 +37,11 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "call",
         help="call an rpc with a JSON request and print the reply as JSON",
-        description="Encode JSON into the request type of SERVICE.METHOD, call it through "
-        "gearmand and print the reply (each streamed reply on its own line, as it arrives) as "
-        "JSON. The worker's progress goes to stderr as a bar when stderr is a terminal, else "
-        "as lines; its warnings go to stderr.",
+        description=textwrap.fill(
+            "Encode JSON into the request type of SERVICE.METHOD, call it through gearmand and "
+            "print the reply (each streamed reply on its own line, as it arrives) as JSON. The "
+            "worker's progress goes to stderr as a bar when stderr is a terminal, else as lines; "
+            "its warnings go to stderr.", 78),
         epilog=exit_codes.table_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

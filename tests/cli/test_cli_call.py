@@ -211,3 +211,11 @@ def test_a_closed_stdout_ends_the_stream_quietly(
         assert process.wait(30) == 141
         stderr = process.stderr.read()
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_help_shows_the_exit_table() -> None:
+    done = bridge_cli(["call", "--help"])
+    assert done.returncode == 0
+    assert "exit status:" in done.stdout
+    for line in ("   68  DEADLINE_EXCEEDED: ", "   78  UNAVAILABLE: ", "    2  usage error"):
+        assert line in done.stdout
