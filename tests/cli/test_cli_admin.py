@@ -155,3 +155,14 @@ def test_cancel_with_several_servers_finds_the_one_that_holds_the_handle(
         assert done.returncode == 0
         assert [j.cancelled for j in admin.jobs(idle.address)] == [True, True]
         assert [j.cancelled for j in admin.jobs(other.address)] == [False]
+
+
+def test_jobs_with_a_dead_server(idle: GearmandServer) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    done = bridge_cli(["jobs", "--json", "--timeout", "2", "--servers", f"{idle.address},{dead}"])
+    assert done.returncode == 1
+    alive, gone = json.loads(done.stdout)["servers"]
+    assert (alive["available"], alive["jobs"], gone["server"], gone["available"]) == (
+        True, [], dead, False,
+    )
+    assert done.stderr.startswith(f"bridge jobs: {dead}: unavailable: ")
