@@ -485,3 +485,35 @@ def test_a_busy_server_does_not_starve_another(
     # each call waits for the rest of A's job then running (~0.1 s); without the ticket order,
     # A's connection took the slot back before B's got it, and calls waited 0.2 - 0.4 s
     assert max(waits) < 0.28, [round(wait, 3) for wait in waits]
+
+
+def _peak_rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+@pytest.mark.timeout(120)
+def test_oversized_requests_are_never_held(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    """Three 70 MiB requests (over the default 64 MiB + 64 KiB limit): each is answered
+    RESOURCE_EXHAUSTED while its bytes are read and dropped, so the worker's peak RSS stays far
+    below one of them (issue 11: any client could balloon a worker's memory)."""
+    worker = Worker(worker_binary, gearmand.address)
+    workers.append(worker)
+    _wait_served(gearmand.address, "ready", 10)
+    body = 70 << 20
+    prefix = bytes([0x08, 0x01, 0x2A]) + bytes([0x80 | (body & 0x7F), 0x80 | (body >> 7 & 0x7F),
+                                                 0x80 | (body >> 14 & 0x7F), body >> 21])
+    big = prefix + b"x" * body
+    with Client(gearmand.address) as client:
+        for _ in range(3):
+            with pytest.raises(JobException) as caught:
+                client.call(ECHO, big, timeout=60)
+            assert _error_of(caught.value).code == envelope_pb2.RESOURCE_EXHAUSTED
+        assert _echo(client, "small") == "small"
+    peak = _peak_rss_mib(worker.proc.pid)
+    assert peak < 32, f"peak RSS {peak} MiB after three 70 MiB requests"
+    assert worker.stop() == 0
