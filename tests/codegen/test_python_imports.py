@@ -223,3 +223,24 @@ def test_paths_python_cannot_import_are_refused_and_hyphens_renamed(tmp_path: Pa
         capture_output=True, text=True, env=_env(out), cwd=out, timeout=60, check=False,
     )
     assert proc.returncode == 0 and "lambda_" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("message None {}", r"x\.proto:3:1: message None \(in kw\.None\) is a Python keyword"),
+        ("message Ok { message class {} }",
+         r"x\.proto:3:14: message class \(in kw\.Ok\.class\) is a Python keyword"),
+        ("enum True { A = 0; }", r"x\.proto:3:1: enum True \(in kw\.True\) is a Python keyword"),
+        ("enum Truth { A = 0; None = 1; }",
+         r"x\.proto:3:1: enum value None \(in kw\.Truth\) is a Python keyword"),
+    ],
+)
+def test_types_named_like_python_keywords_are_refused(tmp_path: Path, body: str,
+                                                       error: str) -> None:
+    from bridge.codegen import CodegenError, get_emitter
+    from bridge.schema import load
+
+    (tmp_path / "x.proto").write_text(f'syntax = "proto3";\npackage kw;\n{body}\n')
+    with pytest.raises(CodegenError, match=error):
+        get_emitter("python").generate(load([tmp_path / "x.proto"], [tmp_path]), {})

@@ -37,6 +37,7 @@ from bridge.codegen.python.names import (
 from bridge.codegen.python.packages import in_package, package_inits
 from bridge.schema.model import (
     Encoding,
+    Enum,
     Message,
     Method,
     Priority,
@@ -184,6 +185,7 @@ class PythonEmitter:
             for name in (f.name, *f.dependencies):
                 if name == f.name or not is_shipped(name):
                     _check_importable(name)
+            _check_type_names(f)
             wanted.append(f)
         out: list[GeneratedFile] = []
         if with_messages and wanted:
@@ -218,6 +220,25 @@ def _check_importable(file_name: str) -> None:
                 f"can name ({part!r} is {why}); rename the folder or file, or use an include "
                 "root (-I) under which its path is importable"
             )
+
+
+def _check_type_names(file: ProtoFile) -> None:
+    """A message, enum or enum value named like a Python keyword (``None``, ``class``) has a
+    class or constant that no Python source can name: protoc's stubs and the typed modules would
+    be syntax errors."""
+    declarations: list[Message | Enum] = [*file.walk_messages(), *file.walk_enums()]
+    for decl in declarations:
+        kind = "enum" if isinstance(decl, Enum) else "message"
+        names = [(kind, decl.name)]
+        if isinstance(decl, Enum):
+            names += [("enum value", v.name) for v in decl.values]
+        for what, name in names:
+            if keyword.iskeyword(name):
+                raise CodegenError(
+                    f"{decl.location or file.name}: {what} {name} (in {decl.full_name}) is a "
+                    "Python keyword, so its Python class or constant could not be named in "
+                    "code; rename it"
+                )
 
 
 # protoc's stubs write a bare ``Mapping`` for message-or-dict arguments and an untyped ``**kwargs``
