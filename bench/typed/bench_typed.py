@@ -40,6 +40,7 @@ from bridge.client import AsyncClient, Client  # noqa: E402
 from bridge.codegen import get_emitter, write_files  # noqa: E402
 from bridge.rpc.client import Encoding  # noqa: E402
 from bridge.rpc.envelope import encode_request  # noqa: E402
+from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag  # noqa: E402
 from bridge.schema import load  # noqa: E402
 from bridge.testing import GearmandServer  # noqa: E402
 
@@ -172,7 +173,10 @@ def main() -> None:
             body = codec_for(encoding).encode(message)
             payload = encode_request(body, encoding=encoding)
             reply_file = GEN.parent / "reply.bin"
-            reply_file.write_bytes(body)
+            # What a bridge worker answers: the body in a reply frame (wire contract, section 3).
+            reply_file.write_bytes(encode_frame(
+                FrameKind.REPLY, int(encoding), type_tag(message.DESCRIPTOR.full_name),
+                new_attempt_id(), 0, body))
             worker = WorkerProcess(servers, "fixed", function, str(reply_file))
             try:
                 with InteropClient(raw_client, encoding=encoding) as typed_client:

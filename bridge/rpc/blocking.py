@@ -94,20 +94,22 @@ class SyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
-        reader = method.reader(p)
         talks = p.on_status is not None or p.on_warning is not None
+        reader = method.reader(p) if talks else None
         try:
             data = self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout, on_data=reader.item if talks else None,
-                on_status=reader.status if talks else None,
-                on_warning=reader.warning if talks else None,
+                timeout=p.timeout, on_data=reader.item if reader else None,
+                on_status=reader.status if reader else None,
+                on_warning=reader.warning if reader else None,
             )
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
                 exc.diagnosis = diagnose(self._servers(), method.function)
             raise _translate(method, exc) from None
-        return self.decode_reply(method, p.codec, reader.reply(data))
+        body = (method.unary_body(p.codec.encoding, data) if reader is None
+                else reader.reply(data))
+        return self.decode_reply(method, p.codec, body)
 
     def stream(
         self,

@@ -19,6 +19,7 @@ Every reply is checked against the call's encoding and reply type (``bridge.rpc.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -46,7 +47,7 @@ from bridge.errors import (
     WorkerFailed,
 )
 from bridge.rpc.envelope import decode_error, encode_request
-from bridge.rpc.replies import ReplyReader
+from bridge.rpc.replies import ReplyReader, unary_body
 from bridge.schema.model import Encoding
 
 __all__ = [
@@ -128,10 +129,15 @@ class MethodSpec(Generic[RequestT, ReplyT]):
     def full_name(self) -> str:
         return f"{self.service}.{self.name}"
 
-    @property
+    @functools.cached_property
     def reply_name(self) -> str:
         """The reply message type's full name, as reply frames tag it."""
         return str(self.reply_type.DESCRIPTOR.full_name)
+
+    def unary_body(self, encoding: int, payload: bytes) -> memoryview:
+        """The reply body of a unary call's WORK_COMPLETE frame, checked (``Internal`` if it is
+        not this method's reply in ``encoding``)."""
+        return unary_body(self.function, self.reply_name, encoding, payload)
 
     def reader(self, p: _Prepared) -> ReplyReader:
         """A fresh reader of this call's reply frames."""
