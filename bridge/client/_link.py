@@ -511,7 +511,12 @@ class _Link:
         if not pending and not jobs:
             log.debug("%s: connection closed (%s)", self.address, reason)
             return
-        log.warning("%s: connection lost with jobs in flight: %s", self.address, reason)
+        closed_here = isinstance(reason, _ClientClosed)
+        if closed_here:
+            log.info("%s: client closed with %d job(s) still waiting", self.address,
+                     len(pending) + len(jobs))
+        else:
+            log.warning("%s: connection lost with jobs in flight: %s", self.address, reason)
         for entry in pending:
             lost = ServerUnavailable(f"{self.address}: connection lost: {reason}")
             if type(entry) is _Job:
@@ -524,6 +529,8 @@ class _Link:
                     f"{self.address}: connection lost while job "
                     f"{job.handle.decode(errors='replace')} was running: {reason}"
                 ))
+                if closed_here and not each.future.cancelled():
+                    each.future.exception()  # the owner closed the client: no "never retrieved"
 
     def unshare(self, job: _Job) -> None:
         if job.key is not None and self.shared.get(job.key) is job:
@@ -531,5 +538,9 @@ class _Link:
 
     def close(self) -> None:
         if self.connection is not None:
-            self.connection.close(ServerUnavailable(f"{self.address}: client closed"))
+            self.connection.close(_ClientClosed(f"{self.address}: client closed"))
             self.connection = None
+
+
+class _ClientClosed(ServerUnavailable):
+    """The reason a connection ends when its own client closes it."""
