@@ -170,3 +170,29 @@ def test_names_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CodegenError, match=r"case\.proto:6:3: rpc S\.GET would be the PHP method "
                                            r"gET\(\), which is rpc Get's too"):
         get_emitter("php").generate(load([proto], [tmp_path]), {})
+
+
+def test_a_file_without_messages_gets_the_namespace_protoc_gives_its_package(
+    tmp_path: Path,
+) -> None:
+    """Service classes go in the namespace of the file's messages; a file with none computes it
+    by protoc's rule, checked here against protoc for every reserved word (and a few that are
+    not reserved for protoc)."""
+    from bridge.codegen.php.emitter import PROTOC_RESERVED_NAMES, php_namespace
+
+    words = sorted(PROTOC_RESERVED_NAMES | {"mixed", "object", "enum", "value", "Upper"})
+    for word in words:
+        (tmp_path / f"{word}.proto").write_text(
+            f'syntax = "proto3";\npackage ns.{word}.v1;\nmessage M {{}}\n'
+        )
+    schema = load([tmp_path / f"{w}.proto" for w in words], [tmp_path])
+    paths = {f.path for f in get_emitter("php").generate(schema, {})}
+    for word in words:
+        expected = php_namespace(f"ns.{word}.v1").replace("\\", "/") + "/M.php"
+        assert expected in paths, (word, expected)
+    (tmp_path / "svc.proto").write_text(
+        'syntax = "proto3";\npackage acme.list.v1;\nimport "list.proto";\n'
+        "service S { rpc Do(ns.list.v1.M) returns (ns.list.v1.M); }\n"
+    )
+    files = get_emitter("php").generate(load([tmp_path / "svc.proto"], [tmp_path]), {})
+    assert "Acme/PBList/V1/SInterface.php" in {f.path for f in files}

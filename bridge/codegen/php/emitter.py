@@ -160,6 +160,32 @@ def _doc_lines(text: str) -> list[str]:
     return [phpdoc(line.rstrip()) for line in text.strip().split("\n")] if text.strip() else []
 
 
+#: The names protoc 3.21's PHP generator prefixes with ``PB`` (``GPB`` in google.protobuf), in
+#: class names and namespace parts alike, whatever their case.
+PROTOC_RESERVED_NAMES = frozenset({
+    "abstract", "and", "array", "as", "break", "callable", "case", "catch", "class", "clone",
+    "const", "continue", "declare", "default", "die", "do", "echo", "else", "elseif", "empty",
+    "enddeclare", "endfor", "endforeach", "endif", "endswitch", "endwhile", "eval", "exit",
+    "extends", "final", "finally", "fn", "for", "foreach", "function", "global", "goto", "if",
+    "implements", "include", "include_once", "instanceof", "insteadof", "interface", "isset",
+    "list", "match", "namespace", "new", "or", "parent", "print", "private", "protected", "public",
+    "readonly", "require", "require_once", "return", "self", "static", "switch", "throw", "trait",
+    "try", "unset", "use", "var", "while", "xor", "yield", "int", "float", "bool", "string",
+    "true", "false", "null", "void", "iterable",
+})
+
+
+def php_namespace(package: str) -> str:
+    """The namespace protoc gives a package without ``php_namespace``: each part with its first
+    letter capitalised, prefixed ``PB`` when reserved (``acme.list.v1`` -> ``Acme\\PBList\\V1``)."""
+    prefix = "GPB" if package == "google.protobuf" else "PB"
+    parts = []
+    for part in (p for p in package.split(".") if p):
+        part = part[:1].upper() + part[1:] if "a" <= part[:1] <= "z" else part
+        parts.append(prefix + part if part.lower() in PROTOC_RESERVED_NAMES else part)
+    return "\\".join(parts)
+
+
 #: Class names PHP 8 refuses ("Cannot use 'Object' as class name as it is reserved") that protoc
 #: 3.21's PHP generator does not prefix with ``PB`` as it does the other reserved words.
 UNUSABLE_CLASS_NAMES = frozenset({"mixed", "never", "object"})
@@ -296,8 +322,7 @@ class PhpEmitter:
                 return php_class.rpartition("\\")[0]
         if proto_file.php_namespace:
             return proto_file.php_namespace
-        parts = [part for part in proto_file.package.split(".") if part]
-        return "\\".join(part[:1].upper() + part[1:] for part in parts)
+        return php_namespace(proto_file.package)
 
     def _rpc(self, method: Method, namespace: str, classes: Mapping[str, str]) -> _Rpc:
         if method.client_streaming:
