@@ -11,6 +11,7 @@ generator bug can be replayed offline: ``protoc-gen-bridge < path``.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -72,6 +73,10 @@ parameters (comma-separated, before the colon of --bridge_out):
   LANG.KEY=VALUE                an option for one language, as `bridge generate --opt`
                                 (python.package=myapp.gen, python.messages=false)
 
+A schema that imports bridge's options (bridge/v1/options.proto) or protobuf's well-known types
+needs them on protoc's include path; `protoc-gen-bridge --includes` prints the -I flags for both:
+  protoc $(protoc-gen-bridge --includes) -I . --bridge_out=lang=python:OUT x.proto
+
 Run by hand, it reads a CodeGeneratorRequest on stdin and writes a CodeGeneratorResponse to stdout
 (BRIDGE_DUMP_REQUEST=FILE saves the request it was given, to replay it: protoc-gen-bridge < FILE).
 """
@@ -91,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args:
         if args[0] in ("-h", "--help"):
             sys.stdout.write(USAGE)
+            return 0
+        if args[0] == "--includes":
+            from bridge.schema.loader import BRIDGE_PROTO_DIR, well_known_proto_dir
+
+            dirs = (BRIDGE_PROTO_DIR, well_known_proto_dir())
+            sys.stdout.write(" ".join(shlex.quote(f"-I{d}") for d in dirs) + "\n")
             return 0
         if args[0] in ("-V", "--version"):
             sys.stdout.write(f"protoc-gen-bridge {version()}\n")

@@ -66,10 +66,11 @@ def test_plugin_output_is_bridge_generate_byte_for_byte(
 ) -> None:
     plugin_out = tmp_path / "plugin"
     plugin_out.mkdir()
-    proc = subprocess.run(
-        ["protoc", f"-I{root}", f"-I{BRIDGE_PROTO_DIR}", f"-I{well_known_proto_dir()}",
-         f"--bridge_out=lang={LANGS}:{plugin_out}", str(root / proto)],
-        capture_output=True, text=True, timeout=240, check=False, env=_env(plugin_bin),
+    proc = subprocess.run(  # as --help shows it
+        f"protoc $(protoc-gen-bridge --includes) -I {root} --bridge_out=lang={LANGS}:{plugin_out} "
+        f"{root / proto}",
+        shell=True, capture_output=True, text=True, timeout=240, check=False,
+        env=_env(plugin_bin),
     )
     assert proc.returncode == 0, proc.stderr
     monkeypatch.chdir(root)  # bridge generate's default -I, like protoc's
@@ -113,6 +114,9 @@ def test_help_and_version_print_text(plugin_bin: Path) -> None:
     proc = subprocess.run([plugin_bin / "protoc-gen-bridge", "--version"], capture_output=True,
                           text=True, timeout=60, check=True)
     assert re.fullmatch(r"protoc-gen-bridge \d+\.\d+\.\d+\S*\n", proc.stdout), proc.stdout
+    proc = subprocess.run([plugin_bin / "protoc-gen-bridge", "--includes"], capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert proc.stdout == f"-I{BRIDGE_PROTO_DIR} -I{well_known_proto_dir()}\n"
     proc = subprocess.run([plugin_bin / "protoc-gen-bridge", "--bogus"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "unknown argument '--bogus'" in proc.stderr
