@@ -35,7 +35,13 @@ class Emitter(Protocol):
     language: str
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
-        """Every file for ``schema.files`` (not their dependencies, unless the language needs
-        them). ``parameters`` are free-form ``key=value`` options from the command line or the
+        """Every file for ``schema.files``: the files named and, as ``bridge generate`` and
+        ``protoc-gen-bridge`` load schemas, every file they import except those bridge's runtimes
+        and protobuf's libraries ship (``bridge.schema.model.is_shipped``; a language whose
+        protobuf library lacks the well-known types it uses must generate those too, from
+        ``schema.all_files``). The output must load as it is: what the language cannot express
+        (a name it reserves, a path it cannot import) raises ``CodegenError`` starting with the
+        declaration's ``file:line:column`` (``Message.location`` ...), never output that fails
+        later. ``parameters`` are free-form ``key=value`` options from the command line or the
         plugin parameter; unknown keys should raise ``CodegenError``."""
         ...
