@@ -163,7 +163,12 @@ def test_names_php_reserves_and_protoc_keeps_are_refused(tmp_path: Path, name: s
 def test_names_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
     proto = tmp_path / "case.proto"
     proto.write_text('syntax = "proto3";\npackage cased;\nmessage Item {}\nmessage ITEM {}\n')
-    with pytest.raises(CodegenError, match=r"Cased/ITEM and Cased/Item differ only in case"):
+    with pytest.raises(CodegenError, match=r"case\.proto:4:1: cased\.ITEM and cased\.Item would "
+                                           r"both be the PHP class ITEM"):
+        get_emitter("php").generate(load([proto], [tmp_path]), {})
+    proto.write_text('syntax = "proto3";\npackage cased;\nmessage Class {}\nmessage PBClass {}\n')
+    with pytest.raises(CodegenError, match=r"case\.proto:4:1: cased\.PBClass and cased\.Class "
+                                           r"would both be the PHP class PBClass"):
         get_emitter("php").generate(load([proto], [tmp_path]), {})
     proto.write_text('syntax = "proto3";\npackage cased;\nmessage Item {}\nservice S {\n'
                      "  rpc Get(Item) returns (Item);\n  rpc GET(Item) returns (Item);\n}\n")

@@ -207,6 +207,29 @@ def _check_class_names(proto_file: ProtoFile) -> None:
             )
 
 
+def _check_renamed_clashes(files: tuple[ProtoFile, ...]) -> None:
+    """``message Class`` becomes ``PBClass``: next to a ``message PBClass`` of the same scope the
+    two classes are one file (protoc stops: "Tried to write the same file twice")."""
+    seen: dict[tuple[str, str], Message | Enum] = {}
+    for proto_file in files:
+        if proto_file.php_class_prefix:
+            continue
+        declarations: list[Message | Enum] = [
+            *proto_file.walk_messages(), *proto_file.walk_enums()
+        ]
+        for decl in declarations:
+            renamed = decl.name.lower() in PROTOC_RESERVED_NAMES
+            short = ("PB" + decl.name) if renamed else decl.name
+            scope = decl.full_name.rpartition(".")[0]
+            other = seen.setdefault((scope, short.lower()), decl)
+            if other is not decl:
+                raise CodegenError(
+                    f"{decl.location or proto_file.name}: {decl.full_name} and "
+                    f"{other.full_name} would both be the PHP class {short} (protoc prefixes "
+                    "PHP reserved words with PB, and PHP names ignore case); rename one"
+                )
+
+
 def _check_case_clashes(files: list[GeneratedFile]) -> None:
     """PHP class names are case-insensitive: two classes whose names differ only in case (two
     messages, a message and a namespace ...) cannot both load."""
@@ -232,6 +255,7 @@ class PhpEmitter:
         wanted = {f.name for f in schema.files}
         for proto_file in schema.files:
             _check_class_names(proto_file)
+        _check_renamed_clashes(schema.files)
         # Every file of the schema goes through protoc, to learn its PHP class names (protobuf's
         # well-known types included: GPBEmpty); only the files to generate are written (imports
         # are among them unless generation was asked without them; the runtime ships bridge/v1's
@@ -251,6 +275,7 @@ class PhpEmitter:
                 for out in self._service_files(proto_file, service, classes):
                     if out.path in paths:
                         raise CodegenError(
+                            f"{service.location or proto_file.name}: service "
                             f"{service.full_name}: {out.path} would overwrite a message class; "
                             "rename the service or the message"
                         )
