@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("schemas", nargs="+", metavar="FILE.proto")
     parser.add_argument(
         "-I", "--include", "--proto_path", dest="include", action="append", default=[],
-        metavar="DIR", help="import root (repeatable)",
+        metavar="DIR", help="import root (repeatable; default: the current directory, as protoc's)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
