@@ -139,3 +139,23 @@ def test_the_readme_plugin_command_works_as_written(plugin_bin: Path, tmp_path: 
     assert proc.returncode == 0, f"{command.group(1)}: {proc.stderr}"
     written = sorted(_tree(tmp_path / out.group(1)))
     assert "text_bridge.py" in written and "text_pb2.py" in written, written
+
+
+def test_language_options_reach_the_emitter_through_the_plugin(
+    plugin_bin: Path, tmp_path: Path
+) -> None:
+    plugin_out = tmp_path / "plugin"
+    plugin_out.mkdir()
+    proc = subprocess.run(
+        ["protoc", f"-I{CHAIN}", f"-I{well_known_proto_dir()}",
+         f"--bridge_out=lang=python,php,python.package=myapp.gen:{plugin_out}",
+         str(CHAIN / "acme/ledger/ledger.proto")],
+        capture_output=True, text=True, timeout=120, check=False, env=_env(plugin_bin),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _generate("--lang", "python,php", "--opt", "python.package=myapp.gen", "-o",
+                     str(tmp_path / "cli"), "-I", str(CHAIN),
+                     str(CHAIN / "acme/ledger/ledger.proto")) == 0
+    assert _tree(plugin_out) == _tree(tmp_path / "cli")
+    ledger = (plugin_out / "acme/ledger/ledger_pb2.py").read_text()
+    assert "from myapp.gen.acme.common import" in ledger
