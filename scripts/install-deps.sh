@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything bridge needs on a fresh Debian (bookworm) machine, idempotently:
 # gearmand and its tools, each worker language's toolchain from Debian, and the Python package.
-# Usage: scripts/install-deps.sh [--system-only|--python-only]
+# Usage: scripts/install-deps.sh [--system-only|--python-only|--bench]
+# --bench adds what bench/anchors and bench/payload need on top (C++ gRPC, the `bench` extra); the
+# test run does not install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +28,12 @@ APT_PACKAGES=(
   openjdk-17-jdk-headless maven
 )
 
+# bench/anchors only: a C++ gRPC echo server built against Debian's gRPC (1.51) and protobuf (3.21)
+BENCH_APT_PACKAGES=(g++ pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+
 install_system() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -55,12 +60,13 @@ install_python() {
     python3 -m venv .venv
     source scripts/python-env.sh
   fi
-  python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+  python3 -m pip install -q --disable-pip-version-check -e "${1:-.[test]}"
 }
 
 case "${1:-all}" in
-  --system-only) install_system ;;
+  --system-only) install_system "${APT_PACKAGES[@]}" ;;
   --python-only) install_python ;;
-  all) install_system; install_python ;;
-  *) echo "usage: $0 [--system-only|--python-only]" >&2; exit 2 ;;
+  --bench) install_system "${APT_PACKAGES[@]}" "${BENCH_APT_PACKAGES[@]}"; install_python '.[test,bench]' ;;
+  all) install_system "${APT_PACKAGES[@]}"; install_python ;;
+  *) echo "usage: $0 [--system-only|--python-only|--bench]" >&2; exit 2 ;;
 esac
