@@ -295,7 +295,7 @@ def _cli(module: Any, *argv: str) -> int:
 
 
 def test_bridge_call_cli(server: GearmandServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge.cli import call
+    from bridge.cli import call, exit_codes
 
     repo = Path(__file__).resolve().parents[2]
     common = ["--schema", str(repo / "schemas/interop/v1/interop.proto"),
@@ -316,7 +316,9 @@ def test_bridge_call_cli(server: GearmandServer, capsys: pytest.CaptureFixture[s
     assert _cli(call, "call", "interop_legacy_echo", '{"text": "x"}', *common) == 0
     assert '"text": "x"' in capsys.readouterr().out
 
-    assert _cli(call, "call", "Interop.Raise", '{"code": 5, "message": "gone"}', *common) == 1
+    not_found = exit_codes.status_for_code(errors.StatusCode.NOT_FOUND)  # 64 + 5, as grpcurl
+    raise_ = '{"code": 5, "message": "gone"}'
+    assert _cli(call, "call", "Interop.Raise", raise_, *common) == not_found
     assert "NOT_FOUND: gone (python NotFound)" in capsys.readouterr().err
     assert _cli(call, "call", "Interop.Nope", *common) == 2
     assert "no rpc 'Interop.Nope'" in capsys.readouterr().err
@@ -328,14 +330,15 @@ def test_bridge_call_cli_never_waits_forever(
     gearmand: GearmandServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No worker serves this gearmand: the command gives up after its default timeout."""
-    from bridge.cli import call
+    from bridge.cli import call, exit_codes
 
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.setattr(call, "CLI_DEFAULT_TIMEOUT_S", 0.3)
     started = time.monotonic()
     assert _cli(call, "call", "Interop.Nothing", "--schema",
                 str(repo / "schemas/interop/v1/interop.proto"), "-I", str(repo / "schemas"),
-                "--servers", gearmand.address) == 1
+                "--servers", gearmand.address) == exit_codes.status_for_code(
+                    errors.StatusCode.DEADLINE_EXCEEDED)
     assert time.monotonic() - started < 10
     assert "DEADLINE_EXCEEDED" in capsys.readouterr().err
 
