@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--opt", action="append", default=[], metavar="KEY=VALUE",
-        help="generator option; LANG.KEY=VALUE for one language only (repeatable)",
+        help="generator option; LANG.KEY=VALUE for one language only (repeatable): "
+        "python.package=myapp.gen (the output folder is that package), python.messages=false "
+        "(no *_pb2 modules)",
     )
     parser.add_argument("schemas", nargs="+", metavar="FILE.proto")
     parser.set_defaults(func=run)
