@@ -296,6 +296,16 @@ class Schema:
             raise KeyError(f"no service {name!r} in the schema")
         raise KeyError(f"service name {name!r} is ambiguous; use the full name")
 
+    def shipped_imports(self) -> tuple[str, ...]:
+        """The shipped files (:func:`is_shipped`) that ``files`` still import once bridge's options
+        are stripped (``sanitized_descriptor_set``), imports first: the well-known types an
+        emitter must generate itself when its protobuf library lacks them (protobuf-c)."""
+        generated = {f.name for f in self.files}
+        sanitized = descriptor_pb2.FileDescriptorSet.FromString(self.sanitized_descriptor_set())
+        return tuple(
+            fd.name for fd in sanitized.file if is_shipped(fd.name) and fd.name not in generated
+        )
+
     def file_descriptor_set(self) -> descriptor_pb2.FileDescriptorSet:
         return descriptor_pb2.FileDescriptorSet.FromString(self.descriptor_set)
 

@@ -95,3 +95,11 @@ def test_a_missing_import_root_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         '"ledger.proto" imports as "acme/common/money.proto", but no include root holds '
         f'"acme/common/money.proto" (protoc knows the file only as "money.proto"): add -I {root}'
     ) in message, message
+
+
+def test_shipped_imports_name_the_well_known_types_still_needed() -> None:
+    chain = load([CHAIN / LEDGER], [CHAIN], include_imports=True)
+    assert chain.shipped_imports() == ("google/protobuf/timestamp.proto",)
+    interop = load([CHAIN.parents[3] / "schemas/interop/v1/interop.proto"],
+                   [CHAIN.parents[3] / "schemas"], include_imports=True)
+    assert interop.shipped_imports() == ()  # bridge/v1/options.proto is stripped, not needed
