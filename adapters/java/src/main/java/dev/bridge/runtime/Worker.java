@@ -51,8 +51,9 @@ public final class Worker {
         this.maxRequestBytes = b.maxRequestBytes;
         // Room for the packet's handle, function and unique besides a payload at the limit.
         long maxBody = Math.max(PacketReader.DEFAULT_MAX_BODY, b.maxRequestBytes + 64 * 1024);
+        // A job over the limit is answered RESOURCE_EXHAUSTED: its payload is not kept while read.
         this.gearman = new GearmanWorker(b.servers, b.concurrency, (int) Math.min(maxBody, Integer.MAX_VALUE - 16),
-                b.clientId, b.settings);
+                b.clientId, b.settings, b.maxRequestBytes + 64 * 1024);
     }
 
     public static Builder builder() {
@@ -222,8 +223,8 @@ public final class Worker {
 
     /** Steps 1-5 of the contract: size, envelope, version, encoding, deadline. */
     private JobContext open(Rpc<?, ?> rpc, GearmanJob job) {
-        if (job.payloadLength() > maxRequestBytes) {
-            throw new BridgeException(Code.RESOURCE_EXHAUSTED, "request of " + job.payloadLength()
+        if (job.declaredPayloadLength() > maxRequestBytes) {
+            throw new BridgeException(Code.RESOURCE_EXHAUSTED, "request of " + job.declaredPayloadLength()
                     + " bytes exceeds this worker's limit of " + maxRequestBytes + " bytes");
         }
         Request envelope;

@@ -220,6 +220,20 @@ class WorkerTest {
         }
     }
 
+    @Test
+    void aJobOverTheLimitIsRefusedWithoutBeingKept() throws Exception {
+        startWorker(gearmand.address(), 1, 1000);
+        byte[] huge = new byte[8 * 1024 * 1024];
+        try (TestClient client = new TestClient(gearmand.address())) {
+            dev.bridge.v1.Error error = client.call("t.Echo", huge, 20_000).error();
+            assertEquals(Code.RESOURCE_EXHAUSTED, error.getCode());
+            assertTrue(error.getMessage().contains(Integer.toString(huge.length)), error.getMessage());
+            // the connection read past it in step: the next job is served
+            byte[] good = envelope(blobOf(new byte[] {1}, "after"), Encoding.PROTOBUF, 0, Map.of());
+            assertEquals(PacketType.WORK_COMPLETE, client.call("t.Echo", good, 10_000).endType());
+        }
+    }
+
     private static void assertError(TestClient.Outcome outcome, Code code) throws Exception {
         dev.bridge.v1.Error error = outcome.error();
         assertEquals(code, error.getCode(), error.toString());

@@ -41,8 +41,8 @@ public final class Connection implements Closeable {
     private volatile long writeMoved;
     private volatile ScheduledFuture<?> watch;
 
-    private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis)
-            throws IOException {
+    private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis,
+                       long dropPayloadsAbove) throws IOException {
         this.address = address;
         this.socket = socket;
         OutputStream raw = socket.getOutputStream();
@@ -69,7 +69,7 @@ public final class Connection implements Closeable {
                 raw.flush();
             }
         }, WRITE_BUFFER);
-        this.reader = new PacketReader(socket.getInputStream(), maxBody, Magic.RES);
+        this.reader = new PacketReader(socket.getInputStream(), maxBody, Magic.RES, dropPayloadsAbove);
         this.writeTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(writeTimeoutMillis);
     }
 
@@ -85,12 +85,18 @@ public final class Connection implements Closeable {
      */
     public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody,
                                   long writeTimeoutMillis) throws IOException {
+        return open(address, connectTimeoutMillis, maxBody, writeTimeoutMillis, Long.MAX_VALUE);
+    }
+
+    /** As above; a job assignment over {@code dropPayloadsAbove} bytes is read without keeping its payload. */
+    public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody,
+                                  long writeTimeoutMillis, long dropPayloadsAbove) throws IOException {
         Socket socket = new Socket();
         try {
             socket.connect(new InetSocketAddress(address.host(), address.port()), connectTimeoutMillis);
             socket.setTcpNoDelay(true);
             socket.setKeepAlive(true);
-            Connection connection = new Connection(address, socket, maxBody, writeTimeoutMillis);
+            Connection connection = new Connection(address, socket, maxBody, writeTimeoutMillis, dropPayloadsAbove);
             if (writeTimeoutMillis > 0) {
                 long period = Math.max(50, Math.min(250, writeTimeoutMillis / 4));
                 connection.watch = WATCHDOG.scheduleWithFixedDelay(connection::checkWrite, period, period,

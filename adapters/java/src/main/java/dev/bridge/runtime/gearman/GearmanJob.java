@@ -19,6 +19,7 @@ public final class GearmanJob {
     private final byte[] body;
     private final int payloadOffset;
     private final int payloadLength;
+    private final long dropped;
     private final boolean flushOnEnd;
     private boolean ended;
 
@@ -42,6 +43,7 @@ public final class GearmanJob {
         this.body = assign.body();
         this.payloadOffset = assign.argumentOffset(data);
         this.payloadLength = assign.argumentLength(data);
+        this.dropped = assign.droppedBytes();
     }
 
     public byte[] handle() {
@@ -76,6 +78,14 @@ public final class GearmanJob {
 
     public int payloadLength() {
         return payloadLength;
+    }
+
+    /**
+     * The payload's size as the job server sent it. Larger than {@link #payloadLength()} when the
+     * worker dropped a payload over its limit while reading it (only its start is kept).
+     */
+    public long declaredPayloadLength() {
+        return payloadLength + dropped;
     }
 
     /** WORK_DATA: one piece of a streamed reply. */

@@ -41,6 +41,7 @@ public final class GearmanWorker {
     private final int maxBody;
     private final String clientId;
     private final Settings settings;
+    private final long dropPayloadsAbove;
     private static final byte[] ECHO = "bridge".getBytes(StandardCharsets.US_ASCII);
 
     private final Map<String, JobFunction> functions = new LinkedHashMap<>();
@@ -74,6 +75,16 @@ public final class GearmanWorker {
 
     public GearmanWorker(List<ServerAddress> servers, int concurrency, int maxBody, String clientId,
                          Settings settings) {
+        this(servers, concurrency, maxBody, clientId, settings, Long.MAX_VALUE);
+    }
+
+    /**
+     * @param dropPayloadsAbove a job whose assignment packet is larger than this is read without
+     *     keeping its payload (see {@link GearmanJob#declaredPayloadLength()}), so memory does not
+     *     grow with a job that will be refused anyway
+     */
+    public GearmanWorker(List<ServerAddress> servers, int concurrency, int maxBody, String clientId,
+                         Settings settings, long dropPayloadsAbove) {
         if (servers.isEmpty()) {
             throw new IllegalArgumentException("no job server given");
         }
@@ -88,6 +99,7 @@ public final class GearmanWorker {
         // Fair: a slot given back while other connections wait goes to the one waiting longest,
         // so a server with a long queue cannot keep the slots from the others.
         this.permits = new Semaphore(concurrency, true);
+        this.dropPayloadsAbove = dropPayloadsAbove;
     }
 
     /** Serves {@code function} with {@code code}; call before {@link #start()}. */
@@ -190,7 +202,7 @@ public final class GearmanWorker {
             Connection connection;
             try {
                 connection = Connection.open(server, (int) settings.connectTimeout().toMillis(), maxBody,
-                        settings.writeTimeout().toMillis());
+                        settings.writeTimeout().toMillis(), dropPayloadsAbove);
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.DEBUG, "cannot reach {0}: {1}", server, e.toString());
                 pause(jittered(backoff));

@@ -17,13 +17,29 @@ public final class Packet {
     private final byte[] body;
     private final int[] starts;
     private final int[] ends;
+    private final long dropped;
 
     Packet(Magic magic, PacketType type, byte[] body, int[] starts, int[] ends) {
+        this(magic, type, body, starts, ends, 0);
+    }
+
+    private Packet(Magic magic, PacketType type, byte[] body, int[] starts, int[] ends, long dropped) {
         this.magic = magic;
         this.type = type;
         this.body = body;
         this.starts = starts;
         this.ends = ends;
+        this.dropped = dropped;
+    }
+
+    /** The same packet, its last argument cut short by {@code dropped} bytes the reader threw away. */
+    Packet withDroppedBytes(long dropped) {
+        return new Packet(magic, type, body, starts, ends, dropped);
+    }
+
+    /** Bytes of the last argument the reader threw away unread (a payload over its limit); 0 normally. */
+    public long droppedBytes() {
+        return dropped;
     }
 
     /**

@@ -25,9 +25,17 @@ public final class PacketReader {
      */
     static final int INITIAL_BODY_BUFFER = 1024 * 1024;
 
+    /** What is kept of a job assignment whose payload is dropped: its handle, function and unique, and a bit more. */
+    static final int KEPT_OF_DROPPED = 64 * 1024;
+
     private final InputStream in;
     private final int maxBody;
     private final Magic expect;
+    private final long dropPayloadsAbove;
+    private byte[] skipBuffer;
+    /** Bytes of the current body still to be read and thrown away. */
+    private long skipLeft;
+    private long dropped;
     private final byte[] header = new byte[Packet.HEADER_SIZE];
     private int headerFilled;
     private byte[] body;
@@ -41,12 +49,23 @@ public final class PacketReader {
      * @param expect the magic to accept ({@link Magic#RES} on a worker), or null for both
      */
     public PacketReader(InputStream in, int maxBody, Magic expect) {
+        this(in, maxBody, expect, Long.MAX_VALUE);
+    }
+
+    /**
+     * @param dropPayloadsAbove a JOB_ASSIGN / JOB_ASSIGN_UNIQ whose body is larger than this is
+     *     read without being kept: its first {@link #KEPT_OF_DROPPED} bytes (the handle, function
+     *     and unique) make the packet, the rest is thrown away as it arrives, whatever its size
+     *     ({@code maxBody} then does not apply), and {@link Packet#droppedBytes()} says how much
+     */
+    public PacketReader(InputStream in, int maxBody, Magic expect, long dropPayloadsAbove) {
         if (maxBody < 0) {
             throw new IllegalArgumentException("maxBody must be >= 0");
         }
         this.in = in;
         this.maxBody = maxBody;
         this.expect = expect;
+        this.dropPayloadsAbove = dropPayloadsAbove;
     }
 
     /**
@@ -80,14 +99,27 @@ public final class PacketReader {
             }
             bodyFilled += n;
         }
+        while (skipLeft > 0) {
+            if (skipBuffer == null) {
+                skipBuffer = new byte[64 * 1024];
+            }
+            int n = in.read(skipBuffer, 0, (int) Math.min(skipLeft, skipBuffer.length));
+            if (n < 0) {
+                throw new EOFException("connection closed inside a " + type + " body");
+            }
+            skipLeft -= n;
+        }
         byte[] complete = body;
         Magic completeMagic = magic;
         PacketType completeType = type;
+        long completeDropped = dropped;
         headerFilled = 0;
         body = null;
         bodyFilled = 0;
+        dropped = 0;
         try {
-            return Packet.parse(completeMagic, completeType, complete);
+            Packet packet = Packet.parse(completeMagic, completeType, complete);
+            return completeDropped == 0 ? packet : packet.withDroppedBytes(completeDropped);
         } catch (ProtocolException e) {
             broken = e;
             throw e;
@@ -111,7 +143,12 @@ public final class PacketReader {
                 throw new ProtocolException("unknown packet type " + number);
             }
             long size = readUint32(header, 8);
-            if (size > maxBody) {
+            boolean assignment = t == PacketType.JOB_ASSIGN || t == PacketType.JOB_ASSIGN_UNIQ;
+            if (assignment && size > dropPayloadsAbove && size > KEPT_OF_DROPPED) {
+                dropped = size - KEPT_OF_DROPPED;
+                skipLeft = dropped;
+                size = KEPT_OF_DROPPED;
+            } else if (size > maxBody) {
                 throw new ProtocolException(
                         t + " body of " + size + " bytes exceeds the limit of " + maxBody);
             }

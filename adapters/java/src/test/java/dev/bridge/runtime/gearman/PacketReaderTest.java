@@ -241,6 +241,41 @@ class PacketReaderTest {
         assertThrows(IllegalArgumentException.class, () -> ServerAddress.parseList(" , "));
     }
 
+    @Test
+    void aJobOverTheDropLimitIsReadWithoutKeepingItsPayload() throws Exception {
+        byte[] payload = new byte[20 * 1024 * 1024];
+        java.util.Arrays.fill(payload, (byte) 7);
+        byte[] assign = Packet.of(Magic.RES, PacketType.JOB_ASSIGN_UNIQ, bytes("H:x:1"), bytes("fn"), bytes("u1"),
+                payload).encode();
+        byte[] noop = Packet.of(Magic.RES, PacketType.NOOP).encode();
+        // maxBody (1 MiB) is lower than the packet: a dropped payload does not count against it
+        PacketReader reader = new PacketReader(new Trickle(concat(assign, noop), 1 << 16), 1 << 20, Magic.RES,
+                1 << 20);
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        Packet p = reader.read();
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertEquals(PacketType.JOB_ASSIGN_UNIQ, p.type());
+        assertEquals("H:x:1", p.argumentString(0));
+        assertEquals("fn", p.argumentString(1));
+        assertEquals("u1", p.argumentString(2));
+        assertEquals(payload.length, p.argumentLength(3) + p.droppedBytes());
+        assertTrue(p.droppedBytes() > payload.length - PacketReader.KEPT_OF_DROPPED);
+        assertTrue(allocated < 1024 * 1024, "reading a dropped 20 MiB payload allocated " + allocated + " bytes");
+        assertEquals(PacketType.NOOP, reader.read().type()); // the stream stays in step
+        // Under the limit, the same packet is kept whole; other packet types are never dropped.
+        Packet kept = new PacketReader(new ByteArrayInputStream(assign), 1 << 26, Magic.RES, 1 << 26).read();
+        assertEquals(0, kept.droppedBytes());
+        assertArrayEquals(payload, kept.argument(3));
+        byte[] data = Packet.of(Magic.RES, PacketType.WORK_DATA, bytes("H:x:1"), payload).encode();
+        assertThrows(ProtocolException.class,
+                () -> new PacketReader(new ByteArrayInputStream(data), 1 << 20, Magic.RES, 1 << 20).read());
+    }
+
+    private static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
     private static Packet read(byte[] bytes) throws IOException {
         return new PacketReader(new ByteArrayInputStream(bytes), 1 << 20, null).read();
     }
