@@ -1,6 +1,6 @@
 """Checksums a file-sized blob in C from Python through the generated stubs.
 
-    bridge generate --lang python -o GEN examples/c-checksum/checksum.proto
+    bridge generate --lang python -o GEN -I examples/c-checksum examples/c-checksum/checksum.proto
     python3 examples/c-checksum/client.py --servers 127.0.0.1:4730 --gen GEN
 """
 

@@ -1,6 +1,6 @@
 """Calls the Java loans service from Python through the generated stubs.
 
-    bridge generate --lang python -o GEN examples/java-loans/loans.proto
+    bridge generate --lang python -o GEN -I examples/java-loans examples/java-loans/loans.proto
     python3 examples/java-loans/client.py --servers 127.0.0.1:4730 --gen GEN
 """
 

@@ -1,6 +1,6 @@
 """Calls the PHP billing.v1.Invoices worker from Python through the generated typed stubs.
 
-    bridge generate --lang python -o DIR examples/php-invoice/invoice.proto
+    bridge generate --lang python -o DIR -I examples/php-invoice examples/php-invoice/invoice.proto
     python3 examples/php-invoice/client.py --servers 127.0.0.1:4730 --gen DIR
 """
 

@@ -1,6 +1,6 @@
 """Calls the Ruby text toolkit from Python through the generated stubs.
 
-    bridge generate --lang python -o GEN examples/ruby-text/text.proto
+    bridge generate --lang python -o GEN -I examples/ruby-text examples/ruby-text/text.proto
     python3 examples/ruby-text/client.py --servers 127.0.0.1:4730 --gen GEN
 """
 

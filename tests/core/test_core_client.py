@@ -9,7 +9,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
-
 from typing import Any
 
 import pytest
