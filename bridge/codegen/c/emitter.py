@@ -89,17 +89,29 @@ def c_descriptor_name(full_name: str) -> str:
 
 
 def c_string(text: str) -> str:
-    """A C string literal for ``text`` (UTF-8, with quotes, backslashes and controls escaped)."""
+    """A C string literal for ``text`` (UTF-8): quotes, backslashes and ``?`` (no trigraph under
+    -std=c11 can form) escaped, anything outside printable ASCII as octal escapes."""
     out = []
     for byte in text.encode("utf-8"):
         char = chr(byte)
-        if char in '"\\':
+        if char in '"\\?':
             out.append("\\" + char)
         elif 32 <= byte < 127:
             out.append(char)
         else:
             out.append(f"\\{byte:03o}")
     return '"' + "".join(out) + '"'
+
+
+def c_comment_text(text: str) -> str:
+    """``text`` made safe inside a ``/* ... */`` comment: ``*/`` and ``/*`` (-Wcomment) broken up
+    with a backslash, control characters but tab written as ``\\xNN``; the rest (non-ASCII
+    included) as it is."""
+    text = "".join(
+        f"\\x{ord(char):02x}" if (ord(char) < 32 and char != "\t") or ord(char) == 127 else char
+        for char in text
+    )
+    return text.replace("*/", "*\\/").replace("/*", "/\\*")
 
 
 def _without_services(descriptor_set: bytes) -> bytes:
@@ -117,7 +129,8 @@ def file_prefix(proto_file: ProtoFile, service: Service) -> str:
 
 
 def _comment(text: str) -> list[str]:
-    return [line.rstrip() for line in text.strip().splitlines()] if text.strip() else []
+    """The lines of a schema comment, each ready to go between ``/*`` and ``*/``."""
+    return [c_comment_text(line.rstrip()) for line in text.strip().splitlines()]
 
 
 @dataclass(frozen=True)
@@ -143,8 +156,10 @@ class CEmitter:
             raise CodegenError(
                 f"the c generator takes no options, got {', '.join(sorted(parameters))}"
             )
-        # Message code for the files asked for, plus any imported file that declares an rpc's
-        # request or reply (google/protobuf/empty.proto, say): the shim includes its header.
+        # Message code for the files asked for, any imported file that declares an rpc's request or
+        # reply, and the well-known types they use (protobuf-c ships none of them): protoc-c
+        # writes those from the descriptors of the .proto files protobuf ships (grpc_tools'
+        # copies, loaded with the schema), and they are built with the shim.
         names = [f.name for f in schema.files]
         for proto_file in schema.files:
             for service in proto_file.services:
@@ -152,6 +167,7 @@ class CEmitter:
                     for message in (method.input, method.output):
                         if message.file not in names:
                             names.append(message.file)
+        names.extend(n for n in schema.shipped_imports() if n not in names)
         files = run_protoc(
             _without_services(schema.sanitized_descriptor_set(proto3_optional_as_oneof=True)),
             names,
@@ -188,7 +204,7 @@ class CEmitter:
         if len(set(members)) != len(members):
             raise CodegenError(f"{service.full_name}: two rpcs map to the same C name")
         context = {
-            "proto_name": proto_file.name,
+            "proto_name": c_comment_text(proto_file.name),
             "prefix": prefix,
             "guard": re.sub(r"[^A-Z0-9]", "_", f"{directory}/{prefix}_H".upper()).lstrip("_"),
             "header": str(directory / f"{prefix}.h") if str(directory) != "." else f"{prefix}.h",

@@ -82,8 +82,32 @@ def method_name(rpc: str) -> str:
     return name + RESERVED_SUFFIX if name in RESERVED_METHOD_NAMES else name
 
 
+def ruby_string(text: str) -> str:
+    """A double-quoted Ruby literal reading back exactly ``text``: ``"``, ``\\`` and ``#`` (no
+    ``#{...}`` interpolation) escaped, anything outside printable ASCII as ``\\u{...}`` (the
+    literal stays UTF-8)."""
+    out = []
+    for char in text:
+        if char in '"\\#':
+            out.append("\\" + char)
+        elif " " <= char < "\x7f":
+            out.append(char)
+        else:
+            out.append(f"\\u{{{ord(char):x}}}")
+    return '"' + "".join(out) + '"'
+
+
+def ruby_comment_text(text: str) -> str:
+    """``text`` made safe after a ``#``: control characters but tab written as ``\\xNN`` (a
+    comment runs to the end of its line, so nothing else can escape it)."""
+    return "".join(
+        f"\\x{ord(char):02x}" if (ord(char) < 32 and char != "\t") or ord(char) == 127 else char
+        for char in text
+    )
+
+
 def _comment(text: str, indent: str) -> list[str]:
-    lines = text.strip().splitlines()
+    lines = [ruby_comment_text(line) for line in text.strip().splitlines()]
     return [f"{indent}#{' ' + line if line.strip() else ''}".rstrip() for line in lines]
 
 
@@ -132,7 +156,7 @@ class RubyEmitter:
         )
         content = _TEMPLATES.get_template("bridge.rb.j2").render(
             example=example,
-            proto_name=proto_file.name,
+            proto_name=ruby_comment_text(proto_file.name),
             pb_require=f"{stem.name}_pb",
             modules=module.split("::"),
             services=services,
@@ -146,6 +170,7 @@ class RubyEmitter:
         return {
             "name": service.name,
             "full_name": service.full_name,
+            "full_name_literal": ruby_string(service.full_name),
             "comment": _comment(service.comment, "    "),
             "rpcs": [self._rpc(schema, module, service, m) for m in service.methods],
         }
@@ -158,7 +183,7 @@ class RubyEmitter:
             input=self._class_name(schema, module, method.input),
             output=self._class_name(schema, module, method.output),
             streaming=method.server_streaming,
-            function_name=method.function_name,
+            function_name=ruby_string(method.function_name),
             default_function_name=method.function_name == default_name,
             comment=_comment(method.comment, "      "),
         )
