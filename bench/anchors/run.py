@@ -5,9 +5,10 @@
 
 One process tree: this script starts a gearmand per Gearman target, each worker, the C++ gRPC
 server and the grpcio asyncio server, and is the only client. Every round measures every target
-(in an order rotated by one each round, so drift on a shared machine spreads over all of them),
-1 call at a time and 64 in flight, at 11 bytes and 1 KiB; the figures are the medians of the
-rounds (calls per second) and the ratios are taken between those medians. Writes
+1 call at a time and 64 in flight, at 11 bytes and 1 KiB, the targets one after the other for
+each payload and column (the paths compared side by side, the order reversed every other round,
+so drift on a shared machine hits both sides of a ratio alike). The table shows each target's
+median over the rounds (calls per second); each ratio is the median of the per-round ratios. Writes
 ``anchors.md``, ``anchors.json`` and ``anchors.png`` (the ratios against the issue's targets)
 into ``--out`` (default ``bench/anchors/results/``).
 
@@ -52,7 +53,8 @@ from bridge.testing import GearmandServer
 
 SIZES = {"11 B": 11, "1 KiB": 1024}
 COLUMNS = ("1 at a time", "64 in flight")
-ALL = ("raw_c", "typed_c", "typed_java", "typed_python", "grpc_cpp", "grpc_py")
+# In the order measured (reversed every other round): the paths compared stand side by side.
+ALL = ("raw_c", "typed_c", "grpc_cpp", "typed_java", "grpc_py", "typed_python")
 LABELS = {
     "raw_c": "raw Gearman → libgearman C echo",
     "typed_c": "bridge typed → C shim",
@@ -95,12 +97,12 @@ def main() -> int:
         print(f"cpus={os.cpu_count()} rounds={args.rounds} seconds={args.seconds} "
               f"in_flight={args.in_flight} concurrency={args.concurrency}", flush=True)
         for r in range(args.rounds):
-            order = built[r % len(built):] + built[:r % len(built)]
+            order = built if r % 2 == 0 else built[::-1]
             for size_label, size in SIZES.items():
                 payload = bytes(i % 251 for i in range(size))
-                for target in order:
-                    for column, fn in zip(COLUMNS, (target.one, target.many), strict=True):
-                        rate = fn(payload)
+                for c, column in enumerate(COLUMNS):
+                    for target in order:
+                        rate = (target.one, target.many)[c](payload)
                         rates.setdefault((target.name, size_label, column), []).append(rate)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
         loop.run_until_complete(close_async())
@@ -183,9 +185,6 @@ def setup(names: list[str], procs: t.Processes, stack: contextlib.ExitStack,
     return built
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def grpc_target(name: str, procs: t.Processes, stack: contextlib.ExitStack,
                 run: Callable[[Awaitable[Any]], Any], in_flight: int, seconds: float) -> Target:
@@ -216,3 +215,7 @@ def grpc_target(name: str, procs: t.Processes, stack: contextlib.ExitStack,
         lambda p: sync_rate(lambda: stub.EchoBlob(echo_pb2.Blob(data=p)), seconds),
         lambda p: run(async_rate(lambda: astub.EchoBlob(echo_pb2.Blob(data=p)), in_flight,
                                  seconds)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
