@@ -329,10 +329,13 @@ public final class GearmanWorker {
                         run(new GearmanJob(connection, reply, false));
                     }
                 } finally {
-                    if (gotJob && stopping) {
-                        connection.flush(); // the reply is out before the slot says the worker is idle
+                    try {
+                        if (gotJob && stopping) {
+                            connection.flush(); // the reply is out before the slot says the worker is idle
+                        }
+                    } finally {
+                        permits.release();
                     }
-                    permits.release();
                 }
                 if (!gotJob && answered && !sleepUntilWoken(connection)) {
                     return;
