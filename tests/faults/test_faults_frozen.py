@@ -32,6 +32,7 @@ CALL_TIMEOUT_S = 10.0
 JOB_MILLIS = 20
 DETECT_S = 5.0 + 2.0  # the client's and the workers' read timeout, and some slack
 WINDOW_S = 4.0
+WARM_S = 3.0
 STOP_BOUND_S = 2.0 + 1.0  # the contract's 2 s, plus the running job and a loaded machine
 
 
@@ -120,12 +121,14 @@ def test_workers_and_clients_go_on_with_one_of_two_servers_frozen(
         for pool in first:
             pool.start()
         thread.start()
-        time.sleep(2.0)
+        time.sleep(WARM_S)
         assert a.pid is not None
         os.kill(a.pid, signal.SIGSTOP)
         t_freeze = time.monotonic()
         time.sleep(DETECT_S + WINDOW_S)
         served_running = _served(answers, t_freeze + DETECT_S, time.monotonic())
+        rate_before = sum(_served(answers, t_freeze - WARM_S + 1, t_freeze).values()) / (WARM_S - 1)
+        rate_frozen = sum(served_running.values()) / WINDOW_S
 
         stop_took = _stop_timed(first)
         for pool in second:
@@ -151,6 +154,7 @@ def test_workers_and_clients_go_on_with_one_of_two_servers_frozen(
     figures = {"calls": len(answers), "failed": len(failed),
                "failed_by_type": {t: failed.count(t) for t in sorted(set(failed))},
                "longest_call_s": round(longest, 2),
+               "calls_per_s_before": round(rate_before), "calls_per_s_frozen": round(rate_frozen),
                "served_while_frozen": served_running,
                "stop_s_while_frozen": stop_took,
                "served_by_workers_started_while_frozen": served_started}
@@ -163,6 +167,10 @@ def test_workers_and_clients_go_on_with_one_of_two_servers_frozen(
     assert not slow, (
         f"graceful stop with a frozen server took longer than {STOP_BOUND_S:g} s or failed "
         f": {slow}; {figures}")
+    # Issue 11: a frozen server must not take the client's calls (645 -> 5.9 calls/s there).
+    assert rate_frozen >= 0.5 * rate_before, (
+        f"with A frozen the client completed {rate_frozen:.0f} calls/s, {rate_before:.0f} before; "
+        f"{figures}")
     for phase, served in (("running when A froze", served_running),
                           ("started while A was frozen", served_started)):
         missing = sorted(set(languages) - set(served))

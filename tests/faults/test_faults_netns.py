@@ -264,6 +264,10 @@ def _check(load: Load, tally: Tally, s1: str, t_cut: float, t_restore: float,
                   and c.end >= t_cut - IN_FLIGHT_S}
     unexplained = [i for i in tally.duplicated if i not in cut_off | submitting]
     after_return = [r for r in tally.runs if _host(r.server) == s1 and r.start > t_restore]
+    # Confirmed only after the client's read timeout: submitted to s1 while it was cut off,
+    # then to another server.
+    resubmitted = [c for c in submits if c.outcome == "ok" and c.end - c.start >= 4.5]
+    submit_of = {c.job_id: c for c in submits}
 
     figures = {
         "calls": len(calls), "calls_ok": len(calls) - len(failed), "calls_failed": len(failed),
@@ -280,6 +284,9 @@ def _check(load: Load, tally: Tally, s1: str, t_cut: float, t_restore: float,
         "background_submitted": len(submits), "background_submit_failed": len(failed_submits),
         **{f"background_{k}": v for k, v in tally.summary().items()},
         "background_run_on_s1_after_restore": len(after_return),
+        "background_resubmitted": len(resubmitted),
+        "background_submit_longest_s": round(max((c.end - c.start for c in submits),
+                                                 default=0.0), 2),
         "background_duplicated_cut_off": len(set(tally.duplicated) & cut_off),
         "background_duplicated_while_submitting": len(set(tally.duplicated) & submitting),
         "background_duplicated_unexplained": len(unexplained),
@@ -307,11 +314,13 @@ def _check(load: Load, tally: Tally, s1: str, t_cut: float, t_restore: float,
     assert not tally.strangers
     assert not tally.lost, f"background jobs never ran: {describe(tally.lost)}; {figures}"
     assert after_return, f"no job queued on s1 ran after it came back; {figures}"
-    twice = describe((i, [(r.server, round(r.start - t_cut, 2)) for r in tally.runs_of(i)])
-                     for i in unexplained)
+    twice = describe(
+        (i, round(submit_of[i].start - t_cut, 2), round(submit_of[i].end - t_cut, 2),
+         [(r.server, round(r.start - t_cut, 2)) for r in tally.runs_of(i)])
+        for i in unexplained)
     assert not unexplained, (
-        f"background jobs ran twice without being cut off mid-run (runs: server, start - cut): "
-        f"{twice}; {figures}"
+        f"background jobs ran twice without being cut off mid-run (id, submitted and confirmed "
+        f"at, runs: server, start; seconds after the cut): {twice}; {figures}"
     )
 
 
