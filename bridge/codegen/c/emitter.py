@@ -21,8 +21,9 @@ import jinja2
 from google.protobuf import descriptor_pb2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.c.naming import camel_to_lower, check_members
 from bridge.codegen.protoc import run_protoc
-from bridge.schema.model import Message, Method, ProtoFile, Schema, Service
+from bridge.schema.model import Enum, Message, Method, ProtoFile, Schema, Service, is_shipped
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bridge.codegen.c", "templates"),
@@ -62,22 +63,6 @@ def _protoc_c_camel(piece: str) -> str:
     return "".join(out)
 
 
-def _protoc_c_lower(piece: str) -> str:
-    """protoc-c's CamelToLower: ``ByNameEntry`` -> ``by_name_entry``."""
-    out: list[str] = []
-    was_upper = True
-    for char in piece:
-        is_upper = char.isupper()
-        if is_upper:
-            if not was_upper:
-                out.append("_")
-            out.append(char.lower())
-        else:
-            out.append(char)
-        was_upper = is_upper
-    return "".join(out)
-
-
 def c_type_name(full_name: str) -> str:
     """The struct protoc-c generates for a message: ``Bridge__Interop__V1__Composite``."""
     return "__".join(_protoc_c_camel(p) for p in full_name.split(".") if p)
@@ -85,7 +70,7 @@ def c_type_name(full_name: str) -> str:
 
 def c_descriptor_name(full_name: str) -> str:
     """protoc-c's descriptor symbol: ``bridge__interop__v1__composite__descriptor``."""
-    return "__".join(_protoc_c_lower(p) for p in full_name.split(".") if p) + "__descriptor"
+    return "__".join(camel_to_lower(p) for p in full_name.split(".") if p) + "__descriptor"
 
 
 def c_string(text: str) -> str:
@@ -128,6 +113,31 @@ def file_prefix(proto_file: ProtoFile, service: Service) -> str:
     return "_".join([*(snake_case(p) for p in parts), snake_case(service.name)])
 
 
+def _types(messages: tuple[Message, ...], enums: tuple[Enum, ...]) -> list[Message | Enum]:
+    out: list[Message | Enum] = [*messages, *enums]
+    for message in messages:
+        out.extend(_types(message.messages, message.enums))
+    return out
+
+
+def _check_names(proto_files: list[ProtoFile]) -> None:
+    """Refuses (file:line) what protoc-c would turn into C that does not compile: struct members
+    that clash (``naming.check_members``), two types with one C name (``foo_bar`` and ``FooBar``
+    in one package are both ``Pkg__FooBar``)."""
+    seen: dict[str, Message | Enum] = {}
+    for proto_file in proto_files:
+        check_members(proto_file, proto_file.messages)
+        for decl in _types(proto_file.messages, proto_file.enums):
+            name = c_type_name(decl.full_name)
+            other = seen.setdefault(name, decl)
+            if other is not decl:
+                raise CodegenError(
+                    f"{decl.location or proto_file.name}: {decl.full_name} and {other.full_name} "
+                    f"({other.location or other.file}) are both the C type {name} (protoc-c's "
+                    "names); rename one of them"
+                )
+
+
 def _comment(text: str) -> list[str]:
     """The lines of a schema comment, each ready to go between ``/*`` and ``*/``."""
     return [c_comment_text(line.rstrip()) for line in text.strip().splitlines()]
@@ -168,6 +178,7 @@ class CEmitter:
                         if message.file not in names:
                             names.append(message.file)
         names.extend(n for n in schema.shipped_imports() if n not in names)
+        _check_names([schema.file(n) for n in names if not is_shipped(n)])
         files = run_protoc(
             _without_services(schema.sanitized_descriptor_set(proto3_optional_as_oneof=True)),
             names,
@@ -175,8 +186,16 @@ class CEmitter:
             protoc="protoc-c",
         )
         generated = {f.path: f for f in files}
+        prefixes: dict[str, Service] = {}
         for proto_file in schema.files:
             for service in proto_file.services:
+                prefix = file_prefix(proto_file, service)
+                other = prefixes.setdefault(prefix, service)
+                if other is not service:
+                    raise CodegenError(
+                        f"{service.location or proto_file.name}: services {other.full_name} and "
+                        f"{service.full_name} would both be the C prefix {prefix}; rename one"
+                    )
                 files.extend(self._service_files(schema, proto_file, service, generated))
         return files
 
