@@ -188,7 +188,8 @@ class CEmitter:
         generated = {f.path: f for f in files}
         prefixes: dict[str, Service] = {}
         for proto_file in schema.files:
-            for service in proto_file.services:
+            # A service without rpcs has nothing to register (and C has no empty struct).
+            for service in (s for s in proto_file.services if s.methods):
                 prefix = file_prefix(proto_file, service)
                 other = prefixes.setdefault(prefix, service)
                 if other is not service:

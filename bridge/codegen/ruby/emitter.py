@@ -17,7 +17,7 @@ import jinja2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.protoc import run_protoc
-from bridge.schema.model import Message, Method, ProtoFile, Schema, Service
+from bridge.schema.model import Enum, Message, Method, ProtoFile, Schema, Service
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bridge.codegen.ruby", "templates"),
@@ -35,6 +35,13 @@ def ruby_module(proto_file: ProtoFile) -> str:
     if proto_file.ruby_package:
         return proto_file.ruby_package
     return "::".join(_camel(part) for part in proto_file.package.split(".") if part)
+
+
+def ruby_constant(name: str) -> str:
+    """protoc's RubifyConstant: ``http_request`` -> ``Http_request``, ``_x`` -> ``PB__x``."""
+    if name[:1].islower():
+        return name[0].upper() + name[1:]
+    return name if name[:1].isalpha() else "PB_" + name
 
 
 def _camel(segment: str) -> str:
@@ -145,7 +152,7 @@ class RubyEmitter:
         example = next(
             (
                 {
-                    "service": s.name,
+                    "service": ruby_constant(s.name),
                     "method_name": method_name(m.name),
                     "reply": self._class_name(schema, "", m.output).removeprefix("::"),
                 }
@@ -164,24 +171,41 @@ class RubyEmitter:
         return GeneratedFile(f"{stem}_bridge.rb", content)
 
     def _service(self, schema: Schema, module: str, service: Service) -> dict[str, object]:
+        constant = ruby_constant(service.name)
+        for other in schema.all_files:
+            if ruby_module(other) != module:
+                continue
+            decls: list[Message | Enum] = [*other.messages, *other.enums]
+            for decl in decls:
+                if ruby_constant(decl.name) == constant:
+                    raise CodegenError(
+                        f"{service.location or service.file}: service {service.full_name} would be "
+                        f"the Ruby module {module}::{constant}, which {decl.full_name} "
+                        f"({decl.location or other.name}) already is; rename one of them"
+                    )
+        # Inside ``module <Service>; class Service``, these names are not the package's.
+        shadowed = frozenset(("Service", constant))
         for method in service.methods:
             if method.client_streaming:
                 raise CodegenError(f"{method.full_name}: client streaming is not supported")
         return {
-            "name": service.name,
+            "name": constant,
             "full_name": service.full_name,
             "full_name_literal": ruby_string(service.full_name),
             "comment": _comment(service.comment, "    "),
-            "rpcs": [self._rpc(schema, module, service, m) for m in service.methods],
+            "rpcs": [self._rpc(schema, module, service, m, shadowed) for m in service.methods],
         }
 
-    def _rpc(self, schema: Schema, module: str, service: Service, method: Method) -> _Rpc:
+    def _rpc(
+        self, schema: Schema, module: str, service: Service, method: Method,
+        shadowed: frozenset[str],
+    ) -> _Rpc:
         default_name = f"{service.full_name}.{method.name}"
         return _Rpc(
             name=method.name,
             method_name=method_name(method.name),
-            input=self._class_name(schema, module, method.input),
-            output=self._class_name(schema, module, method.output),
+            input=self._class_name(schema, module, method.input, shadowed),
+            output=self._class_name(schema, module, method.output, shadowed),
             streaming=method.server_streaming,
             function_name=ruby_string(method.function_name),
             default_function_name=method.function_name == default_name,
@@ -189,13 +213,17 @@ class RubyEmitter:
         )
 
     @staticmethod
-    def _class_name(schema: Schema, module: str, message: Message) -> str:
-        """The message's Ruby constant, relative when it lives in the generated module."""
+    def _class_name(
+        schema: Schema, module: str, message: Message, shadowed: frozenset[str] = frozenset()
+    ) -> str:
+        """The message's Ruby constant (protoc's: each part with its first letter upper-cased),
+        relative when it lives in the generated module and its first part is not ``shadowed``
+        there (``Service`` inside ``class Service`` is that class), else from the top."""
         declaring = schema.file(message.file)
         package = declaring.package
         nested = message.full_name[len(package) + 1 :] if package else message.full_name
-        relative = "::".join(nested.split("."))
+        relative = "::".join(ruby_constant(part) for part in nested.split("."))
         message_module = ruby_module(declaring)
-        if message_module == module:
+        if message_module == module and relative.split("::")[0] not in shadowed:
             return relative
         return f"::{message_module}::{relative}" if message_module else f"::{relative}"
