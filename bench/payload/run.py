@@ -12,10 +12,11 @@ worker:
   turns in each round), divided by the payload in MiB (the payload goes both ways, so a MiB here
   is a MiB sent and a MiB received);
 * the client's peak memory during one call (building the request message, the call, the reply
-  message in hand), as a multiple of the payload, above the memory in use before: tracemalloc's
-  peak (Python's allocator: bytes, bytearrays) and the RSS high-water mark (VmHWM, reset through
-  /proc/self/clear_refs; it also sees protobuf's C arenas and the kernel's socket buffers are not
-  in it);
+  message in hand), as a multiple of the payload, above the memory in use before, measured in a
+  fresh client process per size and worker (memory an earlier call freed but the allocator kept
+  would hide the peak): the RSS high-water mark (VmHWM, reset through /proc/self/clear_refs; it
+  sees protobuf's C arenas too) and tracemalloc's peak (Python's allocator only: bytes,
+  bytearrays);
 * the number of payload-sized allocations the client makes in one call, and where
   (bench/payload/copies.py: sys.settrace + tracemalloc's peak at every step).
 
@@ -32,6 +33,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -83,7 +85,11 @@ def main() -> int:
     parser.add_argument("--langs", default="c,java,python")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--one-call", nargs=2, metavar=("SERVERS", "SIZE"),
+                        help="(internal) measure one call's memory in this fresh process")
     args = parser.parse_args()
+    if args.one_call:
+        return one_call(args.one_call[0], int(args.one_call[1]))
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     langs = args.langs.split(",")
 
@@ -92,6 +98,7 @@ def main() -> int:
     pb = __import__("interop.v1.interop_pb2", fromlist=["Blob"])
     loop = asyncio.new_event_loop()
     clients: dict[str, Any] = {}
+    addresses: dict[str, str] = {}
     raw_clients: list[AsyncClient] = []
     times: dict[tuple[str, int], list[float]] = {}
     memory: dict[tuple[str, int], dict[str, Any]] = {}
@@ -103,6 +110,7 @@ def main() -> int:
             argv, env = t.worker_argv(lang, build_dir, gearmand.address, 1)
             procs.start(argv, env)
             gearmand.wait_for_workers(t.ECHO_FUNCTION, timeout=120)
+            addresses[lang] = gearmand.address
             aclient = AsyncClient(gearmand.address)
             raw_clients.append(aclient)
             clients[lang] = stubs.InteropAsyncClient(aclient)
@@ -118,7 +126,7 @@ def main() -> int:
                     times.setdefault((lang, size), []).extend(
                         timed_calls(loop, clients[lang], pb, payload, calls_for(size)))
             for lang in langs:
-                memory[(lang, size)] = measure_memory(loop, clients[lang], pb, payload)
+                memory[(lang, size)] = measure_in_child(addresses[lang], size)
                 print(f"{label(size):>7} {lang:<6} "
                       f"{statistics.median(times[(lang, size)]) * 1e3:9.2f} ms/call  "
                       f"{memory[(lang, size)]}", flush=True)
@@ -153,23 +161,42 @@ def timed_calls(loop: asyncio.AbstractEventLoop, client: Any, pb: Any, payload: 
     return loop.run_until_complete(run())
 
 
-def measure_memory(loop: asyncio.AbstractEventLoop, client: Any, pb: Any,
-                   payload: bytes) -> dict[str, Any]:
-    """Peak memory above what was in use before one call, as multiples of the payload."""
-    size = len(payload)
+def measure_in_child(servers: str, size: int) -> dict[str, Any]:
+    """``one_call`` in a fresh interpreter: no memory freed by earlier calls to hide the peak."""
+    proc = subprocess.run([sys.executable, __file__, "--one-call", servers, str(size)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"memory measurement failed:\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+def one_call(servers: str, size: int) -> int:
+    """Peak memory of one call above what was in use before it, as multiples of the payload.
+
+    The payload bytes exist before (the caller's data); the request message, the call and the
+    reply message are inside the measured span. Then the same call under tracemalloc, then under
+    the copy counter. Prints one JSON line.
+    """
+    stubs = t.interop_stubs(t.BUILD / "python")
+    pb = __import__("interop.v1.interop_pb2", fromlist=["Blob"])
+    payload = bytes(i % 251 for i in range(size))
+    loop = asyncio.new_event_loop()
+    aclient = AsyncClient(servers)
+    client = stubs.InteropAsyncClient(aclient)
 
     async def call() -> Any:
         return await client.echo_blob(pb.Blob(data=payload), timeout=120)
 
-    # RSS, without tracemalloc's own overhead.
+    loop.run_until_complete(client.echo_blob(pb.Blob(data=b"warm"), timeout=60))
     gc.collect()
     rss_before = _status("VmRSS")
     reset_hwm()
     reply = loop.run_until_complete(call())
     rss_peak = _status("VmHWM") - rss_before
+    assert len(reply.data) == size
     del reply
     gc.collect()
-    # tracemalloc's peak.
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
@@ -180,9 +207,12 @@ def measure_memory(loop: asyncio.AbstractEventLoop, client: Any, pb: Any,
     gc.collect()
     copies, where, alive = count_copies(loop, call(), size) if size >= 64 * 1024 else (
         None, Counter(), [])
-    gc.collect()
-    return {"rss_peak_x": round(rss_peak / size, 2), "traced_peak_x": round(traced_peak / size, 2),
-            "copies": copies, "where": dict(where.most_common()), "alive_after": alive}
+    loop.run_until_complete(aclient.close())
+    loop.close()
+    print(json.dumps({
+        "rss_peak_x": round(rss_peak / size, 2), "traced_peak_x": round(traced_peak / size, 2),
+        "copies": copies, "where": dict(where.most_common()), "alive_after": alive}))
+    return 0
 
 
 def report(times: dict[tuple[str, int], list[float]], memory: dict[tuple[str, int], dict[str, Any]],
