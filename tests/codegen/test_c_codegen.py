@@ -343,6 +343,9 @@ def test_every_documented_rename_is_in_the_golden() -> None:
          "service UrlShortener { rpc A(M) returns (M); }",
          r"bad\.proto:5:1: services bad\.URLShortener and bad\.UrlShortener would both be the C "
          r"prefix bad_url_shortener"),
+        ("message M {}\nservice S {\n  rpc GetURL(M) returns (M);\n  rpc GetUrl(M) returns (M);\n}",
+         r"bad\.proto:6:3: rpc S\.GetUrl would be the C handler get_url, which rpc GetURL's is "
+         r"too"),
     ],
 )
 def test_names_c_cannot_compile_are_refused_with_file_and_line(
@@ -351,3 +354,10 @@ def test_names_c_cannot_compile_are_refused_with_file_and_line(
     (tmp_path / "bad.proto").write_text(f'syntax = "proto3";\npackage bad;\n{body}\n')
     with pytest.raises(CodegenError, match=error):
         get_emitter("c").generate(load([tmp_path / "bad.proto"], [tmp_path]), {})
+
+
+def test_a_service_without_rpcs_gets_no_shim(tmp_path: Path) -> None:
+    (tmp_path / "e.proto").write_text('syntax = "proto3";\npackage e;\n'
+                                      'message M {}\nservice S {}\n')
+    files = get_emitter("c").generate(load([tmp_path / "e.proto"], [tmp_path]), {})
+    assert [f.path for f in files] == ["e.pb-c.c", "e.pb-c.h"]

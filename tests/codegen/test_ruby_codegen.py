@@ -274,3 +274,21 @@ def test_a_service_named_like_a_message_of_its_module_is_refused(tmp_path: Path)
     with pytest.raises(CodegenError, match=r"clash\.proto:5:1: service clash\.S would be the Ruby "
                                            r"module Clash::S, which clash\.s \(clash\.proto:4:1\)"):
         get_emitter("ruby").generate(load([tmp_path / "clash.proto"], [tmp_path]), {})
+
+
+def test_two_rpcs_with_one_method_name_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "two.proto").write_text(
+        'syntax = "proto3";\npackage two;\nmessage M {}\nservice S {\n'
+        "  rpc Sleep(M) returns (M);\n  rpc SleepRpc(M) returns (M);\n}\n"
+    )
+    with pytest.raises(CodegenError, match=r"two\.proto:6:3: rpc S\.SleepRpc would be the Ruby "
+                                           r"method sleep_rpc, which rpc Sleep's is too"):
+        get_emitter("ruby").generate(load([tmp_path / "two.proto"], [tmp_path]), {})
+
+
+def test_a_service_without_rpcs_loads(tmp_path: Path) -> None:
+    (tmp_path / "e.proto").write_text('syntax = "proto3";\npackage e;\n'
+                                      'message M {}\nservice S {}\n')
+    write_files(get_emitter("ruby").generate(load([tmp_path / "e.proto"], [tmp_path]), {}),
+                tmp_path / "gen")
+    assert _ruby(tmp_path / "gen", 'require "e_bridge"; p E::S::Service.rpcs') == "{}\n"

@@ -211,18 +211,25 @@ class CEmitter:
         directory = PurePosixPath(proto_file.name).parent
         pb_header = str(PurePosixPath(proto_file.name).with_suffix("")) + ".pb-c.h"
         headers = {pb_header}
-        rpcs = []
+        rpcs: list[_Rpc] = []
         for method in service.methods:
+            where = method.location or proto_file.name
             if method.client_streaming:
-                raise CodegenError(f"{method.full_name}: client streaming is not supported")
+                raise CodegenError(
+                    f"{where}: {method.full_name}: client streaming is not supported"
+                )
             for message in (method.input, method.output):
                 header = str(PurePosixPath(message.file).with_suffix("")) + ".pb-c.h"
                 headers.add(header)
                 self._check_symbol(message, generated)
-            rpcs.append(self._rpc(prefix, method))
-        members = [r.member for r in rpcs]
-        if len(set(members)) != len(members):
-            raise CodegenError(f"{service.full_name}: two rpcs map to the same C name")
+            rpc = self._rpc(prefix, method)
+            clash = next((r for r in rpcs if r.member.rstrip("_") == rpc.member.rstrip("_")), None)
+            if clash is not None:
+                raise CodegenError(
+                    f"{where}: rpc {service.name}.{method.name} would be the C handler "
+                    f"{rpc.member}, which rpc {clash.name}'s is too; rename one of them"
+                )
+            rpcs.append(rpc)
         context = {
             "proto_name": c_comment_text(proto_file.name),
             "prefix": prefix,

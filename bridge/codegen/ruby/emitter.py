@@ -185,9 +185,20 @@ class RubyEmitter:
                     )
         # Inside ``module <Service>; class Service``, these names are not the package's.
         shadowed = frozenset(("Service", constant))
+        methods: dict[str, Method] = {}
         for method in service.methods:
+            where = method.location or service.file
             if method.client_streaming:
-                raise CodegenError(f"{method.full_name}: client streaming is not supported")
+                raise CodegenError(
+                    f"{where}: {method.full_name}: client streaming is not supported"
+                )
+            clash = methods.setdefault(method_name(method.name), method)
+            if clash is not method:
+                raise CodegenError(
+                    f"{where}: rpc {service.name}.{method.name} would be the Ruby method "
+                    f"{method_name(method.name)}, which rpc {clash.name}'s is too; "
+                    "rename one of them"
+                )
         return {
             "name": constant,
             "full_name": service.full_name,
