@@ -94,9 +94,10 @@ class Job:
         return self._job.future.done()
 
     def cancel(self) -> bool:
-        """Stop waiting for this job; awaiting it raises ``asyncio.CancelledError``. Unless
-        another caller shares it (same unique id), gearmand is asked to drop the job if it is
-        still queued (admin ``cancel job``); a running job runs on (gearmand cannot stop it)."""
+        """Stop waiting for this job; awaiting it raises ``asyncio.CancelledError``. A job
+        without a unique id is also dropped by gearmand if still queued (admin ``cancel job``);
+        one with a unique id may be shared (other clients, background submissions) and is left
+        alone; a running job runs on (gearmand cannot stop it)."""
         self._job.abandon()
         return self._job.future.cancel()
 

@@ -216,13 +216,14 @@ class _Job:
                               f"did not finish within {timeout:g}s"))
 
     def abandon(self) -> None:
-        """The caller gave up (timeout, cancellation): forget the job, and when nobody else
-        waits for it, have gearmand drop it if it is still queued."""
+        """The caller gave up (timeout, cancellation): forget the job, and have gearmand drop it
+        if it is still queued — only when it has no unique id. A job with one may be shared
+        with other clients and with background submissions of the same unique id, which
+        gearmand does not count among its waiting clients: cancelling it would drop their
+        work too."""
         self.forget()
-        head = self.leader or self
-        if (not head.background and head.handle and not head.twins
-                and (head.future.done() or head is self)):
-            self.link.cancel_remote(head.handle)
+        if self.key is None and self.leader is None and not self.background and self.handle:
+            self.link.cancel_remote(self.handle)
 
     def forget(self) -> None:
         """The caller stopped waiting: it hears nothing more (gearmand may still run the job).

@@ -94,7 +94,8 @@ class AsyncRpc(_RpcBase):
         try:
             data = await self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout, on_data=reader.item if reader else None,
+                timeout=p.timeout,
+                on_data=reader.item if reader else method.marker_check(p.codec.encoding),
                 on_status=reader.status if reader else None,
                 on_warning=reader.warning if reader else None,
             )

@@ -99,7 +99,8 @@ class SyncRpc(_RpcBase):
         try:
             data = self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout, on_data=reader.item if reader else None,
+                timeout=p.timeout,
+                on_data=reader.item if reader else method.marker_check(p.codec.encoding),
                 on_status=reader.status if reader else None,
                 on_warning=reader.warning if reader else None,
             )

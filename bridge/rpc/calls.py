@@ -46,8 +46,9 @@ from bridge.errors import (
     Unavailable,
     WorkerFailed,
 )
+from bridge.protocol import MAX_UNIQUE_SIZE
 from bridge.rpc.envelope import decode_error, encode_request
-from bridge.rpc.replies import ReplyReader, unary_body
+from bridge.rpc.replies import ReplyReader, marker_check, unary_body
 from bridge.schema.model import Encoding
 
 __all__ = [
@@ -133,6 +134,10 @@ class MethodSpec(Generic[RequestT, ReplyT]):
     def reply_name(self) -> str:
         """The reply message type's full name, as reply frames tag it."""
         return str(self.reply_type.DESCRIPTOR.full_name)
+
+    def marker_check(self, encoding: int) -> Callable[[bytes], None]:
+        """The ``on_data`` of a unary call that watches no progress (see ``marker_check``)."""
+        return marker_check(self.function, self.reply_name, encoding)
 
     def unary_body(self, encoding: int, payload: bytes) -> memoryview:
         """The reply body of a unary call's WORK_COMPLETE frame, checked (``Internal`` if it is
@@ -230,6 +235,11 @@ def wire_unique(unique: str | bytes | None, encoding: int) -> bytes | None:
         return None
     raw = unique.encode() if isinstance(unique, str) else bytes(unique)
     if encoding == _MSGPACK:
+        if len(raw) > MAX_UNIQUE_SIZE - len(_MSGPACK_SUFFIX):
+            raise ValueError(
+                f"unique id is {len(raw)} bytes; a msgpack call's may have at most "
+                f"{MAX_UNIQUE_SIZE - len(_MSGPACK_SUFFIX)} (gearmand keeps {MAX_UNIQUE_SIZE}, and "
+                f"{_MSGPACK_SUFFIX.decode()} is appended: wire contract, section 7)")
         return raw + _MSGPACK_SUFFIX
     if raw.endswith(_MSGPACK_SUFFIX):
         raise ValueError(f"a protobuf call's unique id must not end in {_MSGPACK_SUFFIX.decode()}")

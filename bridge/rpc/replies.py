@@ -28,7 +28,7 @@ from bridge.rpc.frame import (
     type_tag,
 )
 
-__all__ = ["ReplyReader", "unary_body"]
+__all__ = ["ReplyReader", "marker_check", "unary_body"]
 
 _TAGS: dict[str, int] = {}
 _ENCODING_NAMES = {1: "PROTOBUF", 2: "MSGPACK"}
@@ -47,6 +47,7 @@ class ReplyReader:
     __slots__ = (
         "attempt", "delivered", "encoding", "function", "idempotent", "on_progress",
         "on_warning", "progress", "reply_name", "restarted", "run_items", "streaming", "tag",
+        "unattributed",
     )
 
     def __init__(
@@ -73,6 +74,9 @@ class ReplyReader:
         self.run_items = 0  # stream items the current run has sent (delivered or dropped)
         self.progress: tuple[int, int] | None = None  # the last progress report delivered
         self.restarted = False  # a second run's frames have been seen
+        # A status or warning came before any frame: this caller joined a shared job mid-run
+        # (after its marker), so the next attempt id it sees may already be a re-run's.
+        self.unattributed = False
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -107,6 +111,8 @@ class ReplyReader:
         """A frame of another run than the current one: gearmand restarted the job."""
         if self.attempt == 0:
             self.attempt = attempt
+            # Joined mid-run and then saw a marker: a run started after the one it joined.
+            self.restarted = self.unattributed
             return
         if self.streaming and self.delivered and not self.idempotent:
             raise JobRestarted(
@@ -152,6 +158,8 @@ class ReplyReader:
         delivered, so progress never runs backwards or repeats itself."""
         if self.on_progress is None:
             return
+        if self.attempt == 0:
+            self.unattributed = True
         last = self.progress
         if (self.restarted and last is not None and denominator and last[1]
                 and numerator * last[1] <= last[0] * denominator):
@@ -160,6 +168,8 @@ class ReplyReader:
         self.on_progress(numerator, denominator)
 
     def warning(self, data: bytes) -> None:
+        if self.attempt == 0:
+            self.unattributed = True
         if self.on_warning is not None:
             self.on_warning(data)
 
@@ -177,6 +187,14 @@ class ReplyReader:
         if frame.sequence != self.run_items:
             raise self._bad(f"the stream's end counts {frame.sequence} item(s), "
                             f"{self.run_items} arrived", payload)
+        if frame.sequence < self.delivered:
+            raise JobRestarted(
+                f"{self.function}: the stream was started again after its worker died and the "
+                f"new run ended after {frame.sequence} item(s), fewer than the {self.delivered} "
+                f"already delivered: the method is declared idempotent but its runs differ",
+                type="JobRestarted",
+                language="python",
+            )
 
 
 _PREFIXES: dict[tuple[str, int], bytes] = {}
@@ -198,3 +216,25 @@ def unary_body(function: str, reply_name: str, encoding: int, payload: bytes) ->
         return memoryview(payload)[FRAME_HEADER_SIZE:]
     return ReplyReader(function, reply_name, encoding, streaming=False,
                        idempotent=False).reply(payload)
+
+
+_MARKER_CHECKS: dict[tuple[str, str, int], Callable[[bytes], None]] = {}
+
+
+def marker_check(function: str, reply_name: str, encoding: int) -> Callable[[bytes], None]:
+    """For a unary call that watches no progress: an ``on_data`` that lets attempt markers of
+    this reply type and encoding pass and fails the call (``Internal``) on any other WORK_DATA
+    (wire contract, section 3, rule 1). One function per method and encoding, made once."""
+    key = (function, reply_name, encoding)
+    check = _MARKER_CHECKS.get(key)
+    if check is None:
+        prefix = (bytes((0xB7, FrameKind.MARKER, encoding))
+                  + _tag(reply_name).to_bytes(4, "big"))
+
+        def check(payload: bytes) -> None:
+            if len(payload) != FRAME_HEADER_SIZE or payload[:7] != prefix:
+                ReplyReader(function, reply_name, encoding, streaming=False,
+                            idempotent=False).item(payload)
+
+        _MARKER_CHECKS[key] = check
+    return check

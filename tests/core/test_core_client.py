@@ -626,3 +626,27 @@ async def wait_until_async(probe: Callable[[], Awaitable[Any]],
     async with asyncio.timeout(timeout):
         while not check(await probe()):
             await asyncio.sleep(0.05)
+
+
+async def test_a_timed_out_caller_never_cancels_a_job_others_share(
+    gearmand: GearmandServer,
+) -> None:
+    # A background submission and another client share the job by unique id; gearmand counts
+    # neither among the timed-out caller's waiting clients, so cancelling would drop their work.
+    ran: list[bytes] = []
+
+    async def record(job: JobContext) -> bytes:
+        ran.append(job.payload)
+        return b"done"
+
+    async with AsyncClient(gearmand.address) as client, \
+            AsyncClient(gearmand.address) as other:
+        await client.submit_background("shared", b"background", unique="nightly")
+        patient = asyncio.ensure_future(other.call("shared", b"patient", unique="nightly",
+                                                   timeout=20))
+        with pytest.raises(CallTimeout):
+            await client.call("shared", b"impatient", unique="nightly", timeout=0.3)
+        await asyncio.sleep(0.3)  # room for a (wrong) cancellation to reach gearmand
+        async with running_worker(gearmand.address, {"shared": record}):
+            assert await patient == b"done"
+    assert ran == [b"background"]
