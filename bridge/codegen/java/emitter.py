@@ -14,7 +14,6 @@ Class names of messages follow protoc's Java rules (``java_package``, ``java_mul
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,15 @@ from pathlib import PurePosixPath
 import jinja2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
+from bridge.codegen.java.naming import (
+    JAVA_KEYWORDS,
+    check_names,
+    java_string,
+    javadoc,
+    javadoc_code,
+    line_comment,
+    qualify_protoc_output,
+)
 from bridge.codegen.protoc import run_protoc
 from bridge.schema.model import Message, Method, ProtoFile, Schema, Service
 
@@ -34,17 +42,8 @@ _TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
 )
-
-JAVA_KEYWORDS = frozenset(
-    (
-        "abstract", "assert", "boolean", "break", "byte", "case", "catch", "char", "class",
-        "const", "continue", "default", "do", "double", "else", "enum", "extends", "final",
-        "finally", "float", "for", "goto", "if", "implements", "import", "instanceof", "int",
-        "interface", "long", "native", "new", "package", "private", "protected", "public",
-        "return", "short", "static", "strictfp", "super", "switch", "synchronized", "this",
-        "throw", "throws", "transient", "try", "void", "volatile", "while", "true", "false",
-        "null", "var", "yield", "record", "sealed", "permits",
-    )
+_TEMPLATES.filters.update(
+    java_string=java_string, javadoc_code=javadoc_code, line_comment=line_comment
 )
 
 # Simple names the generated files use unqualified: a message of the same package with one of
@@ -106,16 +105,6 @@ def constant_name(rpc: str) -> str:
     return name.upper()
 
 
-def javadoc(text: str, indent: str) -> list[str]:
-    """Comment lines for a Javadoc block: HTML-escaped, ``*/`` defused."""
-    lines = []
-    for line in text.strip().splitlines():
-        escaped = html.escape(line.rstrip(), quote=False)
-        escaped = escaped.replace("*/", "*&#47;").replace("@", "&#64;")
-        lines.append(f"{indent} *{' ' + escaped if escaped.strip() else ''}")
-    return lines
-
-
 @dataclass(frozen=True)
 class _Rpc:
     name: str
@@ -135,9 +124,16 @@ class JavaEmitter:
         if parameters:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the java generator takes no options, got: {unknown}")
-        files = run_protoc(
-            schema.sanitized_descriptor_set(), [f.name for f in schema.files], ["--java_out"]
-        )
+        for proto_file in schema.files:
+            check_names(schema, proto_file, java_package(proto_file))
+        files = [
+            GeneratedFile(f.path, qualify_protoc_output(f.data().decode("utf-8")))
+            if f.path.endswith(".java")
+            else f
+            for f in run_protoc(
+                schema.sanitized_descriptor_set(), [f.name for f in schema.files], ["--java_out"]
+            )
+        ]
         for proto_file in schema.files:
             for service in proto_file.services:
                 files.extend(self._service_files(schema, proto_file, service))
