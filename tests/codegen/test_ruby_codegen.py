@@ -292,3 +292,19 @@ def test_a_service_without_rpcs_loads(tmp_path: Path) -> None:
     write_files(get_emitter("ruby").generate(load([tmp_path / "e.proto"], [tmp_path]), {}),
                 tmp_path / "gen")
     assert _ruby(tmp_path / "gen", 'require "e_bridge"; p E::S::Service.rpcs') == "{}\n"
+
+
+def test_a_file_without_a_package_loads(tmp_path: Path) -> None:
+    """Its messages and service module are top-level constants; rpc ``Do`` is method ``do``."""
+    (tmp_path / "nopkg.proto").write_text(
+        'syntax = "proto3";\nmessage Req { string a = 1; }\n'
+        "service Svc { rpc Do(Req) returns (Req); rpc Str(Req) returns (stream Req); }\n"
+    )
+    gen = tmp_path / "gen"
+    write_files(get_emitter("ruby").generate(load([tmp_path / "nopkg.proto"], [tmp_path]), {}),
+                gen)
+    assert _syntax_check(gen) == ["nopkg_bridge.rb", "nopkg_pb.rb"]
+    out = _ruby(gen, 'require "nopkg_bridge"\n'
+                "Svc::Service.rpcs.each_value { |r| puts [r.function_name, r.method_name, r.input, "
+                'r.server_streaming].join(" ") }')
+    assert out.splitlines() == ["Svc.Do do Req false", "Svc.Str str Req true"]

@@ -165,7 +165,7 @@ class RubyEmitter:
             example=example,
             proto_name=ruby_comment_text(proto_file.name),
             pb_require=f"{stem.name}_pb",
-            modules=module.split("::"),
+            modules=[part for part in module.split("::") if part],  # none: no package
             services=services,
         )
         return GeneratedFile(f"{stem}_bridge.rb", content)
