@@ -442,6 +442,7 @@ def build_schema(
         for fd in fds.file
     )
     by_name = {f.name: f for f in all_files}
+    _check_function_names(all_files)
     return Schema(
         files=tuple(by_name[name] for name in generated),
         all_files=all_files,
@@ -450,3 +451,23 @@ def build_schema(
         _enums=built_enums,
         requested=tuple(by_name[name] for name in dict.fromkeys(files)),
     )
+
+
+def _check_function_names(files: Sequence[ProtoFile]) -> None:
+    """Two rpcs on one Gearman function would share its jobs: a worker registering both runs one
+    handler on the other's requests, and the caller gets a reply of the right type built from
+    the wrong request, with no error. Refused, naming both places."""
+    seen: dict[str, tuple[str, Location | None]] = {}
+    for proto in files:
+        for service in proto.services:
+            for method in service.methods:
+                first = seen.get(method.function_name)
+                if first is None:
+                    seen[method.function_name] = (method.full_name, method.location)
+                    continue
+                where = f"{method.location}: " if method.location else f"{proto.name}: "
+                raise SchemaError(
+                    f"{where}rpc {method.full_name} uses Gearman function "
+                    f"{method.function_name!r}, already used by rpc {first[0]}"
+                    + (f" at {first[1]}" if first[1] else "")
+                    + ": each rpc needs a function of its own (set function_name)")

@@ -233,3 +233,22 @@ def test_missing_file_and_bad_include() -> None:
         load([INTEROP], [PROTOS / "nope"])
     with pytest.raises(SchemaError, match=r"no \.proto file"):
         load([])
+
+
+def test_two_rpcs_on_one_gearman_function_are_refused(tmp_path: Path) -> None:
+    # Both would register "text_fn": one handler would run on the other's requests, and the
+    # caller would get a well-typed reply built from the wrong request, with no error.
+    (tmp_path / "dup.proto").write_text('''syntax = "proto3";
+package dup.v1;
+import "bridge/v1/options.proto";
+message A { string s = 1; }
+message B { int64 n = 1; }
+service Text {
+  rpc Upper(A) returns (A) { option (bridge.v1.method).function_name = "text_fn"; }
+  rpc Count(B) returns (A) { option (bridge.v1.method).function_name = "text_fn"; }
+}
+''')
+    with pytest.raises(SchemaError, match=r"dup\.proto:8:3: rpc dup\.v1\.Text\.Count uses "
+                                          r"Gearman function 'text_fn', already used by rpc "
+                                          r"dup\.v1\.Text\.Upper at .*dup\.proto:7:3"):
+        load([tmp_path / "dup.proto"], [tmp_path])
