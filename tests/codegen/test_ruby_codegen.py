@@ -49,11 +49,14 @@ pytestmark = [
 ]
 
 
-def _ruby(gen: Path, script: str, *args: str) -> str:
+def _ruby(gen: Path, script: str, *args: str, warnings: tuple[str, ...] = ()) -> str:
+    """Runs ``script`` with -w; stderr may hold only the ``warnings`` lines given."""
     proc = subprocess.run(["ruby", "-w", f"-I{gen}", f"-I{RUNTIME}", "-e", script, *args],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "warning" not in proc.stderr, proc.stderr
+    unexpected = [line for line in proc.stderr.splitlines()
+                  if not any(w in line for w in warnings)]
+    assert not unexpected, proc.stderr
     return proc.stdout
 
 
@@ -211,7 +214,11 @@ spec["enums"].each do |name, values|
   puts "enum #{name} -> #{mod.name}"
   values.each do |value, number|
     constants = mod.constants.select { |c| mod.const_get(c) == number }
-    puts "enum value #{name}.#{value} -> #{constants.map { |c| "#{mod.name}::#{c}" }.join(", ")}"
+    ruby = constants.map { |c| "#{mod.name}::#{c}" }.join(", ")
+    if ruby.empty?
+      ruby = "no constant, only :#{value} (#{mod.name}.resolve(:#{value}) == #{number})"
+    end
+    puts "enum value #{name}.#{value} -> #{ruby}"
   end
 end
 services = MyPkg::V1.constants.sort.map { |c| MyPkg::V1.const_get(c) }
@@ -241,7 +248,11 @@ def test_names_match_the_golden(tmp_path: Path) -> None:
     _syntax_check(tmp_path)
     spec: dict[str, dict[str, object]] = {"messages": {}, "enums": {}}
     _walk(schema.files[0].messages, schema.files[0].enums, spec)
-    names = _ruby(tmp_path, _NAMES_SCRIPT, json.dumps(spec))
+    # google-protobuf's own warnings for the enum value that cannot be a constant:
+    names = _ruby(tmp_path, _NAMES_SCRIPT, json.dumps(spec), warnings=(
+        "Enum value '_hidden' does not start with an uppercase letter",
+        "invalid name `_hidden' for constant",
+    ))
     _check_golden(names, GOLDEN / "naming" / "names.txt")
 
 
