@@ -54,6 +54,10 @@ def fault_languages() -> list[str]:
     return chosen
 
 
+#: seconds spent building workers in this session (the suite's budget leaves them out)
+BUILD_SECONDS: dict[str, float] = {}
+
+
 class Builds:
     """Each language's interop worker, built on first use (once per session)."""
 
@@ -64,6 +68,7 @@ class Builds:
     def __getitem__(self, name: str) -> Built:
         with self._lock:
             if name not in self._built:
+                started = time.monotonic()
                 language = load_language(name)
                 language.check_toolchain()
                 build_dir = BUILD_ROOT / name
@@ -71,6 +76,7 @@ class Builds:
                 clear_old_logs(build_dir)
                 language.build(build_dir)
                 self._built[name] = Built(language, build_dir.resolve())
+                BUILD_SECONDS[name] = time.monotonic() - started
             return self._built[name]
 
     def python_path(self) -> str:
