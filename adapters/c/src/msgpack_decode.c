@@ -425,14 +425,18 @@ static bridge_status dec_field(dec *d, ProtobufCMessage *msg, const ProtobufCFie
     bridge_status st = dec_head(d, &h);
     if (st)
         return st;
-    if (h.kind != MP_NIL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
         uint32_t set = *(const uint32_t *)(base + f->quantifier_offset);
-        if (set != 0 && set != f->id)
+        if (set != 0 && set != f->id) {
+            /* nil unsets this member only, never the member that is set (wire contract 5.8). */
+            if (h.kind == MP_NIL)
+                return BRIDGE_STATUS_OK;
             return DEC_FAIL(d, "field %s: another member of its oneof is already set", f->name);
+        }
     }
-    clear_field(msg, f); /* a repeated key replaces the earlier value */
+    clear_field(msg, f); /* a repeated key replaces the earlier value; nil leaves it unset */
     if (h.kind == MP_NIL)
-        return BRIDGE_STATUS_OK; /* nil: unset */
+        return BRIDGE_STATUS_OK;
 
     if (f->label != PROTOBUF_C_LABEL_REPEATED) {
         /* A oneof case is set first so that a half-decoded member is still freed with msg. */

@@ -96,6 +96,8 @@ static bool skip_value(walk *w, const uint8_t **p, const uint8_t *end, unsigned 
             uint64_t key;
             if (!pb_read_varint(p, end, &key))
                 return refuse(w, "unterminated group");
+            if ((key >> 3) == 0 || (key >> 3) > 536870911) /* inside a group too: 1 .. 2^29-1 */
+                return refuse(w, "invalid field number");
             if ((key & 7) == 4)
                 return (key >> 3) == field || refuse(w, "mismatched end of group");
             if (!skip_value(w, p, end, (unsigned)(key & 7), key >> 3, depth + 1))
