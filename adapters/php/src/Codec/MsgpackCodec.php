@@ -21,6 +21,8 @@ final class MsgpackCodec implements Codec
     private int $len = 0;
     /** Set by readInt() when it read a uint 64 above PHP_INT_MAX (returned as a negative int). */
     private bool $hugeUnsigned = false;
+    /** @var (\Closure(Message, int): void)|null unsets a real oneof's member (Message::writeOneof) */
+    private ?\Closure $clearOneof = null;
 
     public function encode(Message $message): string
     {
@@ -75,7 +77,13 @@ final class MsgpackCodec implements Codec
                 continue;
             }
             if ($this->peekNil()) {
-                $this->pos++;  // nil means unset
+                // nil means unset, for this field only: a oneof member that is not the set one
+                // leaves the set one alone; a repeated key unsets what the earlier one set.
+                $this->pos++;
+                if ($field->oneof === null || ($oneofsSet[$field->oneof] ?? null) === $name) {
+                    $this->clearField($message, $field);
+                    unset($oneofsSet[$field->oneof ?? '']);
+                }
                 continue;
             }
             if ($field->oneof !== null) {
@@ -100,9 +108,11 @@ final class MsgpackCodec implements Codec
                         $message->{$field->setter}($value);
                         break;
                     case FieldPlan::REPEATED:
+                        $message->{$field->setter}([]);  // a repeated key replaces, as elsewhere
                         $this->readRepeated($message, $field, $class, $depth);
                         break;
                     default:
+                        $message->{$field->setter}([]);
                         $this->readMap($message, $field, $class, $depth);
                 }
             } catch (DecodeError $e) {
@@ -116,6 +126,36 @@ final class MsgpackCodec implements Codec
             }
         }
         return $message;
+    }
+
+    /** Unsets a field: what a later nil under the same key does to an earlier value. */
+    private function clearField(Message $message, FieldPlan $field): void
+    {
+        switch ($field->shape) {
+            case FieldPlan::REPEATED:
+            case FieldPlan::MAP:
+                $message->{$field->setter}([]);
+                return;
+            case FieldPlan::SINGULAR:
+                $message->{$field->setter}(match ($field->type) {
+                    GPBType::STRING, GPBType::BYTES => '',
+                    GPBType::BOOL => false,
+                    GPBType::DOUBLE, GPBType::FLOAT => 0.0,
+                    default => 0,
+                });
+                return;
+        }
+        if ($field->oneof === null) {
+            $message->{'clear' . substr((string) $field->hasser, 3)}();  // message, `optional`
+        } elseif ($message->{$field->hasser}()) {
+            // A real oneof member has no generated clear method: the library's own writeOneof.
+            $this->clearOneof ??= \Closure::bind(
+                static fn (Message $m, int $number) => $m->writeOneof($number, null),
+                null,
+                Message::class
+            );
+            ($this->clearOneof)($message, $field->number);
+        }
     }
 
     private function readRepeated(Message $message, FieldPlan $field, string $class, int $depth): void

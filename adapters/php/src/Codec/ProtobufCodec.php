@@ -24,8 +24,13 @@ final class ProtobufCodec implements Codec
     private const START_GROUP = 3;
     private const END_GROUP = 4;
     private const FIXED32 = 5;
-    /** Deeper nesting than this is refused (protobuf's own default limit). */
+    /**
+     * Deeper nesting than this is refused (protobuf's own default limit). Groups count as levels
+     * too: a top-level message (depth 0) holds at most 100 groups nested one in another.
+     */
     private const MAX_DEPTH = 100;
+    /** Field numbers run from 1 to 2^29 - 1; a tag naming another is malformed. */
+    private const MAX_FIELD_NUMBER = (1 << 29) - 1;
 
     /** The wire type each field type travels with. */
     private const WIRE_TYPES = [
@@ -232,8 +237,8 @@ final class ProtobufCodec implements Codec
             $tag = $this->readVarint($end, $class);
             $number = $tag >> 3;
             $wireType = $tag & 7;
-            if ($number === 0) {
-                throw new DecodeError("invalid protobuf for {$class}: field number 0");
+            if ($number < 1 || $number > self::MAX_FIELD_NUMBER) {
+                throw new DecodeError("invalid protobuf for {$class}: field number {$number}");
             }
             $field = $fields[$number] ?? null;
             if ($field !== null) {
@@ -318,8 +323,8 @@ final class ProtobufCodec implements Codec
                 } else {
                     $value = $this->readScalar($field->valueType, $entryEnd, $class);
                 }
-            } elseif ($number === 0) {
-                throw new DecodeError("invalid protobuf for {$class}: field number 0");
+            } elseif ($number < 1 || $number > self::MAX_FIELD_NUMBER) {
+                throw new DecodeError("invalid protobuf for {$class}: field number {$number}");
             } else {
                 $this->skipField($wireType, $number, $entryEnd, $class, $depth);
                 $stray = true;
@@ -400,7 +405,7 @@ final class ProtobufCodec implements Codec
                 $this->fixed(4, $end, $class);
                 return;
             case self::START_GROUP:
-                if ($depth > self::MAX_DEPTH) {
+                if ($depth >= self::MAX_DEPTH) {  // the group is one level below $depth
                     throw new DecodeError("invalid protobuf for {$class}: nested deeper than " . self::MAX_DEPTH);
                 }
                 while (true) {
@@ -408,6 +413,9 @@ final class ProtobufCodec implements Codec
                         throw new DecodeError("invalid protobuf for {$class}: unterminated group");
                     }
                     $tag = $this->readVarint($end, $class);
+                    if ($tag >> 3 < 1 || $tag >> 3 > self::MAX_FIELD_NUMBER) {
+                        throw new DecodeError("invalid protobuf for {$class}: field number " . ($tag >> 3));
+                    }
                     if (($tag & 7) === self::END_GROUP) {
                         if ($tag >> 3 !== $number) {
                             throw new DecodeError("invalid protobuf for {$class}: mismatched end of group");
