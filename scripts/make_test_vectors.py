@@ -624,6 +624,63 @@ def build_cases() -> list[dict[str, Any]]:
         ),
     ])
 
+    # --- msgpack: nil unsets its own field only, a repeated key keeps its last value (5.8)
+    text, number, nested = _mp_str("text"), _mp_str("number"), _mp_str("nested")
+    one_nil = b"\x82" + text + b"\xa1a" + number + b"\xc0"  # {"text": "a", "number": nil}
+    numbers, by_name = _mp_str("numbers"), _mp_str("by_name")
+    cases.extend([
+        _decode_only("msgpack_oneof_nil_member_keeps_set_one", "msgpack", one_nil,
+                     composite(text="a")),
+        _decode_only(
+            "msgpack_oneof_nil_member_keeps_set_message", "msgpack",
+            b"\x82" + nested + b"\x81" + _mp_str("name") + b"\xa1x" + text + b"\xc0",
+            composite(nested=inner(name="x")),
+        ),
+        _decode_only(
+            "msgpack_oneof_nil_message_keeps_set_zero", "msgpack",
+            b"\x82" + number + b"\x00" + nested + b"\xc0", composite(number=0),
+        ),
+        _decode_only(
+            "msgpack_oneof_nil_member_in_child", "msgpack",
+            b"\x81" + _mp_str("child") + one_nil, composite(child=composite(text="a")),
+        ),
+        _decode_only(
+            "msgpack_repeated_key_last_wins_repeated", "msgpack",
+            b"\x82" + numbers + b"\x92\x01\x02" + numbers + b"\x91\x03", composite(numbers=[3]),
+        ),
+        _decode_only(
+            "msgpack_repeated_key_last_wins_map", "msgpack",
+            b"\x82" + by_name + b"\x81\xa1a\x80" + by_name + b"\x81\xa1b\x81" + _mp_str("value")
+            + b"\x01",
+            composite(by_name={"b": inner(value=1)}),
+        ),
+        _decode_only(
+            "msgpack_repeated_key_nil_unsets", "msgpack",
+            b"\x83" + text + b"\xa1a" + text + b"\xc0" + numbers + b"\x91\x01",
+            composite(numbers=[1]),
+        ),
+    ])
+
+    # --- protobuf: field numbers run 1 .. 2^29-1; groups count toward the depth limit (5.9)
+    def groups(n: int) -> bytes:  # n unknown groups (field 50) nested one in another
+        return b"\x93\x03" * n + b"\x94\x03" * n
+
+    cases.extend([
+        _decode_only("protobuf_field_number_max", "protobuf", bytes.fromhex("f8ffffff0f01"),
+                     scalars()),
+        _invalid_protobuf("invalid_protobuf_field_number_2_29", scalars_t,
+                          bytes.fromhex("808080801001")),
+        _invalid_protobuf("invalid_protobuf_field_number_2_29_in_group", scalars_t,
+                          b"\x93\x03" + bytes.fromhex("808080801001") + b"\x94\x03"),
+        _decode_only("protobuf_groups_nested_100", "protobuf", groups(100), scalars()),
+        _invalid_protobuf("invalid_protobuf_groups_nested_101", scalars_t, groups(101)),
+        _invalid_protobuf(
+            "invalid_protobuf_groups_nested_100_in_child", composite_t,
+            # child (depth 1) holding 100 nested groups: 101 levels in all
+            b"\x6a\x90\x03" + groups(100),
+        ),
+    ])
+
     # --- invalid protobuf
     cases.extend(
         [
