@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import BUILD_ROOT, BUILD_SECONDS, Builds, Stubs, import_interop_stubs
+from faults_helpers import (
+    BUILD_ROOT,
+    BUILD_SECONDS,
+    Builds,
+    Built,
+    Stubs,
+    fault_languages,
+    import_interop_stubs,
+)
 
 HERE = Path(__file__).resolve().parent
 BUDGET_S = 300.0
@@ -65,6 +73,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def builds() -> Builds:
     return Builds()
+
+
+@pytest.fixture(scope="session")
+def built(builds: Builds) -> dict[str, Built]:
+    """Every fault language's worker (and the recorder's Python stubs), built before the first
+    case that needs them starts: the cases' timeouts (``func_only``) leave the builds out."""
+    builds.python_path()
+    return {name: builds[name] for name in fault_languages()}
 
 
 @pytest.fixture(scope="session")

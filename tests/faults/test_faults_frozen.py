@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_helpers import Builds, FaultPool, Stubs, fault_languages, record_figures
+from faults_helpers import Built, FaultPool, Stubs, fault_languages, record_figures
 
 from bridge.errors import RpcError
 from bridge.testing import GearmandServer
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(150, func_only=True)
 
 CALLERS = 6
 CALL_TIMEOUT_S = 10.0
@@ -105,14 +105,13 @@ def _stop_timed(pools: list[FaultPool]) -> dict[str, float | str]:
 
 
 def test_workers_and_clients_go_on_with_one_of_two_servers_frozen(
-    two_servers: tuple[GearmandServer, GearmandServer], stubs: Stubs, builds: Builds,
-    tmp_path: Path,
+    two_servers: tuple[GearmandServer, GearmandServer], stubs: Stubs,
+    built: dict[str, Built], tmp_path: Path,
 ) -> None:
     a, b = two_servers
     languages = fault_languages()
-    built = [builds[name] for name in languages]
-    first = [FaultPool(x, [a, b], processes=1, concurrency=1) for x in built]
-    second = [FaultPool(x, [a, b], processes=1, concurrency=1) for x in built]
+    first = [FaultPool(built[n], [a, b], processes=1, concurrency=1) for n in languages]
+    second = [FaultPool(built[n], [a, b], processes=1, concurrency=1) for n in languages]
     answers: list[tuple[float, float, str]] = []
     stop = threading.Event()
     thread = threading.Thread(target=_drive, args=(stubs, f"{a.address},{b.address}", stop,

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from faults_helpers import (
     Builds,
+    Built,
     FaultPool,
     Recorder,
     Stubs,
@@ -47,7 +48,7 @@ from bridge.rpc.client import AsyncRpc
 from bridge.testing import GearmandServer
 from bridge.testing.netns import NetnsLab, unavailable
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(180, func_only=True)
 
 RECORD = "bridge.faults.Record"  # the recorder's Echo under a name only it serves
 WARM_S = 3.0
@@ -171,19 +172,19 @@ def _client_thread(lab: NetnsLab, stubs: Stubs, servers: str, load: Load) -> thr
 
 
 def test_a_cut_link_to_one_of_three_servers(
-    lab: NetnsLab, stubs: Stubs, builds: Builds, tmp_path: Path
+    lab: NetnsLab, stubs: Stubs, builds: Builds, built: dict[str, Built], tmp_path: Path
 ) -> None:
     languages = fault_languages()
     began = time.monotonic()
-    built = [builds[name] for name in languages]
-    phases = {"build_s": time.monotonic() - began}
+    phases: dict[str, float] = {}
     servers = [GearmandServer(host=lab.address(s), netns=lab[s].netns, threads=1)
                for s in ("s1", "s2", "s3")]
     address = ",".join(s.address for s in servers)
     on_w = lab.argv("w", [])
     recorder = Recorder(builds, address, tmp_path / "runs.txt", concurrency=4,
                         function=RECORD, prefix=on_w)
-    pools = [FaultPool(b, servers, processes=1, concurrency=2, prefix=on_w) for b in built]
+    pools = [FaultPool(built[n], servers, processes=1, concurrency=2, prefix=on_w)
+             for n in languages]
     load = Load()
     try:
         for server in servers:
@@ -193,7 +194,7 @@ def test_a_cut_link_to_one_of_three_servers(
             server.wait_for_workers(RECORD, timeout=30, processes=recorder.processes)
         for pool in pools:
             pool.start()
-        phases["start_s"] = time.monotonic() - began - phases["build_s"]
+        phases["start_s"] = time.monotonic() - began
 
         thread = _client_thread(lab, stubs, address, load)
         time.sleep(WARM_S)

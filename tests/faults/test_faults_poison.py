@@ -21,6 +21,7 @@ from faults_helpers import (
     ECHO,
     SLEEP,
     Builds,
+    Built,
     Recorder,
     Stubs,
     Supervisor,
@@ -35,7 +36,7 @@ from bridge.errors import DeadlineExceeded, ProtocolError, ServerUnavailable, Wo
 from bridge.testing import DEFAULT_JOB_RETRIES, GEARMAND_DEFAULT_RETRIES, GearmandServer
 from interop_tests.conftest import run_logs
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(90, func_only=True)
 
 # Three worker start-ups (a JVM's included) and three re-queues fit well within this.
 BOUND_S = 45.0
@@ -125,19 +126,18 @@ def test_gearmands_own_default_retries_until_the_caller_gives_up(
     assert crashes > DEFAULT_JOB_RETRIES, f"only {crashes} workers died in {took:.1f} s"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120, func_only=True)
 @pytest.mark.parametrize("lang", fault_languages())
 def test_each_language_worker_killed_mid_job_three_times(
-    lang: str, stubs: Stubs, builds: Builds, tmp_path: Path
+    lang: str, stubs: Stubs, built: dict[str, Built], tmp_path: Path
 ) -> None:
     """A worker of ``lang`` SIGKILLed while it runs the caller's job, each time gearmand hands
     the job out again: after three runs the caller (no timeout given) gets WorkerFailed."""
-    built = builds[lang]
-    language = built.language
-    env = {**os.environ, **language.worker_env(built.build_dir)}
+    language, build_dir = built[lang].language, built[lang].build_dir
+    env = {**os.environ, **language.worker_env(build_dir)}
     with GearmandServer() as server:
-        argv = language.worker_command(built.build_dir, server.address, 1, None)
-        logs = run_logs(built.build_dir)
+        argv = language.worker_command(build_dir, server.address, 1, None)
+        logs = run_logs(build_dir)
         logs.mkdir(parents=True, exist_ok=True)
 
         def spawn() -> subprocess.Popen[bytes]:

@@ -15,6 +15,7 @@ import pytest
 from faults_helpers import (
     ECHO,
     Builds,
+    Built,
     FaultPool,
     Recorder,
     Stubs,
@@ -28,7 +29,7 @@ from faults_helpers import (
 
 from bridge.testing import GearmandServer
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(90, func_only=True)
 
 JOBS = 300
 # A job's WORK_COMPLETE can be on its way (sent, not yet read) when gearmand dies: such a run
@@ -143,19 +144,18 @@ def test_a_restart_while_workers_drain_loses_nothing(
     assert len(tally.duplicated) <= concurrency, figures
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(150, func_only=True)
 @pytest.mark.parametrize("lang", fault_languages())
 def test_each_language_drains_a_restored_queue(
-    lang: str, stubs: Stubs, builds: Builds, tmp_path: Path
+    lang: str, stubs: Stubs, built: dict[str, Built], tmp_path: Path
 ) -> None:
     """The SQLite rows gearmand restores (each with its own unique id) are jobs every runtime
     runs: all 300 queued after a SIGKILL, none left after that language's worker drains them."""
-    built = builds[lang]
     with GearmandServer(queue_file=tmp_path / "queue.sqlite") as server:
         submit(stubs, server, f"lang-{lang}")
         restart(server, "sigkill")
         queued_after = jobs_total(server, ECHO)
-        pool = FaultPool(built, [server], processes=1, concurrency=4)
+        pool = FaultPool(built[lang], [server], processes=1, concurrency=4)
         try:
             pool.start()
             drained = wait_until(lambda: jobs_total(server, ECHO) == 0, 60)

@@ -19,7 +19,7 @@ import pytest
 
 from bridge.testing import DEFAULT_JOB_RETRIES, GEARMAND_DEFAULT_RETRIES, GearmandServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(60, func_only=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 
