@@ -87,7 +87,7 @@ def test_jobs_lists_queued_jobs_handles_and_unique_ids(idle: GearmandServer) -> 
 def test_jobs_shows_a_running_job_and_its_progress(
     gearmand: GearmandServer, worker: RunningWorker
 ) -> None:
-    handle = background(gearmand.address, "Interop.Progress", '{"steps": 40}')
+    handle = background(gearmand.address, "Interop.Progress", '{"steps": 80}')
     deadline = time.monotonic() + 20
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -96,7 +96,7 @@ def test_jobs_shows_a_running_job_and_its_progress(
         if job.get("state") == "running" and job["numerator"] > 0:
             break
         time.sleep(0.2)
-    assert job["state"] == "running" and job["denominator"] == 40, job
+    assert job["state"] == "running" and job["denominator"] == 80, job
     functions = {f["function"]: f for f in report["servers"][0]["functions"]}
     assert functions[PROGRESS]["running"] == 1
     # a running job is not cancelled: gearmand would only mark it
