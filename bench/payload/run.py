@@ -10,7 +10,8 @@ worker:
 
 * seconds per MiB: the median call time over the calls of ``--rounds`` rounds (the workers taking
   turns in each round), divided by the payload in MiB (the payload goes both ways, so a MiB here
-  is a MiB sent and a MiB received);
+  is a MiB sent and a MiB received); and the client's own CPU seconds per MiB (process_time of
+  this process during the call: the client's share, less sensitive to a loaded machine);
 * the client's peak memory during one call (building the request message, the call, the reply
   message in hand), as a multiple of the payload, above the memory in use before, measured in a
   fresh client process per size and worker (memory an earlier call freed but the allocator kept
@@ -101,6 +102,7 @@ def main() -> int:
     addresses: dict[str, str] = {}
     raw_clients: list[AsyncClient] = []
     times: dict[tuple[str, int], list[float]] = {}
+    cpu_times: dict[tuple[str, int], list[float]] = {}
     memory: dict[tuple[str, int], dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
         procs = stack.enter_context(t.Processes())
@@ -123,8 +125,9 @@ def main() -> int:
             for r in range(args.rounds):
                 order = langs[r % len(langs):] + langs[:r % len(langs)]
                 for lang in order:
-                    times.setdefault((lang, size), []).extend(
-                        timed_calls(loop, clients[lang], pb, payload, calls_for(size)))
+                    wall, cpu = timed_calls(loop, clients[lang], pb, payload, calls_for(size))
+                    times.setdefault((lang, size), []).extend(wall)
+                    cpu_times.setdefault((lang, size), []).extend(cpu)
             for lang in langs:
                 memory[(lang, size)] = measure_in_child(addresses[lang], size)
                 print(f"{label(size):>7} {lang:<6} "
@@ -136,27 +139,30 @@ def main() -> int:
             loop.run_until_complete(aclient.close())
     loop.close()
     args.out.mkdir(parents=True, exist_ok=True)
-    text = report(times, memory, sizes, langs)
+    text = report(times, cpu_times, memory, sizes, langs)
     (args.out / "payload.md").write_text(text)
     (args.out / "payload.json").write_text(json.dumps(
-        [{"lang": lang, "size": size, "call_s": times[(lang, size)], **memory[(lang, size)]}
+        [{"lang": lang, "size": size, "call_s": times[(lang, size)],
+          "client_cpu_s": cpu_times[(lang, size)], **memory[(lang, size)]}
          for lang in langs for size in sizes], indent=1))
     print(text)
     return 0
 
 
 def timed_calls(loop: asyncio.AbstractEventLoop, client: Any, pb: Any, payload: bytes,
-                calls: int) -> list[float]:
-    async def run() -> list[float]:
-        out = []
+                calls: int) -> tuple[list[float], list[float]]:
+    """(wall seconds, this process's CPU seconds) of each call."""
+    async def run() -> tuple[list[float], list[float]]:
+        wall, cpu = [], []
         await client.echo_blob(pb.Blob(data=payload), timeout=120)  # warm-up
         for _ in range(calls):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             reply = await client.echo_blob(pb.Blob(data=payload), timeout=120)
-            out.append(time.perf_counter() - start)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             assert len(reply.data) == len(payload)
             del reply
-        return out
+        return wall, cpu
 
     return loop.run_until_complete(run())
 
@@ -215,21 +221,26 @@ def one_call(servers: str, size: int) -> int:
     return 0
 
 
-def report(times: dict[tuple[str, int], list[float]], memory: dict[tuple[str, int], dict[str, Any]],
-           sizes: list[int], langs: list[str]) -> str:
+def report(times: dict[tuple[str, int], list[float]], cpu_times: dict[tuple[str, int], list[float]],
+           memory: dict[tuple[str, int], dict[str, Any]], sizes: list[int],
+           langs: list[str]) -> str:
     lines = [
-        "| worker | payload | ms per call (median) | s per MiB | vs 1 MiB | client peak RSS "
-        "(x payload) | tracemalloc peak (x payload) | payload-sized copies |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| worker | payload | ms per call | s per MiB | vs 1 MiB | client CPU s per MiB | "
+        "vs 1 MiB | client peak RSS (x payload) | tracemalloc peak (x payload) | "
+        "payload-sized copies |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lang in langs:
         per_mib = {s: statistics.median(times[(lang, s)]) / (s / MIB) for s in sizes}
+        cpu_mib = {s: statistics.median(cpu_times[(lang, s)]) / (s / MIB) for s in sizes}
         for size in sizes:
             m = memory[(lang, size)]
             ref = f"{per_mib[size] / per_mib[MIB]:.2f}" if MIB in per_mib else ""
+            cpu_ref = f"{cpu_mib[size] / cpu_mib[MIB]:.2f}" if MIB in cpu_mib else ""
             lines.append(
                 f"| {lang} | {label(size)} | {statistics.median(times[(lang, size)]) * 1e3:.2f} | "
-                f"{per_mib[size]:.4f} | {ref} | {m['rss_peak_x']:.2f} | {m['traced_peak_x']:.2f} | "
+                f"{per_mib[size]:.4f} | {ref} | {cpu_mib[size]:.4f} | {cpu_ref} | "
+                f"{m['rss_peak_x']:.2f} | {m['traced_peak_x']:.2f} | "
                 f"{'' if m['copies'] is None else m['copies']} |")
     biggest = max(sizes)
     lines += ["", f"Where the client allocates payload-sized blocks in one {label(biggest)} call "
