@@ -30,7 +30,8 @@ def write_report(medians: Mapping[tuple[str, str, str], float],
                  meta: Mapping[str, Any], out: Path) -> str:
     keys = [(s, c) for s in sizes for c in columns]
     lines = [f"Calls per second, median of {meta['rounds']} rounds of {meta['seconds']} s "
-             f"({meta['date']}, {meta['cpus']} CPUs, worker concurrency {meta['concurrency']}):",
+             f"({meta['date']}, {meta['cpus']} CPUs, load average after {meta.get('load', '?')}, "
+             f"worker concurrency {meta['concurrency']}):",
              "",
              "| path | " + " | ".join(f"{s}, {c}" for s, c in keys) + " |",
              "|---|" + "---:|" * len(keys)]

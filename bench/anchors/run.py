@@ -110,7 +110,8 @@ def main() -> int:
     medians = {k: statistics.median(v) for k, v in rates.items()}
     meta = {"cpus": os.cpu_count(), "rounds": args.rounds, "seconds": args.seconds,
             "in_flight": args.in_flight, "concurrency": args.concurrency,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "anchors.json").write_text(json.dumps(
         {"meta": meta, "rounds": {"|".join(k): v for k, v in rates.items()}}, indent=1))
