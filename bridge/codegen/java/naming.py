@@ -5,7 +5,8 @@ Escaping (every schema string and comment the emitter copies into Java source):
 * :func:`javadoc` escapes a comment as protoc's Java generator does (``*/``, ``/*``, ``@``, ``<``,
   ``>``, ``&`` and ``\\`` as HTML entities: javac reads ``\\u`` sequences everywhere, comments
   included, so ``\\u002a/`` would close the comment), and writes non-ASCII and control characters as
-  numeric entities too: the emitter's files are ASCII whatever ``-encoding`` javac is given;
+  numeric entities (control characters as the text ``\\xNN``: doclint refuses their
+  entities): the emitter's files are ASCII whatever ``-encoding`` javac is given;
 * :func:`java_string` makes a string literal (control characters as octal escapes, never as
   ``\\u000a``, which javac would turn into a line break before reading the literal);
 * :func:`javadoc_code` is inline code in Javadoc (``<code>`` with escaped text: ``{@code}`` shows
@@ -94,6 +95,8 @@ def javadoc_text(text: str) -> str:
             out.append("&#92;")
         elif char == "\t" or " " <= char <= "~":
             out.append(char)
+        elif char < " " or "\x7f" <= char <= "\x9f":
+            out.append(f"&#92;x{ord(char):02x}")  # doclint refuses control characters' entities
         else:
             out.append(_entity(char))
         prev = char
