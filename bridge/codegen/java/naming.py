@@ -251,6 +251,22 @@ def check_names(schema: Schema, proto_file: ProtoFile, package: str) -> None:
     writes itself, an enum value ``UNRECOGNIZED`` or a keyword, a field whose accessors clash with
     generated methods."""
     _check_package(schema, proto_file, package)
+    outer = proto_file.java_outer_classname
+    if outer:
+        declared = {m.name for m in proto_file.walk_messages()}
+        declared |= {e.name for e in proto_file.walk_enums()}
+        declared |= {s.name for s in proto_file.services}
+        if not _IDENTIFIER.fullmatch(outer) or outer in JAVA_KEYWORDS or outer in declared:
+            where = _file_location(schema, proto_file, [
+                descriptor_pb2.FileDescriptorProto.OPTIONS_FIELD_NUMBER,
+                descriptor_pb2.FileOptions.JAVA_OUTER_CLASSNAME_FIELD_NUMBER,
+            ])
+            raise CodegenError(
+                f"{where}: java_outer_classname {outer!r} "
+                + ("is a type or service of the file" if outer in declared
+                   else "is no Java class name")
+                + "; choose another outer class name"
+            )
     top = {m.name for m in proto_file.messages} | {e.name for e in proto_file.enums}
     for message in proto_file.messages:
         _check_type_name(message.name, message.full_name,
