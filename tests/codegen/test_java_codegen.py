@@ -320,6 +320,37 @@ def test_what_java_cannot_take_is_refused_with_file_line(
     tmp_path: Path, body: str, message: str
 ) -> None:
     (tmp_path / "x.proto").write_text(f'syntax = "proto3";\n{body}\n')
-    schema = load([tmp_path / "x.proto"], [tmp_path])
+    schema = load([tmp_path / "x.proto"], [tmp_path], include_imports=True)
+    with pytest.raises(CodegenError, match=f"^{message}"):
+        get_emitter("java").generate(schema, {})
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"x.proto": "package a;\nmessage M {}\nservice Foo { rpc Go(M) returns (M); }\n"
+                     "service FooService { rpc Go(M) returns (M); }"},
+         r"x\.proto:5:1: service a\.FooService needs the Java class a\.FooService, which "
+         r"service a\.Foo generates too"),
+        ({"x.proto": "package a;\nmessage M {}\n"
+                     "service S {\n  rpc Echo(M) returns (M);\n  rpc echo(M) returns (M);\n}"},
+         r"x\.proto:4:1: service a\.S: rpc names clash once written as Java constants"),
+        ({"x.proto": "package a;\nmessage M {}\n"
+                     "service S {\n  rpc Import(M) returns (M);\n  rpc import_(M) returns (M);\n}"},
+         r"x\.proto:4:1: service a\.S: rpc names clash once written as Java method names"),
+        ({"y.proto": 'package b;\noption java_package = "j";\noption java_multiple_files = true;\n'
+                     "message BarService {}",
+          "x.proto": 'package a;\nimport "y.proto";\noption java_package = "j";\n'
+                     "service Bar { rpc Go(b.BarService) returns (b.BarService); }"},
+         r"x\.proto:5:1: service a\.Bar needs the Java class j\.BarService, which protoc"),
+    ],
+    ids=["service-names", "constants", "methods", "across-files"],
+)
+def test_classes_and_members_that_would_clash_are_refused_with_file_line(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    for name, body in files.items():
+        (tmp_path / name).write_text(f'syntax = "proto3";\n{body}\n')
+    schema = load([tmp_path / "x.proto"], [tmp_path], include_imports=True)
     with pytest.raises(CodegenError, match=f"^{message}"):
         get_emitter("java").generate(schema, {})

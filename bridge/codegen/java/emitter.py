@@ -134,9 +134,21 @@ class JavaEmitter:
                 schema.sanitized_descriptor_set(), [f.name for f in schema.files], ["--java_out"]
             )
         ]
+        # Every class has one file: a service class that another service's (Foo and FooService
+        # both want FooService) or protoc's class of another file would overwrite is refused.
+        owners = {f.path: "protoc (a message, enum or outer class)" for f in files}
         for proto_file in schema.files:
             for service in proto_file.services:
-                files.extend(self._service_files(schema, proto_file, service))
+                for generated in self._service_files(schema, proto_file, service):
+                    if generated.path in owners:
+                        name = generated.path.removesuffix(".java").replace("/", ".")
+                        raise CodegenError(
+                            f"{service.location or proto_file.name}: service {service.full_name} "
+                            f"needs the Java class {name}, which {owners[generated.path]} "
+                            "generates too; rename the service or the type"
+                        )
+                    owners[generated.path] = f"service {service.full_name}"
+                    files.append(generated)
         return files
 
     def _service_files(
@@ -151,14 +163,22 @@ class JavaEmitter:
         for clash in (interface, bridge):
             if clash in taken:
                 raise CodegenError(
-                    f"{proto_file.name}: service {service.name} needs the Java class "
+                    f"{service.location or proto_file.name}: service {service.name} needs the "
+                    "Java class "
                     f"{package}.{clash}, which protoc already generates for this file; "
                     "rename the service or the type"
                 )
         rpcs = [self._rpc(schema, package, m) for m in service.methods]
-        constants = [r.constant for r in rpcs]
-        if len(set(constants)) != len(constants) or "SERVICE_NAME" in constants:
-            raise CodegenError(f"{service.full_name}: rpc names clash once written as constants")
+        for attribute in ("constant", "method_name"):
+            names = [getattr(r, attribute) for r in rpcs]
+            if len(set(names)) != len(names) or (
+                attribute == "constant" and "SERVICE_NAME" in names
+            ):
+                raise CodegenError(
+                    f"{service.location or proto_file.name}: service {service.full_name}: rpc "
+                    f"names clash once written as Java {attribute.replace('_', ' ')}s "
+                    f"({', '.join(sorted(names))}); rename one"
+                )
         context = {
             "proto_name": proto_file.name,
             "package": package,
@@ -184,7 +204,10 @@ class JavaEmitter:
 
     def _rpc(self, schema: Schema, package: str, method: Method) -> _Rpc:
         if method.client_streaming:
-            raise CodegenError(f"{method.full_name}: client streaming is not supported")
+            raise CodegenError(
+                f"{method.location or method.full_name}: rpc {method.full_name}: client "
+                "streaming is not supported"
+            )
         return _Rpc(
             name=method.name,
             method_name=method_name(method.name),
