@@ -166,7 +166,9 @@ class AsyncClient:
     dropped (its calls fail with ``ServerUnavailable``; background jobs it never confirmed are
     submitted to another server), new calls go to the other servers, and it is probed again in
     the background after a backoff. While foreground jobs wait, an ECHO goes out every
-    ``keepalive`` seconds so that a server freezing mid-job is noticed too.
+    ``keepalive`` seconds (1 s: one small packet per second per server with calls waiting) so
+    that a server freezing mid-job fails its calls within ``keepalive + read_timeout`` instead of
+    holding their callers until their own timeouts.
 
     A client belongs to the event loop it is first used in (its connections live there); use
     ``Client`` from threads, or one ``AsyncClient`` per loop.
@@ -181,7 +183,7 @@ class AsyncClient:
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
         read_timeout: float = 5.0,
-        keepalive: float = 15.0,
+        keepalive: float = 1.0,
     ) -> None:
         for name, value in (("connect_timeout", connect_timeout),
                             ("read_timeout", read_timeout), ("keepalive", keepalive)):

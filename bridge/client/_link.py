@@ -275,19 +275,23 @@ class _Link:
         self.backoff = 0.0
         self.last_error: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.greeted = False  # the server answered this connection's handshake
         self.watchdog: asyncio.TimerHandle | None = None
         self.keepalive_timer: asyncio.TimerHandle | None = None
         self.probe: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        return self.connection is not None and self.connection.is_open
+        """Connected AND greeted: the server answered the handshake. A frozen gearmand still
+        completes TCP connects (the kernel's backlog), so an open socket proves nothing."""
+        return self.greeted and self.connection is not None and self.connection.is_open
 
     def in_backoff(self, now: float) -> bool:
         return not self.ready and now < self.down_until
 
     async def connect(self, timeout: float) -> Connection:
-        if self.connection is not None and self.connection.is_open:
+        if self.ready:
+            assert self.connection is not None
             return self.connection
         if self.connecting is None:
             future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
@@ -317,6 +321,7 @@ class _Link:
             reply = self.request(_T.OPTION_REQ, (b"exceptions",), _T.OPTION_RES)
             async with asyncio.timeout(timeout):
                 await reply
+            self.greeted = True
         except (ServerUnavailable, ServerError, ProtocolError, TimeoutError, OSError) as exc:
             if self.connection is not None:
                 self.connection.close()
@@ -378,7 +383,9 @@ class _Link:
         log.warning("%s", reason)
         self._mark_down(reason)
         if self.connection is not None:
-            self.connection.abort(reason)
+            # Reset, not close: submits still in the socket's send buffer must not reach the
+            # server once it wakes, since background ones are now submitted elsewhere.
+            self.connection.abort(reason, reset=True)
 
     def keep_alive(self) -> None:
         """While foreground jobs wait on this connection, ask for an ECHO now and then, so a
@@ -502,6 +509,7 @@ class _Link:
 
     def on_lost(self, reason: BaseException) -> None:
         self.connection = None
+        self.greeted = False
         for timer in (self.watchdog, self.keepalive_timer):
             if timer is not None:
                 timer.cancel()

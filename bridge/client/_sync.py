@@ -165,7 +165,7 @@ class Client:
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
         read_timeout: float = 5.0,
-        keepalive: float = 15.0,
+        keepalive: float = 1.0,
     ) -> None:
         self._async = AsyncClient(
             servers, connect_timeout=connect_timeout, reconnect_min=reconnect_min,

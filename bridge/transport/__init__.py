@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -247,10 +248,19 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.close()
 
-    def abort(self, reason: BaseException) -> None:
+    def abort(self, reason: BaseException, *, reset: bool = False) -> None:
+        """Drop the connection now (``on_lost`` is told ``reason``). ``reset``: send a TCP RST
+        and discard what the kernel has not sent yet (SO_LINGER 0), so none of it reaches a
+        server that was only frozen and wakes up later."""
         self._report_lost(reason)
         self._closed = True
         if self._transport is not None:
+            if reset:
+                sock = self._transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
             self._transport.abort()
 
     # --- internals ----------------------------------------------------------------------------
