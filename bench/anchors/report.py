@@ -14,6 +14,7 @@ COMPARISONS: list[tuple[str, str, tuple[float | None, float | None], str]] = [
     ("typed_python", "grpc_py", (1.5, 1.5), "typed → Python / grpcio ↔ grpcio"),
     ("typed_java", "grpc_cpp", (None, None), "typed → Java / gRPC → C++"),
     ("typed_java", "raw_c", (None, None), "typed → Java / raw Gearman → C"),
+    ("typed_python", "typed_c", (None, None), "typed → Python worker / typed → C shim"),
     ("grpc_cpp", "raw_c", (None, None), "gRPC → C++ / raw Gearman → C"),
 ]
 
