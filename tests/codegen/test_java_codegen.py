@@ -314,6 +314,10 @@ def test_every_rename_is_pinned_and_compiles(classpath: str, tmp_path: Path) -> 
          r"x\.proto:3:1: field a\.M\.descriptor"),
         ("package a;\nmessage M {\n  string default_instance = 1;\n}",
          r"x\.proto:3:1: field a\.M\.default_instance"),
+        ("package a;\nmessage M {\n  string Descriptor = 1;\n}",
+         r"x\.proto:3:1: field a\.M\.Descriptor"),
+        ("package a;\nmessage M {\n  repeated int32 bitField0 = 1;\n}",
+         r"x\.proto:3:1: field a\.M\.bitField0"),
     ],
 )
 def test_what_java_cannot_take_is_refused_with_file_line(

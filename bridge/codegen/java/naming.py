@@ -48,9 +48,10 @@ JAVA_KEYWORDS = frozenset(
 # class protobuf-java's generated constructors name unqualified.
 _RESERVED_TYPE_NAMES = frozenset(("java", "com", "Builder", "UnusedPrivateParameter"))
 
-# Field names whose accessors protoc 3.21.12 writes next to a generated method of the same
-# signature (getDescriptor(), getDefaultInstance()) or whose member is a generated one (bitField0_).
-_RESERVED_FIELD = re.compile(r"descriptor|default_instance|bit_field\d+")
+# Fields whose accessors (by protoc's CamelCase of the name) protoc 3.21.12 writes next to a
+# generated method of the same signature (getDescriptor(), getDefaultInstance()) or whose member
+# is a generated one (bitField0_).
+_RESERVED_FIELD = re.compile(r"Descriptor|DefaultInstance|BitField\d+")
 
 # protoc's own renames: a field whose accessor would override a method of Object or of the message
 # interfaces gets a trailing underscore (getClass_()).
@@ -154,6 +155,26 @@ def qualify_protoc_output(source: str) -> str:
     return source
 
 
+def camel_case(name: str) -> str:
+    """protoc's Java CamelCase of a field name, as in its accessors: ``f_int32`` -> ``FInt32``,
+    ``bit_field0`` -> ``BitField0`` (a letter after ``_`` or a digit is capitalised)."""
+    out: list[str] = []
+    cap_next = True
+    for char in name:
+        if "a" <= char <= "z":
+            out.append(char.upper() if cap_next else char)
+            cap_next = False
+        elif "A" <= char <= "Z":
+            out.append(char)
+            cap_next = False
+        elif "0" <= char <= "9":
+            out.append(char)
+            cap_next = True
+        else:
+            cap_next = True
+    return "".join(out)
+
+
 def _where(location: Location | None, proto_file: ProtoFile) -> str:
     return str(location) if location else proto_file.name
 
@@ -220,7 +241,7 @@ def _check_message(message: Message, proto_file: ProtoFile, enclosing: tuple[str
     where = _where(message.location, proto_file)
     nested = {m.name for m in message.messages} | {e.name for e in message.enums}
     for field in message.fields:
-        if _RESERVED_FIELD.fullmatch(field.name):
+        if _RESERVED_FIELD.fullmatch(camel_case(field.name)):
             raise CodegenError(
                 f"{where}: field {message.full_name}.{field.name}: protoc's Java accessors for "
                 "this name clash with methods every message class has; rename the field"
