@@ -30,6 +30,7 @@ from bridge.rpc.envelope import decode_error, encode_request
 from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.schema import load
 from bridge.testing import GearmandServer
+from bridge.testing.netns import NetnsLab, unavailable
 from interop_tests.langs.base import generate_interop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,6 +367,80 @@ def test_a_frozen_job_server_does_not_stop_the_healthy_one(
             assert stopped < 0.3 + 2.0, f"SIGTERM took {stopped:.2f} s with a frozen server"
         finally:
             os.kill(frozen.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("started", ["before the cut", "during the cut"])
+def test_a_cut_link_to_one_server_does_not_slow_the_healthy_one(
+    php_gen: Path, tmp_path: Path, started: str
+) -> None:
+    """s1's cable pulled (network namespaces): nothing answers, not even a SYN. Cut while the
+    worker sends s1 a job's reply, dropping s1 after the read timeout blocked close(2) for 10 s
+    (libgearman's SO_LINGER): 0 calls through s2 for 8 s. Started during the cut, every
+    reconnect to s1 stayed pending and work()/wait() polled it 10 ms per loop turn (about 80
+    calls/s through s2)."""
+    if (reason := unavailable()) is not None:
+        pytest.skip(f"no network namespaces here: {reason}")
+    nothing, sleep = encode_request(b"", encoding=PROTOBUF), bytes.fromhex("08e807")  # 1000 ms
+
+    def calls(server: str, seconds: float) -> list[tuple[float, float, bool]]:
+        done, until = [], time.monotonic() + seconds
+        with Client(server) as client:
+            while (began := time.monotonic()) < until:
+                try:
+                    ok = parse_frame(client.call(PREFIX + "Nothing", nothing, timeout=3)).kind == 1
+                except Exception:
+                    ok = False
+                done.append((began, time.monotonic() - began, ok))
+        return done
+
+    clients: list[Client] = []
+    with NetnsLab(["s1", "s2", "w", "c"]) as lab:
+        s1, s2 = (GearmandServer(host=lab.address(h), netns=lab[h].netns, threads=1).start()
+                  for h in ("s1", "s2"))
+        if started == "during the cut":
+            lab.cut("s1")
+        with (tmp_path / "worker.log").open("wb") as log:
+            servers = f"{s1.address},{s2.address}"
+            proc = subprocess.Popen(
+                lab.argv("w", [_tool("php"), str(WORKER), "--servers", servers]),
+                env={**os.environ, "BRIDGE_PHP_GEN": str(php_gen)}, stdout=subprocess.DEVNULL,
+                stderr=log)
+        try:
+            s2.wait_for_workers(PREFIX + "Echo", processes=[proc])
+            if started == "before the cut":
+                s1.wait_for_workers(PREFIX + "Echo", processes=[proc])
+                clients.append(lab.run("c", Client, s1.address))  # its thread lives on c
+                clients[0].submit(PREFIX + "Sleep", encode_request(sleep, encoding=PROTOBUF),
+                                  timeout=30)
+                time.sleep(0.5)  # the job runs: its reply goes out on a cut link
+                lab.cut("s1")
+            during = lab.run("c", calls, s2.address, 11.0)  # s1 dropped after 5 s, reconnecting
+            lab.restore("s1")
+            after = lab.run("c", calls, s2.address, 3.0)
+            back = lab.run("c", calls, s1.address, 0.5)  # the worker is back on s1 (backoff <= 2 s)
+            began = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            stopped = time.monotonic() - began
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            for closable in (*clients, s1, s2):
+                closable.close()
+    log_text = (tmp_path / "worker.log").read_text()
+    failed = [round(b - during[0][0], 2) for b, _, ok in during + after if not ok]
+    slowest = max(d for _, d, _ in during)
+    rate_during, rate_after = len(during) / 11.0, len(after) / 3.0
+    figures = (f"{len(during)} calls through s2 in 11 s of cut ({rate_during:.0f}/s, slowest "
+               f"{slowest * 1000:.0f} ms), {rate_after:.0f}/s after; log: {log_text[-1500:]}")
+    assert "no answer for" in log_text, figures  # s1 was dropped (and reconnected) during the cut
+    assert not failed, f"calls through s2 failed at {failed} s; {figures}"
+    assert slowest < 1.0, figures
+    assert rate_during >= rate_after / 3, figures
+    assert any(ok for _, _, ok in back[-3:]), f"the worker did not come back to s1; {figures}"
+    assert stopped < 2.0, f"SIGTERM took {stopped:.2f} s; {figures}"
 
 
 @pytest.mark.timeout(60)

@@ -20,7 +20,9 @@ final class ServerLink
 {
     private const BACKOFF_MIN_MS = 50;
     private const BACKOFF_MAX_MS = 2000;
-    private const CONNECT_WAIT_MS = 20;
+    /** How long addServer() may wait for the TCP handshake and OPTION_RES: the loop serving the
+     * other servers stands still meanwhile. A connect not done by then goes on in the background. */
+    private const CONNECT_WAIT_MS = 5;
 
     private ?\GearmanWorker $gearman = null;
     /** When the server started owing an answer (hrtime seconds), null while it owes none. */
@@ -60,6 +62,12 @@ final class ServerLink
         return $this->gearman !== null;
     }
 
+    /** Whether this server has sent bytes on its connection (else it may still be connecting). */
+    public function heard(): bool
+    {
+        return $this->heard;
+    }
+
     /** When a link in backoff may try again (hrtime seconds); 0 when connected. */
     public function retryAt(): float
     {
@@ -82,6 +90,13 @@ final class ServerLink
             return false;
         }
         $gearman = $this->gearman;
+        if (!$this->heard) {
+            // Connecting, or connected to a server that has not said a word: libgearman's work()
+            // polls the socket for the whole timeout even in non-blocking mode, and a connect to a
+            // host behind a cut link (SYN never answered) stayed pending for the read timeout while
+            // the other servers waited 10 ms per loop turn. Look, never wait; the loop comes back.
+            $gearman->setTimeout(0);
+        }
         $ran = @$gearman->work();
         // A job runs in blocking mode (jobStarted()); the loop is non-blocking again afterwards.
         $gearman->addOptions(GEARMAN_WORKER_NON_BLOCKING);
@@ -90,7 +105,7 @@ final class ServerLink
             return true;
         }
         $rc = $gearman->returnCode();
-        if ($rc === GEARMAN_IO_WAIT) {
+        if ($rc === GEARMAN_IO_WAIT || ($rc === GEARMAN_TIMEOUT && !$this->heard)) {
             $this->waitingSince ??= $now;
             if (($now - $this->waitingSince) * 1000 >= $this->readTimeoutMs) {
                 $this->drop(sprintf('no answer for %.1f s; reconnecting', $now - $this->waitingSince));
@@ -179,7 +194,7 @@ final class ServerLink
 
     public function close(): void
     {
-        $this->gearman = null;
+        $this->release();
     }
 
     private function connect(): void
@@ -207,6 +222,7 @@ final class ServerLink
     private function answered(): void
     {
         $this->waitingSince = null;
+        $this->heard = true;
         if ($this->failing) {
             ($this->log)("job server {$this->name()} answers again");
         }
@@ -221,10 +237,24 @@ final class ServerLink
             ($this->log)("job server {$this->name()}: {$why}");
             $this->failing = true;
         }
-        $this->gearman = null;
+        $this->release();
         $this->waitingSince = null;
         $this->sleeping = false;
         $this->backoffMs = min(self::BACKOFF_MAX_MS, max(self::BACKOFF_MIN_MS, $this->backoffMs * 2));
         $this->retryAt = hrtime(true) / 1e9 + $this->backoffMs / 1000;
+    }
+
+    /**
+     * Lets go of the connection without waiting. libgearman sets SO_LINGER (10 s) on its sockets:
+     * closing one whose bytes the server never took (link cut: a GRAB, a WORK_COMPLETE) blocked
+     * close(2), and with it every other server's loop and SIGTERM, for 10 s. Without lingering the
+     * kernel goes on delivering those bytes in the background.
+     */
+    private function release(): void
+    {
+        if ($this->gearman !== null) {
+            SocketPoll::unlinger($this);
+        }
+        $this->gearman = null;
     }
 }

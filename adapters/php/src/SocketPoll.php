@@ -22,11 +22,25 @@ final class SocketPoll
     private const POLLPRI = 0x002;
     private const AF_INET = 2;
     private const AF_INET6 = 10;
+    private const SOL_SOCKET = 1;
+    private const SO_LINGER = 13;
+    /** The longest wait while a server's connect is pending: its socket cannot be found (it has
+     * no peer yet), so the loop looks at it this often instead. */
+    private const CONNECTING_POLL_MS = 20;
 
     private static \FFI|false|null $libc = null;
 
     /** @var array<int, array{int, string}> per link id: [fd, "socket:[inode]"] */
     private array $known = [];
+    /** Whether two of the worker's servers share a port (then a socket is told by address too). */
+    private readonly bool $portShared;
+
+    /** @param list<ServerLink> $all every server of the worker, not only the ones polled at a time */
+    public function __construct(array $all)
+    {
+        $ports = array_map(static fn (ServerLink $l): int => $l->port, $all);
+        $this->portShared = count(array_unique($ports)) < count($ports);
+    }
 
     public static function available(): bool
     {
@@ -36,6 +50,8 @@ final class SocketPoll
     /**
      * Waits up to $timeoutMs until one of $links' sockets has something to read; marks those
      * links awake. Returns false when a socket could not be found (the caller waits its own way).
+     * A link whose server has not spoken yet may still be connecting (no peer address): it is left
+     * out, and the wait is cut to CONNECTING_POLL_MS so step() looks at it again soon.
      *
      * @param list<ServerLink> $links the connected links
      */
@@ -49,7 +65,14 @@ final class SocketPoll
         if ($fds === null) {
             return false;
         }
+        if (count($fds) < count($links)) {
+            $timeoutMs = min($timeoutMs, self::CONNECTING_POLL_MS);
+        }
         $n = count($fds);
+        if ($n === 0) {
+            usleep($timeoutMs * 1000);
+            return true;
+        }
         $set = $libc->new("struct pollfd[{$n}]");
         foreach (array_values($fds) as $i => $fd) {
             $set[$i]->fd = $fd;
@@ -70,6 +93,7 @@ final class SocketPoll
 
     /**
      * The socket of each link, by index in $links, or null when one is not found exactly once.
+     * A link whose server has not spoken yet and whose socket is not found is left out.
      *
      * @param list<ServerLink> $links
      * @return array<int, int>|null
@@ -93,12 +117,45 @@ final class SocketPoll
         $fds = [];
         foreach ($links as $index => $link) {
             $known = $this->known[spl_object_id($link)] ?? null;
-            if ($known === null) {
+            if ($known !== null) {
+                $fds[$index] = $known[0];
+            } elseif ($link->heard()) {
                 return null;
             }
-            $fds[$index] = $known[0];
         }
         return $fds;
+    }
+
+    /**
+     * Turns SO_LINGER off on $link's sockets (libgearman sets 10 s), so closing one whose bytes the
+     * server has not taken returns at once instead of blocking the process. Without FFI: nothing.
+     */
+    public static function unlinger(ServerLink $link): void
+    {
+        $libc = self::libc();
+        if ($libc === false || !is_dir('/proc/self/fd')) {
+            return;
+        }
+        $off = $libc->new('int[2]');  // struct linger { int l_onoff; int l_linger; }: {0, 0}
+        foreach (array_keys(self::sockets($libc)) as $fd) {
+            $peer = self::peer($libc, $fd);
+            if ($peer !== null && $peer[1] === $link->port && in_array($peer[0], $link->addresses(), true)) {
+                $libc->setsockopt($fd, self::SOL_SOCKET, self::SO_LINGER, \FFI::addr($off[0]), 8);
+            }
+        }
+    }
+
+    /** @return array<int, string> this process's sockets: fd => "socket:[inode]" */
+    private static function sockets(\FFI $libc): array
+    {
+        $sockets = [];
+        foreach (@scandir('/proc/self/fd') ?: [] as $entry) {
+            $target = ctype_digit($entry) ? @readlink("/proc/self/fd/{$entry}") : false;
+            if ($target !== false && str_starts_with($target, 'socket:')) {
+                $sockets[(int) $entry] = $target;
+            }
+        }
+        return $sockets;
     }
 
     /** @param list<ServerLink> $links */
@@ -106,20 +163,15 @@ final class SocketPoll
     {
         $libc = self::libc();
         assert($libc !== false);
-        $portShared = count(array_unique(array_map(static fn (ServerLink $l): int => $l->port, $links))) < count($links);
         $found = [];
-        foreach (@scandir('/proc/self/fd') ?: [] as $entry) {
-            $target = ctype_digit($entry) ? @readlink("/proc/self/fd/{$entry}") : false;
-            if ($target === false || !str_starts_with($target, 'socket:')) {
-                continue;
-            }
-            $peer = self::peer($libc, (int) $entry);
+        foreach (self::sockets($libc) as $fd => $target) {
+            $peer = self::peer($libc, $fd);
             if ($peer === null) {
                 continue;
             }
             foreach ($links as $link) {
-                if ($peer[1] === $link->port && (!$portShared || in_array($peer[0], $link->addresses(), true))) {
-                    $found[spl_object_id($link)][] = [(int) $entry, $target];
+                if ($peer[1] === $link->port && (!$this->portShared || in_array($peer[0], $link->addresses(), true))) {
+                    $found[spl_object_id($link)][] = [$fd, $target];
                 }
             }
         }
@@ -158,7 +210,8 @@ final class SocketPoll
                     ? \FFI::cdef(
                         'struct pollfd { int fd; short events; short revents; };'
                         . 'int poll(struct pollfd *fds, unsigned long nfds, int timeout);'
-                        . 'int getpeername(int fd, void *address, unsigned int *length);',
+                        . 'int getpeername(int fd, void *address, unsigned int *length);'
+                        . 'int setsockopt(int fd, int level, int name, const void *value, unsigned int length);',
                         'libc.so.6'
                     )
                     : false;

@@ -121,7 +121,7 @@ final class Worker
         // One server: wait on it alone for a while. Several: wait on each in turn, briefly, so a
         // job on one is picked up at most a few milliseconds late while the others are watched.
         $waitMs = count($links) === 1 ? self::POLL_MS : self::SHARED_POLL_MS;
-        $this->poll = count($links) > 1 && SocketPoll::available() ? new SocketPoll() : null;
+        $this->poll = count($links) > 1 && SocketPoll::available() ? new SocketPoll($links) : null;
         while (!$this->stopping) {
             $ran = false;
             $deferred = [];
@@ -161,7 +161,8 @@ final class Worker
         $left = 0.0;
         foreach ($links as $link) {
             $owed = $link->owedFor($now);
-            if ($link !== $except && $owed > 0.0 && $owed < self::GRAB_STALL_MS / 1000) {
+            // A link whose server has not spoken yet (connecting: link cut, server down) has no GRAB out.
+            if ($link !== $except && $link->heard() && $owed > 0.0 && $owed < self::GRAB_STALL_MS / 1000) {
                 $left = max($left, self::GRAB_STALL_MS / 1000 - $owed);
             }
         }
@@ -201,7 +202,9 @@ final class Worker
         });
         $each = count($links) === 1 ? $waitMs : min($waitMs, self::SHARED_POLL_MS);
         foreach ($connected as $link) {
-            if ($link->wait($each) || $this->stopping) {
+            // A server that has not spoken yet may be a connect that never completes (link cut):
+            // a glance at it, so it costs the others no more than a millisecond per turn.
+            if ($link->wait(count($links) === 1 || $link->heard() ? $each : 1) || $this->stopping) {
                 return;
             }
         }
