@@ -62,11 +62,20 @@ FORBIDDEN_FIELD_WORDS = (
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
-# The java.lang names protoc 3.21.12 writes unqualified, each in one code shape; written in full
-# so that a message of the same name does not hide them.
+# The java.lang names protoc 3.21.12 writes unqualified, each in the code shapes it writes them
+# in (anchored at the start of the line: never inside a string literal, say the embedded
+# descriptor or a default value); written in full so that a message of that name does not hide
+# them.
 _UNQUALIFIED = (
     (re.compile(r"^(\s*if \(ref instanceof )String\) \{$", re.M), r"\1java.lang.String) {"),
-    (re.compile(r"(throw new )(NullPointerException|RuntimeException)\("), r"\1java.lang.\2("),
+    (
+        re.compile(
+            r"^(\s*(?:if \((?:value|key) == null\) \{ )?throw new )"
+            r"(NullPointerException|RuntimeException)\(",
+            re.M,
+        ),
+        r"\1java.lang.\2(",
+    ),
     (re.compile(r"^(\s*)@SuppressWarnings\(", re.M), r"\1@java.lang.SuppressWarnings("),
 )
 
