@@ -435,10 +435,10 @@ def test_a_cut_link_to_one_server_does_not_slow_the_healthy_one(
     rate_during, rate_after = len(during) / 11.0, len(after) / 3.0
     figures = (f"{len(during)} calls through s2 in 11 s of cut ({rate_during:.0f}/s, slowest "
                f"{slowest * 1000:.0f} ms), {rate_after:.0f}/s after; log: {log_text[-1500:]}")
-    assert "no answer for" in log_text, figures  # s1 was dropped (and reconnected) during the cut
     assert not failed, f"calls through s2 failed at {failed} s; {figures}"
     assert slowest < 1.0, figures
     assert rate_during >= rate_after / 3, figures
+    assert "no answer for" in log_text, figures  # s1 was dropped (and reconnected) during the cut
     assert any(ok for _, _, ok in back[-3:]), f"the worker did not come back to s1; {figures}"
     assert stopped < 2.0, f"SIGTERM took {stopped:.2f} s; {figures}"
 
