@@ -230,6 +230,14 @@ class Connection(asyncio.BufferedProtocol):
     def must_drain(self) -> bool:
         return self._paused
 
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written but not yet handed to the kernel (the transport's send buffer): it
+        only grows while the peer does not read."""
+        if self._transport is None:
+            return 0
+        return self._transport.get_write_buffer_size() + sum(len(part) for part in self._out)
+
     async def drain(self) -> None:
         """Wait until the transport's send buffer is below its high-water mark."""
         if not self._paused:

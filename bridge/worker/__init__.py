@@ -92,7 +92,8 @@ class Worker:
     ``read_timeout``: seconds a job server may leave a GRAB_JOB_UNIQ or ECHO_REQ unanswered (with
     nothing read from it meanwhile) before its connection is closed and made again.
     ``keepalive``: seconds of silence on a connection after which the worker sends ECHO_REQ, so a
-    server that froze while the worker had nothing to ask it is noticed too.
+    server that froze while the worker had nothing to ask it (or while it was sending it a job's
+    results) is noticed too.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class Worker:
         client_id: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 5.0,
-        keepalive: float = 10.0,
+        keepalive: float = 2.0,
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
@@ -127,6 +128,7 @@ class Worker:
         self._jobs = 0  # jobs running (async and threaded)
         self._jobs_on: dict[Connection, int] = {}  # running jobs per connection
         self._running: set[asyncio.Future[Any]] = set()
+        self._connection_of: dict[asyncio.Future[Any], Connection] = {}
         self._threaded: set[JobContext] = set()  # plain handlers running in the pool
         self._idle: asyncio.Event | None = None  # set while no job runs
         self._stopped: asyncio.Event | None = None
@@ -184,6 +186,7 @@ class Worker:
         self._grabs = self._jobs = 0
         self._jobs_on = {}
         self._running = set()
+        self._connection_of = {}
         self._threaded = set()
         self._stopped = asyncio.Event()
         self._idle = asyncio.Event()
@@ -341,6 +344,7 @@ class Worker:
             handler(context)  # type: ignore[arg-type]
         )
         self._running.add(future)
+        self._connection_of[future] = connection
         future.add_done_callback(functools.partial(self._finish, context))
 
     def _run_threaded(self, handler: Handler, context: JobContext) -> None:
@@ -384,13 +388,26 @@ class Worker:
             self._threaded.discard(context)
             self._job_ended(context)
 
+    def abandon_jobs_of(self, connection: Connection) -> None:
+        """The connection a job came on is gone: gearmand re-queues the job and nothing it sends
+        can arrive, so async handlers still running for it are cancelled (their slots free at
+        once). Plain handlers in threads cannot be interrupted: their sends are dropped."""
+        for future, of in list(self._connection_of.items()):
+            if of is connection and not future.done():
+                future.cancel()
+
     def _finish(self, context: JobContext, future: asyncio.Future[Any]) -> None:
         self._running.discard(future)
+        self._connection_of.pop(future, None)
         outcome: BaseException | object = None
         try:
             if future.cancelled():
                 if self._stopping:
                     return  # stopped without grace: say nothing, gearmand re-queues the job
+                if not context._connection.is_open:
+                    log.warning("worker: %s job %r abandoned: its job server connection is "
+                                "gone (gearmand re-queues it)", context.function, context.handle)
+                    return
                 # The handler was cancelled from inside; the caller must still get an answer.
                 outcome = asyncio.CancelledError("handler was cancelled")
             else:

@@ -10,7 +10,11 @@ docs/wire-contract.md, section 7. Per server:
   read from the server meanwhile, closes the connection: its slot goes back to the other servers,
   gearmand re-queues whatever it had assigned on it, and the link reconnects with backoff;
 - a connection silent for ``keepalive`` seconds (asleep after PRE_SLEEP, or busy running jobs) gets
-  an ECHO_REQ, so a frozen server is noticed even while the worker has nothing to ask it.
+  an ECHO_REQ, so a frozen server is noticed even while the worker has nothing to ask it;
+- a connection whose unsent data has not moved for ``read_timeout`` seconds (one second once the
+  worker is stopping) is closed too: the server stopped reading mid-job. The jobs running for it
+  are cancelled, since nothing they send can arrive (gearmand re-queues them), and their slots go
+  back to the other servers at once.
 """
 
 from __future__ import annotations
@@ -128,11 +132,22 @@ class Link:
         """Closes the connection when an answer is overdue; sends the keepalive ECHO_REQ."""
         worker = self.worker
         tick = min(1.0, max(0.02, min(worker.read_timeout, worker.keepalive) / 5))
+        unsent, stalled_since = 0, 0.0
         while connection.is_open:
             await asyncio.sleep(tick)
             if self.connection is not connection or not connection.is_open:
                 return
             now = time.monotonic()
+            pending = connection.unsent_bytes
+            if not pending or pending < unsent:
+                stalled_since = now  # nothing waiting, or it moved
+            unsent = pending
+            limit = min(worker.read_timeout, 1.0) if worker.stopping else worker.read_timeout
+            if pending and now - stalled_since >= limit:
+                await self._give_up(
+                    connection, f"{pending} bytes unsent for {now - stalled_since:.1f}s: the "
+                    f"server stopped reading")
+                return
             if self.grabbing or self.echoes:
                 silent = now - max(self.asked_at, connection.last_read)
                 if silent >= worker.read_timeout:
@@ -234,9 +249,12 @@ class Link:
         return False
 
     def on_lost(self, reason: BaseException) -> None:
+        lost = self.connection
         self.ready = self.sleeping = False
         self.echoes = 0
         self.connection = None
+        if lost is not None:
+            self.worker.abandon_jobs_of(lost)
         self.connected.clear()
         if self.grabbing:
             self.grabbing = False

@@ -312,3 +312,44 @@ def test_rejected_oversized_payloads_are_freed_at_once(
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_a_server_freezing_while_the_worker_sends_it_results_does_not_hold_the_worker(
+    gearmand_factory: GearmandFactory,
+) -> None:
+    # The worker streams 1 MiB items to A's caller when A freezes: its writes stall. Before, the
+    # job held the worker's only slot (and its stop) until a 10 s keepalive plus the read
+    # timeout, or for ever once stopping; now the stalled connection is closed after the read
+    # timeout, its job cancelled (nothing it sends can arrive) and B is served.
+    sick, healthy = gearmand_factory(), gearmand_factory()
+    chunk = b"x" * (1 << 20)
+    sent: list[int] = []
+
+    async def flood(job: JobContext) -> bytes:
+        if job.payload != b"flood":
+            return job.payload
+        for i in range(2000):
+            job.send_data(chunk)
+            sent.append(i)
+            await job.drain()
+            await asyncio.sleep(0.005)
+        return b"done"
+
+    async with running_worker([sick.address, healthy.address], {"echo": flood},
+                              read_timeout=2.0) as worker:
+        async with AsyncClient(sick.address) as flooded:
+            stream = asyncio.ensure_future(flooded.call("echo", b"flood", timeout=60,
+                                                        on_data=lambda _: None))
+            await wait_until(lambda: len(sent) >= 3, 10)
+            with frozen(sick):
+                started = time.monotonic()
+                answers = await _calls_through(healthy, 5, timeout=15)
+                served_after = time.monotonic() - started
+                stopping = time.monotonic()
+                await worker.stop(graceful=True)
+                stop_took = time.monotonic() - stopping
+            stream.cancel()
+            await asyncio.gather(stream, return_exceptions=True)
+    assert answers == [b"%d" % i for i in range(5)]
+    assert served_after < 2.0 + 2.0 + 4.0  # keepalive + read timeout + slack on a busy machine
+    assert stop_took < 3.0
