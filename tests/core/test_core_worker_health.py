@@ -336,20 +336,19 @@ async def test_a_server_freezing_while_the_worker_sends_it_results_does_not_hold
         return b"done"
 
     async with running_worker([sick.address, healthy.address], {"echo": flood},
-                              read_timeout=2.0) as worker:
-        async with AsyncClient(sick.address) as flooded:
-            stream = asyncio.ensure_future(flooded.call("echo", b"flood", timeout=60,
-                                                        on_data=lambda _: None))
-            await wait_until(lambda: len(sent) >= 3, 10)
-            with frozen(sick):
-                started = time.monotonic()
-                answers = await _calls_through(healthy, 5, timeout=15)
-                served_after = time.monotonic() - started
-                stopping = time.monotonic()
-                await worker.stop(graceful=True)
-                stop_took = time.monotonic() - stopping
-            stream.cancel()
-            await asyncio.gather(stream, return_exceptions=True)
+                              read_timeout=2.0) as worker, AsyncClient(sick.address) as flooded:
+        stream = asyncio.ensure_future(flooded.call("echo", b"flood", timeout=60,
+                                                    on_data=lambda _: None))
+        await wait_until(lambda: len(sent) >= 3, 10)
+        with frozen(sick):
+            started = time.monotonic()
+            answers = await _calls_through(healthy, 5, timeout=15)
+            served_after = time.monotonic() - started
+            stopping = time.monotonic()
+            await worker.stop(graceful=True)
+            stop_took = time.monotonic() - stopping
+        stream.cancel()
+        await asyncio.gather(stream, return_exceptions=True)
     assert answers == [b"%d" % i for i in range(5)]
     assert served_after < 2.0 + 2.0 + 4.0  # keepalive + read timeout + slack on a busy machine
     assert stop_took < 3.0
