@@ -343,20 +343,28 @@ def test_what_java_cannot_take_is_refused_with_file_line(
         ({"x.proto": "package a;\nmessage M {}\n"
                      "service S {\n  rpc Import(M) returns (M);\n  rpc import_(M) returns (M);\n}"},
          r"x\.proto:4:1: service a\.S: rpc names clash once written as Java method names"),
-        ({"y.proto": 'package b;\noption java_package = "j";\noption java_multiple_files = true;\n'
-                     "message BarService {}",
-          "x.proto": 'package a;\nimport "y.proto";\noption java_package = "j";\n'
-                     "service Bar { rpc Go(b.BarService) returns (b.BarService); }"},
+        ({"x.proto": 'package a;\nimport "y.proto";\noption java_package = "j";\n'
+                     "service Bar { rpc Go(b.BarService) returns (b.BarService); }",
+          "y.proto": 'package b;\noption java_package = "j";\noption java_multiple_files = true;\n'
+                     "message BarService {}"},
          r"x\.proto:5:1: service a\.Bar needs the Java class j\.BarService, which protoc"),
+        ({"builder.proto": "package a;\nmessage M {}"},
+         r"builder\.proto:1:1: the file's Java outer class would be Builder"),
+        ({"m_or_builder.proto": "package a;\noption java_multiple_files = true;\nmessage M {}"},
+         r"m_or_builder\.proto:1:1: the file's Java outer class would be MOrBuilder"),
+        ({"x.proto": 'package a;\noption java_outer_classname = "KindCase";\n'
+                     "message M { oneof kind { string s = 1; } }"},
+         r"x\.proto:3:1: the file's Java outer class would be KindCase"),
     ],
-    ids=["service-names", "constants", "methods", "across-files"],
+    ids=["service-names", "constants", "methods", "across-files", "outer-builder",
+         "outer-orbuilder", "outer-oneof-case"],
 )
 def test_classes_and_members_that_would_clash_are_refused_with_file_line(
     tmp_path: Path, files: dict[str, str], message: str
 ) -> None:
     for name, body in files.items():
         (tmp_path / name).write_text(f'syntax = "proto3";\n{body}\n')
-    schema = load([tmp_path / "x.proto"], [tmp_path], include_imports=True)
+    schema = load([tmp_path / next(iter(files))], [tmp_path], include_imports=True)
     with pytest.raises(CodegenError, match=f"^{message}"):
         get_emitter("java").generate(schema, {})
 

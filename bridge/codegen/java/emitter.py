@@ -125,7 +125,9 @@ class JavaEmitter:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the java generator takes no options, got: {unknown}")
         for proto_file in schema.files:
-            check_names(schema, proto_file, java_package(proto_file))
+            check_names(
+                schema, proto_file, java_package(proto_file), outer_class_name(proto_file)
+            )
         files = [
             GeneratedFile(f.path, qualify_protoc_output(f.data().decode("utf-8")))
             if f.path.endswith(".java")

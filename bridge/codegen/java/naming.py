@@ -256,7 +256,7 @@ def _check_message(message: Message, proto_file: ProtoFile, enclosing: tuple[str
                 "this name clash with methods every message class has; rename the field"
             )
     for oneof in message.oneofs:
-        case = "".join(p[:1].upper() + p[1:] for p in oneof.name.split("_")) + "Case"
+        case = camel_case(oneof.name) + "Case"
         if case in nested:
             raise CodegenError(
                 f"{where}: {message.full_name}: a nested type is named {case}, the enum protoc "
@@ -275,14 +275,37 @@ def _check_message(message: Message, proto_file: ProtoFile, enclosing: tuple[str
         _check_enum(enum, proto_file)
 
 
-def check_names(schema: Schema, proto_file: ProtoFile, package: str) -> None:
+def _check_outer_class(schema: Schema, proto_file: ProtoFile, outer: str) -> None:
+    """The outer class holds every type of the file (without java_multiple_files; else it sits
+    next to them): it cannot take the name of a class protoc nests in it or puts beside it."""
+    nested = {"Builder", "UnusedPrivateParameter"}
+    for message in proto_file.walk_messages():
+        nested.add(f"{message.name}OrBuilder")
+        nested |= {camel_case(o.name) + "Case" for o in message.oneofs}
+    if outer not in nested:
+        return
+    if proto_file.java_outer_classname:
+        where = _file_location(schema, proto_file, [
+            descriptor_pb2.FileDescriptorProto.OPTIONS_FIELD_NUMBER,
+            descriptor_pb2.FileOptions.JAVA_OUTER_CLASSNAME_FIELD_NUMBER,
+        ])
+    else:
+        where = f"{proto_file.name}:1:1"
+    raise CodegenError(
+        f"{where}: the file's Java outer class would be {outer}, a name protoc's classes of this "
+        'file already use; set option java_outer_classname = "..." to another name'
+    )
+
+
+def check_names(schema: Schema, proto_file: ProtoFile, package: str, outer: str) -> None:
     """Raise CodegenError (``file:line:column: ...``) for a name protoc's Java output cannot
     compile: a package part that is a keyword, a type named like a keyword or like a class protoc
     writes itself, an enum value ``UNRECOGNIZED`` or a keyword, a field whose accessors clash with
     generated methods."""
     _check_package(schema, proto_file, package)
-    outer = proto_file.java_outer_classname
-    if outer:
+    _check_outer_class(schema, proto_file, outer)
+    if proto_file.java_outer_classname:
+        outer = proto_file.java_outer_classname
         declared = {m.name for m in proto_file.walk_messages()}
         declared |= {e.name for e in proto_file.walk_enums()}
         declared |= {s.name for s in proto_file.services}
