@@ -1,8 +1,9 @@
 """Every Java keyword and the class and method names Java code around a message already uses
 (java.lang's, protobuf-java's, the bridge runtime's, Object's methods), in every place a schema
 can put a name (field, oneof, rpc, service, message nested in the outer class or top-level with
-java_multiple_files, enum value): `bridge generate --lang java` either refuses the schema with
-file:line or writes code that compiles against the runtime jar. Never output that fails later."""
+java_multiple_files, enum value, the file name that names the outer class): `bridge generate
+--lang java` either refuses the schema with file:line or writes code that compiles against the
+runtime jar. Never output that fails later."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ WORDS = [
     "Bridge", "CallContext", "Rpc", "Worker", "ReplyStream", "getClass", "hashCode", "toString",
     "equals", "notify", "wait", "clone", "finalize", "register", "getDescriptor", "parseFrom",
     "newBuilder", "toBuilder",
+]
+
+FILE_STEMS = [
+    "string", "object", "class", "builder", "java", "com", "override", "suppress_warnings",
+    "null_pointer_exception", "runtime_exception", "worker", "call_context", "rpc",
+    "reply_stream", "m_or_builder", "kind_case", "unused_private_parameter", "s_service",
+    "s_bridge",
 ]
 
 PLACES = {
@@ -82,6 +90,25 @@ def test_each_name_in_each_place_is_refused_with_file_line_or_compiles(
                 refused.append(f"{place} {word}")
             else:
                 generated.append(f"{place} {word}")
+    # File names: the outer class is named after the file.
+    for i, stem in enumerate(FILE_STEMS):
+        name = f"{stem}.proto"
+        (protos / name).write_text(
+            f'syntax = "proto3";\npackage f{i};\n'
+            "message M { string s = 1; map<string, M> m = 2; oneof kind { M n = 3; } }\n"
+            "service S { rpc Go(M) returns (stream M); }\n"
+        )
+        try:
+            write_files(get_emitter("java").generate(load([protos / name], [protos]), {}), gen)
+        except CodegenError as exc:
+            assert re.match(rf"{re.escape(name)}:\d+:\d+: ", str(exc)), str(exc)
+            refused.append(f"file {stem}")
+        else:
+            generated.append(f"file {stem}")
+    assert sorted(r for r in refused if r.startswith("file ")) == [
+        "file builder", "file kind_case", "file m_or_builder", "file s_bridge", "file s_service",
+        "file unused_private_parameter",
+    ]
     # Keywords are refused as type and enum value names, and taken everywhere else.
     for keyword in ("class", "int", "default", "yield"):
         assert f"message {keyword}" in refused and f"enum_value {keyword}" in refused
