@@ -4,6 +4,7 @@ gearmand servers: reply frames, poison jobs, a frozen job server, SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -474,3 +475,62 @@ def test_sigterm_while_a_large_reply_is_stuck_on_a_frozen_server(
         client.close()
     assert code == 0, worker.log
     assert elapsed < 2.0, f"exit took {elapsed:.2f} s"
+
+
+@pytest.mark.timeout(120)
+def test_a_server_freezing_while_the_worker_streams_to_it_does_not_hold_the_worker(
+    gearmand_factory: Callable[..., GearmandServer], generated: Path,
+    ruby_workers: list[RubyWorker],
+) -> None:
+    """The worker (default concurrency 1) streams 1 MiB items to A's caller when A freezes: its
+    writes stall. The stalled connection is closed after the read timeout (5 s), the job ends
+    there (gearmand re-queues it) and the slot goes back: calls through B are answered within
+    10 s of the freeze (before: 30 s, the I/O timeout); SIGTERM still ends the worker in 2 s."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = RubyWorker(generated, f"{frozen.address},{healthy.address}")
+    ruby_workers.append(worker)
+    _wait_served(frozen.address, 15)
+    _wait_served(healthy.address, 15)
+    items: list[int] = []
+    request = encode_request(
+        msgpack.packb({"count": 400, "payload_size": 1 << 20, "delay_ms": 5}), encoding=MSGPACK)
+    streamer = Client(frozen.address)
+
+    def stream() -> None:
+        # the frozen server's call fails or is cut off: not what is tested
+        with contextlib.suppress(Exception):
+            streamer.call("bridge.interop.v1.Interop.Stream", request, timeout=60,
+                          on_data=lambda data: items.append(len(data)))
+
+    caller = threading.Thread(target=stream, daemon=True)
+    answered: list[float] = []
+    try:
+        caller.start()
+        end = time.monotonic() + 15
+        while len(items) < 3:
+            assert time.monotonic() < end, "the stream did not start"
+            time.sleep(0.005)
+        _freeze(frozen)
+        frozen_at = time.monotonic()
+        with Client(healthy.address) as client:
+            while len(answered) < 5 and time.monotonic() - frozen_at < 10.0:
+                text = f"call {len(answered)}"
+                try:
+                    reply = _echo(client, text, timeout=2)
+                except Exception:  # timed out: the worker's slot is still held by the frozen job
+                    continue
+                assert reply == text
+                answered.append(time.monotonic() - frozen_at)
+        stopping = time.monotonic()
+        code = worker.stop(timeout=10)
+        stop_took = time.monotonic() - stopping
+    finally:
+        _thaw(frozen)
+        streamer.close()
+    caller.join(timeout=15)
+    assert len(answered) == 5 and answered[-1] < 10.0, (
+        f"calls through B answered at {[round(t, 1) for t in answered]} s after A froze "
+        f"(at most 10 s wanted)\n{worker.log[-3000:]}")
+    assert "abandoned" in worker.log, worker.log[-3000:]
+    assert code == 0, worker.log[-3000:]
+    assert stop_took < 2.0, f"SIGTERM took {stop_took:.2f} s"

@@ -14,7 +14,8 @@ class TestDispatcher < Minitest::Test
     attr_reader :packets
 
     def initialize = @packets = []
-    def send_packet(type, *args) = @packets << [type, *args]
+    def generation = 1
+    def send_packet(type, *args, hold: false, generation: nil) = @packets << [type, *args]
   end
 
   class Handler < V1::Interop::Service

@@ -228,6 +228,29 @@ class TestWorker < Minitest::Test
     connection&.close
   end
 
+  # A server that stops reading (frozen, cut off) while a job's items are written: the write
+  # gives up after io_timeout without progress and closes the connection; the job's later
+  # packets fail at once, also after the connection was made again.
+  def test_a_write_the_server_does_not_read_closes_the_connection_after_io_timeout
+    deaf = TCPServer.new("127.0.0.1", 0) # accepts (the kernel does) and never reads
+    connection = G::Connection.new("127.0.0.1", deaf.addr[1], io_timeout: 0.5).connect
+    job = Bridge::Job.new(connection, "H:1", "f", "", "")
+    job.frame_replies(:msgpack, 0)
+    item = "x".b * (1 << 20)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    error = assert_raises(G::ConnectionError) { 200.times { job.send_item(item) } }
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    assert_match(/read nothing/, error.message)
+    assert_operator elapsed, :<, 3.0, "a write stalled #{elapsed.round(2)} s with io_timeout 0.5"
+    refute connection.connected?, "the stalled connection is closed"
+    connection.connect
+    assert_raises(G::ConnectionError) { job.complete_stream }
+    connection.send_packet(:ECHO_REQ, "a new job's packets go out")
+  ensure
+    connection&.close
+    deaf&.close
+  end
+
   def test_server_addresses
     assert_equal [["a", 1], ["b", 4730], ["::1", 9]], Bridge::Worker.parse_servers("a:1, b,[::1]:9")
     assert_raises(ArgumentError) { Bridge::Worker.parse_servers("") }

@@ -22,6 +22,7 @@ module Bridge
     # Gearman::Connection#send_packet); whoever sets it must send or flush right after the job.
     def initialize(connection, handle, function_name, unique, payload, hold_final: false)
       @connection = connection
+      @generation = connection.generation # replies go to the connection the job came on, or nowhere
       @hold_final = hold_final
       @handle = handle
       @function_name = function_name
@@ -88,14 +89,14 @@ module Bridge
     def intermediate(type, data, *rest)
       raise Bridge::Error.new(:failed_precondition, "the job already ended; #{type} not sent") if @finished
 
-      @connection.send_packet(type, @handle, data, *rest)
+      @connection.send_packet(type, @handle, data, *rest, generation: @generation)
     end
 
     def final(type, *args)
       return if @finished
 
       @finished = true
-      @hold_final ? @connection.send_packet(type, *args, hold: true) : @connection.send_packet(type, *args)
+      @connection.send_packet(type, *args, hold: @hold_final, generation: @generation)
     end
   end
 

@@ -15,7 +15,9 @@ module Bridge
   # connection whose server has answered (ECHO_RES after connecting, NOOP or an echo after idling).
   # A server that leaves a GRAB or an ECHO unanswered for +read_timeout+ seconds (a frozen or
   # cut-off gearmand) loses that connection, which reconnects with backoff; the other servers keep
-  # being served. Ruby's GVL lets threads overlap while they wait (sockets, sleeps, database calls,
+  # being served. So does a server that stops reading what a job sends it (its answer, a stream
+  # item) for +io_timeout+ (the read timeout by default): the job ends there, gearmand re-queues
+  # it, and its slot goes back at once. Ruby's GVL lets threads overlap while they wait (sockets, sleeps, database calls,
   # subprocesses), not while they compute: for CPU-bound handlers run several worker processes.
   #
   # Stop: #stop (safe inside a signal trap: it only sets a flag and writes one byte to a pipe)
@@ -30,11 +32,14 @@ module Bridge
 
     # +servers+: "host:port,host:port" or an Array of such strings. +read_timeout+: how long a
     # GRAB_JOB_UNIQ or ECHO_REQ may stay unanswered before the connection is given up.
-    # +io_timeout+: how long a started packet or a write may stall.
+    # +io_timeout+ (default: +read_timeout+): how long a started packet or a write (a job's
+    # answer, a stream item) may make no progress before the connection is given up. A healthy
+    # gearmand reads and writes continuously, so a stall means it stopped (frozen, cut off): the
+    # job ends there (gearmand re-queues it) and its slot goes back to the other servers.
     def initialize(servers: "127.0.0.1:4730", concurrency: 1,
                    max_request_bytes: Dispatcher::DEFAULT_MAX_REQUEST_BYTES,
                    client_id: nil, logger: Worker.default_logger,
-                   connect_timeout: 5.0, io_timeout: 30.0, read_timeout: 5.0)
+                   connect_timeout: 5.0, io_timeout: nil, read_timeout: 5.0)
       raise ArgumentError, "concurrency must be >= 1" unless concurrency.is_a?(Integer) && concurrency >= 1
       raise ArgumentError, "read_timeout must be > 0" unless read_timeout.is_a?(Numeric) && read_timeout.positive?
 
@@ -43,7 +48,7 @@ module Bridge
       @client_id = client_id || "ruby-#{Socket.gethostname}-#{Process.pid}"
       @logger = logger
       @connect_timeout = connect_timeout
-      @io_timeout = io_timeout
+      @io_timeout = io_timeout || read_timeout
       @read_timeout = read_timeout
       # The framing limit sits above the job limit, so an oversized job is still read and
       # answered RESOURCE_EXHAUSTED instead of breaking the connection.

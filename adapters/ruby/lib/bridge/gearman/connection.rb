@@ -8,9 +8,11 @@ module Bridge
     # The job server went away, refused us, or stopped answering in time.
     class ConnectionError < StandardError; end
 
-    # One TCP connection to one job server, worker side. Every wait is bounded: reads and writes
-    # give up with ConnectionError after +io_timeout+ seconds without progress. A wait for the next
-    # packet also ends when +interrupt+ (an IO, e.g. the worker's stop pipe) becomes readable.
+    # One TCP connection to one job server, worker side. Every wait is bounded: a started packet
+    # or a write that makes no progress for +io_timeout+ seconds closes the connection and raises
+    # ConnectionError (a healthy gearmand reads and writes continuously: the server stopped, and
+    # nothing more can arrive). A wait for the next packet also ends when +interrupt+ (an IO, e.g.
+    # the worker's stop pipe) becomes readable.
     class Connection
       # Small enough for malloc's heap (a larger request is an mmap per read); a started packet
       # is read in steps of up to READ_MAX.
@@ -18,7 +20,7 @@ module Bridge
       READ_MAX = 4 * 1024 * 1024
       STOP_WRITE_GRACE = 0.5
 
-      attr_reader :host, :port
+      attr_reader :host, :port, :generation
 
       def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY, interrupt: nil)
         @interrupt = interrupt
@@ -32,6 +34,7 @@ module Bridge
         @pending = []
         @held = nil
         @write_lock = Mutex.new
+        @generation = 0 # one more at every connect: a job's packets only go to its own connection
       end
 
       def to_s
@@ -51,6 +54,7 @@ module Bridge
         close
         @held = nil
         @socket = Socket.tcp(@host, @port, connect_timeout: @connect_timeout)
+        @generation += 1
         @socket.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
         @decoder = Decoder.new(max_body: @max_body, expect: MAGIC_RES)
         @pending.clear
@@ -72,10 +76,15 @@ module Bridge
       #
       # With +hold: true+ a small packet is kept and goes out with the next packet sent (or #flush):
       # the worker holds a job's WORK_COMPLETE to write it together with its next GRAB_JOB_UNIQ,
-      # one syscall instead of two.
-      def send_packet(type, *args, hold: false)
+      # one syscall instead of two. With +generation+, the packet is only sent on that connection
+      # (ConnectionError once it was closed, even if it was made again since).
+      def send_packet(type, *args, hold: false, generation: nil)
         head, data = Gearman.encode_head(type, *args)
         @write_lock.synchronize do
+          if generation && (generation != @generation || !@socket)
+            raise ConnectionError, "#{self}: the connection #{type} belongs to is gone"
+          end
+
           if data && data.bytesize > 64 * 1024
             flush_held
             write_all(head)
@@ -132,7 +141,7 @@ module Bridge
         @pending.concat(@decoder.feed(chunk))
         while @pending.empty? && @decoder.buffered.positive?
           # Mid-packet: the rest is owed to us; waiting past io_timeout means the peer is stuck.
-          IO.select([sock], nil, nil, @io_timeout) or raise ConnectionError, "#{self}: read timed out"
+          IO.select([sock], nil, nil, @io_timeout) or stalled("nothing of a started packet came for #{@io_timeout} s")
           chunk = sock.read_nonblock(read_size, exception: false)
           next if chunk == :wait_readable
           raise ConnectionError, "#{self} closed the connection mid-packet" if chunk.nil?
@@ -188,18 +197,21 @@ module Bridge
           end
         end
       rescue SystemCallError, IOError => e
+        close # what was written of a packet cannot be taken back: nothing else may follow it
         raise ConnectionError, "#{self}: #{e.message}"
       end
 
       # Waits until +sock+ takes more bytes: at most io_timeout, and at most STOP_WRITE_GRACE once
-      # the interrupt IO is readable (the worker stops: a server that reads nothing, e.g. a frozen
-      # one, must not hold up the exit; gearmand re-queues the job of a closed connection).
+      # the interrupt IO is readable (the worker stops). A server that reads nothing for that long
+      # (frozen, cut off) has its connection closed: gearmand re-queues the job of a closed
+      # connection, and the job's slot goes back to the other servers at once.
       def wait_writable(sock)
-        deadline = monotonic + @io_timeout
+        started = monotonic
+        deadline = started + @io_timeout
         watch = @interrupt ? [@interrupt] : nil
         loop do
           remaining = deadline - monotonic
-          raise ConnectionError, "#{self}: write timed out" if remaining <= 0
+          stalled("the server read nothing for #{(monotonic - started).round(1)} s") if remaining <= 0
 
           readable, writable, = IO.select(watch, [sock], nil, remaining)
           return if writable&.any?
@@ -208,6 +220,11 @@ module Bridge
           watch = nil # stopping: from now on a short grace only
           deadline = [deadline, monotonic + STOP_WRITE_GRACE].min
         end
+      end
+
+      def stalled(why)
+        close
+        raise ConnectionError, "#{self}: #{why}; connection closed"
       end
 
       def monotonic

@@ -9,8 +9,10 @@ module Bridge
     # CAN_DO each function, ECHO_REQ; only once the server echoed: take a job slot, GRAB_JOB_UNIQ,
     # run the job; on NO_JOB, PRE_SLEEP until NOOP. Unanswered for the worker's read timeout (a
     # GRAB or an ECHO) or closed: drop the connection (gearmand re-queues what it had assigned on
-    # it) and reconnect with backoff. Links of other servers never wait for this one, except for a
-    # job slot this one holds for at most a read timeout.
+    # it) and reconnect with backoff. A job whose answer the server does not read for the I/O
+    # timeout (the read timeout by default) is abandoned the same way. Links of other servers
+    # never wait for this one, except for a job slot this one holds for at most a read timeout
+    # beyond its job's own time.
     class Link
       # Re-check an idle server this often (an echo, then a grab) in case a NOOP was lost.
       IDLE_WAKEUP = 5.0
@@ -115,10 +117,18 @@ module Bridge
         raise Gearman::ConnectionError, "no answer to GRAB_JOB_UNIQ within #{@worker.read_timeout} s"
       end
 
+      # Runs a job. Its answer (or a stream item) that the server does not read for the I/O timeout
+      # closes the connection (Gearman::Connection): the job ends there, gearmand re-queues it, and
+      # the slot goes back at once.
       def perform(packet, back_to_back)
         @in_job = true
         handle, function, unique, payload = packet.args
-        @dispatcher.perform(Job.new(@connection, handle, function, unique, payload, hold_final: back_to_back))
+        begin
+          @dispatcher.perform(Job.new(@connection, handle, function, unique, payload, hold_final: back_to_back))
+        rescue Gearman::ConnectionError => e
+          @logger.warn("#{self}: job #{handle} (#{function}) abandoned: #{e.message} (gearmand re-queues it)")
+          raise
+        end
         @connection.flush if @worker.stopping?
       ensure
         @in_job = false
