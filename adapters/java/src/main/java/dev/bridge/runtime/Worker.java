@@ -340,7 +340,10 @@ public final class Worker {
 
         /**
          * The read timeout (default 5 s): a job server that leaves an echo or a grab unanswered
-         * this long has its connection closed and reopened with backoff.
+         * this long, or takes none of a reply's bytes this long (a write that makes no progress),
+         * has its connection closed and reopened with backoff. A job whose reply could not be
+         * written gives its slot back at once (gearmand re-queues it) and its handler is
+         * interrupted; its later sends fail.
          */
         public Builder readTimeout(Duration timeout) {
             if (timeout.isNegative() || timeout.isZero()) {
@@ -348,7 +351,7 @@ public final class Worker {
             }
             GearmanWorker.Settings s = settings;
             this.settings = new GearmanWorker.Settings(s.connectTimeout(), timeout, s.pollInterval(),
-                    s.regrabInterval(), s.minBackoff(), s.maxBackoff(), s.writeTimeout());
+                    s.regrabInterval(), s.minBackoff(), s.maxBackoff(), timeout);
             return this;
         }
 

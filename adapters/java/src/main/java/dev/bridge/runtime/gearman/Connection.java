@@ -16,8 +16,10 @@ import java.util.concurrent.TimeUnit;
  * progress from any thread); reads belong to the one thread that owns the connection.
  *
  * <p>Reads take a timeout each. Java sockets have none for writes, so with a write timeout a
- * watchdog closes the socket when one write has been stuck that long (a server that stopped
- * reading): the writer then gets an IOException instead of waiting forever.
+ * watchdog closes the socket when one write has made no progress that long (a server that stopped
+ * reading): the writer then gets an IOException instead of waiting forever, every later send
+ * fails at once, and the action given to {@link #onStuckWrite} runs (the worker gives the job's
+ * slot back and tells its handler).
  */
 public final class Connection implements Closeable {
     private static final System.Logger LOG = System.getLogger(Connection.class.getName());
@@ -40,6 +42,8 @@ public final class Connection implements Closeable {
     /** System.nanoTime() when the write in progress last moved (a chunk of at most 64 KiB went out). */
     private volatile long writeMoved;
     private volatile ScheduledFuture<?> watch;
+    /** Run (on the watchdog's thread) after a stuck write closed the connection; may be null. */
+    private volatile Runnable stuckAction;
 
     private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis,
                        long dropPayloadsAbove) throws IOException {
@@ -112,10 +116,31 @@ public final class Connection implements Closeable {
     private void checkWrite() {
         long started = writeStarted;
         if (started != 0 && System.nanoTime() - Math.max(started, writeMoved) > writeTimeoutNanos) {
-            LOG.log(System.Logger.Level.WARNING, "a write to {0} is stuck for more than {1} ms: closing the connection",
-                    address, TimeUnit.NANOSECONDS.toMillis(writeTimeoutNanos));
+            LOG.log(System.Logger.Level.WARNING, "a write to {0} made no progress for {1} ms: closing the connection"
+                    + " (the job server re-queues its job)", address, TimeUnit.NANOSECONDS.toMillis(writeTimeoutNanos));
             close();
+            Runnable action = stuckAction;
+            if (action != null) {
+                try {
+                    action.run();
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.ERROR, "after closing " + address, e);
+                }
+            }
         }
+    }
+
+    /**
+     * What to do once a stuck write has closed this connection (null: nothing). It runs on the
+     * watchdog's thread, while the writer may still be unwinding.
+     */
+    public void onStuckWrite(Runnable action) {
+        stuckAction = action;
+    }
+
+    /** Whether the connection was closed (by its owner or by the write watchdog). */
+    public boolean isClosed() {
+        return socket.isClosed();
     }
 
     /**

@@ -27,7 +27,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * grab on a connection whose server has answered since it connected (an ECHO_REQ after CAN_DO,
  * and again before a grab that follows a long sleep), so a job server that stops answering
  * (frozen, link cut) cannot take the slots the others need. A grab or an echo left unanswered for
- * the read timeout ({@link Settings#responseTimeout()}) closes that connection. A connection that
+ * the read timeout ({@link Settings#responseTimeout()}) closes that connection, and so does a
+ * write that makes no progress for {@link Settings#writeTimeout()}: the job it carried gives its
+ * slot back at once and its handler is interrupted (see {@link JobSlot}). A connection that
  * breaks (server gone, protocol error, read timeout) is closed and opened again with exponential
  * backoff; its running job, if any, is re-queued by gearmand. {@link #stop()} stops grabbing;
  * running jobs finish and the threads end; a grab still unanswered a second after stop() is
@@ -62,15 +64,16 @@ public final class GearmanWorker {
      * timeout for a reply to ECHO_REQ or GRAB_JOB_UNIQ (a server that leaves one unanswered that
      * long is treated as gone). {@code regrabInterval}: a sleeping connection checks the server
      * with an echo and grabs again after this long, in case a wake-up was lost.
-     * {@code writeTimeout}: how long one write may stay stuck (a server that stopped reading)
-     * before the connection is closed.
+     * {@code writeTimeout}: how long a write may make no progress (a server that stopped
+     * reading) before the connection is closed, its job's slot given back and its handler
+     * interrupted; by default the read timeout, 5 s.
      */
     public record Settings(Duration connectTimeout, Duration responseTimeout, Duration pollInterval,
                            Duration regrabInterval, Duration minBackoff, Duration maxBackoff,
                            Duration writeTimeout) {
         public static final Settings DEFAULT = new Settings(Duration.ofSeconds(5), Duration.ofSeconds(5),
                 Duration.ofMillis(200), Duration.ofSeconds(10), Duration.ofMillis(100), Duration.ofSeconds(5),
-                Duration.ofSeconds(60));
+                Duration.ofSeconds(5));
     }
 
     public GearmanWorker(List<ServerAddress> servers, int concurrency, int maxBody, String clientId,
@@ -311,6 +314,8 @@ public final class GearmanWorker {
                         continue;
                     }
                 }
+                JobSlot slot = new JobSlot(permits, Thread.currentThread());
+                connection.onStuckWrite(slot::revoke);
                 boolean gotJob = false;
                 boolean answered = false;
                 try {
@@ -326,15 +331,21 @@ public final class GearmanWorker {
                     answered = true;
                     if (reply.type() == PacketType.JOB_ASSIGN_UNIQ || reply.type() == PacketType.JOB_ASSIGN) {
                         gotJob = true;
-                        run(new GearmanJob(connection, reply, false));
+                        slot.running(true);
+                        try {
+                            run(new GearmanJob(connection, reply, false));
+                        } finally {
+                            slot.running(false);
+                        }
                     }
                 } finally {
                     try {
-                        if (gotJob && stopping) {
+                        if (gotJob && stopping && !slot.revoked()) {
                             connection.flush(); // the reply is out before the slot says the worker is idle
                         }
                     } finally {
-                        permits.release();
+                        connection.onStuckWrite(null);
+                        slot.release();
                     }
                 }
                 if (!gotJob && answered && !sleepUntilWoken(connection)) {
