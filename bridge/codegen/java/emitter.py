@@ -9,7 +9,10 @@ for each service this emitter writes two files into the file's Java package:
   ``register(Worker, <Name>Service)``, which binds every rpc of the service to the worker.
 
 Class names of messages follow protoc's Java rules (``java_package``, ``java_multiple_files``,
-``java_outer_classname`` or the file name in CamelCase, ``OuterClass`` on a clash).
+``java_outer_classname`` or the file name in CamelCase, ``OuterClass`` on a clash). What the
+schema's text puts into Java source is escaped, and names protoc's output could not compile are
+refused with ``file:line:column`` (``bridge.codegen.java.naming``); a service class another would
+overwrite, or rpcs that would share a Java method or constant, are refused here.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jinja2
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.java.naming import (
     JAVA_KEYWORDS,
+    camel_case,
     check_names,
     java_string,
     javadoc,
@@ -61,23 +65,7 @@ def java_package(proto_file: ProtoFile) -> str:
 def _camel_file_name(name: str) -> str:
     """protoc's outer class name from a file name: ``foo_bar-baz.proto`` -> ``FooBarBaz``."""
     stem = PurePosixPath(name).name
-    if stem.endswith(".proto"):
-        stem = stem[: -len(".proto")]
-    out: list[str] = []
-    cap_next = True
-    for char in stem:
-        if "a" <= char <= "z":
-            out.append(char.upper() if cap_next else char)
-            cap_next = False
-        elif "A" <= char <= "Z":
-            out.append(char)
-            cap_next = False
-        elif "0" <= char <= "9":
-            out.append(char)
-            cap_next = True
-        else:
-            cap_next = True
-    return "".join(out)
+    return camel_case(stem[: -len(".proto")] if stem.endswith(".proto") else stem)
 
 
 def outer_class_name(proto_file: ProtoFile) -> str:
