@@ -370,6 +370,76 @@ def test_a_frozen_job_server_does_not_stop_the_healthy_one(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize(("reply", "then"), [
+    ("stream", "serve the healthy server"),
+    ("stream", "stop on SIGTERM"),
+    ("unary 48 MiB", "stop on SIGTERM"),
+])
+def test_a_server_freezing_while_the_worker_sends_it_a_reply_does_not_hold_the_worker(
+    start_worker: Any, pb: ModuleType, reply: str, then: str
+) -> None:
+    """A freezes (SIGSTOP) while the worker, at its default concurrency, sends it a job's reply (a
+    stream of 1 MiB items, or one 48 MiB EchoBlob). libgearman retries a send on every timeout, so
+    the job, the process and SIGTERM stayed stuck for ever and B was never served. A reply that
+    has not moved for the read timeout (5 s; 1 s once SIGTERM waits) now resets A's connection
+    and ends the job there (gearmand re-queues it)."""
+    with GearmandServer() as frozen, GearmandServer() as healthy:
+        assert frozen.pid is not None
+        worker = start_worker(f"{frozen.address},{healthy.address}")
+        worker.wait_registered(frozen.address)
+        worker.wait_registered(healthy.address)
+        items: list[bytes] = []
+        try:
+            with Client(frozen.address) as sick:
+                deadline = time.monotonic() + 20
+                if reply == "stream":
+                    request = pb.StreamRequest(count=400, payload_size=1 << 20, delay_ms=5)
+                    body = encode_request(request.SerializeToString(), encoding=PROTOBUF)
+                    sick.submit(PREFIX + "Stream", body, timeout=60, on_data=items.append)
+                    while len(items) < 3 and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                    assert len(items) >= 3, worker.log()
+                else:
+                    blob = pb.Blob(data=b"y" * (48 << 20))
+                    body = encode_request(blob.SerializeToString(), encoding=PROTOBUF)
+                    sick.submit(PREFIX + "EchoBlob", body, timeout=60)
+                    while time.monotonic() < deadline and not any(
+                        row.function == PREFIX + "EchoBlob" and row.running
+                        for row in admin.status(frozen.address)
+                    ):
+                        time.sleep(0.002)
+                    time.sleep(0.05)
+                os.kill(frozen.pid, signal.SIGSTOP)
+                froze = time.monotonic()
+                if then == "serve the healthy server":
+                    payload = encode_request(b"", encoding=PROTOBUF)
+                    with Client(healthy.address) as client:
+                        while True:
+                            try:
+                                client.call(PREFIX + "Nothing", payload, timeout=2)
+                                break
+                            except Exception:
+                                assert time.monotonic() - froze < 15, worker.log()
+                        served = time.monotonic() - froze
+                        began = time.monotonic()
+                        for _ in range(5):
+                            client.call(PREFIX + "Nothing", payload, timeout=5)
+                        five = time.monotonic() - began
+                    assert served < 10.0, f"B first served {served:.1f} s after A froze"
+                    assert five < 2.0, f"5 calls through B took {five:.1f} s once served"
+                    assert "stopped taking the reply" in worker.log()
+                    assert worker.stop() == 0
+                else:
+                    time.sleep(1.0)
+                    began = time.monotonic()
+                    assert worker.stop(timeout=15) == 0
+                    took = time.monotonic() - began
+                    assert took < 1.0 + 2.0, f"SIGTERM took {took:.1f} s with A frozen mid-reply"
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("started", ["before the cut", "during the cut"])
 def test_a_cut_link_to_one_server_does_not_slow_the_healthy_one(
     php_gen: Path, tmp_path: Path, started: str

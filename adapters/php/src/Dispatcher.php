@@ -15,7 +15,8 @@ use Google\Protobuf\Internal\Message;
 
 /**
  * Runs one job through the steps of the wire contract (section 2), whatever the job server is.
- * handle() never throws: every job ends with exactly one WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL.
+ * handle() throws only ConnectionLost (the job server's connection is gone: nothing more can be
+ * sent); otherwise every job ends with exactly one WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL.
  */
 final class Dispatcher
 {
@@ -58,6 +59,8 @@ final class Dispatcher
         $this->inHandler = false;
         try {
             $this->run($functionName, $payload, $sink, $handle, $unique, $attempt);
+        } catch (ConnectionLost $e) {
+            throw $e;  // nothing more can reach the server: the worker drops the connection
         } catch (JobFailed) {
             $sink->fail();
         } catch (\Throwable $e) {

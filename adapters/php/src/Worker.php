@@ -228,19 +228,34 @@ final class Worker
     {
         // Hold SIGTERM until the job is done, so it cannot interrupt the handler's sleeps or I/O.
         $blocked = function_exists('pcntl_sigprocmask') && pcntl_sigprocmask(SIG_BLOCK, [SIGTERM, SIGINT]);
+        // A send that a server stops taking never returns from libgearman: the watchdog resets it.
+        $watchdog = new SendWatchdog($link, $this->readTimeoutMs);
         try {
             $link->jobStarted();
             $this->dispatcher->handle(
                 $job->functionName(),
                 $job->workload(),
-                new GearmanJobSink($job, $this->serverPorts),
+                new GearmanJobSink($job, $this->serverPorts, $watchdog),
                 $job->handle(),
                 $job->unique(),
             );
+        } catch (ConnectionLost $e) {
+            // The server took nothing for the read timeout (or hung up): the job ends here, and
+            // libgearman closes the connection without sending more (GEARMAN_LOST_CONNECTION from
+            // the callback); gearmand re-queues the job, and the loop reconnects with backoff.
+            $job->setReturn(GEARMAN_LOST_CONNECTION);
+            ($this->log)(sprintf(
+                'job server %s stopped taking the reply of %s job %s: %s; connection closed, the job is left to the server to re-queue',
+                $link->name(),
+                $job->functionName(),
+                $job->handle(),
+                $e->getMessage()
+            ));
         } catch (\Throwable $e) {
             // Sending the final packet itself failed (connection lost): the server re-queues the job.
             ($this->log)(sprintf('%s: could not answer job %s: %s', $job->functionName(), $job->handle(), $e->getMessage()));
         } finally {
+            $watchdog->disarm();
             if ($blocked) {
                 pcntl_sigprocmask(SIG_UNBLOCK, [SIGTERM, SIGINT]);
             }
