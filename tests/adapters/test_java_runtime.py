@@ -541,3 +541,83 @@ def test_sigterm_during_a_job_with_a_frozen_server_finishes_it_and_exits(
         assert not errors and len(replies) == 1, errors
         body = _unframe(replies[0], "bridge.interop.v1.SleepReply")
         assert msgpack.unpackb(body)["slept_millis"] == 1500
+
+
+STREAM = "bridge.interop.v1.Interop.Stream"
+READ_TIMEOUT_S = 5.0  # the worker's default read timeout; it also bounds a stuck write
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("sigterm", ["after_given_up", "while_stuck"])
+def test_a_server_frozen_mid_stream_does_not_stop_the_worker_serving_the_other(
+    gearmand_factory: Callable[..., GearmandServer], maven_build: Path, interop_build: Path,
+    java_workers: list[_Worker], sigterm: str,
+) -> None:
+    """Issue 11: A freezes (SIGSTOP) while the worker, at its default concurrency (1) and read
+    timeout (5 s), sends it a stream of 1 MiB items (Stream count=400, delay_ms=5). The write that
+    stops moving closes that connection after the read timeout (gearmand re-queues the job) and
+    gives the job's slot back at once: calls through B are answered within the read timeout plus
+    3 s of the freeze (it was 60 s), then 10 more each in under 1 s. SIGTERM with A still frozen,
+    after that or while the write is still stuck (1 s after the freeze), exits 0 in under 2 s."""
+    frozen, healthy = gearmand_factory(), gearmand_factory()
+    worker = _Worker(interop_build, maven_build, f"{frozen.address},{healthy.address}")
+    java_workers.append(worker)
+    _wait_served(frozen.address, "ready", 20)
+    _wait_served(healthy.address, "ready", 20)
+    items: list[int] = []
+    stream_client = Client(frozen.address)
+    request = encode_request(msgpack.packb({"count": 400, "payload_size": 1 << 20, "delay_ms": 5}),
+                             encoding=MSGPACK)
+
+    ended: list[BaseException] = []  # the frozen server's job ends in an error: not checked
+
+    def consume() -> None:
+        try:
+            stream_client.call(STREAM, request, timeout=60,
+                               on_data=lambda data: items.append(len(data)))
+        except Exception as exc:
+            ended.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    try:
+        end = time.monotonic() + 20
+        while len(items) < 3:
+            assert time.monotonic() < end, "the stream did not start"
+            time.sleep(0.005)
+        _freeze(frozen)
+        frozen_at = time.monotonic()
+        if sigterm == "after_given_up":
+            first_served = None
+            timed_out = 0
+            with Client(healthy.address) as client:
+                while time.monotonic() - frozen_at < 30:
+                    try:
+                        assert _echo(client, "first", timeout=2) == "first"
+                    except Exception:
+                        timed_out += 1
+                        continue
+                    first_served = time.monotonic() - frozen_at
+                    break
+                assert first_served is not None, "B was not served within 30 s of the freeze"
+                assert first_served < READ_TIMEOUT_S + 3, (
+                    f"B first served {first_served:.1f} s after the freeze"
+                    f" ({timed_out} calls timed out before)")
+                latencies = []
+                for i in range(10):
+                    begun = time.monotonic()
+                    assert _echo(client, f"call {i}", timeout=8) == f"call {i}"
+                    latencies.append(time.monotonic() - begun)
+            assert max(latencies) < 1.0, latencies
+            assert "made no progress" in worker.log, worker.log
+        else:
+            time.sleep(1.0)
+        stopping = time.monotonic()
+        assert worker.stop(timeout=30) == 0, worker.log
+        stopped_in = time.monotonic() - stopping
+        assert stopped_in < 2.0, f"SIGTERM, A frozen mid-stream: {stopped_in:.2f} s\n{worker.log}"
+    finally:
+        _thaw(frozen)
+        stream_client.close()
+    consumer.join(timeout=10)
+    LANGUAGE.check_log(worker.log)
