@@ -125,8 +125,9 @@ def test_each_name_in_each_place_is_refused_with_file_line_or_compiles(
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     proc = subprocess.run(
-        ["javac", "--release", "17", "-encoding", "UTF-8", "-nowarn", "-d", str(root / "classes"),
-         "-cp", (build / "classpath").read_text().strip(), *map(str, gen.rglob("*.java"))],
+        ["javac", "--release", "17", "-encoding", "US-ASCII", "-nowarn",
+         "-d", str(root / "classes"), "-cp", (build / "classpath").read_text().strip(),
+         *map(str, gen.rglob("*.java"))],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

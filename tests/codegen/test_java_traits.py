@@ -105,7 +105,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sources = [*map(str, (out / "java").rglob("*.java")), str(out / "TraitsWorker.java")]
     classpath = (out / "rt" / "classpath").read_text().strip()
     proc = subprocess.run(
-        ["javac", "--release", "17", "-encoding", "UTF-8", "-nowarn", "-d", str(out / "classes"),
+        ["javac", "--release", "17", "-encoding", "US-ASCII", "-nowarn", "-d", str(out / "classes"),
          "-cp", classpath, *sources],
         capture_output=True, text=True, timeout=300, check=False,
     )

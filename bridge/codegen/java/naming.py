@@ -157,11 +157,23 @@ def line_comment(text: str) -> str:
     return java_string(text)[1:-1]
 
 
+def _unicode_escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
 def qualify_protoc_output(source: str) -> str:
-    """protoc's Java source with the java.lang names it leaves unqualified written in full."""
+    """protoc's Java source with the java.lang names it leaves unqualified written in full, and
+    made ASCII: protoc copies comments' non-ASCII characters as they are (javac then needs
+    ``-encoding UTF-8``); each becomes a ``\\uXXXX`` escape, which javac reads as the same
+    character. (protoc writes every backslash of a comment as ``&#92;`` and string literals in
+    octal escapes, so no backslash can come just before one.)"""
     for pattern, replacement in _UNQUALIFIED:
         source = pattern.sub(replacement, source)
-    return source
+    return re.sub(r"[^\x00-\x7f]", _unicode_escape, source)
 
 
 def camel_case(name: str) -> str:
