@@ -110,8 +110,11 @@ public final class Worker {
 
     /**
      * After {@link #stop()}: waits until no job is running and no grab waits for its answer (one
-     * a frozen server leaves unanswered is abandoned a second after stop()). The process may then
-     * exit; the worker's threads still closing connections do not matter.
+     * a frozen server leaves unanswered is abandoned a second after stop(), and so is a reply
+     * whose write has not moved for a second). A job whose connection is gone (closed because its
+     * write made no progress) is not waited for: it could deliver nothing, and its handler was
+     * interrupted. The process may then exit; the worker's threads still closing connections do
+     * not matter.
      */
     public boolean awaitIdle(Duration timeout) throws InterruptedException {
         return gearman.awaitIdle(timeout);
