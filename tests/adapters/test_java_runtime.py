@@ -257,6 +257,24 @@ def _mutate(data: bytes, rnd: random.Random, encoding: int) -> bytes:
     return bytes(out)
 
 
+def _repeats_a_key(data: bytes) -> bool:
+    """Whether a msgpack message repeats a key in some map: a known divergence (wire contract
+    5.10): Python reads only the last value, Java also checks the earlier ones."""
+    repeated = False
+
+    def pairs(items: list[tuple[object, object]]) -> dict[object, object]:
+        nonlocal repeated
+        keys = [repr(key) for key, _ in items]
+        repeated = repeated or len(set(keys)) != len(keys)
+        return {}
+
+    try:
+        msgpack.unpackb(data, object_pairs_hook=pairs, strict_map_key=False, raw=True)
+    except Exception:
+        return False
+    return repeated
+
+
 @pytest.mark.timeout(600)
 def test_mutated_vectors_get_the_python_codecs_answer(
     maven_build: Path, interop_build: Path
@@ -292,8 +310,9 @@ def test_mutated_vectors_get_the_python_codecs_answer(
     results = _java_decode(maven_build, interop_build, inputs)
     differ = [
         (name, hex_, expected[name], results[name][:2])
-        for name, _type, _enc, hex_ in inputs
+        for name, _type, enc, hex_ in inputs
         if results[name][0] != expected[name]
+        and not (enc == 2 and results[name][0] == "ERR" and _repeats_a_key(bytes.fromhex(hex_)))
     ]
     assert not differ, f"{len(differ)} of {len(inputs)} differ, e.g. {differ[:5]}"
     assert sum(answer != "ERR" for answer in expected.values()) > 300  # not only refusals
