@@ -38,6 +38,8 @@ final class Worker
     private ?SocketPoll $poll = null;
     /** @var \Closure(string): void */
     private readonly \Closure $log;
+    /** Resets a connection whose server stopped taking a job's reply (null: none can run here). */
+    private ?SendWatchdog $watchdog = null;
 
     /**
      * @param string|list<string> $servers "host:port,host:port" or a list of "host:port"
@@ -108,6 +110,7 @@ final class Worker
     private function serve(): int
     {
         $this->installSignalHandlers();
+        $this->watchdog = SendWatchdog::start($this->readTimeoutMs);
         $clientId = $this->clientId ?? 'bridge-php-' . getmypid();
         $links = [];
         foreach ($this->servers as [$host, $port]) {
@@ -147,6 +150,7 @@ final class Worker
         foreach ($links as $link) {
             $link->close();
         }
+        $this->watchdog?->close();
         ($this->log)('stopped');
         return 0;
     }
@@ -229,13 +233,13 @@ final class Worker
         // Hold SIGTERM until the job is done, so it cannot interrupt the handler's sleeps or I/O.
         $blocked = function_exists('pcntl_sigprocmask') && pcntl_sigprocmask(SIG_BLOCK, [SIGTERM, SIGINT]);
         // A send that a server stops taking never returns from libgearman: the watchdog resets it.
-        $watchdog = new SendWatchdog($link, $this->readTimeoutMs);
+        $this->watchdog?->jobStarted($link);
         try {
             $link->jobStarted();
             $this->dispatcher->handle(
                 $job->functionName(),
                 $job->workload(),
-                new GearmanJobSink($job, $this->serverPorts, $watchdog),
+                new GearmanJobSink($job, $this->serverPorts, $this->watchdog),
                 $job->handle(),
                 $job->unique(),
             );
@@ -255,7 +259,7 @@ final class Worker
             // Sending the final packet itself failed (connection lost): the server re-queues the job.
             ($this->log)(sprintf('%s: could not answer job %s: %s', $job->functionName(), $job->handle(), $e->getMessage()));
         } finally {
-            $watchdog->disarm();
+            $this->watchdog?->jobEnded();
             if ($blocked) {
                 pcntl_sigprocmask(SIG_UNBLOCK, [SIGTERM, SIGINT]);
             }
