@@ -11,6 +11,7 @@ use Bridge\Interop\V1\StreamItem;
 use Bridge\Interop\V1\StreamRequest;
 use Bridge\Runtime\BridgeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
+use Bridge\Runtime\ConnectionLost;
 use Bridge\Runtime\Context;
 use Bridge\Runtime\Dispatcher;
 use Bridge\Runtime\Method;
@@ -101,6 +102,27 @@ final class DispatcherTest extends TestCase
         $item = new StreamItem();
         $item->mergeFromString($sink->body(2));
         self::assertSame(2, $item->getIndex());
+    }
+
+    public function testALostConnectionEndsTheJobAtOnceWithoutAnotherPacket(): void
+    {
+        // The job server stopped taking the reply (the watchdog reset its connection): nothing
+        // more can arrive, so the stream stops there and no exception or WORK_FAIL is attempted.
+        $sink = new class () extends RecordingSink {
+            public function data(string $payload): void
+            {
+                if (count($this->packets) === 2) {
+                    throw new ConnectionLost('the connection to the job server was lost');
+                }
+                parent::data($payload);
+            }
+        };
+        try {
+            $this->dispatcher()->handle(self::STREAM, self::request((new StreamRequest(['count' => 100]))->serializeToString()), $sink);
+            self::fail('ConnectionLost was swallowed');
+        } catch (ConnectionLost) {
+        }
+        self::assertSame(['data', 'data'], array_column($sink->packets, 0));
     }
 
     public function testOversizedPayloadIsResourceExhaustedBeforeAnythingElse(): void

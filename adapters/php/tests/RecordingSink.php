@@ -9,7 +9,7 @@ use Bridge\V1\Error;
 use PHPUnit\Framework\TestCase;
 
 /** Keeps every packet a job sends, in order. */
-final class RecordingSink implements JobSink
+class RecordingSink implements JobSink
 {
     /** @var list<array{string, mixed}> */
     public array $packets = [];
