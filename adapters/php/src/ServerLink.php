@@ -187,7 +187,8 @@ final class ServerLink
     public function jobStarted(): void
     {
         $this->answered();
-        // A reply is sent whole; a server that takes none of it for the read timeout fails the send.
+        // A reply is sent whole. libgearman retries a send that times out for ever: a server that
+        // stops taking it is cut off by the SendWatchdog, which makes the send fail.
         $this->gearman?->removeOptions(GEARMAN_WORKER_NON_BLOCKING);
         $this->gearman?->setTimeout($this->readTimeoutMs);
     }
