@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         default_priority=Priority[method.default_priority.name],
         server_streaming=method.server_streaming,
         background_only=method.background_only,
+        idempotent=method.idempotent,
     )
     options: dict[str, Any] = {"metadata": metadata}
     if args.timeout is not None:

@@ -599,8 +599,16 @@ class AsyncClient:
     # --- life cycle --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close every connection; calls still waiting raise ``ServerUnavailable``."""
+        """Close every connection; calls still waiting raise ``ServerUnavailable``. Waits (at
+        most ``read_timeout``) for the job cancellations already under way, so a call given up
+        just before still has its queued job removed; background probes are stopped."""
         self._closed = True
+        cancels = [task for task in self._background if task.get_name().startswith("cancel")]
+        if cancels:
+            await asyncio.wait(cancels, timeout=self.read_timeout)
+        for task in list(self._background):
+            if not task.done():
+                task.cancel()
         for link in self._links:
             link.close()
         await asyncio.sleep(0)  # let the transports finish closing

@@ -407,7 +407,7 @@ class _Link:
         already running is not stopped (gearmand cannot), and any failure is only logged."""
         if self.loop is None or self.loop.is_closed():
             return
-        task = self.loop.create_task(self._cancel(handle))
+        task = self.loop.create_task(self._cancel(handle), name=f"cancel {handle!r}")
         self.client._background.add(task)
         task.add_done_callback(self.client._background.discard)
 

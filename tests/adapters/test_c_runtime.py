@@ -109,6 +109,7 @@ def test_same_bytes_same_answer_as_the_python_codecs(tmp_path: Path) -> None:
     (protobuf-c strings are NUL-terminated), and Python refuses a msgpack extension with a
     negative type under an unknown key, which the contract (5.8) says to skip (a Python bug)."""
     sys.path.insert(0, str(REPO / "scripts"))
+    from divergences import listed
     from make_test_vectors import message_class  # type: ignore[import-not-found]
 
     from bridge.codecs import MsgpackCodec
@@ -141,6 +142,8 @@ def test_same_bytes_same_answer_as_the_python_codecs(tmp_path: Path) -> None:
             continue  # C cannot hold U+0000 in a string (adapters/c/README.md)
         if "code must be 0~127" in py_answer:
             continue  # Python's msgpack refuses negative extension types
+        if listed(encoding, data, py_answer.startswith("OK"), c_answer.startswith("OK")):
+            continue  # docs/wire-contract.md 5.10
         differ.append(f"{type_name} {encoding} {data.hex()}: python {py_answer[:60]}, "
                       f"c {c_answer[:60]}")
     assert not differ, f"{len(differ)} of {len(cases)} differ:\n" + "\n".join(differ[:20])
