@@ -274,6 +274,15 @@ final class Worker
     {
         if (function_exists('pcntl_sigprocmask') && function_exists('pcntl_sigtimedwait')) {
             pcntl_sigprocmask(SIG_BLOCK, [SIGTERM, SIGINT]);
+        } elseif (function_exists('pcntl_signal')) {
+            // No sigtimedwait (macOS): a handler, with the shutdown race described above.
+            pcntl_async_signals(true);
+            $stop = function (): void {
+                $this->stopping = true;
+            };
+            pcntl_signal(SIGTERM, $stop);
+            pcntl_signal(SIGINT, $stop);
+            pcntl_sigprocmask(SIG_UNBLOCK, [SIGTERM, SIGINT]);
         }
     }
 
