@@ -247,6 +247,11 @@ class AsyncAdmin:
     async def jobs(self) -> list[JobInfo]:
         return parse_jobs(await self._command("show jobs", True))
 
+    async def unique_ids(self) -> list[str]:
+        """``show unique jobs``: the unique id of every job gearmand holds (it does not say which
+        handle has which)."""
+        return await self._command("show unique jobs", True)
+
     async def version(self) -> str:
         return _ok_value((await self._command("version", False))[0])
 

@@ -174,7 +174,7 @@ def _call(args: argparse.Namespace, method: Method, spec: MethodSpec[Message, Me
         if args.background:
             job = rpc.background(spec, (request,), options)
             # The server matters: a handle means nothing to another gearmand (bridge cancel).
-            server = job._job.server  # BackgroundCall has no public server yet
+            server = job.server
             print(json.dumps({"handle": job.handle.decode("utf-8", "replace"),
                               "server": server}), flush=True)
         elif method.server_streaming:

@@ -61,7 +61,7 @@ async def server_jobs(server: str, *, timeout: float = 5.0,
     admin = AsyncAdmin(server, timeout=timeout)
     functions: list[FunctionStatus] = await admin.status()
     jobs: list[JobInfo] = await admin.jobs()
-    unique_ids = await admin._command("show unique jobs", True)  # no public helper yet
+    unique_ids = await admin.unique_ids()
     statuses: list[JobStatus | None] = []
     if jobs:
         client = AsyncClient(server, connect_timeout=timeout, read_timeout=timeout)

@@ -36,6 +36,11 @@ class AsyncBackgroundCall:
     def function(self) -> str:
         return self.method.function
 
+    @property
+    def server(self) -> str:
+        """The job server that holds the job (``host:port``): a handle means nothing elsewhere."""
+        return self._job.server
+
     async def status(self, *, timeout: float | None = None) -> JobStatus:
         try:
             return await self._job.status(timeout=timeout)

@@ -37,6 +37,11 @@ class BackgroundCall:
     def function(self) -> str:
         return self.method.function
 
+    @property
+    def server(self) -> str:
+        """The job server that holds the job (``host:port``): a handle means nothing elsewhere."""
+        return self._job.server
+
     def status(self, *, timeout: float | None = None) -> JobStatus:
         """What gearmand knows of the job: ``known`` (queued or running), ``running``, and the
         last progress the worker reported. ``known=False`` means finished, cancelled or dropped
