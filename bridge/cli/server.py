@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -33,7 +34,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.job_retries < 0:
-        print(f"bridge server: --job-retries must be >= 0, got {args.job_retries}")
+        print(f"bridge server: --job-retries must be >= 0, got {args.job_retries}",
+              file=sys.stderr)
         return 2
     server = GearmandServer(
         host=args.host,
@@ -50,15 +52,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
     except GearmandError as exc:
-        print(f"bridge server: {exc}")
+        print(f"bridge server: {exc}", file=sys.stderr)
         return 1
     retries = args.job_retries if args.job_retries else "unlimited"
     print(f"gearmand {server.address} (pid {server.pid}, job retries {retries}); Ctrl-C to stop",
           flush=True)
+    print(f"gearmand's log: {server.log_path} (removed when it stops)", flush=True)
     try:
         while not stop.wait(0.5):
             if not server.running:
-                print(f"bridge server: gearmand exited\n{server.log_tail()}")
+                print(f"bridge server: gearmand exited\n{server.log_tail()}", file=sys.stderr)
                 return 1
     finally:
         server.close()

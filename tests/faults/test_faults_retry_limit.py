@@ -63,6 +63,8 @@ def test_bridge_server_command_starts_gearmand_with_a_retry_limit(
         assert match, banner
         assert _retries_flag(int(match.group(1))) == expected
         assert match.group(2) == (expected if expected != "0" else "unlimited")
+        log_line = process.stdout.readline()
+        assert log_line.startswith("gearmand's log: ") and "gearmand.log" in log_line, log_line
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
     finally:
