@@ -7,6 +7,7 @@ build or toolchain failure fails its tests: nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -106,9 +107,11 @@ class WorkerPool:
             # A log file, not a pipe: a chatty worker must never block on a full pipe.
             log_path = logs / f"worker-{time.monotonic_ns()}.log"
             with log_path.open("wb") as log_file:
+                # Its own process group: a killed worker takes the processes it forked with it
+                # (PHP's forking parent), instead of leaving them running after the suite.
                 process = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    env=env,
+                    env=env, start_new_session=True,
                 )
             self.workers.append(WorkerProcess(process, log_path))
         for server in self.servers if wait_for is None else wait_for:
@@ -133,8 +136,7 @@ class WorkerPool:
         try:
             code = worker.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+            _kill_group(worker.process)
             raise AssertionError(
                 f"{self.built.name} worker ignored SIGTERM for {STOP_TIMEOUT_S:g}s:\n"
                 f"{worker.log()[-4000:]}"
@@ -145,9 +147,9 @@ class WorkerPool:
         return log
 
     def kill(self, worker: WorkerProcess) -> None:
-        """SIGKILL: a crash (no graceful stop, no log check); gearmand re-queues its jobs."""
-        worker.process.kill()
-        worker.process.wait()
+        """SIGKILL: a crash (no graceful stop, no log check); gearmand re-queues its jobs. The
+        whole process group goes, the worker's forked children included."""
+        _kill_group(worker.process)
         self.workers.remove(worker)
 
     def close(self) -> None:
@@ -280,6 +282,13 @@ worker = Worker(servers)
 worker.register(function, handle)
 worker.run()
 """
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker started in its own session, and every process of its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def raw_worker(server: GearmandServer, function: str, mode: str) -> subprocess.Popen[bytes]:
