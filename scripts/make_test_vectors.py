@@ -31,10 +31,11 @@ if str(ROOT) not in sys.path:
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
 from google.protobuf.message import Message  # noqa: E402
 
-from bridge.codecs import MsgpackCodec  # noqa: E402
+from bridge.codecs import BareJsonCodec, MsgpackCodec  # noqa: E402
 from bridge.v1 import envelope_pb2  # noqa: E402
 
 VECTORS_PATH = ROOT / "schemas" / "testdata" / "vectors.json"
+BARE_JSON_PATH = ROOT / "schemas" / "testdata" / "bare_json_vectors.json"
 INTEROP_PROTO = "interop/v1/interop.proto"
 INTEROP_PACKAGE = "bridge.interop.v1"
 
@@ -700,26 +701,147 @@ def build_cases() -> list[dict[str, Any]]:
     return cases
 
 
+def _sorted(value: Any) -> Any:
+    """``value`` with every object's keys in order, so the file is reproducible."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+_BARE_JSON = BareJsonCodec()
+
+# Lenient input every runtime must read (wire contract, section 8.2, reading): (name, type,
+# text, the message it means as canonical JSON).
+_BARE_JSON_LENIENT: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("json_empty_array_top", "Composite", "[]", {}),
+    ("json_empty_payload", "Composite", "", {}),
+    ("json_empty_array_message_and_map", "Composite",
+     '{"scalars": [], "by_name": [], "labels": []}', {"scalars": {}}),
+    ("json_camel_case_names", "Scalars", '{"fInt32": 7, "optString": "x"}',
+     {"fInt32": 7, "optString": "x"}),
+    ("json_int64_as_string", "Scalars", '{"f_int64": "-9223372036854775808", "f_uint64": "1"}',
+     {"fInt64": "-9223372036854775808", "fUint64": "1"}),
+    ("json_int_as_float_forms", "Scalars", '{"f_int32": 3.0, "f_uint32": 1e2, "f_int64": 4}',
+     {"fInt32": 3, "fUint32": 100, "fInt64": "4"}),
+    ("json_int_as_string", "Scalars", '{"f_int32": "-12", "f_fixed32": "5"}',
+     {"fInt32": -12, "fFixed32": 5}),
+    ("json_bool_as_number", "Scalars", '{"f_bool": 1}', {"fBool": True}),
+    ("json_bool_zero", "Scalars", '{"f_bool": 0, "f_int32": 1}', {"fInt32": 1}),
+    ("json_enum_as_number", "Scalars", '{"f_enum": 2}', {"fEnum": "COLOR_GREEN"}),
+    ("json_enum_unknown_number", "Scalars", '{"f_enum": 9}', {"fEnum": 9}),
+    ("json_null_means_unset", "Composite",
+     '{"scalars": null, "text": null, "items": null, "by_name": null, "inner": {"name": null}}',
+     {"inner": {}}),
+    ("json_float_strings", "Scalars",
+     '{"f_double": "NaN", "f_float": "-Infinity", "f_int32": 0}',
+     {"fDouble": "NaN", "fFloat": "-Infinity"}),
+    ("json_double_numeric_string", "Scalars", '{"f_double": "1.5"}', {"fDouble": 1.5}),
+    ("json_bytes_urlsafe_unpadded", "Scalars", '{"f_bytes": "_-8"}', {"fBytes": "/+8="}),
+    ("json_unicode_escapes", "Blob", '{"text": "\\u00fc\\ud83d\\ude00"}', {"text": "\u00fc\U0001f600"}),
+    ("json_map_keys", "Composite", '{"labels": {"-3": "m"}, "flags": {"true": 1, "false": 2}}',
+     {"labels": {"-3": "m"}, "flags": {"false": 2, "true": 1}}),
+    ("json_oneof_member", "Composite", '{"nested": {"name": "a"}}', {"nested": {"name": "a"}}),
+]
+
+# Input every runtime must refuse: (name, type, text).
+_BARE_JSON_INVALID: list[tuple[str, str, str]] = [
+    ("invalid_json_null_top", "Composite", "null"),
+    ("invalid_json_number_top", "Composite", "3"),
+    ("invalid_json_string_top", "Composite", '"x"'),
+    ("invalid_json_array_top", "Composite", "[1]"),
+    ("invalid_json_two_values", "Composite", "{} {}"),
+    ("invalid_json_truncated", "Composite", '{"text": "ab'),
+    ("invalid_json_not_utf8", "Blob", '{"text": "\udcff"}'),
+    ("invalid_json_nan_literal", "Scalars", '{"f_double": NaN}'),
+    ("invalid_json_unknown_key", "Composite", '{"text": "a", "no_such_field": 1}'),
+    ("invalid_json_int_fraction", "Scalars", '{"f_int32": 1.5}'),
+    ("invalid_json_int32_range", "Scalars", '{"f_int32": 2147483648}'),
+    ("invalid_json_uint32_negative", "Scalars", '{"f_uint32": -1}'),
+    ("invalid_json_int64_range", "Scalars", '{"f_int64": "9223372036854775808"}'),
+    ("invalid_json_bool_two", "Scalars", '{"f_bool": 2}'),
+    ("invalid_json_bool_string", "Scalars", '{"f_bool": "true"}'),
+    ("invalid_json_string_for_int", "Scalars", '{"f_int32": "seven"}'),
+    ("invalid_json_number_for_string", "Scalars", '{"f_string": 5}'),
+    ("invalid_json_enum_unknown_name", "Scalars", '{"f_enum": "COLOR_PURPLE"}'),
+    ("invalid_json_bytes_not_base64", "Scalars", '{"f_bytes": "!!!"}'),
+    ("invalid_json_message_is_string", "Composite", '{"inner": "x"}'),
+    ("invalid_json_repeated_is_object", "Composite", '{"numbers": {}}'),
+    ("invalid_json_map_is_array", "Composite", '{"by_name": [1]}'),
+    ("invalid_json_map_key_not_int", "Composite", '{"labels": {"x": "m"}}'),
+    ("invalid_json_two_oneof_members", "Composite", '{"text": "a", "number": 1}'),
+    ("invalid_json_null_in_array", "Composite", '{"numbers": [1, null]}'),
+]
+
+
+def build_bare_json_cases(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bare JSON vectors (wire contract, section 8.5): every valid interop case of
+    vectors.json with the JSON every runtime writes, then lenient and invalid input."""
+    out: list[dict[str, Any]] = []
+    for case in cases:
+        if case.get("invalid") or case.get("decode_only") or case["type"].startswith("bridge.v1."):
+            continue
+        cls = message_class(case["type"])
+        message = json_format.ParseDict(case["json"], cls(), max_recursion_depth=102)
+        bare = json.loads(_BARE_JSON.encode(message))
+        out.append(
+            {"name": case["name"], "type": case["type"], "json": case["json"],
+             "bare_json": _sorted(bare)}
+        )
+    deep = _nested(message_class(f"{INTEROP_PACKAGE}.Composite"), 101)
+    out.append(
+        {"name": "invalid_json_nesting_101", "type": f"{INTEROP_PACKAGE}.Composite",
+         "invalid": True, "bare_json_text": _BARE_JSON.encode(deep).decode()}
+    )
+    for name, short, text, expected in _BARE_JSON_LENIENT:
+        full = f"{INTEROP_PACKAGE}.{short}"
+        message = _BARE_JSON.decode(message_class(full), text.encode())
+        assert _json_form(message) == expected, (name, _json_form(message))
+        out.append({"name": name, "type": full, "decode_only": True, "json": expected,
+                    "bare_json_text": text})
+    for name, short, text in _BARE_JSON_INVALID:
+        full = f"{INTEROP_PACKAGE}.{short}"
+        raw = text.encode("utf-8", "surrogateescape")
+        try:
+            _BARE_JSON.decode(message_class(full), raw)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{name}: the Python codec accepts {text!r}")
+        out.append({"name": name, "type": full, "invalid": True,
+                    "bare_json_text_hex": raw.hex()} if not raw.isascii() or name.endswith("utf8")
+                   else {"name": name, "type": full, "invalid": True, "bare_json_text": text})
+    return out
+
+
 def render() -> str:
     """The text of vectors.json, exactly as committed."""
     return json.dumps(build_cases(), indent=1, ensure_ascii=False) + "\n"
+
+
+def render_bare_json() -> str:
+    """The text of bare_json_vectors.json, exactly as committed."""
+    cases = build_bare_json_cases(build_cases())
+    return json.dumps(cases, indent=1, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = VECTORS_PATH.read_text(encoding="utf-8") if VECTORS_PATH.exists() else ""
-        if current != text:
-            print(f"{VECTORS_PATH} is stale: run scripts/make_test_vectors.py", file=sys.stderr)
-            return 1
-        return 0
-    VECTORS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    VECTORS_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {VECTORS_PATH} ({len(json.loads(text))} cases)")
-    return 0
+    stale = 0
+    for path, text in ((VECTORS_PATH, render()), (BARE_JSON_PATH, render_bare_json())):
+        if args.check:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"{path} is stale: run scripts/make_test_vectors.py", file=sys.stderr)
+                stale = 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path} ({len(json.loads(text))} cases)")
+    return stale
 
 
 if __name__ == "__main__":

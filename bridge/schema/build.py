@@ -53,6 +53,7 @@ class _Opts:
     default_timeout_ms: int = 0
     default_priority: Priority | None = None
     background_only: bool = False
+    bare: bool | None = None  # None: not set (inherit)
 
 
 def _read_options(options: bytes, extension: int, where: str) -> _Opts:
@@ -64,11 +65,13 @@ def _read_options(options: bytes, extension: int, where: str) -> _Opts:
         return _Opts()
     # field number -> attribute, per extension (see bridge/v1/options.proto)
     layout = {
-        FILE_OPTION: {1: "encoding"},
-        SERVICE_OPTION: {1: "encoding", 2: "default_timeout_ms", 3: "default_priority"},
+        FILE_OPTION: {1: "encoding", 2: "bare"},
+        SERVICE_OPTION: {
+            1: "encoding", 2: "default_timeout_ms", 3: "default_priority", 4: "bare",
+        },
         METHOD_OPTION: {
             1: "encoding", 2: "function_name", 3: "default_timeout_ms",
-            4: "default_priority", 5: "background_only",
+            4: "default_priority", 5: "background_only", 6: "bare",
         },
     }[extension]
     values: dict[str, object] = {}
@@ -96,7 +99,7 @@ def _read_options(options: bytes, extension: int, where: str) -> _Opts:
             elif attr == "function_name":
                 assert isinstance(value, bytes)
                 values[attr] = value.decode("utf-8")
-            elif attr == "background_only":
+            elif attr in ("background_only", "bare"):
                 values[attr] = bool(value)
             else:
                 values[attr] = value
@@ -302,6 +305,16 @@ class _FileBuilder:
                     ) from None
                 if m_opts.function_name and not m_opts.function_name.strip():
                     raise SchemaError(self.where(mpath, "function_name must not be blank"))
+                bare = _first_set(m_opts.bare, s_opts.bare, file_opts.bare) or False
+                encoding = (
+                    m_opts.encoding or s_opts.encoding or file_opts.encoding or Encoding.PROTOBUF
+                )
+                if check_shapes:
+                    problem = _bare_problem(
+                        bare, encoding, m.server_streaming or m.client_streaming, in_msg, out_msg
+                    )
+                    if problem:
+                        raise SchemaError(self.where(mpath, f"rpc {s.name}.{m.name}: {problem}"))
                 methods.append(
                     Method(
                         name=m.name,
@@ -313,10 +326,8 @@ class _FileBuilder:
                         server_streaming=m.server_streaming,
                         client_streaming=m.client_streaming,
                         function_name=m_opts.function_name or f"{s_full}.{m.name}",
-                        encoding=m_opts.encoding
-                        or s_opts.encoding
-                        or file_opts.encoding
-                        or Encoding.PROTOBUF,
+                        encoding=encoding,
+                        bare=bare,
                         default_timeout_ms=m_opts.default_timeout_ms
                         or s_opts.default_timeout_ms,
                         default_priority=m_opts.default_priority
@@ -357,7 +368,58 @@ class _FileBuilder:
             ruby_package=o.ruby_package,
             go_package=o.go_package,
             encoding=file_opts.encoding,
+            bare=file_opts.bare,
         )
+
+
+def _first_set(*values: bool | None) -> bool | None:
+    """The first option value that is set (method, then service, then file)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _bare_problem(
+    bare: bool, encoding: Encoding, streaming: bool, request: Message, reply: Message
+) -> str:
+    """Why this combination of ``bare`` / ``encoding`` cannot work, or "" (wire contract, s. 8)."""
+    if not bare:
+        if encoding in (Encoding.JSON, Encoding.RAW):
+            return (
+                f"encoding {encoding.name} is only for bare methods "
+                "(set bare: true, or use PROTOBUF / MSGPACK inside the envelope)"
+            )
+        return ""
+    if streaming:
+        return (
+            "bare methods are unary: a bare reply has no frames to tell the stream's items, "
+            "its end and a re-run apart (drop bare, or the stream)"
+        )
+    if encoding is Encoding.RAW:
+        for role, msg in (("request", request), ("reply", reply)):
+            if not raw_field(msg):
+                return (
+                    f"encoding RAW needs a {role} message with exactly one bytes or string "
+                    f"field; {msg.full_name} has "
+                    + (", ".join(f"{f.name} ({_shape(f)})" for f in msg.fields) or "no fields")
+                )
+    return ""
+
+
+def raw_field(message: Message) -> Field | None:
+    """The one field a RAW payload stands for: the message's only field, when it is a singular
+    ``bytes`` or ``string`` outside any real oneof; else None."""
+    if len(message.fields) != 1:
+        return None
+    field = message.fields[0]
+    if field.repeated or field.is_map or field.oneof is not None:
+        return None
+    return field if field.kind in (Kind.BYTES, Kind.STRING) else None
+
+
+def _shape(field: Field) -> str:
+    if field.is_map:
+        return "map"
+    kind = field.kind.name.lower()
+    return f"repeated {kind}" if field.repeated else kind
 
 
 def _json_name(name: str) -> str:

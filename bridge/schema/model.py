@@ -68,10 +68,15 @@ _INT64_KINDS = frozenset(
 
 
 class Encoding(enum.IntEnum):
-    """How request and reply bodies are encoded; the numbers are ``bridge.v1.Encoding``'s."""
+    """How request and reply bodies are encoded; the numbers are ``bridge.v1.Encoding``'s.
+
+    PROTOBUF and MSGPACK travel inside the envelope or bare; JSON and RAW only in bare methods
+    (wire contract, section 8)."""
 
     PROTOBUF = 1
     MSGPACK = 2
+    JSON = 3
+    RAW = 4
 
 
 class Priority(enum.IntEnum):
@@ -181,6 +186,9 @@ class Method:
     background_only: bool
     comment: str = ""
     location: Location | None = None
+    # ``bare``: the payload is the request alone in ``encoding``, with no envelope, and the reply
+    # the reply alone, with no frame (wire contract, section 8); always unary.
+    bare: bool = False
     # protobuf's own ``option idempotency_level`` is IDEMPOTENT or NO_SIDE_EFFECTS: a client may
     # drop a restarted run's repeated stream items (wire contract, section 3).
     idempotent: bool = False
@@ -216,6 +224,8 @@ class ProtoFile:
     go_package: str = ""
     # ``option (bridge.v1.file).encoding``, None when not set.
     encoding: Encoding | None = None
+    # ``option (bridge.v1.file).bare``, None when not set.
+    bare: bool | None = None
 
     def walk_messages(self) -> Iterator[Message]:
         """Every message of the file, nested ones after their parent, map entries included."""

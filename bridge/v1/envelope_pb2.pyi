@@ -13,6 +13,8 @@ class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENCODING_UNSPECIFIED: _ClassVar[Encoding]
     PROTOBUF: _ClassVar[Encoding]
     MSGPACK: _ClassVar[Encoding]
+    JSON: _ClassVar[Encoding]
+    RAW: _ClassVar[Encoding]
 
 class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +38,8 @@ class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 ENCODING_UNSPECIFIED: Encoding
 PROTOBUF: Encoding
 MSGPACK: Encoding
+JSON: Encoding
+RAW: Encoding
 OK: Code
 CANCELLED: Code
 UNKNOWN: Code

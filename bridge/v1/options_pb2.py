@@ -27,7 +27,7 @@ from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor
 from bridge.v1 import envelope_pb2 as bridge_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ridge/v1/options.proto\x12\tbridge.v1\x1a google/protobuf/descriptor.proto\x1a\x18\x62ridge/v1/envelope.proto\":\n\x11\x42ridgeFileOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\"\x88\x01\n\x14\x42ridgeServiceOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x02 \x01(\r\x12-\n\x10\x64\x65\x66\x61ult_priority\x18\x03 \x01(\x0e\x32\x13.bridge.v1.Priority\"\xb7\x01\n\x13\x42ridgeMethodOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x03 \x01(\r\x12-\n\x10\x64\x65\x66\x61ult_priority\x18\x04 \x01(\x0e\x32\x13.bridge.v1.Priority\x12\x17\n\x0f\x62\x61\x63kground_only\x18\x05 \x01(\x08*C\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x07\n\x03LOW\x10\x01\x12\n\n\x06NORMAL\x10\x02\x12\x08\n\x04HIGH\x10\x03:J\n\x04\x66ile\x12\x1c.google.protobuf.FileOptions\x18\xf4\x93\x03 \x01(\x0b\x32\x1c.bridge.v1.BridgeFileOptions:S\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xf5\x93\x03 \x01(\x0b\x32\x1f.bridge.v1.BridgeServiceOptions:P\n\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xf6\x93\x03 \x01(\x0b\x32\x1e.bridge.v1.BridgeMethodOptionsBB\n\rdev.bridge.v1P\x01\xca\x02\tBridge\\V1\xe2\x02\x15\x42ridge\\V1\\GPBMetadata\xea\x02\nBridge::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ridge/v1/options.proto\x12\tbridge.v1\x1a google/protobuf/descriptor.proto\x1a\x18\x62ridge/v1/envelope.proto\"V\n\x11\x42ridgeFileOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x11\n\x04\x62\x61re\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_bare\"\xa4\x01\n\x14\x42ridgeServiceOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x02 \x01(\r\x12-\n\x10\x64\x65\x66\x61ult_priority\x18\x03 \x01(\x0e\x32\x13.bridge.v1.Priority\x12\x11\n\x04\x62\x61re\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_bare\"\xd3\x01\n\x13\x42ridgeMethodOptions\x12%\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x03 \x01(\r\x12-\n\x10\x64\x65\x66\x61ult_priority\x18\x04 \x01(\x0e\x32\x13.bridge.v1.Priority\x12\x17\n\x0f\x62\x61\x63kground_only\x18\x05 \x01(\x08\x12\x11\n\x04\x62\x61re\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_bare*C\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x07\n\x03LOW\x10\x01\x12\n\n\x06NORMAL\x10\x02\x12\x08\n\x04HIGH\x10\x03:J\n\x04\x66ile\x12\x1c.google.protobuf.FileOptions\x18\xf4\x93\x03 \x01(\x0b\x32\x1c.bridge.v1.BridgeFileOptions:S\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xf5\x93\x03 \x01(\x0b\x32\x1f.bridge.v1.BridgeServiceOptions:P\n\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xf6\x93\x03 \x01(\x0b\x32\x1e.bridge.v1.BridgeMethodOptionsBB\n\rdev.bridge.v1P\x01\xca\x02\tBridge\\V1\xe2\x02\x15\x42ridge\\V1\\GPBMetadata\xea\x02\nBridge::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bridge.v1.options_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.bridge.v1P\001\312\002\tBridge\\V1\342\002\025Bridge\\V1\\GPBMetadata\352\002\nBridge::V1'
-  _globals['_PRIORITY']._serialized_start=483
-  _globals['_PRIORITY']._serialized_end=550
+  _globals['_PRIORITY']._serialized_start=567
+  _globals['_PRIORITY']._serialized_end=634
   _globals['_BRIDGEFILEOPTIONS']._serialized_start=98
-  _globals['_BRIDGEFILEOPTIONS']._serialized_end=156
-  _globals['_BRIDGESERVICEOPTIONS']._serialized_start=159
-  _globals['_BRIDGESERVICEOPTIONS']._serialized_end=295
-  _globals['_BRIDGEMETHODOPTIONS']._serialized_start=298
-  _globals['_BRIDGEMETHODOPTIONS']._serialized_end=481
+  _globals['_BRIDGEFILEOPTIONS']._serialized_end=184
+  _globals['_BRIDGESERVICEOPTIONS']._serialized_start=187
+  _globals['_BRIDGESERVICEOPTIONS']._serialized_end=351
+  _globals['_BRIDGEMETHODOPTIONS']._serialized_start=354
+  _globals['_BRIDGEMETHODOPTIONS']._serialized_end=565
 # @@protoc_insertion_point(module_scope)

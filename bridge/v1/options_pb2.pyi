@@ -27,31 +27,37 @@ METHOD_FIELD_NUMBER: _ClassVar[int]
 method: _descriptor.FieldDescriptor
 
 class BridgeFileOptions(_message.Message):
-    __slots__ = ("encoding",)
+    __slots__ = ("encoding", "bare")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
+    BARE_FIELD_NUMBER: _ClassVar[int]
     encoding: _envelope_pb2.Encoding
-    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ...) -> None: ...
+    bare: bool
+    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ..., bare: _Optional[bool] = ...) -> None: ...
 
 class BridgeServiceOptions(_message.Message):
-    __slots__ = ("encoding", "default_timeout_ms", "default_priority")
+    __slots__ = ("encoding", "default_timeout_ms", "default_priority", "bare")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    BARE_FIELD_NUMBER: _ClassVar[int]
     encoding: _envelope_pb2.Encoding
     default_timeout_ms: int
     default_priority: Priority
-    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ..., default_timeout_ms: _Optional[int] = ..., default_priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
+    bare: bool
+    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ..., default_timeout_ms: _Optional[int] = ..., default_priority: _Optional[_Union[Priority, str]] = ..., bare: _Optional[bool] = ...) -> None: ...
 
 class BridgeMethodOptions(_message.Message):
-    __slots__ = ("encoding", "function_name", "default_timeout_ms", "default_priority", "background_only")
+    __slots__ = ("encoding", "function_name", "default_timeout_ms", "default_priority", "background_only", "bare")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     BACKGROUND_ONLY_FIELD_NUMBER: _ClassVar[int]
+    BARE_FIELD_NUMBER: _ClassVar[int]
     encoding: _envelope_pb2.Encoding
     function_name: str
     default_timeout_ms: int
     default_priority: Priority
     background_only: bool
-    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ..., function_name: _Optional[str] = ..., default_timeout_ms: _Optional[int] = ..., default_priority: _Optional[_Union[Priority, str]] = ..., background_only: _Optional[bool] = ...) -> None: ...
+    bare: bool
+    def __init__(self, encoding: _Optional[_Union[_envelope_pb2.Encoding, str]] = ..., function_name: _Optional[str] = ..., default_timeout_ms: _Optional[int] = ..., default_priority: _Optional[_Union[Priority, str]] = ..., background_only: _Optional[bool] = ..., bare: _Optional[bool] = ...) -> None: ...

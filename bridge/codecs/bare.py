@@ -1,0 +1,207 @@
+"""The two encodings only bare methods use: JSON and RAW (wire contract, section 8).
+
+JSON starts from protobuf's own canonical mapping (``google.protobuf.json_format``, which does the
+field-by-field work: enum names, base64, well-known types, range checks) and adds the few
+differences section 8.2 lists, in one walk over the message's descriptor on each side:
+``.proto`` field names, every field without presence written, 64-bit integers as numbers;
+on input ``[]`` for an empty message or map (PHP's empty array) and ``0`` / ``1`` for a bool
+(Perl). RAW is the bytes of a message's only ``bytes`` / ``string`` field.
+
+codec = BareJsonCodec()
+codec.encode(reply)                  # b'{"name":"x","count":3,...}'
+codec.decode(ResizeRequest, data)    # raises DecodeError: not JSON, unknown key, wrong type...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from bridge.codecs.base import BytesLike, DecodeError, MessageT
+from bridge.codecs.msgpack_codec import MAX_NESTING
+from bridge.v1 import envelope_pb2
+
+__all__ = ["BareJsonCodec", "RawCodec", "raw_field"]
+
+_INT64_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
+def _is_wkt(descriptor: Descriptor) -> bool:
+    """Well-known types keep their canonical JSON form (section 8.2, writing rule 8)."""
+    return bool(descriptor.full_name.startswith("google.protobuf."))
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    mt = field.message_type
+    return bool(mt is not None and mt.GetOptions().map_entry)
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    return bool(field.is_repeated)
+
+
+def _numbers_out(value: Any, descriptor: Descriptor) -> None:
+    """Turn the canonical dict's 64-bit integer strings into numbers, in place."""
+    if _is_wkt(descriptor) or not isinstance(value, dict):
+        return
+    for field in descriptor.fields:
+        item = value.get(field.name)
+        if item is None:
+            continue
+        if _is_map(field):
+            vfield = field.message_type.fields_by_name["value"]
+            for key, v in item.items():
+                if vfield.type in _INT64_TYPES:
+                    item[key] = int(v)
+                elif vfield.message_type is not None:
+                    _numbers_out(v, vfield.message_type)
+        elif field.type in _INT64_TYPES:
+            value[field.name] = [int(v) for v in item] if _is_repeated(field) else int(item)
+        elif field.message_type is not None:
+            for v in item if _is_repeated(field) else (item,):
+                _numbers_out(v, field.message_type)
+
+
+def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
+    """Rewrite the lenient forms of section 8.2 (reading) into canonical ones, in a copy."""
+    if depth > MAX_NESTING:
+        raise DecodeError(f"messages nested deeper than {MAX_NESTING} levels")
+    if value == []:
+        return {}
+    if not isinstance(value, dict) or _is_wkt(descriptor):
+        return value
+    out = dict(value)
+    by_name = descriptor.fields_by_name
+    by_json = {f.json_name: f for f in descriptor.fields}
+    for key, item in value.items():
+        field = by_name.get(key) or by_json.get(key)
+        if field is None or item is None:
+            continue  # json_format names an unknown key; null means unset
+        if _is_map(field):
+            if item == []:
+                out[key] = {}
+            elif isinstance(item, dict):
+                vfield = field.message_type.fields_by_name["value"]
+                out[key] = {k: _field_in(vfield, v, depth + 1) for k, v in item.items()}
+        elif _is_repeated(field):
+            if isinstance(item, list):
+                out[key] = [_field_in(field, v, depth + 1) for v in item]
+        else:
+            out[key] = _field_in(field, item, depth + 1)
+    return out
+
+
+# Standard or URL-safe base64, padding optional (json_format itself skips stray characters).
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+
+
+def _field_in(field: FieldDescriptor, value: Any, depth: int) -> Any:
+    if field.type == FieldDescriptor.TYPE_BOOL and type(value) is int and value in (0, 1):
+        return bool(value)
+    if (
+        field.type == FieldDescriptor.TYPE_BYTES
+        and isinstance(value, str)
+        and not _BASE64.fullmatch(value)
+    ):
+        raise DecodeError(f"{field.full_name}: not base64: {value[:40]!r}")
+    if field.message_type is not None:
+        return _lenient_in(value, field.message_type, depth)
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class BareJsonCodec:
+    """``bridge.v1.Encoding.JSON``: the JSON mapping of wire contract section 8.2, UTF-8."""
+
+    encoding: int = envelope_pb2.JSON
+
+    def encode(self, message: Message) -> bytes:
+        value = json_format.MessageToDict(
+            message,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        _numbers_out(value, message.DESCRIPTOR)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
+
+    def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        message = message_type()
+        if not len(data):
+            return message
+        name = message_type.DESCRIPTOR.full_name
+        try:
+            value = json.loads(bytes(data).decode("utf-8"), parse_constant=_no_constants)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise DecodeError(f"not a JSON {name}: {exc}") from None
+        if not isinstance(value, dict) and value != []:
+            raise DecodeError(
+                f"not a JSON {name}: expected an object, got {type(value).__name__}"
+            )
+        value = _lenient_in(value, message_type.DESCRIPTOR, 0)
+        try:
+            json_format.ParseDict(value, message, max_recursion_depth=MAX_NESTING + 1)
+        except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+            raise DecodeError(f"not a JSON {name}: {exc}") from None
+        return message
+
+    def __repr__(self) -> str:
+        return "BareJsonCodec()"
+
+
+def raw_field(descriptor: Descriptor) -> FieldDescriptor:
+    """The one field a RAW payload stands for (the generator checked there is exactly one)."""
+    fields = descriptor.fields
+    if len(fields) != 1 or fields[0].type not in (
+        FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_STRING
+    ) or _is_repeated(fields[0]):
+        raise TypeError(
+            f"encoding RAW needs a message with exactly one bytes or string field, "
+            f"not {descriptor.full_name}"
+        )
+    return fields[0]
+
+
+class RawCodec:
+    """``bridge.v1.Encoding.RAW``: the payload is the message's only ``bytes`` / ``string`` field."""
+
+    encoding: int = envelope_pb2.RAW
+
+    def encode(self, message: Message) -> bytes:
+        value = getattr(message, raw_field(message.DESCRIPTOR).name)
+        return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+    def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        field = raw_field(message_type.DESCRIPTOR)
+        message = message_type()
+        if field.type == FieldDescriptor.TYPE_STRING:
+            try:
+                setattr(message, field.name, bytes(data).decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise DecodeError(
+                    f"not a RAW {message_type.DESCRIPTOR.full_name}: "
+                    f"{field.name} is a string and the payload is not UTF-8 ({exc.reason} "
+                    f"at byte {exc.start})"
+                ) from None
+        else:
+            setattr(message, field.name, bytes(data))
+        return message
+
+    def __repr__(self) -> str:
+        return "RawCodec()"
