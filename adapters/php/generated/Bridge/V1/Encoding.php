@@ -7,7 +7,8 @@ namespace Bridge\V1;
 use UnexpectedValueException;
 
 /**
- * How request and reply messages are encoded inside the envelope.
+ * How request and reply messages are encoded: inside the envelope (PROTOBUF, MSGPACK), or as a
+ * bare method's whole payload (any of the four; docs/wire-contract.md, section 8).
  *
  * Protobuf type <code>bridge.v1.Encoding</code>
  */
@@ -27,11 +28,26 @@ class Encoding
      * Generated from protobuf enum <code>MSGPACK = 2;</code>
      */
     const MSGPACK = 2;
+    /**
+     * Bare methods only: the JSON mapping of section 8.2 (.proto field names, 64-bit integers as
+     * numbers, every field without presence written).
+     *
+     * Generated from protobuf enum <code>JSON = 3;</code>
+     */
+    const JSON = 3;
+    /**
+     * Bare methods only, for a message of exactly one bytes or string field: that field's bytes.
+     *
+     * Generated from protobuf enum <code>RAW = 4;</code>
+     */
+    const RAW = 4;
 
     private static $valueToName = [
         self::ENCODING_UNSPECIFIED => 'ENCODING_UNSPECIFIED',
         self::PROTOBUF => 'PROTOBUF',
         self::MSGPACK => 'MSGPACK',
+        self::JSON => 'JSON',
+        self::RAW => 'RAW',
     ];
 
     public static function name($value)
