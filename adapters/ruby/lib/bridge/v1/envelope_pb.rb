@@ -24,6 +24,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :ENCODING_UNSPECIFIED, 0
       value :PROTOBUF, 1
       value :MSGPACK, 2
+      value :JSON, 3
+      value :RAW, 4
     end
     add_enum "bridge.v1.Code" do
       value :OK, 0
