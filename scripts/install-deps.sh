@@ -18,6 +18,8 @@ APT_PACKAGES=(
   protobuf-compiler
   # C: libgearman, protobuf-c, msgpack-c
   gcc make pkg-config libgearman-dev protobuf-c-compiler libprotobuf-c-dev libmsgpack-dev
+  # C: jansson, the JSON parser under the C runtime's bare JSON codec (wire contract, section 8.2)
+  libjansson-dev
   # C: zlib (CRC-32 reply type tags); clang + compiler-rt for the libFuzzer target over the C codecs
   zlib1g-dev clang libclang-rt-14-dev
   # PHP 8.2
