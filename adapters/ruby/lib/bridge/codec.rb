@@ -4,12 +4,16 @@ require "google/protobuf"
 require_relative "errors"
 require_relative "codec/msgpack"
 require_relative "codec/map_entry_guard"
+require_relative "codec/bare_json"
+require_relative "codec/raw"
 
 module Bridge
-  # Both body encodings of the wire contract. Bridge::Codec.decode(klass, bytes, encoding) and
-  # Bridge::Codec.encode(message, encoding) with encoding :protobuf or :msgpack.
+  # The body encodings of the wire contract. Bridge::Codec.decode(klass, bytes, encoding) and
+  # Bridge::Codec.encode(message, encoding) with encoding :protobuf or :msgpack (enveloped and bare
+  # methods), :json or :raw (bare methods only, section 8).
   module Codec
     ENCODINGS = %i[protobuf msgpack].freeze
+    BARE_ENCODINGS = %i[protobuf msgpack json raw].freeze
 
     module_function
 
@@ -17,6 +21,8 @@ module Bridge
       case encoding
       when :protobuf then Protobuf.decode(klass, bytes)
       when :msgpack then Msgpack.decode(klass, bytes)
+      when :json then BareJson.decode(klass, bytes)
+      when :raw then Raw.decode(klass, bytes)
       else raise ArgumentError, "unknown encoding #{encoding.inspect}"
       end
     end
@@ -25,6 +31,8 @@ module Bridge
       case encoding
       when :protobuf then Protobuf.encode(message)
       when :msgpack then Msgpack.encode(message)
+      when :json then BareJson.encode(message)
+      when :raw then Raw.encode(message)
       else raise ArgumentError, "unknown encoding #{encoding.inspect}"
       end
     end
