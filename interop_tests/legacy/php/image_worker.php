@@ -1,0 +1,37 @@
+<?php
+// A thumbnail worker the way PHP shops have written them for years: pecl gearman, JSON in and out
+// with json_decode / json_encode, no bridge code. legacy.proto declares it as Legacy.Thumbnail
+// (bare: true, encoding: JSON). Servers from GEARMAN_SERVERS (host:port[,host:port]).
+
+$worker = new GearmanWorker();
+$worker->addServers(getenv('GEARMAN_SERVERS') ?: '127.0.0.1:4730');
+
+$worker->addFunction('thumbnail', function (GearmanJob $job) {
+    $req = json_decode($job->workload(), true);
+
+    $scale = min(1.0, $req['max_side'] / max($req['width'], $req['height']));
+    $info = pathinfo($req['path']);
+    $reply = [
+        'thumb_path' => $info['dirname'] . '/' . $info['filename'] . '_thumb.' . $info['extension'],
+        'width' => (int) round($req['width'] * $scale),
+        'height' => (int) round($req['height'] * $scale),
+        'scale' => $scale,
+        'format' => $req['format'] == 'IMAGE_FORMAT_UNSPECIFIED' ? 'PNG' : $req['format'],
+        'exif_kept' => $req['keep_exif'],
+        'source_bytes' => $req['source_bytes'],
+        'tags' => array_map('strtoupper', $req['tags']),
+        'preview' => base64_encode("\x89PNG\r\n\x1a\n\0" . $info['filename']),
+        'meta' => $req['keep_exif'] ? ['exif' => 'kept', 'by' => 'php'] : [],
+    ];
+    if (isset($req['crop'])) {
+        $reply['crop'] = $req['crop'];
+    }
+    return json_encode($reply);
+});
+
+while ($worker->work()) {
+    if ($worker->returnCode() != GEARMAN_SUCCESS) {
+        echo 'return_code: ' . $worker->returnCode() . "\n";
+        break;
+    }
+}
