@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from bridge.codecs.base import BytesLike, DecodeError, MessageT
@@ -27,6 +27,9 @@ from bridge.codecs.msgpack_codec import MAX_NESTING
 from bridge.v1 import envelope_pb2
 
 __all__ = ["BareJsonCodec", "RawCodec", "raw_field"]
+
+#: A message descriptor: the pure-Python and the upb classes are both in use, and share this much.
+Descriptor = Any
 
 _INT64_TYPES = frozenset(
     {
@@ -49,6 +52,13 @@ def _is_map(field: FieldDescriptor) -> bool:
     return bool(mt is not None and mt.GetOptions().map_entry)
 
 
+def _map_value(field: FieldDescriptor) -> FieldDescriptor:
+    """The value field of a map field's entry."""
+    entry: Any = field.message_type
+    value: FieldDescriptor = entry.fields_by_name["value"]
+    return value
+
+
 def _is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
@@ -62,7 +72,7 @@ def _numbers_out(value: Any, descriptor: Descriptor) -> None:
         if item is None:
             continue
         if _is_map(field):
-            vfield = field.message_type.fields_by_name["value"]
+            vfield = _map_value(field)
             for key, v in item.items():
                 if vfield.type in _INT64_TYPES:
                     item[key] = int(v)
@@ -94,7 +104,7 @@ def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
             if item == []:
                 out[key] = {}
             elif isinstance(item, dict):
-                vfield = field.message_type.fields_by_name["value"]
+                vfield = _map_value(field)
                 out[key] = {k: _field_in(vfield, v, depth + 1) for k, v in item.items()}
         elif _is_repeated(field):
             if isinstance(item, list):
@@ -158,7 +168,8 @@ class BareJsonCodec:
         try:
             json_format.ParseDict(value, message, max_recursion_depth=MAX_NESTING + 1)
         except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
-            raise DecodeError(f"not a JSON {name}: {exc}") from None
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DecodeError(f"not a JSON {name}: {first_line}") from None
         return message
 
     def __repr__(self) -> str:
@@ -175,11 +186,12 @@ def raw_field(descriptor: Descriptor) -> FieldDescriptor:
             f"encoding RAW needs a message with exactly one bytes or string field, "
             f"not {descriptor.full_name}"
         )
-    return fields[0]
+    field: FieldDescriptor = fields[0]
+    return field
 
 
 class RawCodec:
-    """``bridge.v1.Encoding.RAW``: the payload is the message's only ``bytes`` / ``string`` field."""
+    """``bridge.v1.Encoding.RAW``: the payload is the message's one ``bytes`` / ``string`` field."""
 
     encoding: int = envelope_pb2.RAW
 

@@ -95,8 +95,15 @@ class AsyncRpc(_RpcBase):
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
         talks = p.on_status is not None or p.on_warning is not None
-        reader = method.reader(p) if talks else None
+        reader = method.reader(p) if talks and not method.bare else None
         try:
+            if method.bare:
+                data = await self.client.call(
+                    method.function, p.payload, unique=p.unique, priority=p.priority,
+                    timeout=p.timeout, on_data=method.refuse_data, on_status=p.on_status,
+                    on_warning=p.on_warning,
+                )
+                return self.decode_reply(method, p.codec, data)
             data = await self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
                 timeout=p.timeout,

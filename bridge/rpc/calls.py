@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 from bridge.client import (
     Priority,
 )
-from bridge.codecs import Codec, DecodeError, codec_for
+from bridge.codecs import Codec, DecodeError, bare_codec_for, codec_for
 from bridge.errors import (
     CallTimeout,
     DeadlineExceeded,
@@ -47,7 +47,9 @@ from bridge.errors import (
     WorkerFailed,
 )
 from bridge.protocol import MAX_UNIQUE_SIZE
+from bridge.rpc.bare import decode_bare_error
 from bridge.rpc.envelope import decode_error, encode_request
+from bridge.rpc.frame import preview
 from bridge.rpc.replies import ReplyReader, marker_check, unary_body
 from bridge.schema.model import Encoding
 
@@ -125,10 +127,23 @@ class MethodSpec(Generic[RequestT, ReplyT]):
     server_streaming: bool = False
     background_only: bool = False
     idempotent: bool = False
+    #: no envelope, no reply frames: the payload is the request alone in ``encoding`` (any of
+    #: PROTOBUF, MSGPACK, JSON, RAW) and the reply the reply alone (wire contract, section 8)
+    bare: bool = False
 
     @property
     def full_name(self) -> str:
         return f"{self.service}.{self.name}"
+
+    def refuse_data(self, payload: bytes) -> None:
+        """The ``on_data`` of a bare call: a bare method's reply is its WORK_COMPLETE alone, so a
+        WORK_DATA means the worker is not what the schema says (``Internal``)."""
+        raise Internal(
+            f"{self.function}: the worker sent WORK_DATA ({preview(payload)}) on a bare "
+            f"{self.encoding.name} method, whose reply is its WORK_COMPLETE alone",
+            type="BadReply",
+            language="python",
+        )
 
     @functools.cached_property
     def reply_name(self) -> str:
@@ -277,6 +292,8 @@ class _RpcBase:
         *,
         background: bool = False,
     ) -> _Prepared:
+        if method.bare:
+            return self._prepare_bare(method, args, kwargs, background)
         if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
             # The common case, a request message and no options: skip the argument sorting.
             message = args[0]
@@ -311,15 +328,54 @@ class _RpcBase:
         )
 
     @staticmethod
+    def _prepare_bare(
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+        background: bool,
+    ) -> _Prepared:
+        """A bare call: the request alone in the method's encoding; no deadline or metadata
+        travel, the unique id goes as given (wire contract, section 8.4)."""
+        options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
+        encoding = options.get("encoding")
+        if encoding is not None and encoding != method.encoding:
+            raise ValueError(
+                f"{method.name}() is a bare {method.encoding.name} method: its encoding is fixed "
+                f"by the schema (the worker reads {method.encoding.name}), not "
+                f"{Encoding(encoding).name}")
+        if options.get("metadata"):
+            raise ValueError(
+                f"{method.name}() is a bare method: metadata cannot travel without the envelope "
+                f"(wire contract, section 8.4)")
+        message = _build_request(method, args, fields)
+        codec = bare_codec_for(method.encoding)
+        if "timeout" in options:
+            timeout = _timeout(options["timeout"])
+        else:
+            timeout = _default_timeout(method, background)
+        unique = options.get("unique")
+        return _Prepared(
+            codec.encode(message),
+            codec,
+            timeout,
+            options.get("priority") or method.default_priority,
+            unique.encode() if isinstance(unique, str) else unique,
+            options.get("on_progress"),
+            _warning_callback(options.get("on_warning")),
+        )
+
+    @staticmethod
     def decode_reply(
         method: MethodSpec[Any, ReplyT], codec: Codec, data: bytes | memoryview
     ) -> ReplyT:
         try:
             return codec.decode(method.reply_type, data)
         except DecodeError as exc:
+            what = f"a bare {method.encoding.name} " if method.bare else "a valid "
             raise Internal(
-                f"{method.function}: the reply is not a valid "
-                f"{method.reply_type.DESCRIPTOR.full_name}: {exc}",
+                f"{method.function}: the reply is not {what}"
+                f"{method.reply_type.DESCRIPTOR.full_name}: {exc}"
+                + (f" (first bytes: {preview(bytes(data))})" if method.bare else ""),
                 type="DecodeError",
                 language="python",
             ) from exc
@@ -336,6 +392,8 @@ def _translate(method: MethodSpec[Any, Any], exc: BaseException) -> BaseExceptio
     if isinstance(exc, RpcError):
         return exc
     if isinstance(exc, JobException):
+        if method.bare:
+            return decode_bare_error(method.function, exc.payload)
         return decode_error(exc.payload)
     if isinstance(exc, JobFailed):
         return WorkerFailed(

@@ -92,7 +92,13 @@ class ReplyReader:
         try:
             frame = parse_frame(payload)
         except FrameError as exc:
-            raise self._bad(str(exc).split(":")[0], payload) from None
+            raise self._bad(
+                str(exc).split(":")[0]
+                + "; if this function is served by a worker that is not a bridge worker, "
+                "declare the rpc bare: true with the encoding that worker reads "
+                "(wire contract, section 8)",
+                payload,
+            ) from None
         if frame.kind not in allowed:
             raise self._bad(f"a {FrameKind(frame.kind).name.lower()} frame where "
                             f"{' or '.join(k.name.lower() for k in allowed)} was due", payload)

@@ -290,6 +290,8 @@ def _spec_args(method: Method) -> tuple[tuple[str, str], ...]:
         args.append(("background_only", "True"))
     if method.idempotent:
         args.append(("idempotent", "True"))
+    if method.bare:
+        args.append(("bare", "True"))
     return tuple(args)
 
 
