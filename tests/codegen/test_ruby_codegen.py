@@ -319,3 +319,55 @@ def test_a_file_without_a_package_loads(tmp_path: Path) -> None:
                 "Svc::Service.rpcs.each_value { |r| puts [r.function_name, r.method_name, r.input, "
                 'r.server_streaming].join(" ") }')
     assert out.splitlines() == ["Svc.Do do Req false", "Svc.Str str Req true"]
+
+
+# ------------------------------------------------------------------ bare methods
+
+BARE_PROTO = """\
+syntax = "proto3";
+package legacy.v1;
+import "bridge/v1/options.proto";
+option (bridge.v1.file) = { bare: true, encoding: JSON };
+message Image { bytes data = 1; }
+message Size { int32 width = 1; int64 bytes = 2; }
+service Thumbs {
+  rpc Resize(Size) returns (Size) { option (bridge.v1.method).function_name = "resize_image"; }
+  rpc Raw(Image) returns (Image) { option (bridge.v1.method) = { encoding: RAW }; }
+  rpc Packed(Size) returns (Size) { option (bridge.v1.method) = { encoding: MSGPACK }; }
+  rpc Typed(Size) returns (Size) {
+    option (bridge.v1.method) = { bare: false, encoding: PROTOBUF };
+  }
+  rpc Lines(Size) returns (stream Size) {
+    option (bridge.v1.method) = { bare: false, encoding: MSGPACK };
+  }
+}
+"""
+
+
+def test_bare_rpcs_carry_bare_and_their_encoding(tmp_path: Path) -> None:
+    """Inherited from the file, turned off per method; enveloped rpcs are declared as before."""
+    (tmp_path / "legacy.proto").write_text(BARE_PROTO)
+    gen = tmp_path / "gen"
+    write_files(get_emitter("ruby").generate(load([tmp_path / "legacy.proto"], [tmp_path]), {}),
+                gen)
+    _syntax_check(gen)
+    out = _ruby(gen, 'require "json"; require "legacy_bridge"\n'
+                "puts JSON.generate(Legacy::V1::Thumbs::Service.rpcs.values.map { |r| "
+                "[r.function_name, r.bare, r.encoding] })")
+    assert json.loads(out) == [
+        ["resize_image", True, "json"],
+        ["legacy.v1.Thumbs.Raw", True, "raw"],
+        ["legacy.v1.Thumbs.Packed", True, "msgpack"],
+        ["legacy.v1.Thumbs.Typed", False, None],
+        ["legacy.v1.Thumbs.Lines", False, None],
+    ]
+
+
+def test_interop_schema_matches_the_golden(tmp_path: Path) -> None:
+    """The interop schema's generated Ruby, its Bare service included."""
+    schemas = REPO / "schemas"
+    write_files(get_emitter("ruby").generate(
+        load([schemas / "interop" / "v1" / "interop.proto"], [schemas]), {}), tmp_path)
+    _check_golden((tmp_path / "interop" / "v1" / "interop_bridge.rb").read_text(),
+                  GOLDEN / "interop" / "v1" / "interop_bridge.rb")
+    _syntax_check(tmp_path)

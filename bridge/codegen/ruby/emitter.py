@@ -17,7 +17,7 @@ import jinja2
 
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.protoc import run_protoc
-from bridge.schema.model import Enum, Message, Method, ProtoFile, Schema, Service
+from bridge.schema.model import Encoding, Enum, Message, Method, ProtoFile, Schema, Service
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bridge.codegen.ruby", "templates"),
@@ -118,6 +118,15 @@ def _comment(text: str, indent: str) -> list[str]:
     return [f"{indent}#{' ' + line if line.strip() else ''}".rstrip() for line in lines]
 
 
+# Bridge::Service's names of the encodings (a bare method's jobs and replies use exactly one).
+_ENCODINGS = {
+    Encoding.PROTOBUF: "protobuf",
+    Encoding.MSGPACK: "msgpack",
+    Encoding.JSON: "json",
+    Encoding.RAW: "raw",
+}
+
+
 @dataclass(frozen=True)
 class _Rpc:
     name: str
@@ -128,6 +137,8 @@ class _Rpc:
     function_name: str
     default_function_name: bool
     comment: list[str]
+    # ``bare: true, encoding: :json`` for a bare method (wire contract section 8), else empty.
+    bare: str
 
 
 class RubyEmitter:
@@ -221,6 +232,7 @@ class RubyEmitter:
             function_name=ruby_string(method.function_name),
             default_function_name=method.function_name == default_name,
             comment=_comment(method.comment, "      "),
+            bare=f"bare: true, encoding: :{_ENCODINGS[method.encoding]}" if method.bare else "",
         )
 
     @staticmethod

@@ -17,7 +17,8 @@ module Bridge
   class Context
     # Absolute deadline in Unix milliseconds; 0 when the caller set none.
     attr_reader :deadline_ms
-    # :protobuf or :msgpack: how this call's request and replies travel.
+    # :protobuf or :msgpack: how this call's request and replies travel; a bare method's (no
+    # envelope, wire contract section 8) also :json or :raw, fixed by its schema.
     attr_reader :encoding
     # The Gearman function, job handle and unique id of this job.
     attr_reader :function_name, :handle, :unique

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "set"
+require_relative "codec"
 require_relative "errors"
 
 module Bridge
@@ -12,15 +13,20 @@ module Bridge
   #     rpc :Slugify, SlugRequest, SlugReply
   #     rpc :WordFrequencies, TextRequest, stream(WordCount)
   #     rpc :Legacy, Blob, Blob, function_name: "legacy_echo"
+  #     rpc :Resize, ResizeRequest, ResizeReply, function_name: "resize_image", bare: true, encoding: :json
   #   end
   #
   # Each rpc gets a snake_case method (slugify(request, context)) that raises UNIMPLEMENTED until a
   # subclass defines it. A server-streaming method yields each reply (or returns an Enumerable).
+  # A +bare+ rpc (wire contract section 8) takes jobs that are the request alone, in +encoding+
+  # (:protobuf, :msgpack, :json or :raw), and answers the reply alone: what an existing Gearman
+  # client or worker sends and reads.
   module Service
     # One rpc: its Gearman function name, message classes and the handler method it calls.
     # +owner+ is the generated class that declared it (and holds the UNIMPLEMENTED default).
+    # +bare+: no envelope and no frames; +encoding+ is then the one its jobs and replies use.
     Rpc = Struct.new(:name, :function_name, :input, :output, :server_streaming, :method_name, :owner,
-                     keyword_init: true) do
+                     :bare, :encoding, keyword_init: true) do
       # Whether +handler+ defines the method itself rather than inheriting the generated default.
       def implemented_by?(handler)
         handler.method(method_name).owner != owner
@@ -55,6 +61,26 @@ module Bridge
       (RESERVED_METHOD_NAMES.include?(snake) ? snake + RESERVED_SUFFIX : snake).to_sym
     end
 
+    # The encoding of an rpc declared with +bare+ and +encoding+ (nil for an enveloped one: its
+    # callers choose per job); ArgumentError for what the generator refuses too.
+    def self.check_bare(name, input, output, streaming, bare, encoding)
+      encoding = encoding&.to_s&.downcase&.to_sym
+      unless bare
+        return nil if encoding.nil? || Codec::ENCODINGS.include?(encoding)
+
+        raise ArgumentError, "rpc #{name}: encoding #{encoding} needs bare: true"
+      end
+      raise ArgumentError, "rpc #{name}: a bare rpc cannot stream" if streaming
+
+      encoding ||= :protobuf
+      unless Codec::BARE_ENCODINGS.include?(encoding)
+        raise ArgumentError, "rpc #{name}: unknown encoding #{encoding.inspect} (#{Codec::BARE_ENCODINGS.join(', ')})"
+      end
+
+      [input, output].each { |klass| Codec::Raw.field(klass.descriptor) } if encoding == :raw
+      encoding
+    end
+
     def self.included(base)
       base.extend(ClassMethods)
     end
@@ -75,9 +101,10 @@ module Bridge
         Stream.new(type)
       end
 
-      def rpc(name, input, output, function_name: nil)
+      def rpc(name, input, output, function_name: nil, bare: false, encoding: nil)
         streaming = output.is_a?(Stream)
         method_name = Service.method_name_for(name)
+        encoding = Service.check_bare(name, input, streaming ? output.type : output, streaming, bare, encoding)
         rpcs[name.to_sym] = Rpc.new(
           name: name.to_s,
           function_name: function_name || "#{service_name}.#{name}",
@@ -85,7 +112,9 @@ module Bridge
           output: streaming ? output.type : output,
           server_streaming: streaming,
           method_name: method_name,
-          owner: self
+          owner: self,
+          bare: bare ? true : false,
+          encoding: encoding
         ).freeze
         full_name = "#{service_name}.#{name}"
         define_method(method_name) do |_request, _context|
