@@ -28,6 +28,8 @@ APT_PACKAGES=(
   ruby ruby-google-protobuf ruby-msgpack ruby-minitest
   # Java 17 + Maven
   openjdk-17-jdk-headless maven
+  # the interop suite's legacy peers (interop_tests/legacy): Perl Gearman::Client/Worker, JSON::XS
+  libgearman-client-perl libjson-xs-perl
 )
 
 # bench/anchors only: a C++ gRPC echo server built against Debian's gRPC (1.51) and protobuf (3.21)
