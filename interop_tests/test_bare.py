@@ -85,7 +85,7 @@ def same_json(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-# --- typed calls -----------------------------------------------------------------------------------
+# --- typed calls ---------------------------------------------------------------------------------
 
 
 async def test_echo_in_every_bare_encoding(bare: Any, stubs: Stubs) -> None:
@@ -164,7 +164,7 @@ async def test_background_bare_job(bare: Any) -> None:
         await asyncio.sleep(0.05)
 
 
-# --- the wire, as unchanged clients send it ----------------------------------------------------------
+# --- the wire, as unchanged clients send it --------------------------------------------------------
 
 
 async def test_bare_json_vectors(raw: AsyncClient, stubs: Stubs) -> None:
