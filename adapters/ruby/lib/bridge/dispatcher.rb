@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "json"
 require "logger"
 require_relative "codec"
 require_relative "context"
@@ -15,8 +16,9 @@ module Bridge
   #
   # Its replies are frames (Bridge::Frame) of one attempt: the attempt id is drawn when the job is
   # taken; #frame_replies gives the encoding and the reply type's tag once the envelope is read.
+  # A job of a bare method (#bare!) sends its reply as it is: no frames, no attempt markers.
   class Job
-    attr_reader :handle, :function_name, :unique, :payload, :attempt
+    attr_reader :handle, :function_name, :unique, :payload, :attempt, :bare
 
     # +hold_final+: keep the final packet for the connection's next write (see
     # Gearman::Connection#send_packet); whoever sets it must send or flush right after the job.
@@ -34,6 +36,7 @@ module Bridge
       @tag = 0
       @items = 0
       @data_sent = false
+      @bare = nil # the encoding of a bare method's job
       @lock = Mutex.new # a handler may report from several threads: sequence numbers stay in order
     end
 
@@ -43,6 +46,11 @@ module Bridge
     def frame_replies(encoding, tag)
       @encoding = encoding
       @tag = tag
+    end
+
+    # The job is a bare method's, in +encoding+ (wire contract section 8): replies go unframed.
+    def bare!(encoding)
+      @bare = encoding
     end
 
     # One stream item (WORK_DATA, frame kind ITEM, sequence = its index).
@@ -57,8 +65,10 @@ module Bridge
     def send_warning(text) = reported(:WORK_WARNING, text)
     def send_status(numerator, denominator) = reported(:WORK_STATUS, numerator.to_s, denominator.to_s)
 
-    # The unary reply (WORK_COMPLETE, frame kind REPLY).
-    def complete(body) = @lock.synchronize { final(:WORK_COMPLETE, @handle, frame(Frame::REPLY, 0, body)) }
+    # The unary reply (WORK_COMPLETE, frame kind REPLY; a bare job's reply as it is).
+    def complete(body)
+      @lock.synchronize { final(:WORK_COMPLETE, @handle, @bare ? body : frame(Frame::REPLY, 0, body)) }
+    end
 
     # The end of a stream (WORK_COMPLETE, frame kind END_OF_STREAM, sequence = items sent).
     def complete_stream = @lock.synchronize { final(:WORK_COMPLETE, @handle, frame(Frame::END_OF_STREAM, @items)) }
@@ -75,10 +85,10 @@ module Bridge
     end
 
     # A status or warning: the first of a run that has sent no WORK_DATA yet follows an attempt
-    # marker, so the client knows which run it belongs to.
+    # marker, so the client knows which run it belongs to (not for a bare job: no frames at all).
     def reported(type, *args)
       @lock.synchronize do
-        unless @data_sent
+        unless @data_sent || @bare
           intermediate(:WORK_DATA, frame(Frame::MARKER, 0))
           @data_sent = true
         end
@@ -101,7 +111,8 @@ module Bridge
   end
 
   # The job flow of wire-contract section 2: size check, envelope, version, encoding, deadline,
-  # body, implementation, handler; every job gets exactly one answer.
+  # body, implementation, handler; for a bare method's job (section 8.4): size check, body,
+  # implementation, handler. Every job gets exactly one answer.
   class Dispatcher
     LANGUAGE = "ruby"
     DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024
@@ -113,7 +124,21 @@ module Bridge
     VERSION, DEADLINE, METADATA, ENCODING, BODY =
       RequestView::VERSION, RequestView::DEADLINE, RequestView::METADATA, RequestView::ENCODING, RequestView::BODY
 
+    BARE_HINT = "a caller that sends bare payloads needs the method declared `bare: true` (wire contract section 8)"
+    NO_METADATA = {}.freeze
+
     attr_reader :max_request_bytes
+
+    # The WORK_EXCEPTION payload of a bare method's error (wire contract section 8.3): a JSON
+    # method's is {"code": 5, "status": "NOT_FOUND", "message": "..."}, any other the message
+    # text alone, UTF-8 (a bare peer cannot read a protobuf bridge.v1.Error).
+    def self.bare_error(encoding, code, message)
+      text = Context.utf8(message)
+      return text.b unless encoding == :json
+
+      status = (Bridge::V1::Code.lookup(code) || :UNKNOWN).to_s
+      JSON.generate({ "code" => code, "status" => status, "message" => text }).b
+    end
 
     def initialize(max_request_bytes: DEFAULT_MAX_REQUEST_BYTES, logger: Logger.new($stderr))
       @routes = {}
@@ -142,6 +167,9 @@ module Bridge
 
     # Answers +job+. Raises only Gearman::ConnectionError (the answer could not be sent).
     def perform(job)
+      rpc, handler, implemented, tag = @routes[job.function_name]
+      return perform_bare(job, rpc, handler, implemented) if rpc&.bare
+
       payload = job.payload
       if payload.bytesize > @max_request_bytes
         return reject(job, :RESOURCE_EXHAUSTED,
@@ -151,11 +179,12 @@ module Bridge
       request = begin
         RequestView.decode(payload)
       rescue DecodeError => e
-        return reject(job, :INVALID_ARGUMENT, "malformed request envelope: #{e.message}")
+        return reject(job, :INVALID_ARGUMENT, "the job is not a bridge envelope (bridge.v1.Request): #{e.message}; #{BARE_HINT}")
       end
       version = VERSION.get(request)
       if version != 1
-        return reject(job, :FAILED_PRECONDITION, "unsupported envelope version #{version} (this worker speaks 1)")
+        hint = version.zero? ? "; if the job is not a bridge envelope at all, #{BARE_HINT}" : ""
+        return reject(job, :FAILED_PRECONDITION, "unsupported envelope version #{version} (this worker speaks 1)#{hint}")
       end
 
       encoding = ENCODINGS[ENCODING.get(request)]
@@ -166,7 +195,6 @@ module Bridge
         return reject(job, :DEADLINE_EXCEEDED, "the deadline passed before #{job.function_name} started")
       end
 
-      rpc, handler, implemented, tag = @routes[job.function_name]
       return reject(job, :UNIMPLEMENTED, "no handler for function #{job.function_name}") unless rpc
 
       job.frame_replies(encoding, tag)
@@ -191,6 +219,26 @@ module Bridge
     end
 
     private
+
+    # A bare method's job (wire contract section 8.4): the payload is the request alone, in the
+    # method's encoding; no deadline and no metadata travel.
+    def perform_bare(job, rpc, handler, implemented)
+      job.bare!(rpc.encoding)
+      payload = job.payload
+      if payload.bytesize > @max_request_bytes
+        return reject(job, :RESOURCE_EXHAUSTED,
+                      "request of #{payload.bytesize} bytes exceeds this worker's limit of #{@max_request_bytes}")
+      end
+
+      body = begin
+        Codec.decode(rpc.input, payload, rpc.encoding)
+      rescue DecodeError => e
+        return reject(job, :INVALID_ARGUMENT, "request (bare #{rpc.encoding}): #{e.message}")
+      end
+      return reject(job, :UNIMPLEMENTED, "#{rpc.owner.service_name}.#{rpc.name} is not implemented by this worker") unless implemented
+
+      run(job, rpc, handler, body, Context.new(job, metadata: NO_METADATA, deadline_ms: 0, encoding: rpc.encoding), nil)
+    end
 
     def run(job, rpc, handler, body, context, emit)
       if emit
@@ -236,6 +284,8 @@ module Bridge
     end
 
     def answer_error(job, code, message, exception, details: {}, type: nil)
+      return job.exception(Dispatcher.bare_error(job.bare, code, message)) if job.bare
+
       type ||= exception.class.name || exception.class.to_s
       error = Bridge::V1::Error.new(
         code: code,
