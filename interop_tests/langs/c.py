@@ -2,7 +2,7 @@
 
 Building means: make the runtime (libbridge.a) into the build folder, generate the interop schema
 with ``bridge generate --lang c`` (protoc-c messages + the service shim), and link the worker
-statically against libbridge (dynamically against protobuf-c, msgpack-c and zlib).
+statically against libbridge (dynamically against protobuf-c, msgpack-c, jansson and zlib).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=undefined")
 _TIMEOUT_S = 300
 #: What libbridge links against (adapters/c/Makefile and bridge.pc.in say the same).
-PKG_CONFIG_PACKAGES = ("libprotobuf-c", "msgpack", "zlib")
+PKG_CONFIG_PACKAGES = ("libprotobuf-c", "msgpack", "zlib", "jansson")
 
 
 def _pkg_config(*args: str) -> list[str]:

@@ -431,6 +431,84 @@ bridge_status bridge__protobuf_encode(const ProtobufCMessage *msg, bridge_buffer
     return pb_message(msg, out, 0, err, err_size);
 }
 
+/* ------------------------------------------------------------------ RAW (bare methods) */
+
+const ProtobufCFieldDescriptor *bridge__raw_field(const ProtobufCMessageDescriptor *desc)
+{
+    if (desc == NULL || desc->n_fields != 1)
+        return NULL;
+    const ProtobufCFieldDescriptor *f = &desc->fields[0];
+    if ((f->type != PROTOBUF_C_TYPE_BYTES && f->type != PROTOBUF_C_TYPE_STRING) ||
+        f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return NULL;
+    return f;
+}
+
+/* RAW: the payload is the bytes of the message's only field (a string's as UTF-8). */
+static bridge_status raw_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                size_t len, ProtobufCMessage **out, char *err, size_t err_size)
+{
+    const ProtobufCFieldDescriptor *f = bridge__raw_field(desc);
+    if (f == NULL)
+        return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
+                            "%s cannot be RAW: it needs exactly one bytes or string field", desc->name);
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        if (!bridge__utf8_valid(data, len))
+            return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
+                                "not a RAW %s: %s is a string and the payload is not UTF-8",
+                                desc->name, f->name);
+        if (memchr(data, 0, len) != NULL)
+            return bridge__fail(BRIDGE_STATUS_DECODE_ERROR, err, err_size,
+                                "not a RAW %s: NUL characters cannot be held by protobuf-c strings",
+                                desc->name);
+    }
+    uint8_t *copy = NULL;
+    if (len > 0 || f->type == PROTOBUF_C_TYPE_STRING) {
+        if ((copy = malloc(len + 1)) == NULL)
+            return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+    }
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    if (msg == NULL) {
+        free(copy);
+        return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+    }
+    desc->message_init(msg);
+    char *member = (char *)msg + f->offset;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        *(char **)member = (char *)copy;
+    } else {
+        ((ProtobufCBinaryData *)member)->data = copy;
+        ((ProtobufCBinaryData *)member)->len = len;
+        if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+            *(protobuf_c_boolean *)((char *)msg + f->quantifier_offset) = 1;
+    }
+    *out = msg;
+    return BRIDGE_STATUS_OK;
+}
+
+static bridge_status raw_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                size_t err_size)
+{
+    const ProtobufCFieldDescriptor *f = bridge__raw_field(msg->descriptor);
+    if (f == NULL)
+        return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
+                            "%s cannot be RAW: it needs exactly one bytes or string field",
+                            msg->descriptor->name);
+    const char *member = (const char *)msg + f->offset;
+    if (f->type == PROTOBUF_C_TYPE_BYTES) {
+        const ProtobufCBinaryData *b = (const ProtobufCBinaryData *)member;
+        return bridge__buffer_append(out, b->data, b->len);
+    }
+    const char *s = *(const char *const *)member;
+    size_t len = s ? strlen(s) : 0;
+    if (!bridge__utf8_valid((const uint8_t *)s, len))
+        return bridge__fail(BRIDGE_STATUS_ENCODE_ERROR, err, err_size,
+                            "field %s: string is not valid UTF-8", f->name);
+    return bridge__buffer_append(out, s, len);
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 bridge_status bridge_decode(const ProtobufCMessageDescriptor *desc, bridge_encoding encoding,
@@ -446,6 +524,10 @@ bridge_status bridge_decode(const ProtobufCMessageDescriptor *desc, bridge_encod
         return bridge__msgpack_decode(desc, data, len, out, err, err_size);
     if (encoding == BRIDGE_ENCODING_PROTOBUF)
         return bridge__protobuf_decode(desc, data, len, out, err, err_size);
+    if (encoding == BRIDGE_ENCODING_JSON)
+        return bridge__json_decode(desc, data, len, out, err, err_size);
+    if (encoding == BRIDGE_ENCODING_RAW)
+        return raw_decode(desc, data, len, out, err, err_size);
     return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "unknown encoding %d", (int)encoding);
 }
 
@@ -458,6 +540,10 @@ bridge_status bridge_encode(const ProtobufCMessage *msg, bridge_encoding encodin
         return bridge__msgpack_encode(msg, out, err, err_size);
     if (encoding == BRIDGE_ENCODING_PROTOBUF)
         return bridge__protobuf_encode(msg, out, err, err_size);
+    if (encoding == BRIDGE_ENCODING_JSON)
+        return bridge__json_encode(msg, out, err, err_size);
+    if (encoding == BRIDGE_ENCODING_RAW)
+        return raw_encode(msg, out, err, err_size);
     return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "unknown encoding %d", (int)encoding);
 }
 

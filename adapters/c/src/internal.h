@@ -38,6 +38,17 @@ bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, co
                                       size_t len, ProtobufCMessage **out, char *err,
                                       size_t err_size);
 
+bridge_status bridge__json_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                  size_t err_size);
+bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                  size_t len, ProtobufCMessage **out, char *err, size_t err_size);
+/* The one field a RAW payload stands for: a message's only field, a singular bytes or string
+ * outside any oneof; NULL when the message has another shape. */
+const ProtobufCFieldDescriptor *bridge__raw_field(const ProtobufCMessageDescriptor *desc);
+
+/* Orders a decoded map's entries by key, keeping the last of duplicate keys (freeing the rest). */
+void bridge__dedupe_map(ProtobufCMessage **entries, size_t *count);
+
 /* The protobuf wire type a singular value of `type` is written with (0, 1, 2 or 5). */
 int bridge__pb_wire_type(ProtobufCType type);
 

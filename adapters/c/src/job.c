@@ -81,6 +81,11 @@ bridge_encoding bridge_ctx_encoding(const bridge_ctx *ctx)
     return ctx->encoding;
 }
 
+bool bridge_ctx_bare(const bridge_ctx *ctx)
+{
+    return ctx->bare;
+}
+
 int64_t bridge_ctx_deadline_ms(const bridge_ctx *ctx)
 {
     return ctx->deadline_ms;
@@ -187,9 +192,19 @@ int bridge_ctx_fail(bridge_ctx *ctx)
     return -1;
 }
 
-/* Sends the job's WORK_EXCEPTION: a protobuf bridge.v1.Error. */
+/* Sends the job's WORK_EXCEPTION: a protobuf bridge.v1.Error, or a bare method's form (8.3). */
 static void finish_error(bridge_ctx *ctx, bridge_code code, const char *message)
 {
+    if (ctx->bare) {
+        bridge_buffer text = BRIDGE_BUFFER_INIT;
+        if (bridge__bare_error_payload(ctx->encoding, code, message, &text) == BRIDGE_STATUS_OK)
+            bridge__sink_send(ctx, BRIDGE_PACKET_EXCEPTION, text.data, text.len, 0, 0);
+        else
+            bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0); /* out of memory */
+        ctx->finished = true;
+        bridge_buffer_free(&text);
+        return;
+    }
     size_t n_details = 0;
     for (detail *d = ctx->details; d; d = d->next)
         n_details++;
@@ -327,13 +342,89 @@ static bridge_status decode_envelope(const uint8_t *payload, size_t size,
 
 /* ------------------------------------------------------------------ the job flow */
 
+/* Steps 7 and 8 (section 2; 8.4 for a bare method): the handler, then the one final answer. */
+static void run_handler(bridge_ctx *ctx, const bridge_method *method, ProtobufCMessage *request,
+                        size_t size_hint)
+{
+    char err[256] = "";
+    if (method->handler == NULL) {
+        finish_errorf(ctx, BRIDGE_UNIMPLEMENTED, "%s is not implemented by this worker",
+                      method->function_name);
+        return;
+    }
+    ProtobufCMessage *reply = NULL;
+    if (!method->server_streaming) {
+        reply = malloc(method->output->sizeof_message);
+        if (reply == NULL) {
+            finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        method->output->message_init(reply);
+    }
+    errno = 0;
+    int rc = method->handler(ctx, request, reply);
+    int handler_errno = errno;
+    if (ctx->fail_requested) {
+        bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
+        ctx->finished = true;
+    } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
+        if (ctx->error_code != BRIDGE_OK)
+            finish_error(ctx, ctx->error_code, ctx->error_message);
+        else {
+            char reason[160] = "", text[128];
+            if (handler_errno != 0) /* GNU strerror_r: thread-safe, returns the text */
+                snprintf(reason, sizeof reason, ": %s",
+                         strerror_r(handler_errno, text, sizeof text));
+            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)%s",
+                          method->function_name, rc, reason);
+        }
+    } else if (method->server_streaming) {
+        uint8_t end[BRIDGE_FRAME_HEADER];
+        bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_END, ctx->items_sent, end, sizeof end);
+        ctx->finished = true;
+    } else if (reply->descriptor != method->output) {
+        finish_errorf(ctx, BRIDGE_INTERNAL, "the handler replaced the reply's descriptor");
+    } else {
+        /* A bare reply goes alone; an enveloped one after the frame header, filled in at the send. */
+        size_t header = ctx->bare ? 0 : BRIDGE_FRAME_HEADER;
+        bridge_buffer buf = BRIDGE_BUFFER_INIT;
+        /* Replies are often about the request's size: one allocation instead of a few reallocs. */
+        bridge__buffer_reserve(&buf, header + size_hint + 64);
+        static const uint8_t zeros[BRIDGE_FRAME_HEADER];
+        if (bridge__buffer_append(&buf, zeros, header) != BRIDGE_STATUS_OK) {
+            finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
+        } else if (bridge_encode(reply, ctx->encoding, &buf, err, sizeof err) != BRIDGE_STATUS_OK) {
+            finish_errorf(ctx, BRIDGE_INTERNAL, "reply cannot be encoded: %s", err);
+        } else if (ctx->bare) {
+            bridge__sink_send(ctx, BRIDGE_PACKET_COMPLETE, buf.data, buf.len, 0, 0);
+            ctx->finished = true;
+        } else {
+            bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_REPLY, 0, buf.data, buf.len);
+            ctx->finished = true;
+        }
+        bridge_buffer_free(&buf);
+    }
+    /* The reply's own struct is ours; what it points to belongs to the handler (see bridge.h). */
+    free(reply);
+}
+
+static const char *encoding_name(bridge_encoding encoding)
+{
+    switch (encoding) {
+    case BRIDGE_ENCODING_PROTOBUF: return "protobuf";
+    case BRIDGE_ENCODING_MSGPACK: return "msgpack";
+    case BRIDGE_ENCODING_JSON: return "JSON";
+    case BRIDGE_ENCODING_RAW: return "RAW";
+    }
+    return "unknown";
+}
+
 void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t *payload,
                      size_t size, size_t max_request_bytes)
 {
     char err[256] = "";
     ProtobufCMessage *envelope = NULL;
     ProtobufCMessage *request = NULL;
-    ProtobufCMessage *reply = NULL;
     bool borrowed = false;
     ctx->method = method;
     ctx->encoding = BRIDGE_ENCODING_PROTOBUF;
@@ -341,6 +432,10 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     if (method != NULL)
         ctx->type_tag = (uint32_t)crc32(0L, (const Bytef *)method->output->name,
                                         (uInt)strlen(method->output->name));
+    if (method != NULL && method->bare) { /* section 8.4: no envelope, the schema's encoding */
+        ctx->bare = true;
+        ctx->encoding = method->encoding;
+    }
 
     /* 1. oversized */
     if (size > max_request_bytes) {
@@ -349,10 +444,24 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
                       max_request_bytes);
         goto done;
     }
+    if (ctx->bare) {
+        /* the whole payload is the request; then steps 7 and 8 as for any job */
+        if (bridge_decode(method->input, ctx->encoding, payload, size, &request, err,
+                          sizeof err) != BRIDGE_STATUS_OK) {
+            finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed %s request for %s: %s",
+                          encoding_name(ctx->encoding), method->function_name, err);
+            goto done;
+        }
+        run_handler(ctx, method, request, size);
+        goto done;
+    }
     /* 2. the envelope */
     ProtobufCBinaryData body;
     if (decode_envelope(payload, size, &envelope, &body, err, sizeof err) != BRIDGE_STATUS_OK) {
-        finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed request envelope: %s", err);
+        finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT,
+                      "the job is not a bridge envelope (bridge.v1.Request): %s; a caller that "
+                      "sends bare payloads needs the method declared `bare: true` (wire contract, "
+                      "section 8)", err);
         goto done;
     }
     ctx->request = (Bridge__V1__Request *)envelope;
@@ -399,66 +508,13 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     if (bridge_decode(method->input, ctx->encoding, ctx->request->body.data, ctx->request->body.len,
                       &request, err, sizeof err) != BRIDGE_STATUS_OK) {
         finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed %s request body: %s",
-                      ctx->encoding == BRIDGE_ENCODING_MSGPACK ? "msgpack" : "protobuf", err);
+                      encoding_name(ctx->encoding), err);
         goto done;
     }
-    /* 7. implemented? */
-    if (method->handler == NULL) {
-        finish_errorf(ctx, BRIDGE_UNIMPLEMENTED, "%s is not implemented by this worker",
-                      method->function_name);
-        goto done;
-    }
-    /* 8. the handler */
-    if (!method->server_streaming) {
-        reply = malloc(method->output->sizeof_message);
-        if (reply == NULL) {
-            finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
-            goto done;
-        }
-        method->output->message_init(reply);
-    }
-    errno = 0;
-    int rc = method->handler(ctx, request, reply);
-    int handler_errno = errno;
-    if (ctx->fail_requested) {
-        bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
-        ctx->finished = true;
-    } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
-        if (ctx->error_code != BRIDGE_OK)
-            finish_error(ctx, ctx->error_code, ctx->error_message);
-        else {
-            char reason[160] = "", text[128];
-            if (handler_errno != 0) /* GNU strerror_r: thread-safe, returns the text */
-                snprintf(reason, sizeof reason, ": %s",
-                         strerror_r(handler_errno, text, sizeof text));
-            finish_errorf(ctx, BRIDGE_UNKNOWN, "%s failed (handler returned %d)%s",
-                          method->function_name, rc, reason);
-        }
-    } else if (method->server_streaming) {
-        uint8_t end[BRIDGE_FRAME_HEADER];
-        bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_END, ctx->items_sent, end, sizeof end);
-        ctx->finished = true;
-    } else if (reply->descriptor != method->output) {
-        finish_errorf(ctx, BRIDGE_INTERNAL, "the handler replaced the reply's descriptor");
-    } else {
-        bridge_buffer buf = BRIDGE_BUFFER_INIT;
-        /* Replies are often about the request's size: one allocation instead of a few reallocs. */
-        bridge__buffer_reserve(&buf, BRIDGE_FRAME_HEADER + ctx->request->body.len + 64);
-        static const uint8_t header[BRIDGE_FRAME_HEADER];
-        if (bridge__buffer_append(&buf, header, sizeof header) != BRIDGE_STATUS_OK) {
-            finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
-        } else if (bridge_encode(reply, ctx->encoding, &buf, err, sizeof err) != BRIDGE_STATUS_OK) {
-            finish_errorf(ctx, BRIDGE_INTERNAL, "reply cannot be encoded: %s", err);
-        } else {
-            bridge__send_frame(ctx, BRIDGE_PACKET_COMPLETE, BRIDGE_FRAME_REPLY, 0, buf.data, buf.len);
-            ctx->finished = true;
-        }
-        bridge_buffer_free(&buf);
-    }
+    /* 7 and 8 */
+    run_handler(ctx, method, request, ctx->request->body.len);
 
 done:
-    /* The reply's own struct is ours; what it points to belongs to the handler (see bridge.h). */
-    free(reply);
     bridge_message_free(request);
     if (envelope != NULL && borrowed) {
         ((Bridge__V1__Request *)envelope)->body.data = NULL;

@@ -50,6 +50,7 @@ struct bridge_ctx {
     uint32_t type_tag;   /* CRC-32 of the reply type's full name */
     uint64_t items_sent; /* stream items sent so far: the next item's sequence */
     bool sent_data;      /* a WORK_DATA went out in this run (no attempt marker needed) */
+    bool bare;           /* a bare method's job: no envelope, frames or markers (section 8) */
 };
 
 /* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body (reply.c). */
@@ -63,6 +64,9 @@ bridge_status bridge__sink_send(bridge_ctx *ctx, bridge_packet kind, const void 
 /* Fills the first BRIDGE_FRAME_HEADER bytes of `frame` and sends it as WORK_DATA / COMPLETE. */
 bridge_status bridge__send_frame(bridge_ctx *ctx, bridge_packet packet, int kind, uint64_t sequence,
                                  uint8_t *frame, size_t size);
+/* The WORK_EXCEPTION payload of a bare method's error (section 8.3), appended to `out`. */
+bridge_status bridge__bare_error_payload(bridge_encoding encoding, bridge_code code,
+                                         const char *message, bridge_buffer *out);
 /* A random attempt id for one run of a job, never 0. */
 uint64_t bridge__new_attempt_id(void);
 

@@ -390,7 +390,7 @@ static bridge_status dec_value(dec *d, const ProtobufCFieldDescriptor *f, const 
 }
 
 /* Orders a decoded map's entries by key, keeping the last of duplicate keys (freeing the rest). */
-static void dedupe_map(ProtobufCMessage **entries, size_t *count)
+void bridge__dedupe_map(ProtobufCMessage **entries, size_t *count)
 {
     size_t n = *count;
     if (n < 2)
@@ -479,7 +479,7 @@ static bridge_status dec_field(dec *d, ProtobufCMessage *msg, const ProtobufCFie
                     return st;
             }
         }
-        dedupe_map(entries, count);
+        bridge__dedupe_map(entries, count);
         return BRIDGE_STATUS_OK;
     }
 

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "job.h"
 
 bridge_status bridge__sink_send(bridge_ctx *ctx, bridge_packet kind, const void *data, size_t size,
@@ -62,8 +64,8 @@ bridge_status bridge__send_frame(bridge_ctx *ctx, bridge_packet packet, int kind
 /* Before a run's first WORK_STATUS / WORK_WARNING: one attempt marker, unless data went first. */
 static bridge_status send_marker(bridge_ctx *ctx)
 {
-    if (ctx->sent_data || ctx->finished)
-        return BRIDGE_STATUS_OK;
+    if (ctx->sent_data || ctx->finished || ctx->bare)
+        return BRIDGE_STATUS_OK; /* a bare job has no attempt markers (section 8.4) */
     uint8_t frame[BRIDGE_FRAME_HEADER];
     return bridge__send_frame(ctx, BRIDGE_PACKET_DATA, BRIDGE_FRAME_MARKER, 0, frame, sizeof frame);
 }
@@ -148,3 +150,27 @@ uint64_t bridge__new_attempt_id(void)
     return id;
 }
 
+
+/*
+ * A bare method's error (wire contract, section 8.3), for peers that cannot read a bridge.v1.Error:
+ * JSON methods get {"code": N, "status": "NAME", "message": "..."}, the others the message alone.
+ */
+bridge_status bridge__bare_error_payload(bridge_encoding encoding, bridge_code code,
+                                         const char *message, bridge_buffer *out)
+{
+    if (message == NULL)
+        message = "";
+    if (!bridge__utf8_valid((const uint8_t *)message, strlen(message)))
+        message = "error message is not valid UTF-8";
+    if (encoding != BRIDGE_ENCODING_JSON)
+        return bridge__buffer_append(out, message, strlen(message));
+    json_t *obj = json_pack("{s:i,s:s,s:s}", "code", (int)code, "status", bridge_code_name(code),
+                            "message", message);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    bridge_status st = bridge__buffer_append(out, text, strlen(text));
+    free(text);
+    return st;
+}

@@ -123,6 +123,15 @@ bridge_status bridge_worker_add_method(bridge_worker *w, const bridge_method *m)
     if (w == NULL || m == NULL || m->function_name == NULL || m->input == NULL || m->output == NULL ||
         m->function_name[0] == '\0' || strlen(m->function_name) >= FUNCTION_NAME_MAX)
         return BRIDGE_STATUS_INVALID;
+    /* A bare method is unary and has one of the four encodings; RAW needs a message whose only
+     * field is a bytes or string (wire contract, section 8). Enveloped: no encoding of its own. */
+    if (m->bare ? m->server_streaming || m->encoding < BRIDGE_ENCODING_PROTOBUF ||
+                      m->encoding > BRIDGE_ENCODING_RAW ||
+                      (m->encoding == BRIDGE_ENCODING_RAW &&
+                       (bridge__raw_field(m->input) == NULL || bridge__raw_field(m->output) == NULL))
+                : m->encoding != 0 && m->encoding != BRIDGE_ENCODING_PROTOBUF &&
+                      m->encoding != BRIDGE_ENCODING_MSGPACK)
+        return BRIDGE_STATUS_INVALID;
     for (size_t i = 0; i < w->n_methods; i++)
         if (strcmp(w->methods[i].function_name, m->function_name) == 0)
             return BRIDGE_STATUS_INVALID; /* one handler per Gearman function */

@@ -8,6 +8,11 @@ the single member of a oneof named ``_<field>`` (same wire format; presence is
 (``bridge_interop_v1_interop``): a ``<prefix>_handlers`` struct with one typed function pointer
 per rpc (NULL answers UNIMPLEMENTED), a typed ``<prefix>_<rpc>_send`` per streaming rpc, and
 ``<prefix>_register``. The user writes only the function bodies.
+
+A bare method (wire contract, section 8) is registered with ``.bare = true`` and its encoding, so
+that libbridge serves its jobs without the envelope. The C runtime's JSON codec does not map the
+well-known types (``google.protobuf.Timestamp``, ``Struct``...) to their canonical JSON forms, so a
+JSON method whose request or reply reaches one is refused here with its ``file:line``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,17 @@ from google.protobuf import descriptor_pb2
 from bridge.codegen.base import CodegenError, GeneratedFile
 from bridge.codegen.c.naming import camel_to_lower, check_members
 from bridge.codegen.protoc import run_protoc
-from bridge.schema.model import Enum, Message, Method, ProtoFile, Schema, Service, is_shipped
+from bridge.schema.model import (
+    Encoding,
+    Enum,
+    Kind,
+    Message,
+    Method,
+    ProtoFile,
+    Schema,
+    Service,
+    is_shipped,
+)
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bridge.codegen.c", "templates"),
@@ -138,6 +153,31 @@ def _check_names(proto_files: list[ProtoFile]) -> None:
                 )
 
 
+def _check_json_types(schema: Schema, method: Method, where: str) -> None:
+    """Refuses a bare JSON method whose messages reach a well-known type (``google.protobuf.*``):
+    libbridge's JSON codec does not write their canonical JSON forms (wire contract, 8.2 rule 8)."""
+    seen: set[str] = set()
+    todo = [method.input, method.output]
+    while todo:
+        message = todo.pop()
+        if message.full_name in seen:
+            continue
+        seen.add(message.full_name)
+        for field in message.fields:
+            for part in (field, field.map_value):
+                if part is None or part.kind != Kind.MESSAGE:
+                    continue
+                if part.type_name.startswith("google.protobuf."):
+                    at = message.location or where
+                    raise CodegenError(
+                        f"{at}: {method.full_name} is a bare JSON method and "
+                        f"{message.full_name}.{field.name} is a {part.type_name}: the C runtime "
+                        "does not map well-known types to JSON; use encoding MSGPACK or PROTOBUF "
+                        f"for this method in C (method declared at {where})"
+                    )
+                todo.append(schema.message(part.type_name))
+
+
 def _comment(text: str) -> list[str]:
     """The lines of a schema comment, each ready to go between ``/*`` and ``*/``."""
     return [c_comment_text(line.rstrip()) for line in text.strip().splitlines()]
@@ -156,6 +196,8 @@ class _Rpc:
     function_literal: str
     macro: str
     comment: list[str]
+    bare: bool
+    encoding: str  # the C enumerator of a bare method's encoding, "0" when not bare
 
 
 class CEmitter:
@@ -222,6 +264,8 @@ class CEmitter:
                 header = str(PurePosixPath(message.file).with_suffix("")) + ".pb-c.h"
                 headers.add(header)
                 self._check_symbol(message, generated)
+            if method.bare and method.encoding == Encoding.JSON:
+                _check_json_types(schema, method, where)
             rpc = self._rpc(prefix, method)
             clash = next((r for r in rpcs if r.member.rstrip("_") == rpc.member.rstrip("_")), None)
             if clash is not None:
@@ -278,4 +322,6 @@ class CEmitter:
             function_literal=c_string(method.function_name),
             macro=f"{prefix}_{member.rstrip('_')}_FUNCTION".upper(),
             comment=_comment(method.comment),
+            bare=method.bare,
+            encoding=f"BRIDGE_ENCODING_{Encoding(method.encoding).name}" if method.bare else "0",
         )

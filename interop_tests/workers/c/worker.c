@@ -1,11 +1,13 @@
 /*
- * The C interop worker: user code against the generated bridge_interop_v1_interop shim.
+ * The C interop worker: user code against the generated bridge_interop_v1_interop and
+ * bridge_interop_v1_bare shims (the Bare service's rpcs share the Interop handlers).
  * Behaviour per rpc: interop_tests/README.md. Command line: interop_tests/langs/base.py.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <time.h>
 
+#include "interop/v1/bridge_interop_v1_bare.h"
 #include "interop/v1/bridge_interop_v1_interop.h"
 
 typedef Bridge__Interop__V1__Composite Composite;
@@ -129,6 +131,36 @@ static int who_am_i(bridge_ctx *ctx, const Empty *request, Bridge__Interop__V1__
     return 0;
 }
 
+static int echo_raw(bridge_ctx *ctx, const Bridge__Interop__V1__RawBytes *request,
+                    Bridge__Interop__V1__RawBytes *reply)
+{
+    (void)ctx;
+    *reply = *request;
+    return 0;
+}
+
+/* The text with its code points in reverse order (the runtime checked it is UTF-8). */
+static int reverse(bridge_ctx *ctx, const Bridge__Interop__V1__RawText *request,
+                   Bridge__Interop__V1__RawText *reply)
+{
+    size_t n = strlen(request->text);
+    char *out = bridge_ctx_alloc(ctx, n + 1);
+    if (out == NULL)
+        return bridge_ctx_set_error(ctx, BRIDGE_RESOURCE_EXHAUSTED, "out of memory");
+    size_t w = n;
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        while (i + len < n && ((unsigned char)request->text[i + len] & 0xc0) == 0x80)
+            len++;
+        w -= len;
+        memcpy(out + w, request->text + i, len);
+        i += len;
+    }
+    out[n] = '\0';
+    reply->text = out;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bridge_worker_options options = bridge_worker_options_default();
@@ -151,7 +183,22 @@ int main(int argc, char **argv)
         /* .not_implemented is left out on purpose: callers get UNIMPLEMENTED */
         .legacy = echo_blob,
     };
+    static const bridge_interop_v1_bare_handlers bare_handlers = {
+        .echo_json = echo,
+        .echo_scalars_json = echo_scalars,
+        .echo_msgpack = echo,
+        .echo_protobuf = echo,
+        .echo_raw = echo_raw,
+        .reverse = reverse,
+        .progress_json = progress,
+        .raise_json = raise_,
+        .raise_msgpack = raise_,
+        .who_am_i_json = who_am_i,
+        /* .not_implemented_json is left out on purpose */
+    };
     bridge_status status = bridge_interop_v1_interop_register(worker, &handlers, NULL);
+    if (status == BRIDGE_STATUS_OK)
+        status = bridge_interop_v1_bare_register(worker, &bare_handlers, NULL);
     if (status == BRIDGE_STATUS_OK)
         status = bridge_worker_run(worker);
     bridge_worker_free(worker);

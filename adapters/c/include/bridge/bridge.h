@@ -59,10 +59,16 @@ typedef enum bridge_code {
 /* The canonical name of a code ("INVALID_ARGUMENT"), or "CODE_<n>" for unknown numbers. */
 const char *bridge_code_name(bridge_code code);
 
-/* How request and reply bodies are encoded (bridge.v1.Encoding). */
+/*
+ * How request and reply bodies are encoded (bridge.v1.Encoding). An enveloped job says PROTOBUF
+ * or MSGPACK in its envelope; a bare method's encoding is fixed by the schema and may also be
+ * JSON (wire contract, section 8.2) or RAW (the bytes of a message's only bytes/string field).
+ */
 typedef enum bridge_encoding {
     BRIDGE_ENCODING_PROTOBUF = 1,
-    BRIDGE_ENCODING_MSGPACK = 2
+    BRIDGE_ENCODING_MSGPACK = 2,
+    BRIDGE_ENCODING_JSON = 3,
+    BRIDGE_ENCODING_RAW = 4
 } bridge_encoding;
 
 /* Results of runtime calls: 0 on success, a negative bridge_status otherwise. */
@@ -119,6 +125,8 @@ typedef struct bridge_ctx bridge_ctx;
 const char *bridge_ctx_function_name(const bridge_ctx *ctx);
 /* The job's encoding: replies and streamed items are encoded the same way. */
 bridge_encoding bridge_ctx_encoding(const bridge_ctx *ctx);
+/* True for a job of a bare method (no envelope: no deadline, no metadata, no reply frames). */
+bool bridge_ctx_bare(const bridge_ctx *ctx);
 /* The caller's absolute deadline in Unix milliseconds, 0 when there is none. */
 int64_t bridge_ctx_deadline_ms(const bridge_ctx *ctx);
 /* Milliseconds left before the deadline (may be negative), or INT64_MAX when there is none. */
@@ -131,7 +139,8 @@ size_t bridge_ctx_metadata_count(const bridge_ctx *ctx);
 bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, const char **value);
 
 /* WORK_STATUS: progress as numerator / denominator. The first status or warning of a run that has
- * sent no WORK_DATA yet is preceded by an attempt marker (a WORK_DATA reply frame, no body). */
+ * sent no WORK_DATA yet is preceded by an attempt marker (a WORK_DATA reply frame, no body);
+ * a bare method's job sends no marker. */
 bridge_status bridge_ctx_send_progress(bridge_ctx *ctx, uint32_t numerator, uint32_t denominator);
 /* WORK_WARNING with UTF-8 text; the job goes on. */
 bridge_status bridge_ctx_send_warning(bridge_ctx *ctx, const char *text);
@@ -196,6 +205,11 @@ typedef struct bridge_method {
     void *user_data;                            /* handed back by bridge_ctx_user_data() */
     /* The user's typed function, for generated trampolines (see bridge_ctx_method); may be NULL. */
     void (*typed_handler)(void);
+    /* A bare method (wire contract, section 8): the job's payload is the request alone in
+     * `encoding` and the reply goes back alone, unframed; errors in the bare form (JSON methods:
+     * {"code","status","message"}; the others: the message text). Never streaming. */
+    bool bare;
+    bridge_encoding encoding;                   /* a bare method's encoding (0 when not bare) */
 } bridge_method;
 
 /* The method the job runs (generated trampolines read typed_handler from it). */

@@ -1,0 +1,629 @@
+/*
+ * The JSON mapping of bare methods (wire contract, section 8.2), reading: jansson parses the
+ * text (UTF-8, escapes, one value, no NaN literals), and a walk driven by the protobuf-c
+ * descriptors, like the msgpack decoder's, fills the message and applies the mapping's rules:
+ * .proto or lowerCamelCase keys, unknown keys refused, null means unset, integers as numbers,
+ * integral floats or strings, bools also 0 / 1, enums by name or number, bytes in either base64,
+ * `[]` for an empty message or map.
+ *
+ * Bounds: brackets may nest at most 2 * BRIDGE_MAX_DEPTH + 4 deep (checked by a scan before
+ * jansson runs, so its recursion stays short), messages at most BRIDGE_MAX_DEPTH; arrays are
+ * sized by the elements jansson actually parsed, never by anything the input declares.
+ *
+ * jansson keeps integers as long long and refuses a literal beyond its range ("too big
+ * integer"), which the mapping must read (uint64 up to 2^64-1, a double written with 30 digits).
+ * The scan rewrites such literals into strings that start with a NUL ("\u0000<digits>") and the
+ * walk reads those as the number they were. An input string cannot be taken for one: the scan
+ * refuses `\u0000` in the input (no field could hold a NUL anyway: protobuf-c strings end at it).
+ */
+#define _POSIX_C_SOURCE 200809L /* strdup */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+
+typedef struct jdec {
+    char *err;
+    size_t err_size;
+} jdec;
+
+#define JFAIL(d, ...) bridge__fail(BRIDGE_STATUS_DECODE_ERROR, (d)->err, (d)->err_size, __VA_ARGS__)
+
+/* The deepest bracket nesting a message nested BRIDGE_MAX_DEPTH deep can need. */
+#define MAX_BRACKETS (2 * BRIDGE_MAX_DEPTH + 4)
+
+/* ------------------------------------------------------------------ the scan */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* True when the integer literal [s, s+n) (optional '-', digits) does not fit a long long. */
+static bool beyond_int64(const char *s, size_t n)
+{
+    bool neg = s[0] == '-';
+    const char *digits = s + neg;
+    size_t len = n - neg;
+    if (len > 1 && digits[0] == '0')
+        return false; /* not JSON (a leading zero): jansson says so */
+    const char *limit = neg ? "9223372036854775808" : "9223372036854775807";
+    return len > 19 || (len == 19 && memcmp(digits, limit, 19) > 0);
+}
+
+/*
+ * Checks the brackets' depth and `\u0000`, and copies the text with every integer literal that
+ * jansson cannot hold rewritten as "\u0000<literal>" into *out (NULL when nothing needed it).
+ * Malformed JSON is left for jansson to describe.
+ */
+static bridge_status scan(jdec *d, const char *s, size_t n, char **out, size_t *out_len)
+{
+    bridge_buffer copy = BRIDGE_BUFFER_INIT;
+    size_t copied = 0; /* input bytes [0, copied) are in copy */
+    int depth = 0;
+    bridge_status st = BRIDGE_STATUS_OK;
+    *out = NULL;
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if (s[i] != '\\')
+                    continue;
+                if (n - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0) {
+                    bridge_buffer_free(&copy);
+                    return JFAIL(d, "json: a string holds U+0000, which no field can hold");
+                }
+                i++; /* the escaped character */
+            }
+            i++;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MAX_BRACKETS) {
+                bridge_buffer_free(&copy);
+                return JFAIL(d, "json: nested deeper than %d brackets (messages nest at most %d deep)",
+                             MAX_BRACKETS, BRIDGE_MAX_DEPTH);
+            }
+            i++;
+        } else if (c == ']' || c == '}') {
+            depth--;
+            i++;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i++;
+            bool integer = true;
+            while (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
+                             s[i] == '+' || s[i] == '-')) {
+                if (!is_digit(s[i]))
+                    integer = false;
+                i++;
+            }
+            size_t len = i - start;
+            if (!integer || len == (size_t)(c == '-') || !beyond_int64(s + start, len))
+                continue;
+            if ((st = bridge__buffer_append(&copy, s + copied, start - copied)) ||
+                (st = bridge__buffer_append(&copy, "\"\\u0000", 7)) ||
+                (st = bridge__buffer_append(&copy, s + start, len)) ||
+                (st = bridge__buffer_append(&copy, "\"", 1))) {
+                bridge_buffer_free(&copy);
+                return st;
+            }
+            copied = i;
+        } else {
+            i++;
+        }
+    }
+    if (copy.data == NULL)
+        return BRIDGE_STATUS_OK;
+    if ((st = bridge__buffer_append(&copy, s + copied, n - copied))) {
+        bridge_buffer_free(&copy);
+        return st;
+    }
+    *out = (char *)copy.data;
+    *out_len = copy.len;
+    return BRIDGE_STATUS_OK;
+}
+
+/* A literal the scan rewrote: its text (after the NUL), else NULL. */
+static const char *big_literal(const json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) < 2 || json_string_value(v)[0] != '\0')
+        return NULL;
+    return json_string_value(v) + 1;
+}
+
+/* ------------------------------------------------------------------ scalars */
+
+static const char *kind_name(const json_t *v)
+{
+    if (big_literal(v))
+        return "a number";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a bool";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+static bridge_status type_error(jdec *d, const ProtobufCFieldDescriptor *f, const char *want,
+                                const json_t *v)
+{
+    return JFAIL(d, "field %s: expected %s, got %s", f->name, want, kind_name(v));
+}
+
+/* A whole-string decimal integer: [-]digits. */
+static bool parse_decimal(const char *s, bool *neg, uint64_t *mag)
+{
+    *neg = *s == '-';
+    s += *neg;
+    if (!is_digit(*s))
+        return false;
+    uint64_t x = 0;
+    for (; is_digit(*s); s++) {
+        unsigned dgt = (unsigned)(*s - '0');
+        if (x > (UINT64_MAX - dgt) / 10)
+            return false; /* beyond 64 bits: out of every field's range */
+        x = x * 10 + dgt;
+    }
+    *mag = x;
+    return *s == '\0';
+}
+
+/* A whole-string number as strtod reads it, minus what JSON peers never mean (hex, spaces). */
+static bool parse_double_text(const char *s, double *out)
+{
+    if (*s == '\0' || strpbrk(s, "xX \t\r\n") != NULL)
+        return false;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (*end != '\0' || isnan(x) || (errno == ERANGE && isinf(x)))
+        return false;
+    *out = x;
+    return true;
+}
+
+/*
+ * An integer-valued JSON value as sign and magnitude: a number with an integral value, a string
+ * holding one ("12", "-3", "1e2"), or a rewritten literal. Returns false when it is none of those.
+ */
+static bool integer_of(const json_t *v, bool *neg, uint64_t *mag, bool *too_big)
+{
+    *too_big = false;
+    const char *text = big_literal(v);
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        *neg = x < 0;
+        *mag = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+        return true;
+    }
+    if (text == NULL && json_is_string(v))
+        text = json_string_value(v);
+    double x;
+    if (text != NULL) {
+        if (parse_decimal(text, neg, mag))
+            return true;
+        if (!parse_double_text(text, &x)) {
+            /* digits only, beyond 64 bits: a number, out of range */
+            bool n;
+            uint64_t m;
+            const char *p = text + (*text == '-');
+            *too_big = *p != '\0' && strspn(p, "0123456789") == strlen(p) && !parse_decimal(text, &n, &m);
+            return *too_big;
+        }
+    } else if (json_is_real(v)) {
+        x = json_real_value(v);
+    } else {
+        return false;
+    }
+    if (!isfinite(x) || x != floor(x))
+        return false;
+    if (fabs(x) >= 0x1p64) {
+        *too_big = true;
+        return true;
+    }
+    *neg = x < 0;
+    *mag = (uint64_t)fabs(x);
+    return true;
+}
+
+static bridge_status dec_integer(jdec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
+                                 void *member)
+{
+    bool neg, too_big;
+    uint64_t mag;
+    if (!integer_of(v, &neg, &mag, &too_big))
+        return json_is_string(v) || json_is_real(v)
+                   ? JFAIL(d, "field %s: not an integer", f->name)
+                   : type_error(d, f, "an integer", v);
+    bool wide = bridge__repeated_elem_size(f->type) == 8;
+    bool is_unsigned = f->type == PROTOBUF_C_TYPE_UINT32 || f->type == PROTOBUF_C_TYPE_UINT64 ||
+                       f->type == PROTOBUF_C_TYPE_FIXED32 || f->type == PROTOBUF_C_TYPE_FIXED64;
+    uint64_t max_pos = is_unsigned ? (wide ? UINT64_MAX : UINT32_MAX)
+                                   : (wide ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX);
+    uint64_t max_neg = is_unsigned ? 0 : wide ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT32_MAX + 1;
+    if (too_big || (neg ? mag > max_neg : mag > max_pos))
+        return JFAIL(d, "field %s: integer out of range", f->name);
+    if (is_unsigned) {
+        if (wide)
+            *(uint64_t *)member = mag;
+        else
+            *(uint32_t *)member = (uint32_t)mag;
+    } else {
+        int64_t x = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+        if (wide)
+            *(int64_t *)member = x;
+        else
+            *(int32_t *)member = (int32_t)x;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+static bridge_status dec_float(jdec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
+                               void *member)
+{
+    double x;
+    const char *text = big_literal(v);
+    if (json_is_integer(v)) {
+        x = (double)json_integer_value(v);
+    } else if (json_is_real(v)) {
+        x = json_real_value(v);
+    } else if (text != NULL) {
+        if (!parse_double_text(text, &x))
+            return JFAIL(d, "field %s: number out of range", f->name);
+    } else if (json_is_string(v)) {
+        text = json_string_value(v);
+        if (strcmp(text, "NaN") == 0)
+            x = NAN;
+        else if (strcmp(text, "Infinity") == 0)
+            x = INFINITY;
+        else if (strcmp(text, "-Infinity") == 0)
+            x = -INFINITY;
+        else if (!parse_double_text(text, &x))
+            return JFAIL(d, "field %s: not a number: \"%.40s\"", f->name, text);
+    } else {
+        return type_error(d, f, "a number", v);
+    }
+    if (f->type == PROTOBUF_C_TYPE_DOUBLE) {
+        *(double *)member = x;
+        return BRIDGE_STATUS_OK;
+    }
+    if (isfinite(x) && fabs(x) > FLT_MAX)
+        return JFAIL(d, "field %s: %g is out of a float's range", f->name, x);
+    *(float *)member = (float)x;
+    return BRIDGE_STATUS_OK;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+/* Standard or URL-safe base64, padding optional. */
+static bridge_status dec_bytes(jdec *d, const ProtobufCFieldDescriptor *f, const char *s, size_t n,
+                               ProtobufCBinaryData *out)
+{
+    size_t pad = 0;
+    while (pad < 2 && n > 0 && s[n - 1] == '=') {
+        n--;
+        pad++;
+    }
+    if (n % 4 == 1)
+        return JFAIL(d, "field %s: not base64 (length)", f->name);
+    size_t len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    uint32_t acc = 0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        int b = b64_value(s[i]);
+        if (b < 0) {
+            free(buf);
+            return JFAIL(d, "field %s: not base64", f->name);
+        }
+        acc = (acc << 6) | (uint32_t)b;
+        if (i % 4 == 3) {
+            buf[w++] = (uint8_t)(acc >> 16);
+            buf[w++] = (uint8_t)(acc >> 8);
+            buf[w++] = (uint8_t)acc;
+            acc = 0;
+        }
+    }
+    if (n % 4 == 2) {
+        buf[w++] = (uint8_t)(acc >> 4);
+    } else if (n % 4 == 3) {
+        buf[w++] = (uint8_t)(acc >> 10);
+        buf[w++] = (uint8_t)(acc >> 2);
+    }
+    if (len == 0) {
+        free(buf);
+        buf = NULL;
+    }
+    out->data = buf;
+    out->len = len;
+    return BRIDGE_STATUS_OK;
+}
+
+static bridge_status dec_message(jdec *d, const json_t *v, ProtobufCMessage *msg, int depth);
+
+/* One singular value of f into member (a message member is allocated here). */
+static bridge_status dec_value(jdec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
+                               void *member, int depth)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return dec_integer(d, f, v, member);
+    case PROTOBUF_C_TYPE_ENUM: {
+        if (json_is_string(v) && big_literal(v) == NULL) {
+            const ProtobufCEnumValue *ev =
+                protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v));
+            if (ev != NULL) {
+                *(int32_t *)member = ev->value;
+                return BRIDGE_STATUS_OK;
+            }
+            bool neg;
+            uint64_t mag;
+            if (!parse_decimal(json_string_value(v), &neg, &mag))
+                return JFAIL(d, "field %s: \"%.60s\" is not a value of %s", f->name,
+                             json_string_value(v), ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
+        }
+        ProtobufCFieldDescriptor as_int = *f;
+        as_int.type = PROTOBUF_C_TYPE_INT32;
+        return dec_integer(d, &as_int, v, member); /* a number the enum may not define (open) */
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        if (json_is_boolean(v))
+            *(protobuf_c_boolean *)member = json_is_true(v);
+        else if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1))
+            *(protobuf_c_boolean *)member = json_integer_value(v) == 1; /* Perl's 1 / 0 */
+        else
+            return type_error(d, f, "true, false, 0 or 1", v);
+        return BRIDGE_STATUS_OK;
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return dec_float(d, f, v, member);
+    case PROTOBUF_C_TYPE_STRING: {
+        if (!json_is_string(v) || big_literal(v) != NULL)
+            return type_error(d, f, "a string", v);
+        char *s = strdup(json_string_value(v)); /* UTF-8 checked by jansson; no NUL (scan) */
+        if (s == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        *(char **)member = s;
+        return BRIDGE_STATUS_OK;
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        if (!json_is_string(v) || big_literal(v) != NULL)
+            return type_error(d, f, "a base64 string", v);
+        return dec_bytes(d, f, json_string_value(v), json_string_length(v), member);
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        if (!json_is_object(v) && !(json_is_array(v) && json_array_size(v) == 0))
+            return type_error(d, f, "an object (message)", v);
+        if (depth >= BRIDGE_MAX_DEPTH)
+            return JFAIL(d, "json: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        ProtobufCMessage *sub = malloc(sd->sizeof_message);
+        if (sub == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        sd->message_init(sub);
+        *(ProtobufCMessage **)member = sub; /* owned by the parent from here on */
+        return dec_message(d, v, sub, depth + 1);
+    }
+    }
+    return JFAIL(d, "field %s: unsupported type", f->name);
+}
+
+/* A map key (always a JSON string) into the entry's key member. */
+static bridge_status dec_map_key(jdec *d, const ProtobufCFieldDescriptor *kf, const char *key,
+                                 void *member)
+{
+    if (kf->type == PROTOBUF_C_TYPE_STRING) {
+        char *s = strdup(key);
+        if (s == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        *(char **)member = s;
+        return BRIDGE_STATUS_OK;
+    }
+    if (kf->type == PROTOBUF_C_TYPE_BOOL) {
+        if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
+            return JFAIL(d, "map key \"%.40s\" is not true or false", key);
+        *(protobuf_c_boolean *)member = key[0] == 't';
+        return BRIDGE_STATUS_OK;
+    }
+    bool neg;
+    uint64_t mag;
+    if (!parse_decimal(key, &neg, &mag))
+        return JFAIL(d, "map key \"%.40s\" is not an integer", key);
+    json_t *num = json_string(key); /* through the integer rules, range included */
+    if (num == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    bridge_status st = dec_integer(d, kf, num, member);
+    json_decref(num);
+    return st;
+}
+
+static bridge_status dec_map(jdec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
+                             size_t *count, ProtobufCMessage ***entries_out, int depth)
+{
+    if (json_is_array(v) && json_array_size(v) == 0)
+        return BRIDGE_STATUS_OK; /* PHP's empty array */
+    if (!json_is_object(v))
+        return type_error(d, f, "an object (map)", v);
+    if (depth >= BRIDGE_MAX_DEPTH)
+        return JFAIL(d, "json: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
+    const ProtobufCMessageDescriptor *ed = f->descriptor;
+    size_t n = json_object_size(v);
+    ProtobufCMessage **entries = calloc(n ? n : 1, sizeof *entries);
+    if (entries == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    *entries_out = entries;
+    const char *key;
+    json_t *value;
+    bridge_status st;
+    json_object_foreach((json_t *)v, key, value) {
+        ProtobufCMessage *entry = malloc(ed->sizeof_message);
+        if (entry == NULL)
+            return BRIDGE_STATUS_NO_MEMORY;
+        ed->message_init(entry);
+        entries[(*count)++] = entry;
+        if (json_is_null(value))
+            return JFAIL(d, "field %s: null map value", f->name);
+        if ((st = dec_map_key(d, &ed->fields[0], key, (char *)entry + ed->fields[0].offset)) ||
+            (st = dec_value(d, &ed->fields[1], value, (char *)entry + ed->fields[1].offset, depth + 1)))
+            return st;
+    }
+    bridge__dedupe_map(entries, count); /* "1" and "01" are one int key */
+    return BRIDGE_STATUS_OK;
+}
+
+static bridge_status dec_field(jdec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                               const json_t *v, int depth)
+{
+    char *base = (char *)msg;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t *which = (uint32_t *)(base + f->quantifier_offset);
+            if (*which != 0)
+                return JFAIL(d, "field %s: another member of its oneof is already set", f->name);
+            *which = f->id; /* set first, so that a half-decoded member is freed with msg */
+        }
+        bridge_status st = dec_value(d, f, v, base + f->offset, depth);
+        if (st == BRIDGE_STATUS_OK && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+            f->type != PROTOBUF_C_TYPE_MESSAGE)
+            *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+        return st;
+    }
+    size_t *count = (size_t *)(base + f->quantifier_offset);
+    void **items = (void **)(base + f->offset);
+    if (bridge__field_is_map(msg->descriptor, f))
+        return dec_map(d, f, v, count, (ProtobufCMessage ***)items, depth);
+    if (!json_is_array(v))
+        return type_error(d, f, "an array", v);
+    size_t n = json_array_size(v), elem = bridge__repeated_elem_size(f->type);
+    if ((*items = calloc(n ? n : 1, elem)) == NULL)
+        return BRIDGE_STATUS_NO_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *item = json_array_get(v, i);
+        if (json_is_null(item))
+            return JFAIL(d, "field %s: null inside a repeated field", f->name);
+        void *slot = (char *)*items + i * elem;
+        bridge_status st = dec_value(d, f, item, slot, depth);
+        if (st != BRIDGE_STATUS_OK) {
+            if ((f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ||
+                 f->type == PROTOBUF_C_TYPE_BYTES) && *(void **)slot != NULL)
+                (*count)++; /* what was half made is freed with msg */
+            return st;
+        }
+        (*count)++;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+/* protoc's json_name: underscores dropped, the letter after one upper-cased. */
+static bool is_json_name(const char *field, const char *key)
+{
+    bool upper = false;
+    for (; *field != '\0'; field++) {
+        if (*field == '_') {
+            upper = true;
+            continue;
+        }
+        char c = upper && *field >= 'a' && *field <= 'z' ? (char)(*field - 'a' + 'A') : *field;
+        upper = false;
+        if (*key++ != c)
+            return false;
+    }
+    return *key == '\0';
+}
+
+static bridge_status dec_message(jdec *d, const json_t *v, ProtobufCMessage *msg, int depth)
+{
+    if (json_is_array(v))
+        return BRIDGE_STATUS_OK; /* [] (the caller checked it is empty) */
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    uint8_t seen[64] = {0}; /* the first 512 fields: one key per field (name or json name) */
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)v, key, value) {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, key);
+        for (unsigned i = 0; f == NULL && i < desc->n_fields; i++)
+            if (is_json_name(desc->fields[i].name, key))
+                f = &desc->fields[i];
+        if (f == NULL)
+            return JFAIL(d, "%s has no field \"%.60s\"", desc->name, key);
+        size_t index = (size_t)(f - desc->fields);
+        if (index < sizeof seen * 8) {
+            if (seen[index / 8] & (1u << (index % 8)))
+                return JFAIL(d, "%s: field %s given twice", desc->name, f->name);
+            seen[index / 8] |= (uint8_t)(1u << (index % 8));
+        }
+        if (json_is_null(value))
+            continue; /* null: unset */
+        bridge_status st = dec_field(d, msg, f, value, depth);
+        if (st)
+            return st;
+    }
+    return BRIDGE_STATUS_OK;
+}
+
+bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                  size_t len, ProtobufCMessage **out, char *err, size_t err_size)
+{
+    jdec d = {.err = err, .err_size = err_size};
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    if (msg == NULL)
+        return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+    desc->message_init(msg);
+    if (len == 0) { /* zero bytes: the empty message */
+        *out = msg;
+        return BRIDGE_STATUS_OK;
+    }
+    char *rewritten = NULL;
+    size_t rewritten_len = 0;
+    bridge_status st = scan(&d, (const char *)data, len, &rewritten, &rewritten_len);
+    json_t *root = NULL;
+    if (st == BRIDGE_STATUS_OK) {
+        json_error_t jerr;
+        root = rewritten ? json_loadb(rewritten, rewritten_len, JSON_ALLOW_NUL, &jerr)
+                         : json_loadb((const char *)data, len, 0, &jerr);
+        if (root == NULL)
+            st = JFAIL(&d, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+        else if (!json_is_object(root) && !(json_is_array(root) && json_array_size(root) == 0))
+            st = JFAIL(&d, "%s: expected a JSON object, got %s", desc->name, kind_name(root));
+        else
+            st = dec_message(&d, root, msg, 0);
+    }
+    json_decref(root);
+    free(rewritten);
+    if (st != BRIDGE_STATUS_OK) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        if (st == BRIDGE_STATUS_NO_MEMORY)
+            bridge__fail(st, err, err_size, "out of memory");
+        return st;
+    }
+    *out = msg;
+    return BRIDGE_STATUS_OK;
+}
