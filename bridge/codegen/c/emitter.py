@@ -265,7 +265,7 @@ class CEmitter:
                 headers.add(header)
                 self._check_symbol(message, generated)
             if method.bare and method.encoding == Encoding.JSON:
-                _check_json_types(schema, method, where)
+                _check_json_types(schema, method, str(where))
             rpc = self._rpc(prefix, method)
             clash = next((r for r in rpcs if r.member.rstrip("_") == rpc.member.rstrip("_")), None)
             if clash is not None:
