@@ -4,28 +4,35 @@ declare(strict_types=1);
 
 namespace Bridge\Runtime;
 
+use Bridge\Runtime\Codec\BareJsonCodec;
 use Bridge\Runtime\Codec\Codec;
 use Bridge\Runtime\Codec\DecodeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
 use Bridge\Runtime\Codec\ProtobufCodec;
+use Bridge\Runtime\Codec\RawCodec;
 use Bridge\V1\Code;
 use Bridge\V1\Encoding;
 use Bridge\V1\Error;
 use Google\Protobuf\Internal\Message;
 
 /**
- * Runs one job through the steps of the wire contract (section 2), whatever the job server is.
+ * Runs one job through the steps of the wire contract (section 2; section 8.4 for a bare method),
+ * whatever the job server is.
  * handle() throws only ConnectionLost (the job server's connection is gone: nothing more can be
  * sent); otherwise every job ends with exactly one WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL.
  */
 final class Dispatcher
 {
     public const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024 + 64 * 1024;
+    private const BARE_HINT = 'a caller that sends bare payloads (JSON, msgpack, protobuf or raw bytes without the '
+        . 'envelope) needs the method declared `bare: true` (wire contract, section 8)';
 
     /** @var array<string, Method> */
     private array $methods = [];
     private readonly ProtobufCodec $protobuf;
     private readonly MsgpackCodec $msgpack;
+    private ?BareJsonCodec $json = null;
+    private ?RawCodec $raw = null;
     /** True while the handler's own code runs: what it throws is UNKNOWN, anything else INTERNAL. */
     private bool $inHandler = false;
 
@@ -57,8 +64,25 @@ final class Dispatcher
         // The attempt id names this run of the job in every reply frame (wire contract, section 3).
         $attempt = FramedSink::newAttemptId();
         $this->inHandler = false;
+        $method = $this->methods[$functionName] ?? null;
         try {
-            $this->run($functionName, $payload, $sink, $handle, $unique, $attempt);
+            if ($method === null) {
+                // Only reachable when the job server hands us a function we never registered.
+                throw new Rejected(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
+            }
+            // 1. size
+            if (strlen($payload) > $this->maxRequestBytes) {
+                throw new Rejected(Code::RESOURCE_EXHAUSTED, sprintf(
+                    'request of %d bytes is larger than this worker accepts (%d)',
+                    strlen($payload),
+                    $this->maxRequestBytes
+                ));
+            }
+            if ($method->bare) {
+                $this->runBare($method, $payload, $sink, $handle, $unique);
+            } else {
+                $this->run($method, $payload, $sink, $handle, $unique, $attempt);
+            }
         } catch (ConnectionLost $e) {
             throw $e;  // nothing more can reach the server: the worker drops the connection
         } catch (JobFailed) {
@@ -67,7 +91,8 @@ final class Dispatcher
             // Anything the handler, a codec or the runtime threw ends this job only; the worker
             // lives on. A failure outside the handler's own code is the worker's, never the caller's.
             $internal = !$this->inHandler;
-            $sink->exception(self::errorFor($e, $internal, $functionName)->serializeToString());
+            $error = self::errorFor($e, $internal, $functionName);
+            $sink->exception($method?->bare ? self::bareError($error, $method->encoding) : $error->serializeToString());
             if (!$e instanceof BridgeError && !$e instanceof DecodeError && $this->log !== null) {
                 ($this->log)(sprintf(
                     '%s: %s%s: %s',
@@ -82,29 +107,27 @@ final class Dispatcher
         }
     }
 
-    private function run(string $functionName, string $payload, JobSink $sink, string $handle, string $unique, string $attempt): void
+    private function run(Method $method, string $payload, JobSink $sink, string $handle, string $unique, string $attempt): void
     {
-        $method = $this->methods[$functionName] ?? null;
-        if ($method === null) {
-            // Only reachable when the job server hands us a function we never registered.
-            throw new Rejected(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
-        }
-        // 1. size
-        if (strlen($payload) > $this->maxRequestBytes) {
-            throw new Rejected(Code::RESOURCE_EXHAUSTED, sprintf(
-                'request of %d bytes is larger than this worker accepts (%d)',
-                strlen($payload),
-                $this->maxRequestBytes
+        $functionName = $method->functionName;
+        // 2. envelope
+        try {
+            $request = Envelope::parse($payload);
+        } catch (DecodeError $e) {
+            throw new Rejected(Code::INVALID_ARGUMENT, sprintf(
+                '%s: the job is not a bridge envelope (bridge.v1.Request): %s; %s',
+                $functionName,
+                $e->getMessage(),
+                self::BARE_HINT
             ));
         }
-        // 2. envelope
-        $request = Envelope::parse($payload);
         // 3. version
         if ($request->version !== 1) {
-            throw new Rejected(
-                Code::FAILED_PRECONDITION,
-                "envelope version {$request->version} is not supported (this worker speaks version 1)"
-            );
+            throw new Rejected(Code::FAILED_PRECONDITION, $request->version === 0
+                // Bytes protobuf can read, but with no version at all: most likely no envelope.
+                ? "{$functionName}: envelope version 0 is not supported (this worker speaks version 1): "
+                    . 'the job has no envelope version, so it is probably not a bridge envelope; ' . self::BARE_HINT
+                : "envelope version {$request->version} is not supported (this worker speaks version 1)");
         }
         // 4. encoding
         $encoding = $request->encoding ?: Encoding::PROTOBUF;
@@ -143,6 +166,66 @@ final class Dispatcher
         }
         $this->inHandler = false;
         $sink->complete($codec->encode(self::checkReply($result, $method, $functionName)));
+    }
+
+    /**
+     * A bare job (wire contract, section 8.4): the payload is the request alone in the method's
+     * encoding; no deadline or metadata; the reply alone, with no frame; progress and warnings
+     * without attempt markers.
+     */
+    private function runBare(Method $method, string $payload, JobSink $sink, string $handle, string $unique): void
+    {
+        $codec = $this->bareCodecFor($method->encoding);
+        try {
+            $message = $codec->decode($payload, $method->requestClass);
+        } catch (DecodeError $e) {
+            throw new DecodeError(sprintf(
+                '%s: the request is not a valid %s in bare %s: %s',
+                $method->functionName,
+                $method->requestClass,
+                Encoding::name($method->encoding),
+                $e->getMessage()
+            ), 0, $e);
+        }
+        $context = new Context($sink, $method->functionName, [], 0, $method->encoding, $handle, $unique);
+        $this->inHandler = true;
+        $result = ($method->handler)($message, $context);
+        $this->inHandler = false;
+        $sink->complete($codec->encode(self::checkReply($result, $method, $method->functionName)));
+    }
+
+    private function bareCodecFor(int $encoding): Codec
+    {
+        return match ($encoding) {
+            Encoding::PROTOBUF => $this->protobuf,
+            Encoding::MSGPACK => $this->msgpack,
+            Encoding::JSON => $this->json ??= new BareJsonCodec(),
+            Encoding::RAW => $this->raw ??= new RawCodec(),
+            default => throw new \LogicException("no bare codec for encoding {$encoding}"),
+        };
+    }
+
+    /**
+     * A bare method's error as its peer can read it (wire contract, section 8.3): for JSON the
+     * object {"code": 5, "status": "NOT_FOUND", "message": "..."}, for the others the message
+     * text alone.
+     */
+    public static function bareError(Error $error, int $encoding): string
+    {
+        $code = $error->getCode();
+        try {
+            $status = Code::name($code);
+        } catch (\UnexpectedValueException) {
+            [$code, $status] = [Code::UNKNOWN, 'UNKNOWN'];
+        }
+        $message = $error->getMessage() !== '' ? $error->getMessage() : ($error->getType() ?: $status);
+        if ($encoding === Encoding::JSON) {
+            return json_encode(
+                ['code' => $code, 'status' => $status, 'message' => $message],
+                JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR
+            );
+        }
+        return $message;
     }
 
     private function codecFor(int $encoding): Codec

@@ -38,6 +38,10 @@ final class FieldPlan
     public int $valueType = 0;
     /** @var class-string<Message>|null */
     public ?string $valueClass = null;
+    /** The field's JSON name (lowerCamelCase, or the .proto's json_name), for BareJsonCodec. */
+    public string $jsonName = '';
+    /** @var array<int, string>|null the enum's value names by number (an enum field or map value) */
+    public ?array $enumNames = null;
 
     private function __construct(
         public readonly string $name,
@@ -114,9 +118,12 @@ final class FieldPlan
         if ($descriptor === null) {
             throw new \LogicException("no protobuf descriptor for {$class}");
         }
+        // The library's internal descriptor knows each field's JSON name; the public one does not.
+        $internal = \Google\Protobuf\Internal\DescriptorPool::getGeneratedPool()->getDescriptorByClassName($class);
         $fields = [];
         for ($i = 0, $n = $descriptor->getFieldCount(); $i < $n; $i++) {
             $field = self::fromDescriptor($descriptor->getField($i));
+            $field->jsonName = (string) ($internal?->getFieldByNumber($field->number)?->getJsonName() ?? $field->name);
             $fields[$field->number] = $field;
         }
         ksort($fields, SORT_NUMERIC);
@@ -154,10 +161,26 @@ final class FieldPlan
             $plan->valueType = $value->getType();
             if ($plan->valueType === GPBType::MESSAGE) {
                 $plan->valueClass = $value->getMessageType()->getClass();
+            } elseif ($plan->valueType === GPBType::ENUM) {
+                $plan->enumNames = self::enumNames($value);
             }
         } elseif ($type === GPBType::MESSAGE) {
             $plan->messageClass = $field->getMessageType()->getClass();
+        } elseif ($type === GPBType::ENUM) {
+            $plan->enumNames = self::enumNames($field);
         }
         return $plan;
+    }
+
+    /** @return array<int, string> */
+    private static function enumNames(FieldDescriptor $field): array
+    {
+        $enum = $field->getEnumType();
+        $names = [];
+        for ($i = 0, $n = $enum->getValueCount(); $i < $n; $i++) {
+            $value = $enum->getValue($i);
+            $names[$value->getNumber()] ??= $value->getName();  // an alias: the first name wins
+        }
+        return $names;
     }
 }
