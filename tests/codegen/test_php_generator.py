@@ -119,3 +119,46 @@ def test_metadata_is_ascii_and_holds_protocs_bytes(chain_out: Path, tmp_path: Pa
         assert all(0x20 <= b < 0x7F or b == 0x0A for b in safe), path  # printable ASCII
         cls = path[: -len(".php")].replace("/", "\\")
         assert _php(pool, chain_out, cls) == _php(pool, tmp_path / "raw", cls), path
+
+
+def test_bare_methods_register_with_their_encoding(tmp_path: Path) -> None:
+    """The interop schema's Bare service (wire contract, section 8): every rpc goes to
+    ``Method::bare()`` with its encoding, so the runtime serves its jobs without the envelope;
+    the Interop service next to it keeps ``Method::unary()``."""
+    schema = load([REPO / "schemas/interop/v1/interop.proto"], [REPO / "schemas"])
+    write_files(get_emitter("php").generate(schema, {}), tmp_path)
+    folder = tmp_path / "Bridge" / "Interop" / "V1"
+    generated = folder / "BareRegistration.php"
+    golden = GOLDEN / "bare" / "BareRegistration.php"
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(generated, golden)
+    assert golden.is_file(), f"no golden file {golden}; run with BRIDGE_UPDATE_GOLDEN=1"
+    assert generated.read_text() == golden.read_text(), (
+        f"{generated} differs from {golden}; if intended, regenerate with "
+        "BRIDGE_UPDATE_GOLDEN=1 python3 -m pytest tests/codegen and review the diff"
+    )
+    _lint([generated])
+    text = generated.read_text()
+    assert text.count("addMethod(Method::bare(") == 11
+    assert "\\Bridge\\V1\\Encoding::RAW," in text and "\\Bridge\\V1\\Encoding::MSGPACK," in text
+    assert "addMethod(Method::bare(" not in (folder / "InteropRegistration.php").read_text()
+    # Loaded by PHP: the registered methods say bare and their encoding.
+    script = tmp_path / "register.php"
+    script.write_text(
+        "<?php\n"
+        f"require '{REPO}/adapters/php/autoload.php';\n"
+        f"require '{tmp_path}/autoload.php';\n"
+        "$worker = new Bridge\\Runtime\\Worker('127.0.0.1:1');\n"
+        "$impl = new class extends Bridge\\Interop\\V1\\BareBase {};\n"
+        "Bridge\\Interop\\V1\\BareRegistration::register($worker, $impl);\n"
+        "foreach ($worker->dispatcher()->methods() as $name => $m) {\n"
+        "    echo $name, ' ', $m->bare ? 'bare' : 'enveloped', ' ', $m->encoding, \"\\n\";\n"
+        "}\n"
+    )
+    lines = _php(script).splitlines()
+    assert "interop_bare_echo_json bare 3" in lines
+    assert "interop_bare_reverse bare 4" in lines
+    assert "interop_bare_echo_msgpack bare 2" in lines
+    assert "interop_bare_echo_protobuf bare 1" in lines
+    assert len(lines) == 11

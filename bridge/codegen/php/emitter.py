@@ -8,7 +8,9 @@ namespace of that file's messages:
   (a server-streaming rpc returns an ``iterable`` of items, typically a generator);
 - ``SBase``: an abstract class implementing it whose methods throw ``Unimplemented``, for
   implementations that serve only some rpcs;
-- ``SRegistration``: the Gearman function name of every rpc and ``register(Worker, SInterface)``.
+- ``SRegistration``: the Gearman function name of every rpc and ``register(Worker, SInterface)``;
+  a bare rpc (wire contract, section 8) is registered with ``Method::bare()`` and its encoding,
+  so the runtime reads and writes its jobs without the envelope.
 
 plus one ``autoload.php`` for the whole output folder (a PSR-4 loader that needs no Composer).
 PHP class names are read from protoc's own output, so reserved-word renames (``Empty`` ->
@@ -87,6 +89,10 @@ class _Rpc:
     streaming: bool
     function_name: str
     comment: list[str]
+    # A bare method (wire contract, section 8): registered with Method::bare() and its encoding,
+    # the name of a Bridge\V1\Encoding constant (PROTOBUF, MSGPACK, JSON, RAW).
+    bare: bool = False
+    encoding: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class _Service:
     proto_name: str
     comment: list[str]
     rpcs: list[_Rpc]
+
+    @property
+    def any_bare(self) -> bool:
+        return any(rpc.bare for rpc in self.rpcs)
 
 
 def php_method_name(rpc: str) -> str:
@@ -360,6 +370,8 @@ class PhpEmitter:
             streaming=method.server_streaming,
             function_name=method.function_name,
             comment=_doc_lines(method.comment),
+            bare=method.bare,
+            encoding=method.encoding.name if method.bare else "",
         )
 
     @staticmethod
