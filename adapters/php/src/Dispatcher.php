@@ -182,7 +182,8 @@ final class Dispatcher
             throw new DecodeError(sprintf(
                 '%s: the request is not a valid %s in bare %s: %s',
                 $method->functionName,
-                $method->requestClass,
+                \Google\Protobuf\Internal\DescriptorPool::getGeneratedPool()
+                    ->getDescriptorByClassName($method->requestClass)?->getFullName() ?? $method->requestClass,
                 Encoding::name($method->encoding),
                 $e->getMessage()
             ), 0, $e);

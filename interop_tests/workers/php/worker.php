@@ -2,7 +2,8 @@
 
 /**
  * The PHP interop worker: user code written against the generated shim of
- * schemas/interop/v1/interop.proto (see interop_tests/README.md for what each rpc does).
+ * schemas/interop/v1/interop.proto (see interop_tests/README.md for what each rpc does): the
+ * Interop service, and the Bare service (jobs without the envelope), whose handlers are Interop's.
  *
  *     php worker.php --servers HOST:PORT[,HOST:PORT...] [--concurrency N] [--max-request-bytes N]
  *
@@ -11,6 +12,8 @@
 
 declare(strict_types=1);
 
+use Bridge\Interop\V1\BareBase;
+use Bridge\Interop\V1\BareRegistration;
 use Bridge\Interop\V1\Blob;
 use Bridge\Interop\V1\Composite;
 use Bridge\Interop\V1\InteropBase;
@@ -19,6 +22,8 @@ use Bridge\Interop\V1\PBEmpty;
 use Bridge\Interop\V1\ProgressReply;
 use Bridge\Interop\V1\ProgressRequest;
 use Bridge\Interop\V1\RaiseRequest;
+use Bridge\Interop\V1\RawBytes;
+use Bridge\Interop\V1\RawText;
 use Bridge\Interop\V1\Scalars;
 use Bridge\Interop\V1\SleepReply;
 use Bridge\Interop\V1\SleepRequest;
@@ -125,6 +130,65 @@ final class Interop extends InteropBase
     }
 }
 
+/** The Bare service: the same handlers as Interop's, for jobs without the envelope. */
+final class Bare extends BareBase
+{
+    public function __construct(private readonly Interop $interop)
+    {
+    }
+
+    public function echoJson(Composite $request, Context $context): Composite
+    {
+        return $this->interop->echo($request, $context);
+    }
+
+    public function echoScalarsJson(Scalars $request, Context $context): Scalars
+    {
+        return $this->interop->echoScalars($request, $context);
+    }
+
+    public function echoMsgpack(Composite $request, Context $context): Composite
+    {
+        return $this->interop->echo($request, $context);
+    }
+
+    public function echoProtobuf(Composite $request, Context $context): Composite
+    {
+        return $this->interop->echo($request, $context);
+    }
+
+    public function echoRaw(RawBytes $request, Context $context): RawBytes
+    {
+        return $request;
+    }
+
+    /** The text with its code points in reverse order. */
+    public function reverse(RawText $request, Context $context): RawText
+    {
+        return new RawText(['text' => implode('', array_reverse(mb_str_split($request->getText(), 1, 'UTF-8')))]);
+    }
+
+    public function progressJson(ProgressRequest $request, Context $context): ProgressReply
+    {
+        return $this->interop->progress($request, $context);
+    }
+
+    public function raiseJson(RaiseRequest $request, Context $context): PBEmpty
+    {
+        return $this->interop->raise($request, $context);
+    }
+
+    public function raiseMsgpack(RaiseRequest $request, Context $context): PBEmpty
+    {
+        return $this->interop->raise($request, $context);
+    }
+
+    public function whoAmIJson(PBEmpty $request, Context $context): WhoAmIReply
+    {
+        return $this->interop->whoAmI($request, $context);
+    }
+}
+
 $options = getopt('', ['servers:', 'concurrency:', 'max-request-bytes:']);
 if (!isset($options['servers'])) {
     fwrite(STDERR, "usage: php worker.php --servers HOST:PORT[,...] [--concurrency N] [--max-request-bytes N]\n");
@@ -135,5 +199,7 @@ $worker = new Worker(
     concurrency: (int) ($options['concurrency'] ?? 1),
     maxRequestBytes: (int) ($options['max-request-bytes'] ?? Dispatcher::DEFAULT_MAX_REQUEST_BYTES),
 );
-InteropRegistration::register($worker, new Interop());
+$interop = new Interop();
+InteropRegistration::register($worker, $interop);
+BareRegistration::register($worker, new Bare($interop));
 exit($worker->run());
