@@ -164,7 +164,7 @@ async def test_background_bare_job(bare: Any) -> None:
         await asyncio.sleep(0.05)
 
 
-# --- the wire, as unchanged clients send it --------------------------------------------------------
+# --- the wire, as unchanged clients send it -------------------------------------------------------
 
 
 async def test_bare_json_vectors(raw: AsyncClient, stubs: Stubs) -> None:
