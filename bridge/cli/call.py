@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
                         default=[], metavar="DIR", help="import root (repeatable)")
     add_servers_option(parser)
     parser.add_argument("--encoding", choices=["protobuf", "msgpack"],
-                        help="override the schema's encoding")
+                        help="override the schema's encoding (not for bare methods)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="default: the schema's default timeout, else "
                         f"{CLI_DEFAULT_TIMEOUT_S:g} s (a command line must not wait forever)")
@@ -144,7 +144,13 @@ def run(args: argparse.Namespace) -> int:
         server_streaming=method.server_streaming,
         background_only=method.background_only,
         idempotent=method.idempotent,
+        bare=method.bare,
     )
+    if method.bare and (args.encoding or metadata):
+        print(f"bridge call: error: {method.name} is a bare {method.encoding.name} method: "
+              f"its encoding is fixed by the schema and no metadata travels without the "
+              f"envelope (wire contract, section 8)", file=sys.stderr)
+        return exit_codes.USAGE
     options: dict[str, Any] = {"metadata": metadata}
     if args.timeout is not None:
         options["timeout"] = args.timeout
