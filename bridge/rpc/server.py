@@ -21,12 +21,20 @@ version, encoding, deadline (the handler is not run when it passed), body, UNIMP
 Failures become WORK_EXCEPTION with a ``bridge.v1.Error``: raise a ``bridge.errors.RpcError``
 subclass (``NotFound("no such user")``) or call ``context.abort(code, message)`` to choose the
 code; any other exception is UNKNOWN with its class name and message. ``context.fail()`` (or
-raising ``bridge.errors.WorkerFailed``) ends the job with a bare WORK_FAIL.
+raising ``bridge.errors.WorkerFailed``) ends the job with a plain WORK_FAIL.
+
+A *bare* method (``MethodSpec.bare``, wire contract section 8) is served for Gearman peers that
+know nothing of bridge: the whole job payload is the request in the method's encoding (protobuf,
+msgpack, JSON or raw bytes), the reply goes out alone (no reply frame), progress and warnings carry
+no attempt markers, the handler sees no deadline and empty metadata, and a failure is sent in the
+bare form of section 8.3: ``{"code":5,"status":"NOT_FOUND","message":"..."}`` for JSON methods,
+the message text for the others.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -34,15 +42,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, TypeVar
 
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
 
-from bridge.codecs import Codec, DecodeError, codec_for
+from bridge.codecs import Codec, DecodeError, bare_codec_for, codec_for
 from bridge.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     Internal,
     InvalidArgument,
     JobException,
     JobFailed,
+    ResourceExhausted,
     RpcError,
     StatusCode,
     Unimplemented,
@@ -60,6 +71,7 @@ from bridge.rpc.envelope import (
 )
 from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.schema.model import Encoding
+from bridge.v1 import envelope_pb2
 from bridge.worker import Handler, JobContext, Worker
 
 __all__ = [
@@ -95,18 +107,19 @@ class ServicerContext:
     """What a handler knows about its call, and how it talks back before it returns.
 
     ``metadata`` (read-only) and ``deadline_ms`` (absolute Unix ms, 0 = none) come from the
-    caller's envelope. The methods are safe from plain and async handlers alike.
+    caller's envelope; a bare method's job has neither (empty metadata, ``deadline_ms == 0``).
+    The methods are safe from plain and async handlers alike.
     """
 
     language = LANGUAGE
     __slots__ = (
-        "_attempt", "_framed", "_items", "_job", "_metadata", "_raw_metadata", "_tag",
+        "_attempt", "_bare", "_framed", "_items", "_job", "_metadata", "_raw_metadata", "_tag",
         "deadline_ms", "encoding", "method",
     )
 
     def __init__(
         self, job: JobContext, method: MethodSpec[Any, Any], metadata: Mapping[str, str],
-        deadline_ms: int, encoding: Encoding, tag: int,
+        deadline_ms: int, encoding: Encoding, tag: int, *, bare: bool = False,
     ) -> None:
         self._job = job
         self.method = method
@@ -120,6 +133,8 @@ class ServicerContext:
         self._tag = tag
         self._framed = False
         self._items = 0
+        # A bare job (wire contract, section 8): no frames, no attempt markers, the reply alone.
+        self._bare = bare
 
     def _frame(self, kind: FrameKind, sequence: int = 0, body: bytes = b"") -> bytes:
         return encode_frame(kind, int(self.encoding), self._tag, self._attempt, sequence, body)
@@ -132,12 +147,14 @@ class ServicerContext:
 
     def _reply(self, body: bytes) -> bytes:
         """The WORK_COMPLETE payload: the unary reply, or the stream's end."""
+        if self._bare:
+            return body
         if self.method.server_streaming:
             return self._frame(FrameKind.END, self._items)
         return self._frame(FrameKind.REPLY, 0, body)
 
     def _mark_attempt(self) -> None:
-        if not self._framed:
+        if not self._framed and not self._bare:
             self._framed = True
             self._job.send_data(self._frame(FrameKind.MARKER))
 
@@ -207,8 +224,13 @@ def _start(
     tag: int,
 ) -> tuple[Message, ServicerContext, Codec]:
     """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
+    if is_bare(method):
+        return _start_bare(job, method, implemented, max_request_bytes, tag)
     # The body stays a view into the job payload: a 64 MiB request is not copied again.
-    envelope, body = split_request(job.payload, max_bytes=max_request_bytes)
+    try:
+        envelope, body = split_request(job.payload, max_bytes=max_request_bytes)
+    except (InvalidArgument, FailedPrecondition) as exc:
+        raise _not_an_envelope(method, job.payload, exc) from None
     if deadline_passed(envelope):
         raise DeadlineExceeded(
             f"{method.full_name}: the deadline passed while the job waited in the queue",
@@ -237,6 +259,76 @@ def _start(
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+_BARE_HINT = (
+    "a caller that sends bare payloads (JSON, msgpack, protobuf or raw bytes without the "
+    "envelope) needs the method declared `bare: true` (wire contract, section 8)"
+)
+
+
+def is_bare(method: MethodSpec[Any, Any]) -> bool:
+    """Whether ``method``'s jobs carry a bare payload (no envelope; wire contract, section 8)."""
+    return bool(getattr(method, "bare", False))
+
+
+def _not_an_envelope(
+    method: MethodSpec[Any, Any], payload: bytes, exc: InvalidArgument | FailedPrecondition
+) -> RpcError:
+    """The refusal of a job that is not a ``bridge.v1.Request`` on an enveloped method: it names
+    ``bare``, since the likely cause is a peer that sends bare payloads (section 2, step 2)."""
+    probe = envelope_pb2.Request()
+    try:
+        probe.ParseFromString(payload)
+    except ProtobufDecodeError:
+        return InvalidArgument(
+            f"{method.full_name}: the job is not a bridge envelope (bridge.v1.Request): "
+            f"{exc.message}; {_BARE_HINT}",
+            type="InvalidArgument",
+            language=LANGUAGE,
+        )
+    if isinstance(exc, FailedPrecondition) and probe.version == 0:
+        # No version at all: protobuf read these bytes, but they are no envelope either.
+        return FailedPrecondition(
+            f"{method.full_name}: {exc.message}: the job has no envelope version, so it is "
+            f"probably not a bridge envelope; {_BARE_HINT}",
+            type="FailedPrecondition",
+            language=LANGUAGE,
+        )
+    return exc
+
+
+def _start_bare(
+    job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int,
+    tag: int,
+) -> tuple[Message, ServicerContext, Codec]:
+    """A bare job (section 8.4): size limit, decode in the method's encoding, UNIMPLEMENTED."""
+    payload = job.payload
+    if len(payload) > max_request_bytes:
+        raise ResourceExhausted(
+            f"{method.full_name}: request of {len(payload)} bytes exceeds the limit of "
+            f"{max_request_bytes} bytes",
+            type="ResourceExhausted",
+            language=LANGUAGE,
+        )
+    encoding = _ENCODINGS.get(int(method.encoding), Encoding.PROTOBUF)
+    codec = bare_codec_for(encoding)
+    try:
+        request = codec.decode(method.request_type, payload)
+    except DecodeError as exc:
+        raise InvalidArgument(
+            f"{method.full_name}: the request is not a valid "
+            f"{method.request_type.DESCRIPTOR.full_name} in bare {encoding.name}: {exc}",
+            type="DecodeError",
+            language=LANGUAGE,
+        ) from None
+    if not implemented:
+        raise Unimplemented(
+            f"{method.full_name} is not implemented by this worker",
+            type="Unimplemented",
+            language=LANGUAGE,
+        )
+    context = ServicerContext(job, method, _NO_METADATA, 0, encoding, tag, bare=True)
+    return request, context, codec
 
 
 def _check_reply(method: MethodSpec[Any, Any], reply: object) -> Message:
@@ -260,7 +352,29 @@ def _failure(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
         return JobFailed(str(exc))
     if not isinstance(exc, RpcError):
         log.warning("%s: handler raised %s", method.full_name, type(exc).__name__, exc_info=exc)
+    if is_bare(method):
+        return JobException(bare_error(method.encoding, exc))
     return JobException(error_from_exception(exc))
+
+
+def bare_error(encoding: int, exc: BaseException) -> bytes:
+    """The WORK_EXCEPTION payload for a bare method's failure (wire contract, section 8.3):
+    ``{"code":N,"status":"NAME","message":"..."}`` for JSON, else the message text, UTF-8."""
+    if isinstance(exc, RpcError):
+        code, message = exc.code, exc.message
+    else:
+        code = StatusCode.INVALID_ARGUMENT if isinstance(exc, DecodeError) else StatusCode.UNKNOWN
+        message = str(exc) or type(exc).__name__
+    try:
+        status = StatusCode(int(code))
+    except ValueError:
+        status = StatusCode.UNKNOWN
+    # Valid UTF-8 whatever the text holds (lone surrogates from undecodable file names...).
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if encoding == Encoding.JSON:
+        error = {"code": int(status), "status": status.name, "message": message}
+        return json.dumps(error, ensure_ascii=False).encode("utf-8")
+    return (message or status.name).encode("utf-8")
 
 
 def _handler(
@@ -338,6 +452,9 @@ def add_service(
         # The worker must be able to read a too-large job to answer RESOURCE_EXHAUSTED for it.
         worker.max_body = max_request_bytes + 1024
     for attr, method in service.methods:
+        if is_bare(method) and method.server_streaming:
+            raise ValueError(f"{method.full_name}: a bare method cannot stream (wire contract, "
+                             f"section 8)")
         handler, is_async = _handler(servicer, attr, method, max_request_bytes)
         worker.register(method.function, handler, threaded=not is_async)
 
