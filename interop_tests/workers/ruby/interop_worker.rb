@@ -48,4 +48,24 @@ class InteropHandler < V1::Interop::Service
   # not_implemented is left out on purpose: callers get UNIMPLEMENTED.
 end
 
-V1::Interop.serve(InteropHandler.new, **Bridge::CommandLine.parse(ARGV))
+# The same handlers as bare methods (no envelope: what an existing Gearman peer sends and reads).
+class BareHandler < V1::Bare::Service
+  INTEROP = InteropHandler.new
+
+  def echo_json(request, _context) = request
+  def echo_scalars_json(request, _context) = request
+  def echo_msgpack(request, _context) = request
+  def echo_protobuf(request, _context) = request
+  def echo_raw(request, _context) = request
+
+  def reverse(request, _context) = V1::RawText.new(text: request.text.reverse)
+
+  def progress_json(request, context) = INTEROP.progress(request, context)
+  def raise_json(request, context) = INTEROP.raise_rpc(request, context)
+  def raise_msgpack(request, context) = INTEROP.raise_rpc(request, context)
+  def who_am_i_json(request, context) = INTEROP.who_am_i(request, context)
+
+  # not_implemented_json is left out on purpose: callers get UNIMPLEMENTED (bare form).
+end
+
+Bridge.serve(InteropHandler.new, BareHandler.new, **Bridge::CommandLine.parse(ARGV))
