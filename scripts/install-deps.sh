@@ -30,6 +30,10 @@ APT_PACKAGES=(
   openjdk-17-jdk-headless maven
   # the interop suite's legacy peers (interop_tests/legacy): Perl Gearman::Client/Worker, JSON::XS
   libgearman-client-perl libjson-xs-perl
+  # security (docs/security.md): stunnel, the TLS front of gearmand and the client tunnel of the C
+  # and PHP workers; openssl for development certificates; libssl-dev for the C runtime's HMAC;
+  # tcpdump for the test that a TLS call shows none of its payload on the wire
+  stunnel4 openssl libssl-dev tcpdump
 )
 
 # bench/anchors only: a C++ gRPC echo server built against Debian's gRPC (1.51) and protobuf (3.21)
