@@ -1,6 +1,8 @@
-"""The Python interop worker: ordinary user code against the generated servicer.
+"""The Python interop worker: ordinary user code against the generated servicers.
 
-interop_tests/README.md says what each method does. Run with the generated stubs importable:
+It serves both services of interop.proto: ``Interop`` (enveloped) and ``Bare`` (bare methods,
+wire contract section 8), whose handlers are the Interop ones. interop_tests/README.md says what
+each method does. Run with the generated stubs importable:
 
     PYTHONPATH=build/gen python3 worker.py --servers 127.0.0.1:4730 [--concurrency N]
 """
@@ -11,15 +13,19 @@ import argparse
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from interop.v1 import interop_pb2 as pb  # type: ignore[import-not-found]
 from interop.v1.interop_bridge import (  # type: ignore[import-not-found]
+    BareServicer,
     InteropServicer,
-    serve_interop,
+    add_bare_to_worker,
+    add_interop_to_worker,
 )
 
 from bridge.errors import error_for_code
 from bridge.rpc.server import ServicerContext
+from bridge.worker import Worker
 
 
 class Interop(InteropServicer):  # type: ignore[misc]
@@ -75,6 +81,20 @@ class Interop(InteropServicer):  # type: ignore[misc]
     # not_implemented is left out on purpose: callers get UNIMPLEMENTED.
 
 
+class Bare(BareServicer):  # type: ignore[misc]
+    """The bare methods: the same handlers, reached without the envelope."""
+
+    echo_json = echo_scalars_json = echo_msgpack = echo_protobuf = echo_raw = Interop.echo
+    progress_json = Interop.progress
+    raise_json = raise_msgpack = Interop.raise_
+    who_am_i_json = Interop.who_am_i
+
+    def reverse(self, request: pb.RawText, context: ServicerContext) -> pb.RawText:
+        return pb.RawText(text=request.text[::-1])
+
+    # not_implemented_json is left out on purpose: callers get UNIMPLEMENTED (bare form).
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", default="127.0.0.1:4730")
@@ -84,8 +104,14 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    limit = {} if args.max_request_bytes is None else {"max_request_bytes": args.max_request_bytes}
-    serve_interop(Interop(), args.servers, concurrency=args.concurrency, **limit)
+    limit: dict[str, Any] = (
+        {} if args.max_request_bytes is None else {"max_request_bytes": args.max_request_bytes}
+    )
+    worker = Worker(args.servers, concurrency=args.concurrency)
+    add_interop_to_worker(Interop(), worker, **limit)
+    add_bare_to_worker(Bare(), worker, **limit)
+    logging.getLogger("interop").info("serving %s", ", ".join(worker.functions))
+    worker.run()
 
 
 if __name__ == "__main__":
