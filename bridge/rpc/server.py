@@ -212,7 +212,7 @@ class ServicerContext:
         raise error_for_code(int(code), message, language=LANGUAGE, details=details)
 
     def fail(self) -> NoReturn:
-        """End the job with a bare WORK_FAIL (the caller gets ``WorkerFailed``)."""
+        """End the job with a plain WORK_FAIL (the caller gets ``WorkerFailed``)."""
         raise WorkerFailed("the handler failed the job")
 
     def __repr__(self) -> str:
@@ -224,7 +224,7 @@ def _start(
     tag: int,
 ) -> tuple[Message, ServicerContext, Codec]:
     """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
-    if is_bare(method):
+    if method.bare:
         return _start_bare(job, method, implemented, max_request_bytes, tag)
     # The body stays a view into the job payload: a 64 MiB request is not copied again.
     try:
@@ -264,11 +264,6 @@ _BARE_HINT = (
     "a caller that sends bare payloads (JSON, msgpack, protobuf or raw bytes without the "
     "envelope) needs the method declared `bare: true` (wire contract, section 8)"
 )
-
-
-def is_bare(method: MethodSpec[Any, Any]) -> bool:
-    """Whether ``method``'s jobs carry a bare payload (no envelope; wire contract, section 8)."""
-    return bool(getattr(method, "bare", False))
 
 
 def _not_an_envelope(
@@ -352,12 +347,12 @@ def _failure(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
         return JobFailed(str(exc))
     if not isinstance(exc, RpcError):
         log.warning("%s: handler raised %s", method.full_name, type(exc).__name__, exc_info=exc)
-    if is_bare(method):
-        return JobException(bare_error(method.encoding, exc))
+    if method.bare:
+        return JobException(_bare_error(method.encoding, exc))
     return JobException(error_from_exception(exc))
 
 
-def bare_error(encoding: int, exc: BaseException) -> bytes:
+def _bare_error(encoding: int, exc: BaseException) -> bytes:
     """The WORK_EXCEPTION payload for a bare method's failure (wire contract, section 8.3):
     ``{"code":N,"status":"NAME","message":"..."}`` for JSON, else the message text, UTF-8."""
     if isinstance(exc, RpcError):
@@ -452,7 +447,7 @@ def add_service(
         # The worker must be able to read a too-large job to answer RESOURCE_EXHAUSTED for it.
         worker.max_body = max_request_bytes + 1024
     for attr, method in service.methods:
-        if is_bare(method) and method.server_streaming:
+        if method.bare and method.server_streaming:
             raise ValueError(f"{method.full_name}: a bare method cannot stream (wire contract, "
                              f"section 8)")
         handler, is_async = _handler(servicer, attr, method, max_request_bytes)

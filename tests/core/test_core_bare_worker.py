@@ -267,3 +267,18 @@ def test_gearman_cli_client_reaches_a_raw_method(
             await task
 
     assert asyncio.run(main()).rstrip(b"\n") == "d→cba".encode()
+
+
+def test_a_bare_streaming_spec_is_refused(interop: ModuleType) -> None:
+    import dataclasses
+
+    from bridge.rpc.server import ServiceSpec
+
+    attr, spec = next((a, m) for a, m in interop.INTEROP_SERVICE.methods if m.server_streaming)
+    bad = ServiceSpec("x.Bad", ((attr, dataclasses.replace(spec, bare=True)),))
+
+    class Servicer(interop.InteropServicer):  # type: ignore[misc,name-defined]
+        pass
+
+    with pytest.raises(ValueError, match="a bare method cannot stream"):
+        add_service(Worker("127.0.0.1:1"), Servicer(), bad)
