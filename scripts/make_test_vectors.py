@@ -36,6 +36,7 @@ from bridge.v1 import envelope_pb2  # noqa: E402
 
 VECTORS_PATH = ROOT / "schemas" / "testdata" / "vectors.json"
 BARE_JSON_PATH = ROOT / "schemas" / "testdata" / "bare_json_vectors.json"
+SIGNING_PATH = ROOT / "schemas" / "testdata" / "signing_vectors.json"
 INTEROP_PROTO = "interop/v1/interop.proto"
 INTEROP_PACKAGE = "bridge.interop.v1"
 
@@ -816,6 +817,58 @@ def build_bare_json_cases(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def build_signing_cases() -> list[dict[str, Any]]:
+    """The signing vectors (wire contract, section 9.4), from ``bridge.security.signing``."""
+    import base64
+
+    from bridge.security.signing import (
+        Packet,
+        hmac_sha256,
+        reply_input,
+        request_input,
+    )
+
+    key = bytes(range(1, 33))
+    key2 = b"rotation-key-2026-" + bytes(14)
+    keys = {"k1": key, "ops.2026-11_B": key2}
+    requests = [
+        ("request_basic", "k1", "bridge.interop.v1.Interop.Echo", bytes(range(16)), 1,
+         1767225600000, 2, {"b": "2", "a": "1", "é": "ü"}, bytes.fromhex("0a03616263")),
+        ("request_empty", "k1", "f", bytes(16), 1, 1, 0, {}, b""),
+        ("request_rotation_key", "ops.2026-11_B", "résumé.Svc.Do", b"\xff" * 16, 7,
+         -(2**63), 1, {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                       "": ""}, bytes(range(256))),
+    ]
+    cases: list[dict[str, Any]] = []
+    for name, key_id, function, nonce, version, deadline, encoding, metadata, body in requests:
+        data = request_input(function, key_id, nonce, version, deadline, encoding, metadata, body)
+        cases.append({
+            "name": name, "key_id": key_id, "key_base64": base64.b64encode(keys[key_id]).decode(),
+            "function": function, "nonce_hex": nonce.hex(), "version": version,
+            "deadline_ms": deadline, "encoding": encoding, "metadata": metadata,
+            "body_hex": body.hex(), "request_input_hex": data.hex(),
+            "request_mac_hex": hmac_sha256(keys[key_id], data).hex(),
+        })
+    frame = bytes.fromhex("b701020102030400000000000000070000000000000000") + b"\x08\x01"
+    replies = [
+        ("reply_complete", Packet.COMPLETE, frame),
+        ("reply_data_marker", Packet.DATA, bytes.fromhex(
+            "b704020102030400000000000000070000000000000000")),
+        ("reply_exception", Packet.EXCEPTION, bytes.fromhex("080512026e6f")),
+        ("reply_empty", Packet.COMPLETE, b""),
+    ]
+    for name, packet, payload in replies:
+        data = reply_input("bridge.interop.v1.Interop.Echo", "k1", bytes(range(16)), packet,
+                           payload)
+        cases.append({
+            "name": name, "key_id": "k1", "key_base64": base64.b64encode(key).decode(),
+            "function": "bridge.interop.v1.Interop.Echo", "nonce_hex": bytes(range(16)).hex(),
+            "packet": int(packet), "payload_hex": payload.hex(),
+            "reply_input_hex": data.hex(), "reply_mac_hex": hmac_sha256(key, data).hex(),
+        })
+    return cases
+
+
 def render() -> str:
     """The text of vectors.json, exactly as committed."""
     return json.dumps(build_cases(), indent=1, ensure_ascii=False) + "\n"
@@ -832,7 +885,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
     stale = 0
-    for path, text in ((VECTORS_PATH, render()), (BARE_JSON_PATH, render_bare_json())):
+    signing = json.dumps(build_signing_cases(), indent=1, ensure_ascii=False) + "\n"
+    for path, text in ((VECTORS_PATH, render()), (BARE_JSON_PATH, render_bare_json()),
+                       (SIGNING_PATH, signing)):
         if args.check:
             current = path.read_text(encoding="utf-8") if path.exists() else ""
             if current != text:

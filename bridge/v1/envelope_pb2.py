@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ridge/v1/envelope.proto\x12\tbridge.v1\"\xc9\x01\n\x07Request\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x03\x12\x32\n\x08metadata\x18\x03 \x03(\x0b\x32 .bridge.v1.Request.MetadataEntry\x12%\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x01\n\x05\x45rror\x12\x1d\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x0f.bridge.v1.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12.\n\x07\x64\x65tails\x18\x05 \x03(\x0b\x32\x1d.bridge.v1.Error.DetailsEntry\x12\r\n\x05trace\x18\x06 \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*R\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08PROTOBUF\x10\x01\x12\x0b\n\x07MSGPACK\x10\x02\x12\x08\n\x04JSON\x10\x03\x12\x07\n\x03RAW\x10\x04*\xb7\x02\n\x04\x43ode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\x42\x42\n\rdev.bridge.v1P\x01\xca\x02\tBridge\\V1\xe2\x02\x15\x42ridge\\V1\\GPBMetadata\xea\x02\nBridge::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ridge/v1/envelope.proto\x12\tbridge.v1\"\xf5\x01\n\x07Request\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x03\x12\x32\n\x08metadata\x18\x03 \x03(\x0b\x32 .bridge.v1.Request.MetadataEntry\x12%\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x13.bridge.v1.Encoding\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x0b\n\x03mac\x18\x08 \x01(\x0c\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x01\n\x05\x45rror\x12\x1d\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x0f.bridge.v1.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12.\n\x07\x64\x65tails\x18\x05 \x03(\x0b\x32\x1d.bridge.v1.Error.DetailsEntry\x12\r\n\x05trace\x18\x06 \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*R\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08PROTOBUF\x10\x01\x12\x0b\n\x07MSGPACK\x10\x02\x12\x08\n\x04JSON\x10\x03\x12\x07\n\x03RAW\x10\x04*\xb7\x02\n\x04\x43ode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\x42\x42\n\rdev.bridge.v1P\x01\xca\x02\tBridge\\V1\xe2\x02\x15\x42ridge\\V1\\GPBMetadata\xea\x02\nBridge::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,16 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_ERROR_DETAILSENTRY']._loaded_options = None
   _globals['_ERROR_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_ENCODING']._serialized_start=444
-  _globals['_ENCODING']._serialized_end=526
-  _globals['_CODE']._serialized_start=529
-  _globals['_CODE']._serialized_end=840
+  _globals['_ENCODING']._serialized_start=488
+  _globals['_ENCODING']._serialized_end=570
+  _globals['_CODE']._serialized_start=573
+  _globals['_CODE']._serialized_end=884
   _globals['_REQUEST']._serialized_start=40
-  _globals['_REQUEST']._serialized_end=241
-  _globals['_REQUEST_METADATAENTRY']._serialized_start=194
-  _globals['_REQUEST_METADATAENTRY']._serialized_end=241
-  _globals['_ERROR']._serialized_start=244
-  _globals['_ERROR']._serialized_end=442
-  _globals['_ERROR_DETAILSENTRY']._serialized_start=396
-  _globals['_ERROR_DETAILSENTRY']._serialized_end=442
+  _globals['_REQUEST']._serialized_end=285
+  _globals['_REQUEST_METADATAENTRY']._serialized_start=238
+  _globals['_REQUEST_METADATAENTRY']._serialized_end=285
+  _globals['_ERROR']._serialized_start=288
+  _globals['_ERROR']._serialized_end=486
+  _globals['_ERROR_DETAILSENTRY']._serialized_start=440
+  _globals['_ERROR_DETAILSENTRY']._serialized_end=486
 # @@protoc_insertion_point(module_scope)

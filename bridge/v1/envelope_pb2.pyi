@@ -59,7 +59,7 @@ DATA_LOSS: Code
 UNAUTHENTICATED: Code
 
 class Request(_message.Message):
-    __slots__ = ("version", "deadline_ms", "metadata", "encoding", "body")
+    __slots__ = ("version", "deadline_ms", "metadata", "encoding", "body", "key_id", "nonce", "mac")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -72,12 +72,18 @@ class Request(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     version: int
     deadline_ms: int
     metadata: _containers.ScalarMap[str, str]
     encoding: Encoding
     body: bytes
-    def __init__(self, version: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+    key_id: str
+    nonce: bytes
+    mac: bytes
+    def __init__(self, version: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., body: _Optional[bytes] = ..., key_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "type", "language", "details", "trace")
