@@ -1,4 +1,10 @@
-"""``bridge describe FILE.proto``: the Gearman functions of a schema, their types and encodings."""
+"""``bridge describe FILE.proto``: the Gearman functions of a schema, their types and encodings.
+
+A bare method (wire contract, section 8) shows as ``bare json`` (``bare msgpack``, ``bare
+protobuf``, ``bare raw``): its jobs carry the request alone, in that encoding, with no envelope;
+an enveloped method shows its default encoding alone. ``--json`` gives ``"bare"`` and
+``"encoding"`` per method.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "describe",
         help="list the functions, types and encodings of .proto files",
-        description="List each rpc's Gearman function name, request and reply types, encoding, "
-        "default timeout and priority, and the messages they use.",
+        description="List each rpc's Gearman function name, request and reply types, encoding "
+        "(and whether its jobs are bare: no envelope), default timeout and priority, and the "
+        "messages they use.",
     )
     parser.add_argument("schemas", nargs="+", metavar="FILE.proto")
     parser.add_argument(
@@ -44,10 +51,10 @@ def _custom_function(method: Method) -> bool:
 
 
 def _method_notes(method: Method) -> list[str]:
-    """What sets the rpc apart, in words: encoding first, then every non-default setting."""
-    notes = [method.encoding.name.lower()]
-    if getattr(method, "bare", False):  # bare payloads (no envelope), when the schema has them
-        notes.append("bare")
+    """What sets the rpc apart, in words: encoding first (``bare json`` for a bare method), then
+    every non-default setting."""
+    encoding = method.encoding.name.lower()
+    notes = [f"bare {encoding}" if method.bare else encoding]
     if method.server_streaming:
         notes.append("server streaming")
     if method.idempotent:
@@ -76,9 +83,8 @@ def _method_info(method: Method) -> dict[str, Any]:
         "background_only": method.background_only,
         "idempotent": method.idempotent,
         "custom_function_name": _custom_function(method),
+        "bare": method.bare,
     }
-    if hasattr(method, "bare"):
-        info["bare"] = bool(method.bare)
     return info
 
 
@@ -133,6 +139,7 @@ def describe(schema: Schema) -> dict[str, Any]:
                 "file": f.name,
                 "package": f.package,
                 "encoding": f.encoding.name if f.encoding is not None else None,
+                "bare": f.bare,
                 "services": [
                     {"service": s.full_name, "methods": [_method_info(m) for m in s.methods]}
                     for s in f.services
@@ -169,6 +176,8 @@ def _text(schema: Schema) -> str:
         details = [f"package {f.package}"] if f.package else []
         if f.encoding is not None:
             details.append(f"file encoding {f.encoding.name.lower()}")
+        if f.bare is not None:
+            details.append("file bare" if f.bare else "file not bare")
         lines.append(f.name + (f" ({'; '.join(details)})" if details else ""))
         if not f.services:
             lines.append("  no services")

@@ -69,7 +69,7 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
         "rpc": "opts.v1.Tuned.FireAndForget", "function": "opts.v1.Tuned.FireAndForget",
         "request": "opts.v1.Ping", "reply": "opts.v1.Pong", "server_streaming": False,
         "encoding": "PROTOBUF", "default_timeout_ms": 2500, "default_priority": "HIGH",
-        "background_only": True, "idempotent": False, "custom_function_name": False,
+        "background_only": True, "idempotent": False, "custom_function_name": False, "bare": False,
     }
     assert methods[1]["custom_function_name"] is True and methods[1]["server_streaming"] is True
     ping = data["messages"]["opts.v1.Ping"]
