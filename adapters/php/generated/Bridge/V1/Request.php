@@ -47,6 +47,25 @@ class Request extends \Google\Protobuf\Internal\Message
      * Generated from protobuf field <code>bytes body = 5;</code>
      */
     protected $body = '';
+    /**
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     *
+     * Generated from protobuf field <code>string key_id = 6;</code>
+     */
+    protected $key_id = '';
+    /**
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     *
+     * Generated from protobuf field <code>bytes nonce = 7;</code>
+     */
+    protected $nonce = '';
+    /**
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     *
+     * Generated from protobuf field <code>bytes mac = 8;</code>
+     */
+    protected $mac = '';
 
     /**
      * Constructor.
@@ -66,6 +85,13 @@ class Request extends \Google\Protobuf\Internal\Message
      *           How `body` (and the reply) is encoded: PROTOBUF or MSGPACK. UNSPECIFIED means PROTOBUF.
      *     @type string $body
      *           The encoded request message.
+     *     @type string $key_id
+     *           Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     *           The name of the HMAC-SHA256 key that signed this job.
+     *     @type string $nonce
+     *           16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     *     @type string $mac
+     *           HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
      * }
      */
     public function __construct($data = NULL) {
@@ -203,6 +229,86 @@ class Request extends \Google\Protobuf\Internal\Message
     {
         GPBUtil::checkString($var, False);
         $this->body = $var;
+
+        return $this;
+    }
+
+    /**
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     *
+     * Generated from protobuf field <code>string key_id = 6;</code>
+     * @return string
+     */
+    public function getKeyId()
+    {
+        return $this->key_id;
+    }
+
+    /**
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     *
+     * Generated from protobuf field <code>string key_id = 6;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setKeyId($var)
+    {
+        GPBUtil::checkString($var, True);
+        $this->key_id = $var;
+
+        return $this;
+    }
+
+    /**
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     *
+     * Generated from protobuf field <code>bytes nonce = 7;</code>
+     * @return string
+     */
+    public function getNonce()
+    {
+        return $this->nonce;
+    }
+
+    /**
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     *
+     * Generated from protobuf field <code>bytes nonce = 7;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setNonce($var)
+    {
+        GPBUtil::checkString($var, False);
+        $this->nonce = $var;
+
+        return $this;
+    }
+
+    /**
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     *
+     * Generated from protobuf field <code>bytes mac = 8;</code>
+     * @return string
+     */
+    public function getMac()
+    {
+        return $this->mac;
+    }
+
+    /**
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     *
+     * Generated from protobuf field <code>bytes mac = 8;</code>
+     * @param string $var
+     * @return $this
+     */
+    public function setMac($var)
+    {
+        GPBUtil::checkString($var, False);
+        $this->mac = $var;
 
         return $this;
     }
