@@ -12,7 +12,7 @@ import time
 import gear
 
 
-def run(client, name, arguments, timeout=30.0):
+def run(client, name, arguments, timeout=10.0):
     job = gear.Job(name, arguments)
     client.submitJob(job)
     deadline = time.monotonic() + timeout

@@ -24,12 +24,12 @@ my $sent = {
     labels  => { 7 => 'seven' },
     scalars => { f_bool => 1, f_int64 => -9_007_199_254_740_993, f_string => 'x' },
 };
-my $reply = $client->do_task(interop_bare_echo_json => $json->encode($sent), { timeout => 30 });
+my $reply = $client->do_task(interop_bare_echo_json => $json->encode($sent), { timeout => 10 });
 report(call => 'echo_json', sent => $sent, reply => ($reply ? $json->decode($$reply) : undef));
 
 my $text = "h\x{e9}llo \x{2713}";
 utf8::encode($text);
-$reply = $client->do_task(interop_bare_reverse => $text, { timeout => 30 });
+$reply = $client->do_task(interop_bare_reverse => $text, { timeout => 10 });
 my $reversed = $reply ? $$reply : undef;
 utf8::decode($reversed) if defined $reversed;
 report(call => 'reverse', reply => $reversed);
@@ -38,7 +38,7 @@ my ($exception, $failed) = (undef, 0);
 $reply = $client->do_task(
     interop_bare_raise_json => $json->encode({ code => 5, message => 'no such crate' }),
     {
-        timeout      => 30,
+        timeout      => 10,
         on_exception => sub { $exception = shift },
         on_fail      => sub { $failed = 1 },
     },

@@ -6,7 +6,7 @@
 
 $client = new GearmanClient();
 $client->addServers($argv[1] ?? '127.0.0.1:4730');
-$client->setTimeout(30000);
+$client->setTimeout(10000);
 
 function report(string $call, GearmanClient $client, array $fields): void
 {
@@ -40,7 +40,7 @@ report('raise_json', $client, ['reply' => $result]);
 // With the exception callback (OPTION_REQ exceptions) the worker's JSON error object arrives.
 $errors = new GearmanClient();
 $errors->addServers($argv[1] ?? '127.0.0.1:4730');
-$errors->setTimeout(30000);
+$errors->setTimeout(10000);
 $errors->enableExceptionHandler();
 $exception = null;
 $errors->setExceptionCallback(function (GearmanTask $task) use (&$exception) {

@@ -1,0 +1,460 @@
+"""Issue 12: real legacy Gearman peers, both ways (interop_tests/legacy/).
+
+Typed → legacy: unchanged workers (PHP pecl gearman with JSON and msgpack, a PHP worker sending
+WORK_EXCEPTION, one sending WORK_FAIL, a Perl ``Gearman::Worker``, ``gearman -w ... -- tr``, a
+plain libgearman C worker) serve the functions ``legacy/legacy.proto`` declares ``bare``; the
+generated Python stubs (blocking and asyncio) and ``bridge call`` must get typed replies and typed
+errors from them. ``legacy/mistakes.proto`` declares some of them wrongly, and those calls must
+fail loudly, among them the two silent failures of the issue: a msgpack worker and a worker with an
+``Empty`` reply called through stubs without ``bare``.
+
+Legacy → bridge: unchanged clients (PHP ``GearmanClient``, Perl ``Gearman::Client``, Python
+``gear``, the ``gearman`` CLI) call the bare functions of every language's interop worker (the
+``Bare`` service of schemas/interop/v1/interop.proto), on the harness's shared ``pool``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from bridge import admin, errors
+from bridge.codecs.bare import BareJsonCodec
+from bridge.testing import GearmandError, GearmandServer
+from interop_tests.conftest import BUILD_ROOT, Stubs, WorkerPool
+from interop_tests.langs.base import REPO_ROOT, SCHEMAS_DIR
+
+LEGACY = REPO_ROOT / "interop_tests" / "legacy"
+PROTO_ROOT = REPO_ROOT / "interop_tests"  # legacy.proto is "legacy/legacy.proto" under it
+TIMEOUT = 30.0
+PROCESS_TIMEOUT = 40.0  # the legacy clients give up after 10 s a call
+JSON = BareJsonCodec()
+VIA = ["sync", "asyncio", "bridge-call"]
+
+
+def python_env() -> dict[str, str]:
+    path = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
+# --- the typed side: stubs generated from legacy.proto and mistakes.proto -----------------------
+
+
+@dataclass(frozen=True)
+class LegacyStubs:
+    pb: Any  # legacy.messages_pb2
+    legacy: Any  # legacy.legacy_bridge: service Legacy (bare)
+    mistakes_pb: Any  # legacy.mistakes_pb2
+    mistakes: Any  # legacy.mistakes_bridge: services Unaware (no bare) and Mismatched
+
+
+@pytest.fixture(scope="module")
+def legacy_stubs() -> Iterator[LegacyStubs]:
+    from bridge.codegen import get_emitter, write_files
+    from bridge.schema import load
+
+    out = BUILD_ROOT / "_legacy_stubs"
+    shutil.rmtree(out, ignore_errors=True)
+    for name in ("legacy.proto", "mistakes.proto"):  # one function, one rpc: two schemas
+        schema = load([LEGACY / name], [PROTO_ROOT, SCHEMAS_DIR], include_imports=True)
+        write_files(get_emitter("python").generate(schema, {}), out)
+    for name in [m for m in sys.modules if m == "legacy" or m.startswith("legacy.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(out))
+    try:
+        modules: list[ModuleType] = [
+            importlib.import_module(f"legacy.{m}")
+            for m in ("messages_pb2", "legacy_bridge", "mistakes_pb2", "mistakes_bridge")
+        ]
+    finally:
+        sys.path.remove(str(out))
+    yield LegacyStubs(*modules)
+
+
+def call(via: str, module: Any, service: str, rpc: str, request: Message,
+         reply_type: type[Message], address: str) -> Any:
+    """``Service.Rpc(request)`` through the generated blocking or asyncio client, or through
+    ``bridge call`` (its typed error rebuilt from the exit status and stderr)."""
+    method = "".join("_" + c.lower() if c.isupper() else c for c in rpc).lstrip("_")
+    if via == "sync":
+        with getattr(module, f"{service}Client")(address) as client:
+            return getattr(client, method)(request, timeout=TIMEOUT)
+    if via == "asyncio":
+        async def go() -> Any:
+            async with getattr(module, f"{service}AsyncClient")(address) as client:
+                return await getattr(client, method)(request, timeout=TIMEOUT)
+        return asyncio.run(go())
+    proto = LEGACY / ("legacy.proto" if module.__name__.endswith("legacy_bridge")
+                      else "mistakes.proto")
+    argv = [sys.executable, "-m", "bridge.cli", "call", f"{service}.{rpc}",
+            json_format.MessageToJson(request, preserving_proto_field_name=True),
+            "--schema", str(proto), "-I", str(PROTO_ROOT), "-I", str(SCHEMAS_DIR),
+            "--servers", address, "--timeout", str(TIMEOUT), "--progress", "off"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+                          env=python_env(), cwd=REPO_ROOT)
+    if done.returncode == 0:
+        return json_format.Parse(done.stdout.strip().splitlines()[-1], reply_type())
+    assert done.returncode > 64, f"bridge call exited {done.returncode}:\n{done.stderr}"
+    raise errors.error_for_code(done.returncode - 64, done.stderr.strip())
+
+
+def expect(via: str, exc: BaseException, cls: type[errors.RpcError]) -> str:
+    """Check ``exc`` is ``cls`` (from ``bridge call``: its status code) and return its text."""
+    if via == "bridge-call":
+        assert isinstance(exc, errors.RpcError) and exc.code == cls.code, exc
+        return exc.message
+    assert isinstance(exc, cls), repr(exc)
+    return str(exc)
+
+
+# --- the legacy workers -----------------------------------------------------------------------
+
+
+@dataclass
+class LegacyPeers:
+    server: GearmandServer
+    audit_log: Path
+    logs: dict[str, Path]
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyPeers]:
+    """Every legacy worker of interop_tests/legacy/ on one gearmand of their own."""
+    for tool in ("php", "perl", "gcc", "gearman"):
+        assert shutil.which(tool), f"'{tool}' not found; run scripts/install-deps.sh"
+    work = tmp_path_factory.mktemp("legacy")
+    c_worker = work / "reverse_bytes"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(c_worker),
+                    str(LEGACY / "c" / "reverse_bytes.c"), "-lgearman"],
+                   check=True, timeout=PROCESS_TIMEOUT)
+    with GearmandServer() as server:
+        host, port = server.address.rsplit(":", 1)
+        audit_log = work / "audit.log"
+        audit_log.touch()
+        env = {**os.environ, "GEARMAN_SERVERS": server.address, "AUDIT_LOG": str(audit_log)}
+        php = LEGACY / "php"
+        commands = {
+            "thumbnail": ["php", str(php / "image_worker.php")],
+            "order_total": ["php", str(php / "order_worker.php")],
+            "audit_log": ["php", str(php / "audit_worker.php")],
+            "fetch_image": ["php", str(php / "fetch_worker.php")],
+            "charge_card": ["php", str(php / "charge_worker.php")],
+            "word_stats": ["perl", str(LEGACY / "perl" / "worker.pl")],
+            "shout": ["gearman", "-h", host, "-p", port, "-w", "-f", "shout", "--",
+                      "tr", "a-z", "A-Z"],
+            "reverse_bytes": [str(c_worker), host, port],
+        }
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        logs = {function: work / f"{function}.log" for function in commands}
+        try:
+            for function, argv in commands.items():
+                with logs[function].open("wb") as log:
+                    processes[function] = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        env=env, start_new_session=True,
+                    )
+            for function, process in processes.items():
+                try:
+                    server.wait_for_workers(function, timeout=30, processes=[process])
+                except (TimeoutError, GearmandError) as exc:
+                    raise AssertionError(f"{exc}:\n{logs[function].read_text()}") from None
+            yield LegacyPeers(server, audit_log, logs)
+        finally:
+            for process in processes.values():
+                _kill_group(process)
+
+
+# --- typed stubs → unchanged workers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_php_json_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
+    """json_decode / json_encode: enum names, int64 beyond 2^53, bytes as base64, a message field
+    passed through, and PHP's empty array for an empty map."""
+    pb = legacy_stubs.pb
+    request = pb.ThumbnailRequest(
+        path="/srv/images/caf\u00e9.jpg", width=4000, height=3000, max_side=400,
+        format=pb.JPEG, keep_exif=False, source_bytes=2**53 + 1, tags=["summer", "\u00e9t\u00e9"],
+        crop=pb.Box(left=10, top=0, width=3000, height=2000),
+    )
+    reply = call(via, legacy_stubs.legacy, "Legacy", "Thumbnail", request,
+                 pb.ThumbnailReply, peers.address)
+    assert reply == pb.ThumbnailReply(
+        thumb_path="/srv/images/caf\u00e9_thumb.jpg", width=400, height=300, scale=0.1,
+        format=pb.JPEG, exif_kept=False, source_bytes=2**53 + 1,
+        # PHP's strtoupper is byte-wise: the non-ASCII letters stay as they are
+        tags=["SUMMER", "\u00e9T\u00e9"],
+        preview=b"\x89PNG\r\n\x1a\n\0" + "caf\u00e9".encode(),
+        meta={}, crop=pb.Box(left=10, top=0, width=3000, height=2000),
+    )
+    reply = call(via, legacy_stubs.legacy, "Legacy", "Thumbnail",
+                 pb.ThumbnailRequest(path="/a/b.png", width=100, height=50, max_side=400,
+                                     keep_exif=True),
+                 pb.ThumbnailReply, peers.address)
+    assert (reply.width, reply.height, reply.scale, reply.format) == (100, 50, 1.0, pb.PNG)
+    assert reply.exif_kept and dict(reply.meta) == {"exif": "kept", "by": "php"}
+    assert not reply.HasField("crop")
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_silent_case_msgpack_worker(
+    via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs
+) -> None:
+    """Issue 12's first silent failure. Through a stub without ``bare`` the PHP msgpack worker
+    (msgpack_unpack / msgpack_pack) reads the envelope as the integer 8 and answers totals of
+    zero: the stub must raise, and say that the worker may need ``bare``, never return that
+    default-valued reply. Declared ``bare: true, encoding: MSGPACK`` it answers the right totals."""
+    pb = legacy_stubs.pb
+    order = pb.Order(order_id=2**40 + 7, coupon="", lines=[
+        pb.OrderLine(sku="MUG", quantity=2, unit_cents=1250),
+        pb.OrderLine(sku="T\u00e9A", quantity=3, unit_cents=999),
+    ])
+    with pytest.raises(errors.RpcError) as caught:
+        reply = call(via, legacy_stubs.mistakes, "Unaware", "OrderTotal", order, pb.Totals,
+                     peers.address)
+        pytest.fail(f"a reply from a worker that read no order: {reply}")
+    assert "bare" in expect(via, caught.value, errors.Internal)
+
+    reply = call(via, legacy_stubs.legacy, "Legacy", "OrderTotal", order, pb.Totals,
+                 peers.address)
+    assert reply == pb.Totals(order_id=2**40 + 7, total_cents=2 * 1250 + 3 * 999,
+                              skus=["MUG", "T\u00e9A"], free_shipping=True)
+    order.coupon = "HALF"
+    reply = call(via, legacy_stubs.legacy, "Legacy", "OrderTotal", order, pb.Totals,
+                 peers.address)
+    assert (reply.total_cents, reply.free_shipping) == ((2 * 1250 + 3 * 999) // 2, False)
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_silent_case_empty_reply(
+    via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs
+) -> None:
+    """Issue 12's second silent failure: a worker whose function returns nothing (an rpc
+    returning ``Empty``). Through a stub without ``bare`` the PHP audit worker runs its side effect
+    on the envelope's bytes and answers an empty WORK_COMPLETE: the call must fail (the worker is
+    not a bridge worker), not report success. Declared ``bare: true, encoding: JSON`` the call
+    returns ``Empty`` and the side effect ran on the request it was meant for."""
+    pb = legacy_stubs.pb
+    with pytest.raises(errors.RpcError) as caught:
+        reply = call(via, legacy_stubs.mistakes, "Unaware", "Audit",
+                     pb.AuditEvent(user="mallory", action="logout"), pb.Empty, peers.address)
+        pytest.fail(f"success reported: {reply!r}")
+    assert "bare" in expect(via, caught.value, errors.Internal)
+    assert "mallory logout" not in peers.audit_log.read_text()  # it never read the request
+
+    user = f"alice-{via}"
+    reply = call(via, legacy_stubs.legacy, "Legacy", "Audit",
+                 pb.AuditEvent(user=user, action="login"), pb.Empty, peers.address)
+    assert reply == pb.Empty()
+    assert f"{user} login\n" in peers.audit_log.read_text()
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_php_exceptions(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
+    """sendException with a text → Unknown carrying the text; with a JSON object holding a code →
+    that code's class and message; a normal reply still decodes."""
+    pb = legacy_stubs.pb
+    legacy = legacy_stubs.legacy
+    reply = call(via, legacy, "Legacy", "Fetch", pb.FetchRequest(path="/srv/images/dog.jpg"),
+                 pb.FetchReply, peers.address)
+    assert reply == pb.FetchReply(path="/srv/images/dog.jpg", size=9007199254740993)
+    with pytest.raises(errors.RpcError) as caught:
+        call(via, legacy, "Legacy", "Fetch", pb.FetchRequest(path="/srv/../etc/passwd"),
+             pb.FetchReply, peers.address)
+    text = expect(via, caught.value, errors.Unknown)
+    assert "Refusing path with '..': /srv/../etc/passwd" in text
+    if via != "bridge-call":
+        assert caught.value.type == "bare"  # type: ignore[attr-defined]
+    with pytest.raises(errors.RpcError) as caught:
+        call(via, legacy, "Legacy", "Fetch", pb.FetchRequest(path="/srv/images/bird.gif"),
+             pb.FetchReply, peers.address)
+    assert "no image at /srv/images/bird.gif" in expect(via, caught.value, errors.NotFound)
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_php_work_fail(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
+    pb = legacy_stubs.pb
+    reply = call(via, legacy_stubs.legacy, "Legacy", "Charge",
+                 pb.ChargeRequest(card="4242", cents=1999), pb.ChargeReply, peers.address)
+    assert reply.receipt.startswith("R-") and len(reply.receipt) == 10
+    with pytest.raises(errors.RpcError) as caught:
+        call(via, legacy_stubs.legacy, "Legacy", "Charge",
+             pb.ChargeRequest(card="4242", cents=100001), pb.ChargeReply, peers.address)
+    expect(via, caught.value, errors.WorkerFailed)
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_perl_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
+    """Gearman::Worker + JSON::XS: booleans as 1 / 0, a 64-bit checksum, a hash as a map."""
+    pb = legacy_stubs.pb
+    text = "The 3 cats, the dog and THE caf\u00e9"
+    reply = call(via, legacy_stubs.legacy, "Legacy", "WordStats",
+                 pb.WordStatsRequest(text=text, min_length=3), pb.WordStatsReply, peers.address)
+    assert reply == pb.WordStatsReply(
+        words=7, longest="caf\u00e9", unique=["and", "caf\u00e9", "cats", "dog", "the"],
+        has_digits=True, checksum=9_007_199_254_740_993 + sum(map(ord, text)),
+        counts={"the": 3, "cats": 1, "dog": 1, "and": 1, "caf\u00e9": 1},
+    )
+    reply = call(via, legacy_stubs.legacy, "Legacy", "WordStats",
+                 pb.WordStatsRequest(text="no digits here"), pb.WordStatsReply, peers.address)
+    assert (reply.words, reply.has_digits) == (3, False)
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_raw_workers(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
+    """RAW: ``gearman -w -f shout -- tr a-z A-Z`` (a string field) and the libgearman C worker
+    (a bytes field: NULs and bytes that are not UTF-8 pass unchanged)."""
+    pb = legacy_stubs.pb
+    reply = call(via, legacy_stubs.legacy, "Legacy", "Shout",
+                 pb.Text(text="hello, caf\u00e9 \U0001d11e!"), pb.Text, peers.address)
+    assert reply == pb.Text(text="HELLO, CAF\u00e9 \U0001d11e!")
+    data = bytes(range(256)) + b"\0\0end"
+    reply = call(via, legacy_stubs.legacy, "Legacy", "ReverseBytes", pb.Bytes(data=data),
+                 pb.Bytes, peers.address)
+    assert reply == pb.Bytes(data=data[::-1])
+    reply = call(via, legacy_stubs.legacy, "Legacy", "ReverseBytes", pb.Bytes(), pb.Bytes,
+                 peers.address)
+    assert reply == pb.Bytes()
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_reply_of_the_wrong_shape(via: str, peers: LegacyPeers,
+                                  legacy_stubs: LegacyStubs) -> None:
+    """A schema that declares the wrong reply: Internal naming the function and the encoding,
+    never a default-valued message. JSON: keys the reply type does not have; RAW: reversed UTF-8
+    that is no longer UTF-8 for a ``string`` field."""
+    pb, mistakes = legacy_stubs.pb, legacy_stubs.mistakes
+    with pytest.raises(errors.RpcError) as caught:
+        reply = call(via, mistakes, "Mismatched", "ThumbnailStats",
+                     pb.ThumbnailRequest(path="/a/b.png", width=10, height=10, max_side=5),
+                     legacy_stubs.mistakes_pb.ImageStats, peers.address)
+        pytest.fail(f"a reply of another type was read as {reply!r}")
+    text = expect(via, caught.value, errors.Internal)
+    assert "thumbnail" in text and "JSON" in text, text
+    with pytest.raises(errors.RpcError) as caught:
+        reply = call(via, mistakes, "Mismatched", "ReverseText", pb.Text(text="caf\u00e9"),
+                     pb.Text, peers.address)
+        pytest.fail(f"invalid UTF-8 was read as {reply!r}")
+    text = expect(via, caught.value, errors.Internal)
+    assert "reverse_bytes" in text and "RAW" in text, text
+
+
+# --- unchanged clients → every language's bridge worker (the Bare service) ----------------------
+
+
+def assert_serves(pool: WorkerPool, *functions: str) -> None:
+    """Fail at once (not after a client's timeout) when the language's worker does not register
+    the bare functions the legacy clients call."""
+    rows = {row.function: row.workers for row in admin.status(pool.address)}
+    missing = [f for f in functions if not rows.get(f)]
+    assert not missing, f"the {pool.built.name} interop worker does not serve {', '.join(missing)}"
+
+
+def run_client(argv: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+    """Run a legacy client program; its stdout is one JSON object per line."""
+    done = subprocess.run(argv, capture_output=True, timeout=PROCESS_TIMEOUT, **kwargs)
+    out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    assert done.returncode == 0, f"{argv[:2]} exited {done.returncode}:\n{out}\n{err}"
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def as_composite(stubs: Stubs, value: Any) -> Any:
+    """A parsed JSON object read as a Composite by the bare JSON mapping (section 8.2)."""
+    return JSON.decode(stubs.pb.Composite, json.dumps(value).encode())
+
+
+def by_call(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {line["call"]: line for line in lines}
+
+
+def test_php_client(pool: WorkerPool, stubs: Stubs) -> None:
+    """GearmanClient::doNormal (JSON, ``[]`` for an empty request, raw text), an error with and
+    without the exception callback, and doBackground polled with jobStatus until done."""
+    assert_serves(pool, "interop_bare_echo_json", "interop_bare_whoami_json",
+                  "interop_bare_reverse", "interop_bare_raise_json")
+    calls = by_call(run_client(["php", str(LEGACY / "php" / "client.php"), pool.address]))
+    echo = calls["echo_json"]
+    assert echo["rc"] == 0
+    assert as_composite(stubs, echo["reply"]) == as_composite(stubs, echo["sent"])
+    assert calls["whoami_json"]["rc"] == 0
+    whoami = JSON.decode(stubs.pb.WhoAmIReply, json.dumps(calls["whoami_json"]["reply"]).encode())
+    assert whoami == stubs.pb.WhoAmIReply(language=pool.built.wire_language)
+    assert calls["reverse"] == {"call": "reverse", "rc": 0,
+                                "reply": "\U0001d11e \u2713 oll\u00e9h"}
+    assert calls["raise_json"]["rc"] != 0 and not calls["raise_json"]["reply"]
+    exception = calls["raise_json_exception"]["exception"]
+    assert exception["code"] == 5 and exception["status"] == "NOT_FOUND", exception
+    assert exception["message"] == "no such order"
+    background = calls["background"]
+    assert (background["submitted"], background["known"]) == (0, False), background
+
+
+def test_perl_client(pool: WorkerPool, stubs: Stubs) -> None:
+    """Gearman::Client: a Perl hash as JSON::XS writes it (booleans as 1), raw text, and the
+    bare JSON error object through on_exception."""
+    assert_serves(pool, "interop_bare_echo_json", "interop_bare_reverse",
+                  "interop_bare_raise_json")
+    calls = by_call(run_client(["perl", str(LEGACY / "perl" / "client.pl"), pool.address]))
+    echo = calls["echo_json"]
+    assert echo["reply"] is not None
+    assert as_composite(stubs, echo["reply"]) == as_composite(stubs, echo["sent"])
+    assert calls["reverse"]["reply"] == "\u2713 oll\u00e9h"
+    raised = calls["raise_json"]
+    assert raised["reply"] is None
+    assert raised["exception"] == {"code": 5, "status": "NOT_FOUND", "message": "no such crate"}
+
+
+def test_gear_client(pool: WorkerPool, stubs: Stubs) -> None:
+    """Python gear: json.dumps out, json.loads back; a WORK_EXCEPTION read with exceptions on."""
+    assert_serves(pool, "interop_bare_echo_json", "interop_bare_raise_json")
+    calls = by_call(run_client([sys.executable, str(LEGACY / "gear" / "client.py"),
+                                pool.address]))
+    echo = calls["echo_json"]
+    assert echo["reply"] is not None
+    assert as_composite(stubs, echo["reply"]) == as_composite(stubs, echo["sent"])
+    raised = calls["raise_json"]
+    assert raised["failure"] is True
+    assert raised["exception"] == {"code": 7, "status": "PERMISSION_DENIED",
+                                   "message": "not yours"}
+
+
+def test_gearman_cli_client(pool: WorkerPool) -> None:
+    """``gearman -f NAME "text"`` and ``gearman -f NAME < file`` (RAW both ways)."""
+    assert_serves(pool, "interop_bare_reverse", "interop_bare_echo_raw")
+    host, port = pool.address.rsplit(":", 1)
+    base = ["gearman", "-h", host, "-p", port]
+    done = subprocess.run([*base, "-f", "interop_bare_reverse", "h\u00e9llo \u2713"],
+                          capture_output=True, timeout=PROCESS_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().rstrip("\n") == "\u2713 oll\u00e9h"
+    data = bytes(range(256)) * 4 + b"\0tail"
+    done = subprocess.run([*base, "-f", "interop_bare_echo_raw"], input=data,
+                          capture_output=True, timeout=PROCESS_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout in (data, data + b"\n")
