@@ -361,3 +361,61 @@ def test_a_service_without_rpcs_gets_no_shim(tmp_path: Path) -> None:
                                       'message M {}\nservice S {}\n')
     files = get_emitter("c").generate(load([tmp_path / "e.proto"], [tmp_path]), {})
     assert [f.path for f in files] == ["e.pb-c.c", "e.pb-c.h"]
+
+
+# ------------------------------------------------------------------ bare methods
+
+
+def test_bare_methods_register_bare_and_their_encoding(tmp_path: Path) -> None:
+    """The interop schema's Bare service: each rpc's registration says bare and its encoding
+    (pinned by goldens), and the shim compiles."""
+    schema = load([REPO / "schemas" / "interop" / "v1" / "interop.proto"], [REPO / "schemas"])
+    gen = tmp_path / "gen"
+    write_files(get_emitter("c").generate(schema, {}), gen)
+    shim = gen / "interop" / "v1"
+    for name in ("bridge_interop_v1_bare.h", "bridge_interop_v1_bare.c"):
+        _check_golden(shim / name, GOLDEN / "bare" / name)
+    source = (shim / "bridge_interop_v1_bare.c").read_text()
+    for function, encoding in (
+        ("ECHO_JSON", "JSON"), ("ECHO_MSGPACK", "MSGPACK"), ("ECHO_PROTOBUF", "PROTOBUF"),
+        ("ECHO_RAW", "RAW"), ("REVERSE", "RAW"), ("RAISE_MSGPACK", "MSGPACK"),
+    ):
+        entry = source.split(f".function_name = BRIDGE_INTEROP_V1_BARE_{function}_FUNCTION,")[1]
+        entry = entry.split("},")[0]
+        assert ".bare = true," in entry and f".encoding = BRIDGE_ENCODING_{encoding}," in entry
+    assert ".bare" not in (shim / "bridge_interop_v1_interop.c").read_text()
+    assert "interop/v1/bridge_interop_v1_bare.c" in _compile_each(gen)
+
+
+WKT_JSON = """syntax = "proto3";
+package wkt.v1;
+import "bridge/v1/options.proto";
+import "google/protobuf/timestamp.proto";
+message When { google.protobuf.Timestamp at = 1; }
+message Holder { map<string, When> whens = 1; }
+service Clock {
+  rpc Now(Holder) returns (Holder) {
+    option (bridge.v1.method) = { bare: true, encoding: JSON };
+  }
+  rpc Later(Holder) returns (Holder) {
+    option (bridge.v1.method) = { bare: true, encoding: MSGPACK };
+  }
+}
+"""
+
+
+def test_well_known_types_in_a_bare_json_method_are_refused_with_file_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "wkt.proto").write_text(WKT_JSON)
+    schema = load([tmp_path / "wkt.proto"], [tmp_path, REPO / "schemas"])
+    with pytest.raises(CodegenError) as info:
+        get_emitter("c").generate(schema, {})
+    text = str(info.value)
+    assert text.startswith("wkt.proto:5:"), text  # message When, which holds the Timestamp
+    assert "wkt.v1.When.at" in text and "google.protobuf.Timestamp" in text
+    assert "wkt.proto:8:" in text  # the method
+    # the same types in a bare MSGPACK method are fine
+    (tmp_path / "wkt.proto").write_text(WKT_JSON.replace("encoding: JSON", "encoding: PROTOBUF"))
+    schema = load([tmp_path / "wkt.proto"], [tmp_path, REPO / "schemas"])
+    assert get_emitter("c").generate(schema, {})

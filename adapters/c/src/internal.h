@@ -42,6 +42,10 @@ bridge_status bridge__json_encode(const ProtobufCMessage *msg, bridge_buffer *ou
                                   size_t err_size);
 bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                   size_t len, ProtobufCMessage **out, char *err, size_t err_size);
+/* JSON text parsed as the JSON codec reads it (integer literals beyond int64 become strings
+ * "\u0000<literal>"); NULL with a reason in err when it is not JSON. For the codec and tests. */
+struct json_t;
+struct json_t *bridge__json_parse(const uint8_t *data, size_t len, char *err, size_t err_size);
 /* The one field a RAW payload stands for: a message's only field, a singular bytes or string
  * outside any oneof; NULL when the message has another shape. */
 const ProtobufCFieldDescriptor *bridge__raw_field(const ProtobufCMessageDescriptor *desc);

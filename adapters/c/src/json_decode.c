@@ -471,10 +471,10 @@ static bridge_status dec_map(jdec *d, const ProtobufCFieldDescriptor *f, const j
         return BRIDGE_STATUS_OK; /* PHP's empty array */
     if (!json_is_object(v))
         return type_error(d, f, "an object (map)", v);
-    if (depth >= BRIDGE_MAX_DEPTH)
-        return JFAIL(d, "json: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
     const ProtobufCMessageDescriptor *ed = f->descriptor;
     size_t n = json_object_size(v);
+    if (n > 0 && depth >= BRIDGE_MAX_DEPTH) /* entries are messages one level down (an empty map is none) */
+        return JFAIL(d, "json: messages nested deeper than %d", BRIDGE_MAX_DEPTH);
     ProtobufCMessage **entries = calloc(n ? n : 1, sizeof *entries);
     if (entries == NULL)
         return BRIDGE_STATUS_NO_MEMORY;
@@ -589,6 +589,22 @@ static bridge_status dec_message(jdec *d, const json_t *v, ProtobufCMessage *msg
     return BRIDGE_STATUS_OK;
 }
 
+json_t *bridge__json_parse(const uint8_t *data, size_t len, char *err, size_t err_size)
+{
+    jdec d = {.err = err, .err_size = err_size};
+    char *rewritten = NULL;
+    size_t rewritten_len = 0;
+    if (scan(&d, (const char *)data, len, &rewritten, &rewritten_len) != BRIDGE_STATUS_OK)
+        return NULL;
+    json_error_t jerr;
+    json_t *root = rewritten ? json_loadb(rewritten, rewritten_len, JSON_ALLOW_NUL, &jerr)
+                             : json_loadb((const char *)data, len, 0, &jerr);
+    free(rewritten);
+    if (root == NULL)
+        JFAIL(&d, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+    return root;
+}
+
 bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                   size_t len, ProtobufCMessage **out, char *err, size_t err_size)
 {
@@ -601,23 +617,15 @@ bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const 
         *out = msg;
         return BRIDGE_STATUS_OK;
     }
-    char *rewritten = NULL;
-    size_t rewritten_len = 0;
-    bridge_status st = scan(&d, (const char *)data, len, &rewritten, &rewritten_len);
-    json_t *root = NULL;
-    if (st == BRIDGE_STATUS_OK) {
-        json_error_t jerr;
-        root = rewritten ? json_loadb(rewritten, rewritten_len, JSON_ALLOW_NUL, &jerr)
-                         : json_loadb((const char *)data, len, 0, &jerr);
-        if (root == NULL)
-            st = JFAIL(&d, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
-        else if (!json_is_object(root) && !(json_is_array(root) && json_array_size(root) == 0))
-            st = JFAIL(&d, "%s: expected a JSON object, got %s", desc->name, kind_name(root));
-        else
-            st = dec_message(&d, root, msg, 0);
-    }
+    bridge_status st;
+    json_t *root = bridge__json_parse(data, len, err, err_size);
+    if (root == NULL)
+        st = BRIDGE_STATUS_DECODE_ERROR; /* (out of memory in the scan reads as malformed) */
+    else if (!json_is_object(root) && !(json_is_array(root) && json_array_size(root) == 0))
+        st = JFAIL(&d, "%s: expected a JSON object, got %s", desc->name, kind_name(root));
+    else
+        st = dec_message(&d, root, msg, 0);
     json_decref(root);
-    free(rewritten);
     if (st != BRIDGE_STATUS_OK) {
         protobuf_c_message_free_unpacked(msg, NULL);
         if (st == BRIDGE_STATUS_NO_MEMORY)

@@ -91,6 +91,8 @@ static bridge_status put_real(jenc *e, double x, bool single)
         return puts_(e, "\"NaN\"");
     if (isinf(x))
         return puts_(e, x > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    if (x == 0 && signbit(x))
+        return puts_(e, "-0.0"); /* "-0" would read back as the integer 0 */
     char text[40];
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(text, sizeof text, "%.*g", digits, x);

@@ -20,4 +20,7 @@ void run(const char *name, int (*fn)(void));
 /* test_conn.c: the Gearman connection layer against a socketpair peer. */
 void conn_tests(void);
 
+/* test_bare.c: bare methods (the JSON vectors, RAW, the bare job flow). */
+void bare_tests(void);
+
 #endif

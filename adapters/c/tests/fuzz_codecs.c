@@ -3,10 +3,11 @@
  *
  * The first input byte picks a target, the rest is the data:
  *  - decode the data as one of the interop / envelope message types, in protobuf (the runtime's
- *    own path: depth walk, protobuf-c, the wrong-wire-type copy, the UTF-8 check) or in msgpack;
- *    what decodes must encode again in both encodings, and decode again to the same msgpack;
+ *    own path: depth walk, protobuf-c, the wrong-wire-type copy, the UTF-8 check), in msgpack or
+ *    in the bare JSON mapping (the scan, jansson, the descriptor walk); what decodes must encode
+ *    again in all three encodings, and decode again to the same msgpack;
  *  - run the data through the whole job flow as a raw Gearman workload (envelope, body, handler,
- *    reply frames) of an echoing or streaming method.
+ *    reply frames) of an echoing or streaming method, or as the payload of a bare JSON method.
  * Crashes, sanitizer reports, leaks and allocations above -malloc_limit_mb are failures.
  *
  * Built with -DFUZZ_SEEDS instead, the same file is a program that writes the seed corpus from
@@ -19,7 +20,9 @@
 
 #include "bridge/bridge.h"
 #include "bridge/v1/envelope.pb-c.h"
+#include "interop/v1/bridge_interop_v1_bare.h"
 #include "interop/v1/bridge_interop_v1_interop.h"
+#include "bare_vectors_table.h"
 #include "vectors_table.h"
 
 static const ProtobufCMessageDescriptor *const types[] = {
@@ -31,10 +34,14 @@ static const ProtobufCMessageDescriptor *const types[] = {
 #define N_TYPES (sizeof types / sizeof types[0])
 static const char *const functions[] = {BRIDGE_INTEROP_V1_INTEROP_ECHO_FUNCTION,
                                         BRIDGE_INTEROP_V1_INTEROP_ECHO_SCALARS_FUNCTION,
-                                        BRIDGE_INTEROP_V1_INTEROP_STREAM_FUNCTION};
+                                        BRIDGE_INTEROP_V1_INTEROP_STREAM_FUNCTION,
+                                        BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION};
 #define N_FUNCTIONS (sizeof functions / sizeof functions[0])
-/* targets: [0, 2*N_TYPES) decode types[t/2] in encoding t%2 (0 protobuf, 1 msgpack); then jobs */
-#define N_TARGETS (2 * N_TYPES + N_FUNCTIONS)
+/* targets: [0, 3*N_TYPES) decode types[t/3] in encoding t%3 (protobuf, msgpack, JSON); then jobs */
+#define N_ENCODINGS 3
+#define N_TARGETS (N_ENCODINGS * N_TYPES + N_FUNCTIONS)
+static const bridge_encoding encodings[N_ENCODINGS] = {BRIDGE_ENCODING_PROTOBUF, BRIDGE_ENCODING_MSGPACK,
+                                                       BRIDGE_ENCODING_JSON};
 
 static int echo(bridge_ctx *ctx, const Bridge__Interop__V1__Composite *req,
                 Bridge__Interop__V1__Composite *reply)
@@ -71,15 +78,17 @@ static void roundtrip(const ProtobufCMessageDescriptor *desc, bridge_encoding en
     ProtobufCMessage *msg = NULL;
     if (bridge_decode(desc, enc, data, size, &msg, NULL, 0) != BRIDGE_STATUS_OK)
         return;
-    bridge_buffer mp = BRIDGE_BUFFER_INIT, pb = BRIDGE_BUFFER_INIT, again = BRIDGE_BUFFER_INIT;
+    bridge_buffer mp = BRIDGE_BUFFER_INIT, pb = BRIDGE_BUFFER_INIT, js = BRIDGE_BUFFER_INIT,
+                  again = BRIDGE_BUFFER_INIT;
     if (bridge_encode(msg, BRIDGE_ENCODING_MSGPACK, &mp, NULL, 0) != BRIDGE_STATUS_OK ||
-        bridge_encode(msg, BRIDGE_ENCODING_PROTOBUF, &pb, NULL, 0) != BRIDGE_STATUS_OK)
+        bridge_encode(msg, BRIDGE_ENCODING_PROTOBUF, &pb, NULL, 0) != BRIDGE_STATUS_OK ||
+        bridge_encode(msg, BRIDGE_ENCODING_JSON, &js, NULL, 0) != BRIDGE_STATUS_OK)
         abort(); /* whatever decodes must encode */
     bridge_message_free(msg);
-    const bridge_buffer *inputs[2] = {&pb, &mp};
-    for (int k = 0; k < 2; k++) {
+    const bridge_buffer *inputs[N_ENCODINGS] = {&pb, &mp, &js};
+    for (int k = 0; k < N_ENCODINGS; k++) {
         msg = NULL;
-        bridge_encoding e = k ? BRIDGE_ENCODING_MSGPACK : BRIDGE_ENCODING_PROTOBUF;
+        bridge_encoding e = encodings[k];
         if (bridge_decode(desc, e, inputs[k]->data, inputs[k]->len, &msg, NULL, 0) != BRIDGE_STATUS_OK)
             abort(); /* what we encode must decode */
         again.len = 0;
@@ -90,6 +99,7 @@ static void roundtrip(const ProtobufCMessageDescriptor *desc, bridge_encoding en
     }
     bridge_buffer_free(&mp);
     bridge_buffer_free(&pb);
+    bridge_buffer_free(&js);
     bridge_buffer_free(&again);
 }
 
@@ -104,9 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned target = data[0] % N_TARGETS;
     data++;
     size--;
-    if (target < 2 * N_TYPES) {
-        roundtrip(types[target / 2], target % 2 ? BRIDGE_ENCODING_MSGPACK : BRIDGE_ENCODING_PROTOBUF,
-                  data, size);
+    if (target < N_ENCODINGS * N_TYPES) {
+        roundtrip(types[target / N_ENCODINGS], encodings[target % N_ENCODINGS], data, size);
         return 0;
     }
     if (worker == NULL) {
@@ -116,16 +125,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         worker = bridge_worker_new(&o);
         static const bridge_interop_v1_interop_handlers h = {
             .echo = echo, .echo_scalars = echo_scalars, .stream = stream};
-        if (worker == NULL || bridge_interop_v1_interop_register(worker, &h, NULL) != BRIDGE_STATUS_OK)
+        static const bridge_interop_v1_bare_handlers b = {.echo_json = echo};
+        if (worker == NULL || bridge_interop_v1_interop_register(worker, &h, NULL) != BRIDGE_STATUS_OK ||
+            bridge_interop_v1_bare_register(worker, &b, NULL) != BRIDGE_STATUS_OK)
             abort();
     }
+    const char *function = functions[target - N_ENCODINGS * N_TYPES];
+    bool bare = strcmp(function, BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION) == 0;
     char kind = 0;
     bridge_buffer out = BRIDGE_BUFFER_INIT, items = BRIDGE_BUFFER_INIT;
-    bridge_worker_process(worker, functions[target - 2 * N_TYPES], data, size, &kind, &out, &items);
+    bridge_worker_process(worker, function, data, size, &kind, &out, &items);
     if (kind != 'C' && kind != 'E' && kind != 'F')
         abort(); /* every job is answered */
-    if (kind == 'C' && (out.len < 23 || out.data[0] != 0xB7))
+    if (kind == 'C' && !bare && (out.len < 23 || out.data[0] != 0xB7))
         abort(); /* with a reply frame */
+    if (bare && (items.len != 0 || out.len == 0 || out.data[0] != '{'))
+        abort(); /* a bare JSON reply or error: an object, alone */
     bridge_buffer_free(&out);
     bridge_buffer_free(&items);
     return 0;
@@ -173,9 +188,9 @@ int main(int argc, char **argv)
         if (type_named(v->type, &t) == NULL)
             continue;
         if (v->protobuf)
-            write_seed(argv[1], 2 * t, v->protobuf, v->protobuf_len);
+            write_seed(argv[1], N_ENCODINGS * t, v->protobuf, v->protobuf_len);
         if (v->msgpack)
-            write_seed(argv[1], 2 * t + 1, v->msgpack, v->msgpack_len);
+            write_seed(argv[1], N_ENCODINGS * t + 1, v->msgpack, v->msgpack_len);
         /* the whole job flow: the vector as the body of a request envelope, both encodings */
         for (int k = 0; k < 2; k++) {
             const uint8_t *body = k ? v->msgpack : v->protobuf;
@@ -190,20 +205,31 @@ int main(int argc, char **argv)
             req.body.len = len;
             bridge_buffer env = BRIDGE_BUFFER_INIT;
             bridge_encode(&req.base, BRIDGE_ENCODING_PROTOBUF, &env, NULL, 0);
-            write_seed(argv[1], 2 * N_TYPES + f, env.data, env.len);
+            write_seed(argv[1], N_ENCODINGS * N_TYPES + f, env.data, env.len);
             bridge_buffer_free(&env);
         }
     }
+    /* the bare JSON vectors, decoded as their type and as the payload of a bare JSON echo */
+    for (size_t i = 0; i < bare_json_vector_count; i++) {
+        const bare_json_vector *v = &bare_json_vectors[i];
+        unsigned t;
+        if (type_named(v->type, &t) == NULL)
+            continue;
+        write_seed(argv[1], N_ENCODINGS * t + 2, v->input, v->input_len);
+        if (t == 1) /* Composite */
+            write_seed(argv[1], N_ENCODINGS * N_TYPES + 3, v->input, v->input_len);
+    }
     /* a stream of 3, and the 20-byte poison job of issue 11 */
     static const uint8_t stream3[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x08, 0x81, 0xa5, 'c', 'o', 'u', 'n', 't', 0x03};
-    write_seed(argv[1], 2 * N_TYPES + 2, stream3, sizeof stream3);
+    write_seed(argv[1], N_ENCODINGS * N_TYPES + 2, stream3, sizeof stream3);
     static const uint8_t poison[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x0e, 0x81, 0xa7, 'n', 'u',
                                      'm', 'b', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff};
-    write_seed(argv[1], 2 * N_TYPES, poison, sizeof poison);
+    write_seed(argv[1], N_ENCODINGS * N_TYPES, poison, sizeof poison);
     (void)echo;
     (void)echo_scalars;
     (void)stream;
     (void)functions;
+    (void)encodings;
     printf("%d seeds\n", seeds);
     return 0;
 }

@@ -6,7 +6,13 @@ test in its canonical msgpack form (byte-exact in every language): this script p
 the Python protobuf runtime and encodes it with bridge's msgpack codec; the C test decodes the
 case's bytes, re-encodes them as msgpack and compares.
 
-usage: gen_vectors.py VECTORS_JSON OUT_C      (run with the repository's Python environment)
+The bare JSON vectors (schemas/testdata/bare_json_vectors.json, wire contract 8.5) go into a
+second table, bare_vectors_table.c next to OUT_C: each case's input text (`bare_json_text`, its
+hex form, or `bare_json` as Python's json writes it), the message it must read as (its `json`, as
+canonical msgpack, like decode_only cases above) and, for written cases, `bare_json`, which
+test_bare.c compares with what libbridge writes, as parsed JSON values.
+
+usage: gen_vectors.py VECTORS_JSON OUT_C [BARE_JSON_VECTORS]   (with the repository's Python)
 """
 
 from __future__ import annotations
@@ -39,8 +45,52 @@ def expected_msgpack(case: dict[str, Any]) -> str:
 
     from bridge.codecs import MsgpackCodec
 
-    message = json_format.ParseDict(case["json"], message_class(case["type"])())
+    message = json_format.ParseDict(
+        case["json"], message_class(case["type"])(), max_recursion_depth=2 * 101
+    )
     return MsgpackCodec().encode(message).hex()
+
+
+def bare_table(path: Path, out: Path) -> None:
+    cases = json.loads(path.read_text())
+    lines = [
+        "/* Generated from schemas/testdata/bare_json_vectors.json by gen_vectors.py. */",
+        '#include "bare_vectors_table.h"',
+        "",
+        "const bare_json_vector bare_json_vectors[] = {",
+    ]
+    for case in cases:
+        if "bare_json_text_hex" in case:
+            text = bytes.fromhex(case["bare_json_text_hex"])
+        elif "bare_json_text" in case:
+            text = case["bare_json_text"].encode("utf-8")
+        else:
+            text = json.dumps(case["bare_json"]).encode("utf-8")
+        invalid = bool(case.get("invalid"))
+        expect = "NULL, 0" if invalid else c_bytes(expected_msgpack(case))
+        written = (
+            c_bytes(json.dumps(case["bare_json"]).encode("utf-8").hex())
+            if "bare_json" in case else "NULL, 0"
+        )
+        lines.append(
+            f'    {{"{case["name"]}", "{case["type"]}", {int(invalid)}, {c_bytes(text.hex())}, '
+            f"{expect}, {written}}},"
+        )
+    lines += ["};", f"const size_t bare_json_vector_count = {len(cases)};", ""]
+    out.write_text("\n".join(lines))
+    (out.parent / "bare_vectors_table.h").write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n"
+        "typedef struct bare_json_vector {\n"
+        "    const char *name;\n    const char *type;\n"
+        "    int invalid;                  /* the input must be a decoding error */\n"
+        "    const uint8_t *input;         /* JSON text to read */\n    size_t input_len;\n"
+        "    const uint8_t *expect_msgpack; /* the message it reads as, canonical msgpack */\n"
+        "    size_t expect_msgpack_len;\n"
+        "    const uint8_t *written;       /* bare_json: what writing that message gives */\n"
+        "    size_t written_len;\n} bare_json_vector;\n"
+        "extern const bare_json_vector bare_json_vectors[];\n"
+        "extern const size_t bare_json_vector_count;\n"
+    )
 
 
 def main() -> int:
@@ -62,6 +112,8 @@ def main() -> int:
     lines += ["};", f"const size_t test_vector_count = {len(vectors)};", ""]
     out = Path(sys.argv[2])
     out.write_text("\n".join(lines))
+    if len(sys.argv) > 3:
+        bare_table(Path(sys.argv[3]), out.parent / "bare_vectors_table.c")
     (out.parent / "vectors_table.h").write_text(
         "#include <stddef.h>\n#include <stdint.h>\n"
         "typedef struct test_vector {\n"

@@ -842,6 +842,7 @@ int main(void)
     run("flow_frames", test_flow_frames);
     run("options_from_args", test_options_from_args);
     conn_tests();
+    bare_tests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
