@@ -19,6 +19,7 @@ from bridge.rpc.calls import (
     _translate,
 )
 from bridge.schema.model import Encoding
+from bridge.security import Keyring, Packet
 
 
 class AsyncBackgroundCall:
@@ -70,9 +71,10 @@ class AsyncRpc(_RpcBase):
         target: str | Sequence[str] | AsyncClient,
         *,
         encoding: Encoding | None = None,
+        keys: Keyring | None = None,
         **client_options: Any,
     ) -> None:
-        super().__init__(encoding)
+        super().__init__(encoding, keys if keys is not None else Keyring.from_env())
         if isinstance(target, Client):
             raise TypeError("an asyncio client needs a bridge.client.AsyncClient, not Client")
         if isinstance(target, AsyncClient):
@@ -104,17 +106,20 @@ class AsyncRpc(_RpcBase):
                     on_warning=p.on_warning,
                 )
                 return self.decode_reply(method, p.codec, data)
+            on_data = reader.item if reader else method.marker_check(p.codec.encoding)
             data = await self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
                 timeout=p.timeout,
-                on_data=reader.item if reader else method.marker_check(p.codec.encoding),
+                on_data=p.signed.data(on_data) if p.signed else on_data,
                 on_status=reader.status if reader else None,
                 on_warning=reader.warning if reader else None,
             )
+            if p.signed:
+                data = p.signed.open(Packet.COMPLETE, data)
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
                 exc.diagnosis = await diagnose_async(self._servers(), method.function)
-            raise _translate(method, exc) from None
+            raise _translate(method, exc, p.signed) from None
         body = (method.unary_body(p.codec.encoding, data) if reader is None
                 else reader.reply(data))
         return self.decode_reply(method, p.codec, body)
@@ -133,7 +138,8 @@ class AsyncRpc(_RpcBase):
         chunks = self.client.stream(
             method.function, p.payload, unique=p.unique, priority=p.priority,
             timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
-            on_item=reader.item, on_end=reader.end,
+            on_item=p.signed.data(reader.item) if p.signed else reader.item,
+            on_end=p.signed.end(reader.end) if p.signed else reader.end,
         )
         try:
             while True:
@@ -144,7 +150,7 @@ class AsyncRpc(_RpcBase):
                 except _TRANSPORT_ERRORS as exc:
                     if isinstance(exc, CallTimeout):
                         exc.diagnosis = await diagnose_async(self._servers(), method.function)
-                    raise _translate(method, exc) from None
+                    raise _translate(method, exc, p.signed) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
@@ -178,9 +184,10 @@ class AsyncServiceClient:
         servers: str | Sequence[str] | AsyncClient = "127.0.0.1:4730",
         *,
         encoding: Encoding | None = None,
+        keys: Keyring | None = None,
         **client_options: Any,
     ) -> None:
-        self._rpc = AsyncRpc(servers, encoding=encoding, **client_options)
+        self._rpc = AsyncRpc(servers, encoding=encoding, keys=keys, **client_options)
 
     @property
     def client(self) -> AsyncClient:

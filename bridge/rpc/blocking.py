@@ -19,6 +19,7 @@ from bridge.rpc.calls import (
     _translate,
 )
 from bridge.schema.model import Encoding
+from bridge.security import Keyring, Packet
 
 
 class BackgroundCall:
@@ -75,9 +76,10 @@ class SyncRpc(_RpcBase):
         target: str | Sequence[str] | Client,
         *,
         encoding: Encoding | None = None,
+        keys: Keyring | None = None,
         **client_options: Any,
     ) -> None:
-        super().__init__(encoding)
+        super().__init__(encoding, keys if keys is not None else Keyring.from_env())
         if isinstance(target, AsyncClient):
             raise TypeError("a synchronous client needs a bridge.client.Client, not AsyncClient")
         if isinstance(target, Client):
@@ -109,17 +111,20 @@ class SyncRpc(_RpcBase):
                     on_warning=p.on_warning,
                 )
                 return self.decode_reply(method, p.codec, data)
+            on_data = reader.item if reader else method.marker_check(p.codec.encoding)
             data = self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
                 timeout=p.timeout,
-                on_data=reader.item if reader else method.marker_check(p.codec.encoding),
+                on_data=p.signed.data(on_data) if p.signed else on_data,
                 on_status=reader.status if reader else None,
                 on_warning=reader.warning if reader else None,
             )
+            if p.signed:
+                data = p.signed.open(Packet.COMPLETE, data)
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
                 exc.diagnosis = diagnose(self._servers(), method.function)
-            raise _translate(method, exc) from None
+            raise _translate(method, exc, p.signed) from None
         body = (method.unary_body(p.codec.encoding, data) if reader is None
                 else reader.reply(data))
         return self.decode_reply(method, p.codec, body)
@@ -139,7 +144,8 @@ class SyncRpc(_RpcBase):
         chunks = self.client.stream(
             method.function, p.payload, unique=p.unique, priority=p.priority,
             timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
-            on_item=reader.item, on_end=reader.end,
+            on_item=p.signed.data(reader.item) if p.signed else reader.item,
+            on_end=p.signed.end(reader.end) if p.signed else reader.end,
         )
         try:
             while True:
@@ -150,7 +156,7 @@ class SyncRpc(_RpcBase):
                 except _TRANSPORT_ERRORS as exc:
                     if isinstance(exc, CallTimeout):
                         exc.diagnosis = diagnose(self._servers(), method.function)
-                    raise _translate(method, exc) from None
+                    raise _translate(method, exc, p.signed) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:
             chunks.close()  # type: ignore[attr-defined]
@@ -180,7 +186,9 @@ class ServiceClient:
 
     ``servers``: ``"host:port[,host:port]"``, a list of them, or an existing
     :class:`bridge.client.Client` (shared, not closed by ``close()``). ``encoding`` overrides the
-    schema's default encoding for every call. Other keywords go to ``bridge.client.Client``.
+    schema's default encoding for every call. ``keys`` (a :class:`bridge.security.Keyring`;
+    default: ``BRIDGE_KEYS`` / ``BRIDGE_KEYS_FILE`` when set) signs every call and checks every
+    reply (wire contract, section 9). Other keywords go to ``bridge.client.Client``.
     """
 
     def __init__(
@@ -188,9 +196,10 @@ class ServiceClient:
         servers: str | Sequence[str] | Client = "127.0.0.1:4730",
         *,
         encoding: Encoding | None = None,
+        keys: Keyring | None = None,
         **client_options: Any,
     ) -> None:
-        self._rpc = SyncRpc(servers, encoding=encoding, **client_options)
+        self._rpc = SyncRpc(servers, encoding=encoding, keys=keys, **client_options)
 
     @property
     def client(self) -> Client:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from bridge.errors import (
     RpcError,
     ServerError,
     ServerUnavailable,
+    Unauthenticated,
     Unavailable,
     WorkerFailed,
 )
@@ -52,6 +54,9 @@ from bridge.rpc.envelope import decode_error, encode_request
 from bridge.rpc.frame import preview
 from bridge.rpc.replies import ReplyReader, marker_check, unary_body
 from bridge.schema.model import Encoding
+from bridge.security import NONCE_SIZE, Keyring, Packet, split_signed
+from bridge.security.signing import hmac_sha256, request_input
+from bridge.security.verify import CLOCK_SKEW_S, DEFAULT_WINDOW_S
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -171,7 +176,8 @@ class MethodSpec(Generic[RequestT, ReplyT]):
 class _Prepared:
     """One call, ready to submit. A plain slotted class: built on every call, so kept cheap."""
 
-    __slots__ = ("codec", "on_status", "on_warning", "payload", "priority", "timeout", "unique")
+    __slots__ = ("codec", "on_status", "on_warning", "payload", "priority", "signed", "timeout",
+                 "unique")
 
     def __init__(
         self,
@@ -190,6 +196,44 @@ class _Prepared:
         self.unique = unique
         self.on_status = on_status
         self.on_warning = on_warning
+        self.signed: Signed | None = None
+
+
+class Signed:
+    """The reply side of one signed call (wire contract, section 9.3): every WORK_DATA,
+    WORK_COMPLETE and WORK_EXCEPTION must end in the MAC of this call's key and nonce; anything
+    else raises ``Unauthenticated`` before a byte of it is used."""
+
+    __slots__ = ("function", "key", "key_id", "nonce")
+
+    def __init__(self, function: str, key: bytes, key_id: str, nonce: bytes) -> None:
+        self.function = function
+        self.key = key
+        self.key_id = key_id
+        self.nonce = nonce
+
+    def open(self, packet: Packet, payload: bytes) -> bytes:
+        """The payload without its MAC, checked."""
+        inner = split_signed(self.key, self.function, self.key_id, self.nonce, packet, payload)
+        if inner is None:
+            raise Unauthenticated(
+                f"{self.function}: a {packet.name} reply not signed by a trusted worker (no MAC, "
+                f"or a MAC that is not key {self.key_id!r}'s for this call); it was not used",
+                type="BadReplySignature",
+                language="python",
+            )
+        return inner
+
+    def data(self, on_data: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """``on_data`` behind the check."""
+        def checked(payload: bytes) -> Any:
+            return on_data(self.open(Packet.DATA, payload))
+        return checked
+
+    def end(self, on_end: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        def checked(payload: bytes) -> None:
+            on_end(self.open(Packet.COMPLETE, payload))
+        return checked
 
 
 def _build_request(
@@ -281,8 +325,10 @@ def _warning_callback(on_warning: WarningCallback | None) -> Callable[[bytes], N
 
 
 class _RpcBase:
-    def __init__(self, encoding: Encoding | None) -> None:
+    def __init__(self, encoding: Encoding | None, keys: Keyring | None = None) -> None:
         self.encoding = encoding
+        #: the keys this client signs with (wire contract, section 9); None: unsigned calls
+        self.keys = keys
 
     def prepare(
         self,
@@ -293,7 +339,13 @@ class _RpcBase:
         background: bool = False,
     ) -> _Prepared:
         if method.bare:
+            if self.keys is not None:
+                raise ValueError(
+                    f"{method.name}() is a bare method: it cannot be signed, and this client "
+                    f"signs every call (wire contract, section 9)")
             return self._prepare_bare(method, args, kwargs, background)
+        if self.keys is not None:
+            return self._prepare_signed(method, args, kwargs, background, self.keys)
         if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
             # The common case, a request message and no options: skip the argument sorting.
             message = args[0]
@@ -326,6 +378,48 @@ class _RpcBase:
             options.get("on_progress"),
             _warning_callback(options.get("on_warning")),
         )
+
+    @staticmethod
+    def _prepare_signed(
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+        background: bool,
+        keys: Keyring,
+    ) -> _Prepared:
+        """A signed call (wire contract, section 9.1): always a deadline (the window when the
+        call has no timeout), a fresh nonce, the MAC in the envelope."""
+        options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
+        if options.get("unique") is not None and not background:
+            raise ValueError(
+                f"{method.name}(): a signed call cannot share a job through a unique id: each "
+                f"caller's reply is bound to its own nonce (wire contract, section 9.3)")
+        message = _build_request(method, args, fields)
+        codec = codec_for(options.get("encoding") or method.encoding)
+        if "timeout" in options:
+            timeout = _timeout(options["timeout"])
+        else:
+            timeout = _default_timeout(method, background)
+        deadline_ms = _deadline_ms(
+            timeout if timeout is not None else DEFAULT_WINDOW_S - CLOCK_SKEW_S)
+        metadata = dict(options.get("metadata") or {})
+        body = codec.encode(message)
+        nonce = os.urandom(NONCE_SIZE)
+        key_id, key = keys.signing_id, keys.signing_key
+        mac = hmac_sha256(key, request_input(
+            method.function, key_id, nonce, 1, deadline_ms, codec.encoding, metadata, body))
+        prepared = _Prepared(
+            encode_request(body, encoding=codec.encoding, deadline_ms=deadline_ms,
+                           metadata=metadata, signature=(key_id, nonce, mac)),
+            codec,
+            timeout,
+            options.get("priority") or method.default_priority,
+            wire_unique(options.get("unique"), codec.encoding),
+            options.get("on_progress"),
+            _warning_callback(options.get("on_warning")),
+        )
+        prepared.signed = Signed(method.function, key, key_id, nonce)
+        return prepared
 
     @staticmethod
     def _prepare_bare(
@@ -387,10 +481,17 @@ def _default_timeout(method: MethodSpec[Any, Any], background: bool) -> float | 
     return None if background else DEFAULT_TIMEOUT
 
 
-def _translate(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
+def _translate(
+    method: MethodSpec[Any, Any], exc: BaseException, signed: Signed | None = None
+) -> BaseException:
     """The typed error a generated client raises for a transport-level failure."""
     if isinstance(exc, RpcError):
         return exc
+    if isinstance(exc, JobException) and signed is not None:
+        try:
+            return decode_error(signed.open(Packet.EXCEPTION, exc.payload))
+        except Unauthenticated as refused:
+            return refused
     if isinstance(exc, JobException):
         if method.bare:
             return decode_bare_error(method.function, exc.payload)

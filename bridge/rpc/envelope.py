@@ -39,6 +39,9 @@ _VERSION_1 = b"\x08\x01"  # version = 1 (varint)
 _TAG_DEADLINE = b"\x10"  # deadline_ms, varint
 _TAG_METADATA = b"\x1a"  # metadata entry, length-delimited
 _TAG_BODY = b"\x2a"  # body, length-delimited
+_TAG_KEY_ID = b"\x32"  # key_id, length-delimited (signed calls)
+_TAG_NONCE = b"\x3a"  # nonce
+_TAG_MAC = b"\x42"  # mac
 _TAG_KEY = b"\x0a"  # map entry key
 _TAG_VALUE = b"\x12"  # map entry value
 # The encoding field (4, varint) as written for each known encoding; the default is not written.
@@ -76,12 +79,14 @@ def encode_request(
     encoding: int,
     deadline_ms: int = 0,
     metadata: Mapping[str, str] | None = None,
+    signature: tuple[str, bytes, bytes] | None = None,
 ) -> bytes:
     """The protobuf bytes of a version-1 ``bridge.v1.Request`` carrying ``body``.
 
     ``encoding`` is the ``bridge.v1.Encoding`` of ``body``; ``deadline_ms`` an absolute Unix time in
     milliseconds (0: none). Metadata entries are written sorted by key, so equal requests give
-    equal bytes. The body is copied once, into the result.
+    equal bytes. ``signature`` is ``(key_id, nonce, mac)`` of a signed call (wire contract,
+    section 9), written after the body. The body is copied once, into the result.
     """
     try:
         encoding_field = _ENCODING_FIELD[encoding]
@@ -94,9 +99,14 @@ def encode_request(
         head += _TAG_DEADLINE + _varint(deadline_ms)
     if metadata:
         head += b"".join([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
+    tail = b""
+    if signature is not None:
+        key_id, nonce, mac = (signature[0].encode("utf-8"), signature[1], signature[2])
+        tail = b"".join((_TAG_KEY_ID, _varint(len(key_id)), key_id, _TAG_NONCE,
+                         _varint(len(nonce)), nonce, _TAG_MAC, _varint(len(mac)), mac))
     if body:
-        return b"".join((head, encoding_field, _TAG_BODY, _varint(len(body)), body))
-    return head + encoding_field
+        return b"".join((head, encoding_field, _TAG_BODY, _varint(len(body)), body, tail))
+    return head + encoding_field + tail
 
 
 def decode_request(
