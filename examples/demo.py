@@ -1,9 +1,10 @@
 """The bridge demo: Python calls functions written in C, PHP, Ruby and Java, as typed Python
-functions, through one real gearmand.
+functions, through one real gearmand; and an unchanged Gearman shop's PHP worker and PHP client
+meet typed bridge code (examples/legacy-php).
 
 For each example in examples/ it builds the worker (its ``build.sh``), generates the typed Python
 stubs with ``bridge generate --lang python``, starts the worker (``run.sh``), runs the example's
-``client.py`` against it and stops the worker with SIGTERM.
+``client.py`` against it (and any other client the example has) and stops the worker with SIGTERM.
 
     python3 examples/demo.py [--only c-checksum,ruby-text] [--build build/demo]
 """
@@ -30,6 +31,9 @@ class Example:
     proto: str
     function: str  # a Gearman function the worker registers: ready once gearmand lists it
     language: str
+    also_ready: tuple[str, ...] = ()  # more functions run.sh's workers register
+    # Clients run after client.py, from the repository root; "{servers}" is gearmand's address.
+    also_run: tuple[tuple[str, ...], ...] = ()
 
 
 EXAMPLES = (
@@ -37,6 +41,9 @@ EXAMPLES = (
     Example("php-invoice", "invoice.proto", "billing.v1.Invoices.Render", "PHP"),
     Example("ruby-text", "text.proto", "textkit.v1.TextToolkit.Slugify", "Ruby"),
     Example("java-loans", "loans.proto", "examples.loans.v1.Loans.Quote", "Java"),
+    Example("legacy-php", "mail.proto", "send_mail", "unchanged PHP",
+            also_ready=("subscribe", "unsubscribe"),
+            also_run=(("php", "examples/legacy-php/web_app.php", "{servers}"),)),
 )
 BUILD_TIMEOUT_S = 600
 READY_TIMEOUT_S = 60
@@ -80,9 +87,14 @@ def run_example(example: Example, server: GearmandServer, build_root: Path) -> s
                                   stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                   start_new_session=True)
     try:
-        server.wait_for_workers(example.function, timeout=READY_TIMEOUT_S, processes=[worker])
+        for function in (example.function, *example.also_ready):
+            server.wait_for_workers(function, timeout=READY_TIMEOUT_S, processes=[worker])
         output = run([sys.executable, str(folder / "client.py"), "--servers", server.address,
                       "--gen", str(stubs)], f"the {example.name} client", 120)
+        for argv in example.also_run:
+            command = [arg.format(servers=server.address) for arg in argv]
+            output += f"--- {' '.join(command[:2])} ---\n"
+            output += run(command, f"{' '.join(command[:2])}", 120)
     finally:
         code = stop(worker)
     if code != 0:
@@ -94,7 +106,7 @@ def run_example(example: Example, server: GearmandServer, build_root: Path) -> s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="comma-separated example folders (default: all four)")
+    parser.add_argument("--only", help="comma-separated example folders (default: all)")
     parser.add_argument("--build", default=str(ROOT / "build" / "demo"), help="build folder")
     args = parser.parse_args()
     chosen = [e for e in EXAMPLES if not args.only or e.name in args.only.split(",")]
@@ -113,6 +125,8 @@ def main() -> None:
     languages = [e.language for e in chosen]
     named = " and ".join([", ".join(languages[:-1]), languages[-1]] if languages[1:] else languages)
     print(f"\nDone: {named} answered typed Python calls through gearmand.")
+    if any(e.name == "legacy-php" for e in chosen):
+        print("And an unchanged PHP GearmanClient called a typed Python worker.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what bridge needs (idempotent), then runs the demo: Python calling real C, PHP, Ruby and
-# Java workers as typed functions through a real gearmand. Arguments go to examples/demo.py.
+# Java workers as typed functions through a real gearmand, then an unchanged PHP Gearman worker and
+# PHP GearmanClient meeting typed bridge code (examples/legacy-php). Arguments go to examples/demo.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

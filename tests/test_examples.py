@@ -43,6 +43,18 @@ EXPECTED = {
         "owes 0.00",
         "InvalidArgument from java: principal is not a decimal number",
     ],
+    "legacy-php": [
+        # Python -> the unchanged pecl worker, typed: its JSON reply read as Queued (sync, asyncio)
+        "queued by PHP: <",
+        ", 2 recipients, ",
+        "refused by PHP: Unknown: send_mail: invalid recipient address 'ann at example'",
+        "asyncio: 20 mails queued at once, 20 distinct message ids",
+        # an unchanged GearmanClient -> the typed Python worker: doNormal, JSON error, doBackground
+        "subscribed bob@example.com to weekly (2 on the list)",
+        "doNormal: GEARMAN_WORK_EXCEPTION",
+        "refused: INVALID_ARGUMENT (code 3): not an e-mail address: 'bob at example'",
+        "subscribed carol@example.com to weekly (2 on the list: bob has left)",
+    ],
 }
 
 
@@ -72,3 +84,13 @@ def test_demo_command_runs_the_examples_it_is_asked_for(tmp_path: Path) -> None:
     assert "slugify      : creme-brulee-a-l-ete" in done.stdout
     assert "Done: Ruby answered typed Python calls through gearmand." in done.stdout
     assert "=== C:" not in done.stdout, "--only must leave the other examples out"
+
+
+def test_the_legacy_php_code_knows_nothing_of_bridge() -> None:
+    """examples/legacy-php shows UNCHANGED Gearman code: its PHP worker and client use pecl gearman
+    and json_encode alone, never the bridge runtime or generated classes."""
+    for script in ("send_mail_worker.php", "web_app.php"):
+        text = (ROOT / "examples" / "legacy-php" / script).read_text()
+        assert "Gearman" in text and "json_" in text
+        for marker in ("require", "include", "Bridge\\", "adapters/php"):
+            assert marker not in text, f"{script} uses {marker!r}"
