@@ -132,7 +132,7 @@ class Link:
         """Closes the connection when an answer is overdue; sends the keepalive ECHO_REQ."""
         worker = self.worker
         tick = min(1.0, max(0.02, min(worker.read_timeout, worker.keepalive) / 5))
-        unsent, stalled_since = 0, 0.0
+        unsent, stalled_since = 0, time.monotonic()
         while connection.is_open:
             await asyncio.sleep(tick)
             if self.connection is not connection or not connection.is_open:
