@@ -52,6 +52,29 @@ public final class Codecs {
         }
     }
 
+    /**
+     * Decodes a bare job's whole payload (wire contract, section 8) as {@code prototype}'s type in
+     * {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. Zero bytes are the empty message.
+     */
+    public static <T extends Message> T decodeBare(byte[] data, int offset, int length, Encoding encoding,
+            T prototype) throws DecodeException {
+        return switch (encoding) {
+            case JSON -> BareJsonCodec.decode(data, offset, length, prototype);
+            case RAW -> RawCodec.decode(data, offset, length, prototype);
+            case MSGPACK -> MsgpackCodec.decode(data, offset, length, prototype);
+            default -> decode(UnsafeByteOperations.unsafeWrap(data, offset, length), Encoding.PROTOBUF, prototype);
+        };
+    }
+
+    /** The message's bytes in a bare method's {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. */
+    public static byte[] encodeBare(Message message, Encoding encoding) {
+        return switch (encoding) {
+            case JSON -> BareJsonCodec.encode(message);
+            case RAW -> RawCodec.encode(message);
+            default -> encode(message, encoding);
+        };
+    }
+
     /** The message's bytes in {@code encoding}. */
     public static byte[] encode(Message message, Encoding encoding) {
         return encoding == Encoding.MSGPACK ? MsgpackCodec.encode(message) : message.toByteArray();

@@ -43,6 +43,9 @@ public final class Worker {
     private static final byte[] EMPTY = new byte[0];
     private static final int PROTOBUF_WRITE_BUFFER = 8 * 1024;
     private static final int STREAMED_REPLY_BYTES = 32 * 1024;
+    /** Why a job that is not an envelope is refused (wire contract, section 2, step 2). */
+    private static final String BARE_HINT = "a caller that sends bare payloads (JSON, msgpack, protobuf or raw"
+            + " bytes without the envelope) needs the method declared `bare: true` (wire contract, section 8)";
 
     private final GearmanWorker gearman;
     private final long maxRequestBytes;
@@ -66,6 +69,10 @@ public final class Worker {
             throw new IllegalArgumentException(rpc + " streams its replies: use registerStreaming");
         }
         Objects.requireNonNull(handler);
+        if (rpc.isBare()) {
+            gearman.register(rpc.functionName(), job -> BareJobs.serve(rpc, job, handler, maxRequestBytes));
+            return this;
+        }
         gearman.register(rpc.functionName(), job -> serve(rpc, job, (request, context) -> {
             R reply = handler.handle(request, context);
             if (reply == null) {
@@ -242,7 +249,14 @@ public final class Worker {
             in.enableAliasing(true);
             envelope = Request.parseFrom(in);
         } catch (IOException | DecodeException e) { // InvalidProtocolBufferException, from a byte array
-            throw new BridgeException(Code.INVALID_ARGUMENT, "malformed request envelope: " + e.getMessage(), e);
+            throw new BridgeException(Code.INVALID_ARGUMENT, rpc.functionName() + ": the job is not a bridge envelope"
+                    + " (bridge.v1.Request): " + e.getMessage() + "; " + BARE_HINT, e);
+        }
+        if (envelope.getVersion() == 0) {
+            // protobuf read these bytes, but with no version they are no envelope either.
+            throw new BridgeException(Code.FAILED_PRECONDITION, rpc.functionName() + ": envelope version 0 is not"
+                    + " supported: the job has no envelope version, so it is probably not a bridge envelope; "
+                    + BARE_HINT);
         }
         if (envelope.getVersion() != SUPPORTED_VERSION) {
             throw new BridgeException(Code.FAILED_PRECONDITION, "envelope version " + envelope.getVersion()

@@ -5,7 +5,8 @@ package dev.bridge.v1;
 
 /**
  * <pre>
- * How request and reply messages are encoded inside the envelope.
+ * How request and reply messages are encoded: inside the envelope (PROTOBUF, MSGPACK), or as a
+ * bare method's whole payload (any of the four; docs/wire-contract.md, section 8).
  * </pre>
  *
  * Protobuf enum {@code bridge.v1.Encoding}
@@ -28,6 +29,23 @@ public enum Encoding
    * <code>MSGPACK = 2;</code>
    */
   MSGPACK(2),
+  /**
+   * <pre>
+   * Bare methods only: the JSON mapping of section 8.2 (.proto field names, 64-bit integers as
+   * numbers, every field without presence written).
+   * </pre>
+   *
+   * <code>JSON = 3;</code>
+   */
+  JSON(3),
+  /**
+   * <pre>
+   * Bare methods only, for a message of exactly one bytes or string field: that field's bytes.
+   * </pre>
+   *
+   * <code>RAW = 4;</code>
+   */
+  RAW(4),
   UNRECOGNIZED(-1),
   ;
 
@@ -47,6 +65,23 @@ public enum Encoding
    * <code>MSGPACK = 2;</code>
    */
   public static final int MSGPACK_VALUE = 2;
+  /**
+   * <pre>
+   * Bare methods only: the JSON mapping of section 8.2 (.proto field names, 64-bit integers as
+   * numbers, every field without presence written).
+   * </pre>
+   *
+   * <code>JSON = 3;</code>
+   */
+  public static final int JSON_VALUE = 3;
+  /**
+   * <pre>
+   * Bare methods only, for a message of exactly one bytes or string field: that field's bytes.
+   * </pre>
+   *
+   * <code>RAW = 4;</code>
+   */
+  public static final int RAW_VALUE = 4;
 
 
   public final int getNumber() {
@@ -76,6 +111,8 @@ public enum Encoding
       case 0: return ENCODING_UNSPECIFIED;
       case 1: return PROTOBUF;
       case 2: return MSGPACK;
+      case 3: return JSON;
+      case 4: return RAW;
       default: return null;
     }
   }
