@@ -5,7 +5,8 @@ for each service this emitter writes two files into the file's Java package:
 
 * ``<Name>Service.java``: an interface with one default method per rpc (typed request and reply,
   a ``CallContext``); an rpc the user does not override answers UNIMPLEMENTED;
-* ``<Name>Bridge.java``: one ``Rpc`` constant per rpc (Gearman function name, message types) and
+* ``<Name>Bridge.java``: one ``Rpc`` constant per rpc (Gearman function name, message types; for
+  a bare method ``Rpc.bare`` with its encoding, wire contract section 8) and
   ``register(Worker, <Name>Service)``, which binds every rpc of the service to the worker.
 
 Class names of messages follow protoc's Java rules (``java_package``, ``java_multiple_files``,
@@ -53,7 +54,10 @@ _TEMPLATES.filters.update(
 # Simple names the generated files use unqualified: a message of the same package with one of
 # these names is written fully qualified instead, so neither hides the other.
 _NAMES_IN_USE = frozenset(
-    ("CallContext", "ReplyStream", "Rpc", "Worker", "Exception", "Object", "String", "Override")
+    (
+        "CallContext", "ReplyStream", "Rpc", "Worker", "Encoding",
+        "Exception", "Object", "String", "Override",
+    )
 )
 
 
@@ -103,6 +107,9 @@ class _Rpc:
     streaming: bool
     function_name: str
     comment: list[str]
+    # A bare method's encoding (``JSON``, ``RAW``...: a ``bridge.v1.Encoding`` constant); None
+    # for an enveloped one (wire contract, section 8).
+    bare_encoding: str | None
 
 
 class JavaEmitter:
@@ -178,6 +185,7 @@ class JavaEmitter:
             "comment": javadoc(service.comment, ""),
             "rpcs": rpcs,
             "has_streaming": any(r.streaming for r in rpcs),
+            "has_bare": any(r.bare_encoding for r in rpcs),
         }
         directory = package.replace(".", "/")
         prefix = f"{directory}/" if directory else ""
@@ -207,6 +215,7 @@ class JavaEmitter:
             streaming=method.server_streaming,
             function_name=method.function_name,
             comment=javadoc(method.comment, "    "),
+            bare_encoding=method.encoding.name if method.bare else None,
         )
 
     @staticmethod

@@ -3,6 +3,7 @@ package naming.java.multi.gen;
 
 import dev.bridge.runtime.Rpc;
 import dev.bridge.runtime.Worker;
+import dev.bridge.v1.Encoding;
 
 /**
  * Binds a {@link MultiService} to a bridge {@link Worker}: one {@link Rpc} per rpc of
@@ -24,6 +25,16 @@ public final class MultiBridge {
     public static final Rpc<Class, naming.java.multi.gen.String> NAME = Rpc.unary(
             "naming.java.multi.Multi.Name", Class.getDefaultInstance(), naming.java.multi.gen.String.getDefaultInstance());
 
+    /** {@code Post}: Gearman function <code>naming.java.multi.Multi.Post</code>, bare RAW (no envelope). */
+    public static final Rpc<naming.java.multi.gen.Encoding, naming.java.multi.gen.Rpc> POST = Rpc.bare(
+            "naming.java.multi.Multi.Post", naming.java.multi.gen.Encoding.getDefaultInstance(), naming.java.multi.gen.Rpc.getDefaultInstance(),
+            Encoding.RAW);
+
+    /** {@code Lookup}: Gearman function <code>legacy_lookup</code>, bare JSON (no envelope). */
+    public static final Rpc<naming.java.multi.gen.Worker, Class> LOOKUP = Rpc.bare(
+            "legacy_lookup", naming.java.multi.gen.Worker.getDefaultInstance(), Class.getDefaultInstance(),
+            Encoding.JSON);
+
     private MultiBridge() {
     }
 
@@ -36,6 +47,8 @@ public final class MultiBridge {
         worker.register(HIRE, service::hire);
         worker.registerStreaming(STREAM, service::stream);
         worker.register(NAME, service::name);
+        worker.register(POST, service::post);
+        worker.register(LOOKUP, service::lookup);
         return worker;
     }
 }

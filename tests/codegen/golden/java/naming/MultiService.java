@@ -32,4 +32,20 @@ public interface MultiService {
     default naming.java.multi.gen.String name(Class request, CallContext context) throws java.lang.Exception {
         throw MultiBridge.NAME.unimplemented();
     }
+
+    /**
+     * Bare methods (wire contract, section 8): Rpc.bare with the schema's encoding.
+     *
+     * <p>Gearman function <code>naming.java.multi.Multi.Post</code>; bare RAW: no metadata or deadline travel.
+     */
+    default naming.java.multi.gen.Rpc post(naming.java.multi.gen.Encoding request, CallContext context) throws java.lang.Exception {
+        throw MultiBridge.POST.unimplemented();
+    }
+
+    /**
+     * Gearman function <code>legacy_lookup</code>; bare JSON: no metadata or deadline travel.
+     */
+    default Class lookup(naming.java.multi.gen.Worker request, CallContext context) throws java.lang.Exception {
+        throw MultiBridge.LOOKUP.unimplemented();
+    }
 }
