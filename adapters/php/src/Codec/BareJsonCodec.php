@@ -24,8 +24,8 @@ use Google\Protobuf\Internal\Message;
  * So this codec walks the same descriptors as the msgpack codec (FieldPlan): json_decode() with
  * JSON_BIGINT_AS_STRING (every integer exact) into objects (so `{}` and `[]` stay apart), then each
  * value checked and converted by the canonical rules. The well-known types (Timestamp, Duration,
- * Struct, wrappers...) keep their canonical form (writing rule 8), so there the library's own
- * JSON support is used after all, on that value alone.
+ * Struct, wrappers...) keep their canonical form (writing rule 8): WellKnownJson, since the
+ * library's own support for them needs bcmath as well.
  *
  * Nesting deeper than 100 messages is refused; json_decode()'s own depth limit keeps the parser
  * from going deeper than about twice that before the walk starts.
@@ -82,7 +82,7 @@ final class BareJsonCodec implements Codec
             throw new DecodeError("JSON for {$class}: nested deeper than " . self::MAX_DEPTH);
         }
         if (self::isWellKnown($class)) {
-            return self::wellKnown($value, $class);
+            return WellKnownJson::read($value, $class, $depth);
         }
         if ($value === []) {
             return new $class();  // reading rule 9
@@ -97,8 +97,8 @@ final class BareJsonCodec implements Codec
             $key = (string) $key;  // PHP makes numeric property names int keys
             $field = $byName[$key] ?? self::byJsonName($class, $key)
                 ?? throw new DecodeError("JSON for {$class}: no field named \"{$key}\"");
-            if ($item === null) {
-                continue;  // null means unset (reading rule 3)
+            if ($item === null && !self::isValue($field)) {
+                continue;  // null means unset (reading rule 3); a google.protobuf.Value reads it as NULL_VALUE
             }
             if ($field->oneof !== null) {
                 $other = $oneofs[$field->oneof] ?? null;
@@ -122,7 +122,7 @@ final class BareJsonCodec implements Codec
                         }
                         $list = $message->{$field->getter}();
                         foreach ($item as $element) {
-                            if ($element === null) {
+                            if ($element === null && !self::isValue($field)) {
                                 throw new DecodeError("JSON for {$where}: null in a list");
                             }
                             $list[] = $field->type === GPBType::MESSAGE
@@ -154,7 +154,7 @@ final class BareJsonCodec implements Codec
         $map = $message->{$field->getter}();
         foreach (get_object_vars($item) as $key => $value) {
             $key = self::mapKey($field->keyType, (string) $key, $where);
-            if ($value === null) {
+            if ($value === null && $field->valueClass !== \Google\Protobuf\Value::class) {
                 throw new DecodeError("JSON for {$where}: null as a map value");
             }
             $map[$key] = $field->valueType === GPBType::MESSAGE
@@ -178,8 +178,13 @@ final class BareJsonCodec implements Codec
         };
     }
 
-    /** @param array<int, string>|null $enumNames */
-    private static function scalar(int $type, mixed $value, ?array $enumNames, string $where): mixed
+    /**
+     * A scalar field's value read from JSON by the canonical rules, with this mapping's leniency.
+     *
+     * @internal
+     * @param array<int, string>|null $enumNames
+     */
+    public static function scalar(int $type, mixed $value, ?array $enumNames, string $where): mixed
     {
         switch ($type) {
             case GPBType::STRING:
@@ -309,20 +314,9 @@ final class BareJsonCodec implements Codec
         return [($high - 1844674407370955160) * 10 + ($low - 16), true];
     }
 
-    /**
-     * A well-known type's canonical JSON (rule 8), read by the library.
-     *
-     * @param class-string<Message> $class
-     */
-    private static function wellKnown(mixed $value, string $class): Message
+    private static function isValue(FieldPlan $field): bool
     {
-        $message = new $class();
-        try {
-            $message->mergeFromJsonString(json_encode($value, JSON_PRESERVE_ZERO_FRACTION | JSON_THROW_ON_ERROR));
-        } catch (\Exception $e) {
-            throw new DecodeError("JSON for {$class}: {$e->getMessage()}", 0, $e);
-        }
-        return $message;
+        return $field->messageClass === \Google\Protobuf\Value::class;
     }
 
     private static function byJsonName(string $class, string $key): ?FieldPlan

@@ -23,8 +23,7 @@ final class BareJsonWriter
     public static function encode(Message $message): string
     {
         if (BareJsonCodec::isWellKnown($message::class)) {
-            // Rule 8: the well-known types in their canonical form, written by the library.
-            return $message->serializeToJsonString();
+            return WellKnownJson::write($message);  // rule 8: their canonical form
         }
         $parts = [];
         foreach (FieldPlan::forClass($message::class) as $field) {
@@ -65,8 +64,11 @@ final class BareJsonWriter
         return '{' . implode(',', $parts) . '}';
     }
 
-    /** @param array<int, string>|null $enumNames */
-    private static function scalar(int $type, mixed $value, ?array $enumNames): string
+    /**
+     * @internal
+     * @param array<int, string>|null $enumNames
+     */
+    public static function scalar(int $type, mixed $value, ?array $enumNames): string
     {
         switch ($type) {
             case GPBType::STRING:
