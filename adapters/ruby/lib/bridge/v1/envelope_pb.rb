@@ -11,6 +11,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       map :metadata, :string, :string, 3
       optional :encoding, :enum, 4, "bridge.v1.Encoding"
       optional :body, :bytes, 5
+      optional :key_id, :string, 6
+      optional :nonce, :bytes, 7
+      optional :mac, :bytes, 8
     end
     add_message "bridge.v1.Error" do
       optional :code, :enum, 1, "bridge.v1.Code"
