@@ -2,17 +2,24 @@
 
 Module-level functions block (plain sockets); ``AsyncAdmin`` has the same methods for asyncio.
 Each command uses its own short connection: admin traffic is rare and must not disturb jobs.
+A ``tls://host:port`` server is asked over TLS, with ``tls=`` or the ``BRIDGE_TLS_*``
+environment (``bridge.security.tls``): behind a TLS front the admin commands are open to every
+holder of a client certificate, as they are to every local user on gearmand's own port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.errors import ProtocolError, ServerError, ServerUnavailable
-from bridge.transport import ServerAddress
+from bridge.security.tls import TlsConfig, TlsError, resolve
+from bridge.transport import ServerAddress, tls_reason
 
 __all__ = [
     "AsyncAdmin",
@@ -122,10 +129,34 @@ def _ok_value(line: str) -> str:
 # --- blocking ----------------------------------------------------------------------------------
 
 
-def _command(server: str, command: str, multiline: bool, timeout: float) -> list[str]:
-    address = ServerAddress.parse(server)
+def _tls_options(address: ServerAddress, tls: TlsConfig | None) -> tuple[ssl.SSLContext, str]:
+    settings = resolve(tls)
     try:
-        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+        return settings.context(), settings.server_name or address.host
+    except TlsError as exc:
+        raise ServerUnavailable(f"{address}: {exc}") from None
+
+
+def _unavailable(address: ServerAddress, exc: OSError) -> ServerUnavailable:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ServerUnavailable(f"{address}: TLS: the server's certificate is refused: "
+                                 f"{exc.verify_message or exc.reason}")
+    if isinstance(exc, ssl.SSLError):
+        return ServerUnavailable(f"{address}: TLS: {tls_reason(exc)}")
+    return ServerUnavailable(f"{address}: {exc.strerror or exc}")
+
+
+def _command(server: str, command: str, multiline: bool, timeout: float,
+             tls: TlsConfig | None = None) -> list[str]:
+    address = ServerAddress.parse(server)
+    context = _tls_options(address, tls) if address.tls else None
+    try:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(
+                socket.create_connection((address.host, address.port), timeout=timeout))
+            if context is not None:
+                sock = stack.enter_context(
+                    context[0].wrap_socket(sock, server_hostname=context[1]))
             sock.sendall(command.encode() + b"\n")
             data = b""
             while True:
@@ -146,7 +177,7 @@ def _command(server: str, command: str, multiline: bool, timeout: float) -> list
     except TimeoutError:
         raise ServerUnavailable(f"{address}: no admin answer within {timeout:g}s") from None
     except OSError as exc:
-        raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
+        raise _unavailable(address, exc) from exc
 
 
 def _finish(complete: list[bytes], multiline: bool) -> list[str]:
@@ -157,31 +188,37 @@ def _finish(complete: list[bytes], multiline: bool) -> list[str]:
     return lines[:1]  # one-line answers: the caller reads "OK ..." or "ERR ..." itself
 
 
-def status(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[FunctionStatus]:
-    return parse_status(_command(server, "status", True, timeout))
+def status(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+        tls: TlsConfig | None = None) -> list[FunctionStatus]:
+    return parse_status(_command(server, "status", True, timeout, tls))
 
 
-def workers(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[WorkerInfo]:
-    return parse_workers(_command(server, "workers", True, timeout))
+def workers(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+        tls: TlsConfig | None = None) -> list[WorkerInfo]:
+    return parse_workers(_command(server, "workers", True, timeout, tls))
 
 
-def jobs(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> list[JobInfo]:
-    return parse_jobs(_command(server, "show jobs", True, timeout))
+def jobs(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+        tls: TlsConfig | None = None) -> list[JobInfo]:
+    return parse_jobs(_command(server, "show jobs", True, timeout, tls))
 
 
-def version(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> str:
-    return _ok_value(_command(server, "version", False, timeout)[0])
+def version(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+        tls: TlsConfig | None = None) -> str:
+    return _ok_value(_command(server, "version", False, timeout, tls)[0])
 
 
-def getpid(server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> int:
-    return int(_ok_value(_command(server, "getpid", False, timeout)[0]))
+def getpid(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+        tls: TlsConfig | None = None) -> int:
+    return int(_ok_value(_command(server, "getpid", False, timeout, tls)[0]))
 
 
 def cancel_job(handle: bytes | str, server: str = DEFAULT_SERVER, *,
-               timeout: float = 5.0) -> bool:
+               timeout: float = 5.0, tls: TlsConfig | None = None) -> bool:
     """Cancel a queued (not yet running) job: gearmand marks it and drops it instead of handing
     it to a worker. True if gearmand accepted, False if it knows no such job."""
-    return _cancel_answer(_command(server, f"cancel job {_handle_text(handle)}", False, timeout))
+    return _cancel_answer(_command(server, f"cancel job {_handle_text(handle)}", False,
+                                   timeout, tls))
 
 
 def _handle_text(handle: bytes | str) -> str:
@@ -207,16 +244,23 @@ def _cancel_answer(lines: list[str]) -> bool:
 class AsyncAdmin:
     """The admin commands for asyncio code; each opens and closes its own connection."""
 
-    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> None:
+    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
+                 tls: TlsConfig | None = None) -> None:
         self.address = ServerAddress.parse(server)
         self.timeout = timeout
+        self.tls = tls
 
     async def _command(self, command: str, multiline: bool) -> list[str]:
         address = self.address
+        options: dict[str, Any] = {}
+        if address.tls:
+            context, name = _tls_options(address, self.tls)
+            options = {"ssl": context, "server_hostname": name,
+                       "ssl_handshake_timeout": self.timeout}
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer = await asyncio.open_connection(
-                    address.host, address.port, limit=_MAX_RESPONSE
+                    address.host, address.port, limit=_MAX_RESPONSE, **options
                 )
                 try:
                     writer.write(command.encode() + b"\n")
@@ -236,7 +280,7 @@ class AsyncAdmin:
                 f"{address}: no admin answer within {self.timeout:g}s"
             ) from None
         except OSError as exc:
-            raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
+            raise _unavailable(address, exc) from exc
 
     async def status(self) -> list[FunctionStatus]:
         return parse_status(await self._command("status", True))
@@ -277,25 +321,27 @@ def describe_function(server: str, statuses: list[FunctionStatus], function: str
     return f"gearmand at {server} lists no worker for {function} (it never saw one)"
 
 
-def diagnose(servers: Sequence[str], function: str, *, timeout: float = 1.0) -> str:
+def diagnose(servers: Sequence[str], function: str, *, timeout: float = 1.0,
+             tls: TlsConfig | None = None) -> str:
     """What each job server knows of ``function``, for a call that timed out (blocking)."""
     parts = []
     for server in servers:
         try:
-            parts.append(describe_function(server, status(server, timeout=timeout), function))
+            parts.append(describe_function(
+                server, status(server, timeout=timeout, tls=tls), function))
         except (ServerUnavailable, ProtocolError, ServerError) as exc:
             parts.append(f"gearmand at {server} could not be asked ({exc})")
     return "; ".join(parts)
 
 
 async def diagnose_async(servers: Sequence[str], function: str, *,
-                         timeout: float = 1.0) -> str:
+                         timeout: float = 1.0, tls: TlsConfig | None = None) -> str:
     """``diagnose`` on the event loop, asking every server at once."""
 
     async def one(server: str) -> str:
         try:
             return describe_function(
-                server, await AsyncAdmin(server, timeout=timeout).status(), function)
+                server, await AsyncAdmin(server, timeout=timeout, tls=tls).status(), function)
         except (ServerUnavailable, ProtocolError, ServerError, TimeoutError) as exc:
             return f"gearmand at {server} could not be asked ({exc})"
 

@@ -26,7 +26,8 @@ from bridge.client._link import (
 )
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, HEADER, Magic, PacketType
-from bridge.transport import ServerAddress, parse_servers
+from bridge.security.tls import TlsConfig
+from bridge.transport import ServerAddress, parse_servers, tls_settings
 
 __all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Priority"]
 
@@ -142,7 +143,8 @@ class BackgroundJob:
         cancelled it; False when it was not queued any more (running, finished or gone)."""
         from bridge.admin import AsyncAdmin
 
-        admin = AsyncAdmin(self.server, timeout=timeout or self._client.connect_timeout)
+        admin = AsyncAdmin(self.server, timeout=timeout or self._client.connect_timeout,
+                           tls=self._client.tls)
         return await admin.cancel_job(self.handle)
 
     def __repr__(self) -> str:
@@ -170,6 +172,11 @@ class AsyncClient:
     that a server freezing mid-job fails its calls within ``keepalive + read_timeout`` instead of
     holding their callers until their own timeouts.
 
+    TLS: a ``tls://host:port`` server is reached over TLS (a TLS front before gearmand,
+    docs/security.md) with ``tls`` (``TlsConfig(ca=..., cert=..., key=...)``), or else the
+    ``BRIDGE_TLS_CA``/``BRIDGE_TLS_CERT``/``BRIDGE_TLS_KEY`` environment read now; the files
+    are checked here (``TlsError``). Plain and ``tls://`` servers mix.
+
     A client belongs to the event loop it is first used in (its connections live there); use
     ``Client`` from threads, or one ``AsyncClient`` per loop.
     """
@@ -184,12 +191,14 @@ class AsyncClient:
         max_body: int = DEFAULT_MAX_BODY,
         read_timeout: float = 5.0,
         keepalive: float = 1.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         for name, value in (("connect_timeout", connect_timeout),
                             ("read_timeout", read_timeout), ("keepalive", keepalive)):
             if not value > 0 or value == float("inf"):
                 raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         self.addresses = parse_servers(servers)
+        self.tls = tls_settings(self.addresses, tls)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.keepalive = keepalive

@@ -313,7 +313,7 @@ class _Link:
         try:
             connection = await Connection.open(
                 self.address, self.on_packet, self.on_lost,
-                timeout=timeout, max_body=client.max_body,
+                timeout=timeout, max_body=client.max_body, tls=client.tls,
             )
             self.connection = connection
             self.loop = asyncio.get_running_loop()
@@ -415,8 +415,8 @@ class _Link:
         from bridge.admin import AsyncAdmin  # the admin text protocol, only when cancelling
 
         try:
-            removed = await AsyncAdmin(str(self.address),
-                                       timeout=self.client.read_timeout).cancel_job(handle)
+            removed = await AsyncAdmin(str(self.address), timeout=self.client.read_timeout,
+                                       tls=self.client.tls).cancel_job(handle)
         except Exception as exc:
             log.debug("%s: could not cancel job %r: %s", self.address, handle, exc)
         else:

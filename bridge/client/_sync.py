@@ -13,6 +13,7 @@ from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Pri
 from bridge.client._link import DataCallback, StatusCallback
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
+from bridge.security.tls import TlsConfig
 
 __all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
 
@@ -166,11 +167,12 @@ class Client:
         max_body: int = DEFAULT_MAX_BODY,
         read_timeout: float = 5.0,
         keepalive: float = 1.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         self._async = AsyncClient(
             servers, connect_timeout=connect_timeout, reconnect_min=reconnect_min,
             reconnect_max=reconnect_max, max_body=max_body, read_timeout=read_timeout,
-            keepalive=keepalive,
+            keepalive=keepalive, tls=tls,
         )
         self._runner = _LoopThread(f"bridge-client {servers}")
 

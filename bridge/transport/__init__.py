@@ -4,6 +4,10 @@ The client and the worker both sit on ``Connection``: it decodes whatever arrive
 hands each to a callback (no per-packet task or queue), writes each packet with one ``write``, and
 reports the end of the connection once, with the reason. A protocol error closes that one
 connection and is the reason reported.
+
+A ``tls://host:port`` address is reached over TLS (a TLS front such as stunnel before gearmand,
+docs/security.md), with the settings of ``bridge.security.tls.TlsConfig``; the packets, timeouts
+and flow control above it are the same.
 """
 
 from __future__ import annotations
@@ -11,32 +15,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.errors import ProtocolError, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, Magic, Packet, PacketDecoder
+from bridge.security.tls import TlsConfig, TlsError, resolve
 
-__all__ = ["DEFAULT_PORT", "Connection", "ServerAddress", "parse_servers"]
+__all__ = [
+    "DEFAULT_PORT",
+    "TLS_SCHEME",
+    "Connection",
+    "ServerAddress",
+    "parse_servers",
+    "tls_settings",
+]
 
 DEFAULT_PORT = 4730
+#: The prefix of a server reached over TLS: ``tls://host:port``.
+TLS_SCHEME = "tls://"
+_PLAIN_SCHEME = "tcp://"
+# How long closing a TLS connection waits for the peer's close_notify before dropping it.
+_TLS_SHUTDOWN_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class ServerAddress:
+    """A job server. ``tls``: reached over TLS (written ``tls://host:port``)."""
+
     host: str
     port: int = DEFAULT_PORT
+    tls: bool = False
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return TLS_SCHEME + where if self.tls else where
 
     @classmethod
     def parse(cls, text: str) -> ServerAddress:
-        """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the port defaults to 4730."""
+        """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``, each optionally prefixed with
+        ``tls://`` (over TLS) or ``tcp://`` (plain, the default); the port defaults to 4730."""
         text = text.strip()
+        tls = text[:len(TLS_SCHEME)].lower() == TLS_SCHEME
+        if tls or text[:len(_PLAIN_SCHEME)].lower() == _PLAIN_SCHEME:
+            text = text.partition("://")[2]
         if not text:
             raise ValueError("empty server address")
+        if "/" in text:
+            raise ValueError(f"bad server address {text!r} (schemes: tls://, tcp://)")
         if text.startswith("["):
             host, sep, rest = text[1:].partition("]")
             if not sep or (rest and not rest.startswith(":")):
@@ -52,11 +81,12 @@ class ServerAddress:
             raise ValueError(f"bad port in server address {text!r}") from None
         if not host or not 0 < port < 65536:
             raise ValueError(f"bad server address {text!r}")
-        return cls(host, port)
+        return cls(host, port, tls)
 
 
 def parse_servers(servers: str | Sequence[str]) -> list[ServerAddress]:
-    """``"h1:4730,h2:4731"`` or a list of such strings -> addresses, in order, no duplicates."""
+    """``"h1:4730,tls://h2:4731"`` or a list of such strings -> addresses, in order, no
+    duplicates."""
     items = servers.split(",") if isinstance(servers, str) else list(servers)
     addresses: list[ServerAddress] = []
     for item in items:
@@ -68,6 +98,17 @@ def parse_servers(servers: str | Sequence[str]) -> list[ServerAddress]:
     if not addresses:
         raise ValueError("no job server address given")
     return addresses
+
+
+def tls_settings(addresses: Sequence[ServerAddress], tls: TlsConfig | None) -> TlsConfig | None:
+    """The TLS settings a client or worker of ``addresses`` keeps: ``tls``, else (when one of
+    them is ``tls://``) the ``BRIDGE_TLS_*`` environment, read now. Their files are loaded
+    once here, so a wrong path fails at construction (``TlsError``) and not at each connect."""
+    if not any(address.tls for address in addresses):
+        return tls
+    settings = resolve(tls)
+    settings.check()
+    return settings
 
 
 _READ_SIZE = 256 * 1024
@@ -107,6 +148,7 @@ class Connection(asyncio.BufferedProtocol):
         self._out: list[bytes] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_view = memoryview(bytearray(_READ_SIZE))
+        self._tcp_transport: asyncio.WriteTransport | None = None  # under TLS
 
     @classmethod
     async def open(
@@ -117,15 +159,38 @@ class Connection(asyncio.BufferedProtocol):
         *,
         timeout: float,
         max_body: int = DEFAULT_MAX_BODY,
+        tls: TlsConfig | None = None,
     ) -> Connection:
-        """Connect within ``timeout`` seconds, or raise ``ServerUnavailable``."""
+        """Connect within ``timeout`` seconds (the TLS handshake included, for a ``tls://``
+        address: ``tls``, else the ``BRIDGE_TLS_*`` environment), or raise
+        ``ServerUnavailable``."""
         loop = asyncio.get_running_loop()
         connection = cls(address, on_packet, on_lost, max_body=max_body)
+        options: dict[str, Any] = {}
+        if address.tls:
+            settings = resolve(tls)
+            try:
+                options = {
+                    "ssl": settings.context(),
+                    "server_hostname": settings.server_name or address.host,
+                    "ssl_handshake_timeout": timeout,
+                    "ssl_shutdown_timeout": _TLS_SHUTDOWN_TIMEOUT,
+                }
+            except TlsError as exc:
+                raise ServerUnavailable(f"{address}: {exc}") from None
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: connection, address.host, address.port)
+                await loop.create_connection(
+                    lambda: connection, address.host, address.port, **options
+                )
         except TimeoutError:
             raise ServerUnavailable(f"{address}: no connection within {timeout:g}s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise ServerUnavailable(
+                f"{address}: TLS: the server's certificate is refused: "
+                f"{exc.verify_message or exc.reason}") from exc
+        except ssl.SSLError as exc:
+            raise ServerUnavailable(f"{address}: TLS handshake failed: {tls_reason(exc)}") from exc
         except OSError as exc:
             raise ServerUnavailable(f"{address}: {exc.strerror or exc}") from exc
         return connection
@@ -135,6 +200,13 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if transport.get_extra_info("ssl_object") is not None:
+            # asyncio's TLS transport counts only what it has not encrypted or handed on yet;
+            # the TCP transport under it buffers too (up to its own high-water mark), and a
+            # server that stopped reading leaves bytes there first (see unsent_bytes).
+            inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+            if isinstance(inner, asyncio.WriteTransport):
+                self._tcp_transport = inner
         self._loop = asyncio.get_running_loop()
         self.closed_future = self._loop.create_future()
         sock = transport.get_extra_info("socket")
@@ -183,6 +255,10 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         by_us = self._closed  # close() or abort() ran first: this side ended it
+        if isinstance(exc, ssl.SSLError):
+            # A TLS 1.3 front checks our certificate after our side of the handshake is done:
+            # its refusal arrives as an alert on the first read.
+            exc = ServerUnavailable(f"{self.address}: TLS: {tls_reason(exc)}")
         self._closed = True
         self._wake_drain(exc or ServerUnavailable(f"{self.address}: connection closed"))
         if self.closed_future is not None and not self.closed_future.done():
@@ -236,7 +312,10 @@ class Connection(asyncio.BufferedProtocol):
         only grows while the peer does not read."""
         if self._transport is None:
             return 0
-        return self._transport.get_write_buffer_size() + sum(len(part) for part in self._out)
+        size = self._transport.get_write_buffer_size() + sum(len(part) for part in self._out)
+        if self._tcp_transport is not None:
+            size += self._tcp_transport.get_write_buffer_size()
+        return size
 
     async def drain(self) -> None:
         """Wait until the transport's send buffer is below its high-water mark."""
@@ -294,3 +373,14 @@ class Connection(asyncio.BufferedProtocol):
                     if isinstance(exc, ServerUnavailable)
                     else ServerUnavailable(f"{self.address}: {exc}")
                 )
+
+
+def tls_reason(exc: ssl.SSLError) -> str:
+    """An OpenSSL error in words: "tlsv13 alert certificate required", "wrong version
+    number"..."""
+    reason = exc.reason or exc.strerror or str(exc)
+    text = str(reason).lower().replace("_", " ")
+    if "alert certificate required" in text or "alert bad certificate" in text \
+            or "alert unknown ca" in text:
+        text += " (the server refused this side's client certificate, or it sent none)"
+    return text

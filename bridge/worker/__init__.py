@@ -33,7 +33,8 @@ from typing import Any, TypeAlias
 
 from bridge.errors import JobException, JobFailed
 from bridge.protocol import DEFAULT_MAX_BODY, PacketType
-from bridge.transport import Connection, parse_servers
+from bridge.security.tls import TlsConfig
+from bridge.transport import Connection, parse_servers, tls_settings
 from bridge.worker.context import JobContext, packet
 from bridge.worker.link import Link
 
@@ -94,6 +95,8 @@ class Worker:
     ``keepalive``: seconds of silence on a connection after which the worker sends ECHO_REQ, so a
     server that froze while the worker had nothing to ask it (or while it was sending it a job's
     results) is noticed too.
+    ``tls``: settings for ``tls://host:port`` servers (``TlsConfig(ca=..., cert=..., key=...)``;
+    default: the ``BRIDGE_TLS_*`` environment), as for ``AsyncClient``.
     """
 
     def __init__(
@@ -108,12 +111,14 @@ class Worker:
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
+        tls: TlsConfig | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if not read_timeout > 0 or not keepalive > 0 or not connect_timeout > 0:
             raise ValueError("connect_timeout, read_timeout and keepalive must be > 0")
         self.addresses = parse_servers(servers)
+        self.tls = tls_settings(self.addresses, tls)
         self.concurrency = concurrency
         self.client_id = client_id
         self.connect_timeout = connect_timeout

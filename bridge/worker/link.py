@@ -82,7 +82,7 @@ class Link:
             try:
                 opened = await _WorkerConnection.open(
                     self.address, self.on_packet, self.on_lost,
-                    timeout=worker.connect_timeout, max_body=worker.max_body,
+                    timeout=worker.connect_timeout, max_body=worker.max_body, tls=worker.tls,
                 )
             except ServerUnavailable as exc:
                 backoff = self._next_backoff(backoff)
