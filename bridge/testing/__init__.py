@@ -8,11 +8,15 @@ gearmand runs with a finite retry limit by default (``-j 3``, ``DEFAULT_JOB_RETR
 worker dies three times is dropped and its foreground caller gets WORK_FAIL, instead of being
 re-queued forever (gearmand's own default). ``job_retries=None`` asks for gearmand's default
 explicitly. ``netns``: run gearmand inside a Linux network namespace (``bridge.testing.netns``).
+
+``tls=True`` puts a TLS front (stunnel, requiring client certificates) before it, with
+certificates made on the fly; see ``GearmandServer`` and ``bridge.testing.tls``.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import shutil
 import signal
@@ -25,6 +29,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+
+from bridge.security.tls import TlsConfig
+from bridge.testing.tls import (
+    DEFAULT_SERVER_NAMES,
+    Stunnel,
+    StunnelError,
+    TestPki,
+    make_test_pki,
+    server_service,
+)
 
 __all__ = [
     "DEFAULT_JOB_RETRIES",
@@ -82,6 +96,28 @@ class GearmandServer:
     ``netns``: the name of a Linux network namespace (``ip netns``) to run gearmand in; ``host``
     is then an address inside it, ``port`` defaults to 4730, and the readiness probe and
     ``wait_for_workers`` talk to it from inside the namespace.
+
+    ``tls=True``: also run a TLS front, the way docs/security.md deploys one: gearmand stays
+    plain on ``host`` (loopback), and stunnel listens on ``tls_host:tls_port`` (default
+    127.0.0.1 and a free port), requires TLS 1.2+ and a client certificate signed by the test CA,
+    and relays to gearmand. The certificates (``self.pki``, a ``bridge.testing.tls.TestPki``)
+    are made with ``openssl`` into ``tls_dir`` (default: the server's temporary folder; an
+    existing set there is reused): a CA, a server certificate for ``tls_names`` (default
+    ``localhost`` and ``127.0.0.1``) and one client certificate. Both processes start and stop
+    together (``stop()``/``start()`` keep both ports). What other runtimes' tests need::
+
+        with GearmandServer(tls=True) as server:
+            server.tls_address   # "tls://127.0.0.1:PORT": the TLS front
+            server.address       # "127.0.0.1:PORT": gearmand itself, plain (admin, waiting)
+            server.tls_port, server.port
+            server.pki.ca, server.pki.client_cert, server.pki.client_key  # PEM paths
+            server.pki.client_p12     # PKCS#12 of the client pair, password "bridge"
+            server.client_tls         # TlsConfig(ca=, cert=, key=) for Python clients/workers
+            server.tls_env()          # {"BRIDGE_SERVERS": tls_address, "BRIDGE_TLS_CA": ...,
+                                      #  "BRIDGE_TLS_CERT": ..., "BRIDGE_TLS_KEY": ...}
+            server.tls_pid            # stunnel's pid (server.pid is gearmand's)
+
+    A client certificate from another CA: ``bridge.testing.tls.make_test_pki(other_dir)``.
     """
 
     def __init__(
@@ -97,9 +133,24 @@ class GearmandServer:
         start_timeout: float = 10.0,
         executable: str = GEARMAND,
         netns: str | None = None,
+        tls: bool = False,
+        tls_host: str = "127.0.0.1",
+        tls_port: int | None = None,
+        tls_names: Sequence[str] = DEFAULT_SERVER_NAMES,
+        tls_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if job_retries is not None and job_retries < 0:
             raise ValueError(f"job_retries must be >= 0 or None, got {job_retries}")
+        if tls and netns is not None:
+            raise ValueError("tls=True with netns is not supported")
+        self.tls = tls
+        self.tls_host = tls_host
+        self._fixed_tls_port = tls_port is not None
+        self.tls_port = tls_port or 0
+        self.tls_names = tuple(tls_names)
+        self._tls_dir = Path(tls_dir) if tls_dir is not None else None
+        self._pki: TestPki | None = None
+        self._front: Stunnel | None = None
         self.netns = netns
         if netns is not None and port is None:
             port = NETNS_PORT
@@ -122,6 +173,36 @@ class GearmandServer:
     def address(self) -> str:
         """``host:port``, the form every bridge client and worker accepts."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def tls_address(self) -> str:
+        """``tls://tls_host:tls_port``: the TLS front (``tls=True`` only)."""
+        if not self.tls:
+            raise ValueError("this GearmandServer has no TLS front (tls=True)")
+        host = f"[{self.tls_host}]" if ":" in self.tls_host else self.tls_host
+        return f"tls://{host}:{self.tls_port}"
+
+    @property
+    def pki(self) -> TestPki:
+        """The CA and certificates of the TLS front (made by ``start()``)."""
+        if self._pki is None:
+            raise ValueError("no certificates yet: tls=True, and start() first")
+        return self._pki
+
+    @property
+    def client_tls(self) -> TlsConfig:
+        """``TlsConfig`` with the test CA and the client certificate and key."""
+        return self.pki.client_tls()
+
+    def tls_env(self) -> dict[str, str]:
+        """``BRIDGE_SERVERS`` (the TLS address) and ``BRIDGE_TLS_CA/CERT/KEY``, for a worker or
+        client process of any runtime."""
+        return {"BRIDGE_SERVERS": self.tls_address, **self.client_tls.env()}
+
+    @property
+    def tls_pid(self) -> int | None:
+        """The TLS front's (stunnel's) pid."""
+        return self._front.pid if self._front is not None else None
 
     @property
     def pid(self) -> int | None:
@@ -152,6 +233,8 @@ class GearmandServer:
                 self.port = free_port(self.host)
             try:
                 self._spawn_and_wait()
+                if self.tls:
+                    self._start_front()
                 return self
             except GearmandError as exc:
                 last_error = exc
@@ -162,7 +245,10 @@ class GearmandServer:
         raise last_error
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop gearmand (SIGTERM, SIGKILL after ``timeout``); ``start()`` reuses the port."""
+        """Stop gearmand (SIGTERM, SIGKILL after ``timeout``) and its TLS front; ``start()``
+        reuses the ports."""
+        if self._front is not None:
+            self._front.stop(timeout)
         process, self._process = self._process, None
         if process is None:
             return
@@ -176,6 +262,8 @@ class GearmandServer:
 
     def kill(self) -> None:
         """Stop gearmand abruptly (SIGKILL): connections drop without a goodbye."""
+        if self._front is not None:
+            self._front.kill()
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()
@@ -245,9 +333,57 @@ class GearmandServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         where = f" in netns {self.netns}" if self.netns else ""
+        if self.tls:
+            where += f" behind {self.tls_address}"
         return f"<GearmandServer {self.address}{where} {state}>"
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _start_front(self) -> None:
+        """Make the certificates (once) and start stunnel before gearmand; check that a TLS
+        client with the client certificate reaches gearmand through it."""
+        assert self._workdir is not None
+        if self._pki is None:
+            where = self._tls_dir or Path(self._workdir.name) / "tls"
+            existing = TestPki.at(where)
+            try:
+                self._pki = existing if existing.exists() else make_test_pki(
+                    where, server_names=self.tls_names)
+            except StunnelError as exc:
+                raise GearmandError(str(exc)) from None
+        pki = self._pki
+        attempts = 1 if (self._fixed_tls_port or self.tls_port) else 5
+        for attempt in range(attempts):
+            if not self.tls_port:
+                self.tls_port = free_port(self.tls_host)
+            self._front = Stunnel(
+                self._workdir.name,
+                [server_service("gearmand", accept=(self.tls_host, self.tls_port),
+                                connect=(self.host, self.port), cert=pki.server_cert,
+                                key=pki.server_key, ca=pki.ca)],
+                [(self.tls_host, self.tls_port)], name="stunnel",
+                start_timeout=self.start_timeout,
+            )
+            try:
+                self._front.start()
+                break
+            except StunnelError as exc:
+                if self._fixed_tls_port or attempt == attempts - 1:
+                    self.kill()
+                    raise GearmandError(f"the TLS front did not start: {exc}") from None
+                self.tls_port = 0
+        from bridge import admin
+        from bridge.errors import BridgeError
+
+        # Checked for the certificate's first name: tls_names need not include tls_host.
+        probe = dataclasses.replace(self.client_tls, server_name=self.tls_names[0])
+        try:
+            admin.getpid(self.tls_address, timeout=self.start_timeout, tls=probe)
+        except BridgeError as exc:
+            log = self._front.log_tail() if self._front is not None else ""
+            self.kill()
+            raise GearmandError(f"the TLS front does not relay to gearmand: {exc}\n{log}") \
+                from None
 
     def _in_netns(self, function: Callable[..., _T], *args: Any) -> _T:
         """``function(*args)``, inside this server's network namespace if it has one."""
