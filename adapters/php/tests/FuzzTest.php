@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace Bridge\Runtime\Tests;
 
+use Bridge\Runtime\Codec\BareJsonCodec;
 use Bridge\Runtime\Codec\Codec;
 use Bridge\Runtime\Codec\DecodeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
@@ -76,6 +77,57 @@ final class FuzzTest extends TestCase
             }
         }
         $this->addToAssertionCount(1);
+    }
+
+    /**
+     * The bare JSON codec (wire contract, section 8.2) on mutations of what it writes for every
+     * vector, and of the lenient and invalid texts of bare_json_vectors.json.
+     */
+    public function testMutatedBareJsonReadsOrFailsWithADecodeErrorOnly(): void
+    {
+        mt_srand(self::SEED + 2);
+        $json = new BareJsonCodec();
+        $corpus = [];
+        foreach (self::corpus() as [$name, $codec, $class, $bytes]) {
+            if ($codec instanceof ProtobufCodec && $class !== \Bridge\V1\Request::class) {
+                try {
+                    $corpus[] = [$name, $class, $json->encode($codec->decode($bytes, $class))];
+                } catch (DecodeError) {
+                    // an invalid vector
+                }
+            }
+        }
+        $bare = json_decode((string) file_get_contents(BRIDGE_REPO_ROOT . '/schemas/testdata/bare_json_vectors.json'), true, 512, JSON_THROW_ON_ERROR);
+        foreach ($bare as $case) {
+            if (isset($case['bare_json_text']) && strlen($case['bare_json_text']) < 4096) {
+                $class = DescriptorPool::getGeneratedPool()->getDescriptorByProtoName($case['type'])?->getClass();
+                $corpus[] = [$case['name'], $class, $case['bare_json_text']];
+            }
+        }
+        self::assertGreaterThan(100, count($corpus));
+        $started = microtime(true);
+        $decoded = $rejected = 0;
+        $rounds = intdiv(self::ROUNDS, 3);
+        for ($round = 0; $round < $rounds && microtime(true) - $started < self::TIME_CAP_SECONDS; $round++) {
+            foreach ($corpus as [$name, $class, $text]) {
+                $mutant = self::mutate($text);
+                try {
+                    $message = $json->decode($mutant, $class);
+                } catch (DecodeError) {
+                    $rejected++;
+                    continue;
+                } catch (\Throwable $e) {
+                    self::fail(sprintf("%s, mutant %s: %s: %s", $name, bin2hex($mutant), $e::class, $e->getMessage()));
+                }
+                $decoded++;
+                $again = $json->encode($message);
+                self::assertMatchesRegularExpression('//u', $again);
+                $json->decode($again, $class);
+            }
+        }
+        self::assertSame($rounds, $round, 'the time cap cut the loop short');
+        self::assertGreaterThan(500, $decoded);
+        self::assertGreaterThan(1000, $rejected);
     }
 
     /** Claimed sizes far beyond the bytes present: refused at once, nothing of that size allocated. */
