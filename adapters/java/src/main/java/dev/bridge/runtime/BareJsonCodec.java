@@ -99,7 +99,10 @@ public final class BareJsonCodec {
                 throw new DecodeException("not a JSON " + type.getFullName() + ": more than one JSON value");
             }
         } catch (IOException | RuntimeException e) {
-            throw new DecodeException("not a JSON " + type.getFullName() + ": " + e.getMessage(), e);
+            // gson's advice to parse leniently is not for our callers.
+            String why = String.valueOf(e.getMessage()).replace("Use JsonReader.setLenient(true) to accept malformed JSON",
+                    "malformed JSON");
+            throw new DecodeException("not a JSON " + type.getFullName() + ": " + why, e);
         }
         if (root.isJsonArray() && root.getAsJsonArray().size() == 0) {
             return (T) prototype.getDefaultInstanceForType(); // PHP's json_encode of an empty array

@@ -43,29 +43,30 @@ public final class Envelope {
       descriptor;
   static {
     java.lang.String[] descriptorData = {
-      "\n\030bridge/v1/envelope.proto\022\tbridge.v1\"\311\001" +
+      "\n\030bridge/v1/envelope.proto\022\tbridge.v1\"\365\001" +
       "\n\007Request\022\017\n\007version\030\001 \001(\r\022\023\n\013deadline_m" +
       "s\030\002 \001(\003\0222\n\010metadata\030\003 \003(\0132 .bridge.v1.Re" +
       "quest.MetadataEntry\022%\n\010encoding\030\004 \001(\0162\023." +
-      "bridge.v1.Encoding\022\014\n\004body\030\005 \001(\014\032/\n\rMeta" +
-      "dataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028" +
-      "\001\"\306\001\n\005Error\022\035\n\004code\030\001 \001(\0162\017.bridge.v1.Co" +
-      "de\022\017\n\007message\030\002 \001(\t\022\014\n\004type\030\003 \001(\t\022\020\n\010lan" +
-      "guage\030\004 \001(\t\022.\n\007details\030\005 \003(\0132\035.bridge.v1" +
-      ".Error.DetailsEntry\022\r\n\005trace\030\006 \001(\t\032.\n\014De" +
-      "tailsEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\002" +
-      "8\001*R\n\010Encoding\022\030\n\024ENCODING_UNSPECIFIED\020\000" +
-      "\022\014\n\010PROTOBUF\020\001\022\013\n\007MSGPACK\020\002\022\010\n\004JSON\020\003\022\007\n" +
-      "\003RAW\020\004*\267\002\n\004Code\022\006\n\002OK\020\000\022\r\n\tCANCELLED\020\001\022\013" +
-      "\n\007UNKNOWN\020\002\022\024\n\020INVALID_ARGUMENT\020\003\022\025\n\021DEA" +
-      "DLINE_EXCEEDED\020\004\022\r\n\tNOT_FOUND\020\005\022\022\n\016ALREA" +
-      "DY_EXISTS\020\006\022\025\n\021PERMISSION_DENIED\020\007\022\026\n\022RE" +
-      "SOURCE_EXHAUSTED\020\010\022\027\n\023FAILED_PRECONDITIO" +
-      "N\020\t\022\013\n\007ABORTED\020\n\022\020\n\014OUT_OF_RANGE\020\013\022\021\n\rUN" +
-      "IMPLEMENTED\020\014\022\014\n\010INTERNAL\020\r\022\017\n\013UNAVAILAB" +
-      "LE\020\016\022\r\n\tDATA_LOSS\020\017\022\023\n\017UNAUTHENTICATED\020\020" +
-      "BB\n\rdev.bridge.v1P\001\312\002\tBridge\\V1\342\002\025Bridge" +
-      "\\V1\\GPBMetadata\352\002\nBridge::V1b\006proto3"
+      "bridge.v1.Encoding\022\014\n\004body\030\005 \001(\014\022\016\n\006key_" +
+      "id\030\006 \001(\t\022\r\n\005nonce\030\007 \001(\014\022\013\n\003mac\030\010 \001(\014\032/\n\r" +
+      "MetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(" +
+      "\t:\0028\001\"\306\001\n\005Error\022\035\n\004code\030\001 \001(\0162\017.bridge.v" +
+      "1.Code\022\017\n\007message\030\002 \001(\t\022\014\n\004type\030\003 \001(\t\022\020\n" +
+      "\010language\030\004 \001(\t\022.\n\007details\030\005 \003(\0132\035.bridg" +
+      "e.v1.Error.DetailsEntry\022\r\n\005trace\030\006 \001(\t\032." +
+      "\n\014DetailsEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001" +
+      "(\t:\0028\001*R\n\010Encoding\022\030\n\024ENCODING_UNSPECIFI" +
+      "ED\020\000\022\014\n\010PROTOBUF\020\001\022\013\n\007MSGPACK\020\002\022\010\n\004JSON\020" +
+      "\003\022\007\n\003RAW\020\004*\267\002\n\004Code\022\006\n\002OK\020\000\022\r\n\tCANCELLED" +
+      "\020\001\022\013\n\007UNKNOWN\020\002\022\024\n\020INVALID_ARGUMENT\020\003\022\025\n" +
+      "\021DEADLINE_EXCEEDED\020\004\022\r\n\tNOT_FOUND\020\005\022\022\n\016A" +
+      "LREADY_EXISTS\020\006\022\025\n\021PERMISSION_DENIED\020\007\022\026" +
+      "\n\022RESOURCE_EXHAUSTED\020\010\022\027\n\023FAILED_PRECOND" +
+      "ITION\020\t\022\013\n\007ABORTED\020\n\022\020\n\014OUT_OF_RANGE\020\013\022\021" +
+      "\n\rUNIMPLEMENTED\020\014\022\014\n\010INTERNAL\020\r\022\017\n\013UNAVA" +
+      "ILABLE\020\016\022\r\n\tDATA_LOSS\020\017\022\023\n\017UNAUTHENTICAT" +
+      "ED\020\020BB\n\rdev.bridge.v1P\001\312\002\tBridge\\V1\342\002\025Br" +
+      "idge\\V1\\GPBMetadata\352\002\nBridge::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -76,7 +77,7 @@ public final class Envelope {
     internal_static_bridge_v1_Request_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_bridge_v1_Request_descriptor,
-        new java.lang.String[] { "Version", "DeadlineMs", "Metadata", "Encoding", "Body", });
+        new java.lang.String[] { "Version", "DeadlineMs", "Metadata", "Encoding", "Body", "KeyId", "Nonce", "Mac", });
     internal_static_bridge_v1_Request_MetadataEntry_descriptor =
       internal_static_bridge_v1_Request_descriptor.getNestedTypes().get(0);
     internal_static_bridge_v1_Request_MetadataEntry_fieldAccessorTable = new

@@ -22,6 +22,9 @@ private static final long serialVersionUID = 0L;
   private Request() {
     encoding_ = 0;
     body_ = com.google.protobuf.ByteString.EMPTY;
+    keyId_ = "";
+    nonce_ = com.google.protobuf.ByteString.EMPTY;
+    mac_ = com.google.protobuf.ByteString.EMPTY;
   }
 
   @java.lang.Override
@@ -229,6 +232,85 @@ java.lang.String defaultValue) {
     return body_;
   }
 
+  public static final int KEY_ID_FIELD_NUMBER = 6;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyId_ = "";
+  /**
+   * <pre>
+   * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+   * The name of the HMAC-SHA256 key that signed this job.
+   * </pre>
+   *
+   * <code>string key_id = 6;</code>
+   * @return The keyId.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyId() {
+    java.lang.Object ref = keyId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+   * The name of the HMAC-SHA256 key that signed this job.
+   * </pre>
+   *
+   * <code>string key_id = 6;</code>
+   * @return The bytes for keyId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyIdBytes() {
+    java.lang.Object ref = keyId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int NONCE_FIELD_NUMBER = 7;
+  private com.google.protobuf.ByteString nonce_ = com.google.protobuf.ByteString.EMPTY;
+  /**
+   * <pre>
+   * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+   * </pre>
+   *
+   * <code>bytes nonce = 7;</code>
+   * @return The nonce.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString getNonce() {
+    return nonce_;
+  }
+
+  public static final int MAC_FIELD_NUMBER = 8;
+  private com.google.protobuf.ByteString mac_ = com.google.protobuf.ByteString.EMPTY;
+  /**
+   * <pre>
+   * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+   * </pre>
+   *
+   * <code>bytes mac = 8;</code>
+   * @return The mac.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString getMac() {
+    return mac_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -260,6 +342,15 @@ java.lang.String defaultValue) {
     }
     if (!body_.isEmpty()) {
       output.writeBytes(5, body_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 6, keyId_);
+    }
+    if (!nonce_.isEmpty()) {
+      output.writeBytes(7, nonce_);
+    }
+    if (!mac_.isEmpty()) {
+      output.writeBytes(8, mac_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -296,6 +387,17 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeBytesSize(5, body_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(6, keyId_);
+    }
+    if (!nonce_.isEmpty()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBytesSize(7, nonce_);
+    }
+    if (!mac_.isEmpty()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBytesSize(8, mac_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -320,6 +422,12 @@ java.lang.String defaultValue) {
     if (encoding_ != other.encoding_) return false;
     if (!getBody()
         .equals(other.getBody())) return false;
+    if (!getKeyId()
+        .equals(other.getKeyId())) return false;
+    if (!getNonce()
+        .equals(other.getNonce())) return false;
+    if (!getMac()
+        .equals(other.getMac())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -344,6 +452,12 @@ java.lang.String defaultValue) {
     hash = (53 * hash) + encoding_;
     hash = (37 * hash) + BODY_FIELD_NUMBER;
     hash = (53 * hash) + getBody().hashCode();
+    hash = (37 * hash) + KEY_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyId().hashCode();
+    hash = (37 * hash) + NONCE_FIELD_NUMBER;
+    hash = (53 * hash) + getNonce().hashCode();
+    hash = (37 * hash) + MAC_FIELD_NUMBER;
+    hash = (53 * hash) + getMac().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -504,6 +618,9 @@ java.lang.String defaultValue) {
       internalGetMutableMetadata().clear();
       encoding_ = 0;
       body_ = com.google.protobuf.ByteString.EMPTY;
+      keyId_ = "";
+      nonce_ = com.google.protobuf.ByteString.EMPTY;
+      mac_ = com.google.protobuf.ByteString.EMPTY;
       return this;
     }
 
@@ -552,6 +669,15 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.body_ = body_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.keyId_ = keyId_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.nonce_ = nonce_;
+      }
+      if (((from_bitField0_ & 0x00000080) != 0)) {
+        result.mac_ = mac_;
       }
     }
 
@@ -614,6 +740,17 @@ java.lang.String defaultValue) {
       if (other.getBody() != com.google.protobuf.ByteString.EMPTY) {
         setBody(other.getBody());
       }
+      if (!other.getKeyId().isEmpty()) {
+        keyId_ = other.keyId_;
+        bitField0_ |= 0x00000020;
+        onChanged();
+      }
+      if (other.getNonce() != com.google.protobuf.ByteString.EMPTY) {
+        setNonce(other.getNonce());
+      }
+      if (other.getMac() != com.google.protobuf.ByteString.EMPTY) {
+        setMac(other.getMac());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -669,6 +806,21 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000010;
               break;
             } // case 42
+            case 50: {
+              keyId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
+            case 58: {
+              nonce_ = input.readBytes();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 58
+            case 66: {
+              mac_ = input.readBytes();
+              bitField0_ |= 0x00000080;
+              break;
+            } // case 66
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1048,6 +1200,191 @@ java.lang.String defaultValue) {
     public Builder clearBody() {
       bitField0_ = (bitField0_ & ~0x00000010);
       body_ = getDefaultInstance().getBody();
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object keyId_ = "";
+    /**
+     * <pre>
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     * </pre>
+     *
+     * <code>string key_id = 6;</code>
+     * @return The keyId.
+     */
+    public java.lang.String getKeyId() {
+      java.lang.Object ref = keyId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     * </pre>
+     *
+     * <code>string key_id = 6;</code>
+     * @return The bytes for keyId.
+     */
+    public com.google.protobuf.ByteString
+        getKeyIdBytes() {
+      java.lang.Object ref = keyId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     * </pre>
+     *
+     * <code>string key_id = 6;</code>
+     * @param value The keyId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyId_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     * </pre>
+     *
+     * <code>string key_id = 6;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyId() {
+      keyId_ = getDefaultInstance().getKeyId();
+      bitField0_ = (bitField0_ & ~0x00000020);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+     * The name of the HMAC-SHA256 key that signed this job.
+     * </pre>
+     *
+     * <code>string key_id = 6;</code>
+     * @param value The bytes for keyId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyId_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.ByteString nonce_ = com.google.protobuf.ByteString.EMPTY;
+    /**
+     * <pre>
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     * </pre>
+     *
+     * <code>bytes nonce = 7;</code>
+     * @return The nonce.
+     */
+    @java.lang.Override
+    public com.google.protobuf.ByteString getNonce() {
+      return nonce_;
+    }
+    /**
+     * <pre>
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     * </pre>
+     *
+     * <code>bytes nonce = 7;</code>
+     * @param value The nonce to set.
+     * @return This builder for chaining.
+     */
+    public Builder setNonce(com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      nonce_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+     * </pre>
+     *
+     * <code>bytes nonce = 7;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearNonce() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      nonce_ = getDefaultInstance().getNonce();
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.ByteString mac_ = com.google.protobuf.ByteString.EMPTY;
+    /**
+     * <pre>
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     * </pre>
+     *
+     * <code>bytes mac = 8;</code>
+     * @return The mac.
+     */
+    @java.lang.Override
+    public com.google.protobuf.ByteString getMac() {
+      return mac_;
+    }
+    /**
+     * <pre>
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     * </pre>
+     *
+     * <code>bytes mac = 8;</code>
+     * @param value The mac to set.
+     * @return This builder for chaining.
+     */
+    public Builder setMac(com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      mac_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+     * </pre>
+     *
+     * <code>bytes mac = 8;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearMac() {
+      bitField0_ = (bitField0_ & ~0x00000080);
+      mac_ = getDefaultInstance().getMac();
       onChanged();
       return this;
     }

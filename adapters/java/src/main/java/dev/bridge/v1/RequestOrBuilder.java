@@ -111,4 +111,46 @@ java.lang.String defaultValue);
    * @return The body.
    */
   com.google.protobuf.ByteString getBody();
+
+  /**
+   * <pre>
+   * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+   * The name of the HMAC-SHA256 key that signed this job.
+   * </pre>
+   *
+   * <code>string key_id = 6;</code>
+   * @return The keyId.
+   */
+  java.lang.String getKeyId();
+  /**
+   * <pre>
+   * Signed calls (docs/wire-contract.md, section 9); all three empty in an unsigned call.
+   * The name of the HMAC-SHA256 key that signed this job.
+   * </pre>
+   *
+   * <code>string key_id = 6;</code>
+   * @return The bytes for keyId.
+   */
+  com.google.protobuf.ByteString
+      getKeyIdBytes();
+
+  /**
+   * <pre>
+   * 16 random bytes, fresh for every call: the replay cache's key, and bound into every reply MAC.
+   * </pre>
+   *
+   * <code>bytes nonce = 7;</code>
+   * @return The nonce.
+   */
+  com.google.protobuf.ByteString getNonce();
+
+  /**
+   * <pre>
+   * HMAC-SHA256 (32 bytes) of the signing input of section 9.1 under the key `key_id` names.
+   * </pre>
+   *
+   * <code>bytes mac = 8;</code>
+   * @return The mac.
+   */
+  com.google.protobuf.ByteString getMac();
 }
