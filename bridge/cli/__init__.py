@@ -10,7 +10,7 @@ from importlib import metadata
 
 # Each module defines ``register(subparsers) -> None``; the parser it adds sets ``func``,
 # a callable taking the parsed namespace and returning the exit status.
-_COMMANDS = ("server", "status", "jobs", "cancel", "generate", "describe", "call")
+_COMMANDS = ("server", "tunnel", "status", "jobs", "cancel", "generate", "describe", "call")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -210,6 +210,12 @@ class GearmandServer:
 
     @property
     def running(self) -> bool:
+        """gearmand runs (and its TLS front, with ``tls=True``)."""
+        return self._gearmand_running and (
+            not self.tls or (self._front is not None and self._front.running))
+
+    @property
+    def _gearmand_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     @property
@@ -219,6 +225,9 @@ class GearmandServer:
     def start(self) -> GearmandServer:
         """Start gearmand (on the same port as before, if any) and wait until it answers."""
         if self.running:
+            return self
+        if self._gearmand_running:  # only the TLS front is gone
+            self._start_front()
             return self
         if shutil.which(self.executable) is None:
             raise GearmandError(f"{self.executable} not found: install Debian's gearman-job-server")
