@@ -134,3 +134,50 @@ class TestBareJsonVectors < Minitest::Test
     assert_raises(Bridge::DecodeError) { Codec.decode(Bridge::Interop::V1::Composite, text, :json) }
   end
 end
+
+# Well-known types keep their canonical JSON form (section 8.2, writing rule 8), read and written
+# by upb inside the bare walk.
+class TestBareJsonWellKnownTypes < Minitest::Test
+  require "google/protobuf/well_known_types"
+  require "google/protobuf/struct_pb"
+  require "google/protobuf/timestamp_pb"
+  require "google/protobuf/duration_pb"
+  require "google/protobuf/wrappers_pb"
+
+  Google::Protobuf::DescriptorPool.generated_pool.build do
+    add_file("bridge/runtime/ruby/test_well_known.proto", syntax: :proto3) do
+      add_message "bridge.runtime.ruby.test.WellKnown" do
+        optional :at, :message, 1, "google.protobuf.Timestamp"
+        optional :value, :message, 2, "google.protobuf.Value"
+        optional :fields, :message, 3, "google.protobuf.Struct"
+        optional :count, :message, 4, "google.protobuf.Int64Value"
+        repeated :values, :message, 5, "google.protobuf.Value"
+        optional :took, :message, 6, "google.protobuf.Duration"
+        optional :plain, :int64, 7
+      end
+    end
+  end
+  WellKnown = Google::Protobuf::DescriptorPool.generated_pool.lookup("bridge.runtime.ruby.test.WellKnown").msgclass
+
+  def test_read_and_written_in_canonical_form
+    text = '{"at": "1970-01-01T00:00:01.500Z", "value": null, "fields": {"a": [1, "x", null]},
+             "count": 5, "values": [true, null], "took": "1.5s", "plain": "7"}'
+    message = Bridge::Codec.decode(WellKnown, text, :json)
+    assert_equal [1, 500_000_000], [message.at.seconds, message.at.nanos]
+    assert_equal :NULL_VALUE, message.value.null_value, "null is a google.protobuf.Value's NULL_VALUE"
+    assert_equal({ "a" => [1.0, "x", nil] }, message.fields.to_h)
+    assert_equal 5, message.count.value
+    assert_equal [true, :NULL_VALUE], [message.values[0].bool_value, message.values[1].null_value]
+    assert_equal 7, message.plain
+    written = JSON.parse(Bridge::Codec.encode(message, :json))
+    assert_equal({ "at" => "1970-01-01T00:00:01.500Z", "value" => nil, "fields" => { "a" => [1.0, "x", nil] },
+                   "count" => "5", "values" => [true, nil], "took" => "1.500s", "plain" => 7 }, written)
+    assert_equal({ "values" => [], "plain" => 0 }, JSON.parse(Bridge::Codec.encode(WellKnown.new, :json)))
+  end
+
+  def test_malformed_well_known_values_are_decoding_errors
+    ['{"at": "yesterday"}', '{"took": 5}', '{"fields": [1]}', '{"count": "x"}'].each do |text|
+      assert_raises(Bridge::DecodeError, text) { Bridge::Codec.decode(WellKnown, text, :json) }
+    end
+  end
+end

@@ -2,6 +2,7 @@
 
 require "base64"
 require "json"
+require "strscan"
 require "google/protobuf"
 require_relative "../errors"
 require_relative "msgpack"
@@ -30,10 +31,20 @@ module Bridge
       PARSE_OPTIONS = { max_nesting: 4 * (MAX_NESTING + 2), allow_nan: false, create_additions: false }.freeze
       GENERATE_OPTIONS = { max_nesting: false, allow_nan: false }.freeze
       WELL_KNOWN = "google.protobuf."
+      # Their canonical JSON is the wrapped value (64-bit ones as strings); upb's decode_json
+      # cannot read one on its own, so the walk does them.
+      WRAPPERS = %w[DoubleValue FloatValue Int64Value UInt64Value Int32Value UInt32Value BoolValue StringValue
+                    BytesValue].to_h { |name| ["google.protobuf.#{name}", true] }.freeze
       INT_TYPES = Msgpack::INT_RANGES
-      NUMBER = /\A-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
+      # A number in a string (leading zeros allowed there, as protobuf's parsers do).
+      NUMBER = /\A-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
       INTEGER = /\A-?\d+\z/.freeze
       BASE64 = %r{\A[A-Za-z0-9+/_-]*={0,2}\z}.freeze
+      # Ruby's JSON parser also takes /* */ and // comments and unknown escapes ("\m" as "m"): JSON
+      # it is not, and the other runtimes refuse it. A string literal as RFC 8259 has it, and a run
+      # of anything else but a quote or a slash (possessive: no backtracking over long strings).
+      STRING_LITERAL = /"(?:[^"\\\x00-\x1f]++|\\(?:["\\\/bfnrt]|u\h{4}))*+"/.freeze
+      OUTSIDE_STRINGS = %r{[^"/]++}.freeze
       SPECIAL_FLOATS = { "NaN" => Float::NAN, "Infinity" => Float::INFINITY, "-Infinity" => -Float::INFINITY }.freeze
 
       @keys = {}
@@ -54,6 +65,7 @@ module Bridge
         text = bytes.dup.force_encoding(Encoding::UTF_8)
         raise DecodeError, "not a JSON #{name}: the payload is not valid UTF-8" unless text.valid_encoding?
 
+        strict!(text, name)
         value = begin
           JSON.parse(text, PARSE_OPTIONS)
         rescue JSON::ParserError => e
@@ -68,16 +80,29 @@ module Bridge
         raise DecodeError, "not a JSON #{name}: #{e.message}"
       end
 
+      # Refuses what Ruby's JSON parser would accept beyond JSON: comments, unknown escapes.
+      def strict!(text, name)
+        scanner = StringScanner.new(text)
+        until scanner.eos?
+          next if scanner.skip(OUTSIDE_STRINGS) || scanner.skip(STRING_LITERAL)
+
+          what = scanner.peek(1) == "/" ? "a comment" : "an invalid string literal"
+          raise DecodeError, "not a JSON #{name}: #{what} at byte #{scanner.pos}"
+        end
+      end
+
       # --- writing -----------------------------------------------------------------------------
 
       def write_message(message, depth)
         raise EncodeError, "messages nested deeper than #{MAX_NESTING} levels" if depth > MAX_NESTING
 
         klass = message.class
-        return JSON.parse(klass.encode_json(message), PARSE_OPTIONS) if well_known?(klass.descriptor)
+        descriptor = klass.descriptor
+        return write_wrapper(message, descriptor) if WRAPPERS[descriptor.name]
+        return JSON.parse(klass.encode_json(message), PARSE_OPTIONS) if well_known?(descriptor)
 
         out = {}
-        Msgpack.plan(klass.descriptor).each do |field|
+        Msgpack.plan(descriptor).each do |field|
           next if field.kind == :presence && !field.descriptor.has?(message)
 
           value = field.descriptor.get(message)
@@ -88,6 +113,12 @@ module Bridge
                             end
         end
         out
+      end
+
+      def write_wrapper(message, descriptor)
+        field = descriptor.lookup("value")
+        value = write_value(field.type, field.get(message), 0)
+        %i[int64 uint64].include?(field.type) ? value.to_s : value
       end
 
       def write_map(field, map, depth)
@@ -125,6 +156,10 @@ module Bridge
         raise DecodeError, "messages nested deeper than #{MAX_NESTING} levels" if depth > MAX_NESTING
 
         descriptor = klass.descriptor
+        if WRAPPERS[descriptor.name]
+          field = descriptor.lookup("value")
+          return klass.new(value: read_value(field.type, nil, value, path, depth))
+        end
         return read_well_known(klass, value, path) if well_known?(descriptor)
 
         value = {} if value == []
@@ -135,7 +170,7 @@ module Bridge
         oneofs = nil
         value.each do |key, item|
           field = fields[key] or raise DecodeError, "#{path}: unknown field #{key.inspect}"
-          next if item.nil? # null means unset
+          next if item.nil? && !null_value?(field) # null means unset
 
           if field.oneof
             oneofs ||= {}
@@ -194,9 +229,8 @@ module Bridge
         text = value.delete("=").tr("-_", "+/")
         raise DecodeError, "#{path}: #{value[0, 40].inspect} is not base64 (bad length)" if text.length % 4 == 1
 
-        Base64.strict_decode64(text + "=" * (-text.length % 4))
-      rescue ArgumentError
-        raise DecodeError, "#{path}: #{value[0, 40].inspect} is not base64"
+        # Bits left over in the last character are ignored, as protobuf's parsers do.
+        (text + "=" * (-text.length % 4)).unpack1("m")
       end
 
       def read_bool(value, path)
@@ -229,7 +263,9 @@ module Bridge
 
           raise DecodeError, "#{path}: #{value[0, 60].inspect} is not a value of #{subtype.name}"
         end
-        raise DecodeError, "#{path}: expected an enum name or number, got #{kind(value)}" unless value.is_a?(Integer)
+        unless value.is_a?(Integer) || value.is_a?(Float)
+          raise DecodeError, "#{path}: expected an enum name or number, got #{kind(value)}"
+        end
 
         read_integer(:enum, value, path)
       end
@@ -272,13 +308,16 @@ module Bridge
       def read_well_known(klass, value, path)
         value = {} if value == []
         klass.decode_json(JSON.generate(value, GENERATE_OPTIONS))
-      rescue Google::Protobuf::ParseError, JSON::GeneratorError => e
+      rescue Google::Protobuf::ParseError, JSON::GeneratorError, RuntimeError => e
         raise DecodeError, "#{path}: #{e.message}"
       end
 
       # --- descriptors ---------------------------------------------------------------------------
 
       def well_known?(descriptor) = descriptor.name.start_with?(WELL_KNOWN)
+
+      # A google.protobuf.Value field, where null is a value (NULL_VALUE), as canonical.
+      def null_value?(field) = %i[presence plain].include?(field.kind) && field.subtype&.name == "google.protobuf.Value"
 
       # The fields of +descriptor+ by .proto name and by lowerCamelCase JSON name.
       def keys(descriptor)
