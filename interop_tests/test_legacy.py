@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -160,7 +161,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyPeers]:
         env = {**os.environ, "GEARMAN_SERVERS": server.address, "AUDIT_LOG": str(audit_log)}
         php = LEGACY / "php"
         commands = {
-            "thumbnail": ["php", str(php / "image_worker.php")],
+            "thumbnail": ["php", str(php / "image_worker.php")],  # and image_md5
             "order_total": ["php", str(php / "order_worker.php")],
             "audit_log": ["php", str(php / "audit_worker.php")],
             "fetch_image": ["php", str(php / "fetch_worker.php")],
@@ -295,6 +296,27 @@ def test_php_exceptions(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs)
         call(via, legacy, "Legacy", "Fetch", pb.FetchRequest(path="/srv/images/bird.gif"),
              pb.FetchReply, peers.address)
     assert "no image at /srv/images/bird.gif" in expect(via, caught.value, errors.NotFound)
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_php_raw_worker_and_errors_of_other_encodings(
+    via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs
+) -> None:
+    """RAW from PHP (``md5($job->workload(), true)``: binary out), and a plain-text
+    sendException from a RAW and from a msgpack function → Unknown carrying the text."""
+    pb, legacy = legacy_stubs.pb, legacy_stubs.legacy
+    image = b"\x89PNG\r\n\x1a\n\0" + bytes(range(256))
+    reply = call(via, legacy, "Legacy", "ImageMd5", pb.Bytes(data=image), pb.Bytes,
+                 peers.address)
+    assert reply == pb.Bytes(data=hashlib.md5(image).digest())
+    with pytest.raises(errors.RpcError) as caught:
+        call(via, legacy, "Legacy", "ImageMd5", pb.Bytes(), pb.Bytes, peers.address)
+    assert "empty image" in expect(via, caught.value, errors.Unknown)
+    order = pb.Order(order_id=1, coupon="SUMMER19",
+                     lines=[pb.OrderLine(sku="MUG", quantity=1, unit_cents=1)])
+    with pytest.raises(errors.RpcError) as caught:
+        call(via, legacy, "Legacy", "OrderTotal", order, pb.Totals, peers.address)
+    assert "coupon SUMMER19 has expired" in expect(via, caught.value, errors.Unknown)
 
 
 @pytest.mark.parametrize("via", VIA)

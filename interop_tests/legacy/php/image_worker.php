@@ -1,7 +1,8 @@
 <?php
 // A thumbnail worker the way PHP shops have written them for years: pecl gearman, JSON in and out
 // with json_decode / json_encode, no bridge code. legacy.proto declares it as Legacy.Thumbnail
-// (bare: true, encoding: JSON). Servers from GEARMAN_SERVERS (host:port[,host:port]).
+// (bare: true, encoding: JSON), and image_md5 as Legacy.ImageMd5 (RAW). Servers from
+// GEARMAN_SERVERS (host:port[,host:port]).
 
 $worker = new GearmanWorker();
 $worker->addServers(getenv('GEARMAN_SERVERS') ?: '127.0.0.1:4730');
@@ -27,6 +28,15 @@ $worker->addFunction('thumbnail', function (GearmanJob $job) {
         $reply['crop'] = $req['crop'];
     }
     return json_encode($reply);
+});
+
+// Raw bytes in, raw bytes out: the 16-byte MD5 of an uploaded image.
+$worker->addFunction('image_md5', function (GearmanJob $job) {
+    if ($job->workloadSize() == 0) {
+        $job->sendException('empty image');
+        return GEARMAN_WORK_EXCEPTION;
+    }
+    return md5($job->workload(), true);
 });
 
 while ($worker->work()) {

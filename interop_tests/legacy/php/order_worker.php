@@ -16,6 +16,10 @@ $worker->addFunction('order_total', function (GearmanJob $job) {
         $total += $line['quantity'] * $line['unit_cents'];
         $skus[] = $line['sku'];
     }
+    if (($order['coupon'] ?? '') === 'SUMMER19') {
+        $job->sendException('coupon SUMMER19 has expired');
+        return GEARMAN_WORK_EXCEPTION;
+    }
     if (($order['coupon'] ?? '') === 'HALF') {
         $total = intdiv($total, 2);
     }
