@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 from bridge import admin, errors
 from bridge.codecs.bare import BareJsonCodec
 from bridge.testing import GearmandError, GearmandServer
-from interop_tests.conftest import BUILD_ROOT, Stubs, WorkerPool
+from interop_tests.conftest import Stubs, WorkerPool
 from interop_tests.langs.base import REPO_ROOT, SCHEMAS_DIR
 
 LEGACY = REPO_ROOT / "interop_tests" / "legacy"
@@ -66,12 +66,11 @@ class LegacyStubs:
 
 
 @pytest.fixture(scope="module")
-def legacy_stubs() -> Iterator[LegacyStubs]:
+def legacy_stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyStubs]:
     from bridge.codegen import get_emitter, write_files
     from bridge.schema import load
 
-    out = BUILD_ROOT / "_legacy_stubs"
-    shutil.rmtree(out, ignore_errors=True)
+    out = tmp_path_factory.mktemp("legacy_stubs")
     for name in ("legacy.proto", "mistakes.proto"):  # one function, one rpc: two schemas
         schema = load([LEGACY / name], [PROTO_ROOT, SCHEMAS_DIR], include_imports=True)
         write_files(get_emitter("python").generate(schema, {}), out)
