@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -88,6 +88,8 @@ class WorkerPool:
     concurrency: int = 4
     max_request_bytes: int | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
+    #: extra environment for the worker processes (``BRIDGE_KEYS``, ``BRIDGE_TLS_*``...)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -97,7 +99,7 @@ class WorkerPool:
         """Start the processes; return once each server in ``wait_for`` (default: all) lists
         them."""
         language, build_dir = self.built.language, self.built.build_dir
-        env = {**os.environ, **language.worker_env(build_dir)}
+        env = {**os.environ, **language.worker_env(build_dir), **self.env}
         logs = run_logs(build_dir)
         logs.mkdir(parents=True, exist_ok=True)
         argv = language.worker_command(
