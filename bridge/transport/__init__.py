@@ -149,6 +149,7 @@ class Connection(asyncio.BufferedProtocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_view = memoryview(bytearray(_READ_SIZE))
         self._tcp_transport: asyncio.WriteTransport | None = None  # under TLS
+        self._read_any = False
 
     @classmethod
     async def open(
@@ -226,6 +227,7 @@ class Connection(asyncio.BufferedProtocol):
         self.data_received(bytes(view[:nbytes]) if nbytes <= _SMALL_READ else view[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
+        self._read_any = True
         try:
             packets = self._decoder.feed(data)
         except ProtocolError as exc:
@@ -257,8 +259,15 @@ class Connection(asyncio.BufferedProtocol):
         by_us = self._closed  # close() or abort() ran first: this side ended it
         if isinstance(exc, ssl.SSLError):
             # A TLS 1.3 front checks our certificate after our side of the handshake is done:
-            # its refusal arrives as an alert on the first read.
+            # its refusal arrives as an alert on the first read...
             exc = ServerUnavailable(f"{self.address}: TLS: {tls_reason(exc)}")
+        elif self._tcp_transport is not None and not self._read_any and not by_us:
+            # ... or, when our first request was already on its way, as a reset that can
+            # overtake the alert.
+            exc = ServerUnavailable(
+                f"{self.address}: the TLS front closed the connection before any answer "
+                f"({'reset' if exc is not None else 'closed'}); it does so when it refuses "
+                f"this side's client certificate (or when gearmand behind it is down)")
         self._closed = True
         self._wake_drain(exc or ServerUnavailable(f"{self.address}: connection closed"))
         if self.closed_future is not None and not self.closed_future.done():
