@@ -20,8 +20,9 @@ other: sync, call by call (typed, raw, raw, typed, ...: each path's time is the 
 calls); asyncio, in slices of ``--slice`` seconds alternating between the paths. A round lasts
 about ``--seconds`` per path and column; the table gives each path's median calls/s over the
 rounds, the ratio is the median of the per-round cost ratios (typed time per call / raw time per
-call; target ≤ 1.15). Also printed: the client-side codec alone (µs per encode + decode of the
-same mail and reply) for each path.
+call; target ≤ 1.15). Beside it, the CPU this (client) process spent per call, which other
+sessions' load disturbs far less than wall-clock time. Also printed: the client-side codec alone
+(CPU µs per encode + decode of the same mail and reply) for each path.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def stubs() -> Any:
 
 
 def codec_cost(mail_pb2: Any, reply_json: bytes) -> tuple[float, float]:
-    """µs per request encode + reply decode: the typed codec vs json.dumps / json.loads."""
+    """CPU µs per request encode + reply decode: the typed codec vs json.dumps / json.loads."""
     codec = bare_codec_for(Encoding.JSON)
     mail = mail_pb2.Mail(**MAIL)
 
@@ -92,8 +93,9 @@ def codec_cost(mail_pb2: Any, reply_json: bytes) -> tuple[float, float]:
         json.loads(reply_json)
 
     n = 5000
-    return (min(timeit.repeat(typed, number=n, repeat=3)) / n * 1e6,
-            min(timeit.repeat(raw, number=n, repeat=3)) / n * 1e6)
+    cpu = time.process_time
+    return (min(timeit.repeat(typed, number=n, repeat=5, timer=cpu)) / n * 1e6,
+            min(timeit.repeat(raw, number=n, repeat=5, timer=cpu)) / n * 1e6)
 
 
 def main() -> int:
@@ -112,7 +114,8 @@ def main() -> int:
     payload_text = json.dumps(MAIL)
 
     loop = asyncio.new_event_loop()
-    rates: dict[tuple[str, str], list[float]] = {}
+    rates: dict[tuple[str, str], list[float]] = {}  # calls/s per round
+    cpus: dict[tuple[str, str], list[float]] = {}  # client CPU µs per call per round
     workers: list[subprocess.Popen[bytes]] = []
     with contextlib.ExitStack() as stack:
         gearmand = stack.enter_context(GearmandServer(threads=2))
@@ -154,46 +157,54 @@ def main() -> int:
         interleaved_sync(calls, WARMUP_S)
         loop.run_until_complete(interleaved_async(acalls, args.in_flight, WARMUP_S, args.slice))
         for r in range(args.rounds):
-            for name, rate in interleaved_sync(calls, args.seconds).items():
-                rates.setdefault((name, columns[0]), []).append(rate)
-            for name, rate in loop.run_until_complete(interleaved_async(
-                    acalls, args.in_flight, args.seconds, args.slice)).items():
-                rates.setdefault((name, columns[1]), []).append(rate)
+            measured = (interleaved_sync(calls, args.seconds), loop.run_until_complete(
+                interleaved_async(acalls, args.in_flight, args.seconds, args.slice)))
+            for column, results in zip(columns, measured, strict=True):
+                for name, (rate, cpu_us) in results.items():
+                    rates.setdefault((name, column), []).append(rate)
+                    cpus.setdefault((name, column), []).append(cpu_us)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
         loop.run_until_complete(typed_async_client.close())
         loop.run_until_complete(raw_async.close())
     loop.close()
     typed_us, raw_us = codec_cost(pb, reply_json)
-    print(report(rates, columns, args, typed_us, raw_us))
+    print(report(rates, cpus, columns, args, typed_us, raw_us))
     return 0
 
 
-def interleaved_sync(calls: dict[str, Callable[[], Any]], seconds: float) -> dict[str, float]:
-    """Calls per second of each path, one call at a time, the paths taking turns call by call
-    (the order flipped every turn) until each has run about ``seconds``."""
+Measured = dict[str, tuple[float, float]]  # path -> (calls/s, client CPU µs per call)
+
+
+def interleaved_sync(calls: dict[str, Callable[[], Any]], seconds: float) -> Measured:
+    """Each path one call at a time, the paths taking turns call by call (the order flipped
+    every turn) until each has run about ``seconds``: calls/s and this process's CPU per call."""
     spent = dict.fromkeys(calls, 0.0)
+    cpu = dict.fromkeys(calls, 0.0)
     done = dict.fromkeys(calls, 0)
     names = list(calls)
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.process_time
     while min(spent.values()) < seconds:
         names.reverse()
         for name in names:
             call = calls[name]
-            start = clock()
+            start, cpu_start = clock(), cpu_clock()
             call()
+            cpu[name] += cpu_clock() - cpu_start
             spent[name] += clock() - start
             done[name] += 1
-    return {name: done[name] / spent[name] for name in calls}
+    return {name: (done[name] / spent[name], cpu[name] / done[name] * 1e6) for name in calls}
 
 
 async def interleaved_async(calls: dict[str, Callable[[], Awaitable[Any]]], in_flight: int,
-                            seconds: float, slice_s: float) -> dict[str, float]:
-    """Calls per second of each path with ``in_flight`` lanes, the paths taking turns in slices
-    of ``slice_s`` (lanes finish their call at the end of a slice; that tail counts)."""
+                            seconds: float, slice_s: float) -> Measured:
+    """Each path with ``in_flight`` lanes, the paths taking turns in slices of ``slice_s``
+    (lanes finish their call at the end of a slice; that tail counts): calls/s and this
+    process's CPU per call."""
     spent = dict.fromkeys(calls, 0.0)
+    cpu = dict.fromkeys(calls, 0.0)
     done = dict.fromkeys(calls, 0)
     names = list(calls)
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.process_time
 
     async def lane(call: Callable[[], Awaitable[Any]], until: float) -> int:
         n = 0
@@ -205,12 +216,13 @@ async def interleaved_async(calls: dict[str, Callable[[], Awaitable[Any]]], in_f
     while min(spent.values()) < seconds:
         names.reverse()
         for name in names:
-            start = clock()
+            start, cpu_start = clock(), cpu_clock()
             counts = await asyncio.gather(*(lane(calls[name], start + slice_s)
                                             for _ in range(in_flight)))
+            cpu[name] += cpu_clock() - cpu_start
             spent[name] += clock() - start
             done[name] += sum(counts)
-    return {name: done[name] / spent[name] for name in calls}
+    return {name: (done[name] / spent[name], cpu[name] / done[name] * 1e6) for name in calls}
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -224,33 +236,41 @@ def stop(workers: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def report(rates: dict[tuple[str, str], list[float]], columns: tuple[str, str],
-           args: argparse.Namespace, typed_us: float, raw_us: float) -> str:
+def report(rates: dict[tuple[str, str], list[float]], cpus: dict[tuple[str, str], list[float]],
+           columns: tuple[str, str], args: argparse.Namespace, typed_us: float,
+           raw_us: float) -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = [f"Calls per second to the unchanged PHP send_mail worker, median of {args.rounds} "
-             f"rounds of {args.seconds} s ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-             f"{os.cpu_count()} CPUs, {args.workers} PHP workers, load average after {load}):",
-             "",
-             "| path | " + " | ".join(columns) + " |",
-             "|---|" + "---:|" * len(columns)]
     labels = {"typed": "typed bare JSON stub (`MailerClient.send_mail`)",
               "raw": "raw `Client.call` + `json.dumps` / `json.loads`"}
+    lines = [f"To the unchanged PHP send_mail worker, medians of {args.rounds} rounds of "
+             f"{args.seconds} s per path and column "
+             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+             f"{args.workers} PHP workers, load average after {load}). Calls per second "
+             f"(wall-clock time per call), and the client process's CPU per call:",
+             "",
+             "| path | " + " | ".join(f"{c}: calls/s | CPU/call" for c in columns) + " |",
+             "|---|" + "---:|---:|" * len(columns)]
     for name, label in labels.items():
         cells = []
         for column in columns:
             rate = statistics.median(rates[(name, column)])
-            cells.append(f"{rate:.0f} ({1e6 / rate:.0f} µs)" if column == columns[0]
-                         else f"{rate:.0f}")
+            cells.append(f"{rate:.0f} ({1e6 / rate:.0f} µs) | "
+                         f"{statistics.median(cpus[(name, column)]):.0f} µs")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    ratios = [statistics.median(raw / typed for typed, raw in zip(
-        rates[("typed", column)], rates[("raw", column)], strict=True)) for column in columns]
-    lines.append("| **typed cost / raw cost** | " + " | ".join(
-        f"**{r:.3f}** (≤ {TARGET} {'✓' if r <= TARGET else '✗'})" for r in ratios) + " |")
-    lines += ["", "Per-round cost ratios: " + "; ".join(
+    cells = []
+    for column in columns:
+        wall = statistics.median(raw / typed for typed, raw in zip(
+            rates[("typed", column)], rates[("raw", column)], strict=True))
+        cpu = statistics.median(typed / raw for typed, raw in zip(
+            cpus[("typed", column)], cpus[("raw", column)], strict=True))
+        cells.append(f"**{wall:.3f}** (≤ {TARGET} {'✓' if wall <= TARGET else '✗'}) | "
+                     f"{cpu:.3f}")
+    lines.append("| **typed cost / raw cost** | " + " | ".join(cells) + " |")
+    lines += ["", "Per-round wall-clock cost ratios: " + "; ".join(
         f"{column}: " + ", ".join(f"{raw / typed:.3f}" for typed, raw in zip(
             rates[("typed", column)], rates[("raw", column)], strict=True))
         for column in columns),
-        f"Client-side codec alone, per call (encode the mail + decode the reply): typed "
+        f"Client-side codec alone, CPU per call (encode the mail + decode the reply): typed "
         f"{typed_us:.1f} µs, json.dumps + json.loads {raw_us:.1f} µs."]
     return "\n".join(lines)
 
