@@ -39,15 +39,16 @@ module Bridge
       # A number in a string (leading zeros allowed there, as protobuf's parsers do).
       NUMBER = /\A-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
       INTEGER = /\A-?\d+\z/.freeze
-      BASE64 = %r{\A[A-Za-z0-9+/_-]*={0,2}\z}.freeze
+      NOT_BASE64 = "^A-Za-z0-9+/_=-" # for String#count: a trailing "-" is itself
       # Ruby's JSON parser also takes /* */ and // comments and unknown escapes ("\m" as "m"): JSON
-      # it is not, and the other runtimes refuse it. A string literal as RFC 8259 has it, and a run
-      # of anything else but a quote or a slash (possessive: no backtracking over long strings).
-      STRING_LITERAL = /"(?:[^"\\\x00-\x1f]++|\\(?:["\\\/bfnrt]|u\h{4}))*+"/.freeze
-      OUTSIDE_STRINGS = %r{[^"/]++}.freeze
+      # it is not, and the other runtimes refuse it. Found by jumping from quote to backslash to
+      # slash over the bytes (the parser itself checks the rest).
+      OUTSIDE_STRINGS = %r{["\\/]}n.freeze
+      INSIDE_STRINGS = /["\\]/n.freeze
+      ESCAPE = %r{["\\/bfnrt]|u\h{4}}n.freeze
       SPECIAL_FLOATS = { "NaN" => Float::NAN, "Infinity" => Float::INFINITY, "-Infinity" => -Float::INFINITY }.freeze
 
-      @keys = {}
+      @plans = {}
       @lock = Mutex.new
 
       module_function
@@ -82,12 +83,19 @@ module Bridge
 
       # Refuses what Ruby's JSON parser would accept beyond JSON: comments, unknown escapes.
       def strict!(text, name)
-        scanner = StringScanner.new(text)
-        until scanner.eos?
-          next if scanner.skip(OUTSIDE_STRINGS) || scanner.skip(STRING_LITERAL)
+        return unless text.include?("/") || text.include?("\\")
 
-          what = scanner.peek(1) == "/" ? "a comment" : "an invalid string literal"
-          raise DecodeError, "not a JSON #{name}: #{what} at byte #{scanner.pos}"
+        scanner = StringScanner.new(text.b)
+        in_string = false
+        while scanner.skip_until(in_string ? INSIDE_STRINGS : OUTSIDE_STRINGS)
+          if scanner.matched == '"'
+            in_string = !in_string
+            next
+          end
+          next if in_string && scanner.skip(ESCAPE)
+
+          what = scanner.matched == "/" ? "a comment" : "an invalid escape"
+          raise DecodeError, "not a JSON #{name}: #{what} at byte #{scanner.pos - 1}"
         end
       end
 
@@ -97,12 +105,12 @@ module Bridge
         raise EncodeError, "messages nested deeper than #{MAX_NESTING} levels" if depth > MAX_NESTING
 
         klass = message.class
-        descriptor = klass.descriptor
-        return write_wrapper(message, descriptor) if WRAPPERS[descriptor.name]
-        return JSON.parse(klass.encode_json(message), PARSE_OPTIONS) if well_known?(descriptor)
+        plan = plan(klass)
+        return write_wrapper(message, plan.wrapped) if plan.wrapped
+        return JSON.parse(klass.encode_json(message), PARSE_OPTIONS) if plan.well_known
 
         out = {}
-        Msgpack.plan(descriptor).each do |field|
+        plan.fields.each do |field|
           next if field.kind == :presence && !field.descriptor.has?(message)
 
           value = field.descriptor.get(message)
@@ -115,8 +123,7 @@ module Bridge
         out
       end
 
-      def write_wrapper(message, descriptor)
-        field = descriptor.lookup("value")
+      def write_wrapper(message, field)
         value = write_value(field.type, field.get(message), 0)
         %i[int64 uint64].include?(field.type) ? value.to_s : value
       end
@@ -155,18 +162,15 @@ module Bridge
       def read_message(klass, value, path, depth)
         raise DecodeError, "messages nested deeper than #{MAX_NESTING} levels" if depth > MAX_NESTING
 
-        descriptor = klass.descriptor
-        if WRAPPERS[descriptor.name]
-          field = descriptor.lookup("value")
-          return klass.new(value: read_value(field.type, nil, value, path, depth))
-        end
-        return read_well_known(klass, value, path) if well_known?(descriptor)
+        plan = plan(klass)
+        return klass.new(value: read_value(plan.wrapped.type, nil, value, path, depth)) if plan.wrapped
+        return read_well_known(klass, value, path) if plan.well_known
 
         value = {} if value == []
         raise DecodeError, "#{path}: expected an object, got #{kind(value)}" unless value.is_a?(Hash)
 
         message = klass.new
-        fields = keys(descriptor)
+        fields = plan.keys
         oneofs = nil
         value.each do |key, item|
           field = fields[key] or raise DecodeError, "#{path}: unknown field #{key.inspect}"
@@ -222,8 +226,12 @@ module Bridge
       end
 
       def read_bytes(value, path)
-        unless value.is_a?(String) && BASE64.match?(value)
-          raise DecodeError, "#{path}: expected base64, got #{value.is_a?(String) ? value[0, 40].inspect : kind(value)}"
+        raise DecodeError, "#{path}: expected base64, got #{kind(value)}" unless value.is_a?(String)
+
+        padding = value.index("=")
+        if value.count(NOT_BASE64).positive? ||
+           (padding && (value.bytesize - padding > 2 || value.count("=") != value.bytesize - padding))
+          raise DecodeError, "#{path}: not base64: #{value[0, 40].inspect}"
         end
 
         text = value.delete("=").tr("-_", "+/")
@@ -319,14 +327,23 @@ module Bridge
       # A google.protobuf.Value field, where null is a value (NULL_VALUE), as canonical.
       def null_value?(field) = %i[presence plain].include?(field.kind) && field.subtype&.name == "google.protobuf.Value"
 
-      # The fields of +descriptor+ by .proto name and by lowerCamelCase JSON name.
-      def keys(descriptor)
-        @keys[descriptor] || @lock.synchronize do
-          @keys[descriptor] ||= Msgpack.plan(descriptor).each_with_object({}) do |field, out|
-            out[field.name] = field
-            out[field.descriptor.json_name] ||= field
-          end.freeze
+      # What the walk needs of a message class, built once: its fields (the msgpack codec's plan),
+      # the same by .proto name and by lowerCamelCase JSON name, and whether it is a well-known type
+      # (+wrapped+: a wrapper's value field).
+      Plan = Struct.new(:fields, :keys, :well_known, :wrapped)
+
+      def plan(klass)
+        @plans[klass] || @lock.synchronize { @plans[klass] ||= build_plan(klass.descriptor) }
+      end
+
+      def build_plan(descriptor)
+        fields = Msgpack.plan(descriptor)
+        keys = fields.each_with_object({}) do |field, out|
+          out[field.name] = field
+          out[field.descriptor.json_name] ||= field
         end
+        wrapped = WRAPPERS[descriptor.name] ? descriptor.lookup("value") : nil
+        Plan.new(fields, keys.freeze, well_known?(descriptor), wrapped).freeze
       end
 
       def kind(value)
