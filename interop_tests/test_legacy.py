@@ -21,6 +21,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,26 +89,38 @@ def legacy_stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyStu
 
 
 def call(via: str, module: Any, service: str, rpc: str, request: Message,
-         reply_type: type[Message], address: str) -> Any:
+         reply_type: type[Message], address: str, events: list[Any] | None = None) -> Any:
     """``Service.Rpc(request)`` through the generated blocking or asyncio client, or through
-    ``bridge call`` (its typed error rebuilt from the exit status and stderr)."""
+    ``bridge call`` (its typed error rebuilt from the exit status and stderr). ``events`` gets
+    the worker's progress ``(numerator, denominator)`` and warnings (``str``) in order."""
     method = "".join("_" + c.lower() if c.isupper() else c for c in rpc).lstrip("_")
+    seen: list[Any] = [] if events is None else events
+    options: dict[str, Any] = {
+        "timeout": TIMEOUT,
+        "on_progress": lambda numerator, denominator: seen.append((numerator, denominator)),
+        "on_warning": seen.append,
+    }
     if via == "sync":
         with getattr(module, f"{service}Client")(address) as client:
-            return getattr(client, method)(request, timeout=TIMEOUT)
+            return getattr(client, method)(request, **options)
     if via == "asyncio":
         async def go() -> Any:
             async with getattr(module, f"{service}AsyncClient")(address) as client:
-                return await getattr(client, method)(request, timeout=TIMEOUT)
+                return await getattr(client, method)(request, **options)
         return asyncio.run(go())
     proto = LEGACY / ("legacy.proto" if module.__name__.endswith("legacy_bridge")
                       else "mistakes.proto")
     argv = [sys.executable, "-m", "bridge.cli", "call", f"{service}.{rpc}",
             json_format.MessageToJson(request, preserving_proto_field_name=True),
             "--schema", str(proto), "-I", str(PROTO_ROOT), "-I", str(SCHEMAS_DIR),
-            "--servers", address, "--timeout", str(TIMEOUT), "--progress", "off"]
+            "--servers", address, "--timeout", str(TIMEOUT), "--progress", "lines"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
                           env=python_env(), cwd=REPO_ROOT)
+    for line in done.stderr.splitlines():
+        if progress := re.fullmatch(r"bridge call: progress (\d+)/(\d+)( \(\d+%\))?", line):
+            seen.append((int(progress[1]), int(progress[2])))
+        elif line.startswith("bridge call: warning: "):
+            seen.append(line.removeprefix("bridge call: warning: "))
     if done.returncode == 0:
         return json_format.Parse(done.stdout.strip().splitlines()[-1], reply_type())
     assert done.returncode > 64, f"bridge call exited {done.returncode}:\n{done.stderr}"
@@ -196,15 +209,18 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyPeers]:
 @pytest.mark.parametrize("via", VIA)
 def test_php_json_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
     """json_decode / json_encode: enum names, int64 beyond 2^53, bytes as base64, a message field
-    passed through, and PHP's empty array for an empty map."""
+    passed through, and PHP's empty array for an empty map; the worker's sendStatus and
+    sendWarning reach the caller as they were sent."""
     pb = legacy_stubs.pb
     request = pb.ThumbnailRequest(
         path="/srv/images/caf\u00e9.jpg", width=4000, height=3000, max_side=400,
         format=pb.JPEG, keep_exif=False, source_bytes=2**53 + 1, tags=["summer", "\u00e9t\u00e9"],
         crop=pb.Box(left=10, top=0, width=3000, height=2000),
     )
+    events: list[Any] = []
     reply = call(via, legacy_stubs.legacy, "Legacy", "Thumbnail", request,
-                 pb.ThumbnailReply, peers.address)
+                 pb.ThumbnailReply, peers.address, events)
+    assert events == [(1, 3), (2, 3), (3, 3)]
     assert reply == pb.ThumbnailReply(
         thumb_path="/srv/images/caf\u00e9_thumb.jpg", width=400, height=300, scale=0.1,
         format=pb.JPEG, exif_kept=False, source_bytes=2**53 + 1,
@@ -213,10 +229,12 @@ def test_php_json_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs
         preview=b"\x89PNG\r\n\x1a\n\0" + "caf\u00e9".encode(),
         meta={}, crop=pb.Box(left=10, top=0, width=3000, height=2000),
     )
+    events.clear()
     reply = call(via, legacy_stubs.legacy, "Legacy", "Thumbnail",
                  pb.ThumbnailRequest(path="/a/b.png", width=100, height=50, max_side=400,
                                      keep_exif=True),
-                 pb.ThumbnailReply, peers.address)
+                 pb.ThumbnailReply, peers.address, events)
+    assert events == [(1, 3), "/a/b.png is within 400px: not scaled", (2, 3), (3, 3)]
     assert (reply.width, reply.height, reply.scale, reply.format) == (100, 50, 1.0, pb.PNG)
     assert reply.exif_kept and dict(reply.meta) == {"exif": "kept", "by": "php"}
     assert not reply.HasField("crop")

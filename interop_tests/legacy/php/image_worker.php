@@ -9,8 +9,13 @@ $worker->addServers(getenv('GEARMAN_SERVERS') ?: '127.0.0.1:4730');
 
 $worker->addFunction('thumbnail', function (GearmanJob $job) {
     $req = json_decode($job->workload(), true);
+    $job->sendStatus(1, 3);
 
     $scale = min(1.0, $req['max_side'] / max($req['width'], $req['height']));
+    if ($scale == 1.0) {
+        $job->sendWarning("{$req['path']} is within {$req['max_side']}px: not scaled");
+    }
+    $job->sendStatus(2, 3);
     $info = pathinfo($req['path']);
     $reply = [
         'thumb_path' => $info['dirname'] . '/' . $info['filename'] . '_thumb.' . $info['extension'],
@@ -27,6 +32,7 @@ $worker->addFunction('thumbnail', function (GearmanJob $job) {
     if (isset($req['crop'])) {
         $reply['crop'] = $req['crop'];
     }
+    $job->sendStatus(3, 3);
     return json_encode($reply);
 });
 
