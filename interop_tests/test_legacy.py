@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,36 @@ def test_silent_case_empty_reply(
                  pb.AuditEvent(user=user, action="login"), pb.Empty, peers.address)
     assert reply == pb.Empty()
     assert f"{user} login\n" in peers.audit_log.read_text()
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_background_call_to_legacy_worker(
+    via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs
+) -> None:
+    """A bare background submit (``audit_background``, ``bridge call --background``): the
+    unchanged worker reads the request as it reads any job's."""
+    event = legacy_stubs.pb.AuditEvent(user=f"bob-{via}", action="export")
+    if via == "sync":
+        with legacy_stubs.legacy.LegacyClient(peers.address) as client:
+            assert client.audit_background(event).handle
+    elif via == "asyncio":
+        async def go() -> None:
+            async with legacy_stubs.legacy.LegacyAsyncClient(peers.address) as client:
+                assert (await client.audit_background(event)).handle
+        asyncio.run(go())
+    else:
+        argv = [sys.executable, "-m", "bridge.cli", "call", "Legacy.Audit",
+                json_format.MessageToJson(event, preserving_proto_field_name=True),
+                "--schema", str(LEGACY / "legacy.proto"), "-I", str(PROTO_ROOT),
+                "-I", str(SCHEMAS_DIR), "--servers", peers.address, "--background"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+                              env=python_env(), cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["handle"]
+    deadline = time.monotonic() + TIMEOUT
+    while f"bob-{via} export\n" not in peers.audit_log.read_text():
+        assert time.monotonic() < deadline, "the background job never reached the worker"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("via", VIA)
