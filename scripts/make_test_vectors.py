@@ -774,6 +774,17 @@ _BARE_JSON_INVALID: list[tuple[str, str, str]] = [
     ("invalid_json_map_key_not_int", "Composite", '{"labels": {"x": "m"}}'),
     ("invalid_json_two_oneof_members", "Composite", '{"text": "a", "number": 1}'),
     ("invalid_json_null_in_array", "Composite", '{"numbers": [1, null]}'),
+    ("invalid_json_bool_for_double", "Scalars", '{"f_double": true}'),
+    ("invalid_json_bool_for_enum", "Scalars", '{"f_enum": true}'),
+    ("invalid_json_fraction_for_enum", "Scalars", '{"f_enum": 1.5}'),
+    ("invalid_json_enum_number_range", "Scalars", '{"f_enum": 4294967296}'),
+    ("invalid_json_int_string_underscore", "Scalars", '{"f_int32": "1_000"}'),
+    ("invalid_json_int_string_plus", "Scalars", '{"f_int32": "+1"}'),
+    ("invalid_json_int_string_trailing_dot", "Scalars", '{"f_int32": "5."}'),
+    ("invalid_json_int_string_fraction", "Scalars", '{"f_int32": "3.0"}'),
+    ("invalid_json_double_string_space", "Scalars", '{"f_double": " 1"}'),
+    ("invalid_json_double_string_leading_dot", "Scalars", '{"f_double": ".5"}'),
+    ("invalid_json_double_string_lowercase_infinity", "Scalars", '{"f_double": "infinity"}'),
 ]
 
 

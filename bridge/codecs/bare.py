@@ -118,9 +118,60 @@ def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
+# JSON's own number grammar, for numbers written as strings (json_format alone would also take
+# Python's spellings: "1_000", "+1", " 1", ".5", "infinity").
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_JSON_INTEGER = re.compile(r"-?[0-9]+")
+_FLOAT_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
+_INT_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED32, FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+_FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+
+
+def _wrong(field: FieldDescriptor, expected: str, value: Any) -> DecodeError:
+    return DecodeError(f"{field.full_name}: expected {expected}, got {json.dumps(value)[:40]}")
+
+
+def _check_scalar(field: FieldDescriptor, value: Any) -> Any:
+    """Section 8.2's reading rules for numbers and enums, where json_format is laxer; the value
+    to hand to json_format."""
+    kind = field.type
+    if kind in _INT_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _wrong(field, "an integer", value)
+        if isinstance(value, str) and not _JSON_INTEGER.fullmatch(value):
+            raise _wrong(field, "an integer", value)
+    elif kind in _FLOAT_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _wrong(field, "a number", value)
+        if isinstance(value, str) and not (
+            value in _FLOAT_WORDS or _JSON_NUMBER.fullmatch(value)
+        ):
+            raise _wrong(field, "a number", value)
+    elif kind == FieldDescriptor.TYPE_ENUM:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 3.0: an integral number, as for integer fields
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise _wrong(field, "an enum name or number", value)
+        if isinstance(value, int) and not -(2**31) <= value < 2**31:
+            raise _wrong(field, "an int32 enum number", value)
+        names: Any = field.enum_type.values_by_name if field.enum_type else {}
+        if (isinstance(value, str) and value not in names
+                and not _JSON_INTEGER.fullmatch(value)):
+            raise _wrong(field, "an enum name or number", value)
+    return value
+
+
 def _field_in(field: FieldDescriptor, value: Any, depth: int) -> Any:
     if field.type == FieldDescriptor.TYPE_BOOL and type(value) is int and value in (0, 1):
         return bool(value)
+    value = _check_scalar(field, value)
     if (
         field.type == FieldDescriptor.TYPE_BYTES
         and isinstance(value, str)
@@ -202,6 +253,8 @@ class RawCodec:
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         field = raw_field(message_type.DESCRIPTOR)
         message = message_type()
+        if not len(data):
+            return message  # every field unset, an ``optional`` one included (section 8.1)
         if field.type == FieldDescriptor.TYPE_STRING:
             try:
                 setattr(message, field.name, bytes(data).decode("utf-8"))

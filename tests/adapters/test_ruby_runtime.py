@@ -578,49 +578,6 @@ def test_bare_jobs_from_a_raw_client(
     assert worker.stop() == 0
 
 
-_NUMBER_TEXT = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-
-
-def _python_only(value: Any, descriptor: Any) -> bool:
-    """Input that Python's json_format (under the reference BareJsonCodec) accepts against wire
-    contract 8.2 and Ruby refuses: ``true`` for a float, double or enum; a non-integral number or
-    one outside int32 for an enum; a numeric string outside JSON's number syntax (leading zeros
-    aside: ``"1_000"``, ``"+1"``, ``" 1"``, ``"5."``, ``".5"``), which Python's int() / float()
-    take."""
-    if not isinstance(value, dict):
-        return False
-    by_json = {f.json_name: f for f in descriptor.fields}
-    for key, item in value.items():
-        field = descriptor.fields_by_name.get(key) or by_json.get(key)
-        if field is None or item is None:
-            continue
-        entry = field.message_type
-        if entry is not None and entry.GetOptions().map_entry:
-            field = entry.fields_by_name["value"]
-            items = list(item.values()) if isinstance(item, dict) else []
-        else:
-            items = item if isinstance(item, list) else [item]
-        if any(_python_only(v, field.message_type) if field.message_type is not None
-               else _python_only_scalar(field, v) for v in items):
-            return True
-    return False
-
-
-def _python_only_scalar(field: Any, v: Any) -> bool:
-    if field.type == field.TYPE_ENUM:
-        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-            return True
-        if isinstance(v, (int, float)):
-            return not -(2**31) <= v < 2**31
-        return (isinstance(v, str) and v not in field.enum_type.values_by_name
-                and not re.fullmatch(r"-?\d+", v))
-    if field.type in (field.TYPE_FLOAT, field.TYPE_DOUBLE) and isinstance(v, bool):
-        return True
-    numeric = field.type not in (field.TYPE_STRING, field.TYPE_BYTES, field.TYPE_BOOL)
-    return (numeric and isinstance(v, str) and v not in ("NaN", "Infinity", "-Infinity")
-            and not _NUMBER_TEXT.fullmatch(v))
-
-
 _JSON_VALUES: list[Any] = [
     None, [], {}, [1], [None], "x", "", "NaN", "Infinity", "-Infinity", "1.5", "7", "-3", "1e2",
     "3.0", 0, 1, -1, 2, 1.5, 3.0, 1e2, 2**31, 2**31 - 1, -(2**31) - 1, 2**32, 2**63, 2**64,
@@ -649,10 +606,9 @@ def _mutated_json(rng: random.Random, value: Any, depth: int = 0) -> Any:
 def test_ruby_and_python_bare_json_decoders_agree_on_mutated_inputs(generated: Path) -> None:
     """The bare JSON vectors with values swapped for others of every JSON kind, tokens spliced in
     and characters cut out (fixed seed), read by Python's BareJsonCodec and by Ruby's: the same
-    message (compared as canonical msgpack) or a decoding error on both sides, but where Python's
-    json_format is laxer than section 8.2 (_python_only): there Ruby must refuse. (This found
-    Ruby's JSON parser taking comments and unknown escapes, and strict base64 refusing bits left
-    over in the last character.)"""
+    message (compared as canonical msgpack) or a decoding error on both sides. (This found Ruby's
+    JSON parser taking comments and unknown escapes, strict base64 refusing bits left over in the
+    last character, and Python's json_format taking "1_000", "+1", ".5" or true for a double.)"""
     from bridge.codecs.bare import BareJsonCodec
 
     script = _vector_script()
@@ -664,7 +620,6 @@ def test_ruby_and_python_bare_json_decoders_agree_on_mutated_inputs(generated: P
     rng = random.Random(20261130)
     codec, canonical = BareJsonCodec(), MsgpackCodec()
     rows: list[list[str]] = []
-    lax: set[str] = set()
     while len(rows) < 5000:
         type_name, value = rng.choice(inputs)
         how = rng.randrange(4)
@@ -684,13 +639,9 @@ def test_ruby_and_python_bare_json_decoders_agree_on_mutated_inputs(generated: P
             answer = canonical.encode(codec.decode(message_class, data)).hex()
         except DecodeError:
             answer = "ERR"
-        if answer != "ERR" and how <= 1 and _python_only(changed, message_class.DESCRIPTOR):
-            lax.add(data.hex())
-            answer = "ERR"
         rows.append([type_name, "json", data.hex(), answer])
     assert sum(row[3] == "ERR" for row in rows) > 1000
     assert sum(row[3] != "ERR" for row in rows) > 400
-    assert len(lax) > 50
     proc = subprocess.run(
         [_ruby(), f"-I{generated}", f"-I{ADAPTER / 'lib'}", "-e", _AGREE_SCRIPT],
         input=json.dumps(rows), capture_output=True, text=True, timeout=170, check=False,

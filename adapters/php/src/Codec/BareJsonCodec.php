@@ -38,7 +38,7 @@ final class BareJsonCodec implements Codec
     private const TWO_POW_63 = 9223372036854775808.0;
     private const FLOAT_MAX = 3.4028234663852886e38;
     private const INTEGER = '/^-?[0-9]+$/';
-    private const NUMBER = '/^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/';
+    private const NUMBER = '/^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/';  // JSON's number syntax
     private const BASE64 = '/^[A-Za-z0-9+\/_-]*={0,2}$/';
 
     public function encode(Message $message): string

@@ -37,7 +37,7 @@ module Bridge
                     BytesValue].to_h { |name| ["google.protobuf.#{name}", true] }.freeze
       INT_TYPES = Msgpack::INT_RANGES
       # A number in a string (leading zeros allowed there, as protobuf's parsers do).
-      NUMBER = /\A-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
+      NUMBER = /\A-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
       INTEGER = /\A-?\d+\z/.freeze
       NOT_BASE64 = "^A-Za-z0-9+/_=-" # for String#count: a trailing "-" is itself
       # Ruby's JSON parser also takes /* */ and // comments and unknown escapes ("\m" as "m"): JSON
@@ -282,10 +282,8 @@ module Bridge
         number = case value
                  when Integer then value
                  when Float then integral(value, path)
-                 when String
-                   if INTEGER.match?(value) then Integer(value, 10)
-                   elsif NUMBER.match?(value) then integral(value.to_f, path)
-                   end
+                 when String # digits only (wire contract 8.2, reading rule 4)
+                   Integer(value, 10) if INTEGER.match?(value)
                  end
         raise DecodeError, "#{path}: expected an integer, got #{kind(value)}" if number.nil?
         raise DecodeError, "#{path}: #{number} is out of range for #{type}" unless INT_TYPES.fetch(type).cover?(number)
