@@ -1,8 +1,8 @@
 <?php
-// An order-total worker speaking msgpack (php-msgpack's msgpack_unpack / msgpack_pack), unchanged
-// legacy code. legacy.proto declares it as Legacy.OrderTotal (bare: true, encoding: MSGPACK);
-// mistakes.proto as Unaware.OrderTotal (no bare), the first silent failure of issue 12: this
-// worker reads an envelope as the integer 8 and answers totals of zero.
+// An order worker speaking msgpack (php-msgpack's msgpack_unpack / msgpack_pack), unchanged
+// legacy code. legacy.proto declares it as Legacy.OrderTotal and Legacy.OrderStatus (bare: true,
+// encoding: MSGPACK); unaware.proto as Unaware.OrderTotal (no bare), the first silent failure of
+// issue 12: this worker reads an envelope as the integer 8 and answers totals of zero.
 
 $worker = new GearmanWorker();
 $worker->addServers(getenv('GEARMAN_SERVERS') ?: '127.0.0.1:4730');
@@ -29,6 +29,12 @@ $worker->addFunction('order_total', function (GearmanJob $job) {
         'skus' => $skus,
         'free_shipping' => $total >= 5000,
     ]);
+});
+
+$worker->addFunction('order_status', function (GearmanJob $job) {
+    $req = msgpack_unpack($job->workload());
+    $id = $req['order_id'] ?? 0;
+    return msgpack_pack(['order_id' => $id, 'state' => $id % 2 ? 'shipped' : 'packing', 'eta_days' => $id % 5]);
 });
 
 while ($worker->work()) {
