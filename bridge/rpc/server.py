@@ -29,6 +29,12 @@ msgpack, JSON or raw bytes), the reply goes out alone (no reply frame), progress
 no attempt markers, the handler sees no deadline and empty metadata, and a failure is sent in the
 bare form of section 8.3: ``{"code":5,"status":"NOT_FOUND","message":"..."}`` for JSON methods,
 the message text for the others.
+
+A worker with keys (``Worker(keys=...)`` or ``BRIDGE_KEYS``, wire contract section 9) checks every
+job's signature, deadline and nonce right after reading its envelope; a job that fails is answered
+UNAUTHENTICATED naming the check ("unsigned job", "bad signature", "replayed"...), with one
+warning logged, and the worker goes on. Every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of a job
+that named a known key carries the reply MAC (``JobContext.reply``). Bare jobs are refused.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from bridge.errors import (
     ResourceExhausted,
     RpcError,
     StatusCode,
+    Unauthenticated,
     Unimplemented,
     WorkerFailed,
     error_for_code,
@@ -71,6 +78,7 @@ from bridge.rpc.envelope import (
 )
 from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.schema.model import Encoding
+from bridge.security import JobVerifier
 from bridge.v1 import envelope_pb2
 from bridge.worker import Handler, JobContext, Worker
 
@@ -221,16 +229,23 @@ class ServicerContext:
 
 def _start(
     job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int,
-    tag: int,
+    tag: int, verifier: JobVerifier | None,
 ) -> tuple[Message, ServicerContext, Codec]:
-    """Steps 1-7 of the contract's worker flow; raises the RpcError to answer with."""
+    """Steps 1-7 of the contract's worker flow, with the checks of a signed job (section 9.2)
+    after step 3 when the worker has keys; raises the RpcError to answer with."""
     if method.bare:
+        if verifier is not None:
+            raise _refused(job, method, "bare jobs cannot be signed")
         return _start_bare(job, method, implemented, max_request_bytes, tag)
     # The body stays a view into the job payload: a 64 MiB request is not copied again.
     try:
         envelope, body = split_request(job.payload, max_bytes=max_request_bytes)
     except (InvalidArgument, FailedPrecondition) as exc:
+        if verifier is not None:
+            _verify_unread(job, method, verifier)
         raise _not_an_envelope(method, job.payload, exc) from None
+    if verifier is not None:
+        _verify(job, method, verifier, envelope, body)
     if deadline_passed(envelope):
         raise DeadlineExceeded(
             f"{method.full_name}: the deadline passed while the job waited in the queue",
@@ -256,6 +271,44 @@ def _start(
     encoding = _ENCODINGS.get(codec.encoding, Encoding.PROTOBUF)
     context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding, tag)
     return request, context, codec
+
+
+def _verify(
+    job: JobContext, method: MethodSpec[Any, Any], verifier: JobVerifier,
+    envelope: envelope_pb2.Request, body: bytes | memoryview,
+) -> None:
+    """Section 9.2: raise UNAUTHENTICATED unless the job is signed by a known key, fresh and not
+    replayed. A job naming a known key with a 16-byte nonce gets signed replies (9.3), its
+    refusal included."""
+    key = verifier.reply_key(envelope)
+    if key is not None:
+        job.sign_replies(key, envelope.key_id, bytes(envelope.nonce))
+    failure = verifier.check(job.function, job.handle, envelope, body)
+    if failure is not None:
+        raise _refused(job, method, failure, envelope.key_id)
+
+
+def _verify_unread(job: JobContext, method: MethodSpec[Any, Any], verifier: JobVerifier) -> None:
+    """A job the envelope reader refused: when it failed only at step 4 (the encoding), the
+    signature checks come first, as section 9.2 orders (steps 1-3 passed)."""
+    probe = envelope_pb2.Request()
+    try:
+        probe.ParseFromString(job.payload)
+    except ProtobufDecodeError:
+        return
+    if probe.version == 1:
+        _verify(job, method, verifier, probe, probe.body)
+
+
+def _refused(job: JobContext, method: MethodSpec[Any, Any], failure: str,
+             key_id: str | None = None) -> Unauthenticated:
+    """The UNAUTHENTICATED answer to a job that failed a check, and its one warning line (the
+    function, the job handle and the check; never a key)."""
+    log.warning("%s: job %s refused (UNAUTHENTICATED): %s%s", job.function,
+                job.handle.decode("ascii", "backslashreplace"), failure,
+                f" (key id {key_id[:64]!r})" if key_id else "")
+    return Unauthenticated(f"{method.full_name}: {failure}", type="Unauthenticated",
+                           language=LANGUAGE)
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
@@ -373,7 +426,8 @@ def _bare_error(encoding: int, exc: BaseException) -> bytes:
 
 
 def _handler(
-    servicer: object, attr: str, method: MethodSpec[Any, Any], max_request_bytes: int
+    servicer: object, attr: str, method: MethodSpec[Any, Any], max_request_bytes: int,
+    worker: Worker,
 ) -> tuple[Handler, bool]:
     impl = getattr(servicer, attr, None)
     if impl is None or not callable(impl):
@@ -384,7 +438,8 @@ def _handler(
 
     def run_sync(job: JobContext) -> bytes:
         try:
-            request, context, codec = _start(job, method, implemented, max_request_bytes, tag)
+            request, context, codec = _start(job, method, implemented, max_request_bytes, tag,
+                                             worker.verifier)
             result = impl(request, context)
             if not method.server_streaming:
                 return context._reply(codec.encode(_check_reply(method, result)))
@@ -405,7 +460,8 @@ def _handler(
 
     async def run_async(job: JobContext) -> bytes:
         try:
-            request, context, codec = _start(job, method, implemented, max_request_bytes, tag)
+            request, context, codec = _start(job, method, implemented, max_request_bytes, tag,
+                                             worker.verifier)
             result = impl(request, context)
             if inspect.isawaitable(result):
                 result = await result
@@ -450,7 +506,7 @@ def add_service(
         if method.bare and method.server_streaming:
             raise ValueError(f"{method.full_name}: a bare method cannot stream (wire contract, "
                              f"section 8)")
-        handler, is_async = _handler(servicer, attr, method, max_request_bytes)
+        handler, is_async = _handler(servicer, attr, method, max_request_bytes, worker)
         worker.register(method.function, handler, threaded=not is_async)
 
 

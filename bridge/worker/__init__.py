@@ -33,7 +33,9 @@ from typing import Any, TypeAlias
 
 from bridge.errors import JobException, JobFailed
 from bridge.protocol import DEFAULT_MAX_BODY, PacketType
+from bridge.security import JobVerifier, Keyring
 from bridge.security.tls import TlsConfig
+from bridge.security.verify import DEFAULT_WINDOW_S
 from bridge.transport import Connection, parse_servers, tls_settings
 from bridge.worker.context import JobContext, packet
 from bridge.worker.link import Link
@@ -68,21 +70,23 @@ def _is_async(handler: Callable[..., Any]) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-def _answer(handle: bytes, function: str, outcome: BaseException | object) -> bytes:
-    """The job's final packet for a handler's return value or exception."""
+def _answer(context: JobContext, outcome: BaseException | object) -> bytes:
+    """The job's final packet for a handler's return value or exception (signed, through
+    ``context.reply``, when the job is)."""
     if isinstance(outcome, JobException):
-        return packet(_T.WORK_EXCEPTION, handle, outcome.payload)
+        return context.reply(_T.WORK_EXCEPTION, outcome.payload)
     if isinstance(outcome, JobFailed):
-        return packet(_T.WORK_FAIL, handle)
+        return packet(_T.WORK_FAIL, context.handle)
     if isinstance(outcome, BaseException):
         text = f"{type(outcome).__name__}: {outcome}"
-        return packet(_T.WORK_EXCEPTION, handle, text.encode("utf-8", "replace"))
+        return context.reply(_T.WORK_EXCEPTION, text.encode("utf-8", "replace"))
     if outcome is None:
-        return packet(_T.WORK_COMPLETE, handle, b"")
+        return context.reply(_T.WORK_COMPLETE, b"")
     if isinstance(outcome, bytes | bytearray | memoryview):
-        return packet(_T.WORK_COMPLETE, handle, bytes(outcome))
-    text = f"TypeError: handler for {function} returned {type(outcome).__name__}, not bytes"
-    return packet(_T.WORK_EXCEPTION, handle, text.encode())
+        return context.reply(_T.WORK_COMPLETE, outcome)
+    text = (f"TypeError: handler for {context.function} returned {type(outcome).__name__}, "
+            f"not bytes")
+    return context.reply(_T.WORK_EXCEPTION, text.encode())
 
 
 class Worker:
@@ -97,6 +101,12 @@ class Worker:
     results) is noticed too.
     ``tls``: settings for ``tls://host:port`` servers (``TlsConfig(ca=..., cert=..., key=...)``;
     default: the ``BRIDGE_TLS_*`` environment), as for ``AsyncClient``.
+    ``keys``: a :class:`bridge.security.Keyring` (default: ``BRIDGE_KEYS`` / ``BRIDGE_KEYS_FILE``
+    when set): every job of a service added with ``bridge.rpc.server.add_service`` must then be
+    signed by one of these keys, and its replies are signed (wire contract, section 9); jobs that
+    fail the checks are answered UNAUTHENTICATED. ``signing_window``: how far ahead (seconds) a
+    signed job's deadline may be; ``replay_capacity``: the replay cache's bound (entries).
+    Plain ``register()`` handlers see raw payloads: no check is made for them.
     """
 
     def __init__(
@@ -112,6 +122,9 @@ class Worker:
         reconnect_max: float = 5.0,
         max_body: int = DEFAULT_MAX_BODY,
         tls: TlsConfig | None = None,
+        keys: Keyring | None = None,
+        signing_window: float = DEFAULT_WINDOW_S,
+        replay_capacity: int = 100_000,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -127,6 +140,14 @@ class Worker:
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.max_body = max_body
+        if not signing_window > 0 or replay_capacity < 1:
+            raise ValueError("signing_window must be > 0 and replay_capacity >= 1")
+        self.signing_window = signing_window
+        self.replay_capacity = replay_capacity
+        #: the checks of signed jobs (wire contract, 9.2) with this process's replay cache; None
+        #: when the worker has no keys (jobs are not checked, replies not signed)
+        self.verifier: JobVerifier | None = None
+        self.set_keys(keys if keys is not None else Keyring.from_env())
         self._handlers: dict[bytes, _Registration] = {}
         self._links: list[Link] = []
         self._grabs = 0  # GRAB_JOB_UNIQ out, each holding a slot until answered
@@ -157,6 +178,21 @@ class Worker:
         for link in self._links:  # already serving: tell the servers right away
             if link.connection is not None and link.connection.is_open:
                 link.connection.write(packet(_T.CAN_DO, name))
+
+    def set_keys(self, keys: Keyring | None) -> None:
+        """Accept jobs signed by these keys from now on (rotation while serving; the replay
+        cache is kept), or, with None, stop requiring signed jobs."""
+        if keys is None:
+            self.verifier = None
+        elif self.verifier is None:
+            self.verifier = JobVerifier(keys, window=self.signing_window,
+                                        replay_capacity=self.replay_capacity)
+        else:
+            self.verifier.keyring = keys
+
+    @property
+    def keys(self) -> Keyring | None:
+        return None if self.verifier is None else self.verifier.keyring
 
     @property
     def functions(self) -> list[str]:
@@ -364,7 +400,7 @@ class Worker:
                 outcome, JobException | JobFailed
             ):
                 log.error("worker: %s handler raised", context.function, exc_info=outcome)
-            answer = _answer(context.handle, context.function, outcome)
+            answer = _answer(context, outcome)
         finally:
             # An exception caught here holds this frame through its traceback, and this frame
             # holds the exception: a cycle only a full garbage collection would free, keeping
@@ -421,7 +457,7 @@ class Worker:
                 outcome, JobException | JobFailed
             ):
                 log.error("worker: %s handler raised", context.function, exc_info=outcome)
-            answer = _answer(context.handle, context.function, outcome)
+            answer = _answer(context, outcome)
             context._finished = True
             context._deliver(answer)
             self.jobs_done += 1

@@ -9,6 +9,7 @@ from collections import deque
 
 from bridge.errors import ServerUnavailable
 from bridge.protocol import HEADER, Magic, PacketType
+from bridge.security.signing import Packet, reply_mac
 from bridge.transport import Connection
 
 __all__ = ["JobContext", "packet"]
@@ -21,6 +22,11 @@ def packet(packet_type: PacketType, *args: bytes) -> bytes:
     """One request packet (``\\0REQ``), its arguments joined with NUL."""
     body = b"\0".join(args)
     return HEADER.pack(_REQ, packet_type, len(body)) + body
+
+
+# The reply packets a signed job's MAC covers (wire contract, section 9.3).
+_SIGNED = {_T.WORK_DATA: Packet.DATA, _T.WORK_COMPLETE: Packet.COMPLETE,
+           _T.WORK_EXCEPTION: Packet.EXCEPTION}
 
 
 class JobContext:
@@ -38,6 +44,7 @@ class JobContext:
         "_loop",
         "_loop_thread",
         "_outbox",
+        "_reply_key",
         "function",
         "handle",
         "payload",
@@ -59,6 +66,8 @@ class JobContext:
         self._loop = loop
         self._loop_thread = loop_thread
         self._finished = False
+        # (key, key id, nonce) of a signed job: its replies carry a MAC (wire contract, 9.3).
+        self._reply_key: tuple[bytes, str, bytes] | None = None
         # Sends from a pool thread queue here and go out together, one loop wake-up per batch.
         self._outbox: deque[bytes] | None = None
         self._flush_scheduled = False
@@ -70,7 +79,7 @@ class JobContext:
 
     def send_data(self, data: bytes) -> None:
         """WORK_DATA: a chunk of the result, relayed to a foreground client at once."""
-        self._send(packet(_T.WORK_DATA, self.handle, bytes(data)))
+        self._send(self.reply(_T.WORK_DATA, data))
 
     def send_status(self, numerator: int, denominator: int) -> None:
         """WORK_STATUS: progress, ``numerator`` of ``denominator``."""
@@ -84,6 +93,31 @@ class JobContext:
     def send_warning(self, data: bytes) -> None:
         """WORK_WARNING: a message for the client that does not end the job."""
         self._send(packet(_T.WORK_WARNING, self.handle, bytes(data)))
+
+    def sign_replies(self, key: bytes, key_id: str, nonce: bytes) -> None:
+        """From now on every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of this job carries
+        ``HMAC-SHA256(key, ...)`` of its payload (wire contract, section 9.3). Called by the
+        servicer runtime once a job names a known key; a plain handler never needs it."""
+        self._reply_key = (key, key_id, bytes(nonce))
+
+    @property
+    def signed(self) -> bool:
+        """True when this job's replies are signed."""
+        return self._reply_key is not None
+
+    def reply(self, packet_type: PacketType, payload: bytes | bytearray | memoryview) -> bytes:
+        """The packet ``packet_type`` of this job carrying ``payload``: the one place replies are
+        made, so that a signed job's WORK_DATA / WORK_COMPLETE / WORK_EXCEPTION all get their
+        MAC appended."""
+        signing = self._reply_key
+        if signing is None or packet_type not in _SIGNED:
+            return packet(packet_type, self.handle, bytes(payload))
+        key, key_id, nonce = signing
+        if isinstance(payload, bytearray):
+            payload = bytes(payload)
+        mac = reply_mac(key, self.function, key_id, nonce, _SIGNED[packet_type], payload)
+        size = len(self.handle) + 1 + len(payload) + len(mac)
+        return b"".join((HEADER.pack(_REQ, packet_type, size), self.handle, b"\0", payload, mac))
 
     async def drain(self) -> None:
         """For async handlers that send much data: wait until the socket buffer has room."""
