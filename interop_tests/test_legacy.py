@@ -388,7 +388,8 @@ def test_php_work_fail(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) 
 
 @pytest.mark.parametrize("via", VIA)
 def test_perl_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) -> None:
-    """Gearman::Worker + JSON::XS: booleans as 1 / 0, a 64-bit checksum, a hash as a map."""
+    """Gearman::Worker + JSON::XS: booleans as 1 / 0, a 64-bit checksum, a hash as a map; an
+    error sent with ``send_work_exception`` as a JSON object with a code."""
     pb = legacy_stubs.pb
     text = "The 3 cats, the dog and THE caf\u00e9"
     reply = call(via, legacy_stubs.legacy, "Legacy", "WordStats",
@@ -401,6 +402,10 @@ def test_perl_worker(via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs) ->
     reply = call(via, legacy_stubs.legacy, "Legacy", "WordStats",
                  pb.WordStatsRequest(text="no digits here"), pb.WordStatsReply, peers.address)
     assert (reply.words, reply.has_digits) == (3, False)
+    with pytest.raises(errors.RpcError) as caught:  # send_work_exception with {"code": 3, ...}
+        call(via, legacy_stubs.legacy, "Legacy", "WordStats", pb.WordStatsRequest(),
+             pb.WordStatsReply, peers.address)
+    assert "no text to count" in expect(via, caught.value, errors.InvalidArgument)
 
 
 @pytest.mark.parametrize("via", VIA)

@@ -15,6 +15,12 @@ my $worker = Gearman::Worker->new(job_servers => \@servers);
 $worker->register_function(word_stats => sub {
     my $job = shift;
     my $req = $json->decode($job->arg);
+    unless (length $req->{text}) {
+        # Not `die`: Gearman::Worker 2.004 sends a died job's error Storable-frozen, then a
+        # WORK_FAIL that gearmand answers with ERROR JOB_NOT_FOUND, and that ERROR ends work().
+        $worker->send_work_exception($job, $json->encode({ code => 3, message => 'no text to count' }));
+        return undef;
+    }
 
     my $min = $req->{min_length} || 1;
     my @words = grep { length($_) >= $min } split /\W+/, $req->{text};
