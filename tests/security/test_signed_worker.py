@@ -149,6 +149,36 @@ async def test_signed_calls_in_both_encodings(gearmand: GearmandServer, interop:
     assert refusals(caplog) == []
 
 
+async def test_async_handlers_sign_their_replies_too(gearmand: GearmandServer,
+                                                    interop: Any) -> None:
+    """Async handlers run on the event loop, not in the pool: the same packets, signed."""
+    stubs, module = interop
+    pb = stubs.interop_pb2
+
+    class AsyncInterop(stubs.InteropServicer):  # type: ignore[misc,name-defined]
+        async def echo(self, request: Any, context: Any) -> Any:
+            context.progress(1, 1)  # an attempt marker goes out first: signed as well
+            return request
+
+        async def stream(self, request: Any, context: Any) -> AsyncIterator[Any]:
+            for i in range(request.count):
+                await asyncio.sleep(0)
+                yield pb.StreamItem(index=i)
+
+        async def raise_(self, request: Any, context: Any) -> Any:
+            context.abort(request.code, request.message)
+
+    async with serving(gearmand, module, AsyncInterop(), keys=OLD), \
+            stubs.InteropAsyncClient(gearmand.address, keys=OLD) as client:
+        for encoding in (Encoding.PROTOBUF, Encoding.MSGPACK):
+            sent = composite(pb, "async")
+            assert await client.echo(sent, encoding=encoding, on_progress=lambda n, d: None) == sent
+            assert [i.index async for i in client.stream(count=4, encoding=encoding)] == [
+                0, 1, 2, 3]
+            with pytest.raises(NotFound, match="gone"):
+                await client.raise_(code=5, message="gone", encoding=encoding)
+
+
 async def test_a_worker_without_keys_serves_unsigned_calls(gearmand: GearmandServer,
                                                            interop: Any) -> None:
     stubs, module = interop

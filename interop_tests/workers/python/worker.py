@@ -5,6 +5,10 @@ wire contract section 8), whose handlers are the Interop ones. interop_tests/REA
 each method does. Run with the generated stubs importable:
 
     PYTHONPATH=build/gen python3 worker.py --servers 127.0.0.1:4730 [--concurrency N]
+
+With ``BRIDGE_KEYS`` (or ``BRIDGE_KEYS_FILE``) set, ``Worker`` reads the keys itself: every
+enveloped job must be signed, replies are signed, bare jobs are refused (wire contract, section 9).
+``BRIDGE_TLS_*`` and ``tls://`` servers work the same way.
 """
 
 from __future__ import annotations
