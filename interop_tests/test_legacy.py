@@ -200,6 +200,10 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyPeers]:
                 except (TimeoutError, GearmandError) as exc:
                     raise AssertionError(f"{exc}:\n{logs[function].read_text()}") from None
             yield LegacyPeers(server, audit_log, logs)
+            # A legacy worker that died on a job would have turned later calls into timeouts.
+            dead = {f: p.returncode for f, p in processes.items() if p.poll() is not None}
+            assert not dead, f"legacy workers exited during the tests: {dead}:\n" + "\n".join(
+                logs[f].read_text(errors="replace")[-2000:] for f in dead)
         finally:
             for process in processes.values():
                 _kill_group(process)
