@@ -10,6 +10,8 @@ use Bridge\Runtime\Codec\DecodeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
 use Bridge\Runtime\Codec\ProtobufCodec;
 use Bridge\Runtime\Codec\RawCodec;
+use Bridge\Runtime\Security\JobVerifier;
+use Bridge\Runtime\Security\SignedSink;
 use Bridge\V1\Code;
 use Bridge\V1\Encoding;
 use Bridge\V1\Error;
@@ -17,7 +19,9 @@ use Google\Protobuf\Internal\Message;
 
 /**
  * Runs one job through the steps of the wire contract (section 2; section 8.4 for a bare method),
- * whatever the job server is.
+ * whatever the job server is. With a JobVerifier (keys), a job is run only when its signature,
+ * deadline and nonce pass the checks of section 9.2, and the replies of a job that named a known
+ * key are signed (section 9.3).
  * handle() throws only ConnectionLost (the job server's connection is gone: nothing more can be
  * sent); otherwise every job ends with exactly one WORK_COMPLETE, WORK_EXCEPTION or WORK_FAIL.
  */
@@ -35,6 +39,8 @@ final class Dispatcher
     private ?RawCodec $raw = null;
     /** True while the handler's own code runs: what it throws is UNKNOWN, anything else INTERNAL. */
     private bool $inHandler = false;
+    /** Set when the worker has keys: every job must be signed by one of them. */
+    private ?JobVerifier $verifier = null;
 
     /** @param \Closure(string): void|null $log */
     public function __construct(
@@ -53,6 +59,17 @@ final class Dispatcher
         $this->methods[$method->functionName] = $method;
     }
 
+    /** With keys: jobs must be signed (wire contract, section 9); null turns the checks off. */
+    public function setVerifier(?JobVerifier $verifier): void
+    {
+        $this->verifier = $verifier;
+    }
+
+    public function verifier(): ?JobVerifier
+    {
+        return $this->verifier;
+    }
+
     /** @return array<string, Method> by Gearman function name */
     public function methods(): array
     {
@@ -69,6 +86,10 @@ final class Dispatcher
             if ($method === null) {
                 // Only reachable when the job server hands us a function we never registered.
                 throw new Rejected(Code::UNIMPLEMENTED, "{$functionName} is not served by this worker");
+            }
+            if ($method->bare && $this->verifier !== null) {
+                // A bare job has nowhere to carry a signature (section 9).
+                throw $this->refuse($functionName, $handle, 'bare jobs cannot be signed');
             }
             // 1. size
             if (strlen($payload) > $this->maxRequestBytes) {
@@ -107,7 +128,8 @@ final class Dispatcher
         }
     }
 
-    private function run(Method $method, string $payload, JobSink $sink, string $handle, string $unique, string $attempt): void
+    /** $sink becomes the signing sink once the job has named a known key (its refusal is signed too). */
+    private function run(Method $method, string $payload, JobSink &$sink, string $handle, string $unique, string $attempt): void
     {
         $functionName = $method->functionName;
         // 2. envelope
@@ -129,6 +151,17 @@ final class Dispatcher
                     . 'the job has no envelope version, so it is probably not a bridge envelope; ' . self::BARE_HINT
                 : "envelope version {$request->version} is not supported (this worker speaks version 1)");
         }
+        // Signed jobs (section 9.2): after steps 1-3, before anything else.
+        if ($this->verifier !== null) {
+            $key = $this->verifier->replyKey($request);
+            if ($key !== null) {
+                $sink = new SignedSink($sink, $key, $functionName, $request->keyId, $request->nonce);
+            }
+            $failure = $this->verifier->check($functionName, $handle, $request);
+            if ($failure !== null) {
+                throw $this->refuse($functionName, $handle, $failure, $request->keyId);
+            }
+        }
         // 4. encoding
         $encoding = $request->encoding ?: Encoding::PROTOBUF;
         $codec = $this->codecFor($encoding);
@@ -139,8 +172,8 @@ final class Dispatcher
         }
         // 6. body
         $message = $codec->decode($request->body, $method->requestClass);
-        $sink = new FramedSink($sink, $encoding, FramedSink::typeTagOf($method->replyClass), $attempt, $method->serverStreaming);
-        $context = new Context($sink, $functionName, $request->metadata, $deadlineMs, $encoding, $handle, $unique);
+        $framed = new FramedSink($sink, $encoding, FramedSink::typeTagOf($method->replyClass), $attempt, $method->serverStreaming);
+        $context = new Context($framed, $functionName, $request->metadata, $deadlineMs, $encoding, $handle, $unique);
         // 7. (Unimplemented is thrown by the generated base class) 8. run the handler. Its own code
         // runs in the call and, for a generator, in each step of the foreach.
         $this->inHandler = true;
@@ -157,15 +190,15 @@ final class Dispatcher
             }
             foreach ($result as $item) {
                 $this->inHandler = false;
-                $sink->data($codec->encode(self::checkReply($item, $method, $functionName)));
+                $framed->data($codec->encode(self::checkReply($item, $method, $functionName)));
                 $this->inHandler = true;
             }
             $this->inHandler = false;
-            $sink->complete('');
+            $framed->complete('');
             return;
         }
         $this->inHandler = false;
-        $sink->complete($codec->encode(self::checkReply($result, $method, $functionName)));
+        $framed->complete($codec->encode(self::checkReply($result, $method, $functionName)));
     }
 
     /**
@@ -193,6 +226,24 @@ final class Dispatcher
         $result = ($method->handler)($message, $context);
         $this->inHandler = false;
         $sink->complete($codec->encode(self::checkReply($result, $method, $method->functionName)));
+    }
+
+    /**
+     * The UNAUTHENTICATED answer to a job that failed a check of section 9.2, and its one warning
+     * line: the function, the job handle and the check (and the key id the job named; never a key).
+     */
+    private function refuse(string $functionName, string $handle, string $failure, string $keyId = ''): Rejected
+    {
+        if ($this->log !== null) {
+            ($this->log)(sprintf(
+                'warning: %s: job %s refused (UNAUTHENTICATED): %s%s',
+                $functionName,
+                addcslashes($handle, "\0..\37\177..\377\\"),
+                $failure,
+                $keyId === '' ? '' : " (key id '" . addcslashes(substr($keyId, 0, 64), "\0..\37\177..\377'\\") . "')"
+            ));
+        }
+        return new Rejected(Code::UNAUTHENTICATED, "{$functionName}: {$failure}");
     }
 
     private function bareCodecFor(int $encoding): Codec

@@ -24,6 +24,9 @@ final class Envelope
         public readonly array $metadata,
         public readonly int $encoding,
         public readonly string $body,
+        public readonly string $keyId = '',
+        public readonly string $nonce = '',
+        public readonly string $mac = '',
     ) {
     }
 
@@ -35,6 +38,9 @@ final class Envelope
         $metadata = [];
         $encoding = 0;
         $body = '';
+        $keyId = '';
+        $nonce = '';
+        $mac = '';
         $pos = 0;
         $len = strlen($payload);
         while ($pos < $len) {
@@ -60,6 +66,15 @@ final class Envelope
                 }
                 if ($field === 5) {
                     $body = substr($payload, $pos, $n);
+                } elseif ($field === 6) {
+                    $keyId = substr($payload, $pos, $n);
+                    if (!preg_match('//u', $keyId)) {
+                        throw new DecodeError('invalid protobuf for bridge.v1.Request: key_id is not valid UTF-8');
+                    }
+                } elseif ($field === 7) {
+                    $nonce = substr($payload, $pos, $n);
+                } elseif ($field === 8) {
+                    $mac = substr($payload, $pos, $n);
                 } elseif ($field === 3) {
                     [$key, $value] = self::mapEntry(substr($payload, $pos, $n));
                     $metadata[$key] = $value;
@@ -74,7 +89,7 @@ final class Envelope
                 throw new DecodeError("invalid protobuf for bridge.v1.Request: wire type {$wireType}");
             }
         }
-        return new self($version, $deadlineMs, $metadata, $encoding, $body);
+        return new self($version, $deadlineMs, $metadata, $encoding, $body, $keyId, $nonce, $mac);
     }
 
     /** @return array{string, string} */

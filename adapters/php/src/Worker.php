@@ -4,6 +4,11 @@ declare(strict_types=1);
 
 namespace Bridge\Runtime;
 
+use Bridge\Runtime\Security\JobVerifier;
+use Bridge\Runtime\Security\Keyring;
+use Bridge\Runtime\Security\ReplayCache;
+use Bridge\Runtime\Security\SharedReplayCache;
+
 /**
  * A bridge worker: serves the registered methods on every job server given, until SIGTERM.
  *
@@ -15,6 +20,9 @@ namespace Bridge\Runtime;
  * one (pcntl), each with its own connections; this process supervises them, restarts one that dies,
  * and passes SIGTERM on. SIGTERM (or SIGINT) stops grabbing jobs, lets the running job finish, and
  * run() returns 0.
+ *
+ * With keys (`keys:`, else `BRIDGE_KEYS` / `BRIDGE_KEYS_FILE`), every job must be signed by one of
+ * them (wire contract, section 9); the forked processes share one replay cache, kept by this one.
  */
 final class Worker
 {
@@ -49,6 +57,11 @@ final class Worker
      * @param string|null $clientId the id `gearadmin --workers` shows (default "bridge-php-<pid>")
      * @param int $readTimeoutMs a job server that owes an answer this long (frozen, link cut) has its
      *        connection closed and reopened with backoff; the other servers are served meanwhile
+     * @param Keyring|null $keys the keys signed jobs may use; null: BRIDGE_KEYS or BRIDGE_KEYS_FILE
+     *        when set (Keyring::fromEnv()), else jobs are not checked
+     * @param int $signingWindowS how far ahead (seconds) a signed job's deadline may be
+     * @param int $replayCapacity the most (key id, nonce) pairs the replay cache holds
+     * @throws Security\KeyringError when the keys given or in the environment cannot be used
      */
     public function __construct(
         string|array $servers = '127.0.0.1:4730',
@@ -57,6 +70,9 @@ final class Worker
         ?\Closure $log = null,
         private readonly ?string $clientId = null,
         private readonly int $readTimeoutMs = self::DEFAULT_READ_TIMEOUT_MS,
+        ?Keyring $keys = null,
+        int $signingWindowS = JobVerifier::DEFAULT_WINDOW_S,
+        int $replayCapacity = ReplayCache::DEFAULT_CAPACITY,
     ) {
         if ($concurrency < 1) {
             throw new \InvalidArgumentException("concurrency must be at least 1, got {$concurrency}");
@@ -70,6 +86,10 @@ final class Worker
             fwrite(STDERR, sprintf("[bridge-php %d] %s\n", getmypid(), $line));
         };
         $this->dispatcher = new Dispatcher($maxRequestBytes, $this->log);
+        $keys ??= Keyring::fromEnv();
+        if ($keys !== null) {
+            $this->dispatcher->setVerifier(new JobVerifier($keys, $signingWindowS, $replayCapacity));
+        }
     }
 
     public function addMethod(Method $method): void
@@ -98,7 +118,12 @@ final class Worker
             if (!function_exists('pcntl_fork')) {
                 throw new \RuntimeException('concurrency > 1 needs the pcntl extension; start several processes instead');
             }
-            return (new Supervisor($this->concurrency, $this->log))->run(fn (): int => $this->serve());
+            $verifier = $this->dispatcher->verifier();
+            // The replay cache lives in this process; each forked one asks it (SharedReplayCache).
+            $service = $verifier === null
+                ? null
+                : static fn (string $request): string => SharedReplayCache::answer($verifier->replayGuard(), $request);
+            return (new Supervisor($this->concurrency, $this->log, $service))->run(fn (mixed $channel): int => $this->serve($channel));
         }
         return $this->serve();
     }
@@ -107,9 +132,13 @@ final class Worker
      * The job loop of one process: each job server's link moves on without blocking on the others
      * (ServerLink); in between, the loop waits for any server to send something.
      */
-    private function serve(): int
+    private function serve(mixed $supervisor = null): int
     {
         $this->installSignalHandlers();
+        $verifier = $this->dispatcher->verifier();
+        if ($verifier !== null && $supervisor !== null) {
+            $verifier->useReplayGuard(new SharedReplayCache($supervisor));
+        }
         $this->watchdog = SendWatchdog::start($this->readTimeoutMs);
         $clientId = $this->clientId ?? 'bridge-php-' . getmypid();
         $links = [];
@@ -117,9 +146,10 @@ final class Worker
             $links[] = new ServerLink($host, $port, $this->register(...), $clientId, $this->readTimeoutMs, $this->log);
         }
         ($this->log)(sprintf(
-            'serving %d functions on %s',
+            'serving %d functions on %s%s',
             count($this->dispatcher->methods()),
-            implode(',', array_map(static fn (ServerLink $l): string => $l->name(), $links))
+            implode(',', array_map(static fn (ServerLink $l): string => $l->name(), $links)),
+            $verifier === null ? '' : "; signed jobs only (key ids: {$verifier->keyring->ids()})"
         ));
         // One server: wait on it alone for a while. Several: wait on each in turn, briefly, so a
         // job on one is picked up at most a few milliseconds late while the others are watched.
