@@ -7,6 +7,7 @@ require_relative "context"
 require_relative "errors"
 require_relative "frame"
 require_relative "request_view"
+require_relative "security/verifier"
 require_relative "service"
 require_relative "gearman/connection"
 
@@ -17,6 +18,8 @@ module Bridge
   # Its replies are frames (Bridge::Frame) of one attempt: the attempt id is drawn when the job is
   # taken; #frame_replies gives the encoding and the reply type's tag once the envelope is read.
   # A job of a bare method (#bare!) sends its reply as it is: no frames, no attempt markers.
+  # A signed job's (#sign_replies) WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION payloads carry the
+  # reply MAC (wire contract, section 9.3).
   class Job
     attr_reader :handle, :function_name, :unique, :payload, :attempt, :bare
 
@@ -37,6 +40,7 @@ module Bridge
       @items = 0
       @data_sent = false
       @bare = nil # the encoding of a bare method's job
+      @signing = nil # [key, key id, nonce] of a signed job
       @lock = Mutex.new # a handler may report from several threads: sequence numbers stay in order
     end
 
@@ -53,6 +57,15 @@ module Bridge
       @bare = encoding
     end
 
+    # From now on every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of this job carries
+    # HMAC-SHA256(key, reply input) after its payload (the dispatcher calls it once a job names a
+    # known key with a 16-byte nonce).
+    def sign_replies(key, key_id, nonce)
+      @signing = [key, key_id, nonce].freeze
+    end
+
+    def signed? = !@signing.nil?
+
     # One stream item (WORK_DATA, frame kind ITEM, sequence = its index).
     def send_item(body)
       @lock.synchronize do
@@ -67,13 +80,15 @@ module Bridge
 
     # The unary reply (WORK_COMPLETE, frame kind REPLY; a bare job's reply as it is).
     def complete(body)
-      @lock.synchronize { final(:WORK_COMPLETE, @handle, @bare ? body : frame(Frame::REPLY, 0, body)) }
+      @lock.synchronize { final(:WORK_COMPLETE, @handle, signed(:WORK_COMPLETE, @bare ? body : frame(Frame::REPLY, 0, body))) }
     end
 
     # The end of a stream (WORK_COMPLETE, frame kind END_OF_STREAM, sequence = items sent).
-    def complete_stream = @lock.synchronize { final(:WORK_COMPLETE, @handle, frame(Frame::END_OF_STREAM, @items)) }
+    def complete_stream
+      @lock.synchronize { final(:WORK_COMPLETE, @handle, signed(:WORK_COMPLETE, frame(Frame::END_OF_STREAM, @items))) }
+    end
 
-    def exception(data) = @lock.synchronize { final(:WORK_EXCEPTION, @handle, data) }
+    def exception(data) = @lock.synchronize { final(:WORK_EXCEPTION, @handle, signed(:WORK_EXCEPTION, data)) }
     def fail = @lock.synchronize { final(:WORK_FAIL, @handle) }
 
     private
@@ -99,7 +114,16 @@ module Bridge
     def intermediate(type, data, *rest)
       raise Bridge::Error.new(:failed_precondition, "the job already ended; #{type} not sent") if @finished
 
+      data = signed(type, data) if type == :WORK_DATA
       @connection.send_packet(type, @handle, data, *rest, generation: @generation)
+    end
+
+    # +payload+ with the reply MAC appended, for a signed job; else as it is.
+    def signed(type, payload)
+      return payload unless @signing
+
+      key, key_id, nonce = @signing
+      payload.b + Security::Signing.reply_mac(key, @function_name, key_id, nonce, type, payload)
     end
 
     def final(type, *args)
@@ -121,13 +145,16 @@ module Bridge
     # Exceptions a handler may raise that still leave the process healthy enough to go on.
     HANDLER_FAILURES = [StandardError, ScriptError, SystemStackError].freeze
     TRACE_LINES = 30
-    VERSION, DEADLINE, METADATA, ENCODING, BODY =
-      RequestView::VERSION, RequestView::DEADLINE, RequestView::METADATA, RequestView::ENCODING, RequestView::BODY
+    VERSION, DEADLINE, METADATA, ENCODING, BODY, KEY_ID, NONCE, MAC =
+      RequestView::VERSION, RequestView::DEADLINE, RequestView::METADATA, RequestView::ENCODING, RequestView::BODY,
+      RequestView::KEY_ID, RequestView::NONCE, RequestView::MAC
 
     BARE_HINT = "a caller that sends bare payloads needs the method declared `bare: true` (wire contract section 8)"
     NO_METADATA = {}.freeze
 
     attr_reader :max_request_bytes
+    # The checks of signed jobs (a Security::JobVerifier), or nil: jobs are not checked.
+    attr_accessor :verifier
 
     # The WORK_EXCEPTION payload of a bare method's error (wire contract section 8.3): a JSON
     # method's is {"code": 5, "status": "NOT_FOUND", "message": "..."}, any other the message
@@ -140,7 +167,8 @@ module Bridge
       JSON.generate({ "code" => code, "status" => status, "message" => text }).b
     end
 
-    def initialize(max_request_bytes: DEFAULT_MAX_REQUEST_BYTES, logger: Logger.new($stderr))
+    def initialize(max_request_bytes: DEFAULT_MAX_REQUEST_BYTES, logger: Logger.new($stderr), verifier: nil)
+      @verifier = verifier
       @routes = {}
       @max_request_bytes = max_request_bytes
       @logger = logger
@@ -187,6 +215,10 @@ module Bridge
         return reject(job, :FAILED_PRECONDITION, "unsupported envelope version #{version} (this worker speaks 1)#{hint}")
       end
 
+      if (verifier = @verifier) && (failure = verify(job, verifier, request))
+        return refuse(job, rpc, failure, KEY_ID.get(request))
+      end
+
       encoding = ENCODINGS[ENCODING.get(request)]
       return reject(job, :INVALID_ARGUMENT, "unknown body encoding #{ENCODING.get(request).inspect}") unless encoding
 
@@ -224,6 +256,8 @@ module Bridge
     # method's encoding; no deadline and no metadata travel.
     def perform_bare(job, rpc, handler, implemented)
       job.bare!(rpc.encoding)
+      return refuse(job, rpc, "bare jobs cannot be signed") if @verifier
+
       payload = job.payload
       if payload.bytesize > @max_request_bytes
         return reject(job, :RESOURCE_EXHAUSTED,
@@ -238,6 +272,29 @@ module Bridge
       return reject(job, :UNIMPLEMENTED, "#{rpc.owner.service_name}.#{rpc.name} is not implemented by this worker") unless implemented
 
       run(job, rpc, handler, body, Context.new(job, metadata: NO_METADATA, deadline_ms: 0, encoding: rpc.encoding), nil)
+    end
+
+    # Section 9.2's checks of a signed job (after the envelope's steps 1-3); nil when it may run,
+    # else the failed check. A job naming a known key with a 16-byte nonce gets signed replies,
+    # its refusal included.
+    def verify(job, verifier, request)
+      key_id = KEY_ID.get(request)
+      nonce = NONCE.get(request)
+      key = verifier.reply_key(key_id, nonce)
+      job.sign_replies(key, key_id, nonce) if key
+      verifier.check(job.function_name, job.handle,
+                     key_id: key_id, nonce: nonce, mac: MAC.get(request), version: VERSION.get(request),
+                     deadline_ms: DEADLINE.get(request), encoding: ENCODING.get(request),
+                     metadata: RequestView.metadata(METADATA.get(request)), body: BODY.get(request))
+    end
+
+    # UNAUTHENTICATED for a job that failed a check, and its one warning line (function, job
+    # handle, the check, the key id it named; never a key).
+    def refuse(job, rpc, failure, key_id = "")
+      named = key_id.empty? ? "" : " (key id #{key_id[0, 64].inspect})"
+      @logger.warn("#{job.function_name}: job #{job.handle} refused (UNAUTHENTICATED): #{failure}#{named}")
+      name = rpc ? "#{rpc.owner.service_name}.#{rpc.name}" : job.function_name
+      answer_error(job, Bridge::V1::Code::UNAUTHENTICATED, "#{name}: #{failure}", nil, type: "Unauthenticated")
     end
 
     def run(job, rpc, handler, body, context, emit)

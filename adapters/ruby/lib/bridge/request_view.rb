@@ -19,6 +19,9 @@ module Bridge
           repeated :metadata, :message, 3, "bridge.runtime.ruby.RequestView.Entry"
           optional :encoding, :int32, 4 # bridge.v1.Encoding, open: any number is kept
           optional :body, :bytes, 5
+          optional :key_id, :string, 6
+          optional :nonce, :bytes, 7
+          optional :mac, :bytes, 8
         end
         add_message "bridge.runtime.ruby.RequestView.Entry" do
           optional :key, :string, 1
@@ -31,7 +34,8 @@ module Bridge
     # The fields, read through their descriptors: protobuf 3.21's generated accessors go through
     # method_missing, several times slower, and this runs once per job.
     FIELDS = MESSAGE.descriptor.to_h { |field| [field.name.to_sym, field] }.freeze
-    VERSION, DEADLINE, METADATA, ENCODING, BODY = FIELDS.values_at(:version, :deadline_ms, :metadata, :encoding, :body)
+    VERSION, DEADLINE, METADATA, ENCODING, BODY, KEY_ID, NONCE, MAC =
+      FIELDS.values_at(:version, :deadline_ms, :metadata, :encoding, :body, :key_id, :nonce, :mac)
     DECODE_OPTIONS = { recursion_limit: 100 }.freeze
 
     module_function
