@@ -15,11 +15,13 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import ProtocolError, ServerError, ServerUnavailable
-from bridge.security.tls import TlsConfig, TlsError, resolve
 from bridge.transport import ServerAddress, tls_reason
+
+if TYPE_CHECKING:
+    from bridge.security.tls import TlsConfig
 
 __all__ = [
     "AsyncAdmin",
@@ -130,6 +132,8 @@ def _ok_value(line: str) -> str:
 
 
 def _tls_options(address: ServerAddress, tls: TlsConfig | None) -> tuple[ssl.SSLContext, str]:
+    from bridge.security.tls import TlsError, resolve
+
     settings = resolve(tls)
     try:
         return settings.context(), settings.server_name or address.host

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.client._link import (
     DataCallback,
@@ -26,8 +26,10 @@ from bridge.client._link import (
 )
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, HEADER, Magic, PacketType
-from bridge.security.tls import TlsConfig
 from bridge.transport import ServerAddress, parse_servers, tls_settings
+
+if TYPE_CHECKING:
+    from bridge.security.tls import TlsConfig
 
 __all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Priority"]
 

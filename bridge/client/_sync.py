@@ -7,13 +7,15 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Priority
 from bridge.client._link import DataCallback, StatusCallback
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
-from bridge.security.tls import TlsConfig
+
+if TYPE_CHECKING:
+    from bridge.security.tls import TlsConfig
 
 __all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
 

@@ -19,11 +19,13 @@ import ssl
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import ProtocolError, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, Magic, Packet, PacketDecoder
-from bridge.security.tls import TlsConfig, TlsError, resolve
+
+if TYPE_CHECKING:  # bridge.security (and protobuf under it) is imported for tls:// servers only
+    from bridge.security.tls import TlsConfig
 
 __all__ = [
     "DEFAULT_PORT",
@@ -106,6 +108,8 @@ def tls_settings(addresses: Sequence[ServerAddress], tls: TlsConfig | None) -> T
     once here, so a wrong path fails at construction (``TlsError``) and not at each connect."""
     if not any(address.tls for address in addresses):
         return tls
+    from bridge.security.tls import resolve
+
     settings = resolve(tls)
     settings.check()
     return settings
@@ -169,6 +173,8 @@ class Connection(asyncio.BufferedProtocol):
         connection = cls(address, on_packet, on_lost, max_body=max_body)
         options: dict[str, Any] = {}
         if address.tls:
+            from bridge.security.tls import TlsError, resolve
+
             settings = resolve(tls)
             try:
                 options = {
