@@ -149,6 +149,71 @@ def test_same_bytes_same_answer_as_the_python_codecs(tmp_path: Path) -> None:
     assert not differ, f"{len(differ)} of {len(cases)} differ:\n" + "\n".join(differ[:20])
 
 
+def _mutated_bare_json() -> list[tuple[str, bytes]]:
+    """Every bare JSON vector's input text (300 bytes at most), and the same with each byte
+    deleted or replaced in turn by one of a few JSON-significant characters."""
+    replacements = b'0"-[]{}1e.n,\\ '
+    cases = []
+    vectors = json.loads((REPO / "schemas" / "testdata" / "bare_json_vectors.json").read_text())
+    for vector in vectors:
+        if "bare_json_text_hex" in vector:
+            text = bytes.fromhex(vector["bare_json_text_hex"])
+        elif "bare_json_text" in vector:
+            text = vector["bare_json_text"].encode()
+        else:
+            text = json.dumps(vector["bare_json"]).encode()
+        if len(text) > 300:
+            continue
+        cases.append((vector["type"], text))
+        for i, old in enumerate(text):
+            cases.append((vector["type"], text[:i] + text[i + 1:]))
+            cases.extend((vector["type"], text[:i] + bytes([new]) + text[i + 1:])
+                         for new in replacements if new != old)
+    return cases
+
+
+@pytest.mark.timeout(300)
+def test_same_json_same_answer_as_the_python_bare_codec(tmp_path: Path) -> None:
+    """The bare JSON mapping (wire contract 8.2): ~60k mutations of the bare JSON vectors read by
+    C and by the Python reference codec (BareJsonCodec): the same message (as canonical msgpack)
+    or both a decoding error. Differences by design: a string holding U+0000 is refused by C
+    (protobuf-c strings are NUL-terminated), and C refuses "" for a message field, which Python's
+    json_format reads as an empty message (the contract says an object or [])."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_test_vectors import message_class
+
+    from bridge.codecs import BareJsonCodec, MsgpackCodec
+
+    build = tmp_path / "build"
+    subprocess.run(
+        ["make", "-s", "-C", str(ADAPTER), f"BUILD={build}", f"PYTHON={sys.executable}",
+         "decode-lines"], check=True, capture_output=True, timeout=280,
+    )
+    cases = _mutated_bare_json()
+    lines = "".join(f"{t} json {d.hex() or '-'}\n" for t, d in cases)
+    proc = subprocess.run([str(build / "tests" / "decode_lines")], input=lines, text=True,
+                          capture_output=True, timeout=120, check=True)
+    answers = proc.stdout.split("\n")[:-1]  # (an answer may quote U+2028: not splitlines)
+    assert len(answers) == len(cases) > 40_000
+    bare, mp = BareJsonCodec(), MsgpackCodec()
+    differ, by_design = [], 0
+    for (type_name, data), c_answer in zip(cases, answers, strict=True):
+        try:
+            py_answer = "OK " + mp.encode(bare.decode(message_class(type_name), data)).hex()
+        except Exception as exc:
+            py_answer = f"ERR {exc}"
+        if py_answer == c_answer or (py_answer[:3] == c_answer[:3] == "ERR"):
+            continue
+        if c_answer.startswith("ERR") and ("U+0000" in c_answer
+                                           or "expected an object (message), got a string"
+                                           in c_answer):
+            by_design += 1
+            continue
+        differ.append(f"{type_name} {data[:120]!r}: python {py_answer[:60]}, c {c_answer[:80]}")
+    assert not differ, f"{len(differ)} of {len(cases)} differ:\n" + "\n".join(differ[:20])
+    assert by_design < len(cases) // 100
+
+
 # ------------------------------------------------------------------ generated code
 
 EDGE_PROTO = """

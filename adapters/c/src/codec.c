@@ -438,8 +438,9 @@ const ProtobufCFieldDescriptor *bridge__raw_field(const ProtobufCMessageDescript
     if (desc == NULL || desc->n_fields != 1)
         return NULL;
     const ProtobufCFieldDescriptor *f = &desc->fields[0];
+    /* A oneof here is proto3 `optional`'s (the only field: the generator refuses real oneofs). */
     if ((f->type != PROTOBUF_C_TYPE_BYTES && f->type != PROTOBUF_C_TYPE_STRING) ||
-        f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        f->label == PROTOBUF_C_LABEL_REPEATED)
         return NULL;
     return f;
 }
@@ -462,26 +463,33 @@ static bridge_status raw_decode(const ProtobufCMessageDescriptor *desc, const ui
                                 "not a RAW %s: NUL characters cannot be held by protobuf-c strings",
                                 desc->name);
     }
+    bool presence = (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || f->label == PROTOBUF_C_LABEL_OPTIONAL;
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    if (msg == NULL)
+        return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+    desc->message_init(msg);
+    if (len == 0 && presence) { /* zero bytes: every field unset, an optional one too (8.1) */
+        *out = msg;
+        return BRIDGE_STATUS_OK;
+    }
     uint8_t *copy = NULL;
     if (len > 0 || f->type == PROTOBUF_C_TYPE_STRING) {
-        if ((copy = malloc(len + 1)) == NULL)
+        if ((copy = malloc(len + 1)) == NULL) {
+            free(msg);
             return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
+        }
         memcpy(copy, data, len);
         copy[len] = '\0';
     }
-    ProtobufCMessage *msg = malloc(desc->sizeof_message);
-    if (msg == NULL) {
-        free(copy);
-        return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
-    }
-    desc->message_init(msg);
     char *member = (char *)msg + f->offset;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        *(uint32_t *)((char *)msg + f->quantifier_offset) = f->id;
     if (f->type == PROTOBUF_C_TYPE_STRING) {
         *(char **)member = (char *)copy;
     } else {
         ((ProtobufCBinaryData *)member)->data = copy;
         ((ProtobufCBinaryData *)member)->len = len;
-        if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+        if (f->label == PROTOBUF_C_LABEL_OPTIONAL && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
             *(protobuf_c_boolean *)((char *)msg + f->quantifier_offset) = 1;
     }
     *out = msg;
@@ -496,6 +504,8 @@ static bridge_status raw_encode(const ProtobufCMessage *msg, bridge_buffer *out,
         return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
                             "%s cannot be RAW: it needs exactly one bytes or string field",
                             msg->descriptor->name);
+    if (!bridge__field_present(msg, f))
+        return BRIDGE_STATUS_OK; /* unset (or empty): zero bytes */
     const char *member = (const char *)msg + f->offset;
     if (f->type == PROTOBUF_C_TYPE_BYTES) {
         const ProtobufCBinaryData *b = (const ProtobufCBinaryData *)member;

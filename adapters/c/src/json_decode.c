@@ -177,6 +177,33 @@ static bool parse_decimal(const char *s, bool *neg, uint64_t *mag)
     return *s == '\0';
 }
 
+/* True when s is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number_text(const char *s)
+{
+    s += *s == '-';
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        s += strspn(s, "0123456789");
+    else
+        return false;
+    if (*s == '.') {
+        size_t n = strspn(++s, "0123456789");
+        if (n == 0)
+            return false;
+        s += n;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        s += *s == '+' || *s == '-';
+        size_t n = strspn(s, "0123456789");
+        if (n == 0)
+            return false;
+        s += n;
+    }
+    return *s == '\0';
+}
+
 /* A whole-string number as strtod reads it, minus what JSON peers never mean (hex, spaces). */
 static bool parse_double_text(const char *s, double *out)
 {
@@ -195,7 +222,7 @@ static bool parse_double_text(const char *s, double *out)
  * An integer-valued JSON value as sign and magnitude: a number with an integral value, a string
  * holding one ("12", "-3", "1e2"), or a rewritten literal. Returns false when it is none of those.
  */
-static bool integer_of(const json_t *v, bool *neg, uint64_t *mag, bool *too_big)
+static bool integer_of(const json_t *v, bool lenient_text, bool *neg, uint64_t *mag, bool *too_big)
 {
     *too_big = false;
     const char *text = big_literal(v);
@@ -205,8 +232,11 @@ static bool integer_of(const json_t *v, bool *neg, uint64_t *mag, bool *too_big)
         *mag = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
         return true;
     }
-    if (text == NULL && json_is_string(v))
+    if (text == NULL && json_is_string(v)) {
         text = json_string_value(v);
+        if (!lenient_text && text[strspn(text + (*text == '-'), "0123456789") + (*text == '-')] != '\0')
+            return false; /* a string holds -?[0-9]+ (map keys may also say "1e2") */
+    }
     double x;
     if (text != NULL) {
         if (parse_decimal(text, neg, mag))
@@ -236,11 +266,11 @@ static bool integer_of(const json_t *v, bool *neg, uint64_t *mag, bool *too_big)
 }
 
 static bridge_status dec_integer(jdec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
-                                 void *member)
+                                 bool lenient_text, void *member)
 {
     bool neg, too_big;
     uint64_t mag;
-    if (!integer_of(v, &neg, &mag, &too_big))
+    if (!integer_of(v, lenient_text, &neg, &mag, &too_big))
         return json_is_string(v) || json_is_real(v)
                    ? JFAIL(d, "field %s: not an integer", f->name)
                    : type_error(d, f, "an integer", v);
@@ -287,7 +317,7 @@ static bridge_status dec_float(jdec *d, const ProtobufCFieldDescriptor *f, const
             x = INFINITY;
         else if (strcmp(text, "-Infinity") == 0)
             x = -INFINITY;
-        else if (!parse_double_text(text, &x))
+        else if (!json_number_text(text) || !parse_double_text(text, &x))
             return JFAIL(d, "field %s: not a number: \"%.40s\"", f->name, text);
     } else {
         return type_error(d, f, "a number", v);
@@ -375,7 +405,7 @@ static bridge_status dec_value(jdec *d, const ProtobufCFieldDescriptor *f, const
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        return dec_integer(d, f, v, member);
+        return dec_integer(d, f, v, false, member);
     case PROTOBUF_C_TYPE_ENUM: {
         if (json_is_string(v) && big_literal(v) == NULL) {
             const ProtobufCEnumValue *ev =
@@ -392,7 +422,7 @@ static bridge_status dec_value(jdec *d, const ProtobufCFieldDescriptor *f, const
         }
         ProtobufCFieldDescriptor as_int = *f;
         as_int.type = PROTOBUF_C_TYPE_INT32;
-        return dec_integer(d, &as_int, v, member); /* a number the enum may not define (open) */
+        return dec_integer(d, &as_int, v, false, member); /* a number the enum may not define (open) */
     }
     case PROTOBUF_C_TYPE_BOOL:
         if (json_is_boolean(v))
@@ -452,14 +482,10 @@ static bridge_status dec_map_key(jdec *d, const ProtobufCFieldDescriptor *kf, co
         *(protobuf_c_boolean *)member = key[0] == 't';
         return BRIDGE_STATUS_OK;
     }
-    bool neg;
-    uint64_t mag;
-    if (!parse_decimal(key, &neg, &mag))
-        return JFAIL(d, "map key \"%.40s\" is not an integer", key);
-    json_t *num = json_string(key); /* through the integer rules, range included */
+    json_t *num = json_string(key); /* through the integer rules ("12", "1e2"), range included */
     if (num == NULL)
         return BRIDGE_STATUS_NO_MEMORY;
-    bridge_status st = dec_integer(d, kf, num, member);
+    bridge_status st = dec_integer(d, kf, num, true, member);
     json_decref(num);
     return st;
 }

@@ -2,7 +2,8 @@
  * Decodes messages given one per line on stdin, "TYPE ENCODING HEX" (HEX "-" for no bytes), and
  * prints one line each: "OK <the message as canonical msgpack, hex>" or "ERR <reason>". The
  * differential test (tests/adapters/test_c_runtime.py) feeds it the same bytes as the Python
- * codecs to check that both runtimes give the same answer.
+ * codecs to check that both runtimes give the same answer. ENCODING is protobuf, msgpack or json
+ * (the bare JSON mapping).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +43,12 @@ int main(void)
         ProtobufCMessage *msg = NULL;
         char err[256] = "";
         bridge_encoding enc = strcmp(encoding, "protobuf") == 0 ? BRIDGE_ENCODING_PROTOBUF
+                              : strcmp(encoding, "json") == 0   ? BRIDGE_ENCODING_JSON
                                                                  : BRIDGE_ENCODING_MSGPACK;
         if (bridge_decode(desc, enc, data, n, &msg, err, sizeof err) != BRIDGE_STATUS_OK) {
+            for (char *c = err; *c; c++)
+                if (*c == '\n' || *c == '\r')
+                    *c = ' '; /* one answer per line (a reason may quote the input) */
             printf("ERR %s\n", err);
             continue;
         }
