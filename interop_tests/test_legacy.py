@@ -16,6 +16,7 @@ Legacy → bridge: unchanged clients (PHP ``GearmanClient``, Perl ``Gearman::Cli
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import importlib
@@ -38,7 +39,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from bridge import admin, errors
+from bridge.codecs import codec_for
 from bridge.codecs.bare import BareJsonCodec
+from bridge.rpc.client import Encoding
 from bridge.testing import GearmandError, GearmandServer
 from interop_tests.conftest import Stubs, WorkerPool
 from interop_tests.langs.base import REPO_ROOT, SCHEMAS_DIR
@@ -506,14 +509,22 @@ def by_call(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_php_client(pool: WorkerPool, stubs: Stubs) -> None:
-    """GearmanClient::doNormal (JSON, ``[]`` for an empty request, raw text), an error with and
-    without the exception callback, and doBackground polled with jobStatus until done."""
+    """GearmanClient::doNormal (JSON, msgpack_pack, ``[]`` for an empty request, raw text), an
+    error with and without the exception callback, and doBackground polled with jobStatus until
+    done."""
     assert_serves(pool, "interop_bare_echo_json", "interop_bare_whoami_json",
                   "interop_bare_reverse", "interop_bare_raise_json")
     calls = by_call(run_client(["php", str(LEGACY / "php" / "client.php"), pool.address]))
     echo = calls["echo_json"]
     assert echo["rc"] == 0
     assert as_composite(stubs, echo["reply"]) == as_composite(stubs, echo["sent"])
+    packed = calls["echo_msgpack"]
+    assert packed["rc"] == 0
+    msgpack = codec_for(Encoding.MSGPACK)
+    sent = msgpack.decode(stubs.pb.Composite, base64.b64decode(packed["sent_base64"]))
+    assert sent.inner.value == -9007199254740993 and sent.labels[-1] == "minus one"
+    assert msgpack.decode(stubs.pb.Composite, base64.b64decode(packed["reply_base64"])) == sent
+    assert packed["reply"]["text"] == "h\u00e9llo in msgpack"  # msgpack_unpack reads the reply
     assert calls["whoami_json"]["rc"] == 0
     whoami = JSON.decode(stubs.pb.WhoAmIReply, json.dumps(calls["whoami_json"]["reply"]).encode())
     assert whoami == stubs.pb.WhoAmIReply(language=pool.built.wire_language)

@@ -25,6 +25,21 @@ $order = [
 $result = $client->doNormal('interop_bare_echo_json', json_encode($order));
 report('echo_json', $client, ['reply' => json_decode($result, true), 'sent' => $order]);
 
+// Foreground, msgpack: the same kind of array through msgpack_pack (enums as numbers here).
+$packed = msgpack_pack([
+    'text' => "h\u{e9}llo in msgpack",
+    'numbers' => [1, -2, 300],
+    'inner' => ['name' => 'box', 'value' => -9007199254740993],
+    'labels' => [7 => 'seven', -1 => 'minus one'],
+    'scalars' => ['f_double' => 2.5, 'f_bool' => true, 'f_enum' => 3, 'f_uint64' => PHP_INT_MAX],
+]);
+$result = $client->doNormal('interop_bare_echo_msgpack', $packed);
+report('echo_msgpack', $client, [
+    'reply_base64' => base64_encode($result),
+    'sent_base64' => base64_encode($packed),
+    'reply' => msgpack_unpack($result),
+]);
+
 // An empty request as PHP writes it: json_encode([]) is "[]".
 $result = $client->doNormal('interop_bare_whoami_json', json_encode([]));
 report('whoami_json', $client, ['reply' => json_decode($result, true)]);
