@@ -314,8 +314,12 @@ def _refused(job: JobContext, method: MethodSpec[Any, Any], failure: str,
     log.warning("%s: job %s refused (UNAUTHENTICATED): %s%s", job.function,
                 job.handle.decode("ascii", "backslashreplace"), failure,
                 f" (key id {key_id[:64]!r})" if key_id else "")
+    # No Python traceback: a caller that failed the checks learns nothing of the worker's code.
     return Unauthenticated(f"{method.full_name}: {failure}", type="Unauthenticated",
-                           language=LANGUAGE)
+                           language=LANGUAGE, trace=_REFUSED_TRACE)
+
+
+_REFUSED_TRACE = "refused by the signed-job checks (wire contract, section 9.2)"
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
