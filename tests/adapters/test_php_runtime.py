@@ -1,11 +1,14 @@
 """The PHP runtime (adapters/php): its own PHPUnit suite, the emitter, and what is particular to
 PHP's worker process against a real gearmand: a handler's exception does not kill the process,
 forked parallel workers, large replies, reply frames, a frozen job server, the poison job, missing
-generated code. The behaviour every language shares (errors, SIGTERM, reconnects, several servers,
+generated code, signed jobs over TLS through ``bridge tunnel`` (one replay cache for the forked
+processes). The behaviour every language shares (errors, SIGTERM, reconnects, several servers,
 size limits, malformed jobs) is in interop_tests/."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -21,14 +24,16 @@ from typing import Any
 
 import pytest
 
-from bridge import admin
-from bridge.client import Client
+from bridge import admin, errors
+from bridge.client import AsyncClient, Client
 from bridge.codecs import codec_for
 from bridge.codegen import CodegenError, get_emitter, write_files
 from bridge.errors import JobException
 from bridge.rpc.envelope import decode_error, encode_request
 from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.schema import load
+from bridge.security import Keyring, Packet, split_signed
+from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.testing.netns import NetnsLab, unavailable
 from interop_tests.langs.base import generate_interop
@@ -628,3 +633,84 @@ def test_a_missing_generated_class_is_internal_and_logged(
         proc.wait(10)
     log_text = log_path.read_text()
     assert log_text.count("worker-side failure (answered INTERNAL)") == 2, log_text
+
+
+KEY = bytes(range(7, 39))
+
+
+@pytest.mark.timeout(120)
+def test_a_php_worker_behind_bridge_tunnel_answers_signed_typed_calls_over_tls(
+    php_gen: Path, pb: ModuleType, tmp_path: Path
+) -> None:
+    """The deployment adapters/php/README.md ("Security") gives: gearmand behind its TLS front
+    with client certificates, the PHP worker (4 forked processes, BRIDGE_KEYS) reaching it through
+    ``bridge tunnel``, a typed Python client with a certificate and the key. Then eight copies of
+    one signed job at once over TLS: run exactly once, whichever forked process takes each (they
+    share the supervisor's replay cache), the seven others refused "replayed" with a signed
+    UNAUTHENTICATED; the key is in no log line."""
+    from interop.v1 import interop_bridge  # the pb fixture's generated package is on sys.path
+
+    echo = PREFIX + "Echo"
+    log_path = tmp_path / "tunnel.log"
+    with GearmandServer(tls=True) as server:
+        env = {**os.environ, **server.tls_env(), "BRIDGE_PHP_GEN": str(php_gen),
+               "BRIDGE_KEYS": f"k1:{base64.b64encode(KEY).decode()}"}
+        argv = [sys.executable, "-m", "bridge.cli", "tunnel", "--servers", server.tls_address,
+                "--", _tool("php"), str(WORKER), "--servers", "{servers}", "--concurrency", "4"]
+        with log_path.open("wb") as log:
+            tunnel = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            server.wait_for_workers(echo, count=4, timeout=30, processes=[tunnel])
+            with interop_bridge.InteropClient(server.tls_address, tls=server.client_tls,
+                                              keys=Keyring({"k1": KEY})) as client:
+                sent = pb.Composite(text="signed, over TLS", numbers=[1, -1], tags=["é"])
+                assert client.echo(sent, timeout=10) == sent
+                assert client.who_am_i(pb.Empty(), timeout=10).language == "php"
+            # Without the key the same worker refuses the call (typed on the client side).
+            with (interop_bridge.InteropClient(server.tls_address, tls=server.client_tls) as plain,
+                  pytest.raises(errors.Unauthenticated, match="unsigned job")):
+                plain.echo(sent, timeout=10)
+
+            body = pb.Composite(text="pay 100").SerializeToString()
+            nonce = os.urandom(16)
+            deadline = time.time_ns() // 1_000_000 + 30_000
+            mac = hmac_sha256(KEY, request_input(echo, "k1", nonce, 1, deadline, PROTOBUF, {},
+                                                 body))
+            job = encode_request(body, encoding=PROTOBUF, deadline_ms=deadline,
+                                 signature=("k1", nonce, mac))
+
+            async def eight_copies() -> list[Any]:
+                raw = AsyncClient(server.tls_address, tls=server.client_tls)
+                try:
+                    return await asyncio.gather(
+                        *(raw.call(echo, job, timeout=20) for _ in range(8)),
+                        return_exceptions=True)
+                finally:
+                    await raw.close()
+
+            outcomes = asyncio.run(eight_copies())
+            ran = [o for o in outcomes if isinstance(o, bytes)]
+            refused = [o for o in outcomes if isinstance(o, JobException)]
+            assert (len(ran), len(refused)) == (1, 7), outcomes
+            opened = split_signed(KEY, echo, "k1", nonce, Packet.COMPLETE, ran[0])
+            assert opened is not None and parse_frame(opened).body == body
+            for refusal in refused:
+                error_bytes = split_signed(KEY, echo, "k1", nonce, Packet.EXCEPTION,
+                                           refusal.payload)
+                assert error_bytes is not None, "the refusal of a known key's job is signed"
+                error = decode_error(error_bytes)
+                assert (error.code, error.message) == (16, f"{echo}: replayed"), error
+        finally:
+            if tunnel.poll() is None:
+                tunnel.send_signal(signal.SIGTERM)
+            try:
+                code = tunnel.wait(30)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(tunnel.pid, signal.SIGKILL)
+        log = log_path.read_text("utf-8", "replace")
+        assert code == 0, log[-3000:]
+        assert "signed jobs only (key ids: k1)" in log, log[-3000:]
+        assert log.count("refused (UNAUTHENTICATED): replayed") == 7, log[-3000:]
+        assert base64.b64encode(KEY).decode() not in log and KEY.hex() not in log
