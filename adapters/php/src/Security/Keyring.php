@@ -29,7 +29,7 @@ final class Keyring
      * @param array<string, string> $keys key id => key bytes
      * @throws KeyringError
      */
-    public function __construct(array $keys, ?string $signingId = null)
+    public function __construct(#[\SensitiveParameter] array $keys, ?string $signingId = null)
     {
         if ($keys === []) {
             throw new KeyringError('a keyring needs at least one key');
@@ -75,7 +75,7 @@ final class Keyring
      *
      * @throws KeyringError
      */
-    public static function parse(string $text, ?string $signingId = null): self
+    public static function parse(#[\SensitiveParameter] string $text, ?string $signingId = null): self
     {
         $lines = preg_split('/\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e]|\x{85}|\x{2028}|\x{2029}/u', $text) ?: explode("\n", $text);
         $lines = array_filter($lines, static fn (string $line): bool => !str_starts_with(ltrim($line), '#'));

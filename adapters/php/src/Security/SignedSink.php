@@ -17,7 +17,7 @@ final class SignedSink implements JobSink
 {
     public function __construct(
         private readonly JobSink $sink,
-        private readonly string $key,
+        #[\SensitiveParameter] private readonly string $key,
         private readonly string $function,
         private readonly string $keyId,
         private readonly string $nonce,

@@ -57,19 +57,19 @@ final class Signing
             . pack('CJ', $packet, strlen($payload)) . $payload;
     }
 
-    public static function hmac(string $key, string $data): string
+    public static function hmac(#[\SensitiveParameter] string $key, string $data): string
     {
         return hash_hmac('sha256', $data, $key, true);
     }
 
     /** The 32-byte MAC a worker appends to a reply packet's payload. */
-    public static function replyMac(string $key, string $function, string $keyId, string $nonce, int $packet, string $payload): string
+    public static function replyMac(#[\SensitiveParameter] string $key, string $function, string $keyId, string $nonce, int $packet, string $payload): string
     {
         return self::hmac($key, self::replyInput($function, $keyId, $nonce, $packet, $payload));
     }
 
     /** A signed reply's payload when its MAC is right (constant-time check), else null. */
-    public static function splitSigned(string $key, string $function, string $keyId, string $nonce, int $packet, string $signed): ?string
+    public static function splitSigned(#[\SensitiveParameter] string $key, string $function, string $keyId, string $nonce, int $packet, string $signed): ?string
     {
         if (strlen($signed) < self::MAC_SIZE) {
             return null;
