@@ -4,7 +4,9 @@ gearmand servers: reply frames, poison jobs, a frozen job server, SIGTERM."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -24,13 +26,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from bridge import admin
+from bridge import admin, errors
 from bridge.client import Client
 from bridge.codecs import DecodeError, MsgpackCodec, ProtobufCodec
 from bridge.codegen.ruby.emitter import RESERVED_METHOD_NAMES
 from bridge.errors import JobException
 from bridge.rpc.envelope import encode_request
 from bridge.rpc.frame import Frame, FrameKind, parse_frame, type_tag
+from bridge.security import Keyring
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
 from interop_tests.langs.base import generate_interop
@@ -121,12 +124,14 @@ POISON = bytes.fromhex("080120022a0e81a76e756d62657273ddffffffff")
 class RubyWorker:
     """The Ruby interop worker (interop_tests/workers/ruby) as a process; its log is collected."""
 
-    def __init__(self, generated: Path, servers: str, *extra: str) -> None:
+    def __init__(self, generated: Path, servers: str, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.log = ""
         self.proc = subprocess.Popen(
             [_ruby(), f"-I{generated}", f"-I{ADAPTER / 'lib'}", str(RUBY_INTEROP_WORKER),
              "--servers", servers, *extra],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "BRIDGE_LOG_LEVEL": "info"},
+            stderr=subprocess.PIPE, text=True,
+            env=env if env is not None else {**os.environ, "BRIDGE_LOG_LEVEL": "info"},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -652,3 +657,150 @@ def test_ruby_and_python_bare_json_decoders_agree_on_mutated_inputs(generated: P
         f"{len(disagreements)} of {len(rows)} inputs: [type, encoding, hex, python, ruby] "
         f"{[[*row[:2], bytes.fromhex(row[2])[:200], *row[3:]] for row in disagreements[:5]]}"
     )
+
+
+# ------------------------------------------------- TLS to the job server, and signed jobs on top
+
+@pytest.fixture(scope="module")
+def python_stubs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ModuleType, ModuleType]]:
+    """The generated Python client of the interop schema (typed calls)."""
+    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(out))
+    try:
+        pb = importlib.import_module("interop.v1.interop_pb2")
+        stub = importlib.import_module("interop.v1.interop_bridge")
+    finally:
+        sys.path.remove(str(out))
+    yield pb, stub
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+
+
+def _tls_env(server: GearmandServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BRIDGE_TLS_", "BRIDGE_KEYS", "BRIDGE_SERVERS"))}
+    return {**env, **server.tls_env(), "BRIDGE_LOG_LEVEL": "debug", **extra}
+
+
+def _wait_log(worker: RubyWorker, pattern: str, count: int, deadline_s: float) -> list[str]:
+    end = time.monotonic() + deadline_s
+    while True:
+        found = re.findall(pattern, worker.log)
+        if len(found) >= count or time.monotonic() > end:
+            return found
+        time.sleep(0.1)
+
+
+KEY = bytes(range(32))
+
+
+@pytest.mark.timeout(90)
+async def test_a_ruby_worker_over_tls_answers_typed_python_calls_over_tls(
+    generated: Path, python_stubs: tuple[ModuleType, ModuleType], gearmand: GearmandServer,
+    ruby_workers: list[RubyWorker],
+) -> None:
+    """The worker reaches a TLS front (settings from BRIDGE_TLS_*) and a plain gearmand in one
+    --servers list, with BRIDGE_KEYS: typed calls (unary, stream, progress, error) from a Python
+    client over TLS with the same key are answered and signed; through the plain door too."""
+    pb, stub = python_stubs
+    keys = Keyring({"k1": KEY})
+    with GearmandServer(tls=True) as front:
+        env = _tls_env(front, BRIDGE_KEYS=f"k1:{base64.b64encode(KEY).decode()}")
+        worker = RubyWorker(generated, f"{front.tls_address},{gearmand.address}", env=env)
+        ruby_workers.append(worker)
+        front.wait_for_workers(ECHO, timeout=20, processes=[worker.proc])
+        assert f"connected to {front.tls_address}#0" in worker.log
+        async with stub.InteropAsyncClient(front.tls_address, tls=front.client_tls,
+                                           keys=keys) as client:
+            sent = pb.Composite(text="through TLS ✓", numbers=[1, -1], tags=["é"])
+            assert await client.echo(sent, timeout=10) == sent
+            assert (await client.who_am_i(pb.Empty(), timeout=10)).language == "ruby"
+            items = [i.index async for i in client.stream(count=3, payload_size=70_000,
+                                                          timeout=10)]
+            assert items == [0, 1, 2]
+            big = os.urandom(3_000_000)  # many TLS records each way
+            assert (await client.echo_blob(data=big, timeout=20)).data == big
+            with pytest.raises(errors.NotFound):
+                await client.raise_(code=5, message="gone", timeout=10)
+        # gearmand behind the front sees the worker's connection coming from the front (loopback)
+        assert any(ECHO in row.functions for row in admin.workers(front.address))
+        async with stub.InteropAsyncClient(gearmand.address, keys=keys) as plain:
+            assert (await plain.echo_blob(data=b"plain door", timeout=10)).data == b"plain door"
+        assert worker.stop() == 0, worker.log
+    assert "ERROR" not in worker.log, worker.log
+    assert base64.b64encode(KEY).decode() not in worker.log
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("case", ["no client certificate", "wrong server name"])
+def test_a_refused_tls_connection_is_an_error_retried_without_crashing(
+    generated: Path, ruby_workers: list[RubyWorker], case: str
+) -> None:
+    """Without a client certificate (the front refuses it) or checking the front's certificate
+    for another name (the worker refuses it): one ERROR line saying why, retries with backoff,
+    no worker ever registered behind the front, and SIGTERM still ends the worker at once."""
+    with GearmandServer(tls=True) as front:
+        env = _tls_env(front)
+        if case == "no client certificate":
+            del env["BRIDGE_TLS_CERT"], env["BRIDGE_TLS_KEY"]
+            why = "client certificate"
+        else:
+            env["BRIDGE_TLS_SERVER_NAME"] = "elsewhere.invalid"
+            why = "certificate verify failed"
+        worker = RubyWorker(generated, front.tls_address, env=env)
+        ruby_workers.append(worker)
+        attempts = _wait_log(worker, r"reconnecting", 4, 20)
+        assert len(attempts) >= 4, worker.log
+        errors_logged = [line for line in worker.log.splitlines() if " ERROR -- " in line]
+        assert len(errors_logged) == 1, worker.log
+        assert why in errors_logged[0], errors_logged
+        assert worker.proc.poll() is None, worker.log
+        assert not any(ECHO in row.functions for row in admin.workers(front.address))
+        stopping = time.monotonic()
+        assert worker.stop(timeout=10) == 0, worker.log
+        assert time.monotonic() - stopping < 3.0
+    assert "crashed" not in worker.log
+
+
+@pytest.mark.timeout(120)
+def test_a_frozen_gearmand_behind_the_tls_front_is_left_and_rejoined(
+    generated: Path, gearmand: GearmandServer, ruby_workers: list[RubyWorker]
+) -> None:
+    """The read timeout holds through TLS: gearmand behind the front frozen (the front still
+    up), calls through the plain server are answered within the read timeout; thawed, the
+    worker serves the TLS door again (it reconnected)."""
+    with GearmandServer(tls=True) as front:
+        worker = RubyWorker(generated, f"{front.tls_address},{gearmand.address}",
+                            env=_tls_env(front))
+        ruby_workers.append(worker)
+        front.wait_for_workers(ECHO, timeout=20, processes=[worker.proc])
+        _wait_served(gearmand.address, 15)
+        _freeze(front)
+        try:
+            latencies = []
+            with Client(gearmand.address) as client:
+                for i in range(6):
+                    begun = time.monotonic()
+                    assert _echo(client, f"call {i}", timeout=8) == f"call {i}"
+                    latencies.append(time.monotonic() - begun)
+            assert max(latencies) < 6.5, latencies
+            assert _wait_log(worker, r"tls://\S+: no answer to \w+ within", 1, 15), worker.log
+        finally:
+            _thaw(front)
+        with Client(front.tls_address, tls=front.client_tls) as client:
+            end = time.monotonic() + 20
+            while True:
+                try:
+                    assert _echo(client, "rejoined", timeout=2) == "rejoined"
+                    break
+                except JobException:
+                    raise
+                except Exception:
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.2)
+        assert worker.stop() == 0, worker.log

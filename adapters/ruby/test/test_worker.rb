@@ -252,8 +252,24 @@ class TestWorker < Minitest::Test
   end
 
   def test_server_addresses
-    assert_equal [["a", 1], ["b", 4730], ["::1", 9]], Bridge::Worker.parse_servers("a:1, b,[::1]:9")
+    assert_equal [["a", 1, false], ["b", 4730, false], ["::1", 9, false]],
+                 Bridge::Worker.parse_servers("a:1, b,[::1]:9").map(&:to_a)
+    servers = Bridge::Worker.parse_servers(["tls://a:4731,TCP://b", "TLS://[::1]"])
+    assert_equal [["a", 4731, true], ["b", 4730, false], ["::1", 4730, true]], servers.map(&:to_a)
+    assert_equal "tls://a:4731,b:4730,tls://[::1]:4730", servers.join(",")
     assert_raises(ArgumentError) { Bridge::Worker.parse_servers("") }
     assert_raises(ArgumentError) { Bridge::Worker.parse_servers("a:x") }
+    assert_raises(ArgumentError) { Bridge::Worker.parse_servers("http://a:1") }
+    assert_raises(ArgumentError) { Bridge::Worker.parse_servers("tls://") }
+  end
+
+  def test_tls_settings_are_checked_when_the_worker_is_made
+    error = assert_raises(Bridge::Security::TlsError) do
+      Bridge::Worker.new(servers: "tls://127.0.0.1:1", tls: { ca: "/nonexistent/ca.pem" })
+    end
+    assert_includes error.message, "/nonexistent/ca.pem"
+    assert_raises(Bridge::Security::TlsError) { Bridge::Security::TlsConfig.new(key: "k.pem") }
+    # plain servers only: TLS settings are not needed, nor read
+    Bridge::Worker.new(servers: "127.0.0.1:1", tls: { ca: "/nonexistent/ca.pem" })
   end
 end

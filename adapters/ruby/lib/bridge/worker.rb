@@ -4,6 +4,7 @@ require "logger"
 require "socket"
 require_relative "dispatcher"
 require_relative "gearman/connection"
+require_relative "security"
 require_relative "worker/link"
 
 module Bridge
@@ -23,12 +24,25 @@ module Bridge
   # Stop: #stop (safe inside a signal trap: it only sets a flag and writes one byte to a pipe)
   # makes every link stop grabbing; running jobs finish; links that run no job are given
   # STOP_GRACE seconds, whatever the servers do, then #run returns.
+  #
+  # Security (docs/security.md, wire contract section 9): a +tls://host:port+ server is reached
+  # over TLS (+tls:+, default the BRIDGE_TLS_* environment); with keys (+keys:+, default
+  # BRIDGE_KEYS / BRIDGE_KEYS_FILE) every job must be signed by one of them and every reply of a
+  # signed job is signed.
   class Worker
     BACKOFF_MIN = 0.1
     BACKOFF_MAX = 5.0
     STOP_GRACE = 1.0
 
-    attr_reader :dispatcher, :servers, :concurrency, :read_timeout
+    # A job server: plain, or (+tls+) through a TLS front.
+    Server = Struct.new(:host, :port, :tls) do
+      def to_s
+        where = host.include?(":") ? "[#{host}]:#{port}" : "#{host}:#{port}"
+        tls ? "tls://#{where}" : where
+      end
+    end
+
+    attr_reader :dispatcher, :servers, :concurrency, :read_timeout, :tls
 
     # +servers+: "host:port,host:port" or an Array of such strings. +read_timeout+: how long a
     # GRAB_JOB_UNIQ or ECHO_REQ may stay unanswered before the connection is given up.
@@ -36,14 +50,26 @@ module Bridge
     # answer, a stream item) may make no progress before the connection is given up. A healthy
     # gearmand reads and writes continuously, so a stall means it stopped (frozen, cut off): the
     # job ends there (gearmand re-queues it) and its slot goes back to the other servers.
+    #
+    # +tls+: a Bridge::Security::TlsConfig (or a Hash of its ca:, cert:, key:, server_name:) for
+    # the +tls://+ servers; default: BRIDGE_TLS_CA, BRIDGE_TLS_CERT, BRIDGE_TLS_KEY. Its files are
+    # loaded here: a wrong one raises Bridge::Security::TlsError now.
+    # +keys+: a Bridge::Security::Keyring, a Hash (key id => key bytes) or "id:BASE64,..." text;
+    # default: BRIDGE_KEYS or the file BRIDGE_KEYS_FILE when set. With keys, jobs must be signed
+    # (section 9.2: UNAUTHENTICATED otherwise) and replies are signed (9.3). +signing_window+:
+    # how far ahead (seconds) a signed job's deadline may be; +replay_capacity+: the replay
+    # cache's bound (entries).
     def initialize(servers: "127.0.0.1:4730", concurrency: 1,
                    max_request_bytes: Dispatcher::DEFAULT_MAX_REQUEST_BYTES,
                    client_id: nil, logger: Worker.default_logger,
-                   connect_timeout: 5.0, io_timeout: nil, read_timeout: 5.0)
+                   connect_timeout: 5.0, io_timeout: nil, read_timeout: 5.0,
+                   tls: nil, keys: nil, signing_window: Security::JobVerifier::DEFAULT_WINDOW,
+                   replay_capacity: 100_000)
       raise ArgumentError, "concurrency must be >= 1" unless concurrency.is_a?(Integer) && concurrency >= 1
       raise ArgumentError, "read_timeout must be > 0" unless read_timeout.is_a?(Numeric) && read_timeout.positive?
 
       @servers = Worker.parse_servers(servers)
+      @tls = Worker.tls_settings(@servers, tls)
       @concurrency = concurrency
       @client_id = client_id || "ruby-#{Socket.gethostname}-#{Process.pid}"
       @logger = logger
@@ -54,6 +80,9 @@ module Bridge
       # answered RESOURCE_EXHAUSTED instead of breaking the connection.
       @max_body = [Gearman::DEFAULT_MAX_BODY, max_request_bytes + 64 * 1024].max
       @dispatcher = Dispatcher.new(max_request_bytes: max_request_bytes, logger: logger)
+      @signing_window = signing_window
+      @replay_capacity = replay_capacity
+      self.keys = keys.nil? ? Security::Keyring.from_env : keys
       @slots = Slots.new(concurrency)
       @stopping = false
       @wake_reader, @wake_writer = IO.pipe
@@ -63,17 +92,48 @@ module Bridge
       Logger.new($stderr, level: ENV.fetch("BRIDGE_LOG_LEVEL", "info"), progname: "bridge-ruby")
     end
 
-    # "a:1,b:2" or ["a:1", "b"] => [["a", 1], ["b", 4730]]
+    # "a:1,tls://b:2" or ["a:1", "b"] => Servers (host, port, tls); the port defaults to 4730,
+    # "tcp://" is plain.
     def self.parse_servers(servers)
       list = Array(servers).flat_map { |s| s.to_s.split(",") }.map(&:strip).reject(&:empty?)
       raise ArgumentError, "no job server given" if list.empty?
 
-      list.map do |server|
-        host, port = server.start_with?("[") ? server.match(/\A\[(.*)\](?::(\d+))?\z/)&.captures : server.split(":", 2)
-        raise ArgumentError, "bad job server address #{server.inspect}" if host.nil? || host.empty?
-        raise ArgumentError, "bad port in #{server.inspect}" if port && port !~ /\A\d+\z/
+      list.map do |text|
+        scheme, rest = text.match(%r{\A(tls|tcp)://(.*)\z}i)&.captures
+        server = scheme ? rest : text
+        raise ArgumentError, "bad job server address #{text.inspect} (schemes: tls://, tcp://)" if server.include?("/")
 
-        [host, port ? Integer(port, 10) : 4730]
+        host, port = server.start_with?("[") ? server.match(/\A\[(.*)\](?::(\d+))?\z/)&.captures : server.split(":", 2)
+        raise ArgumentError, "bad job server address #{text.inspect}" if host.nil? || host.empty?
+        raise ArgumentError, "bad port in #{text.inspect}" if port && port !~ /\A\d+\z/
+
+        Server.new(host, port ? Integer(port, 10) : 4730, scheme&.downcase == "tls")
+      end
+    end
+
+    # The TLS settings of a worker of +servers+: +tls+ (a TlsConfig or a Hash of its options),
+    # else, when one of them is tls://, the BRIDGE_TLS_* environment; loaded now.
+    def self.tls_settings(servers, tls)
+      tls = Security::TlsConfig.new(**tls) if tls.is_a?(Hash)
+      return tls unless servers.any?(&:tls)
+
+      (tls || Security::TlsConfig.from_env).check
+    end
+
+    # The keys jobs must be signed with (a Bridge::Security::Keyring), or nil.
+    def keys = @dispatcher.verifier&.keyring
+
+    # Accept jobs signed by these keys from now on (rotation while serving: the replay cache is
+    # kept), or, with nil, stop requiring signed jobs. Same forms as the +keys:+ option.
+    def keys=(keys)
+      keyring = Security::Keyring.coerce(keys)
+      if keyring.nil?
+        @dispatcher.verifier = nil
+      elsif @dispatcher.verifier
+        @dispatcher.verifier.keyring = keyring
+      else
+        @dispatcher.verifier = Security::JobVerifier.new(keyring, window: @signing_window,
+                                                                  replay_capacity: @replay_capacity)
       end
     end
 
@@ -97,9 +157,10 @@ module Bridge
       raise ArgumentError, "no service added" if @dispatcher.function_names.empty?
 
       previous = trap_signals ? %w[TERM INT].to_h { |sig| [sig, Signal.trap(sig) { stop }] } : {}
+      signed = keys ? "; signed jobs only (key ids: #{keys.ids})" : ""
       @logger.info("serving #{@dispatcher.function_names.size} function(s) on " \
-                   "#{@servers.map { |h, p| "#{h}:#{p}" }.join(",")} with #{@concurrency} job slot(s)")
-      links = @servers.flat_map { |host, port| Array.new(@concurrency) { |i| Link.new(self, host, port, i) } }
+                   "#{@servers.join(",")} with #{@concurrency} job slot(s)#{signed}")
+      links = @servers.flat_map { |server| Array.new(@concurrency) { |i| Link.new(self, server, i) } }
       threads = links.map do |link|
         Thread.new do
           Thread.current.name = "bridge-#{link}"
@@ -119,9 +180,10 @@ module Bridge
 
     attr_reader :wake_reader, :logger, :slots, :client_id # :nodoc:
 
-    def new_connection(host, port) # :nodoc:
-      Gearman::Connection.new(host, port, connect_timeout: @connect_timeout, io_timeout: @io_timeout,
-                                          max_body: @max_body, interrupt: @wake_reader)
+    def new_connection(server) # :nodoc:
+      Gearman::Connection.new(server.host, server.port, connect_timeout: @connect_timeout, io_timeout: @io_timeout,
+                                                        max_body: @max_body, interrupt: @wake_reader,
+                                                        tls: server.tls ? @tls : nil)
     end
 
     # Job slots shared by every link: at most +concurrency+ GRABs in flight or jobs running. A slot

@@ -1,18 +1,29 @@
 # frozen_string_literal: true
 
+require "openssl"
 require "socket"
 require_relative "packet"
+require_relative "../security/tls"
 
 module Bridge
   module Gearman
     # The job server went away, refused us, or stopped answering in time.
     class ConnectionError < StandardError; end
 
+    # A TLS connection that cannot be made or was refused: a certificate or name refused on
+    # either side, or TLS settings that cannot be used. Retrying alone will not fix it.
+    class TlsFailure < ConnectionError; end
+
     # One TCP connection to one job server, worker side. Every wait is bounded: a started packet
     # or a write that makes no progress for +io_timeout+ seconds closes the connection and raises
     # ConnectionError (a healthy gearmand reads and writes continuously: the server stopped, and
     # nothing more can arrive). A wait for the next packet also ends when +interrupt+ (an IO, e.g.
     # the worker's stop pipe) becomes readable.
+    #
+    # With +tls+ (a Bridge::Security::TlsConfig) the connection is TLS (a +tls://+ server: a TLS
+    # front before gearmand): TLS 1.2+, the server's certificate and name verified, the client
+    # certificate presented; the handshake is bounded by +connect_timeout+ and the same timeouts
+    # apply to what goes through it.
     class Connection
       # Small enough for malloc's heap (a larger request is an mmap per read); a started packet
       # is read in steps of up to READ_MAX.
@@ -20,10 +31,13 @@ module Bridge
       READ_MAX = 4 * 1024 * 1024
       STOP_WRITE_GRACE = 0.5
 
-      attr_reader :host, :port, :generation
+      attr_reader :host, :port, :generation, :tls
 
-      def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY, interrupt: nil)
+      def initialize(host, port, connect_timeout: 5.0, io_timeout: 30.0, max_body: DEFAULT_MAX_BODY, interrupt: nil,
+                     tls: nil)
         @interrupt = interrupt
+        @tls = tls
+        @read_any = false
         @host = host
         @port = port
         @connect_timeout = connect_timeout
@@ -38,7 +52,8 @@ module Bridge
       end
 
       def to_s
-        "#{@host}:#{@port}"
+        where = @host.include?(":") ? "[#{@host}]:#{@port}" : "#{@host}:#{@port}"
+        @tls ? "tls://#{where}" : where
       end
 
       def connected?
@@ -53,13 +68,17 @@ module Bridge
       def connect
         close
         @held = nil
-        @socket = Socket.tcp(@host, @port, connect_timeout: @connect_timeout)
+        deadline = monotonic + @connect_timeout
+        tcp = Socket.tcp(@host, @port, connect_timeout: @connect_timeout)
+        tcp.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
+        @socket = @tls ? handshake(tcp, deadline) : tcp
         @generation += 1
-        @socket.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
+        @read_any = false
         @decoder = Decoder.new(max_body: @max_body, expect: MAGIC_RES)
         @pending.clear
         self
       rescue SystemCallError, SocketError, IOError => e
+        tcp&.close unless @socket
         close
         raise ConnectionError, "cannot connect to #{self}: #{e.message}"
       end
@@ -129,28 +148,36 @@ module Bridge
         sock = @socket or raise ConnectionError, "#{self}: not connected"
         want = read_size
         chunk = sock.read_nonblock(want, exception: false)
-        if chunk == :wait_readable
-          ready, = IO.select(@interrupt ? [sock, @interrupt] : [sock], nil, nil, [timeout, 0].max)
-          return false unless ready&.include?(sock)
+        if chunk.is_a?(Symbol) # :wait_readable (TLS: also :wait_writable)
+          watch = chunk == :wait_readable ? [sock] : []
+          ready, writable, = IO.select(@interrupt ? watch + [@interrupt] : watch, chunk == :wait_writable ? [sock] : nil,
+                                       nil, [timeout, 0].max)
+          return false unless ready&.include?(sock) || writable&.any?
 
           chunk = sock.read_nonblock(want, exception: false)
-          return false if chunk == :wait_readable
+          return false if chunk.is_a?(Symbol)
         end
-        raise ConnectionError, "#{self} closed the connection" if chunk.nil?
+        closed("closed the connection") if chunk.nil?
 
+        @read_any = true
         @pending.concat(@decoder.feed(chunk))
         while @pending.empty? && @decoder.buffered.positive?
           # Mid-packet: the rest is owed to us; waiting past io_timeout means the peer is stuck.
-          IO.select([sock], nil, nil, @io_timeout) or stalled("nothing of a started packet came for #{@io_timeout} s")
+          unless buffered?(sock)
+            IO.select([sock], nil, nil, @io_timeout) or stalled("nothing of a started packet came for #{@io_timeout} s")
+          end
           chunk = sock.read_nonblock(read_size, exception: false)
-          next if chunk == :wait_readable
+          next if chunk.is_a?(Symbol)
           raise ConnectionError, "#{self} closed the connection mid-packet" if chunk.nil?
 
           @pending.concat(@decoder.feed(chunk))
         end
         true
+      rescue OpenSSL::SSL::SSLError => e
+        close
+        raise TlsFailure, "#{self}: TLS: #{Connection.tls_reason(e)}"
       rescue SystemCallError, IOError => e
-        raise ConnectionError, "#{self}: #{e.message}"
+        closed(e.message)
       end
 
       # ECHO_REQ round trip: true when the server echoed +data+ back within +timeout+ seconds.
@@ -169,7 +196,56 @@ module Bridge
         false
       end
 
+      # An OpenSSL error in words; a refused client certificate says so.
+      def self.tls_reason(error)
+        text = error.message.sub(/\A.*state=[^:]*: ?/, "").sub(/\ASSL_(?:read|connect|write)[^:]*: ?/, "")
+        text = error.message if text.empty?
+        if text.match?(/alert (?:certificate required|bad certificate|unknown ca|handshake failure)/i)
+          text += " (the server refused this side's client certificate, or it sent none)"
+        end
+        text
+      end
+
       private
+
+      # The TLS handshake on +tcp+, finished by +deadline+ (monotonic seconds).
+      def handshake(tcp, deadline)
+        ssl = OpenSSL::SSL::SSLSocket.new(tcp, @tls.context)
+        ssl.sync_close = true
+        ssl.hostname = @tls.server_name || @host
+        loop do
+          case ssl.connect_nonblock(exception: false)
+          when :wait_readable then IO.select([tcp], nil, nil, [deadline - monotonic, 0].max)
+          when :wait_writable then IO.select(nil, [tcp], nil, [deadline - monotonic, 0].max)
+          else return ssl
+          end or raise ConnectionError, "no TLS handshake within #{@connect_timeout} s"
+        end
+      rescue OpenSSL::SSL::SSLError => e
+        tcp.close
+        raise TlsFailure, "cannot connect to #{self}: TLS handshake failed: #{Connection.tls_reason(e)}"
+      rescue Bridge::Security::TlsError => e
+        tcp.close
+        raise TlsFailure, "cannot connect to #{self}: #{e.message}"
+      rescue StandardError
+        tcp.close
+        raise
+      end
+
+      # Decrypted bytes already waiting inside the TLS layer (IO.select cannot see them).
+      def buffered?(sock)
+        @tls && sock.pending.positive?
+      end
+
+      # The server closed or reset the connection. A TLS front that refuses this side's client
+      # certificate after the handshake (TLS 1.3) may do it before any answer.
+      def closed(why)
+        close
+        if @tls && !@read_any
+          raise TlsFailure, "#{self}: the TLS front closed the connection before any answer (#{why}); it does so " \
+                            "when it refuses this side's client certificate (or when gearmand behind it is down)"
+        end
+        raise ConnectionError, why.start_with?("closed") ? "#{self} #{why}" : "#{self}: #{why}"
+      end
 
       def flush_held
         return unless @held
@@ -192,13 +268,14 @@ module Bridge
           written = sock.write_nonblock(part, exception: false)
           if written == :wait_writable
             wait_writable(sock)
+          elsif written == :wait_readable # TLS: the layer must read first
+            IO.select([sock], nil, nil, @io_timeout) or stalled("the server sent nothing TLS needed for #{@io_timeout} s")
           else
             offset += written
           end
         end
-      rescue SystemCallError, IOError => e
-        close # what was written of a packet cannot be taken back: nothing else may follow it
-        raise ConnectionError, "#{self}: #{e.message}"
+      rescue SystemCallError, IOError, OpenSSL::SSL::SSLError => e
+        closed(e.message) # what was written of a packet cannot be taken back: nothing else may follow it
       end
 
       # Waits until +sock+ takes more bytes: at most io_timeout, and at most STOP_WRITE_GRACE once

@@ -17,13 +17,13 @@ module Bridge
       # Re-check an idle server this often (an echo, then a grab) in case a NOOP was lost.
       IDLE_WAKEUP = 5.0
 
-      def initialize(worker, host, port, index)
+      def initialize(worker, server, index)
         @worker = worker
         @logger = worker.logger
         @dispatcher = worker.dispatcher
         @slots = worker.slots
         @index = index
-        @connection = worker.new_connection(host, port)
+        @connection = worker.new_connection(server)
         @retry_at = 0.0
         @backoff = BACKOFF_MIN
         @down_reported = false
@@ -152,12 +152,15 @@ module Bridge
         lost(e) unless @worker.stopping?
       end
 
+      # The connection is gone: reconnect with backoff. Reported once per outage: a TLS failure
+      # (a refused certificate or name: configuration, not weather) as an error, others as a warning.
       def lost(error)
         @connection.close
         if @down_reported
           @logger.debug("#{self}: #{error.message}; reconnecting")
         else
-          @logger.warn("#{self}: #{error.message}; reconnecting with backoff")
+          @logger.public_send(error.is_a?(Gearman::TlsFailure) ? :error : :warn,
+                              "#{self}: #{error.message}; reconnecting with backoff")
           @down_reported = true
         end
         @retry_at = monotonic + (@backoff * (1 + (rand * 0.2)))
