@@ -73,13 +73,16 @@ class LegacyStubs:
 
 @pytest.fixture(scope="module")
 def legacy_stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LegacyStubs]:
-    from bridge.codegen import get_emitter, write_files
-    from bridge.schema import load
-
+    """The Python stubs, made as a user makes them: ``bridge generate``, once per file (the files
+    declare the same Gearman functions, and one schema gives each function one rpc)."""
     out = tmp_path_factory.mktemp("legacy_stubs")
-    for name in ("legacy.proto", "unaware.proto", "mistakes.proto"):  # a function, one rpc
-        schema = load([LEGACY / name], [PROTO_ROOT, SCHEMAS_DIR], include_imports=True)
-        write_files(get_emitter("python").generate(schema, {}), out)
+    for name in ("legacy.proto", "unaware.proto", "mistakes.proto"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge.cli", "generate", "--lang", "python", "-o", str(out),
+             "-I", str(PROTO_ROOT), "-I", str(SCHEMAS_DIR), str(LEGACY / name)],
+            capture_output=True, text=True, timeout=PROCESS_TIMEOUT, env=python_env(),
+        )
+        assert done.returncode == 0, done.stderr
     for name in [m for m in sys.modules if m == "legacy" or m.startswith("legacy.")]:
         del sys.modules[name]
     sys.path.insert(0, str(out))
