@@ -14,6 +14,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -696,16 +697,42 @@ def _wait_log(worker: RubyWorker, pattern: str, count: int, deadline_s: float) -
 
 
 KEY = bytes(range(32))
+SECRET = b"ruby-payload-that-must-not-be-seen-on-the-wire"
+
+
+@contextlib.contextmanager
+def _capture(port: int, path: Path) -> Iterator[None]:
+    """tcpdump on loopback, only ``port``, to ``path`` (as tests/security/test_tls.py does)."""
+    dump = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w",
+                             str(path), "tcp", "port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert dump.stderr is not None
+    line = dump.stderr.readline()
+    assert b"listening on" in line, line + dump.stderr.read()
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() or path.stat().st_size <= 24:  # the pcap file header only
+            assert time.monotonic() < deadline, "tcpdump captured nothing"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                pass
+            time.sleep(0.05)
+        yield
+    finally:
+        time.sleep(0.2)
+        dump.send_signal(signal.SIGINT)
+        dump.communicate(timeout=10)
 
 
 @pytest.mark.timeout(90)
 async def test_a_ruby_worker_over_tls_answers_typed_python_calls_over_tls(
     generated: Path, python_stubs: tuple[ModuleType, ModuleType], gearmand: GearmandServer,
-    ruby_workers: list[RubyWorker],
+    ruby_workers: list[RubyWorker], tmp_path: Path,
 ) -> None:
     """The worker reaches a TLS front (settings from BRIDGE_TLS_*) and a plain gearmand in one
-    --servers list, with BRIDGE_KEYS: typed calls (unary, stream, progress, error) from a Python
-    client over TLS with the same key are answered and signed; through the plain door too."""
+    --servers list, with BRIDGE_KEYS: typed calls (unary, stream, error) from a Python client
+    over TLS with the same key are answered and signed; through the plain door too. A capture
+    of the front's port during a call shows none of its payload; the control, gearmand's plain
+    port behind the front, shows it."""
     pb, stub = python_stubs
     keys = Keyring({"k1": KEY})
     with GearmandServer(tls=True) as front:
@@ -726,6 +753,12 @@ async def test_a_ruby_worker_over_tls_answers_typed_python_calls_over_tls(
             assert (await client.echo_blob(data=big, timeout=20)).data == big
             with pytest.raises(errors.NotFound):
                 await client.raise_(code=5, message="gone", timeout=10)
+            with _capture(front.tls_port, tmp_path / "tls.pcap"), \
+                    _capture(front.port, tmp_path / "plain.pcap"):
+                secret = SECRET * 50
+                assert (await client.echo_blob(data=secret, timeout=10)).data == secret
+        assert SECRET not in (tmp_path / "tls.pcap").read_bytes()
+        assert (tmp_path / "plain.pcap").read_bytes().count(SECRET) >= 50  # job and reply
         # gearmand behind the front sees the worker's connection coming from the front (loopback)
         assert any(ECHO in row.functions for row in admin.workers(front.address))
         async with stub.InteropAsyncClient(gearmand.address, keys=keys) as plain:
