@@ -4,6 +4,7 @@ gearmand servers: reply frames, poison jobs, a frozen job server, SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import importlib
@@ -28,13 +29,14 @@ import msgpack
 import pytest
 
 from bridge import admin, errors
-from bridge.client import Client
+from bridge.client import AsyncClient, Client
 from bridge.codecs import DecodeError, MsgpackCodec, ProtobufCodec
 from bridge.codegen.ruby.emitter import RESERVED_METHOD_NAMES
 from bridge.errors import JobException
 from bridge.rpc.envelope import encode_request
 from bridge.rpc.frame import Frame, FrameKind, parse_frame, type_tag
-from bridge.security import Keyring
+from bridge.security import Keyring, Packet, split_signed
+from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
 from interop_tests.langs.base import generate_interop
@@ -837,3 +839,39 @@ def test_a_frozen_gearmand_behind_the_tls_front_is_left_and_rejoined(
                         raise
                     time.sleep(0.2)
         assert worker.stop() == 0, worker.log
+
+
+@pytest.mark.timeout(60)
+async def test_copies_of_one_signed_job_at_once_run_once(
+    gearmand: GearmandServer, generated: Path, ruby_workers: list[RubyWorker]
+) -> None:
+    """8 copies of one signed Sleep job (200 ms) submitted at once to a worker with 4 job slots:
+    the replay cache is shared by every slot's thread, so one runs and 7 are refused "replayed"
+    (signed refusals); none is refused for another reason."""
+    env = {**os.environ, "BRIDGE_LOG_LEVEL": "info",
+           "BRIDGE_KEYS": f"k1:{base64.b64encode(KEY).decode()}"}
+    worker = RubyWorker(generated, gearmand.address, "--concurrency", "4", env=env)
+    ruby_workers.append(worker)
+    gearmand.wait_for_workers(SLEEP, timeout=20, processes=[worker.proc])
+    body = msgpack.packb({"millis": 200})
+    nonce = os.urandom(16)
+    deadline_ms = time.time_ns() // 1_000_000 + 30_000
+    mac = hmac_sha256(KEY, request_input(SLEEP, "k1", nonce, 1, deadline_ms, MSGPACK, {}, body))
+    job = encode_request(body, encoding=MSGPACK, deadline_ms=deadline_ms,
+                         signature=("k1", nonce, mac))
+    async with AsyncClient(gearmand.address) as client:
+        outcomes = await asyncio.gather(*(client.call(SLEEP, job, timeout=20) for _ in range(8)),
+                                        return_exceptions=True)
+    ran = [o for o in outcomes if isinstance(o, bytes)]
+    assert len(ran) == 1, outcomes
+    assert split_signed(KEY, SLEEP, "k1", nonce, Packet.COMPLETE, ran[0]) is not None
+    refused = [o for o in outcomes if isinstance(o, JobException)]
+    assert len(refused) == 7, outcomes
+    for error in refused:
+        opened = split_signed(KEY, SLEEP, "k1", nonce, Packet.EXCEPTION, error.payload)
+        assert opened is not None, "a refusal of a job naming a known key is signed"
+        decoded = envelope_pb2.Error.FromString(opened)
+        assert (decoded.code, decoded.message.endswith(": replayed")) == (
+            envelope_pb2.UNAUTHENTICATED, True), decoded
+    assert worker.log.count("refused (UNAUTHENTICATED): replayed") == 7, worker.log
+    assert worker.stop() == 0
