@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import ProtocolError, ServerError, ServerUnavailable
-from bridge.transport import ServerAddress, tls_reason
+from bridge.transport import TLS_CLOSED_HINT, ServerAddress, tls_reason
 
 if TYPE_CHECKING:
     from bridge.security.tls import TlsConfig
@@ -147,6 +147,8 @@ def _unavailable(address: ServerAddress, exc: OSError) -> ServerUnavailable:
                                  f"{exc.verify_message or exc.reason}")
     if isinstance(exc, ssl.SSLError):
         return ServerUnavailable(f"{address}: TLS: {tls_reason(exc)}")
+    if address.tls and isinstance(exc, ConnectionResetError):
+        return ServerUnavailable(f"{address}: connection reset: {TLS_CLOSED_HINT}")
     return ServerUnavailable(f"{address}: {exc.strerror or exc}")
 
 
@@ -174,7 +176,8 @@ def _command(server: str, command: str, multiline: bool, timeout: float,
                     return _finish(complete, multiline)
                 chunk = sock.recv(65536)
                 if not chunk:
-                    raise ServerUnavailable(f"{address}: connection closed mid-answer")
+                    hint = f" ({TLS_CLOSED_HINT})" if address.tls and not data else ""
+                    raise ServerUnavailable(f"{address}: connection closed mid-answer{hint}")
                 data += chunk
                 if len(data) > _MAX_RESPONSE:
                     raise ProtocolError(f"{address}: admin answer too large")
@@ -272,7 +275,9 @@ class AsyncAdmin:
                     while True:
                         line = await reader.readline()
                         if not line.endswith(b"\n"):
-                            raise ServerUnavailable(f"{address}: connection closed mid-answer")
+                            hint = f" ({TLS_CLOSED_HINT})" if address.tls and not lines else ""
+                            raise ServerUnavailable(
+                                f"{address}: connection closed mid-answer{hint}")
                         lines.append(line[:-1])
                         if (not multiline or line.rstrip(b"\r\n") == b"."
                                 or lines[0].startswith(b"ERR ")):

@@ -272,8 +272,7 @@ class Connection(asyncio.BufferedProtocol):
             # overtake the alert.
             exc = ServerUnavailable(
                 f"{self.address}: the TLS front closed the connection before any answer "
-                f"({'reset' if exc is not None else 'closed'}); it does so when it refuses "
-                f"this side's client certificate (or when gearmand behind it is down)")
+                f"({'reset' if exc is not None else 'closed'}): {TLS_CLOSED_HINT}")
         self._closed = True
         self._wake_drain(exc or ServerUnavailable(f"{self.address}: connection closed"))
         if self.closed_future is not None and not self.closed_future.done():
@@ -398,4 +397,11 @@ def tls_reason(exc: ssl.SSLError) -> str:
     if "alert certificate required" in text or "alert bad certificate" in text \
             or "alert unknown ca" in text:
         text += " (the server refused this side's client certificate, or it sent none)"
+    elif "eof occurred" in text:
+        text += f" ({TLS_CLOSED_HINT})"
     return text
+
+
+#: Why a TLS front may drop a connection without a word.
+TLS_CLOSED_HINT = ("a TLS front closes the connection like this when it refuses this side's "
+                   "client certificate, or when gearmand behind it is down")
