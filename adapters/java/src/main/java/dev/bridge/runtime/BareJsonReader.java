@@ -32,6 +32,8 @@ final class BareJsonReader {
     /** Standard or URL-safe base64, padding optional. */
     private static final Pattern BASE64 = Pattern.compile("[A-Za-z0-9+/_-]*={0,2}");
     private static final Pattern INTEGER = Pattern.compile("-?[0-9]+");
+    /** JSON's own number grammar, for numbers written as strings (not ".5", "+1", " 1", "0x10"). */
+    private static final Pattern JSON_NUMBER = Pattern.compile("-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?");
     private static final BigInteger UINT32_MAX = BigInteger.valueOf(0xFFFF_FFFFL);
     private static final BigInteger UINT64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
     private static final BigInteger INT32_MIN = BigInteger.valueOf(Integer.MIN_VALUE);
@@ -235,7 +237,7 @@ final class BareJsonReader {
         String text = p.getAsString();
         if (p.isString() && (text.equals("NaN") || text.equals("Infinity") || text.equals("-Infinity"))) {
             d = Double.parseDouble(text);
-        } else if (p.isBoolean() || text.isEmpty() || !isDecimal(text)) {
+        } else if (p.isBoolean() || !JSON_NUMBER.matcher(text).matches()) {
             throw error(field.getFullName() + ": expected a number, got " + p);
         } else {
             try {
@@ -254,17 +256,6 @@ final class BareJsonReader {
             throw error(field.getFullName() + ": " + text + " is out of a float's range");
         }
         return (float) d;
-    }
-
-    /** A JSON number (or numeric string): what Double.parseDouble takes minus Java's extras. */
-    private static boolean isDecimal(String text) {
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (!(c >= '0' && c <= '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E') {
-                return false;
-            }
-        }
-        return true;
     }
 
     private Object integer(FieldDescriptor field, JsonPrimitive p) throws DecodeException {

@@ -137,11 +137,12 @@ public final class Worker {
      * shutdown hook: no new jobs, the running ones finish, then the JVM exits with status 0.
      */
     public void run() throws InterruptedException {
+        java.util.logging.Handler[] handlers = java.util.logging.Logger.getLogger("").getHandlers();
         Thread hook = new Thread(() -> {
             if (gearman.isStopping()) {
                 return; // stopped by the program itself: let the JVM exit as it was told
             }
-            LOG.log(System.Logger.Level.INFO, "signal received: finishing {0} running job(s)", gearman.runningJobs());
+            logFromShutdownHook("signal received: finishing " + gearman.runningJobs() + " running job(s)", handlers);
             gearman.stop();
             try {
                 // The running jobs take their own time; a grab a frozen server leaves unanswered is
@@ -167,6 +168,27 @@ public final class Worker {
             Runtime.getRuntime().removeShutdownHook(hook);
         } catch (IllegalStateException shuttingDown) {
             // The hook is already running and will end the JVM.
+        }
+    }
+
+    /**
+     * Logs from the shutdown hook. java.util.logging removes its root handlers from a shutdown
+     * hook of its own, which runs at the same time as ours: a record logged after that is lost
+     * (which one wins depends on the run). Once that happened, the handlers it had when run()
+     * began still write the record (a console handler keeps writing after its close).
+     */
+    private static void logFromShutdownHook(String message, java.util.logging.Handler[] handlers) {
+        if (handlers.length == 0 || java.util.logging.Logger.getLogger("").getHandlers().length > 0) {
+            LOG.log(System.Logger.Level.INFO, message);
+            return;
+        }
+        java.util.logging.LogRecord record = new java.util.logging.LogRecord(java.util.logging.Level.INFO, message);
+        record.setLoggerName(Worker.class.getName());
+        record.setSourceClassName(Worker.class.getName());
+        record.setSourceMethodName("run");
+        for (java.util.logging.Handler handler : handlers) {
+            handler.publish(record);
+            handler.flush();
         }
     }
 
