@@ -50,6 +50,11 @@ struct json_t *bridge__json_parse(const uint8_t *data, size_t len, char *err, si
  * outside any oneof; NULL when the message has another shape. */
 const ProtobufCFieldDescriptor *bridge__raw_field(const ProtobufCMessageDescriptor *desc);
 
+bridge_status bridge__raw_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                 size_t len, ProtobufCMessage **out, char *err, size_t err_size);
+bridge_status bridge__raw_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
+                                 size_t err_size);
+
 /* Orders a decoded map's entries by key, keeping the last of duplicate keys (freeing the rest). */
 void bridge__dedupe_map(ProtobufCMessage **entries, size_t *count);
 

@@ -72,6 +72,10 @@ uint64_t bridge__new_attempt_id(void);
 
 int64_t bridge__now_ms(void);
 
+/* Decodes a Request envelope; *body points into `payload` (envelope.c). */
+bridge_status bridge__decode_envelope(const uint8_t *payload, size_t size, ProtobufCMessage **envelope,
+                                      ProtobufCBinaryData *body, char *err, size_t err_size);
+
 /* Runs the whole flow for one payload; ctx must be zeroed with function_name and sink set. */
 void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t *payload,
                      size_t size, size_t max_request_bytes);

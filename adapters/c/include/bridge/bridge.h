@@ -267,9 +267,9 @@ int bridge_worker_options_from_args(bridge_worker_options *options, int argc, ch
 /*
  * Runs the whole job flow for one raw Gearman payload without a server (tests, embedding):
  * returns what the worker would send. `kind` gets 'C' (WORK_COMPLETE), 'E' (WORK_EXCEPTION) or
- * 'F' (WORK_FAIL); `out` the final payload (a reply frame for 'C'); the WORK_DATA payloads (reply
- * frames: stream items, attempt markers) are concatenated into `data` when not NULL, each
- * preceded by its length as 4 bytes big-endian.
+ * 'F' (WORK_FAIL); `out` the final payload (a reply frame for 'C', the reply alone for a bare
+ * method); the WORK_DATA payloads (reply frames: stream items, attempt markers) are concatenated
+ * into `data` when not NULL, each preceded by its length as 4 bytes big-endian.
  */
 bridge_status bridge_worker_process(bridge_worker *worker, const char *function_name,
                                     const uint8_t *payload, size_t size, char *kind,
