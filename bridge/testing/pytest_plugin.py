@@ -1,4 +1,5 @@
-"""pytest fixtures for a real gearmand: ``gearmand`` (one per test) and ``gearmand_factory``.
+"""pytest fixtures for a real gearmand: ``gearmand`` (one per test), ``gearmand_tls`` (one per
+test, behind its TLS front: ``GearmandServer(tls=True)``) and ``gearmand_factory``.
 
 Load it with ``pytest_plugins = ["bridge.testing.pytest_plugin"]`` (the repository's root
 ``conftest.py`` does).
@@ -35,3 +36,10 @@ def gearmand_factory() -> Iterator[GearmandFactory]:
 def gearmand(gearmand_factory: GearmandFactory) -> GearmandServer:
     """A fresh gearmand on a free loopback port, stopped after the test."""
     return gearmand_factory()
+
+
+@pytest.fixture
+def gearmand_tls(gearmand_factory: GearmandFactory) -> GearmandServer:
+    """A fresh gearmand behind a stunnel TLS front that requires client certificates (see
+    ``GearmandServer``: ``tls_address``, ``client_tls``, ``tls_env()``, ``pki``)."""
+    return gearmand_factory(tls=True)
