@@ -38,6 +38,17 @@ final class EnvelopeTest extends TestCase
         self::assertSame($library->getEncoding(), $envelope->encoding);
         self::assertSame($library->getBody(), $envelope->body);
         self::assertSame(iterator_to_array($library->getMetadata()), $envelope->metadata);
+        self::assertSame([$library->getKeyId(), $library->getNonce(), $library->getMac()], [$envelope->keyId, $envelope->nonce, $envelope->mac]);
+    }
+
+    public function testReadsTheSignatureFields(): void
+    {
+        $request = new Request(['version' => 1, 'key_id' => 'k2026', 'nonce' => str_repeat("\xff", 16), 'mac' => str_repeat("\x00", 32)]);
+        $envelope = Envelope::parse($request->serializeToString());
+        self::assertSame(['k2026', str_repeat("\xff", 16), str_repeat("\x00", 32)], [$envelope->keyId, $envelope->nonce, $envelope->mac]);
+        // key_id is a string: invalid UTF-8 is not an envelope, as for the library.
+        $this->expectException(DecodeError::class);
+        Envelope::parse("\x08\x01\x32\x02\xc3\x28");
     }
 
     /** @dataProvider invalidRequestVectors */
