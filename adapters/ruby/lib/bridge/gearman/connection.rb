@@ -147,15 +147,15 @@ module Bridge
       def fill(timeout)
         sock = @socket or raise ConnectionError, "#{self}: not connected"
         want = read_size
-        chunk = sock.read_nonblock(want, exception: false)
-        if chunk.is_a?(Symbol) # :wait_readable (TLS: also :wait_writable)
+        deadline = monotonic + timeout
+        # :wait_readable (TLS: also :wait_writable, and a record that carried no data, such as
+        # the session tickets a TLS 1.3 server sends after the handshake: wait on, until the
+        # deadline, for the data)
+        while (chunk = sock.read_nonblock(want, exception: false)).is_a?(Symbol)
           watch = chunk == :wait_readable ? [sock] : []
           ready, writable, = IO.select(@interrupt ? watch + [@interrupt] : watch, chunk == :wait_writable ? [sock] : nil,
-                                       nil, [timeout, 0].max)
+                                       nil, [deadline - monotonic, 0].max)
           return false unless ready&.include?(sock) || writable&.any?
-
-          chunk = sock.read_nonblock(want, exception: false)
-          return false if chunk.is_a?(Symbol)
         end
         closed("closed the connection") if chunk.nil?
 
