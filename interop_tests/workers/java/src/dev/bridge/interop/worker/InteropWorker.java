@@ -1,6 +1,8 @@
 package dev.bridge.interop.worker;
 
 import com.google.protobuf.ByteString;
+import dev.bridge.interop.v1.BareBridge;
+import dev.bridge.interop.v1.BareService;
 import dev.bridge.interop.v1.Blob;
 import dev.bridge.interop.v1.Composite;
 import dev.bridge.interop.v1.Empty;
@@ -9,6 +11,8 @@ import dev.bridge.interop.v1.InteropService;
 import dev.bridge.interop.v1.ProgressReply;
 import dev.bridge.interop.v1.ProgressRequest;
 import dev.bridge.interop.v1.RaiseRequest;
+import dev.bridge.interop.v1.RawBytes;
+import dev.bridge.interop.v1.RawText;
 import dev.bridge.interop.v1.Scalars;
 import dev.bridge.interop.v1.SleepReply;
 import dev.bridge.interop.v1.SleepRequest;
@@ -23,8 +27,11 @@ import dev.bridge.runtime.Worker;
 import dev.bridge.v1.Code;
 import java.util.Arrays;
 
-/** The interop service in Java: the behaviour interop_tests/README.md describes. */
-public final class InteropWorker implements InteropService {
+/**
+ * The interop services in Java: the behaviour interop_tests/README.md describes. One class serves
+ * both Interop (enveloped) and Bare (wire contract, section 8): the bare rpcs share the handlers.
+ */
+public final class InteropWorker implements InteropService, BareService {
     @Override
     public Composite echo(Composite request, CallContext context) {
         return request;
@@ -115,6 +122,66 @@ public final class InteropWorker implements InteropService {
 
     // notImplemented is left out on purpose: callers get UNIMPLEMENTED.
 
+    // ------------------------------------------------------------ Bare: the same handlers
+
+    @Override
+    public Composite echoJson(Composite request, CallContext context) {
+        return echo(request, context);
+    }
+
+    @Override
+    public Scalars echoScalarsJson(Scalars request, CallContext context) {
+        return echoScalars(request, context);
+    }
+
+    @Override
+    public Composite echoMsgpack(Composite request, CallContext context) {
+        return echo(request, context);
+    }
+
+    @Override
+    public Composite echoProtobuf(Composite request, CallContext context) {
+        return echo(request, context);
+    }
+
+    @Override
+    public RawBytes echoRaw(RawBytes request, CallContext context) {
+        return request;
+    }
+
+    /** The text with its code points in reverse order. */
+    @Override
+    public RawText reverse(RawText request, CallContext context) {
+        int[] points = request.getText().codePoints().toArray();
+        StringBuilder reversed = new StringBuilder(request.getText().length());
+        for (int i = points.length - 1; i >= 0; i--) {
+            reversed.appendCodePoint(points[i]);
+        }
+        return RawText.newBuilder().setText(reversed.toString()).build();
+    }
+
+    @Override
+    public ProgressReply progressJson(ProgressRequest request, CallContext context) {
+        return progress(request, context);
+    }
+
+    @Override
+    public Empty raiseJson(RaiseRequest request, CallContext context) {
+        return raise(request, context);
+    }
+
+    @Override
+    public Empty raiseMsgpack(RaiseRequest request, CallContext context) {
+        return raise(request, context);
+    }
+
+    @Override
+    public WhoAmIReply whoAmIJson(Empty request, CallContext context) {
+        return whoAmI(request, context);
+    }
+
+    // notImplementedJson is left out on purpose: callers get UNIMPLEMENTED in the bare form.
+
     public static void main(String[] args) throws InterruptedException {
         Worker.Builder builder = Worker.builder().clientId("bridge-interop-java");
         for (int i = 0; i < args.length; i++) {
@@ -135,7 +202,9 @@ public final class InteropWorker implements InteropService {
             i++;
         }
         Worker worker = builder.build();
-        InteropBridge.register(worker, new InteropWorker());
+        InteropWorker handlers = new InteropWorker();
+        InteropBridge.register(worker, handlers);
+        BareBridge.register(worker, handlers);
         worker.run();
     }
 
