@@ -42,6 +42,7 @@ from bridge import admin, errors
 from bridge.codecs import codec_for
 from bridge.codecs.bare import BareJsonCodec
 from bridge.rpc.client import Encoding
+from bridge.rpc.envelope import decode_error
 from bridge.testing import GearmandError, GearmandServer
 from interop_tests.conftest import Stubs, WorkerPool
 from interop_tests.langs.base import REPO_ROOT, SCHEMAS_DIR
@@ -513,7 +514,8 @@ def by_call(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_php_client(pool: WorkerPool, stubs: Stubs) -> None:
     """GearmanClient::doNormal (JSON, msgpack_pack, ``[]`` for an empty request, raw text), an
-    error with and without the exception callback, and doBackground polled with jobStatus until
+    error with and without the exception callback, a JSON job sent to an enveloped function
+    (refused with INVALID_ARGUMENT naming bare), and doBackground polled with jobStatus until
     done."""
     assert_serves(pool, "interop_bare_echo_json", "interop_bare_whoami_json",
                   "interop_bare_reverse", "interop_bare_raise_json")
@@ -537,6 +539,12 @@ def test_php_client(pool: WorkerPool, stubs: Stubs) -> None:
     exception = calls["raise_json_exception"]["exception"]
     assert exception["code"] == 5 and exception["status"] == "NOT_FOUND", exception
     assert exception["message"] == "no such order"
+    # The worker's error for an enveloped function is a protobuf bridge.v1.Error (section 2), but
+    # its text is readable in the bytes: INVALID_ARGUMENT, naming bare.
+    refused = base64.b64decode(calls["enveloped_function"]["exception_base64"])
+    error = decode_error(refused)
+    assert error.code == errors.StatusCode.INVALID_ARGUMENT and "bare" in error.message, error
+    assert b"bare" in refused
     background = calls["background"]
     assert (background["submitted"], background["known"]) == (0, False), background
 

@@ -65,6 +65,12 @@ $errors->addTask('interop_bare_raise_json', json_encode(['code' => 5, 'message' 
 $errors->runTasks();
 report('raise_json_exception', $errors, ['exception' => json_decode((string) $exception, true)]);
 
+// A function the bridge worker serves with the envelope (not bare): refused, saying why.
+$exception = null;
+$errors->addTask('bridge.interop.v1.Interop.Echo', json_encode(['text' => 'hi']));
+$errors->runTasks();
+report('enveloped_function', $errors, ['exception_base64' => base64_encode((string) $exception)]);
+
 // Background, then poll the status until the job server no longer knows the job.
 $handle = $client->doBackground('interop_bare_echo_json', json_encode(['text' => 'queued']));
 $submitted = $client->returnCode();
