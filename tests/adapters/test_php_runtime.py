@@ -115,13 +115,14 @@ def test_bare_json_is_the_same_under_an_old_serialize_precision(php_gen: Path) -
 class PhpWorker:
     """The PHP interop worker process, started and stopped by a test."""
 
-    def __init__(self, php_gen: Path, log_path: Path, servers: str, *extra: str) -> None:
+    def __init__(self, php_gen: Path, log_path: Path, servers: str, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.servers = servers
         self.log_path = log_path
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [_tool("php"), str(WORKER), "--servers", servers, *extra],
-                env={**os.environ, "BRIDGE_PHP_GEN": str(php_gen)},
+                env={**os.environ, "BRIDGE_PHP_GEN": str(php_gen), **(env or {})},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,  # its own process group: teardown reaches forked children
@@ -155,8 +156,9 @@ class PhpWorker:
 def start_worker(php_gen: Path, tmp_path: Path) -> Iterator[Any]:
     started: list[PhpWorker] = []
 
-    def start(servers: str, *extra: str) -> PhpWorker:
-        worker = PhpWorker(php_gen, tmp_path / f"worker-{len(started)}.log", servers, *extra)
+    def start(servers: str, *extra: str, env: dict[str, str] | None = None) -> PhpWorker:
+        worker = PhpWorker(php_gen, tmp_path / f"worker-{len(started)}.log", servers, *extra,
+                           env=env)
         started.append(worker)
         return worker
 
@@ -638,6 +640,58 @@ def test_a_missing_generated_class_is_internal_and_logged(
 KEY = bytes(range(7, 39))
 
 
+def signed_job(function: str, body: bytes) -> tuple[bytes, bytes]:
+    """A job signed with KEY (key id "k1") as a client makes it, and its nonce."""
+    nonce = os.urandom(16)
+    deadline = time.time_ns() // 1_000_000 + 30_000
+    mac = hmac_sha256(KEY, request_input(function, "k1", nonce, 1, deadline, PROTOBUF, {}, body))
+    payload = encode_request(body, encoding=PROTOBUF, deadline_ms=deadline,
+                             signature=("k1", nonce, mac))
+    return payload, nonce
+
+
+def children_of(pid: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=10)
+    return {int(p) for p in found.stdout.split()}
+
+
+@pytest.mark.timeout(60)
+def test_the_replay_cache_outlives_forked_processes_that_die(
+    gearmand: GearmandServer, start_worker: Any, pb: ModuleType
+) -> None:
+    """The forked processes ask their supervisor's cache: a signed job run before both of them
+    were killed (SIGKILL) and restarted is still refused "replayed" afterwards, and a fresh
+    signed job runs on the restarted ones."""
+    echo = PREFIX + "Echo"
+    worker = start_worker(gearmand.address, "--concurrency", "2",
+                          env={"BRIDGE_KEYS": f"k1:{base64.b64encode(KEY).decode()}"})
+    worker.wait_registered(gearmand.address, workers=2)
+    body = pb.Composite(text="once").SerializeToString()
+    job, nonce = signed_job(echo, body)
+    with Client(gearmand.address) as client:
+        reply = client.call(echo, job, timeout=10)
+        assert split_signed(KEY, echo, "k1", nonce, Packet.COMPLETE, reply) is not None
+        first = children_of(worker.proc.pid)
+        assert len(first) == 2, first
+        for child in first:
+            os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while len(children_of(worker.proc.pid) - first) < 2:
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.05)
+        worker.wait_registered(gearmand.address, workers=2)
+        with pytest.raises(JobException) as caught:
+            client.call(echo, job, timeout=10)
+        refusal = split_signed(KEY, echo, "k1", nonce, Packet.EXCEPTION, caught.value.payload)
+        assert refusal is not None
+        assert decode_error(refusal).message == f"{echo}: replayed"
+        fresh, fresh_nonce = signed_job(echo, body)
+        reply = client.call(echo, fresh, timeout=10)
+        assert split_signed(KEY, echo, "k1", fresh_nonce, Packet.COMPLETE, reply) is not None
+    assert worker.log().count("starting another") == 2, worker.log()
+    assert worker.stop() == 0, worker.log()
+
+
 @pytest.mark.timeout(120)
 def test_a_php_worker_behind_bridge_tunnel_answers_signed_typed_calls_over_tls(
     php_gen: Path, pb: ModuleType, tmp_path: Path
@@ -673,12 +727,7 @@ def test_a_php_worker_behind_bridge_tunnel_answers_signed_typed_calls_over_tls(
                 plain.echo(sent, timeout=10)
 
             body = pb.Composite(text="pay 100").SerializeToString()
-            nonce = os.urandom(16)
-            deadline = time.time_ns() // 1_000_000 + 30_000
-            mac = hmac_sha256(KEY, request_input(echo, "k1", nonce, 1, deadline, PROTOBUF, {},
-                                                 body))
-            job = encode_request(body, encoding=PROTOBUF, deadline_ms=deadline,
-                                 signature=("k1", nonce, mac))
+            job, nonce = signed_job(echo, body)
 
             async def eight_copies() -> list[Any]:
                 raw = AsyncClient(server.tls_address, tls=server.client_tls)
