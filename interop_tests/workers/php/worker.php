@@ -7,7 +7,8 @@
  *
  *     php worker.php --servers HOST:PORT[,HOST:PORT...] [--concurrency N] [--max-request-bytes N]
  *
- * BRIDGE_PHP_GEN names the folder `bridge generate --lang php` wrote the interop code to.
+ * BRIDGE_PHP_GEN names the folder `bridge generate --lang php` wrote the interop code to. With
+ * BRIDGE_KEYS or BRIDGE_KEYS_FILE set, the runtime serves signed jobs only (wire contract, section 9).
  */
 
 declare(strict_types=1);
