@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import re
 import signal
@@ -349,3 +350,55 @@ async def test_a_frozen_gearmand_behind_the_front_fails_calls_within_the_read_ti
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await serving
+
+
+async def test_a_worker_streaming_to_a_frozen_server_behind_the_front_lets_go(
+        frozen_server: GearmandServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The write-stall check over TLS: the worker's 1 MiB items pile up in the TLS and TCP
+    buffers once gearmand (behind stunnel) stops reading; the stalled connection is closed
+    after the read timeout and the worker's only slot serves the healthy server again."""
+    caplog.set_level(logging.WARNING, logger="bridge.worker")
+    sick = frozen_server
+    chunk = b"x" * (1 << 20)
+    sent: list[int] = []
+
+    async def flood(job: Any) -> bytes:
+        if job.payload != b"flood":
+            return bytes(job.payload)
+        for i in range(2000):
+            job.send_data(chunk)
+            sent.append(i)
+            await job.drain()
+            await asyncio.sleep(0.005)
+        return b"done"
+
+    with GearmandServer() as healthy:
+        worker = Worker([sick.tls_address, healthy.address], tls=sick.client_tls,
+                        read_timeout=2.0)
+        worker.register("tls.test.Flood", flood)
+        serving = asyncio.create_task(worker.serve())
+        try:
+            await asyncio.to_thread(sick.wait_for_workers, "tls.test.Flood", timeout=10)
+            async with AsyncClient(sick.tls_address, tls=sick.client_tls) as flooded:
+                stream = asyncio.ensure_future(flooded.call(
+                    "tls.test.Flood", b"flood", timeout=60, on_data=lambda _: None))
+                deadline = time.monotonic() + 10
+                while len(sent) < 3:
+                    assert time.monotonic() < deadline, "the stream did not start"
+                    await asyncio.sleep(0.02)
+                assert sick.pid is not None
+                os.kill(sick.pid, signal.SIGSTOP)
+                started = time.monotonic()
+                async with AsyncClient(healthy.address) as client:
+                    answers = [await client.call("tls.test.Flood", b"%d" % i, timeout=15)
+                               for i in range(3)]
+                served_after = time.monotonic() - started
+                os.kill(sick.pid, signal.SIGCONT)
+                stream.cancel()
+                await asyncio.gather(stream, return_exceptions=True)
+        finally:
+            await worker.stop(graceful=False)
+            await serving
+    assert answers == [b"0", b"1", b"2"]
+    assert served_after < 2.0 + 2.0 + 4.0  # keepalive + read timeout + slack on a busy machine
+    assert "bytes unsent" in caplog.text, caplog.text  # the write-stall check, not the ECHO
