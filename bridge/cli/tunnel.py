@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         local = [f"{_LOCAL}:{ports[a]}" if a.tls else str(a) for a in addresses]
         servers = ",".join(local)
         for address in remote:
-            _say(f"{address} -> {_LOCAL}:{ports[address]}")
+            _say(f"{address} -> {_LOCAL}:{ports[address]} (stunnel pid "
+                 f"{stunnel.pid if stunnel else '-'})")
             _check(address, ports[address], stunnel)
         argv = [part.replace(PLACEHOLDER, servers) for part in command]
         try:
@@ -170,6 +171,7 @@ def _run_worker(argv: list[str], servers: str, stunnel: Stunnel | None) -> int:
                 _say(f"stunnel exited; restarting it\n{stunnel.log_tail(8)}")
                 try:
                     stunnel.start()
+                    _say(f"stunnel restarted (pid {stunnel.pid})")
                 except StunnelError as exc:
                     _say(f"{exc}; stopping the worker")
                     worker.send_signal(signal.SIGTERM)

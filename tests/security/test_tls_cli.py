@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bridge import admin
+from bridge.client import Client
 from bridge.errors import ServerUnavailable
 from bridge.security.tls import TlsConfig
 from bridge.testing import GearmandServer
@@ -103,3 +104,44 @@ def test_tunnel_refuses_bad_use(server: GearmandServer, args: tuple[str, ...],
     env = {**os.environ, "BRIDGE_SERVERS": server.tls_address}
     out = bridge_cli("tunnel", *args, env=env)
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+UPPER_WORKER = """
+import sys
+from bridge.worker import Worker
+worker = Worker(sys.argv[1], reconnect_max=0.2)
+worker.register("tls.test.Upper", lambda job: job.payload.upper())
+worker.run()  # until SIGTERM, then a graceful stop: exit status 0
+"""
+
+
+def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+    return value
+
+
+def test_tunnel_restarts_stunnel_if_it_dies(server: GearmandServer, tmp_path: Path) -> None:
+    env = {**os.environ, **server.tls_env()}
+    log = tmp_path / "tunnel.log"
+    with log.open("wb") as out:
+        tunnel = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "tunnel", "--", sys.executable, "-c",
+             UPPER_WORKER, "{servers}"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        server.wait_for_workers("tls.test.Upper", timeout=20, processes=[tunnel])
+        with Client(server.tls_address, tls=server.client_tls) as client:
+            assert client.call("tls.test.Upper", b"one", timeout=10) == b"ONE"
+            found = re.search(r"stunnel pid (\d+)", log.read_text())
+            assert found is not None, log.read_text()
+            os.kill(int(found.group(1)), signal.SIGKILL)
+            _wait_for(lambda: "stunnel restarted" in log.read_text(), 10, log.read_text())
+            server.wait_for_workers("tls.test.Upper", timeout=20, processes=[tunnel])
+            assert client.call("tls.test.Upper", b"two", timeout=10) == b"TWO"
+    finally:
+        tunnel.send_signal(signal.SIGTERM)
+        code = tunnel.wait(20)
+    assert code == 0, log.read_text()
