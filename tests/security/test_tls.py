@@ -117,6 +117,12 @@ async def test_python_worker_and_typed_client_through_the_tls_front(
         assert await client.echo(sent) == sent
         who = await client.who_am_i(pb.Empty())
         assert who.language == "python"
+
+    def blocking() -> Any:
+        with bridge.InteropClient(server.tls_address, tls=server.client_tls) as typed:
+            return typed.echo(sent, timeout=10)
+
+    assert await asyncio.to_thread(blocking) == sent  # the blocking stubs take tls= too
     # gearmand's own view: the worker's connection comes from the front, on loopback.
     rows = admin.workers(server.address)
     assert any(ECHO in row.functions and row.address == "127.0.0.1" for row in rows), rows
