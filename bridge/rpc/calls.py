@@ -345,7 +345,8 @@ class _RpcBase:
                     f"signs every call (wire contract, section 9)")
             return self._prepare_bare(method, args, kwargs, background)
         if self.keys is not None:
-            return self._prepare_signed(method, args, kwargs, background, self.keys)
+            return self._prepare_signed(method, args, kwargs, background, self.keys,
+                                        self.encoding)
         if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
             # The common case, a request message and no options: skip the argument sorting.
             message = args[0]
@@ -386,6 +387,7 @@ class _RpcBase:
         kwargs: Mapping[str, Any],
         background: bool,
         keys: Keyring,
+        client_encoding: Encoding | None,
     ) -> _Prepared:
         """A signed call (wire contract, section 9.1): always a deadline (the window when the
         call has no timeout), a fresh nonce, the MAC in the envelope."""
@@ -395,7 +397,7 @@ class _RpcBase:
                 f"{method.name}(): a signed call cannot share a job through a unique id: each "
                 f"caller's reply is bound to its own nonce (wire contract, section 9.3)")
         message = _build_request(method, args, fields)
-        codec = codec_for(options.get("encoding") or method.encoding)
+        codec = codec_for(options.get("encoding") or client_encoding or method.encoding)
         if "timeout" in options:
             timeout = _timeout(options["timeout"])
         else:

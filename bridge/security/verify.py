@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import hmac
+import threading
 import time
 
 from bridge.security.keys import Keyring
@@ -29,10 +30,11 @@ class ReplayCache:
 
     When full, the entry with the earliest deadline is evicted and its deadline becomes the
     *floor*: a job whose deadline is not later than the floor is refused from then on, so no
-    evicted nonce can ever run again.
+    evicted nonce can ever run again. Thread-safe: two copies of one job checked at once in two
+    threads are admitted once.
     """
 
-    __slots__ = ("_by_nonce", "_capacity", "_expiry", "floor_ms")
+    __slots__ = ("_by_nonce", "_capacity", "_expiry", "_lock", "floor_ms")
 
     def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
@@ -41,6 +43,7 @@ class ReplayCache:
         self._by_nonce: dict[tuple[str, bytes], tuple[bytes, int]] = {}
         self._expiry: list[tuple[int, str, bytes]] = []  # heap of (deadline, key id, nonce)
         self.floor_ms = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._by_nonce)
@@ -53,6 +56,11 @@ class ReplayCache:
     def admit(self, key_id: str, nonce: bytes, handle: bytes, deadline_ms: int,
               now_ms: int) -> str | None:
         """Record the job; None when it may run, else why not."""
+        with self._lock:
+            return self._admit(key_id, nonce, handle, deadline_ms, now_ms)
+
+    def _admit(self, key_id: str, nonce: bytes, handle: bytes, deadline_ms: int,
+               now_ms: int) -> str | None:
         self._expire(now_ms)
         if deadline_ms <= self.floor_ms:
             return "replay cache full"

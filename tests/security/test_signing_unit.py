@@ -117,3 +117,26 @@ def test_replay_cache_is_bounded_and_never_forgets_unsafely() -> None:
     # Expired entries leave by themselves.
     assert cache.admit("k", b"\x0a" * 16, b"h", now + 600, now + 200) is None
     assert len(cache) == 2
+
+
+async def test_a_signing_client_keeps_its_encoding() -> None:
+    """The client's own ``encoding=`` holds for signed calls too (it once fell back to the
+    schema's), and the MAC covers the encoding actually sent."""
+    from bridge.rpc.aio import AsyncRpc
+    from bridge.rpc.calls import MethodSpec
+    from bridge.rpc.envelope import decode_request
+    from bridge.schema.model import Encoding
+
+    spec: MethodSpec[envelope_pb2.Error, envelope_pb2.Error] = MethodSpec(
+        service="s.S", name="M", function="s.S.M", request_type=envelope_pb2.Error,
+        reply_type=envelope_pb2.Error)
+    ring = Keyring({"k": KEY})
+    rpc = AsyncRpc("127.0.0.1:1", encoding=Encoding.MSGPACK, keys=ring)
+    try:
+        prepared = rpc.prepare(spec, (envelope_pb2.Error(message="x"),), {})
+        request = decode_request(prepared.payload)
+        assert (prepared.codec.encoding, request.encoding) == (Encoding.MSGPACK,) * 2
+        verifier = JobVerifier(ring)
+        assert verifier.check("s.S.M", b"H:1", request, request.body) is None
+    finally:
+        await rpc.close()
