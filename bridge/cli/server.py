@@ -43,8 +43,9 @@ def register(subparsers: Any) -> None:
                      help="a name (DNS or IP) for the server certificate; repeat for more "
                           "(default: localhost and 127.0.0.1)")
     tls.add_argument("--tls-dir", default=None, metavar="DIR",
-                     help="keep the certificates in DIR and reuse them next time (default: a "
-                          "temporary folder, removed when the server stops)")
+                     help="keep the certificates in DIR and reuse them next time (they are "
+                          "made for 30 days and the names given then; remove DIR for new "
+                          "ones; default: a temporary folder, removed when the server stops)")
     parser.add_argument("extra", nargs="*", help="more gearmand options, after --")
     parser.set_defaults(func=run)
 

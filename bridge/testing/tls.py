@@ -106,7 +106,7 @@ def _san(names: Sequence[str]) -> str:
 
 def make_test_pki(directory: str | os.PathLike[str], *,
                   server_names: Sequence[str] = DEFAULT_SERVER_NAMES,
-                  client_name: str = "bridge-client", days: int = 2) -> TestPki:
+                  client_name: str = "bridge-client", days: int = 30) -> TestPki:
     """Make a new self-signed CA, a server certificate for ``server_names`` (subjectAltName
     DNS/IP entries) and a client certificate (CN ``client_name``), all signed by the CA, in
     ``directory`` (created if needed; files there are replaced). For tests and development only:
