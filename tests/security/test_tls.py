@@ -138,6 +138,19 @@ async def test_plain_and_tls_servers_mix_in_one_client(server: GearmandServer,
         assert all(link.ready for link in c._links)
 
 
+async def test_admin_over_tls_with_the_clients_own_settings(
+        server: GearmandServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background job cancelled through the client: its admin connection uses the client's
+    ``tls=``, not the (here empty) environment."""
+    for name in ("BRIDGE_TLS_CA", "BRIDGE_TLS_CERT", "BRIDGE_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    async with AsyncClient(server.tls_address, tls=server.client_tls) as client:
+        job = await client.submit_background("tls.test.Nobody", b"queued")
+        assert job.server == server.tls_address
+        assert await job.cancel() is True
+        assert not (await job.status()).running
+
+
 def test_admin_commands_over_tls(server: GearmandServer, python_worker: Any,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """bridge status over TLS, settings from the environment (the CLI's only source)."""
