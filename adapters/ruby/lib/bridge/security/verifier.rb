@@ -17,7 +17,9 @@ module Bridge
 
         @capacity = capacity
         @by_nonce = {}
-        @expiry = [] # binary min-heap of [deadline, key id, nonce]
+        # binary min-heap of [deadline, key id, nonce], ordered by deadline alone: which of equal
+        # deadlines goes first changes nothing (the floor refuses every job at that deadline)
+        @expiry = []
         @floor_ms = 0
         @lock = Mutex.new
       end
@@ -61,7 +63,7 @@ module Bridge
         i = heap.size - 1
         while i.positive?
           parent = (i - 1) / 2
-          break if (heap[parent] <=> entry) <= 0
+          break if heap[parent][0] <= entry[0]
 
           heap[i] = heap[parent]
           i = parent
@@ -81,8 +83,8 @@ module Bridge
           child = (2 * i) + 1
           break if child >= size
 
-          child += 1 if child + 1 < size && (heap[child + 1] <=> heap[child]).negative?
-          break if (last <=> heap[child]) <= 0
+          child += 1 if child + 1 < size && heap[child + 1][0] < heap[child][0]
+          break if last[0] <= heap[child][0]
 
           heap[i] = heap[child]
           i = child
@@ -128,8 +130,7 @@ module Bridge
         key = @keyring.key(key_id) or return "unknown key id"
         return "bad signature" if nonce.bytesize != Signing::NONCE_SIZE || mac.bytesize != Signing::MAC_SIZE
 
-        expected = Signing.hmac_sha256(key, Signing.request_input(function, key_id, nonce, version, deadline_ms,
-                                                                  encoding, metadata, body))
+        expected = Signing.request_mac(key, function, key_id, nonce, version, deadline_ms, encoding, metadata, body)
         return "bad signature" unless OpenSSL.fixed_length_secure_compare(expected, mac)
         return "a signed job needs a deadline" if deadline_ms.zero?
         return "expired" if deadline_ms <= now_ms
