@@ -237,6 +237,33 @@ class TestSigning < Minitest::Test
     end
   end
 
+  def test_a_worker_takes_keys_from_its_api_and_the_environment_and_never_shows_them
+    text = "k1:#{[KEY].pack('m0')}"
+    worker = Bridge::Worker.new(servers: "127.0.0.1:1", keys: text, logger: Logger.new(nil))
+    assert_equal "k1", worker.keys.ids
+    worker.add_service(Handler.new)
+    refute_includes worker.inspect, KEY
+    refute_includes worker.inspect, [KEY].pack("m0")
+    worker.keys = { "k2" => ("z" * 16).b, "k1" => KEY } # rotation: the replay cache is kept
+    assert_equal "k2, k1", worker.keys.ids
+    worker.keys = nil
+    assert_nil worker.keys
+    begin
+      ENV["BRIDGE_KEYS"] = text
+      assert_equal "k1", Bridge::Worker.new(servers: "127.0.0.1:1", logger: Logger.new(nil)).keys.ids
+      ENV["BRIDGE_KEYS"] = "k1:c2hvcnQ="
+      error = assert_raises(S::KeyringError) { Bridge::Worker.new(servers: "127.0.0.1:1", logger: Logger.new(nil)) }
+      refute_includes error.message, "c2hvcnQ="
+    ensure
+      ENV.delete("BRIDGE_KEYS")
+    end
+    job = Bridge::Job.new(Sent.new([]), "H:1", FUNCTION, "", "")
+    job.sign_replies(KEY, "k1", "n" * 16)
+    context = Bridge::Context.new(job, metadata: {}, deadline_ms: 0, encoding: :protobuf)
+    refute_includes context.inspect, KEY
+    assert_includes job.inspect, "signed (key id k1)"
+  end
+
   def test_bare_jobs_cannot_be_signed
     (type, _, data), = dispatch("text", function: "interop_bare_echo_raw")
     assert_equal :WORK_EXCEPTION, type

@@ -66,6 +66,9 @@ module Bridge
 
     def signed? = !@signing.nil?
 
+    # Never shows the key of a signed job (a handler may print its context).
+    def inspect = "#<#{self.class.name} #{@function_name} #{@handle}#{@signing ? " signed (key id #{@signing[1]})" : ""}>"
+
     # One stream item (WORK_DATA, frame kind ITEM, sequence = its index).
     def send_item(body)
       @lock.synchronize do
