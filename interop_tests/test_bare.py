@@ -211,6 +211,8 @@ async def test_hostile_bare_jobs_then_a_good_one(raw: AsyncClient, bare: Any) ->
         ("interop_bare_echo_json", b"\x00" * 64),
         ("interop_bare_echo_msgpack", bytes.fromhex("81a76e756d62657273ddffffffff")),
         ("interop_bare_echo_msgpack", b"\xc1"),
+        # A key Composite does not have (section 8.1: bare MSGPACK refuses unknown keys).
+        ("interop_bare_echo_msgpack", bytes.fromhex("82a474657874a161a27a7a01")),
         ("interop_bare_echo_protobuf", b"\x0a\xff\xff\xff\xff\x0f"),
         ("interop_bare_reverse", b"\xff\xfe not utf-8"),
     ]

@@ -314,10 +314,6 @@ def test_reply_of_the_wrong_shape(via: str, peers: LegacyPeers,
     assert "order_total" in text and "MSGPACK" in text, text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wire contract 8.1: a bare MSGPACK reply is read by the msgpack mapping of section 5, which "
-    "skips unknown keys, so a msgpack reply none of whose keys the reply type has reads as the "
-    "default-valued message (issue 12: never a default-valued message); left to the coordinator"))
 @pytest.mark.parametrize("via", ["sync"])
 def test_msgpack_reply_with_no_known_key(
     via: str, peers: LegacyPeers, legacy_stubs: LegacyStubs

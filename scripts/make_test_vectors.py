@@ -756,6 +756,8 @@ _BARE_JSON_INVALID: list[tuple[str, str, str]] = [
     ("invalid_json_two_values", "Composite", "{} {}"),
     ("invalid_json_truncated", "Composite", '{"text": "ab'),
     ("invalid_json_not_utf8", "Blob", '{"text": "\udcff"}'),
+    ("invalid_json_lone_surrogate_escape", "Scalars", '{"f_enum": "\\ud800"}'),
+    ("invalid_json_lone_surrogate_key", "Scalars", '{"\\udc00": 1}'),
     ("invalid_json_nan_literal", "Scalars", '{"f_double": NaN}'),
     ("invalid_json_unknown_key", "Composite", '{"text": "a", "no_such_field": 1}'),
     ("invalid_json_int_fraction", "Scalars", '{"f_int32": 1.5}'),

@@ -51,7 +51,7 @@ def codec_for(encoding: int) -> Codec:
 
 _BARE: dict[int, Codec] = {
     envelope_pb2.PROTOBUF: PROTOBUF,
-    envelope_pb2.MSGPACK: MSGPACK,
+    envelope_pb2.MSGPACK: MsgpackCodec(unknown_keys=False),
     envelope_pb2.JSON: JSON,
     envelope_pb2.RAW: RAW,
 }

@@ -2,10 +2,11 @@
 
 JSON starts from protobuf's own canonical mapping (``google.protobuf.json_format``, which does the
 field-by-field work: enum names, base64, well-known types, range checks) and adds the few
-differences section 8.2 lists, in one walk over the message's descriptor on each side:
-``.proto`` field names, every field without presence written, 64-bit integers as numbers;
-on input ``[]`` for an empty message or map (PHP's empty array) and ``0`` / ``1`` for a bool
-(Perl). RAW is the bytes of a message's only ``bytes`` / ``string`` field.
+differences section 8.2 lists: ``.proto`` field names, every field without presence written,
+64-bit integers as numbers; on input ``[]`` for an empty message or map (PHP's empty array) and
+``0`` / ``1`` for a bool (Perl). The common cases skip json_format (``bridge.codecs.bare_plan``:
+cached per-type plans, same output, same accepted input); it stays the reference for the rest.
+RAW is the bytes of a message's only ``bytes`` / ``string`` field.
 
 codec = BareJsonCodec()
 codec.encode(reply)                  # b'{"name":"x","count":3,...}'
@@ -22,6 +23,9 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from bridge.codecs.bare_plan import BASE64 as _BASE64
+from bridge.codecs.bare_plan import Slow, fill, write_plan
+from bridge.codecs.bare_plan import is_wkt as _is_wkt
 from bridge.codecs.base import BytesLike, DecodeError, MessageT
 from bridge.codecs.msgpack_codec import MAX_NESTING
 from bridge.v1 import envelope_pb2
@@ -30,22 +34,6 @@ __all__ = ["BareJsonCodec", "RawCodec", "raw_field"]
 
 #: A message descriptor: the pure-Python and the upb classes are both in use, and share this much.
 Descriptor = Any
-
-_INT64_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
-
-
-def _is_wkt(descriptor: Descriptor) -> bool:
-    """Well-known types keep their canonical JSON form (section 8.2, writing rule 8)."""
-    return bool(descriptor.full_name.startswith("google.protobuf."))
-
 
 def _is_map(field: FieldDescriptor) -> bool:
     mt = field.message_type
@@ -61,28 +49,6 @@ def _map_value(field: FieldDescriptor) -> FieldDescriptor:
 
 def _is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
-
-
-def _numbers_out(value: Any, descriptor: Descriptor) -> None:
-    """Turn the canonical dict's 64-bit integer strings into numbers, in place."""
-    if _is_wkt(descriptor) or not isinstance(value, dict):
-        return
-    for field in descriptor.fields:
-        item = value.get(field.name)
-        if item is None:
-            continue
-        if _is_map(field):
-            vfield = _map_value(field)
-            for key, v in item.items():
-                if vfield.type in _INT64_TYPES:
-                    item[key] = int(v)
-                elif vfield.message_type is not None:
-                    _numbers_out(v, vfield.message_type)
-        elif field.type in _INT64_TYPES:
-            value[field.name] = [int(v) for v in item] if _is_repeated(field) else int(item)
-        elif field.message_type is not None:
-            for v in item if _is_repeated(field) else (item,):
-                _numbers_out(v, field.message_type)
 
 
 def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
@@ -112,10 +78,6 @@ def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
         else:
             out[key] = _field_in(field, item, depth + 1)
     return out
-
-
-# Standard or URL-safe base64, padding optional (json_format itself skips stray characters).
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
 # JSON's own number grammar, for numbers written as strings (json_format alone would also take
@@ -187,30 +149,53 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# json.dumps / json.loads given any option build a new encoder / decoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 class BareJsonCodec:
-    """``bridge.v1.Encoding.JSON``: the JSON mapping of wire contract section 8.2, UTF-8."""
+    """``bridge.v1.Encoding.JSON``: the JSON mapping of wire contract section 8.2, UTF-8.
+
+    The common cases take the cached plans of ``bridge.codecs.bare_plan``; json_format does the
+    rest (well-known types at the top, lenient input, errors) and is the reference.
+    """
 
     encoding: int = envelope_pb2.JSON
 
     def encode(self, message: Message) -> bytes:
-        value = json_format.MessageToDict(
-            message,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-        )
-        _numbers_out(value, message.DESCRIPTOR)
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return text.encode("utf-8")
+        descriptor = message.DESCRIPTOR
+        if _is_wkt(descriptor):
+            value = json_format.MessageToDict(
+                message,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            )
+        else:
+            value = write_plan(descriptor)(message)
+        return _ENCODER.encode(value).encode("utf-8")
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         message = message_type()
         if not len(data):
             return message
-        name = message_type.DESCRIPTOR.full_name
+        descriptor = message_type.DESCRIPTOR
+        name = descriptor.full_name
         try:
-            value = json.loads(bytes(data).decode("utf-8"), parse_constant=_no_constants)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            text = bytes(data).decode("utf-8")
+            value = _DECODER.decode(text)
+            if "\\u" in text:
+                # A \uD800-style escape with no partner decodes to a lone surrogate: not
+                # Unicode, so not a string any runtime can hold (reading rule 1).
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError, RecursionError) as exc:
             raise DecodeError(f"not a JSON {name}: {exc}") from None
+        if type(value) is dict and not _is_wkt(descriptor):
+            try:
+                fill(message, value, descriptor, 0)
+                return message
+            except (Slow, ValueError, TypeError, OverflowError):
+                message = message_type()  # json_format decides, on a fresh message
         if not isinstance(value, dict) and value != []:
             raise DecodeError(
                 f"not a JSON {name}: expected an object, got {type(value).__name__}"

@@ -410,10 +410,44 @@ def _unpack(data: BytesLike) -> Any:
         raise
 
 
+def _refuse_unknown_keys(obj: Any, descriptor: Any, depth: int) -> None:
+    """A bare MSGPACK payload names only its type's fields, at every level (wire contract,
+    section 8.1): an unknown key is a decoding error. (Shapes and depth are ``_fill``'s.)"""
+    if type(obj) is not dict or depth > MAX_NESTING:
+        return
+    fields = descriptor.fields_by_name
+    for key, value in obj.items():
+        field = fields.get(key) if type(key) is str else None
+        if field is None:
+            raise DecodeError(
+                f"{descriptor.full_name}: unknown key {key!r} (a bare MSGPACK payload uses only "
+                f"its type's field names: wire contract, section 8.1)")
+        entry = field.message_type
+        if value is None or entry is None:
+            continue
+        if entry.GetOptions().map_entry:
+            inner = entry.fields_by_name["value"].message_type
+            if inner is not None and type(value) is dict:
+                for item in value.values():
+                    _refuse_unknown_keys(item, inner, depth + 1)
+        elif field.is_repeated:
+            if type(value) is list:
+                for item in value:
+                    _refuse_unknown_keys(item, entry, depth + 1)
+        else:
+            _refuse_unknown_keys(value, entry, depth + 1)
+
+
 class MsgpackCodec:
-    """``bridge.v1.Encoding.MSGPACK``: messages as msgpack maps keyed by field name."""
+    """``bridge.v1.Encoding.MSGPACK``: messages as msgpack maps keyed by field name.
+
+    ``MsgpackCodec(unknown_keys=False)`` is the bare form (wire contract, section 8.1), which
+    refuses keys its type does not have instead of skipping them."""
 
     encoding: int = envelope_pb2.MSGPACK
+
+    def __init__(self, *, unknown_keys: bool = True) -> None:
+        self.unknown_keys = unknown_keys
 
     def encode(self, message: Message) -> bytes:
         try:
@@ -437,6 +471,8 @@ class MsgpackCodec:
             ) from exc
         message = message_type()
         try:
+            if not self.unknown_keys:
+                _refuse_unknown_keys(obj, message_type.DESCRIPTOR, 0)
             _fill(message, obj, 0)
         # protobuf's own checks (a proto2 closed enum refusing a number...) and a stack exhausted
         # by a caller that was already deep in it
@@ -447,4 +483,4 @@ class MsgpackCodec:
         return message
 
     def __repr__(self) -> str:
-        return "MsgpackCodec()"
+        return "MsgpackCodec()" if self.unknown_keys else "MsgpackCodec(unknown_keys=False)"

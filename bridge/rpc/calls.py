@@ -261,6 +261,9 @@ def _build_request(
         raise TypeError(f"{method.name}(): {exc}") from None
 
 
+_TIMEOUT_ONLY = frozenset({"timeout"})
+
+
 def _split(
     kwargs: Mapping[str, Any], allowed: frozenset[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -432,6 +435,13 @@ class _RpcBase:
     ) -> _Prepared:
         """A bare call: the request alone in the method's encoding; no deadline or metadata
         travel, the unique id goes as given (wire contract, section 8.4)."""
+        if (len(args) == 1 and not kwargs.keys() - _TIMEOUT_ONLY
+                and isinstance(args[0], method.request_type)):
+            # The common case, a request message and at most a timeout: no option sorting.
+            codec = bare_codec_for(method.encoding)
+            timeout = (_timeout(kwargs["timeout"]) if kwargs
+                       else _default_timeout(method, background))
+            return _Prepared(codec.encode(args[0]), codec, timeout, method.default_priority)
         options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
         encoding = options.get("encoding")
         if encoding is not None and encoding != method.encoding:
