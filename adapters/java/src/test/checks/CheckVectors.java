@@ -9,8 +9,8 @@ import java.io.InputStreamReader;
 import java.util.HexFormat;
 
 /**
- * Per line "name type encoding hex" (encoding 1 protobuf, 2 msgpack): the generated class's decode
- * and DynamicMessage's, each re-encoded as msgpack, or ERR and the error.
+ * Per line "name type encoding hex" (encoding 1 protobuf, 2 msgpack, 3 bare JSON): the generated
+ * class's decode and DynamicMessage's, each re-encoded as msgpack, or ERR and the error.
  */
 public final class CheckVectors {
     public static void main(String[] args) throws Exception {
@@ -24,9 +24,13 @@ public final class CheckVectors {
             Encoding encoding = Encoding.forNumber(Integer.parseInt(f[2]));
             byte[] bytes = hex.parseHex(f[3]);
             try {
-                Message generated = Codecs.decode(ByteString.copyFrom(bytes), encoding, prototype);
-                Message dynamic = Codecs.decode(ByteString.copyFrom(bytes), encoding,
-                        DynamicMessage.getDefaultInstance(prototype.getDescriptorForType()));
+                Message dynamicPrototype = DynamicMessage.getDefaultInstance(prototype.getDescriptorForType());
+                Message generated = encoding == Encoding.JSON
+                        ? Codecs.decodeBare(bytes, 0, bytes.length, encoding, prototype)
+                        : Codecs.decode(ByteString.copyFrom(bytes), encoding, prototype);
+                Message dynamic = encoding == Encoding.JSON
+                        ? Codecs.decodeBare(bytes, 0, bytes.length, encoding, dynamicPrototype)
+                        : Codecs.decode(ByteString.copyFrom(bytes), encoding, dynamicPrototype);
                 System.out.println(f[0] + " " + hex.formatHex(MsgpackCodec.encode(generated)) + " "
                         + hex.formatHex(MsgpackCodec.encode(dynamic)));
             } catch (Exception e) {

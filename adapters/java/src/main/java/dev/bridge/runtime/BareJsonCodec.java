@@ -121,7 +121,10 @@ public final class BareJsonCodec {
         return p.isString() ? "string" : p.isBoolean() ? "boolean" : "number";
     }
 
-    /** Refuses text whose arrays and objects nest deeper than {@code limit}. */
+    /**
+     * Refuses text whose arrays and objects nest deeper than {@code limit}, and strings holding a
+     * raw control character.
+     */
     private static void checkDepth(String text, int limit, Descriptor type) throws DecodeException {
         int depth = 0;
         boolean inString = false;
@@ -132,6 +135,9 @@ public final class BareJsonCodec {
                     i++;
                 } else if (c == '"') {
                     inString = false;
+                } else if (c < 0x20) { // gson would take it; JSON (and Python's json) do not
+                    throw new DecodeException("not a JSON " + type.getFullName()
+                            + ": a control character inside a string must be escaped");
                 }
             } else if (c == '"') {
                 inString = true;

@@ -133,7 +133,7 @@ final class BareJsonReader {
 
     private Object mapKey(FieldDescriptor keyField, String key) throws DecodeException {
         return switch (keyField.getJavaType()) {
-            case STRING -> key;
+            case STRING -> text(keyField, key);
             case BOOLEAN -> {
                 if (key.equals("true") || key.equals("false")) {
                     yield key.equals("true");
@@ -172,7 +172,7 @@ final class BareJsonReader {
                 if (!p.isString()) {
                     throw error(field.getFullName() + ": expected a string");
                 }
-                yield p.getAsString();
+                yield text(field, p.getAsString());
             }
             case BOOLEAN -> {
                 if (p.isBoolean()) {
@@ -189,6 +189,20 @@ final class BareJsonReader {
             case FLOAT, DOUBLE -> floating(field, p);
             default -> integer(field, p);
         };
+    }
+
+    /** A string's value: a lone surrogate ({@code "\\ud800"}) has no UTF-8 form, so it is refused. */
+    private String text(FieldDescriptor field, String value) throws DecodeException {
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < value.length() && Character.isLowSurrogate(value.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw error(field.getFullName() + ": a lone surrogate (\\u" + Integer.toHexString(c)
+                        + ") is no Unicode text");
+            }
+        }
+        return value;
     }
 
     private ByteString bytes(FieldDescriptor field, JsonPrimitive p) throws DecodeException {
@@ -244,6 +258,9 @@ final class BareJsonReader {
                 d = Double.parseDouble(text);
             } catch (NumberFormatException e) {
                 throw error(field.getFullName() + ": expected a number, got " + p);
+            }
+            if (p.isNumber() && text.equals("-0")) {
+                d = 0.0; // an integer literal: PHP, Perl and Python read it as the integer 0 (the string "-0" is -0.0)
             }
             if (Double.isInfinite(d)) {
                 throw error(field.getFullName() + ": " + text + " is out of range");

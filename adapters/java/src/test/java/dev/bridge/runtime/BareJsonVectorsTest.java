@@ -186,7 +186,8 @@ class BareJsonVectorsTest {
         Message prototype = TestSchemas.prototype("bridge.interop.v1.Scalars");
         for (String text : List.of("{\"f_int32\": [5]}", "{\"f_string\": true}", "{\"f_bytes\": 5}",
                 "{\"f_double\": \"0x1p3\"}", "{\"f_float\": 1e39}", "{\"f_double\": 1e400}", "{\"f_enum\": true}",
-                "{'f_int32': 1}", "{\"f_int32\": 1,}", "{\"f_int32\": 1, \"fInt32\": 2}")) {
+                "{'f_int32': 1}", "{\"f_int32\": 1,}", "{\"f_int32\": 1, \"fInt32\": 2}",
+                "{\"f_string\": \"\\ud800\"}", "{\"f_string\": \"a\u0001\"}", "{\"f_double\": \".5\"}")) {
             byte[] payload = text.getBytes(StandardCharsets.UTF_8);
             assertThrows(DecodeException.class, () -> decode(payload, prototype), text);
         }
