@@ -32,6 +32,10 @@ bridge_status bridge__msgpack_encode(const ProtobufCMessage *msg, bridge_buffer 
                                      size_t err_size);
 bridge_status bridge__msgpack_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                      size_t len, ProtobufCMessage **out, char *err, size_t err_size);
+/* `strict`: a key the message type does not have is a decoding error (bare MSGPACK, 8.1). */
+bridge_status bridge__msgpack_decode_as(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                        size_t len, bool strict, ProtobufCMessage **out, char *err,
+                                        size_t err_size);
 bridge_status bridge__protobuf_encode(const ProtobufCMessage *msg, bridge_buffer *out, char *err,
                                       size_t err_size);
 bridge_status bridge__protobuf_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,

@@ -361,8 +361,12 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     }
     if (ctx->bare) {
         /* the whole payload is the request; then steps 7 and 8 as for any job */
-        if (bridge_decode(method->input, ctx->encoding, payload, size, &request, err,
-                          sizeof err) != BRIDGE_STATUS_OK) {
+        /* bare MSGPACK refuses keys its type does not have (section 8.1), unlike section 5 */
+        bridge_status st = ctx->encoding == BRIDGE_ENCODING_MSGPACK
+            ? bridge__msgpack_decode_as(method->input, payload ? payload : (const uint8_t *)"", size,
+                                        true, &request, err, sizeof err)
+            : bridge_decode(method->input, ctx->encoding, payload, size, &request, err, sizeof err);
+        if (st != BRIDGE_STATUS_OK) {
             finish_errorf(ctx, BRIDGE_INVALID_ARGUMENT, "malformed %s request for %s: %s",
                           encoding_name(ctx->encoding), method->function_name, err);
             goto done;

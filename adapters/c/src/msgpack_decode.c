@@ -19,6 +19,7 @@ typedef struct dec {
     const uint8_t *end;
     char *err;
     size_t err_size;
+    bool strict; /* bare MSGPACK (wire contract 8.1): a key the type does not have is an error */
 } dec;
 
 #define DEC_FAIL(d, ...) bridge__fail(BRIDGE_STATUS_DECODE_ERROR, (d)->err, (d)->err_size, __VA_ARGS__)
@@ -526,6 +527,9 @@ static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t en
         if (f == NULL && !bridge__utf8_valid(d->p, kh.u))
             return DEC_FAIL(d, "%s: a field name is not valid UTF-8", desc->name);
         d->p += kh.u;
+        if (f == NULL && d->strict)
+            return DEC_FAIL(d, "%s has no field \"%.*s\"", desc->name, (int)(kh.u < 60 ? kh.u : 60),
+                            (const char *)d->p - kh.u);
         if (f == NULL) {
             if ((st = dec_skip(d))) /* unknown key: skipped */
                 return st;
@@ -540,7 +544,14 @@ static bridge_status dec_message_body(dec *d, ProtobufCMessage *msg, uint64_t en
 bridge_status bridge__msgpack_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                      size_t len, ProtobufCMessage **out, char *err, size_t err_size)
 {
-    dec d = {.p = data, .end = data + len, .err = err, .err_size = err_size};
+    return bridge__msgpack_decode_as(desc, data, len, false, out, err, err_size);
+}
+
+bridge_status bridge__msgpack_decode_as(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                                        size_t len, bool strict, ProtobufCMessage **out, char *err,
+                                        size_t err_size)
+{
+    dec d = {.p = data, .end = data + len, .err = err, .err_size = err_size, .strict = strict};
     mp_head h = {.kind = MP_MAP, .u = 0};
     bridge_status st = BRIDGE_STATUS_OK;
     /* Zero bytes are the message with every field unset (encoders still write 0x80). */

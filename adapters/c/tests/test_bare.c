@@ -323,6 +323,12 @@ static int test_bare_flow(void)
     kind = RUN("interop_bare_echo_json", "{\"nope\":1}");
     CHECK(kind == 'E' && out.len > 30 && memcmp(out.data, "{\"code\":3,\"status\":\"INVALID_ARGUMENT\"", 37) == 0 &&
               memmem(out.data, out.len, "nope", 4), "undecodable: %.*s", (int)out.len, (const char *)out.data);
+    /* bare MSGPACK refuses a key its type does not have, at every level (8.1) */
+    kind = RUN("interop_bare_echo_msgpack", "\x81\xa3" "bad\x01");
+    CHECK(kind == 'E' && memmem(out.data, out.len, "has no field \"bad\"", 18), "unknown key: %.*s",
+          (int)out.len, (const char *)out.data);
+    kind = RUN("interop_bare_echo_msgpack", "\x81\xa5" "inner\x81\xa3" "bad\x01");
+    CHECK(kind == 'E' && memmem(out.data, out.len, "has no field \"bad\"", 18), "nested unknown key");
     kind = RUN("interop_bare_echo_msgpack", "\xc1");
     CHECK(kind == 'E' && memmem(out.data, out.len, "msgpack", 7) && out.data[0] != '{', "bad msgpack: text");
     kind = RUN("interop_bare_not_implemented_json", "{}");
