@@ -268,7 +268,12 @@ module Bridge
       end
 
       body = begin
-        Codec.decode(rpc.input, payload, rpc.encoding)
+        # Bare MSGPACK refuses keys its type does not have (section 8.1); enveloped MSGPACK skips them.
+        if rpc.encoding == :msgpack
+          Codec::Msgpack.decode(rpc.input, payload, unknown_keys: false)
+        else
+          Codec.decode(rpc.input, payload, rpc.encoding)
+        end
       rescue DecodeError => e
         return reject(job, :INVALID_ARGUMENT, "request (bare #{rpc.encoding}): #{e.message}")
       end

@@ -44,8 +44,9 @@ module Bridge
         raise EncodeError, "cannot encode #{message.class} as msgpack: #{e.message}"
       end
 
-      def decode(klass, bytes)
-        Reader.new(bytes).read_top(klass)
+      # +unknown_keys: false+ for a bare method's payload (section 8.1): unknown keys are refused.
+      def decode(klass, bytes, unknown_keys: true)
+        Reader.new(bytes, unknown_keys: unknown_keys).read_top(klass)
       rescue RangeError, TypeError, ArgumentError, Google::Protobuf::TypeError => e
         raise DecodeError, "#{klass.descriptor.name}: #{e.message}"
       end

@@ -30,10 +30,13 @@ module Bridge
           end
         end
 
-        def initialize(bytes)
+        # +unknown_keys: false+ is the bare form (wire contract section 8.1): a key the type does not
+        # have is a decoding error, at every level, instead of being skipped.
+        def initialize(bytes, unknown_keys: true)
           @s = bytes.encoding == Encoding::BINARY ? bytes : bytes.b
           @pos = 0
           @end = @s.bytesize
+          @unknown_keys = unknown_keys
         end
 
         # The whole input as one +klass+ message; zero bytes are the empty message.
@@ -144,7 +147,12 @@ module Bridge
 
             path = "#{where}.#{utf8!(key, where)}"
             field = fields[key]
-            if field.nil? # unknown keys are skipped, whatever their value
+            if field.nil? # unknown keys are skipped, whatever their value (not in a bare payload)
+              unless @unknown_keys
+                raise DecodeError, "#{where}: unknown key #{key.inspect} (a bare MSGPACK payload uses only " \
+                                   "its type's field names: wire contract section 8.1)"
+              end
+
               skip(path)
               next
             end
