@@ -44,7 +44,9 @@ RAW = "tls.test.Echo"
 # Found in no TLS record by chance: 40 distinctive bytes, repeated.
 SECRET = b"payload-that-must-not-be-seen-on-the-wire"
 _PCAP_HEADER = 24
-REFUSE_WITHIN = 3.0  # seconds: a refused handshake fails this fast, never hangs
+REFUSE_WITHIN = 3.0
+# Generous, as in interop_tests: a loaded machine delays the PHP worker's polling loop.
+CALL_TIMEOUT = 30.0  # seconds: a refused handshake fails this fast, never hangs
 
 
 @pytest.fixture(scope="module")
@@ -305,10 +307,12 @@ async def test_bridge_tunnel_carries_a_php_worker_to_a_typed_call(
                 async with bridge.InteropAsyncClient(server.tls_address,
                                                      tls=server.client_tls) as client:
                     sent = composite(pb, "php over TLS")
-                    assert await client.echo(sent, timeout=10) == sent
-                    assert (await client.who_am_i(pb.Empty(), timeout=10)).language == "php"
+                    assert await client.echo(sent, timeout=CALL_TIMEOUT) == sent
+                    who = await client.who_am_i(pb.Empty(), timeout=CALL_TIMEOUT)
+                    assert who.language == "php"
             except BaseException:
                 print(log_path.read_text(errors="replace"))
+                print("gearmand lists:", admin.status(server.address), admin.jobs(server.address))
                 raise
             tunnel.send_signal(signal.SIGTERM)
             code = tunnel.wait(30)
