@@ -36,6 +36,8 @@ final class Dispatcher
     private readonly ProtobufCodec $protobuf;
     private readonly MsgpackCodec $msgpack;
     private ?BareJsonCodec $json = null;
+    /** Bare MSGPACK refuses keys its type does not have (section 8.1); enveloped MSGPACK skips them. */
+    private ?MsgpackCodec $bareMsgpack = null;
     private ?RawCodec $raw = null;
     /** True while the handler's own code runs: what it throws is UNKNOWN, anything else INTERNAL. */
     private bool $inHandler = false;
@@ -250,7 +252,7 @@ final class Dispatcher
     {
         return match ($encoding) {
             Encoding::PROTOBUF => $this->protobuf,
-            Encoding::MSGPACK => $this->msgpack,
+            Encoding::MSGPACK => $this->bareMsgpack ??= new MsgpackCodec(unknownKeys: false),
             Encoding::JSON => $this->json ??= new BareJsonCodec(),
             Encoding::RAW => $this->raw ??= new RawCodec(),
             default => throw new \LogicException("no bare codec for encoding {$encoding}"),

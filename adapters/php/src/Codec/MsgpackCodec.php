@@ -10,6 +10,9 @@ use Google\Protobuf\Internal\Message;
 /**
  * The msgpack mapping of protobuf messages (wire contract, section 5), driven by the protobuf
  * descriptors so that one codec serves every generated message class.
+ *
+ * `new MsgpackCodec(unknownKeys: false)` is the bare form (section 8.1): a key the type does not
+ * have is a decoding error, at every level, instead of being skipped.
  */
 final class MsgpackCodec implements Codec
 {
@@ -23,6 +26,10 @@ final class MsgpackCodec implements Codec
     private bool $hugeUnsigned = false;
     /** @var (\Closure(Message, int): void)|null unsets a real oneof's member (Message::writeOneof) */
     private ?\Closure $clearOneof = null;
+
+    public function __construct(private readonly bool $unknownKeys = true)
+    {
+    }
 
     public function encode(Message $message): string
     {
@@ -73,6 +80,14 @@ final class MsgpackCodec implements Codec
             $name = $this->readKeyName($class);
             $field = $fields[$name] ?? null;
             if ($field === null) {
+                if (!$this->unknownKeys) {
+                    throw new DecodeError(sprintf(
+                        'msgpack for %s: unknown key %s (a bare MSGPACK payload uses only its type\'s '
+                            . 'field names: wire contract, section 8.1)',
+                        $class,
+                        json_encode($name, JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_UNICODE)
+                    ));
+                }
                 $this->skip(0);  // unknown keys are skipped
                 continue;
             }
