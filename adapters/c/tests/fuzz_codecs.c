@@ -35,7 +35,8 @@ static const ProtobufCMessageDescriptor *const types[] = {
 static const char *const functions[] = {BRIDGE_INTEROP_V1_INTEROP_ECHO_FUNCTION,
                                         BRIDGE_INTEROP_V1_INTEROP_ECHO_SCALARS_FUNCTION,
                                         BRIDGE_INTEROP_V1_INTEROP_STREAM_FUNCTION,
-                                        BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION};
+                                        BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION,
+                                        BRIDGE_INTEROP_V1_BARE_ECHO_MSGPACK_FUNCTION};
 #define N_FUNCTIONS (sizeof functions / sizeof functions[0])
 /* targets: [0, 3*N_TYPES) decode types[t/3] in encoding t%3 (protobuf, msgpack, JSON); then jobs */
 #define N_ENCODINGS 3
@@ -125,13 +126,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         worker = bridge_worker_new(&o);
         static const bridge_interop_v1_interop_handlers h = {
             .echo = echo, .echo_scalars = echo_scalars, .stream = stream};
-        static const bridge_interop_v1_bare_handlers b = {.echo_json = echo};
+        static const bridge_interop_v1_bare_handlers b = {.echo_json = echo, .echo_msgpack = echo};
         if (worker == NULL || bridge_interop_v1_interop_register(worker, &h, NULL) != BRIDGE_STATUS_OK ||
             bridge_interop_v1_bare_register(worker, &b, NULL) != BRIDGE_STATUS_OK)
             abort();
     }
     const char *function = functions[target - N_ENCODINGS * N_TYPES];
-    bool bare = strcmp(function, BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION) == 0;
+    bool bare_json = strcmp(function, BRIDGE_INTEROP_V1_BARE_ECHO_JSON_FUNCTION) == 0;
+    bool bare = bare_json || strcmp(function, BRIDGE_INTEROP_V1_BARE_ECHO_MSGPACK_FUNCTION) == 0;
     char kind = 0;
     bridge_buffer out = BRIDGE_BUFFER_INIT, items = BRIDGE_BUFFER_INIT;
     bridge_worker_process(worker, function, data, size, &kind, &out, &items);
@@ -139,8 +141,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* every job is answered */
     if (kind == 'C' && !bare && (out.len < 23 || out.data[0] != 0xB7))
         abort(); /* with a reply frame */
-    if (bare && (items.len != 0 || out.len == 0 || out.data[0] != '{'))
+    if (bare_json && (items.len != 0 || out.len == 0 || out.data[0] != '{'))
         abort(); /* a bare JSON reply or error: an object, alone */
+    if (bare && !bare_json && (items.len != 0 || out.len == 0 ||
+                               (kind == 'C' && (out.data[0] & 0xf0) != 0x80 && out.data[0] != 0xde)))
+        abort(); /* a bare msgpack reply: a map, alone; an error: its text */
     bridge_buffer_free(&out);
     bridge_buffer_free(&items);
     return 0;
@@ -218,6 +223,8 @@ int main(int argc, char **argv)
         write_seed(argv[1], N_ENCODINGS * t + 2, v->input, v->input_len);
         if (t == 1) /* Composite */
             write_seed(argv[1], N_ENCODINGS * N_TYPES + 3, v->input, v->input_len);
+        if (t == 1 && v->expect_msgpack) /* and its msgpack to the bare msgpack echo */
+            write_seed(argv[1], N_ENCODINGS * N_TYPES + 4, v->expect_msgpack, v->expect_msgpack_len);
     }
     /* a stream of 3, and the 20-byte poison job of issue 11 */
     static const uint8_t stream3[] = {0x08, 0x01, 0x20, 0x02, 0x2a, 0x08, 0x81, 0xa5, 'c', 'o', 'u', 'n', 't', 0x03};
