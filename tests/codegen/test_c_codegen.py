@@ -419,3 +419,19 @@ def test_well_known_types_in_a_bare_json_method_are_refused_with_file_line(
     (tmp_path / "wkt.proto").write_text(WKT_JSON.replace("encoding: JSON", "encoding: PROTOBUF"))
     schema = load([tmp_path / "wkt.proto"], [tmp_path, REPO / "schemas"])
     assert get_emitter("c").generate(schema, {})
+    # a well-known type as the request itself is refused too; Empty ({} as libbridge writes it) not
+    top = (WKT_JSON.replace("rpc Now(Holder)", "rpc Now(google.protobuf.Timestamp)")
+           .replace("message Holder { map<string, When> whens = 1; }", "message Holder {}"))
+    (tmp_path / "wkt.proto").write_text(top)
+    schema = load([tmp_path / "wkt.proto"], [tmp_path, REPO / "schemas"])
+    with pytest.raises(CodegenError, match=r"^wkt.proto:8:.*google.protobuf.Timestamp"):
+        get_emitter("c").generate(schema, {})
+    (tmp_path / "wkt.proto").write_text(
+        top.replace('import "google/protobuf/timestamp.proto";',
+                    'import "google/protobuf/empty.proto";')
+        .replace("message When { google.protobuf.Timestamp at = 1; }",
+                 "message When { google.protobuf.Empty at = 1; }")
+        .replace("rpc Now(google.protobuf.Timestamp)", "rpc Now(google.protobuf.Empty)")
+    )
+    schema = load([tmp_path / "wkt.proto"], [tmp_path, REPO / "schemas"])
+    assert get_emitter("c").generate(schema, {})

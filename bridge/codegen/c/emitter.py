@@ -153,9 +153,21 @@ def _check_names(proto_files: list[ProtoFile]) -> None:
                 )
 
 
+def _special_json(full_name: str) -> bool:
+    return full_name.startswith("google.protobuf.") and full_name != "google.protobuf.Empty"
+
+
 def _check_json_types(schema: Schema, method: Method, where: str) -> None:
-    """Refuses a bare JSON method whose messages reach a well-known type (``google.protobuf.*``):
-    libbridge's JSON codec does not write their canonical JSON forms (wire contract, 8.2 rule 8)."""
+    """Refuses a bare JSON method whose messages reach a well-known type (``google.protobuf.*``,
+    but ``Empty``, whose canonical JSON is ``{}`` as libbridge writes it): libbridge's JSON codec
+    does not write their canonical JSON forms (wire contract, 8.2 rule 8)."""
+    for message in (method.input, method.output):
+        if _special_json(message.full_name):
+            raise CodegenError(
+                f"{where}: {method.full_name} is a bare JSON method and its request or reply is "
+                f"{message.full_name}: the C runtime does not map well-known types to JSON; use "
+                "encoding MSGPACK or PROTOBUF for this method in C"
+            )
     seen: set[str] = set()
     todo = [method.input, method.output]
     while todo:
@@ -167,7 +179,7 @@ def _check_json_types(schema: Schema, method: Method, where: str) -> None:
             for part in (field, field.map_value):
                 if part is None or part.kind != Kind.MESSAGE:
                     continue
-                if part.type_name.startswith("google.protobuf."):
+                if _special_json(part.type_name):
                     at = message.location or where
                     raise CodegenError(
                         f"{at}: {method.full_name} is a bare JSON method and "
