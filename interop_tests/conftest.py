@@ -102,9 +102,9 @@ class WorkerPool:
         env = {**os.environ, **language.worker_env(build_dir), **self.env}
         logs = run_logs(build_dir)
         logs.mkdir(parents=True, exist_ok=True)
-        argv = language.worker_command(
+        argv = self.command(language.worker_command(
             build_dir, self.address, self.concurrency, self.max_request_bytes
-        )
+        ))
         for _ in range(self.processes):
             # A log file, not a pipe: a chatty worker must never block on a full pipe.
             log_path = logs / f"worker-{time.monotonic_ns()}.log"
@@ -119,6 +119,10 @@ class WorkerPool:
         for server in self.servers if wait_for is None else wait_for:
             self.wait_registered(server)
         return self
+
+    def command(self, argv: list[str]) -> list[str]:
+        """The argv actually started (a subclass may wrap the language's own)."""
+        return argv
 
     def wait_registered(self, server: GearmandServer, function: str = ECHO) -> None:
         """Until ``server`` lists at least one worker per process for ``function``."""

@@ -25,9 +25,9 @@ from typing import Any
 from bridge import admin
 from bridge.cli.options import servers_from
 from bridge.errors import BridgeError
+from bridge.security.stunnel import Stunnel, StunnelError, client_service
 from bridge.security.tls import TlsConfig, TlsError
 from bridge.testing import free_port
-from bridge.testing.tls import Stunnel, StunnelError, client_service
 from bridge.transport import ServerAddress, parse_servers
 
 PLACEHOLDER = "{servers}"

@@ -118,7 +118,8 @@ class AsyncRpc(_RpcBase):
                 data = p.signed.open(Packet.COMPLETE, data)
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
-                exc.diagnosis = await diagnose_async(self._servers(), method.function)
+                exc.diagnosis = await diagnose_async(
+                    self._servers(), method.function, tls=self.client.tls)
             raise _translate(method, exc, p.signed) from None
         body = (method.unary_body(p.codec.encoding, data) if reader is None
                 else reader.reply(data))
@@ -149,7 +150,8 @@ class AsyncRpc(_RpcBase):
                     return
                 except _TRANSPORT_ERRORS as exc:
                     if isinstance(exc, CallTimeout):
-                        exc.diagnosis = await diagnose_async(self._servers(), method.function)
+                        exc.diagnosis = await diagnose_async(
+                            self._servers(), method.function, tls=self.client.tls)
                     raise _translate(method, exc, p.signed) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:

@@ -123,7 +123,8 @@ class SyncRpc(_RpcBase):
                 data = p.signed.open(Packet.COMPLETE, data)
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
-                exc.diagnosis = diagnose(self._servers(), method.function)
+                exc.diagnosis = diagnose(self._servers(), method.function,
+                                         tls=self.client.async_client.tls)
             raise _translate(method, exc, p.signed) from None
         body = (method.unary_body(p.codec.encoding, data) if reader is None
                 else reader.reply(data))
@@ -155,7 +156,8 @@ class SyncRpc(_RpcBase):
                     return
                 except _TRANSPORT_ERRORS as exc:
                     if isinstance(exc, CallTimeout):
-                        exc.diagnosis = diagnose(self._servers(), method.function)
+                        exc.diagnosis = diagnose(self._servers(), method.function,
+                                         tls=self.client.async_client.tls)
                     raise _translate(method, exc, p.signed) from None
                 yield self.decode_reply(method, p.codec, chunk)
         finally:

@@ -35,7 +35,7 @@ from bridge.client import AsyncClient
 from bridge.errors import ServerUnavailable
 from bridge.security.tls import TlsConfig, TlsError
 from bridge.testing import GearmandServer
-from bridge.testing.tls import TestPki, make_test_pki
+from bridge.testing.tls import TestPki, capture_port, make_test_pki
 from bridge.worker import Worker
 from interop_tests.langs.base import REPO_ROOT, WORKERS_DIR, generate_interop
 
@@ -43,7 +43,6 @@ ECHO = "bridge.interop.v1.Interop.Echo"
 RAW = "tls.test.Echo"
 # Found in no TLS record by chance: 40 distinctive bytes, repeated.
 SECRET = b"payload-that-must-not-be-seen-on-the-wire"
-_PCAP_HEADER = 24
 REFUSE_WITHIN = 3.0
 # Generous, as in interop_tests: a loaded machine delays the PHP worker's polling loop.
 CALL_TIMEOUT = 30.0  # seconds: a refused handshake fails this fast, never hangs
@@ -231,31 +230,6 @@ def test_missing_files_fail_at_construction(tmp_path: Path) -> None:
 # --- what the wire shows -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def capture(port: int, path: Path) -> Iterator[None]:
-    """tcpdump on the loopback interface, only ``port``, written to ``path``."""
-    # --immediate-mode: packets reach tcpdump one by one, not in blocks that a stop can lose.
-    dump = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w",
-                             str(path), "tcp", "port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert dump.stderr is not None
-    line = dump.stderr.readline()  # "listening on lo, ...": set up, but maybe not capturing yet
-    assert b"listening on" in line, line + dump.stderr.read()
-    try:
-        # On once a bare TCP connect to the port shows in the file (-U: written per packet).
-        deadline = time.monotonic() + 10
-        while not path.exists() or path.stat().st_size <= _PCAP_HEADER:
-            assert time.monotonic() < deadline, "tcpdump captured nothing"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                pass
-            time.sleep(0.05)
-        yield
-    finally:
-        time.sleep(0.2)
-        dump.send_signal(signal.SIGINT)
-        dump.communicate(timeout=10)
-
-
 async def test_a_packet_capture_of_the_tls_port_shows_no_payload_but_the_plain_one_does(
         server: GearmandServer, tmp_path: Path) -> None:
     payload = SECRET * 100
@@ -268,7 +242,7 @@ async def test_a_packet_capture_of_the_tls_port_shows_no_payload_but_the_plain_o
         for name, address, port in (("tls", server.tls_address, server.tls_port),
                                     ("plain", server.address, server.port)):
             pcap = tmp_path / f"{name}.pcap"
-            with capture(port, pcap):
+            with capture_port(port, pcap):
                 async with AsyncClient(address, tls=server.client_tls) as client:
                     assert await client.call(RAW, payload, timeout=10) == payload
             seen[name] = pcap.read_bytes()
