@@ -160,17 +160,42 @@ bridge_status bridge__bare_error_payload(bridge_encoding encoding, bridge_code c
 {
     if (message == NULL)
         message = "";
-    if (!bridge__utf8_valid((const uint8_t *)message, strlen(message)))
-        message = "error message is not valid UTF-8";
-    if (encoding != BRIDGE_ENCODING_JSON)
-        return bridge__buffer_append(out, message, strlen(message));
+    /* The text must be UTF-8 (a reason may quote a cut-off piece of the input): a byte that does
+     * not start a valid sequence becomes U+FFFD. */
+    bridge_buffer clean = BRIDGE_BUFFER_INIT;
+    size_t n = strlen(message);
+    bridge_status st = bridge__buffer_reserve(&clean, n + 1);
+    for (size_t i = 0; i < n && st == BRIDGE_STATUS_OK;) {
+        uint8_t c = (uint8_t)message[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (len <= n - i && bridge__utf8_valid((const uint8_t *)message + i, len)) {
+            st = bridge__buffer_append(&clean, message + i, len);
+            i += len;
+        } else {
+            st = bridge__buffer_append(&clean, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
+    if (st == BRIDGE_STATUS_OK)
+        st = bridge__buffer_append(&clean, "", 1); /* NUL-terminated for jansson */
+    if (st != BRIDGE_STATUS_OK) {
+        bridge_buffer_free(&clean);
+        return st;
+    }
+    const char *text = (const char *)clean.data;
+    if (encoding != BRIDGE_ENCODING_JSON) {
+        st = bridge__buffer_append(out, text, clean.len - 1);
+        bridge_buffer_free(&clean);
+        return st;
+    }
     json_t *obj = json_pack("{s:i,s:s,s:s}", "code", (int)code, "status", bridge_code_name(code),
-                            "message", message);
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+                            "message", text);
+    bridge_buffer_free(&clean);
+    char *dumped = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
-    if (text == NULL)
+    if (dumped == NULL)
         return BRIDGE_STATUS_NO_MEMORY;
-    bridge_status st = bridge__buffer_append(out, text, strlen(text));
-    free(text);
+    st = bridge__buffer_append(out, dumped, strlen(dumped));
+    free(dumped);
     return st;
 }

@@ -318,6 +318,14 @@ static int test_bare_flow(void)
           "JSON error: %.*s", (int)out.len, (const char *)out.data);
     kind = RUN("interop_bare_raise_msgpack", "\x82\xa4" "code\x09\xa7" "message\xa3" "pre");
     CHECK(kind == 'E' && OUT_IS("pre"), "msgpack error: the text alone");
+    /* a reason quoting a key cut inside a UTF-8 sequence stays UTF-8 (U+FFFD for the stray byte) */
+    char key[80] = "{\"a";
+    for (int i = 0; i < 30; i++)
+        strcat(key, "\xc3\xbc");
+    strcat(key, "\":1}");
+    kind = run_job(w, "interop_bare_echo_json", key, strlen(key), &out, &data);
+    CHECK(kind == 'E' && memcmp(out.data, "{\"code\":3,", 10) == 0 && memmem(out.data, out.len, "\xef\xbf\xbd", 3),
+          "cut reason: %.*s", (int)out.len, (const char *)out.data);
     kind = RUN("interop_bare_raise_json", "{\"fail\":true}");
     CHECK(kind == 'F' && out.len == 0, "explicit fail: WORK_FAIL");
     kind = RUN("interop_bare_echo_json", "{\"nope\":1}");
