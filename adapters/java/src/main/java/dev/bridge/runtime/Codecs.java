@@ -56,12 +56,17 @@ public final class Codecs {
      * Decodes a bare job's whole payload (wire contract, section 8) as {@code prototype}'s type in
      * {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. Zero bytes are the empty message.
      */
+    @SuppressWarnings("unchecked")
     public static <T extends Message> T decodeBare(byte[] data, int offset, int length, Encoding encoding,
             T prototype) throws DecodeException {
         return switch (encoding) {
             case JSON -> BareJsonCodec.decode(data, offset, length, prototype);
             case RAW -> RawCodec.decode(data, offset, length, prototype);
-            case MSGPACK -> MsgpackCodec.decode(data, offset, length, prototype);
+            case MSGPACK -> {
+                Message.Builder builder = prototype.newBuilderForType();
+                MsgpackCodec.decodeInto(data, offset, length, builder, false); // unknown keys refused (8.1)
+                yield (T) builder.build();
+            }
             default -> decode(UnsafeByteOperations.unsafeWrap(data, offset, length), Encoding.PROTOBUF, prototype);
         };
     }

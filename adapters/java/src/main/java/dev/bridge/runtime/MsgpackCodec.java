@@ -240,10 +240,16 @@ public final class MsgpackCodec {
     /** Decodes {@code data} into {@code builder}, merging into what it already holds. */
     public static void decodeInto(byte[] data, int offset, int length, Message.Builder builder)
             throws DecodeException {
+        decodeInto(data, offset, length, builder, true);
+    }
+
+    /** As above; {@code skipUnknownKeys} false for a bare payload (wire contract 8.1): an unknown key is an error. */
+    public static void decodeInto(byte[] data, int offset, int length, Message.Builder builder,
+            boolean skipUnknownKeys) throws DecodeException {
         if (length == 0) {
             return; // zero bytes: every field unset (encoders still write 0x80)
         }
-        Reader reader = new Reader(data, offset, length);
+        Reader reader = new Reader(data, offset, length, skipUnknownKeys);
         try {
             reader.readMessage(builder, 0);
             if (reader.unpacker.hasNext()) {
@@ -269,7 +275,11 @@ public final class MsgpackCodec {
                 .onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT);
 
-        Reader(byte[] data, int offset, int length) {
+        /** False for a bare payload: an unknown key is an error. */
+        final boolean skipUnknownKeys;
+
+        Reader(byte[] data, int offset, int length, boolean skipUnknownKeys) {
+            this.skipUnknownKeys = skipUnknownKeys;
             this.unpacker = MessagePack.newDefaultUnpacker(data, offset, length);
             this.data = data;
             this.offset = offset;
@@ -317,6 +327,10 @@ public final class MsgpackCodec {
                 String name = readString();
                 FieldDescriptor field = descriptor.findFieldByName(name);
                 if (field == null) {
+                    if (!skipUnknownKeys) {
+                        throw new DecodeException(descriptor.getFullName() + ": unknown key '" + name
+                                + "' (a bare MSGPACK payload uses only its type's field names: wire contract, section 8.1)");
+                    }
                     MsgpackSkip.skip(unpacker, data, offset, end, open);
                     continue;
                 }

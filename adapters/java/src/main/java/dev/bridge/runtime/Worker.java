@@ -8,6 +8,10 @@ import dev.bridge.runtime.gearman.GearmanJob;
 import dev.bridge.runtime.gearman.GearmanWorker;
 import dev.bridge.runtime.gearman.PacketReader;
 import dev.bridge.runtime.gearman.ServerAddress;
+import dev.bridge.runtime.security.JobVerifier;
+import dev.bridge.runtime.security.Keyring;
+import dev.bridge.runtime.security.ReplayCache;
+import dev.bridge.runtime.security.Signing;
 import dev.bridge.v1.Code;
 import dev.bridge.v1.Encoding;
 import dev.bridge.v1.Request;
@@ -49,9 +53,13 @@ public final class Worker {
 
     private final GearmanWorker gearman;
     private final long maxRequestBytes;
+    /** The signed-job checks (wire contract, section 9); null: jobs are not checked, replies not signed. */
+    private final JobVerifier verifier;
 
     private Worker(Builder b) {
         this.maxRequestBytes = b.maxRequestBytes;
+        Keyring keys = b.keysSet ? b.keys : Keyring.fromEnv();
+        this.verifier = keys == null ? null : new JobVerifier(keys, b.signingWindowMs, b.replayCapacity);
         // Room for the packet's handle, function and unique besides a payload at the limit.
         long maxBody = Math.max(PacketReader.DEFAULT_MAX_BODY, b.maxRequestBytes + 64 * 1024);
         // A job over the limit is answered RESOURCE_EXHAUSTED: its payload is not kept while read.
@@ -70,7 +78,13 @@ public final class Worker {
         }
         Objects.requireNonNull(handler);
         if (rpc.isBare()) {
-            gearman.register(rpc.functionName(), job -> BareJobs.serve(rpc, job, handler, maxRequestBytes));
+            gearman.register(rpc.functionName(), job -> {
+                if (verifier != null) {
+                    refuseBare(rpc, job);
+                } else {
+                    BareJobs.serve(rpc, job, handler, maxRequestBytes);
+                }
+            });
             return this;
         }
         gearman.register(rpc.functionName(), job -> serve(rpc, job, (request, context) -> {
@@ -98,6 +112,22 @@ public final class Worker {
             return null;
         }));
         return this;
+    }
+
+    /** The keys jobs must be signed with, or null when jobs are not checked. */
+    public Keyring keys() {
+        return verifier == null ? null : verifier.keyring();
+    }
+
+    /**
+     * Accepts jobs signed by these keys from now on (rotation while serving; the replay cache is
+     * kept). Only for a worker built with keys.
+     */
+    public void setKeys(Keyring keys) {
+        if (verifier == null) {
+            throw new IllegalStateException("this worker was built without keys: give them to the builder");
+        }
+        verifier.setKeyring(keys);
     }
 
     /** The Gearman function names registered so far. */
@@ -230,6 +260,10 @@ public final class Worker {
         } catch (JobFailedException e) {
             job.fail();
             return;
+        } catch (Unauthenticated e) {
+            job.exception(errorEnvelope(e.code(), e, false).toBuilder().setTrace(Unauthenticated.TRACE).build()
+                    .toByteArray());
+            return;
         } catch (BridgeException e) {
             job.exception(errorEnvelope(e.code(), e, false).toByteArray());
             return;
@@ -284,6 +318,9 @@ public final class Worker {
             throw new BridgeException(Code.FAILED_PRECONDITION, "envelope version " + envelope.getVersion()
                     + " is not supported (this worker speaks version " + SUPPORTED_VERSION + ")");
         }
+        if (verifier != null) {
+            verify(rpc, job, envelope);
+        }
         Encoding encoding = switch (envelope.getEncodingValue()) {
             case Encoding.ENCODING_UNSPECIFIED_VALUE, Encoding.PROTOBUF_VALUE -> Encoding.PROTOBUF;
             case Encoding.MSGPACK_VALUE -> Encoding.MSGPACK;
@@ -296,6 +333,55 @@ public final class Worker {
                     "deadline passed before the job started (" + (System.currentTimeMillis() - deadline) + " ms ago)");
         }
         return new JobContext(job, envelope, encoding, rpc.replyTypeTag());
+    }
+
+    /**
+     * Section 9.2, after steps 1-3: throws {@link Unauthenticated} unless the job is signed by a
+     * known key, fresh and not replayed. A job naming a known key with a 16-byte nonce gets signed
+     * replies (9.3), its refusal included.
+     */
+    private void verify(Rpc<?, ?> rpc, GearmanJob job, Request envelope) {
+        String keyId = envelope.getKeyId();
+        byte[] nonce = envelope.getNonce().toByteArray();
+        byte[] key = verifier.replyKey(keyId, nonce);
+        String function = job.function();
+        if (key != null) {
+            job.signReplies((type, length) -> {
+                javax.crypto.Mac mac = Signing.mac(key);
+                mac.update(Signing.replyPrefix(function, keyId, nonce, replyPacket(type), length));
+                return mac;
+            });
+        }
+        String failure = verifier.check(new JobVerifier.SignedJob(function, job.handle(), keyId, nonce,
+                envelope.getMac().toByteArray(), envelope.getVersion(), envelope.getDeadlineMs(),
+                envelope.getEncodingValue(), envelope.getMetadataMap(), envelope.getBody().asReadOnlyByteBuffer()));
+        if (failure != null) {
+            throw refused(rpc, job, failure, keyId);
+        }
+    }
+
+    private static int replyPacket(dev.bridge.runtime.gearman.PacketType type) {
+        return switch (type) {
+            case WORK_DATA -> Signing.PACKET_DATA;
+            case WORK_COMPLETE -> Signing.PACKET_COMPLETE;
+            case WORK_EXCEPTION -> Signing.PACKET_EXCEPTION;
+            default -> throw new IllegalArgumentException(type + " is not signed");
+        };
+    }
+
+    /** The refusal of a job that failed a check, and its one warning line (never a key). */
+    private static Unauthenticated refused(Rpc<?, ?> rpc, GearmanJob job, String failure, String keyId) {
+        String id = keyId == null || keyId.isEmpty() ? ""
+                : " (key id '" + (keyId.length() > 64 ? keyId.substring(0, 64) : keyId) + "')";
+        LOG.log(System.Logger.Level.WARNING, "{0}: job {1} refused (UNAUTHENTICATED): {2}{3}", job.function(),
+                job.handleString(), failure, id);
+        return new Unauthenticated(rpc.functionName() + ": " + failure);
+    }
+
+    /** A bare job on a worker with keys: it cannot carry a signature (section 9, bare error form). */
+    private static void refuseBare(Rpc<?, ?> rpc, GearmanJob job) throws IOException {
+        Unauthenticated e = refused(rpc, job, "bare jobs cannot be signed", null);
+        job.exception(BareJobs.error(rpc.bareEncoding(), e.code(), e));
     }
 
     /** The {@code bridge.v1.Error} for an exception. */
@@ -335,8 +421,42 @@ public final class Worker {
         private long maxRequestBytes = DEFAULT_MAX_REQUEST_BYTES;
         private String clientId;
         private GearmanWorker.Settings settings = GearmanWorker.Settings.DEFAULT;
+        private Keyring keys;
+        private boolean keysSet;
+        private long signingWindowMs = JobVerifier.DEFAULT_WINDOW_MS;
+        private int replayCapacity = ReplayCache.DEFAULT_CAPACITY;
 
         private Builder() {
+        }
+
+        /**
+         * The keys every job of an enveloped method must be signed with (wire contract, section 9);
+         * replies are then signed, and jobs that fail the checks are answered UNAUTHENTICATED.
+         * Default: {@code BRIDGE_KEYS} / {@code BRIDGE_KEYS_FILE} when set. Null: no checks, even
+         * when the environment has keys.
+         */
+        public Builder keys(Keyring keys) {
+            this.keys = keys;
+            this.keysSet = true;
+            return this;
+        }
+
+        /** How far ahead a signed job's deadline may be (default 86400 s; 300 s of clock skew on top). */
+        public Builder signingWindow(Duration window) {
+            if (window.isNegative() || window.isZero()) {
+                throw new IllegalArgumentException("signingWindow must be positive, got " + window);
+            }
+            this.signingWindowMs = window.toMillis();
+            return this;
+        }
+
+        /** The replay cache's bound, in entries (default 100 000). */
+        public Builder replayCapacity(int capacity) {
+            if (capacity < 1) {
+                throw new IllegalArgumentException("replayCapacity must be >= 1, got " + capacity);
+            }
+            this.replayCapacity = capacity;
+            return this;
         }
 
         /** Job servers as {@code host:port,host:port}; every one is served. */

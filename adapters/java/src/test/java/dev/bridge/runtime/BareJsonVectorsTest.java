@@ -194,6 +194,19 @@ class BareJsonVectorsTest {
     }
 
     @Test
+    void bareMsgpackRefusesUnknownKeysAtEveryLevel() throws Exception {
+        Message inner = TestSchemas.prototype("bridge.interop.v1.Composite");
+        // {"text": "t", "zzz": 1} and {"inner": {"zzz": 1}}: skipped inside an envelope, refused bare
+        for (String hex : List.of("82a474657874a174a37a7a7a01", "81a5696e6e657281a37a7a7a01")) {
+            byte[] payload = TestSchemas.hex(hex);
+            MsgpackCodec.decode(payload, inner);
+            DecodeException e = assertThrows(DecodeException.class,
+                    () -> Codecs.decodeBare(payload, 0, payload.length, Encoding.MSGPACK, inner));
+            assertTrue(e.getMessage().contains("unknown key 'zzz'"), e.getMessage());
+        }
+    }
+
+    @Test
     void rawCarriesTheOnlyField() throws Exception {
         Message bytes = TestSchemas.prototype("bridge.interop.v1.RawBytes");
         byte[] payload = {0, (byte) 0xff, 'a'};

@@ -1,16 +1,22 @@
 package dev.bridge.runtime.gearman;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import javax.crypto.Mac;
 
 /**
  * A job a worker grabbed: what the server assigned, and the packets that report on it. A job ends
  * with exactly one of {@link #complete}, {@link #exception} or {@link #fail}; after that every
  * send is refused, so nothing follows a WORK_EXCEPTION. Safe to use from several threads.
+ *
+ * <p>With a {@link ReplySigner} ({@link #signReplies}), every WORK_DATA, WORK_COMPLETE and
+ * WORK_EXCEPTION payload leaves with its MAC appended (wire contract, section 9.3).
  */
 public final class GearmanJob {
     private static final byte[] EMPTY = new byte[0];
+    private static final int MAC_SIZE = 32;
 
     private final Connection connection;
     private final byte[] handle;
@@ -22,6 +28,7 @@ public final class GearmanJob {
     private final long dropped;
     private final boolean flushOnEnd;
     private boolean ended;
+    private ReplySigner signer;
 
     /**
      * @param flushOnEnd false when the caller flushes the connection right after the job (the
@@ -88,6 +95,16 @@ public final class GearmanJob {
         return payloadLength + dropped;
     }
 
+    /** From now on, every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION payload is signed by {@code signer}. */
+    public synchronized void signReplies(ReplySigner signer) {
+        this.signer = signer;
+    }
+
+    /** Whether replies are signed. */
+    public synchronized boolean signed() {
+        return signer != null;
+    }
+
     /** WORK_DATA: one piece of a streamed reply. */
     public void sendData(byte[] data) throws IOException {
         sendData(data, 0, data.length);
@@ -95,13 +112,13 @@ public final class GearmanJob {
 
     public synchronized void sendData(byte[] data, int offset, int length) throws IOException {
         checkOpen();
-        connection.sendWithData(PacketType.WORK_DATA, handle, data, offset, length);
+        send(PacketType.WORK_DATA, EMPTY, data, offset, length, true);
     }
 
     /** WORK_DATA whose payload is {@code prefix} followed by {@code data} (a reply frame: header, body). */
     public synchronized void sendData(byte[] prefix, byte[] data) throws IOException {
         checkOpen();
-        connection.sendWithData(PacketType.WORK_DATA, handle, prefix, data, 0, data.length, true);
+        send(PacketType.WORK_DATA, prefix, data, 0, data.length, true);
     }
 
     /** WORK_WARNING: a warning that does not end the job. */
@@ -123,25 +140,45 @@ public final class GearmanJob {
 
     public synchronized void complete(byte[] reply, int offset, int length) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_COMPLETE, handle, reply, offset, length, flushOnEnd);
+        send(PacketType.WORK_COMPLETE, EMPTY, reply, offset, length, flushOnEnd);
     }
 
     /** WORK_COMPLETE whose payload is {@code prefix} followed by {@code reply}; ends the job. */
     public synchronized void complete(byte[] prefix, byte[] reply) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_COMPLETE, handle, prefix, reply, 0, reply.length, flushOnEnd);
+        send(PacketType.WORK_COMPLETE, prefix, reply, 0, reply.length, flushOnEnd);
     }
 
     /** WORK_COMPLETE whose reply {@code writer} writes, {@code length} bytes; ends the job. */
     public synchronized void complete(int length, PayloadWriter writer) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_COMPLETE, handle, length, writer, flushOnEnd);
+        if (signer == null) {
+            connection.sendWithData(PacketType.WORK_COMPLETE, handle, length, writer, flushOnEnd);
+            return;
+        }
+        Mac mac = signer.begin(PacketType.WORK_COMPLETE, length);
+        connection.sendWithData(PacketType.WORK_COMPLETE, handle, length + MAC_SIZE, out -> {
+            writer.writeTo(new OutputStream() {
+                @Override
+                public void write(int b) throws IOException {
+                    out.write(b);
+                    mac.update((byte) b);
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    out.write(b, off, len);
+                    mac.update(b, off, len);
+                }
+            });
+            out.write(mac.doFinal());
+        }, flushOnEnd);
     }
 
     /** WORK_EXCEPTION with this payload; ends the job. */
     public synchronized void exception(byte[] payload) throws IOException {
         end();
-        connection.sendWithData(PacketType.WORK_EXCEPTION, handle, payload, 0, payload.length, flushOnEnd);
+        send(PacketType.WORK_EXCEPTION, EMPTY, payload, 0, payload.length, flushOnEnd);
     }
 
     /** WORK_FAIL: the worker gives up without an explanation; ends the job. */
@@ -153,6 +190,24 @@ public final class GearmanJob {
     /** Whether complete, exception or fail was called. */
     public synchronized boolean isEnded() {
         return ended;
+    }
+
+    /** {@code prefix} then {@code data[offset, offset+length)} as the payload; signed when a signer is set. */
+    private void send(PacketType type, byte[] prefix, byte[] data, int offset, int length, boolean flush)
+            throws IOException {
+        if (signer == null) {
+            connection.sendWithData(type, handle, prefix, data, offset, length, flush);
+            return;
+        }
+        Mac mac = signer.begin(type, (long) prefix.length + length);
+        mac.update(prefix);
+        mac.update(data, offset, length);
+        byte[] tag = mac.doFinal();
+        connection.sendWithData(type, handle, prefix.length + length + tag.length, out -> {
+            out.write(prefix);
+            out.write(data, offset, length);
+            out.write(tag);
+        }, flush);
     }
 
     private void checkOpen() {
