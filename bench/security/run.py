@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Security: signed + TLS typed calls vs plain ones, same run, same worker program.
+
+    python3 bench/security/run.py [--rounds 5] [--seconds 1.0] [--size 100] [--in-flight 64]
+                                  [--slice 0.1] [--only plain,signed_tls] [--profile 3]
+
+Typed asyncio ``InteropAsyncClient.echo_blob(Blob(data=<--size bytes>))`` calls to the Python
+interop worker (interop_tests/workers/python/worker.py, started as the interop harness starts it,
+``--concurrency 64``) over five paths, each with its own gearmand (-t 2) and TLS front (stunnel,
+client certificates required; ``GearmandServer(tls=True)``, one throw-away CA for all) and its own
+worker process, so every path has the same processes whether it uses them or not:
+
+  plain             no keys, no TLS: client and worker on gearmand's loopback port
+  signed            ``keys=`` on the client, ``BRIDGE_KEYS`` on the worker (wire contract 9)
+  tls               client ``tls=server.client_tls`` and worker on ``tls://`` (BRIDGE_TLS_*),
+                    both through the front: each message crosses stunnel on its way in and out
+  signed_tls        both
+  signed_tls_local  signed, the client through the front, the worker on gearmand's loopback port
+                    (a worker on the job server's host: docs/security.md allows for it). A
+                    different topology: half the stunnel hops of signed_tls
+
+The machine is shared and noisy, so the paths are interleaved finely: 1 in flight, call by call
+(each path's time is the sum of its own calls, the order reversed every turn); ``--in-flight``,
+in slices of ``--slice`` seconds per path (the lanes finish their call at the end of a slice;
+that tail counts). A round gives each path about ``--seconds`` per column; the table has each
+path's median over the rounds and, for ratios, the median of the per-round ratios to plain.
+Beside wall-clock time: the CPU per call of this (client) process, and at ``--in-flight`` that of
+the path's worker, gearmand and stunnel (from /proc, over the path's own slices).
+
+``--profile S``: afterwards, cProfile of this client for S seconds of signed_tls at
+``--in-flight``: where its time goes, by area and by function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "bench" / "anchors"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import targets as t  # type: ignore[import-not-found]  # noqa: E402  (bench/anchors)
+
+from bridge.client import AsyncClient  # noqa: E402
+from bridge.security import Keyring  # noqa: E402
+from bridge.testing import GearmandServer  # noqa: E402
+
+BUILD = ROOT / "build" / "bench" / "security"
+TIMEOUT = 60.0
+WARMUP_S = 0.3
+LATENCY_TARGET = 1.3  # signed + TLS time per call / plain, 1 in flight
+THROUGHPUT_TARGET = 0.75  # signed + TLS calls/s / plain, --in-flight
+ALL = ("plain", "signed", "tls", "signed_tls", "signed_tls_local")
+LABELS = {
+    "plain": "plain (no keys, no TLS)",
+    "signed": "signed only",
+    "tls": "TLS only (client and worker through the front)",
+    "signed_tls": "**signed + TLS** (client and worker through the front)",
+    "signed_tls_local": "signed + TLS, worker on gearmand's loopback port *(other topology)*",
+}
+# Environment a path sets itself: never inherited by the clients here or by the workers.
+CLEAN_ENV = ("BRIDGE_KEYS", "BRIDGE_KEYS_FILE", "BRIDGE_SIGNING_KEY", "BRIDGE_SERVERS",
+             "BRIDGE_TLS_CA", "BRIDGE_TLS_CERT", "BRIDGE_TLS_KEY", "BRIDGE_TLS_SERVER_NAME")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+@dataclass
+class Path_:
+    """One path: its clients and the pids of its worker, gearmand and stunnel."""
+
+    name: str
+    call: Callable[[], Awaitable[Any]]
+    pids: dict[str, int | None]
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def server_cpu(self) -> dict[str, float]:
+        return {role: proc_cpu(pid) for role, pid in self.pids.items()}
+
+
+def setup(names: list[str], procs: t.Processes, stack: contextlib.ExitStack,
+          loop: asyncio.AbstractEventLoop, size: int, concurrency: int) -> list[Path_]:
+    for name in CLEAN_ENV:
+        os.environ.pop(name, None)
+    build = t.build_worker("python")
+    stubs = t.interop_stubs(build)
+    pb = __import__("interop.v1.interop_pb2", fromlist=["Blob"])
+    secret = base64.b64encode(os.urandom(32)).decode()
+    keys = Keyring.parse(f"bench:{secret}")
+    payload = bytes(i % 251 for i in range(size))
+    paths = []
+    for name in names:
+        print(f"starting {name} ...", flush=True)
+        signed = name.startswith("signed")
+        client_tls = "tls" in name
+        worker_tls = name in ("tls", "signed_tls")
+        server = stack.enter_context(GearmandServer(threads=2, tls=True, tls_dir=BUILD / "pki"))
+        worker_servers = server.tls_address if worker_tls else server.address
+        argv, env = t.worker_argv("python", build, worker_servers, concurrency)
+        env = {k: v for k, v in env.items() if k not in CLEAN_ENV}
+        if signed:
+            env["BRIDGE_KEYS"] = f"bench:{secret}"
+        if worker_tls:
+            env.update(server.client_tls.env())
+        worker = procs.start(argv, env)
+        server.wait_for_workers(t.ECHO_FUNCTION, timeout=120, processes=[worker])
+        if client_tls:
+            aclient = AsyncClient(server.tls_address, tls=server.client_tls)
+        else:
+            aclient = AsyncClient(server.address)
+        client = stubs.InteropAsyncClient(aclient, keys=keys if signed else None)
+        assert (client._rpc.keys is not None) == signed
+        message = pb.Blob(data=payload)
+
+        def call(client: Any = client, message: Any = message) -> Awaitable[Any]:
+            reply: Awaitable[Any] = client.echo_blob(message, timeout=TIMEOUT)
+            return reply
+
+        assert loop.run_until_complete(call()) == message
+        paths.append(Path_(name, call, {"worker": worker.pid, "gearmand": server.pid,
+                                        "stunnel": server.tls_pid}, [aclient.close]))
+    return paths
+
+
+Measured = dict[str, tuple[float, float, dict[str, float]]]
+# path -> (calls/s, client CPU µs per call, {server role: CPU µs per call})
+
+
+async def one_in_flight(paths: list[Path_], seconds: float) -> Measured:
+    """Each path one call at a time, the paths taking turns call by call (the order reversed
+    every turn) until each has run about ``seconds``."""
+    spent = dict.fromkeys((p.name for p in paths), 0.0)
+    cpu = dict.fromkeys(spent, 0.0)
+    done = dict.fromkeys(spent, 0)
+    order = list(paths)
+    clock, cpu_clock = time.perf_counter, time.process_time
+    while min(spent.values()) < seconds:
+        order.reverse()
+        for path in order:
+            start, cpu_start = clock(), cpu_clock()
+            await path.call()
+            cpu[path.name] += cpu_clock() - cpu_start
+            spent[path.name] += clock() - start
+            done[path.name] += 1
+    return {n: (done[n] / spent[n], cpu[n] / done[n] * 1e6, {}) for n in spent}
+
+
+async def many_in_flight(paths: list[Path_], in_flight: int, seconds: float,
+                         slice_s: float) -> Measured:
+    """Each path with ``in_flight`` lanes, the paths taking turns in slices of ``slice_s``."""
+    spent = dict.fromkeys((p.name for p in paths), 0.0)
+    cpu = dict.fromkeys(spent, 0.0)
+    done = dict.fromkeys(spent, 0)
+    server: dict[str, dict[str, float]] = {n: {} for n in spent}
+    order = list(paths)
+    clock, cpu_clock = time.perf_counter, time.process_time
+
+    async def lane(call: Callable[[], Awaitable[Any]], until: float) -> int:
+        n = 0
+        while clock() < until:
+            await call()
+            n += 1
+        return n
+
+    while min(spent.values()) < seconds:
+        order.reverse()
+        for path in order:
+            before = path.server_cpu()
+            start, cpu_start = clock(), cpu_clock()
+            counts = await asyncio.gather(*(lane(path.call, start + slice_s)
+                                            for _ in range(in_flight)))
+            cpu[path.name] += cpu_clock() - cpu_start
+            spent[path.name] += clock() - start
+            done[path.name] += sum(counts)
+            for role, used in path.server_cpu().items():
+                server[path.name][role] = server[path.name].get(role, 0.0) + used - before[role]
+    return {n: (done[n] / spent[n], cpu[n] / done[n] * 1e6,
+                {role: s / done[n] * 1e6 for role, s in server[n].items()}) for n in spent}
+
+
+def profile(path: Path_, loop: asyncio.AbstractEventLoop, in_flight: int, seconds: float) -> str:
+    """cProfile of this client during ``seconds`` of ``path`` at ``in_flight``: its own time
+    (tottime) summed by area, then the top functions."""
+    made = [0]
+
+    def counted() -> Awaitable[Any]:
+        made[0] += 1
+        return path.call()
+
+    counting = Path_(path.name, counted, {})
+    profiler = cProfile.Profile()
+    profiler.enable()
+    loop.run_until_complete(many_in_flight([counting], in_flight, seconds, seconds))
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    calls = max(made[0], 1)
+    areas: dict[str, float] = {}
+    rows = []
+    for (filename, line, function), (_, ncalls, tottime, _, _) in entries.items():
+        area = area_of(filename, function)
+        areas[area] = areas.get(area, 0.0) + tottime
+        rows.append((tottime, ncalls, f"{short(filename)}:{line}({function})"))
+    total = sum(areas.values())
+    out = [f"cProfile of the client, {path.name}, {in_flight} in flight, {seconds:.1f} s, "
+           f"{calls} calls: {total / calls * 1e6:.0f} µs of profiled CPU per call "
+           f"(cProfile inflates small Python functions; compare areas, not totals)", "",
+           "| area | µs/call | share |", "|---|---:|---:|"]
+    for area, spent in sorted(areas.items(), key=lambda kv: -kv[1]):
+        out.append(f"| {area} | {spent / calls * 1e6:.1f} | {spent / total:.0%} |")
+    out += ["", "Top functions by own time (µs per call, calls per call):", ""]
+    for tottime, ncalls, where in sorted(rows, reverse=True)[:18]:
+        out.append(f"    {tottime / calls * 1e6:7.1f}  {ncalls / calls:5.2f}  {where}")
+    return "\n".join(out)
+
+
+AREAS = (  # (area, substrings of filename or function), first match wins
+    ("TLS: ssl read/write (OpenSSL + ssl.py + asyncio sslproto)",
+     ("ssl.py", "sslproto.py", "_ssl._SSL", "SSLObject", "MemoryBIO", "do_handshake")),
+    ("HMAC / hashing / nonce", ("hmac", "hashlib", "_hashlib", "urandom", "bridge/security")),
+    ("bridge client (link, futures, packets)", ("bridge/client", "bridge/transport")),
+    ("bridge rpc (prepare, envelope, reply)", ("bridge/rpc", "bridge/codecs", "_pb2")),
+    ("protobuf", ("google/protobuf", "upb", "SerializeToString", "ParseFromString")),
+    ("asyncio loop, selectors, sockets", ("asyncio", "selectors", "socket", "select")),
+)
+
+
+def area_of(filename: str, function: str) -> str:
+    text = f"{filename} {function}"
+    for area, needles in AREAS:
+        if any(needle in text for needle in needles):
+            return area
+    return "other (this script, builtins)"
+
+
+def short(filename: str) -> str:
+    for marker in ("/bridge/", "/asyncio/", "/lib/python"):
+        if marker in filename:
+            return filename[filename.index(marker) + 1:]
+    return filename
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per path and column")
+    parser.add_argument("--size", type=int, default=100, help="Blob.data bytes")
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--slice", type=float, default=0.1,
+                        help="--in-flight: seconds per turn of one path")
+    parser.add_argument("--concurrency", type=int, default=64, help="the worker's --concurrency")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated path names")
+    parser.add_argument("--profile", type=float, default=0.0, metavar="S",
+                        help="then cProfile the client for S seconds of signed_tls")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    if set(names) - set(ALL) or "plain" not in names:
+        parser.error(f"paths are among {', '.join(ALL)}, plain included")
+    columns = ("1 in flight", f"{args.in_flight} in flight")
+    loop = asyncio.new_event_loop()
+    results: dict[tuple[str, str], list[tuple[float, float, dict[str, float]]]] = {}
+    profiled = ""
+    with contextlib.ExitStack() as stack:
+        procs = stack.enter_context(t.Processes())
+        paths = setup(names, procs, stack, loop, args.size, args.concurrency)
+        for path in paths:
+            stack.callback(loop.run_until_complete, close(path))
+        print(f"cpus={os.cpu_count()} rounds={args.rounds} seconds={args.seconds} "
+              f"size={args.size} B in_flight={args.in_flight} slice={args.slice} "
+              f"worker_concurrency={args.concurrency}", flush=True)
+        loop.run_until_complete(one_in_flight(paths, WARMUP_S))
+        loop.run_until_complete(many_in_flight(paths, args.in_flight, WARMUP_S, args.slice))
+        for r in range(args.rounds):
+            measured = (loop.run_until_complete(one_in_flight(paths, args.seconds)),
+                        loop.run_until_complete(many_in_flight(paths, args.in_flight,
+                                                               args.seconds, args.slice)))
+            for column, by_path in zip(columns, measured, strict=True):
+                for name, row in by_path.items():
+                    results.setdefault((name, column), []).append(row)
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+        if args.profile > 0:
+            chosen = next((p for p in paths if p.name == "signed_tls"), paths[-1])
+            profiled = profile(chosen, loop, args.in_flight, args.profile)
+    loop.close()
+    print(report(results, names, columns, args))
+    if profiled:
+        print("\n" + profiled)
+    return 0
+
+
+async def close(path: Path_) -> None:
+    for closer in path.closers:
+        with contextlib.suppress(Exception):
+            await closer()
+
+
+def report(results: dict[tuple[str, str], list[tuple[float, float, dict[str, float]]]],
+           names: list[str], columns: tuple[str, str], args: argparse.Namespace) -> str:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    one, many = columns
+
+    def ratio(name: str, column: str, latency: bool) -> float:
+        pairs = zip(results[(name, column)], results[("plain", column)], strict=True)
+        return statistics.median(p[0] / r[0] if latency else r[0] / p[0] for r, p in pairs)
+
+    def median(name: str, column: str, pick: Callable[[tuple[float, float, dict[str, float]]],
+                                                      float]) -> float:
+        return statistics.median(pick(row) for row in results[(name, column)])
+
+    lines = [f"Typed asyncio `echo_blob` of {args.size} B to the Python interop worker, medians "
+             f"of {args.rounds} rounds of {args.seconds} s per path and column "
+             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+             f"load average after {load}). Time per call at 1 in flight, calls/s at "
+             f"{args.in_flight} in flight; ratios are medians of per-round ratios to plain; "
+             f"CPU is µs per call (client = this process):",
+             "",
+             f"| path | {one}: µs/call | vs plain | client CPU | {many}: calls/s | vs plain "
+             f"| client CPU | worker CPU | gearmand CPU | stunnel CPU |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        lat = 1e6 / median(name, one, lambda r: r[0])
+        rate = median(name, many, lambda r: r[0])
+        lr, tr = ratio(name, one, True), ratio(name, many, False)
+        lmark = tmark = ""
+        if name == "signed_tls":
+            lmark = f" ({'✓' if lr <= LATENCY_TARGET else '✗'} ≤ {LATENCY_TARGET})"
+            tmark = f" ({'✓' if tr >= THROUGHPUT_TARGET else '✗'} ≥ {THROUGHPUT_TARGET})"
+        server = [statistics.median(r[2].get(role, 0.0) for r in results[(name, many)])
+                  for role in ("worker", "gearmand", "stunnel")]
+        cpu_one, cpu_many = (median(name, c, lambda r: r[1]) for c in (one, many))
+        lines.append(
+            f"| {LABELS[name]} | {lat:.0f} | {lr:.3f}{lmark} | {cpu_one:.0f} | {rate:.0f} | "
+            f"{tr:.3f}{tmark} | {cpu_many:.0f} | " + " | ".join(f"{s:.0f}" for s in server)
+            + " |")
+    lines += ["", "Per-round ratios to plain (1 in flight: time; "
+              f"{args.in_flight} in flight: throughput):"]
+    for name in (n for n in names if n != "plain"):
+        per = [p[0] / r[0] for r, p in zip(results[(name, one)], results[("plain", one)],
+                                           strict=True)]
+        thr = [r[0] / p[0] for r, p in zip(results[(name, many)], results[("plain", many)],
+                                           strict=True)]
+        lines.append(f"- {name}: " + ", ".join(f"{x:.2f}" for x in per) + " | "
+                     + ", ".join(f"{x:.2f}" for x in thr))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
