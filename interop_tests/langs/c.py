@@ -26,7 +26,7 @@ SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=undefined")
 _TIMEOUT_S = 300
 #: What libbridge links against (adapters/c/Makefile and bridge.pc.in say the same).
-PKG_CONFIG_PACKAGES = ("libprotobuf-c", "msgpack", "zlib", "jansson")
+PKG_CONFIG_PACKAGES = ("libprotobuf-c", "msgpack", "zlib", "jansson", "libcrypto")
 
 
 def _pkg_config(*args: str) -> list[str]:

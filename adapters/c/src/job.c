@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "bridge/v1/envelope.pb-c.h"
@@ -257,6 +258,24 @@ static void finish_errorf(bridge_ctx *ctx, bridge_code code, const char *fmt, ..
 
 /* ------------------------------------------------------------------ the job flow */
 
+/* A job that failed the signed-job checks (section 9.2): one warning line (the function, the job
+ * handle, the check and the key id it named; never a key), then UNAUTHENTICATED. */
+static void refuse(bridge_ctx *ctx, const char *failure, const char *key_id)
+{
+    if (!ctx->verifier->quiet) {
+        char id[4 * 64 + 1] = "";
+        size_t o = 0;
+        for (size_t i = 0; key_id != NULL && key_id[i] != '\0' && i < 64; i++) {
+            unsigned char c = (unsigned char)key_id[i];
+            o += (size_t)snprintf(id + o, sizeof id - o, c > 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
+        }
+        fprintf(stderr, "bridge-c[%d]: WARNING %s: job %s refused (UNAUTHENTICATED): %s%s%s%s\n",
+                (int)getpid(), ctx->function_name, ctx->handle ? ctx->handle : "-", failure,
+                id[0] ? " (key id '" : "", id, id[0] ? "')" : "");
+    }
+    finish_errorf(ctx, BRIDGE_UNAUTHENTICATED, "%s: %s", ctx->function_name, failure);
+}
+
 /* Steps 7 and 8 (section 2; 8.4 for a bare method): the handler, then the one final answer. */
 static void run_handler(bridge_ctx *ctx, const bridge_method *method, ProtobufCMessage *request,
                         size_t size_hint)
@@ -352,6 +371,10 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         ctx->encoding = method->encoding;
     }
 
+    if (ctx->bare && ctx->verifier != NULL) { /* section 9: a bare job has no signature */
+        refuse(ctx, "bare jobs cannot be signed", NULL);
+        goto done;
+    }
     /* 1. oversized */
     if (size > max_request_bytes) {
         finish_errorf(ctx, BRIDGE_RESOURCE_EXHAUSTED,
@@ -395,6 +418,22 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
                       "unsupported envelope version %u (this worker speaks version 1)",
                       ctx->request->version);
         goto done;
+    }
+    /* the signed-job checks (section 9.2), after steps 1-3 */
+    if (ctx->verifier != NULL) {
+        const bridge_key *key = bridge__reply_key(ctx->verifier, ctx->request);
+        if (key != NULL) { /* its replies are signed (9.3), a refusal included */
+            ctx->reply_key = key;
+            ctx->reply_key_id = key->id;
+            ctx->reply_nonce = ctx->request->nonce.data;
+        }
+        const char *failure = bridge__verify_job(ctx->verifier, ctx->function_name,
+                                                 ctx->handle ? ctx->handle : "", ctx->request,
+                                                 bridge__now_ms());
+        if (failure != NULL) {
+            refuse(ctx, failure, ctx->request->key_id);
+            goto done;
+        }
     }
     /* 4. encoding */
     switch ((int)ctx->request->encoding) {

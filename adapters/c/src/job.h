@@ -4,6 +4,7 @@
 
 #include "bridge/v1/envelope.pb-c.h"
 #include "internal.h"
+#include "security.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -51,6 +52,12 @@ struct bridge_ctx {
     uint64_t items_sent; /* stream items sent so far: the next item's sequence */
     bool sent_data;      /* a WORK_DATA went out in this run (no attempt marker needed) */
     bool bare;           /* a bare method's job: no envelope, frames or markers (section 8) */
+    /* signed jobs (section 9) */
+    const char *handle;          /* the Gearman job handle (the replay cache keeps it) */
+    bridge_verifier *verifier;   /* the worker's keys and replay cache; NULL: no keys */
+    const bridge_key *reply_key; /* this job's replies carry a MAC under this key (9.3) */
+    const char *reply_key_id;
+    const uint8_t *reply_nonce;
 };
 
 /* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body (reply.c). */

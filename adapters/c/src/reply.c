@@ -22,6 +22,32 @@ bridge_status bridge__sink_send(bridge_ctx *ctx, bridge_packet kind, const void 
         return BRIDGE_STATUS_ALREADY_FINISHED;
     if (ctx->sink.send == NULL)
         return BRIDGE_STATUS_OK;
+    int packet = kind == BRIDGE_PACKET_DATA ? 1 : kind == BRIDGE_PACKET_COMPLETE ? 2
+               : kind == BRIDGE_PACKET_EXCEPTION ? 3 : 0;
+    if (ctx->reply_key != NULL && packet != 0) {
+        /* A signed job's reply: payload || HMAC-SHA256(key, reply input) (section 9.3). */
+        bridge_buffer signed_payload = BRIDGE_BUFFER_INIT;
+        uint8_t *mac = NULL;
+        bridge_status st = bridge__buffer_reserve(&signed_payload, size + BRIDGE_MAC_SIZE);
+        if (st == BRIDGE_STATUS_OK) {
+            if (size > 0)
+                memcpy(signed_payload.data, data, size);
+            mac = signed_payload.data + size;
+            signed_payload.len = size + BRIDGE_MAC_SIZE;
+            st = bridge__reply_mac(ctx->reply_key->bytes, ctx->reply_key->size, ctx->function_name,
+                                   ctx->reply_key_id, ctx->reply_nonce, BRIDGE_NONCE_SIZE, packet,
+                                   data, size, mac);
+        }
+        int rc = st == BRIDGE_STATUS_OK
+            ? ctx->sink.send(ctx->sink.state, kind, signed_payload.data, signed_payload.len, num, den)
+            : -1;
+        bridge_buffer_free(&signed_payload);
+        if (rc != 0) {
+            ctx->io_failed = true;
+            return BRIDGE_STATUS_IO;
+        }
+        return BRIDGE_STATUS_OK;
+    }
     if (ctx->sink.send(ctx->sink.state, kind, data, size, num, den) != 0) {
         ctx->io_failed = true;
         return BRIDGE_STATUS_IO;

@@ -118,6 +118,7 @@ typedef struct bridge_verifier {
     bridge_keyring keys;
     int64_t window_ms;
     bridge_replay_cache replay;
+    bool quiet; /* no warning line for a refused job */
 } bridge_verifier;
 
 /* The key a job's replies are signed with: the job's key when it names a known one and carries a

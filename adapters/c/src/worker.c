@@ -94,11 +94,21 @@ bridge_worker *bridge_worker_new(const bridge_worker_options *options)
     w->keepalive_ms = o.keepalive_ms ? o.keepalive_ms : BRIDGE_DEFAULT_KEEPALIVE_MS;
     w->handle_signals = o.handle_signals;
     w->quiet = o.quiet;
+    w->signing_window_ms = o.signing_window_s ? (int64_t)o.signing_window_s * 1000 : BRIDGE_DEFAULT_WINDOW_MS;
+    w->replay_capacity = o.replay_capacity ? o.replay_capacity : BRIDGE_DEFAULT_REPLAY_CAPACITY;
     atomic_init(&w->stop, false);
     atomic_init(&w->jobs_done, 0);
     pthread_mutex_init(&w->slots_lock, NULL);
     pthread_cond_init(&w->slots_free, NULL);
     w->free_slots = w->concurrency;
+    char why[600];
+    if (!o.no_env_keys && bridge__worker_keys_from_env(w, why, sizeof why) != BRIDGE_STATUS_OK) {
+        /* A worker told to require signatures never starts without them (the reason names the
+         * variable and the entry, never a key). */
+        fprintf(stderr, "bridge-c[%d]: %s\n", (int)getpid(), why);
+        bridge_worker_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -111,6 +121,7 @@ void bridge_worker_free(bridge_worker *w)
     free(w->methods);
     free(w->servers);
     free(w->client_id);
+    bridge__worker_drop_keys(w);
     pthread_mutex_destroy(&w->slots_lock);
     pthread_cond_destroy(&w->slots_free);
     free(w);
@@ -298,6 +309,8 @@ static bool run_job(lane *l, const gm_packet *p)
     memset(&ctx, 0, sizeof ctx);
     ctx.function_name = method ? method->function_name : p->arg[1];
     job_sink sink = {.lane = l, .handle = p->arg[0]};
+    ctx.handle = p->arg[0];
+    ctx.verifier = w->verifier;
     ctx.sink.send = send_packet;
     ctx.sink.state = &sink;
     /* An oversized workload was never kept: its size alone gets RESOURCE_EXHAUSTED. */
@@ -493,8 +506,8 @@ bridge_status bridge_worker_run(bridge_worker *w)
     sigaddset(&stop_signals, SIGINT);
     if (w->handle_signals)
         pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask); /* inherited by the threads */
-    wlog(w, "serving %zu function(s) on %s, %u job(s) at a time", w->n_methods, w->servers,
-         w->concurrency);
+    wlog(w, "serving %zu function(s) on %s, %u job(s) at a time%s", w->n_methods, w->servers,
+         w->concurrency, w->verifier ? "; signed jobs only (wire contract, section 9)" : "");
     bridge_status result = BRIDGE_STATUS_OK;
     for (size_t i = 0; i < n_lanes; i++) {
         lanes[i].worker = w;

@@ -24,6 +24,10 @@ struct bridge_worker {
     unsigned keepalive_ms;
     bool handle_signals;
     bool quiet;
+    /* signed jobs (wire contract, section 9): NULL when the worker has no keys */
+    struct bridge_verifier *verifier;
+    int64_t signing_window_ms;
+    size_t replay_capacity;
     bridge_method *methods;
     size_t n_methods;
     atomic_bool stop;
@@ -38,6 +42,9 @@ struct bridge_worker {
 };
 
 const bridge_method *bridge__find_method(const bridge_worker *w, const char *name);
+/* BRIDGE_KEYS / BRIDGE_KEYS_FILE into the worker's keys (none set: nothing changes). */
+bridge_status bridge__worker_keys_from_env(bridge_worker *w, char *err, size_t err_size);
+void bridge__worker_drop_keys(bridge_worker *w);
 
 #pragma GCC visibility pop
 

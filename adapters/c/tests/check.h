@@ -23,4 +23,7 @@ void conn_tests(void);
 /* test_bare.c: bare methods (the JSON vectors, RAW, the bare job flow). */
 void bare_tests(void);
 
+/* test_signing.c: signed jobs and replies (the signing vectors, keys, the checks, the cache). */
+void signing_tests(void);
+
 #endif

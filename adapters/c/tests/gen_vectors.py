@@ -12,11 +12,21 @@ hex form, or `bare_json` as Python's json writes it), the message it must read a
 canonical msgpack, like decode_only cases above) and, for written cases, `bare_json`, which
 test_bare.c compares with what libbridge writes, as parsed JSON values.
 
-usage: gen_vectors.py VECTORS_JSON OUT_C [BARE_JSON_VECTORS]   (with the repository's Python)
+The signing vectors (schemas/testdata/signing_vectors.json, wire contract 9.4) go into a third,
+signing_vectors_table.c: every case's fields, expected MAC input and MAC, for test_signing.c. With
+them comes a table of short base64 texts (every string of up to 6 characters over a small alphabet)
+with what Python's ``base64.b64decode(text, validate=True)`` makes of each, which keys.c's decoder
+must match (BRIDGE_KEYS reads the same in every runtime).
+
+usage: gen_vectors.py VECTORS_JSON OUT_C [BARE_JSON_VECTORS [SIGNING_VECTORS]]
+       (with the repository's Python)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -93,6 +103,78 @@ def bare_table(path: Path, out: Path) -> None:
     )
 
 
+def c_str(text: str) -> str:
+    """A C string literal for any text (every byte escaped: UTF-8 and quotes are safe)."""
+    return '"' + "".join(f"\\x{b:02x}" for b in text.encode("utf-8")) + '"'
+
+
+def c_int64(value: int) -> str:
+    return "INT64_MIN" if value == -(2**63) else f"INT64_C({value})"
+
+
+def signing_table(path: Path, out: Path) -> None:
+    cases = json.loads(path.read_text())
+    lines = [
+        "/* Generated from schemas/testdata/signing_vectors.json and Python's base64 by",
+        "   gen_vectors.py. */",
+        "#include <stdint.h>",
+        '#include "signing_vectors_table.h"',
+        "",
+        "const signing_vector signing_vectors[] = {",
+    ]
+    for case in cases:
+        reply = "packet" in case
+        meta = sorted(case.get("metadata", {}).items(), key=lambda kv: kv[1])  # any order
+        keys = "{" + ", ".join(c_str(k) for k, _ in meta) + "}" if meta else "{NULL}"
+        values = "{" + ", ".join(c_str(v) for _, v in meta) + "}" if meta else "{NULL}"
+        lines.append(
+            f'    {{"{case["name"]}", {c_str(case["key_id"])}, {c_str(case["key_base64"])}, '
+            f'{c_str(case["function"])}, {c_bytes(case["nonce_hex"])}, {int(reply)}, '
+            f'{case.get("version", 0)}u, {c_int64(case.get("deadline_ms", 0))}, '
+            f'{case.get("encoding", 0)}u, {len(meta)}, (const char *const[]){keys}, '
+            f"(const char *const[]){values}, {c_bytes(case.get('body_hex', ''))}, "
+            f"{case.get('packet', 0)}, {c_bytes(case.get('payload_hex', ''))}, "
+            f"{c_bytes(case['reply_input_hex' if reply else 'request_input_hex'])}, "
+            f"{c_bytes(case['reply_mac_hex' if reply else 'request_mac_hex'])}}},"
+        )
+    lines += ["};", f"const size_t signing_vector_count = {len(cases)};", ""]
+    # Python's verdict on every short text over an alphabet that meets every rule of the decoder.
+    lines.append("const base64_case base64_cases[] = {")
+    count = 0
+    for n in range(7):
+        for chars in itertools.product("QA=+ ", repeat=n):
+            text = "".join(chars)
+            try:
+                decoded: bytes | None = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                decoded = None
+            lines.append(f'    {{"{text}", {0 if decoded is None else 1}, '
+                         f'{c_bytes(decoded.hex() if decoded is not None else "")}}},')
+            count += 1
+    lines += ["};", f"const size_t base64_case_count = {count};", ""]
+    out.write_text("\n".join(lines))
+    (out.parent / "signing_vectors_table.h").write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n"
+        "typedef struct signing_vector {\n"
+        "    const char *name;\n    const char *key_id;\n    const char *key_base64;\n"
+        "    const char *function;\n    const uint8_t *nonce;\n    size_t nonce_len;\n"
+        "    int reply;                    /* a reply case (packet, payload), else a request */\n"
+        "    uint32_t version;\n    int64_t deadline_ms;\n    uint32_t encoding;\n"
+        "    size_t n_metadata;\n    const char *const *meta_keys;\n"
+        "    const char *const *meta_values;\n"
+        "    const uint8_t *body;\n    size_t body_len;\n"
+        "    int packet;\n    const uint8_t *payload;\n    size_t payload_len;\n"
+        "    const uint8_t *input;         /* the bytes the MAC covers */\n    size_t input_len;\n"
+        "    const uint8_t *mac;\n    size_t mac_len;\n} signing_vector;\n"
+        "extern const signing_vector signing_vectors[];\n"
+        "extern const size_t signing_vector_count;\n"
+        "typedef struct base64_case {\n"
+        "    const char *text;\n    int valid;\n    const uint8_t *decoded;\n    size_t decoded_len;\n"
+        "} base64_case;\n"
+        "extern const base64_case base64_cases[];\nextern const size_t base64_case_count;\n"
+    )
+
+
 def main() -> int:
     vectors = json.loads(Path(sys.argv[1]).read_text())
     lines = [
@@ -114,6 +196,8 @@ def main() -> int:
     out.write_text("\n".join(lines))
     if len(sys.argv) > 3:
         bare_table(Path(sys.argv[3]), out.parent / "bare_vectors_table.c")
+    if len(sys.argv) > 4:
+        signing_table(Path(sys.argv[4]), out.parent / "signing_vectors_table.c")
     (out.parent / "vectors_table.h").write_text(
         "#include <stddef.h>\n#include <stdint.h>\n"
         "typedef struct test_vector {\n"

@@ -843,6 +843,7 @@ int main(void)
     run("options_from_args", test_options_from_args);
     conn_tests();
     bare_tests();
+    signing_tests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -230,6 +230,12 @@ typedef struct bridge_worker_options {
     unsigned read_timeout_ms;
     /* An idle connection sends ECHO_REQ after this long without traffic; 0: 15000. */
     unsigned keepalive_ms;
+    /* Signed jobs (wire contract, section 9; see bridge_worker_set_keys). Unless no_env_keys,
+     * bridge_worker_new() reads BRIDGE_KEYS, else the file BRIDGE_KEYS_FILE, and fails (NULL,
+     * the reason on stderr, never a key) when they are not a valid key list. */
+    bool no_env_keys;
+    unsigned signing_window_s;    /* how far ahead a signed job's deadline may be; 0: 86400 */
+    size_t replay_capacity;       /* the replay cache's bound (entries); 0: 100000 */
 } bridge_worker_options;
 
 #define BRIDGE_DEFAULT_MAX_REQUEST_BYTES ((size_t)64 * 1024 * 1024 + 64 * 1024)
@@ -254,6 +260,29 @@ void bridge_worker_stop(bridge_worker *worker);
 /* Releases the worker (after bridge_worker_run returned). NULL is fine. */
 void bridge_worker_free(bridge_worker *worker);
 
+/*
+ * Signed jobs and replies (wire contract, section 9). A worker with keys runs only enveloped jobs
+ * signed (HMAC-SHA256) by one of them, with a deadline, not replayed; any other job is answered
+ * UNAUTHENTICATED naming the check ("unsigned job", "unknown key id", "bad signature", "a signed
+ * job needs a deadline", "expired", "deadline too far ahead", "replayed", "replay cache full";
+ * bare methods: "bare jobs cannot be signed"), with one warning line on stderr, and the worker
+ * goes on. Every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of a job naming one of its keys
+ * carries the reply MAC. Call these before bridge_worker_run(); keys are copied, wiped when
+ * dropped, and never logged.
+ *
+ * bridge_worker_set_keys: `keys` is a key list as BRIDGE_KEYS writes it ("id1:BASE64,id2:BASE64",
+ * commas or newlines, '#' comment lines; ids of 1-64 [A-Za-z0-9._-], keys of 16 bytes or more)
+ * and replaces the worker's keys; NULL removes them (jobs are no longer checked). On error the
+ * keys are unchanged and `err` (may be NULL) says why.
+ * bridge_worker_add_key: one more key, from its bytes.
+ */
+bridge_status bridge_worker_set_keys(bridge_worker *worker, const char *keys, char *err,
+                                     size_t err_size);
+bridge_status bridge_worker_add_key(bridge_worker *worker, const char *key_id, const uint8_t *key,
+                                    size_t key_size, char *err, size_t err_size);
+/* How many keys the worker accepts (0: jobs are not checked). */
+size_t bridge_worker_key_count(const bridge_worker *worker);
+
 /* Jobs answered since start (all threads), for logs and tests. */
 uint64_t bridge_worker_jobs_done(const bridge_worker *worker);
 
@@ -274,6 +303,12 @@ int bridge_worker_options_from_args(bridge_worker_options *options, int argc, ch
 bridge_status bridge_worker_process(bridge_worker *worker, const char *function_name,
                                     const uint8_t *payload, size_t size, char *kind,
                                     bridge_buffer *out, bridge_buffer *data);
+/* The same for the job handle `job_handle` (a worker with keys remembers the handle with the
+ * job's nonce: the same handle again is a re-run, another one a replay). bridge_worker_process
+ * gives every call a handle of its own. */
+bridge_status bridge_worker_process_job(bridge_worker *worker, const char *function_name,
+                                        const char *job_handle, const uint8_t *payload, size_t size,
+                                        char *kind, bridge_buffer *out, bridge_buffer *data);
 
 #ifdef __cplusplus
 }
