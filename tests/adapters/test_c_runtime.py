@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -174,11 +175,12 @@ def _mutated_bare_json() -> list[tuple[str, bytes]]:
 
 @pytest.mark.timeout(300)
 def test_same_json_same_answer_as_the_python_bare_codec(tmp_path: Path) -> None:
-    """The bare JSON mapping (wire contract 8.2): ~60k mutations of the bare JSON vectors read by
+    """The bare JSON mapping (wire contract 8.2): ~230k mutations of the bare JSON vectors read by
     C and by the Python reference codec (BareJsonCodec): the same message (as canonical msgpack)
-    or both a decoding error. Differences by design: a string holding U+0000 is refused by C
-    (protobuf-c strings are NUL-terminated), and C refuses "" for a message field, which Python's
-    json_format reads as an empty message (the contract says an object or [])."""
+    or both a decoding error; and every message read written back as the same JSON values.
+    Differences by design: a string holding U+0000 is refused by C (protobuf-c strings are
+    NUL-terminated), and C refuses "" for a message field, which Python's json_format reads as
+    an empty message (the contract says an object or [])."""
     sys.path.insert(0, str(REPO / "scripts"))
     from make_test_vectors import message_class
 
@@ -212,6 +214,35 @@ def test_same_json_same_answer_as_the_python_bare_codec(tmp_path: Path) -> None:
         differ.append(f"{type_name} {data[:120]!r}: python {py_answer[:60]}, c {c_answer[:80]}")
     assert not differ, f"{len(differ)} of {len(cases)} differ:\n" + "\n".join(differ[:20])
     assert by_design < len(cases) // 100
+
+    # Writing: every message both read, written as bare JSON by C and by Python: the same JSON
+    # values (a float field's after rounding to float 32), key order aside.
+    messages = [(t, a[3:]) for (t, _), a in zip(cases, answers, strict=True) if a[:3] == "OK "]
+    lines = "".join(f"{t} msgpack>json {hex_text or '-'}\n" for t, hex_text in messages)
+    proc = subprocess.run([str(build / "tests" / "decode_lines")], input=lines, text=True,
+                          capture_output=True, timeout=120, check=True)
+    written = proc.stdout.split("\n")[:-1]
+    assert len(written) == len(messages) > 5_000
+
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return a == b or struct.pack("<f", a) == struct.pack("<f", b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return a == b
+
+    wrong = []
+    for (type_name, hex_text), c_json in zip(messages, written, strict=True):
+        ours = json.loads(bytes.fromhex(c_json[3:])) if c_json.startswith("OK ") else c_json
+        theirs = json.loads(bare.encode(mp.decode(message_class(type_name),
+                                                  bytes.fromhex(hex_text))))
+        if not same(ours, theirs):
+            wrong.append(f"{type_name}: c {str(ours)[:150]}\n  python {str(theirs)[:150]}")
+    assert not wrong, f"{len(wrong)} written differently:\n" + "\n".join(wrong[:10])
 
 
 # ------------------------------------------------------------------ generated code

@@ -3,7 +3,7 @@
  * prints one line each: "OK <the message as canonical msgpack, hex>" or "ERR <reason>". The
  * differential test (tests/adapters/test_c_runtime.py) feeds it the same bytes as the Python
  * codecs to check that both runtimes give the same answer. ENCODING is protobuf, msgpack or json
- * (the bare JSON mapping).
+ * (the bare JSON mapping); msgpack>json reads msgpack and answers with the bare JSON written.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +42,8 @@ int main(void)
         }
         ProtobufCMessage *msg = NULL;
         char err[256] = "";
+        /* "msgpack>json": read msgpack, answer the message written as bare JSON */
+        bool to_json = strcmp(encoding, "msgpack>json") == 0;
         bridge_encoding enc = strcmp(encoding, "protobuf") == 0 ? BRIDGE_ENCODING_PROTOBUF
                               : strcmp(encoding, "json") == 0   ? BRIDGE_ENCODING_JSON
                                                                  : BRIDGE_ENCODING_MSGPACK;
@@ -53,7 +55,13 @@ int main(void)
             continue;
         }
         bridge_buffer out = BRIDGE_BUFFER_INIT;
-        bridge_encode(msg, BRIDGE_ENCODING_MSGPACK, &out, NULL, 0);
+        if (bridge_encode(msg, to_json ? BRIDGE_ENCODING_JSON : BRIDGE_ENCODING_MSGPACK, &out, err,
+                          sizeof err) != BRIDGE_STATUS_OK) {
+            printf("ERR %s\n", err);
+            bridge_buffer_free(&out);
+            bridge_message_free(msg);
+            continue;
+        }
         printf("OK ");
         for (size_t i = 0; i < out.len; i++)
             printf("%02x", out.data[i]);
