@@ -717,7 +717,7 @@ _BARE_JSON = BareJsonCodec()
 # text, the message it means as canonical JSON).
 _BARE_JSON_LENIENT: list[tuple[str, str, str, dict[str, Any]]] = [
     ("json_empty_array_top", "Composite", "[]", {}),
-    ("json_empty_payload", "Composite", "", {}),
+    ("json_empty_payload_fieldless", "Empty", "", {}),
     ("json_empty_array_message_and_map", "Composite",
      '{"scalars": [], "by_name": [], "labels": []}', {"scalars": {}}),
     ("json_camel_case_names", "Scalars", '{"fInt32": 7, "optString": "x"}',
@@ -726,6 +726,8 @@ _BARE_JSON_LENIENT: list[tuple[str, str, str, dict[str, Any]]] = [
      {"fInt64": "-9223372036854775808", "fUint64": "1"}),
     ("json_int_as_float_forms", "Scalars", '{"f_int32": 3.0, "f_uint32": 1e2, "f_int64": 4}',
      {"fInt32": 3, "fUint32": 100, "fInt64": "4"}),
+    ("json_int64_as_float_at_2_53", "Scalars", '{"f_int64": 9007199254740992.0}',
+     {"fInt64": "9007199254740992"}),
     ("json_int_as_string", "Scalars", '{"f_int32": "-12", "f_fixed32": "5"}',
      {"fInt32": -12, "fFixed32": 5}),
     ("json_bool_as_number", "Scalars", '{"f_bool": 1}', {"fBool": True}),
@@ -749,6 +751,11 @@ _BARE_JSON_LENIENT: list[tuple[str, str, str, dict[str, Any]]] = [
 
 # Input every runtime must refuse: (name, type, text).
 _BARE_JSON_INVALID: list[tuple[str, str, str]] = [
+    ("invalid_json_empty_payload", "Composite", ""),
+    ("invalid_json_empty_payload_scalars", "Scalars", ""),
+    ("invalid_json_uint64_as_float_beyond_2_53", "Scalars",
+     '{"f_uint64": 9.2233720368547758e+18}'),
+    ("invalid_json_int64_as_float_beyond_2_53", "Scalars", '{"f_int64": 18014398509481984.0}'),
     ("invalid_json_null_top", "Composite", "null"),
     ("invalid_json_number_top", "Composite", "3"),
     ("invalid_json_string_top", "Composite", '"x"'),

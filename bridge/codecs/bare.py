@@ -84,6 +84,7 @@ def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
 # Python's spellings: "1_000", "+1", " 1", ".5", "infinity").
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _JSON_INTEGER = re.compile(r"-?[0-9]+")
+_EXACT_FLOAT_INTEGERS = 2**53
 _FLOAT_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 _INT_TYPES = frozenset(
     {
@@ -107,6 +108,11 @@ def _check_scalar(field: FieldDescriptor, value: Any) -> Any:
     if kind in _INT_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise _wrong(field, "an integer", value)
+        if isinstance(value, float) and abs(value) > _EXACT_FLOAT_INTEGERS:
+            # 9.2233720368547758e+18: a peer's float (PHP's json_decode of a big uint64), maybe
+            # already rounded: only integers written as integers are exact beyond 2^53.
+            raise _wrong(field, "an integer written without a fraction or exponent (a number "
+                         "written as a float is exact only up to 2^53)", value)
         if isinstance(value, str) and not _JSON_INTEGER.fullmatch(value):
             raise _wrong(field, "an integer", value)
     elif kind in _FLOAT_TYPES:
@@ -177,9 +183,9 @@ class BareJsonCodec:
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         message = message_type()
-        if not len(data):
-            return message
         descriptor = message_type.DESCRIPTOR
+        if not len(data):
+            return _empty_payload(message, "JSON")
         name = descriptor.full_name
         try:
             text = bytes(data).decode("utf-8")
@@ -210,6 +216,18 @@ class BareJsonCodec:
 
     def __repr__(self) -> str:
         return "BareJsonCodec()"
+
+
+def _empty_payload(message: MessageT, encoding: str) -> MessageT:
+    """Zero bytes of bare JSON or MSGPACK: the message of a type without fields (``Empty``),
+    else a decoding error — no encoder writes zero bytes for a message that has fields, and a
+    worker whose ``json_encode`` failed or who forgot to return sends exactly that (section 8.1).
+    """
+    if message.DESCRIPTOR.fields:
+        raise DecodeError(
+            f"an empty payload is not a bare {encoding} {message.DESCRIPTOR.full_name} (an "
+            f"empty message is written {'{}' if encoding == 'JSON' else '0x80'})")
+    return message
 
 
 def raw_field(descriptor: Descriptor) -> FieldDescriptor:

@@ -460,7 +460,11 @@ class MsgpackCodec:
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
         if not data:
             # Section 3: an empty payload stands for a message with every field unset, whatever
-            # the encoding (encoders still write the empty map 0x80).
+            # the encoding (encoders still write the empty map 0x80). Bare: section 8.1.
+            if not self.unknown_keys and message_type.DESCRIPTOR.fields:
+                raise DecodeError(
+                    f"an empty payload is not a bare MSGPACK {message_type.DESCRIPTOR.full_name}"
+                    " (an empty message is written 0x80)")
             return message_type()
         try:
             obj = _unpack(data)

@@ -507,7 +507,19 @@ def _translate(
     if isinstance(exc, JobException):
         if method.bare:
             return decode_bare_error(method.function, exc.payload)
-        return decode_error(exc.payload)
+        error = decode_error(exc.payload)
+        if not error.language:
+            # Not a bridge.v1.Error (every bridge runtime names its language): the worker that
+            # answered is not a bridge worker, or serves the function bare.
+            plain = decode_bare_error(method.function, exc.payload)
+            return type(plain)(
+                f"{plain.message} [{method.function} answered with an error that is not a "
+                f"bridge error: if a worker that is not a bridge worker (or a bare one) serves "
+                f"it, declare the rpc bare: true with the encoding it reads (wire contract, "
+                f"section 8)]",
+                type="NotABridgeError",
+            )
+        return error
     if isinstance(exc, JobFailed):
         return WorkerFailed(
             f"{method.function}: the job failed without an explanation: its worker gave up on "

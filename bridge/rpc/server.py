@@ -314,6 +314,8 @@ def _refused(job: JobContext, method: MethodSpec[Any, Any], failure: str,
 
 
 _REFUSED_TRACE = "refused by the signed-job checks (wire contract, section 9.2)"
+# Not the worker's Python traceback: the peer is no bridge client, and learns nothing of our files.
+_NOT_ENVELOPE_TRACE = "refused before decoding: not a bridge envelope (wire contract, section 2)"
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
@@ -338,6 +340,7 @@ def _not_an_envelope(
             f"{exc.message}; {_BARE_HINT}",
             type="InvalidArgument",
             language=LANGUAGE,
+            trace=_NOT_ENVELOPE_TRACE,
         )
     if isinstance(exc, FailedPrecondition) and probe.version == 0:
         # No version at all: protobuf read these bytes, but they are no envelope either.
@@ -346,6 +349,7 @@ def _not_an_envelope(
             f"probably not a bridge envelope; {_BARE_HINT}",
             type="FailedPrecondition",
             language=LANGUAGE,
+            trace=_NOT_ENVELOPE_TRACE,
         )
     return exc
 

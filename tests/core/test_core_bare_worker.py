@@ -131,14 +131,17 @@ async def test_json_echo_reads_and_writes_the_bare_mapping(served: AsyncClient) 
     assert got["scalars"]["f_int32"] == 0  # defaults written (section 8.2, writing rule 2)
     assert got["numbers"] == [1, -2, 3] and got["text"] == "chosen"
     assert got["by_name"]["a"] == {"name": "n", "value": 1}
-    # PHP's json_encode of an empty array, and zero bytes: both the empty message.
+    # PHP's json_encode of an empty array: the empty message, every default written.
     assert json.loads(await served.call("interop_bare_echo_json", b"[]", timeout=10))["tags"] == []
-    assert json.loads(await served.call("interop_bare_scalars_json", b"", timeout=10)) == {
+    assert json.loads(await served.call("interop_bare_scalars_json", b"[]", timeout=10)) == {
         "f_double": 0, "f_float": 0, "f_int32": 0, "f_int64": 0, "f_uint32": 0, "f_uint64": 0,
         "f_sint32": 0, "f_sint64": 0, "f_fixed32": 0, "f_fixed64": 0, "f_sfixed32": 0,
         "f_sfixed64": 0, "f_bool": False, "f_string": "", "f_bytes": "",
         "f_enum": "COLOR_UNSPECIFIED",
     }
+    # Zero bytes are not JSON for a type with fields (section 8.1): a failed json_encode.
+    error = json.loads(await _exception(served, "interop_bare_scalars_json", b""))
+    assert error["code"] == 3 and "empty payload" in error["message"], error
 
 
 async def test_msgpack_protobuf_and_raw_echo(served: AsyncClient, interop: ModuleType) -> None:
