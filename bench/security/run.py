@@ -40,7 +40,9 @@ import contextlib
 import cProfile
 import os
 import pstats
+import socket
 import statistics
+import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -98,6 +100,7 @@ class Path_:
     call: Callable[[], Awaitable[Any]]
     pids: dict[str, int | None]
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    server: GearmandServer | None = None
 
     def server_cpu(self) -> dict[str, float]:
         return {role: proc_cpu(pid) for role, pid in self.pids.items()}
@@ -143,8 +146,62 @@ def setup(names: list[str], procs: t.Processes, stack: contextlib.ExitStack,
 
         assert loop.run_until_complete(call()) == message
         paths.append(Path_(name, call, {"worker": worker.pid, "gearmand": server.pid,
-                                        "stunnel": server.tls_pid}, [aclient.close]))
+                                        "stunnel": server.tls_pid}, [aclient.close], server))
     return paths
+
+
+class RawEcho:
+    """gearmand's ECHO_REQ / ECHO_RES on a blocking socket, plain or through the TLS front
+    (Python's ssl): what one round trip to the job server costs without bridge, and what the
+    front adds to it (two stunnel hops and a TLS record each way)."""
+
+    def __init__(self, server: GearmandServer, tls: bool, size: int) -> None:
+        body = bytes(size)
+        self.request = struct.pack(">4sII", b"\0REQ", 16, len(body)) + body
+        self.expect = 12 + len(body)
+        sock = socket.create_connection(("127.0.0.1", server.tls_port if tls else server.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            sock = server.client_tls.context().wrap_socket(sock, server_hostname="127.0.0.1")
+        self.sock = sock
+
+    def call(self) -> None:
+        self.sock.sendall(self.request)
+        got = 0
+        while got < self.expect:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("gearmand closed the connection")
+            got += len(chunk)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def raw_echo_rates(server: GearmandServer, size: int, seconds: float,
+                   rounds: int) -> dict[str, list[float]]:
+    """Round trips per second, plain and through the front, interleaved call by call."""
+    probes = {"plain": RawEcho(server, False, size), "tls": RawEcho(server, True, size)}
+    rates: dict[str, list[float]] = {name: [] for name in probes}
+    clock = time.perf_counter
+    try:
+        for _ in range(rounds):
+            spent = dict.fromkeys(probes, 0.0)
+            done = dict.fromkeys(probes, 0)
+            order = list(probes)
+            while min(spent.values()) < seconds:
+                order.reverse()
+                for name in order:
+                    start = clock()
+                    probes[name].call()
+                    spent[name] += clock() - start
+                    done[name] += 1
+            for name in probes:
+                rates[name].append(done[name] / spent[name])
+    finally:
+        for probe in probes.values():
+            probe.close()
+    return rates
 
 
 Measured = dict[str, tuple[float, float, dict[str, float]]]
@@ -204,8 +261,9 @@ async def many_in_flight(paths: list[Path_], in_flight: int, seconds: float,
 
 
 def profile(path: Path_, loop: asyncio.AbstractEventLoop, in_flight: int, seconds: float) -> str:
-    """cProfile of this client during ``seconds`` of ``path`` at ``in_flight``: its own time
-    (tottime) summed by area, then the top functions."""
+    """cProfile of this client's CPU (``time.process_time`` as its clock: waiting in epoll or
+    being preempted counts nothing) during ``seconds`` of ``path`` at ``in_flight``: its own
+    time (tottime) summed by area, then the top functions."""
     made = [0]
 
     def counted() -> Awaitable[Any]:
@@ -213,7 +271,7 @@ def profile(path: Path_, loop: asyncio.AbstractEventLoop, in_flight: int, second
         return path.call()
 
     counting = Path_(path.name, counted, {})
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     loop.run_until_complete(many_in_flight([counting], in_flight, seconds, seconds))
     profiler.disable()
@@ -227,13 +285,13 @@ def profile(path: Path_, loop: asyncio.AbstractEventLoop, in_flight: int, second
         areas[area] = areas.get(area, 0.0) + tottime
         rows.append((tottime, ncalls, f"{short(filename)}:{line}({function})"))
     total = sum(areas.values())
-    out = [f"cProfile of the client, {path.name}, {in_flight} in flight, {seconds:.1f} s, "
-           f"{calls} calls: {total / calls * 1e6:.0f} µs of profiled CPU per call "
-           f"(cProfile inflates small Python functions; compare areas, not totals)", "",
+    out = [f"cProfile (CPU clock) of the client, {path.name}, {in_flight} in flight, "
+           f"{seconds:.1f} s, {calls} calls: {total / calls * 1e6:.0f} µs of CPU per call under "
+           f"the profiler (which inflates small Python functions: compare areas, not totals)", "",
            "| area | µs/call | share |", "|---|---:|---:|"]
     for area, spent in sorted(areas.items(), key=lambda kv: -kv[1]):
         out.append(f"| {area} | {spent / calls * 1e6:.1f} | {spent / total:.0%} |")
-    out += ["", "Top functions by own time (µs per call, calls per call):", ""]
+    out += ["", "Top functions by own CPU (µs per call, calls per call):", ""]
     for tottime, ncalls, where in sorted(rows, reverse=True)[:18]:
         out.append(f"    {tottime / calls * 1e6:7.1f}  {ncalls / calls:5.2f}  {where}")
     return "\n".join(out)
@@ -242,6 +300,7 @@ def profile(path: Path_, loop: asyncio.AbstractEventLoop, in_flight: int, second
 AREAS = (  # (area, substrings of filename or function), first match wins
     ("TLS: ssl read/write (OpenSSL + ssl.py + asyncio sslproto)",
      ("ssl.py", "sslproto.py", "_ssl._SSL", "SSLObject", "MemoryBIO", "do_handshake")),
+    ("socket send/recv syscalls", ("_socket.socket", "recv_into")),
     ("HMAC / hashing / nonce", ("hmac", "hashlib", "_hashlib", "urandom", "bridge/security")),
     ("bridge client (link, futures, packets)", ("bridge/client", "bridge/transport")),
     ("bridge rpc (prepare, envelope, reply)", ("bridge/rpc", "bridge/codecs", "_pb2")),
@@ -303,11 +362,22 @@ def main() -> int:
                 for name, row in by_path.items():
                     results.setdefault((name, column), []).append(row)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
+        assert paths[0].server is not None
+        raw = raw_echo_rates(paths[0].server, args.size, args.seconds / 2, args.rounds)
         if args.profile > 0:
             chosen = next((p for p in paths if p.name == "signed_tls"), paths[-1])
             profiled = profile(chosen, loop, args.in_flight, args.profile)
     loop.close()
     print(report(results, names, columns, args))
+    plain_us = 1e6 / statistics.median(raw["plain"])
+    tls_us = 1e6 / statistics.median(raw["tls"])
+    print(f"\nWithout bridge: gearmand ECHO_REQ/ECHO_RES of {args.size} B, blocking socket, "
+          f"1 at a time, interleaved: {plain_us:.0f} µs direct, {tls_us:.0f} µs through the TLS "
+          f"front: +{tls_us - plain_us:.0f} µs per round trip (two crossings of the front). "
+          f"A call with client and worker both through the front crosses it at least 4 times "
+          f"on its critical path (submit, job to the worker, reply to gearmand, reply to the "
+          f"client), 6 when the worker was asleep (NOOP, GRAB_JOB); with the worker on "
+          f"loopback, 2")
     if profiled:
         print("\n" + profiled)
     return 0
