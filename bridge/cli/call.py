@@ -147,9 +147,10 @@ def run(args: argparse.Namespace) -> int:
         bare=method.bare,
     )
     if method.bare and (args.encoding or metadata):
-        print(f"bridge call: error: {method.name} is a bare {method.encoding.name} method: "
-              f"its encoding is fixed by the schema and no metadata travels without the "
-              f"envelope (wire contract, section 8)", file=sys.stderr)
+        why = (f"its encoding is fixed by the schema ({method.encoding.name})" if args.encoding
+               else "no metadata travels without the envelope")
+        print(f"bridge call: error: {method.name} is a bare method: {why} "
+              f"(wire contract, section 8)", file=sys.stderr)
         return exit_codes.USAGE
     options: dict[str, Any] = {"metadata": metadata}
     if args.timeout is not None:
