@@ -8,6 +8,7 @@ import dev.bridge.runtime.gearman.GearmanJob;
 import dev.bridge.runtime.gearman.GearmanWorker;
 import dev.bridge.runtime.gearman.PacketReader;
 import dev.bridge.runtime.gearman.ServerAddress;
+import dev.bridge.runtime.gearman.TlsSettings;
 import dev.bridge.runtime.security.JobVerifier;
 import dev.bridge.runtime.security.Keyring;
 import dev.bridge.runtime.security.ReplayCache;
@@ -65,6 +66,11 @@ public final class Worker {
         // A job over the limit is answered RESOURCE_EXHAUSTED: its payload is not kept while read.
         this.gearman = new GearmanWorker(b.servers, b.concurrency, (int) Math.min(maxBody, Integer.MAX_VALUE - 16),
                 b.clientId, b.settings, b.maxRequestBytes + 64 * 1024);
+        if (b.servers.stream().anyMatch(ServerAddress::tls)) {
+            TlsSettings tls = b.tls != null ? b.tls : TlsSettings.fromEnv();
+            tls.check(); // a file that cannot be used stops the worker here, named
+            gearman.tls(tls);
+        }
     }
 
     public static Builder builder() {
@@ -423,6 +429,7 @@ public final class Worker {
         private GearmanWorker.Settings settings = GearmanWorker.Settings.DEFAULT;
         private Keyring keys;
         private boolean keysSet;
+        private TlsSettings tls;
         private long signingWindowMs = JobVerifier.DEFAULT_WINDOW_MS;
         private int replayCapacity = ReplayCache.DEFAULT_CAPACITY;
 
@@ -459,7 +466,17 @@ public final class Worker {
             return this;
         }
 
-        /** Job servers as {@code host:port,host:port}; every one is served. */
+        /**
+         * The CA, client certificate and key for {@code tls://} servers (default: the
+         * {@code BRIDGE_TLS_CA}, {@code BRIDGE_TLS_CERT}, {@code BRIDGE_TLS_KEY} and
+         * {@code BRIDGE_TLS_SERVER_NAME} environment). Plain servers ignore them.
+         */
+        public Builder tls(TlsSettings tls) {
+            this.tls = tls;
+            return this;
+        }
+
+        /** Job servers as {@code host:port,tls://host:port}; every one is served. */
         public Builder servers(String servers) {
             this.servers = ServerAddress.parseList(servers);
             return this;

@@ -32,7 +32,10 @@ public final class Connection implements Closeable {
     });
 
     private final ServerAddress address;
+    /** The socket read and written: the TLS socket over {@link #plain} for a tls:// server. */
     private final Socket socket;
+    /** The TCP socket. */
+    private final Socket plain;
     private final OutputStream out;
     private final PacketReader reader;
     private final byte[] header = new byte[Packet.HEADER_SIZE];
@@ -45,10 +48,11 @@ public final class Connection implements Closeable {
     /** Run (on the watchdog's thread) after a stuck write closed the connection; may be null. */
     private volatile Runnable stuckAction;
 
-    private Connection(ServerAddress address, Socket socket, int maxBody, long writeTimeoutMillis,
+    private Connection(ServerAddress address, Socket socket, Socket plain, int maxBody, long writeTimeoutMillis,
                        long dropPayloadsAbove) throws IOException {
         this.address = address;
         this.socket = socket;
+        this.plain = plain;
         OutputStream raw = socket.getOutputStream();
         // Large arrays go to the socket in chunks, so the watchdog sees a slow write move on.
         this.out = new BufferedOutputStream(new OutputStream() {
@@ -95,12 +99,26 @@ public final class Connection implements Closeable {
     /** As above; a job assignment over {@code dropPayloadsAbove} bytes is read without keeping its payload. */
     public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody,
                                   long writeTimeoutMillis, long dropPayloadsAbove) throws IOException {
-        Socket socket = new Socket();
+        return open(address, connectTimeoutMillis, maxBody, writeTimeoutMillis, dropPayloadsAbove, null);
+    }
+
+    /**
+     * As above; a {@code tls://} server is reached over TLS with {@code tls} (null: the
+     * {@code BRIDGE_TLS_*} environment), the handshake done within {@code connectTimeoutMillis}.
+     */
+    public static Connection open(ServerAddress address, int connectTimeoutMillis, int maxBody,
+                                  long writeTimeoutMillis, long dropPayloadsAbove, TlsSettings tls) throws IOException {
+        Socket plain = new Socket();
+        Socket socket = plain;
         try {
-            socket.connect(new InetSocketAddress(address.host(), address.port()), connectTimeoutMillis);
-            socket.setTcpNoDelay(true);
-            socket.setKeepAlive(true);
-            Connection connection = new Connection(address, socket, maxBody, writeTimeoutMillis, dropPayloadsAbove);
+            plain.connect(new InetSocketAddress(address.host(), address.port()), connectTimeoutMillis);
+            plain.setTcpNoDelay(true);
+            plain.setKeepAlive(true);
+            if (address.tls()) {
+                socket = (tls != null ? tls : TlsSettings.fromEnv()).handshake(plain, address, connectTimeoutMillis);
+            }
+            Connection connection = new Connection(address, socket, plain, maxBody, writeTimeoutMillis,
+                    dropPayloadsAbove);
             if (writeTimeoutMillis > 0) {
                 long period = Math.max(50, Math.min(250, writeTimeoutMillis / 4));
                 connection.watch = WATCHDOG.scheduleWithFixedDelay(connection::checkWrite, period, period,
@@ -108,7 +126,7 @@ public final class Connection implements Closeable {
             }
             return connection;
         } catch (IOException | RuntimeException e) {
-            socket.close();
+            plain.close();
             throw e;
         }
     }
@@ -320,9 +338,20 @@ public final class Connection implements Closeable {
             w.cancel(false);
         }
         try {
+            if (socket != plain && writeStarted != 0) {
+                // A TLS close would queue its close_notify behind the stuck write: drop the TCP
+                // connection under it first, so the writer gets its IOException at once.
+                plain.close();
+            }
             socket.close();
         } catch (IOException ignored) {
             // Closing a socket that is already broken has nothing left to report.
+        } finally {
+            try {
+                plain.close();
+            } catch (IOException ignored) {
+                // Already closed.
+            }
         }
     }
 

@@ -55,6 +55,8 @@ public final class GearmanWorker {
     private final AtomicInteger running = new AtomicInteger();
     private volatile boolean stopping;
     private boolean started;
+    /** For tls:// servers; null: the BRIDGE_TLS_* environment. */
+    private volatile TlsSettings tls;
 
     /** How long an unanswered grab may hold up stop() before its connection is closed. */
     static final long STOP_GRACE_MILLIS = 1000;
@@ -103,6 +105,11 @@ public final class GearmanWorker {
         // so a server with a long queue cannot keep the slots from the others.
         this.permits = new Semaphore(concurrency, true);
         this.dropPayloadsAbove = dropPayloadsAbove;
+    }
+
+    /** The TLS settings of the {@code tls://} servers (null: the {@code BRIDGE_TLS_*} environment). */
+    public void tls(TlsSettings tls) {
+        this.tls = tls;
     }
 
     /** Serves {@code function} with {@code code}; call before {@link #start()}. */
@@ -205,9 +212,18 @@ public final class GearmanWorker {
             Connection connection;
             try {
                 connection = Connection.open(server, (int) settings.connectTimeout().toMillis(), maxBody,
-                        settings.writeTimeout().toMillis(), dropPayloadsAbove);
+                        settings.writeTimeout().toMillis(), dropPayloadsAbove, tls);
+            } catch (javax.net.ssl.SSLException e) {
+                // A TLS front that refuses us (no or a wrong client certificate, a server
+                // certificate we do not trust): a setup error worth a line each try.
+                LOG.log(System.Logger.Level.WARNING, "TLS handshake with {0} failed ({1}); retrying", server,
+                        e.toString());
+                pause(jittered(backoff));
+                backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
+                continue;
             } catch (IOException e) {
-                LOG.log(System.Logger.Level.DEBUG, "cannot reach {0}: {1}", server, e.toString());
+                LOG.log(server.tls() && !(e instanceof java.net.ConnectException) ? System.Logger.Level.WARNING : System.Logger.Level.DEBUG, "cannot reach {0}: {1}",
+                        server, e.toString());
                 pause(jittered(backoff));
                 backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 continue;

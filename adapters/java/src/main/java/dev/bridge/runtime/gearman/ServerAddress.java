@@ -3,9 +3,14 @@ package dev.bridge.runtime.gearman;
 import java.util.ArrayList;
 import java.util.List;
 
-/** One job server, {@code host:port} ({@code [v6]:port}; the port defaults to 4730). */
-public record ServerAddress(String host, int port) {
+/**
+ * One job server, {@code host:port} ({@code [v6]:port}; the port defaults to 4730), or
+ * {@code tls://host:port}: a TLS front before the job server (see {@link TlsSettings}).
+ */
+public record ServerAddress(String host, int port, boolean tls) {
     public static final int DEFAULT_PORT = 4730;
+    /** The scheme of a server reached over TLS. */
+    public static final String TLS_SCHEME = "tls://";
 
     public ServerAddress {
         if (host == null || host.isEmpty()) {
@@ -16,9 +21,24 @@ public record ServerAddress(String host, int port) {
         }
     }
 
-    /** Parses {@code host}, {@code host:port} or {@code [v6]:port}. */
+    /** A plain (not TLS) server. */
+    public ServerAddress(String host, int port) {
+        this(host, port, false);
+    }
+
+    /** Parses {@code host}, {@code host:port} or {@code [v6]:port}, each with an optional {@code tls://} or {@code tcp://}. */
     public static ServerAddress parse(String text) {
         String s = text.strip();
+        boolean tls = false;
+        String lower = s.toLowerCase(java.util.Locale.ROOT);
+        if (lower.startsWith(TLS_SCHEME)) {
+            tls = true;
+            s = s.substring(TLS_SCHEME.length());
+        } else if (lower.startsWith("tcp://")) {
+            s = s.substring("tcp://".length());
+        } else if (s.contains("://")) {
+            throw new IllegalArgumentException("bad job server address (scheme tls:// or none): " + text);
+        }
         String host = s;
         int port = DEFAULT_PORT;
         if (s.startsWith("[")) {
@@ -40,7 +60,7 @@ public record ServerAddress(String host, int port) {
                 port = parsePort(s.substring(colon + 1), text);
             }
         }
-        return new ServerAddress(host, port);
+        return new ServerAddress(host, port, tls);
     }
 
     /** Parses a comma-separated list, {@code host:port,host:port}. */
@@ -67,6 +87,6 @@ public record ServerAddress(String host, int port) {
 
     @Override
     public String toString() {
-        return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
+        return (tls ? TLS_SCHEME : "") + (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
     }
 }
