@@ -63,6 +63,7 @@ final class BareDispatchTest extends TestCase
             $this->seen = $context;
             return new WhoAmIReply(['language' => 'php', 'deadline_ms' => $context->deadlineMs()]);
         }));
+        $dispatcher->add(Method::bare('msgpack.who', PBEmpty::class, WhoAmIReply::class, Encoding::MSGPACK, static fn (): WhoAmIReply => new WhoAmIReply(['language' => 'php'])));
         $dispatcher->add(Method::unary('enveloped.echo', Blob::class, Blob::class, static fn (Blob $b): Blob => $b));
         return $dispatcher;
     }
@@ -101,16 +102,36 @@ final class BareDispatchTest extends TestCase
         self::assertSame($message->serializeToString(), $sink->packets[2][1]);
     }
 
-    public function testEmptyPayloadIsTheEmptyMessage(): void
+    public function testEmptyPayloadIsTheEmptyMessageInProtobufAndForAFieldlessType(): void
     {
-        foreach (['json.echo', 'msgpack.echo', 'protobuf.echo'] as $function) {
-            $sink = new RecordingSink();
-            $this->dispatcher()->handle($function, '', $sink);
-            self::assertSame('complete', $sink->packets[2][0], $function);
-        }
+        $sink = new RecordingSink();
+        $this->dispatcher()->handle('protobuf.echo', '', $sink);
+        self::assertSame(['complete', ''], $sink->packets[2]);
         $sink = new RecordingSink();
         $this->dispatcher()->handle('json.who', '', $sink);
         self::assertSame(['language' => 'php', 'metadata' => [], 'deadline_ms' => 0], json_decode($sink->packets[0][1], true));
+        $sink = new RecordingSink();
+        $this->dispatcher()->handle('msgpack.who', '', $sink);
+        self::assertSame(['complete', msgpack_pack(['language' => 'php'])], $sink->packets[0]);
+    }
+
+    /**
+     * Zero bytes of bare JSON or MSGPACK for a type with fields are INVALID_ARGUMENT (section 8.1):
+     * what a PHP json_encode() that failed or a handler that forgot to return sends. The handler
+     * does not run.
+     */
+    public function testEmptyJsonOrMsgpackPayloadOfATypeWithFieldsIsInvalidArgument(): void
+    {
+        $sink = new RecordingSink();
+        $this->dispatcher()->handle('json.echo', '', $sink);
+        $error = self::jsonError($sink);
+        self::assertSame([3, 'INVALID_ARGUMENT'], [$error['code'], $error['status']]);
+        self::assertStringContainsString('an empty payload is not a bare JSON', $error['message']);
+        $sink = new RecordingSink();
+        $this->dispatcher()->handle('msgpack.echo', '', $sink);
+        self::assertSame(['exception'], array_column($sink->packets, 0));
+        self::assertStringContainsString('an empty payload is not a bare MSGPACK', $sink->packets[0][1]);
+        self::assertNull($this->seen, 'the handler ran');
     }
 
     public function testRawCarriesTheFieldsBytes(): void

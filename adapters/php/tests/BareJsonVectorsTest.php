@@ -95,6 +95,38 @@ final class BareJsonVectorsTest extends TestCase
         (new BareJsonCodec())->decode($text, self::classOf($case->type));
     }
 
+    /**
+     * Reading rule 4: an integer written with a fraction or exponent part is taken only up to
+     * 2^53 in magnitude, in nested messages, lists, maps and oneofs too; written as an integer it
+     * is exact to the field's range.
+     */
+    public function testAnIntegerWrittenAsAFloatIsTakenOnlyUpTo2Pow53(): void
+    {
+        $codec = new BareJsonCodec();
+        $class = \Bridge\Interop\V1\Composite::class;
+        foreach (['9007199254740992.0', '-9.007199254740992e15', '9007199254740992', '9007199254740993', '-9223372036854775808'] as $n) {
+            $message = $codec->decode("{\"inner\": {\"value\": {$n}}, \"items\": [{\"value\": {$n}}], \"by_name\": {\"k\": {\"value\": {$n}}}, \"number\": {$n}}", $class);
+            $expected = (int) (str_contains($n, '.') || str_contains($n, 'e') ? (float) $n : $n);
+            self::assertSame($expected, $message->getInner()->getValue(), $n);
+            self::assertSame($expected, $message->getItems()[0]->getValue(), $n);
+            self::assertSame($expected, $message->getByName()['k']->getValue(), $n);
+            self::assertSame($expected, $message->getNumber(), $n);
+        }
+        foreach (['{"inner": {"value": 9007199254740994.0}}', '{"items": [{"value": -1e16}]}',
+                  '{"by_name": {"k": {"value": 1.8446744073709552e19}}}', '{"number": 9.2233720368547758e+18}',
+                  '{"scalars": {"f_sint64": 1e300}}', '{"scalars": {"f_uint64": 18446744073709551615.0}}'] as $text) {
+            try {
+                $codec->decode($text, $class);
+                self::fail("accepted: {$text}");
+            } catch (DecodeError $e) {
+                self::assertStringContainsString('exact only up to 2^53', $e->getMessage(), $text);
+            }
+        }
+        $scalars = $codec->decode('{"f_uint64": 18446744073709551615, "f_int64": "-9223372036854775808"}', \Bridge\Interop\V1\Scalars::class);
+        self::assertSame(-1, $scalars->getFUint64());  // 2^64-1, held as the int of the same bits
+        self::assertSame(PHP_INT_MIN, $scalars->getFInt64());
+    }
+
     public function testEveryCaseRan(): void
     {
         $all = self::load('bare_json_vectors.json');

@@ -6,12 +6,15 @@ namespace Bridge\Runtime\Tests;
 
 use Bridge\Interop\V1\Composite;
 use Bridge\Interop\V1\Inner;
+use Bridge\Interop\V1\PBEmpty;
+use Bridge\Interop\V1\WhoAmIReply;
 use Bridge\Runtime\Codec\DecodeError;
 use Bridge\Runtime\Codec\MsgpackCodec;
 use Bridge\Runtime\Dispatcher;
 use Bridge\Runtime\Method;
 use Bridge\V1\Encoding;
 use Bridge\V1\Request;
+use Google\Protobuf\GPBEmpty;
 use PHPUnit\Framework\TestCase;
 
 /**
@@ -110,11 +113,29 @@ final class BareMsgpackStrictTest extends TestCase
         ]);
         $codec = new MsgpackCodec();
         self::assertSame($codec->encode($message), $codec->encode(self::strict($codec->encode($message))));
-        self::assertSame('', self::strict('')->serializeToString());
         self::assertSame('a', self::strict(msgpack_pack(['text' => 'a', 'inner' => null]))->getText(), 'nil is still unset');
         self::assertSame(100, self::depth(self::strict(str_repeat("\x81\xa5child", 100) . "\x80")));
         $this->expectException(DecodeError::class);
         self::strict(str_repeat("\x81\xa5child", 101) . "\x80");
+    }
+
+    public function testZeroBytesAreTheEmptyMessageOnlyForATypeWithoutFields(): void
+    {
+        // Section 8.1: bare, zero bytes are what a failed encoder or a forgotten return sends.
+        foreach ([Composite::class, Inner::class, WhoAmIReply::class] as $class) {
+            try {
+                (new MsgpackCodec(unknownKeys: false))->decode('', $class);
+                self::fail("zero bytes were read as a {$class}");
+            } catch (DecodeError $e) {
+                self::assertSame("an empty payload is not a bare MSGPACK {$class} (an empty message is written 0x80)", $e->getMessage());
+            }
+            // An enveloped body (section 5) and the empty map stay the empty message.
+            self::assertSame('', (new MsgpackCodec())->decode('', $class)->serializeToString());
+            self::assertSame('', (new MsgpackCodec(unknownKeys: false))->decode("\x80", $class)->serializeToString());
+        }
+        foreach ([PBEmpty::class, GPBEmpty::class] as $class) {
+            self::assertInstanceOf($class, (new MsgpackCodec(unknownKeys: false))->decode('', $class));
+        }
     }
 
     private static function depth(Composite $message): int

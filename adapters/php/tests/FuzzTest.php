@@ -127,7 +127,9 @@ final class FuzzTest extends TestCase
             }
         }
         self::assertSame($rounds, $round, 'the time cap cut the loop short');
-        self::assertGreaterThan(500, $decoded);
+        // About 300 of the mutants are zero bytes: a decoding error unless the type has no fields
+        // (section 8.1), so no longer counted here.
+        self::assertGreaterThan(250, $decoded);
         self::assertGreaterThan(1000, $rejected);
     }
 

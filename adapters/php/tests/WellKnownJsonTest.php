@@ -40,6 +40,8 @@ final class WellKnownJsonTest extends TestCase
             'duration whole' => [Duration::class, '"315576000000s"', '"315576000000s"'],
             'field mask' => [FieldMask::class, '"a.bC,fooBar"', '"a.bC,fooBar"'],
             'int64 wrapper' => [Int64Value::class, '9007199254740993', '"9007199254740993"'],
+            // Canonical (rule 8): reading rule 4's 2^53 limit is for the fields of other messages.
+            'int64 wrapper as a float' => [Int64Value::class, '18014398509481984.0', '"18014398509481984"'],
             'uint64 wrapper' => [UInt64Value::class, '"18446744073709551615"', '"18446744073709551615"'],
             'int32 wrapper' => [Int32Value::class, '"-7"', '-7'],
             'double wrapper' => [DoubleValue::class, '"-Infinity"', '"-Infinity"'],
@@ -49,6 +51,7 @@ final class WellKnownJsonTest extends TestCase
             'list' => [ListValue::class, '[1.5, []]', '[1.5,[]]'],
             'value null' => [Value::class, 'null', 'null'],
             'empty' => [GPBEmpty::class, '{}', '{}'],
+            'empty from zero bytes' => [GPBEmpty::class, '', '{}'],
         ];
     }
 
@@ -75,6 +78,8 @@ final class WellKnownJsonTest extends TestCase
             'duration range' => [Duration::class, '"315576000001s"'],
             'int32 wrapper range' => [Int32Value::class, '2147483648'],
             'struct not an object' => [Struct::class, '"x"'],
+            'timestamp zero bytes' => [Timestamp::class, ''],
+            'int64 wrapper zero bytes' => [Int64Value::class, ''],
             'value too deep' => [Value::class, str_repeat('[', 102) . str_repeat(']', 102)],
         ];
     }

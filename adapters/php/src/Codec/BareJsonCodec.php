@@ -36,6 +36,7 @@ final class BareJsonCodec implements Codec
     /** JSON levels: a message costs at most two (a map or list, then the value object). */
     private const JSON_DEPTH = 2 * (self::MAX_DEPTH + 2);
     private const TWO_POW_63 = 9223372036854775808.0;
+    private const TWO_POW_53 = 9007199254740992.0;
     private const FLOAT_MAX = 3.4028234663852886e38;
     private const INTEGER = '/^-?[0-9]+$/';
     private const NUMBER = '/^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/';  // JSON's number syntax
@@ -49,7 +50,7 @@ final class BareJsonCodec implements Codec
     public function decode(string $bytes, string $class): Message
     {
         if ($bytes === '') {
-            return new $class();  // zero bytes: the empty message (section 8.1)
+            return self::emptyPayload($class, 'JSON');
         }
         try {
             $value = json_decode($bytes, false, self::JSON_DEPTH, JSON_BIGINT_AS_STRING | JSON_THROW_ON_ERROR);
@@ -63,6 +64,30 @@ final class BareJsonCodec implements Codec
             throw new DecodeError(sprintf('not a JSON %s: expected an object, got %s', $class, self::kind($value)));
         }
         return $this->message($value, $class, 0);
+    }
+
+    /**
+     * Zero bytes of bare JSON or MSGPACK (section 8.1): the message of a type without fields
+     * (google.protobuf.Empty), else a decoding error: no encoder writes zero bytes for a message
+     * that has fields, and a peer whose json_encode() failed (it returns false) or whose handler
+     * forgot to return sends exactly that.
+     *
+     * @internal
+     * @template T of Message
+     * @param class-string<T> $class
+     * @return T
+     */
+    public static function emptyPayload(string $class, string $encoding): Message
+    {
+        if (FieldPlan::forClass($class) !== []) {
+            throw new DecodeError(sprintf(
+                'an empty payload is not a bare %s %s (an empty message is written %s)',
+                $encoding,
+                $class,
+                $encoding === 'JSON' ? '{}' : '0x80'
+            ));
+        }
+        return new $class();
     }
 
     /** Whether $class is one of protobuf's well-known types (canonical JSON, rule 8). */
@@ -180,11 +205,13 @@ final class BareJsonCodec implements Codec
 
     /**
      * A scalar field's value read from JSON by the canonical rules, with this mapping's leniency.
+     * $wrapper: the value of a well-known wrapper (Int64Value...), read as canonical, where an
+     * integer written as a float is not limited to 2^53 (reading rule 4 is for fields).
      *
      * @internal
      * @param array<int, string>|null $enumNames
      */
-    public static function scalar(int $type, mixed $value, ?array $enumNames, string $where): mixed
+    public static function scalar(int $type, mixed $value, ?array $enumNames, string $where, bool $wrapper = false): mixed
     {
         switch ($type) {
             case GPBType::STRING:
@@ -226,7 +253,7 @@ final class BareJsonCodec implements Codec
                 }
                 return self::integer(GPBType::INT32, $value, $where);  // a number the enum may not define
             default:
-                return self::integer($type, $value, $where);
+                return self::integer($type, $value, $where, $wrapper);
         }
     }
 
@@ -250,9 +277,12 @@ final class BareJsonCodec implements Codec
     /**
      * An integer field's value from a JSON number with an integral value or a string of digits,
      * range-checked for its type. uint64 above 2^63 comes back as the negative int the library
-     * holds it as.
+     * holds it as. A number written with a fraction or exponent part (json_decode() makes it a
+     * float; with JSON_BIGINT_AS_STRING an integer too big for an int stays digits) is taken only
+     * up to 2^53 in magnitude (reading rule 4): beyond, it may already be a peer's rounded float,
+     * e.g. what PHP's own json_decode() makes of a uint64 above PHP_INT_MAX, written back.
      */
-    private static function integer(int $type, mixed $value, string $where): int
+    private static function integer(int $type, mixed $value, string $where, bool $wrapper = false): int
     {
         $unsigned64 = $type === GPBType::UINT64 || $type === GPBType::FIXED64;
         $huge = false;  // a uint64 above PHP_INT_MAX
@@ -261,6 +291,13 @@ final class BareJsonCodec implements Codec
         } elseif (is_float($value)) {
             if (!is_finite($value) || floor($value) !== $value) {
                 throw new DecodeError("JSON for {$where}: {$value} is not an integer");
+            }
+            if (!$wrapper && abs($value) > self::TWO_POW_53) {
+                throw new DecodeError(sprintf(
+                    'JSON for %s: %s is written as a float, exact only up to 2^53: write an integer without a fraction or exponent',
+                    $where,
+                    json_encode($value)
+                ));
             }
             if ($value >= -self::TWO_POW_63 && $value < self::TWO_POW_63) {
                 $n = (int) $value;

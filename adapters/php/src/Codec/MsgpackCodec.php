@@ -12,7 +12,8 @@ use Google\Protobuf\Internal\Message;
  * descriptors so that one codec serves every generated message class.
  *
  * `new MsgpackCodec(unknownKeys: false)` is the bare form (section 8.1): a key the type does not
- * have is a decoding error, at every level, instead of being skipped.
+ * have is a decoding error, at every level, instead of being skipped, and zero bytes are a decoding
+ * error unless the type has no fields.
  */
 final class MsgpackCodec implements Codec
 {
@@ -39,7 +40,9 @@ final class MsgpackCodec implements Codec
     public function decode(string $bytes, string $class): Message
     {
         if ($bytes === '') {
-            return new $class();  // zero bytes: every field unset (wire contract, section 5)
+            // Zero bytes: every field unset in an envelope's body (wire contract, section 5); bare,
+            // only a type without fields (section 8.1).
+            return $this->unknownKeys ? new $class() : BareJsonCodec::emptyPayload($class, 'MSGPACK');
         }
         $this->buf = $bytes;
         $this->pos = 0;

@@ -71,7 +71,7 @@ final class WellKnownJson
             throw new DecodeError("JSON for {$class}: nested deeper than " . BareJsonCodec::MAX_DEPTH);
         }
         if (isset(self::WRAPPERS[$class])) {
-            return new $class(['value' => BareJsonCodec::scalar(self::WRAPPERS[$class], $value, null, $class)]);
+            return new $class(['value' => BareJsonCodec::scalar(self::WRAPPERS[$class], $value, null, $class, wrapper: true)]);
         }
         return match ($class) {
             Timestamp::class => self::readTimestamp($value),
