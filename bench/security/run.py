@@ -1,34 +1,40 @@
 #!/usr/bin/env python3
 """Security: signed + TLS typed calls vs plain ones, same run, same worker program.
 
-    python3 bench/security/run.py [--rounds 5] [--seconds 1.0] [--size 100] [--in-flight 64]
-                                  [--slice 0.1] [--only plain,signed_tls] [--profile 3]
+    python3 bench/security/run.py [--rounds 7] [--seconds 1.0] [--size 100] [--in-flight 64]
+                                  [--slice 0.1] [--workers python=64,c=4]
+                                  [--only plain,signed,tls,signed_tls,signed_tls_local]
+                                  [--profile 3]
 
-Typed asyncio ``InteropAsyncClient.echo_blob(Blob(data=<--size bytes>))`` calls to the Python
-interop worker (interop_tests/workers/python/worker.py, started as the interop harness starts it,
-``--concurrency 64``) over five paths, each with its own gearmand (-t 2) and TLS front (stunnel,
-client certificates required; ``GearmandServer(tls=True)``, one throw-away CA for all) and its own
+Typed asyncio ``InteropAsyncClient.echo_blob(Blob(data=<--size bytes>))`` calls to an interop
+worker (the Python one, interop_tests/workers/python/worker.py, and the C one, each built and
+started as the interop harness does, with ``--concurrency`` from ``--workers``) over five kinds
+of path per worker, each path with its own gearmand (-t 2) and TLS front (stunnel, client
+certificates required; ``GearmandServer(tls=True)``, one throw-away CA for all) and its own
 worker process, so every path has the same processes whether it uses them or not:
 
   plain             no keys, no TLS: client and worker on gearmand's loopback port
   signed            ``keys=`` on the client, ``BRIDGE_KEYS`` on the worker (wire contract 9)
-  tls               client ``tls=server.client_tls`` and worker on ``tls://`` (BRIDGE_TLS_*),
-                    both through the front: each message crosses stunnel on its way in and out
+  tls               client ``tls=server.client_tls``; the worker on ``tls://`` (BRIDGE_TLS_*):
+                    Python natively, C under ``bridge tunnel`` (libgearman has no TLS: a local
+                    stunnel client, as its launcher runs it). Each message crosses the front
   signed_tls        both
   signed_tls_local  signed, the client through the front, the worker on gearmand's loopback port
                     (a worker on the job server's host: docs/security.md allows for it). A
-                    different topology: half the stunnel hops of signed_tls
+                    different topology: half the crossings of signed_tls
 
-The machine is shared and noisy, so the paths are interleaved finely: 1 in flight, call by call
+The machine is shared and noisy, so all paths are interleaved finely: 1 in flight, call by call
 (each path's time is the sum of its own calls, the order reversed every turn); ``--in-flight``,
 in slices of ``--slice`` seconds per path (the lanes finish their call at the end of a slice;
 that tail counts). A round gives each path about ``--seconds`` per column; the table has each
-path's median over the rounds and, for ratios, the median of the per-round ratios to plain.
-Beside wall-clock time: the CPU per call of this (client) process, and at ``--in-flight`` that of
-the path's worker, gearmand and stunnel (from /proc, over the path's own slices).
+path's median over the rounds and, for ratios, the median of the per-round ratios to the same
+worker's plain path. Beside wall-clock time: the CPU per call of this (client) process, and at
+``--in-flight`` that of the path's worker (with its children), gearmand and stunnel (from /proc,
+over the path's own slices). Then, without bridge: a raw ECHO round trip to gearmand direct and
+through the front, interleaved: what the front itself adds.
 
-``--profile S``: afterwards, cProfile of this client for S seconds of signed_tls at
-``--in-flight``: where its time goes, by area and by function.
+``--profile S``: afterwards, cProfile (CPU clock) of this client for S seconds of the first
+worker's signed_tls at ``--in-flight``: where its CPU goes, by area and by function.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ TIMEOUT = 60.0
 WARMUP_S = 0.3
 LATENCY_TARGET = 1.3  # signed + TLS time per call / plain, 1 in flight
 THROUGHPUT_TARGET = 0.75  # signed + TLS calls/s / plain, --in-flight
+NATIVE_TLS = {"python", "ruby", "java"}  # the others run under ``bridge tunnel``
 ALL = ("plain", "signed", "tls", "signed_tls", "signed_tls_local")
 LABELS = {
     "plain": "plain (no keys, no TLS)",
@@ -82,21 +89,26 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system, all threads) a process has used so far; 0 if unknown."""
+    """CPU seconds (user + system, all threads) a process and its living descendants (a
+    tunnelled worker's stunnel and worker under ``bridge tunnel``) have used so far."""
     if pid is None:
         return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used = (int(fields[11]) + int(fields[12])) / TICK
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                used += proc_cpu(int(child))
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return used
 
 
 @dataclass
 class Path_:
     """One path: its clients and the pids of its worker, gearmand and stunnel."""
 
-    name: str
+    name: str  # "<lang> <kind>"
     call: Callable[[], Awaitable[Any]]
     pids: dict[str, int | None]
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -106,47 +118,55 @@ class Path_:
         return {role: proc_cpu(pid) for role, pid in self.pids.items()}
 
 
-def setup(names: list[str], procs: t.Processes, stack: contextlib.ExitStack,
-          loop: asyncio.AbstractEventLoop, size: int, concurrency: int) -> list[Path_]:
+def setup(langs: dict[str, int], kinds: list[str], procs: t.Processes,
+          stack: contextlib.ExitStack, loop: asyncio.AbstractEventLoop,
+          size: int) -> list[Path_]:
+    """Every kind of path for every language (``langs``: language -> worker concurrency)."""
     for name in CLEAN_ENV:
         os.environ.pop(name, None)
-    build = t.build_worker("python")
-    stubs = t.interop_stubs(build)
+    builds = {lang: t.build_worker(lang) for lang in ("python", *langs) if lang}
+    stubs = t.interop_stubs(builds["python"])
     pb = __import__("interop.v1.interop_pb2", fromlist=["Blob"])
     secret = base64.b64encode(os.urandom(32)).decode()
     keys = Keyring.parse(f"bench:{secret}")
     payload = bytes(i % 251 for i in range(size))
     paths = []
-    for name in names:
-        print(f"starting {name} ...", flush=True)
-        signed = name.startswith("signed")
-        client_tls = "tls" in name
-        worker_tls = name in ("tls", "signed_tls")
-        server = stack.enter_context(GearmandServer(threads=2, tls=True, tls_dir=BUILD / "pki"))
-        worker_servers = server.tls_address if worker_tls else server.address
-        argv, env = t.worker_argv("python", build, worker_servers, concurrency)
-        env = {k: v for k, v in env.items() if k not in CLEAN_ENV}
-        if signed:
-            env["BRIDGE_KEYS"] = f"bench:{secret}"
-        if worker_tls:
-            env.update(server.client_tls.env())
-        worker = procs.start(argv, env)
-        server.wait_for_workers(t.ECHO_FUNCTION, timeout=120, processes=[worker])
-        if client_tls:
-            aclient = AsyncClient(server.tls_address, tls=server.client_tls)
-        else:
-            aclient = AsyncClient(server.address)
-        client = stubs.InteropAsyncClient(aclient, keys=keys if signed else None)
-        assert (client._rpc.keys is not None) == signed
-        message = pb.Blob(data=payload)
+    for lang, concurrency in langs.items():
+        for kind in kinds:
+            name = f"{lang} {kind}"
+            print(f"starting {name} ...", flush=True)
+            signed = kind.startswith("signed")
+            client_tls = "tls" in kind
+            worker_tls = kind in ("tls", "signed_tls")
+            server = stack.enter_context(GearmandServer(threads=2, tls=True,
+                                                        tls_dir=BUILD / "pki"))
+            servers = server.tls_address if worker_tls else server.address
+            argv, env = t.worker_argv(lang, builds[lang], servers, concurrency)
+            env = {k: v for k, v in env.items() if k not in CLEAN_ENV}
+            if signed:
+                env["BRIDGE_KEYS"] = f"bench:{secret}"
+            if worker_tls:
+                env.update(server.client_tls.env())
+                if lang not in NATIVE_TLS:  # libgearman: the local tunnel, as its launcher does
+                    argv = [sys.executable, "-m", "bridge.cli", "tunnel", "--servers", servers,
+                            "--", *("{servers}" if arg == servers else arg for arg in argv)]
+            worker = procs.start(argv, env)
+            server.wait_for_workers(t.ECHO_FUNCTION, timeout=120, processes=[worker])
+            if client_tls:
+                aclient = AsyncClient(server.tls_address, tls=server.client_tls)
+            else:
+                aclient = AsyncClient(server.address)
+            client = stubs.InteropAsyncClient(aclient, keys=keys if signed else None)
+            assert (client._rpc.keys is not None) == signed
+            message = pb.Blob(data=payload)
 
-        def call(client: Any = client, message: Any = message) -> Awaitable[Any]:
-            reply: Awaitable[Any] = client.echo_blob(message, timeout=TIMEOUT)
-            return reply
+            def call(client: Any = client, message: Any = message) -> Awaitable[Any]:
+                reply: Awaitable[Any] = client.echo_blob(message, timeout=TIMEOUT)
+                return reply
 
-        assert loop.run_until_complete(call()) == message
-        paths.append(Path_(name, call, {"worker": worker.pid, "gearmand": server.pid,
-                                        "stunnel": server.tls_pid}, [aclient.close], server))
+            assert loop.run_until_complete(call()) == message
+            paths.append(Path_(name, call, {"worker": worker.pid, "gearmand": server.pid,
+                                            "stunnel": server.tls_pid}, [aclient.close], server))
     return paths
 
 
@@ -326,32 +346,36 @@ def short(filename: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=1.0, help="per path and column")
     parser.add_argument("--size", type=int, default=100, help="Blob.data bytes")
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--slice", type=float, default=0.1,
                         help="--in-flight: seconds per turn of one path")
-    parser.add_argument("--concurrency", type=int, default=64, help="the worker's --concurrency")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated path names")
+    parser.add_argument("--workers", default="python=64,c=4",
+                        help="interop workers and their --concurrency (python, c)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated path kinds")
     parser.add_argument("--profile", type=float, default=0.0, metavar="S",
                         help="then cProfile the client for S seconds of signed_tls")
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n]
-    if set(names) - set(ALL) or "plain" not in names:
-        parser.error(f"paths are among {', '.join(ALL)}, plain included")
+    kinds = [n for n in args.only.split(",") if n]
+    if set(kinds) - set(ALL) or kinds[:1] != ["plain"]:
+        parser.error(f"path kinds are among {', '.join(ALL)}, plain first")
+    langs = {k: int(v) for k, v in (p.split("=") for p in args.workers.split(",") if p)}
+    if set(langs) - {"python", "c"}:
+        parser.error("--workers: python and c (the runtimes whose workers sign)")
     columns = ("1 in flight", f"{args.in_flight} in flight")
     loop = asyncio.new_event_loop()
     results: dict[tuple[str, str], list[tuple[float, float, dict[str, float]]]] = {}
     profiled = ""
     with contextlib.ExitStack() as stack:
         procs = stack.enter_context(t.Processes())
-        paths = setup(names, procs, stack, loop, args.size, args.concurrency)
+        paths = setup(langs, kinds, procs, stack, loop, args.size)
         for path in paths:
             stack.callback(loop.run_until_complete, close(path))
         print(f"cpus={os.cpu_count()} rounds={args.rounds} seconds={args.seconds} "
               f"size={args.size} B in_flight={args.in_flight} slice={args.slice} "
-              f"worker_concurrency={args.concurrency}", flush=True)
+              f"workers={args.workers}", flush=True)
         loop.run_until_complete(one_in_flight(paths, WARMUP_S))
         loop.run_until_complete(many_in_flight(paths, args.in_flight, WARMUP_S, args.slice))
         for r in range(args.rounds):
@@ -365,10 +389,10 @@ def main() -> int:
         assert paths[0].server is not None
         raw = raw_echo_rates(paths[0].server, args.size, args.seconds / 2, args.rounds)
         if args.profile > 0:
-            chosen = next((p for p in paths if p.name == "signed_tls"), paths[-1])
+            chosen = next((p for p in paths if p.name.endswith(" signed_tls")), paths[-1])
             profiled = profile(chosen, loop, args.in_flight, args.profile)
     loop.close()
-    print(report(results, names, columns, args))
+    print(report(results, langs, kinds, columns, args))
     plain_us = 1e6 / statistics.median(raw["plain"])
     tls_us = 1e6 / statistics.median(raw["tls"])
     print(f"\nWithout bridge: gearmand ECHO_REQ/ECHO_RES of {args.size} B, blocking socket, "
@@ -390,52 +414,58 @@ async def close(path: Path_) -> None:
 
 
 def report(results: dict[tuple[str, str], list[tuple[float, float, dict[str, float]]]],
-           names: list[str], columns: tuple[str, str], args: argparse.Namespace) -> str:
+           langs: dict[str, int], kinds: list[str], columns: tuple[str, str],
+           args: argparse.Namespace) -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     one, many = columns
 
-    def ratio(name: str, column: str, latency: bool) -> float:
-        pairs = zip(results[(name, column)], results[("plain", column)], strict=True)
-        return statistics.median(p[0] / r[0] if latency else r[0] / p[0] for r, p in pairs)
+    def ratios(name: str, column: str, latency: bool) -> list[float]:
+        plain = name.split()[0] + " plain"
+        pairs = zip(results[(name, column)], results[(plain, column)], strict=True)
+        return [p[0] / r[0] if latency else r[0] / p[0] for r, p in pairs]
 
     def median(name: str, column: str, pick: Callable[[tuple[float, float, dict[str, float]]],
                                                       float]) -> float:
         return statistics.median(pick(row) for row in results[(name, column)])
 
-    lines = [f"Typed asyncio `echo_blob` of {args.size} B to the Python interop worker, medians "
-             f"of {args.rounds} rounds of {args.seconds} s per path and column "
+    workers = ", ".join(f"{lang} (--concurrency {n})" for lang, n in langs.items())
+    lines = [f"Typed asyncio `echo_blob` of {args.size} B to the interop workers: {workers}; "
+             f"medians of {args.rounds} rounds of {args.seconds} s per path and column "
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
              f"load average after {load}). Time per call at 1 in flight, calls/s at "
-             f"{args.in_flight} in flight; ratios are medians of per-round ratios to plain; "
-             f"CPU is µs per call (client = this process):",
+             f"{args.in_flight} in flight; ratios are medians of per-round ratios to the same "
+             f"worker's plain path; CPU is µs per call (client = this process; a tunnelled "
+             f"worker's CPU includes its local stunnel):",
              "",
-             f"| path | {one}: µs/call | vs plain | client CPU | {many}: calls/s | vs plain "
-             f"| client CPU | worker CPU | gearmand CPU | stunnel CPU |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in names:
-        lat = 1e6 / median(name, one, lambda r: r[0])
-        rate = median(name, many, lambda r: r[0])
-        lr, tr = ratio(name, one, True), ratio(name, many, False)
-        lmark = tmark = ""
-        if name == "signed_tls":
-            lmark = f" ({'✓' if lr <= LATENCY_TARGET else '✗'} ≤ {LATENCY_TARGET})"
-            tmark = f" ({'✓' if tr >= THROUGHPUT_TARGET else '✗'} ≥ {THROUGHPUT_TARGET})"
-        server = [statistics.median(r[2].get(role, 0.0) for r in results[(name, many)])
-                  for role in ("worker", "gearmand", "stunnel")]
-        cpu_one, cpu_many = (median(name, c, lambda r: r[1]) for c in (one, many))
-        lines.append(
-            f"| {LABELS[name]} | {lat:.0f} | {lr:.3f}{lmark} | {cpu_one:.0f} | {rate:.0f} | "
-            f"{tr:.3f}{tmark} | {cpu_many:.0f} | " + " | ".join(f"{s:.0f}" for s in server)
-            + " |")
-    lines += ["", "Per-round ratios to plain (1 in flight: time; "
+             f"| worker | path | {one}: µs/call | vs plain | client CPU | {many}: calls/s "
+             f"| vs plain | client CPU | worker CPU | gearmand CPU | stunnel CPU |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for lang in langs:
+        for kind in kinds:
+            name = f"{lang} {kind}"
+            lat = 1e6 / median(name, one, lambda r: r[0])
+            rate = median(name, many, lambda r: r[0])
+            lr = statistics.median(ratios(name, one, True))
+            tr = statistics.median(ratios(name, many, False))
+            lmark = tmark = ""
+            if kind == "signed_tls":
+                lmark = f" ({'✓' if lr <= LATENCY_TARGET else '✗'} ≤ {LATENCY_TARGET})"
+                tmark = f" ({'✓' if tr >= THROUGHPUT_TARGET else '✗'} ≥ {THROUGHPUT_TARGET})"
+            server = [statistics.median(r[2].get(role, 0.0) for r in results[(name, many)])
+                      for role in ("worker", "gearmand", "stunnel")]
+            cpu_one, cpu_many = (median(name, c, lambda r: r[1]) for c in (one, many))
+            lines.append(
+                f"| {lang} | {LABELS[kind]} | {lat:.0f} | {lr:.3f}{lmark} | {cpu_one:.0f} | "
+                f"{rate:.0f} | {tr:.3f}{tmark} | {cpu_many:.0f} | "
+                + " | ".join(f"{s:.0f}" for s in server) + " |")
+    lines += ["", "Per-round ratios to plain (1 in flight: time | "
               f"{args.in_flight} in flight: throughput):"]
-    for name in (n for n in names if n != "plain"):
-        per = [p[0] / r[0] for r, p in zip(results[(name, one)], results[("plain", one)],
-                                           strict=True)]
-        thr = [r[0] / p[0] for r, p in zip(results[(name, many)], results[("plain", many)],
-                                           strict=True)]
-        lines.append(f"- {name}: " + ", ".join(f"{x:.2f}" for x in per) + " | "
-                     + ", ".join(f"{x:.2f}" for x in thr))
+    for lang in langs:
+        for kind in kinds[1:]:
+            name = f"{lang} {kind}"
+            lines.append(f"- {name}: "
+                         + ", ".join(f"{x:.2f}" for x in ratios(name, one, True)) + " | "
+                         + ", ".join(f"{x:.2f}" for x in ratios(name, many, False)))
     return "\n".join(lines)
 
 
