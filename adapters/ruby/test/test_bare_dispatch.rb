@@ -116,10 +116,21 @@ class TestBareDispatch < Minitest::Test
     assert_equal "é✓ba".b, completed("interop_bare_reverse", "ab✓é".b)
   end
 
-  def test_empty_payload_is_the_empty_message_in_every_encoding
-    assert_equal({}, JSON.parse(completed("interop_bare_echo_json", "")).reject { |_, v| v == [] || v == {} })
-    assert_equal "\x80".b, completed("interop_bare_echo_msgpack", "")
+  def test_empty_payload_is_the_empty_message_in_protobuf_and_for_a_type_without_fields
     assert_equal "", completed("interop_bare_echo_protobuf", "")
+    assert_equal({ "language" => "ruby", "metadata" => {}, "deadline_ms" => 0 }, JSON.parse(completed("interop_bare_whoami_json", "")))
+  end
+
+  # Section 8.1: zero bytes of bare JSON or MSGPACK for a type with fields are what a PHP
+  # json_encode() that failed or a handler that forgot to return sends: INVALID_ARGUMENT.
+  def test_empty_json_or_msgpack_payload_of_a_type_with_fields_is_invalid_argument
+    error = json_error("interop_bare_echo_json", "")
+    assert_equal [3, "INVALID_ARGUMENT"], error.values_at("code", "status")
+    assert_includes error["message"], "an empty payload is not a bare JSON bridge.interop.v1.Composite"
+    assert_equal :WORK_EXCEPTION, answer("interop_bare_scalars_json", "")[0]
+    type, text = answer("interop_bare_echo_msgpack", "")
+    assert_equal :WORK_EXCEPTION, type
+    assert_includes text, "an empty payload is not a bare MSGPACK bridge.interop.v1.Composite"
   end
 
   def test_progress_and_warning_go_without_attempt_markers

@@ -2,6 +2,7 @@
 
 require_relative "test_helper"
 require "json"
+require "google/protobuf/empty_pb"
 
 # Every case of schemas/testdata/bare_json_vectors.json (wire contract sections 8.2 and 8.5): what
 # Bridge::Codec::BareJson writes (compared as parsed JSON: key order ignored, numbers by value, a
@@ -127,6 +128,38 @@ class TestBareJsonVectors < Minitest::Test
     assert_raises(Bridge::EncodeError) { Codec.encode(top, :json) }
   end
 
+  # Reading rule 4: an integer written with a fraction or exponent part is taken only up to 2^53
+  # in magnitude, in nested messages, lists, maps and oneofs too; written as an integer it is exact
+  # to the field's range.
+  def test_an_integer_written_as_a_float_is_taken_only_up_to_2_53
+    composite = Bridge::Interop::V1::Composite
+    { "9007199254740992.0" => 2**53, "-9.007199254740992e15" => -2**53, "9007199254740993" => 2**53 + 1,
+      "-9223372036854775808" => -2**63 }.each do |text, n|
+      message = Codec.decode(composite, %({"inner": {"value": #{text}}, "items": [{"value": #{text}}],
+                                          "by_name": {"k": {"value": #{text}}}, "number": #{text}}), :json)
+      assert_equal [n, n, n, n], [message.inner.value, message.items[0].value, message.by_name["k"].value, message.number], text
+    end
+    ['{"inner": {"value": 9007199254740994.0}}', '{"items": [{"value": -1e16}]}',
+     '{"by_name": {"k": {"value": 1.8446744073709552e19}}}', '{"number": 9.2233720368547758e+18}',
+     '{"scalars": {"f_sint64": 1e300}}', '{"scalars": {"f_uint64": 18446744073709551615.0}}'].each do |text|
+      error = assert_raises(Bridge::DecodeError, text) { Codec.decode(composite, text, :json) }
+      assert_includes error.message, "exact only up to 2^53", text
+    end
+    scalars = Codec.decode(Bridge::Interop::V1::Scalars, '{"f_uint64": 18446744073709551615, "f_int64": "-9223372036854775808"}', :json)
+    assert_equal [2**64 - 1, -2**63], [scalars.f_uint64, scalars.f_int64]
+  end
+
+  # Section 8.1: zero bytes are no bare JSON message unless its type has no fields.
+  def test_zero_bytes_are_the_empty_message_only_for_a_type_without_fields
+    [Bridge::Interop::V1::Composite, Bridge::Interop::V1::Inner, Google::Protobuf::Timestamp].each do |klass|
+      error = assert_raises(Bridge::DecodeError) { Codec.decode(klass, "".b, :json) }
+      assert_equal "an empty payload is not a bare JSON #{klass.descriptor.name} (an empty message is written {})", error.message
+    end
+    [Bridge::Interop::V1::Empty, Google::Protobuf::Empty].each do |klass|
+      assert_equal klass.new, Codec.decode(klass, "".b, :json)
+    end
+  end
+
   def test_hostile_depth_is_refused_without_deep_recursion
     text = ("[" * 100_000) + ("]" * 100_000)
     assert_raises(Bridge::DecodeError) { Codec.decode(Bridge::Interop::V1::Composite, text, :json) }
@@ -173,6 +206,12 @@ class TestBareJsonWellKnownTypes < Minitest::Test
     assert_equal({ "at" => "1970-01-01T00:00:01.500Z", "value" => nil, "fields" => { "a" => [1.0, "x", nil] },
                    "count" => "5", "values" => [true, nil], "took" => "1.500s", "plain" => 7 }, written)
     assert_equal({ "values" => [], "plain" => 0 }, JSON.parse(Bridge::Codec.encode(WellKnown.new, :json)))
+  end
+
+  # A wrapper's value reads as canonical: reading rule 4's 2^53 limit is for plain fields.
+  def test_a_wrapper_takes_an_integer_written_as_a_float_beyond_2_53
+    assert_equal 2**54, Bridge::Codec.decode(WellKnown, '{"count": 18014398509481984.0}', :json).count.value
+    assert_raises(Bridge::DecodeError) { Bridge::Codec.decode(WellKnown, '{"plain": 18014398509481984.0}', :json) }
   end
 
   def test_malformed_well_known_values_are_decoding_errors

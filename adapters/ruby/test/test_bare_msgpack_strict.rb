@@ -3,6 +3,7 @@
 require_relative "test_helper"
 require "logger"
 require "msgpack"
+require "google/protobuf/empty_pb"
 
 # A bare MSGPACK payload names only its type's fields, at every level (wire contract section 8.1):
 # an unknown key is a decoding error, where an enveloped MSGPACK body (section 5) skips it.
@@ -74,8 +75,46 @@ class TestBareMsgpackStrict < Minitest::Test
                                 by_name: { "k" => V1::Inner.new(value: 2) }, labels: { 7 => "s" },
                                 child: V1::Composite.new(nested: V1::Inner.new(name: "deep")))
     assert_equal message, strict(Msgpack.encode(message))
-    assert_equal V1::Composite.new, strict("".b)
     assert_equal V1::Composite.new(text: "a"), strict(pack({ "text" => "a", "inner" => nil })), "nil is still unset"
+  end
+
+  # Section 8.1: bare, zero bytes are what a failed encoder or a forgotten return sends; only a type
+  # without fields reads them. An enveloped body (section 5) and the empty map are unchanged.
+  def test_zero_bytes_are_the_empty_message_only_for_a_type_without_fields
+    [V1::Composite, V1::Inner, V1::WhoAmIReply].each do |klass|
+      error = assert_raises(Bridge::DecodeError, klass.name) { Msgpack.decode(klass, "".b, unknown_keys: false) }
+      assert_equal "an empty payload is not a bare MSGPACK #{klass.descriptor.name} (an empty message is written 0x80)",
+                   error.message
+      assert_equal klass.new, Msgpack.decode(klass, "".b), "enveloped: every field unset"
+      assert_equal klass.new, Msgpack.decode(klass, "\x80".b, unknown_keys: false)
+    end
+    [V1::Empty, Google::Protobuf::Empty].each do |klass|
+      assert_equal klass.new, Msgpack.decode(klass, "".b, unknown_keys: false)
+    end
+  end
+
+  # A bare MSGPACK rpc whose request type has no fields, as an unchanged PHP client calls it.
+  class FieldlessMsgpack
+    include Bridge::Service
+    self.service_name = "bridge.runtime.ruby.test.Fieldless"
+    rpc :WhoAmI, V1::Empty, V1::WhoAmIReply, function_name: "test_bare_whoami_msgpack", bare: true, encoding: :msgpack
+  end
+
+  class Fieldless < FieldlessMsgpack
+    def who_am_i(_request, _context) = V1::WhoAmIReply.new(language: "ruby")
+  end
+
+  def test_a_zero_byte_bare_msgpack_job_runs_only_for_a_type_without_fields
+    dispatcher = Bridge::Dispatcher.new(logger: Logger.new(nil))
+    dispatcher.add_service(Fieldless.new).add_service(BareEcho.new)
+    recorder = Recorder.new
+    dispatcher.perform(Bridge::Job.new(recorder, "H:1", "test_bare_whoami_msgpack", "", "".b))
+    assert_equal [[:WORK_COMPLETE, "H:1", pack({ "language" => "ruby" })]], recorder.packets
+    packets = perform("interop_bare_echo_msgpack", "")
+    assert_equal 1, packets.size, packets.inspect
+    assert_equal [:WORK_EXCEPTION, "H:1"], packets[0][0, 2]
+    assert_equal "request (bare msgpack): an empty payload is not a bare MSGPACK bridge.interop.v1.Composite " \
+                 "(an empty message is written 0x80)", packets[0][2].force_encoding(Encoding::UTF_8)
   end
 
   def test_map_keys_of_a_map_field_are_not_field_names

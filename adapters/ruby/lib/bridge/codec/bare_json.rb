@@ -39,6 +39,7 @@ module Bridge
       # A number in a string (leading zeros allowed there, as protobuf's parsers do).
       NUMBER = /\A-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\z/.freeze
       INTEGER = /\A-?\d+\z/.freeze
+      EXACT_FLOAT_INTEGERS = 2**53
       NOT_BASE64 = "^A-Za-z0-9+/_=-" # for String#count: a trailing "-" is itself
       # Ruby's JSON parser also takes /* */ and // comments and unknown escapes ("\m" as "m"): JSON
       # it is not, and the other runtimes refuse it. Found by jumping from quote to backslash to
@@ -60,7 +61,7 @@ module Bridge
       end
 
       def decode(klass, bytes)
-        return klass.new if bytes.empty?
+        return Msgpack.empty_bare_payload(klass, "JSON") if bytes.empty?
 
         name = klass.descriptor.name
         text = bytes.dup.force_encoding(Encoding::UTF_8)
@@ -163,7 +164,9 @@ module Bridge
         raise DecodeError, "messages nested deeper than #{MAX_NESTING} levels" if depth > MAX_NESTING
 
         plan = plan(klass)
-        return klass.new(value: read_value(plan.wrapped.type, nil, value, path, depth)) if plan.wrapped
+        if plan.wrapped # canonical: the 2^53 limit of reading rule 4 is for the fields of other messages
+          return klass.new(value: read_value(plan.wrapped.type, nil, value, path, depth, wrapper: true))
+        end
         return read_well_known(klass, value, path) if plan.well_known
 
         value = {} if value == []
@@ -209,7 +212,7 @@ module Bridge
         end
       end
 
-      def read_value(type, subtype, value, path, depth)
+      def read_value(type, subtype, value, path, depth, wrapper: false)
         case type
         when :string
           raise DecodeError, "#{path}: expected a string, got #{kind(value)}" unless value.is_a?(String)
@@ -221,7 +224,7 @@ module Bridge
         when :double, :float then read_float(type, value, path)
         when :enum then read_enum(subtype, value, path)
         when :message then read_message(subtype.msgclass, value, path, depth + 1)
-        else read_integer(type, value, path)
+        else read_integer(type, value, path, wrapper: wrapper)
         end
       end
 
@@ -278,10 +281,14 @@ module Bridge
         read_integer(:enum, value, path)
       end
 
-      def read_integer(type, value, path)
+      # A JSON number with an integral value or a string of digits (reading rule 4). One written
+      # with a fraction or exponent part (JSON.parse makes it a Float) only up to 2^53 in magnitude:
+      # beyond, it may already be a peer's rounded float (PHP's json_decode of a uint64 above
+      # 2^63-1, written back), unless +wrapper+ (a wrapper's value reads as canonical).
+      def read_integer(type, value, path, wrapper: false)
         number = case value
                  when Integer then value
-                 when Float then integral(value, path)
+                 when Float then integral(value, path, wrapper)
                  when String # digits only (wire contract 8.2, reading rule 4)
                    Integer(value, 10) if INTEGER.match?(value)
                  end
@@ -291,8 +298,12 @@ module Bridge
         number
       end
 
-      def integral(number, path)
+      def integral(number, path, wrapper)
         raise DecodeError, "#{path}: #{number} is not an integer" unless number.finite? && number == number.floor
+        if !wrapper && number.abs > EXACT_FLOAT_INTEGERS
+          raise DecodeError, "#{path}: #{number} is written as a float, exact only up to 2^53: " \
+                             "write an integer without a fraction or exponent"
+        end
 
         number.to_i
       end

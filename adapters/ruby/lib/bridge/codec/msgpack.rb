@@ -51,6 +51,20 @@ module Bridge
         raise DecodeError, "#{klass.descriptor.name}: #{e.message}"
       end
 
+      # Zero bytes of bare JSON or MSGPACK (wire contract section 8.1): the message of a type
+      # without fields (google.protobuf.Empty), else a decoding error: no encoder writes zero bytes
+      # for a message that has fields, and a peer whose json_encode failed (PHP's returns false) or
+      # whose handler forgot to return sends exactly that.
+      def empty_bare_payload(klass, encoding)
+        descriptor = klass.descriptor
+        unless plan(descriptor).empty?
+          raise DecodeError, "an empty payload is not a bare #{encoding} #{descriptor.name} " \
+                             "(an empty message is written #{encoding == 'JSON' ? '{}' : '0x80'})"
+        end
+
+        klass.new
+      end
+
       # --- encoding ---------------------------------------------------------------------------
 
       def write_message(packer, message)

@@ -39,9 +39,12 @@ module Bridge
           @unknown_keys = unknown_keys
         end
 
-        # The whole input as one +klass+ message; zero bytes are the empty message.
+        # The whole input as one +klass+ message; zero bytes are the empty message (section 5), in the
+        # bare form only for a type without fields (section 8.1).
         def read_top(klass)
-          return klass.new if @end.zero?
+          if @end.zero?
+            return @unknown_keys ? klass.new : Msgpack.empty_bare_payload(klass, "MSGPACK")
+          end
 
           byte = @s.getbyte(0)
           unless map?(byte)
