@@ -5,6 +5,8 @@ The behaviour every language shares, ASan build included, is in interop_tests/."
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import re
@@ -21,10 +23,12 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from bridge.client import Client
+from bridge.client import AsyncClient, Client
 from bridge.errors import JobException
 from bridge.rpc.envelope import encode_request
 from bridge.rpc.frame import FrameKind, parse_frame, type_tag
+from bridge.security import Packet, split_signed
+from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
 from interop_tests.langs.c import C
@@ -309,11 +313,12 @@ def worker_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Worker:
-    def __init__(self, binary: Path, servers: str, concurrency: int = 1) -> None:
+    def __init__(self, binary: Path, servers: str, concurrency: int = 1,
+                 env: dict[str, str] | None = None) -> None:
         self.log = ""
         self.proc = subprocess.Popen(
             [str(binary), "--servers", servers, "--concurrency", str(concurrency)],
-            stderr=subprocess.PIPE, text=True,
+            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -616,3 +621,60 @@ def test_oversized_requests_are_never_held(
     peak = _peak_rss_mib(worker.proc.pid)
     assert peak < 32, f"peak RSS {peak} MiB after three 70 MiB requests"
     assert worker.stop() == 0
+
+
+# ------------------------------------------------------------------ signed jobs (section 9)
+
+_KEY = bytes(range(7, 39))
+
+
+def _signed_sleep(millis: int, nonce: bytes) -> bytes:
+    body = msgpack.packb({"millis": millis})
+    deadline = time.time_ns() // 1_000_000 + 30_000
+    mac = hmac_sha256(_KEY, request_input(SLEEP, "k1", nonce, 1, deadline, MSGPACK, {}, body))
+    return encode_request(body, encoding=MSGPACK, deadline_ms=deadline,
+                          signature=("k1", nonce, mac))
+
+
+@pytest.mark.timeout(60)
+def test_one_signed_job_submitted_eight_times_at_once_runs_once(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    """The replay cache is the worker's, shared by its job threads: the same signed job sent as
+    8 Gearman jobs (8 handles) to a worker running 8 at a time runs once; the 7 others are
+    refused "replayed", each with one warning line naming the handle, never the key."""
+    worker = Worker(worker_binary, gearmand.address, concurrency=8,
+                    env={"BRIDGE_KEYS": f"k1:{base64.b64encode(_KEY).decode()}"})
+    workers.append(worker)
+    with Client(gearmand.address) as client:  # a keyed worker is up once it refuses a job
+        end = time.monotonic() + 10
+        while True:
+            try:
+                client.call(SLEEP, _signed_sleep(0, os.urandom(16)), timeout=1.0)
+                break
+            except Exception:
+                assert time.monotonic() < end, worker.log
+    nonce = os.urandom(16)
+    payload = _signed_sleep(400, nonce)
+
+    async def eight() -> list[object]:
+        async with AsyncClient(gearmand.address) as client:
+            return await asyncio.gather(
+                *(client.call(SLEEP, payload, unique=f"copy-{i}", timeout=15) for i in range(8)),
+                return_exceptions=True,
+            )
+
+    outcomes = asyncio.run(eight())
+    ran = [o for o in outcomes if isinstance(o, bytes)]
+    refused = [split_signed(_KEY, SLEEP, "k1", nonce, Packet.EXCEPTION, o.payload)
+               for o in outcomes if isinstance(o, JobException)]
+    assert len(ran) == 1 and len(refused) == 7, outcomes
+    for signed in refused:
+        assert signed is not None, "a refusal of a job naming a known key is signed"
+        error = envelope_pb2.Error.FromString(signed)
+        assert (error.code, error.message.endswith(": replayed")) == (
+            envelope_pb2.UNAUTHENTICATED, True), error
+    assert worker.stop() == 0
+    warnings = [line for line in worker.log.splitlines() if "refused (UNAUTHENTICATED)" in line]
+    assert len([w for w in warnings if w.endswith("replayed (key id 'k1')")]) == 7, worker.log
+    assert base64.b64encode(_KEY).decode() not in worker.log and _KEY.hex() not in worker.log
