@@ -2,7 +2,8 @@
 
 Building means: make the runtime (libbridge.a) into the build folder, generate the interop schema
 with ``bridge generate --lang c`` (protoc-c messages + the service shim), and link the worker
-statically against libbridge (dynamically against protobuf-c, msgpack-c, jansson and zlib).
+statically against libbridge (dynamically against protobuf-c, msgpack-c, jansson, zlib and
+OpenSSL's libcrypto, for signed jobs).
 """
 
 from __future__ import annotations
