@@ -179,6 +179,11 @@ static bridge_status dec_integer(jdec *d, const ProtobufCFieldDescriptor *f, con
 {
     bool neg, too_big;
     uint64_t mag;
+    /* 9.2233720368547758e+18: a peer's float (PHP's json_decode of a big uint64), maybe already
+     * rounded: an integer written with a fraction or exponent is exact only up to 2^53 (8.2). */
+    if (json_is_real(v) && fabs(json_real_value(v)) > 0x1p53)
+        return JFAIL(d, "field %s: an integer written as a float is exact only up to 2^53 (write "
+                        "it without a fraction or exponent)", f->name);
     if (!integer_of(v, lenient_text, &neg, &mag, &too_big))
         return json_is_string(v) || json_is_real(v)
                    ? JFAIL(d, "field %s: not an integer", f->name)
@@ -532,9 +537,16 @@ bridge_status bridge__json_decode(const ProtobufCMessageDescriptor *desc, const 
     if (msg == NULL)
         return bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
     desc->message_init(msg);
-    if (len == 0) { /* zero bytes: the empty message */
-        *out = msg;
-        return BRIDGE_STATUS_OK;
+    if (len == 0) {
+        /* Zero bytes: the message of a type without fields (Empty), else an error: no encoder
+         * writes them for a message with fields, a peer whose json_encode failed does (8.1). */
+        if (desc->n_fields == 0) {
+            *out = msg;
+            return BRIDGE_STATUS_OK;
+        }
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return JFAIL(&d, "an empty payload is not a bare JSON %s (an empty message is written {})",
+                     desc->name);
     }
     bridge_status st;
     json_t *root = bridge__json_parse(data, len, err, err_size);

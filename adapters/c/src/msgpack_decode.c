@@ -552,6 +552,11 @@ bridge_status bridge__msgpack_decode_as(const ProtobufCMessageDescriptor *desc, 
                                         size_t err_size)
 {
     dec d = {.p = data, .end = data + len, .err = err, .err_size = err_size, .strict = strict};
+    /* Bare (8.1): zero bytes are only the message of a type without fields; for any other type
+     * no encoder writes them, and a peer whose handler forgot to return sends exactly that. */
+    if (strict && len == 0 && desc->n_fields > 0)
+        return DEC_FAIL(&d, "an empty payload is not a bare MSGPACK %s (an empty message is written "
+                            "0x80)", desc->name);
     mp_head h = {.kind = MP_MAP, .u = 0};
     bridge_status st = BRIDGE_STATUS_OK;
     /* Zero bytes are the message with every field unset (encoders still write 0x80). */

@@ -177,6 +177,8 @@ static int test_json_edges(void)
     CHECK(json_refused(sd, "{\"f_float\": 1e39}"), "beyond a float");
     CHECK(json_refused(sd, "{\"f_double\": \"0x10\"}"), "hex");
     CHECK(json_refused(sd, "{\"f_bool\": 1.0}"), "bool 1.0");
+    CHECK(json_refused(sd, "{\"f_uint64\": 9.2233720368547758e18}"), "an integer as a float beyond 2^53");
+    CHECK(!json_refused(sd, "{\"f_int64\": 9007199254740992.0}"), "an integer as a float at 2^53");
     /* bracket nesting far beyond any message's: refused before jansson recurses */
     size_t n = 200000;
     char *deep = malloc(2 * n + 1);
@@ -300,8 +302,16 @@ static int test_bare_flow(void)
     CHECK(kind == 'C' && OUT_IS("\x4a\x02" "hi") && data.len == 0, "protobuf echo");
     kind = run_job(w, "interop_bare_echo_raw", "\0\xff\x01", 3, &out, &data);
     CHECK(kind == 'C' && out.len == 3 && memcmp(out.data, "\0\xff\x01", 3) == 0 && data.len == 0, "RAW echo");
+    /* zero bytes: an error for a type with fields in JSON and MSGPACK (8.1), not in RAW/PROTOBUF */
     kind = run_job(w, "interop_bare_echo_json", "", 0, &out, &data);
-    CHECK(kind == 'C' && out.len > 0 && out.data[0] == '{', "zero bytes: the empty message");
+    CHECK(kind == 'E' && memcmp(out.data, "{\"code\":3,", 10) == 0 && memmem(out.data, out.len, "empty payload", 13),
+          "zero bytes of JSON");
+    kind = run_job(w, "interop_bare_echo_msgpack", "", 0, &out, &data);
+    CHECK(kind == 'E' && memmem(out.data, out.len, "empty payload", 13), "zero bytes of msgpack");
+    kind = run_job(w, "interop_bare_echo_protobuf", "", 0, &out, &data);
+    CHECK(kind == 'C' && out.len == 0, "zero bytes of protobuf: the empty message");
+    kind = run_job(w, "interop_bare_whoami_json", "", 0, &out, &data);
+    CHECK(kind == 'C' && out.len > 0, "zero bytes of JSON for Empty: the empty message");
 
     /* progress and warnings without attempt markers (a marker would be a WORK_DATA) */
     kind = RUN("interop_bare_progress_json", "{\"steps\":3}");
