@@ -6,7 +6,9 @@ servers: a poison job, a frozen server (SIGSTOP) next to a healthy one, SIGTERM.
 
 from __future__ import annotations
 
+import base64
 import filecmp
+import importlib
 import json
 import os
 import random
@@ -14,11 +16,13 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -37,9 +41,11 @@ from bridge.codegen.java.emitter import (
     outer_class_name,
 )
 from bridge.errors import JobException
+from bridge.rpc.client import Encoding
 from bridge.rpc.envelope import encode_request
 from bridge.rpc.frame import FrameKind, parse_frame, type_tag
 from bridge.schema import load
+from bridge.security import Keyring
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
 from interop_tests.langs.base import generate_interop
@@ -460,12 +466,13 @@ MSGPACK = 2
 class _Worker:
     """The Java interop worker as a process; its log (stderr) is collected."""
 
-    def __init__(self, build: Path, maven: Path, servers: str) -> None:
+    def __init__(self, build: Path, maven: Path, servers: str,
+                 env: dict[str, str] | None = None) -> None:
         classpath = f"{build / 'classes'}:{_classpath(maven)}"
         self.log = ""
         self.proc = subprocess.Popen(
             [_tool("java"), *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, "--servers", servers],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -720,4 +727,113 @@ def test_a_server_frozen_mid_stream_does_not_stop_the_worker_serving_the_other(
         _thaw(frozen)
         stream_client.close()
     consumer.join(timeout=10)
+    LANGUAGE.check_log(worker.log)
+
+
+# ------------------------------------------------- TLS to the job server, and signed jobs on top
+
+@pytest.fixture(scope="module")
+def python_stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """The generated Python client of the interop schema (typed calls)."""
+    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(out))
+    try:
+        pb = importlib.import_module("interop.v1.interop_pb2")
+        stub = importlib.import_module("interop.v1.interop_bridge")
+    finally:
+        sys.path.remove(str(out))
+    yield pb, stub
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+
+
+def _tls_env(server: GearmandServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BRIDGE_TLS_", "BRIDGE_KEYS", "BRIDGE_SIGNING_KEY"))}
+    return {**env, **server.tls_env(), **extra}
+
+
+def _wait_log(worker: _Worker, pattern: str, count: int, deadline_s: float) -> list[str]:
+    end = time.monotonic() + deadline_s
+    while True:
+        found = re.findall(pattern, worker.log)
+        if len(found) >= count or time.monotonic() > end:
+            return found
+        time.sleep(0.1)
+
+
+TLS_KEY = bytes(range(32))
+
+
+@pytest.mark.timeout(600)
+async def test_a_java_worker_over_tls_answers_typed_python_calls_over_tls_with_keys(
+    gearmand: GearmandServer, maven_build: Path, interop_build: Path,
+    java_workers: list[_Worker], python_stubs: tuple[Any, Any],
+) -> None:
+    """The worker reaches a TLS front (settings from BRIDGE_TLS_*, PEM) and a plain gearmand in
+    one --servers list, with BRIDGE_KEYS: typed calls (unary, stream, a 3 MB blob) from a Python
+    client over TLS with the same key are answered and their replies signed; through the plain
+    door too; an unsigned job is refused UNAUTHENTICATED (one warning) and the worker serves on."""
+    pb, stub = python_stubs
+    keys = Keyring({"k1": TLS_KEY})
+    with GearmandServer(tls=True) as front:
+        env = _tls_env(front, BRIDGE_KEYS=f"k1:{base64.b64encode(TLS_KEY).decode()}")
+        worker = _Worker(interop_build, maven_build, f"{front.tls_address},{gearmand.address}", env)
+        java_workers.append(worker)
+        front.wait_for_workers(ECHO, timeout=30, processes=[worker.proc])
+        gearmand.wait_for_workers(ECHO, timeout=30, processes=[worker.proc])
+        async with stub.InteropAsyncClient(front.tls_address, tls=front.client_tls,
+                                           keys=keys) as client:
+            sent = pb.Composite(text="through TLS ✓", numbers=[1, -1], tags=["é"])
+            assert await client.echo(sent, timeout=10) == sent
+            assert (await client.who_am_i(pb.Empty(), timeout=10)).language == "java"
+            items = [i.index async for i in client.stream(count=3, payload_size=70_000,
+                                                          timeout=10)]
+            assert items == [0, 1, 2]
+            big = os.urandom(3_000_000)  # many TLS records each way
+            assert (await client.echo_blob(data=big, timeout=30)).data == big
+        async with stub.InteropAsyncClient(gearmand.address, keys=keys,
+                                           encoding=Encoding.MSGPACK) as plain:
+            door = pb.Composite(text="plain door")
+            assert (await plain.echo(door, timeout=10)).text == "plain door"
+        # An unsigned job (what anyone on the port can send) is refused, unsigned itself.
+        with (Client(front.tls_address, tls=front.client_tls) as raw,
+              pytest.raises(JobException) as caught):
+            raw.call(ECHO, encode_request(msgpack.packb({"text": "x"}), encoding=MSGPACK,
+                                          deadline_ms=time.time_ns() // 1_000_000 + 30_000),
+                     timeout=10)
+        error = envelope_pb2.Error.FromString(caught.value.payload)
+        assert error.code == envelope_pb2.UNAUTHENTICATED, error
+        assert error.message == f"{ECHO}: unsigned job" and error.type == "Unauthenticated"
+        assert _wait_log(worker, r"refused \(UNAUTHENTICATED\): unsigned job", 1, 5)
+        async with stub.InteropAsyncClient(front.tls_address, tls=front.client_tls,
+                                           keys=keys) as client:
+            assert (await client.echo(pb.Composite(text="after"), timeout=10)).text == "after"
+        assert worker.stop() == 0, worker.log
+    assert "lost" not in worker.log and "failed" not in worker.log, worker.log
+    assert base64.b64encode(TLS_KEY).decode() not in worker.log
+    LANGUAGE.check_log(worker.log)
+
+
+@pytest.mark.timeout(600)
+def test_without_a_client_certificate_the_worker_logs_retries_and_lives(
+    maven_build: Path, interop_build: Path, java_workers: list[_Worker],
+) -> None:
+    """The front requires a client certificate; a worker given only the CA is refused at each
+    handshake: it says so in its log, keeps retrying with backoff, never crashes, and SIGTERM
+    still ends it with 0."""
+    with GearmandServer(tls=True) as front:
+        env = _tls_env(front)
+        env = {k: v for k, v in env.items() if k not in ("BRIDGE_TLS_CERT", "BRIDGE_TLS_KEY")}
+        worker = _Worker(interop_build, maven_build, front.tls_address, env)
+        java_workers.append(worker)
+        refusals = _wait_log(
+            worker, rf"(?:TLS handshake with|TLS front) {re.escape(front.tls_address)}"
+                    r" (?:failed|dropped the connection)", 3, 45)
+        assert len(refusals) >= 3, worker.log
+        assert worker.proc.poll() is None, worker.log
+        assert all(ECHO not in w.functions for w in admin.workers(front.address))
+        assert worker.stop() == 0, worker.log
     LANGUAGE.check_log(worker.log)

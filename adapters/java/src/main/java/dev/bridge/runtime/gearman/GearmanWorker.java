@@ -232,15 +232,24 @@ public final class GearmanWorker {
             if (stopping) {
                 connection.setWriteTimeout(STOP_GRACE_MILLIS);
             }
+            boolean answered = false;
             try {
                 announce(connection);
                 if (!awaitEcho(connection)) {
                     return; // stopped
                 }
+                answered = true;
                 backoff = settings.minBackoff().toMillis(); // the server answers: a healthy connection
                 work(connection);
             } catch (IOException e) {
-                if (!stopping) {
+                if (!stopping && server.tls() && !answered) {
+                    // With TLS 1.3 a front that refuses our certificate says so after the handshake.
+                    LOG.log(System.Logger.Level.WARNING, "TLS front {0} dropped the connection before the job server"
+                            + " answered ({1}): is this worker''s client certificate (BRIDGE_TLS_CERT, BRIDGE_TLS_KEY)"
+                            + " accepted? retrying", server, e.toString());
+                    pause(jittered(backoff));
+                    backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
+                } else if (!stopping) {
                     LOG.log(e instanceof EOFException ? System.Logger.Level.INFO : System.Logger.Level.WARNING,
                             "connection to {0} lost ({1}); reconnecting", server, e.toString());
                     pause(jittered(backoff));
