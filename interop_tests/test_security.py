@@ -144,6 +144,34 @@ async def test_hostile_jobs_are_unauthenticated_and_the_worker_lives(
         assert (await client.echo_blob(data=b"alive", timeout=CALL_TIMEOUT)).data == b"alive"
 
 
+async def test_a_replay_through_another_job_server_is_refused_whatever_its_handle(
+    built: Built, stubs: Stubs
+) -> None:
+    """Two gearmands on one host hand out the same job handles (``H:<host>:1`` first on each):
+    the captured job run through one is a replay through the other, though its handle is
+    the same (the handle proves nothing: wire contract, section 9.2)."""
+    with GearmandServer() as first, GearmandServer() as second:
+        workers = WorkerPool(built, [first, second], processes=1, concurrency=2,
+                             env={"BRIDGE_KEYS": WORKER_KEYS}).start()
+        try:
+            body = codec_for(Encoding.PROTOBUF).encode(stubs.pb.Composite(text="pay 100"))
+            job, nonce = signed_job(ECHO, body, Encoding.PROTOBUF)
+            through_first = AsyncClient(first.address)
+            through_second = AsyncClient(second.address)
+            try:
+                reply = await through_first.call(ECHO, job, timeout=CALL_TIMEOUT)
+                assert split_signed(KEY_NEW, ECHO, "k2026", nonce, Packet.COMPLETE,
+                                    reply) is not None
+                error = await refusal(through_second, job, nonce)
+                assert error.code == envelope_pb2.UNAUTHENTICATED, error
+                assert "replayed" in error.message, error.message
+            finally:
+                await through_first.close()
+                await through_second.close()
+        finally:
+            workers.close()
+
+
 async def test_a_rogue_worker_without_keys_is_never_believed(
     built: Built, stubs: Stubs, gearmand: GearmandServer
 ) -> None:

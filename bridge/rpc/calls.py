@@ -199,6 +199,12 @@ class _Prepared:
         self.signed: Signed | None = None
 
 
+_PACKET_NAMES = {
+    Packet.DATA: "a WORK_DATA", Packet.COMPLETE: "the WORK_COMPLETE",
+    Packet.EXCEPTION: "the WORK_EXCEPTION",
+}
+
+
 class Signed:
     """The reply side of one signed call (wire contract, section 9.3): every WORK_DATA,
     WORK_COMPLETE and WORK_EXCEPTION must end in the MAC of this call's key and nonce; anything
@@ -216,9 +222,18 @@ class Signed:
         """The payload without its MAC, checked."""
         inner = split_signed(self.key, self.function, self.key_id, self.nonce, packet, payload)
         if inner is None:
+            said = ""
+            if packet is Packet.EXCEPTION:
+                # Most often a worker refusing our key (rotation): show what it says, marked as
+                # unverified, so the cause is not hidden in the worker's log.
+                claimed = decode_error(payload)
+                if claimed.language:
+                    said = (f"; the unsigned answer, which cannot be trusted, says: "
+                            f"{claimed.code.name}: {claimed.message}")
             raise Unauthenticated(
-                f"{self.function}: a {packet.name} reply not signed by a trusted worker (no MAC, "
-                f"or a MAC that is not key {self.key_id!r}'s for this call); it was not used",
+                f"{self.function}: {_PACKET_NAMES[packet]} is not signed by a trusted worker "
+                f"(no MAC, or one not made with key {self.key_id!r} for this call); it was not "
+                f"used{said}",
                 type="BadReplySignature",
                 language="python",
             )
@@ -342,10 +357,8 @@ class _RpcBase:
         background: bool = False,
     ) -> _Prepared:
         if method.bare:
-            if self.keys is not None:
-                raise ValueError(
-                    f"{method.name}() is a bare method: it cannot be signed, and this client "
-                    f"signs every call (wire contract, section 9)")
+            # Never signed, keys or not: a bare payload has nowhere to carry a signature, and
+            # the schema says the peer is no bridge worker (wire contract, section 9).
             return self._prepare_bare(method, args, kwargs, background)
         if self.keys is not None:
             return self._prepare_signed(method, args, kwargs, background, self.keys,

@@ -79,6 +79,7 @@ from bridge.rpc.envelope import (
 from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
 from bridge.schema.model import Encoding
 from bridge.security import JobVerifier
+from bridge.security.verify import REPLAY_CACHE_FULL
 from bridge.v1 import envelope_pb2
 from bridge.worker import Handler, JobContext, Worker
 
@@ -284,7 +285,7 @@ def _verify(
     if key is not None:
         job.sign_replies(key, envelope.key_id, bytes(envelope.nonce))
     # (Plain handlers start in pool threads: the replay cache is thread-safe itself.)
-    failure = verifier.check(job.function, job.handle, envelope, body)
+    failure = verifier.check(job.function, envelope, body)
     if failure is not None:
         raise _refused(job, method, failure, envelope.key_id)
 
@@ -302,15 +303,19 @@ def _verify_unread(job: JobContext, method: MethodSpec[Any, Any], verifier: JobV
 
 
 def _refused(job: JobContext, method: MethodSpec[Any, Any], failure: str,
-             key_id: str | None = None) -> Unauthenticated:
-    """The UNAUTHENTICATED answer to a job that failed a check, and its one warning line (the
-    function, the job handle and the check; never a key)."""
-    log.warning("%s: job %s refused (UNAUTHENTICATED): %s%s", job.function,
-                job.handle.decode("ascii", "backslashreplace"), failure,
+             key_id: str | None = None) -> RpcError:
+    """The answer to a job that failed a check, and its one warning line (the function, the job
+    handle and the check; never a key): UNAUTHENTICATED, or RESOURCE_EXHAUSTED for a full
+    replay cache (a well-signed job this worker cannot vouch for yet: wire contract, 9.2)."""
+    full = failure == REPLAY_CACHE_FULL
+    log.warning("%s: job %s refused (%s): %s%s", job.function,
+                job.handle.decode("ascii", "backslashreplace"),
+                "RESOURCE_EXHAUSTED" if full else "UNAUTHENTICATED", failure,
                 f" (key id {key_id[:64]!r})" if key_id else "")
     # No Python traceback: a caller that failed the checks learns nothing of the worker's code.
-    return Unauthenticated(f"{method.full_name}: {failure}", type="Unauthenticated",
-                           language=LANGUAGE, trace=_REFUSED_TRACE)
+    cls = ResourceExhausted if full else Unauthenticated
+    return cls(f"{method.full_name}: {failure}", type=cls.__name__,
+               language=LANGUAGE, trace=_REFUSED_TRACE)
 
 
 _REFUSED_TRACE = "refused by the signed-job checks (wire contract, section 9.2)"

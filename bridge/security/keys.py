@@ -22,6 +22,15 @@ MIN_KEY_BYTES = 16
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+def _name(key_id: str, number: int | None) -> str:
+    """How an error names a key: its id when that cannot be a key written the wrong way round
+    (a valid id of at most 20 characters: a 16-byte key is 22+ base64 characters), else its
+    entry number. Errors never show a key."""
+    if len(key_id) <= 20 and _KEY_ID.fullmatch(key_id):
+        return repr(key_id)
+    return f"entry {number}" if number is not None else "(not shown: it looks like a key)"
+
+
 class KeyringError(ValueError):
     """A key list that cannot be used: bad syntax, a short key, a bad key id (never the key)."""
 
@@ -38,17 +47,21 @@ class Keyring:
     def __init__(self, keys: Mapping[str, bytes], signing_id: str | None = None) -> None:
         if not keys:
             raise KeyringError("a keyring needs at least one key")
-        for key_id, key in keys.items():
+        for number, (key_id, key) in enumerate(keys.items(), start=1):
             if not _KEY_ID.fullmatch(key_id):
-                raise KeyringError(f"key id {key_id!r}: 1 to 64 characters of [A-Za-z0-9._-]")
+                raise KeyringError(f"key {_name(key_id, number)}: the id must be 1 to 64 "
+                                   f"characters of [A-Za-z0-9._-] (entries are ID:BASE64)")
             if len(key) < MIN_KEY_BYTES:
                 raise KeyringError(
-                    f"key {key_id!r} is {len(key)} bytes; at least {MIN_KEY_BYTES} are needed"
+                    f"key {_name(key_id, number)} is {len(key)} bytes; at least "
+                    f"{MIN_KEY_BYTES} are needed"
                 )
         self._keys = dict(keys)
         chosen = signing_id or next(iter(self._keys))
         if chosen not in self._keys:
-            raise KeyringError(f"signing key {chosen!r} is not among the keys ({self.ids()})")
+            raise KeyringError(
+                f"the signing key id {_name(chosen, None)} is not among the keys ({self.ids()}); "
+                f"BRIDGE_SIGNING_KEY names a key id, not a key")
         self.signing_id = chosen
 
     def key(self, key_id: str) -> bytes | None:
@@ -81,9 +94,10 @@ class Keyring:
             try:
                 key = base64.b64decode(encoded.strip(), validate=True)
             except (binascii.Error, ValueError):
-                raise KeyringError(f"key {key_id.strip()!r}: not standard base64") from None
+                raise KeyringError(
+                    f"key {_name(key_id.strip(), number)}: not standard base64") from None
             if key_id.strip() in keys:
-                raise KeyringError(f"key id {key_id.strip()!r} is listed twice")
+                raise KeyringError(f"key {_name(key_id.strip(), number)} is listed twice")
             keys[key_id.strip()] = key
         return cls(keys, signing_id)
 

@@ -2,7 +2,7 @@
 (wire contract, section 9.2).
 
 verifier = JobVerifier(keyring)
-failure = verifier.check(function, job_handle, request)   # None, or why: "bad signature", ...
+failure = verifier.check(function, request, body)   # None, or why: "bad signature", ...
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from bridge.security.keys import Keyring
 from bridge.security.signing import MAC_SIZE, NONCE_SIZE, hmac_sha256, request_input
 from bridge.v1 import envelope_pb2
 
-__all__ = ["CLOCK_SKEW_S", "DEFAULT_WINDOW_S", "JobVerifier", "ReplayCache"]
+__all__ = ["CLOCK_SKEW_S", "DEFAULT_WINDOW_S", "REPLAY_CACHE_FULL", "JobVerifier", "ReplayCache"]
+
+#: The one check that is no authentication failure: RESOURCE_EXHAUSTED (section 9.2).
+REPLAY_CACHE_FULL = "replay cache full"
 
 #: How far ahead a signed job's deadline may be (seconds); also a client's deadline for a signed
 #: call without a timeout.
@@ -26,7 +29,9 @@ CLOCK_SKEW_S = 300.0
 
 
 class ReplayCache:
-    """(key id, nonce) -> (job handle, deadline), kept until the deadline; bounded.
+    """(key id, nonce) -> deadline, kept until the deadline; bounded. A nonce seen before is a
+    replay whatever job handle it comes with: handles are gearmand's counters, repeated by a
+    restarted gearmand or another one on a host of the same name, so they prove nothing.
 
     When full, the entry with the earliest deadline is evicted and its deadline becomes the
     *floor*: a job whose deadline is not later than the floor is refused from then on, so no
@@ -40,7 +45,7 @@ class ReplayCache:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        self._by_nonce: dict[tuple[str, bytes], tuple[bytes, int]] = {}
+        self._by_nonce: dict[tuple[str, bytes], int] = {}
         self._expiry: list[tuple[int, str, bytes]] = []  # heap of (deadline, key id, nonce)
         self.floor_ms = 0
         self._lock = threading.Lock()
@@ -53,28 +58,24 @@ class ReplayCache:
             _, key_id, nonce = heapq.heappop(self._expiry)
             self._by_nonce.pop((key_id, nonce), None)
 
-    def admit(self, key_id: str, nonce: bytes, handle: bytes, deadline_ms: int,
-              now_ms: int) -> str | None:
+    def admit(self, key_id: str, nonce: bytes, deadline_ms: int, now_ms: int) -> str | None:
         """Record the job; None when it may run, else why not."""
         with self._lock:
-            return self._admit(key_id, nonce, handle, deadline_ms, now_ms)
+            return self._admit(key_id, nonce, deadline_ms, now_ms)
 
-    def _admit(self, key_id: str, nonce: bytes, handle: bytes, deadline_ms: int,
-               now_ms: int) -> str | None:
+    def _admit(self, key_id: str, nonce: bytes, deadline_ms: int, now_ms: int) -> str | None:
         self._expire(now_ms)
         if deadline_ms <= self.floor_ms:
-            return "replay cache full"
-        seen = self._by_nonce.get((key_id, nonce))
-        if seen is not None:
-            # The same handle again: gearmand re-running the job after a worker died.
-            return None if seen[0] == handle else "replayed"
+            return REPLAY_CACHE_FULL
+        if (key_id, nonce) in self._by_nonce:
+            return "replayed"
         while len(self._by_nonce) >= self._capacity:
             oldest, old_id, old_nonce = heapq.heappop(self._expiry)
             self._by_nonce.pop((old_id, old_nonce), None)
             self.floor_ms = max(self.floor_ms, oldest)
             if deadline_ms <= self.floor_ms:
-                return "replay cache full"
-        self._by_nonce[(key_id, nonce)] = (handle, deadline_ms)
+                return REPLAY_CACHE_FULL
+        self._by_nonce[(key_id, nonce)] = deadline_ms
         heapq.heappush(self._expiry, (deadline_ms, key_id, nonce))
         return None
 
@@ -98,7 +99,7 @@ class JobVerifier:
             return None
         return self.keyring.key(request.key_id)
 
-    def check(self, function: str, handle: bytes, request: envelope_pb2.Request,
+    def check(self, function: str, request: envelope_pb2.Request,
               body: bytes | memoryview) -> str | None:
         """None when the job may run, else the failed check's name (UNAUTHENTICATED)."""
         if not request.key_id:
@@ -121,5 +122,4 @@ class JobVerifier:
             return "expired"
         if request.deadline_ms > now_ms + self.window_ms + self.skew_ms:
             return "deadline too far ahead"
-        return self.replay.admit(request.key_id, bytes(request.nonce), handle,
-                                 request.deadline_ms, now_ms)
+        return self.replay.admit(request.key_id, bytes(request.nonce), request.deadline_ms, now_ms)

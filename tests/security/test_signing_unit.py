@@ -42,11 +42,15 @@ def test_keyring_parsing_and_errors() -> None:
     assert (ring.signing_id, ring.key("new")) == ("old", b"b" * 16)
     assert Keyring.parse(f"old:{a},new:{b}", signing_id="new").signing_key == b"b" * 16
     assert "a" * 8 not in repr(ring) and a not in repr(ring)
-    for bad in ("nocolon", f"x:{base64.b64encode(b'short').decode()}", "x:!!!",
-                f"bad id:{a}", f"k:{a},k:{a}", ""):
+    for bad, signing in (("nocolon", None), (f"x:{base64.b64encode(b'short').decode()}", None),
+                         ("x:!!!", None), (f"bad id:{a}", None), (f"k:{a},k:{a}", None),
+                         ("", None), (f"{a}:k1", None), (f"{a}:{a}", None),
+                         (f"k1:{a}", a)):
         with pytest.raises(KeyringError) as caught:
-            Keyring.parse(bad)
-        assert a not in str(caught.value)
+            Keyring.parse(bad, signing)
+        # Never the key, not even written the wrong way round (ID and key swapped, or the key
+        # given where a key id is due).
+        assert a[:22] not in str(caught.value), str(caught.value)
     assert Keyring.from_env({}) is None
     assert Keyring.from_env({"BRIDGE_KEYS": f"k:{a}"}) is not None
 
@@ -81,41 +85,42 @@ def test_verifier_checks_in_order() -> None:
     verifier = JobVerifier(ring)
     now = time.time_ns() // 1_000_000
     good = _job(ring, "f", now + 60_000)
-    assert verifier.check("f", b"H:1", good, good.body) is None
-    assert verifier.check("f", b"H:1", good, good.body) is None  # gearmand re-running H:1
-    assert verifier.check("f", b"H:2", good, good.body) == "replayed"
-    assert verifier.check("g", b"H:3", good, good.body) == "bad signature"  # another function
+    assert verifier.check("f", good, good.body) is None
+    # The same job again is a replay, whatever handle gearmand gives it (a restarted gearmand,
+    # or another on a host of the same name, hands out the same handles again).
+    assert verifier.check("f", good, good.body) == "replayed"
+    assert verifier.check("g", good, good.body) == "bad signature"  # another function
     tampered = envelope_pb2.Request()
     tampered.CopyFrom(good)
     tampered.metadata["a"] = "c"
-    assert verifier.check("f", b"H:4", tampered, tampered.body) == "bad signature"
-    assert verifier.check("f", b"H:5", good, b"bodz") == "bad signature"
+    assert verifier.check("f", tampered, tampered.body) == "bad signature"
+    assert verifier.check("f", good, b"bodz") == "bad signature"
     unsigned = envelope_pb2.Request(version=1, body=b"x")
-    assert verifier.check("f", b"H:6", unsigned, b"x") == "unsigned job"
+    assert verifier.check("f", unsigned, b"x") == "unsigned job"
     other = _job(Keyring({"z": KEY}), "f", now + 60_000)
-    assert verifier.check("f", b"H:7", other, other.body) == "unknown key id"
+    assert verifier.check("f", other, other.body) == "unknown key id"
     no_deadline = _job(ring, "f", 0, nonce=b"d" * 16)
-    assert verifier.check("f", b"H:8", no_deadline, no_deadline.body) == (
+    assert verifier.check("f", no_deadline, no_deadline.body) == (
         "a signed job needs a deadline")
     old = _job(ring, "f", now - 1, nonce=b"o" * 16)
-    assert verifier.check("f", b"H:9", old, old.body) == "expired"
+    assert verifier.check("f", old, old.body) == "expired"
     far = _job(ring, "f", now + 10 * 86_400_000, nonce=b"f" * 16)
-    assert verifier.check("f", b"H:10", far, far.body) == "deadline too far ahead"
+    assert verifier.check("f", far, far.body) == "deadline too far ahead"
 
 
 def test_replay_cache_is_bounded_and_never_forgets_unsafely() -> None:
     cache = ReplayCache(capacity=3)
     now = 1_000
     for i in range(3):
-        assert cache.admit("k", bytes([i]) * 16, b"h", now + 100 + i, now) is None
+        assert cache.admit("k", bytes([i]) * 16, now + 100 + i, now) is None
     assert len(cache) == 3
     # Full: the earliest deadline (now + 100) goes and becomes the floor.
-    assert cache.admit("k", b"\x09" * 16, b"h", now + 500, now) is None
+    assert cache.admit("k", b"\x09" * 16, now + 500, now) is None
     assert (len(cache), cache.floor_ms) == (3, now + 100)
     # The evicted nonce cannot come back: its deadline is at the floor.
-    assert cache.admit("k", b"\x00" * 16, b"h2", now + 100, now) == "replay cache full"
+    assert cache.admit("k", b"\x00" * 16, now + 100, now) == "replay cache full"
     # Expired entries leave by themselves.
-    assert cache.admit("k", b"\x0a" * 16, b"h", now + 600, now + 200) is None
+    assert cache.admit("k", b"\x0a" * 16, now + 600, now + 200) is None
     assert len(cache) == 2
 
 
@@ -137,6 +142,6 @@ async def test_a_signing_client_keeps_its_encoding() -> None:
         request = decode_request(prepared.payload)
         assert (prepared.codec.encoding, request.encoding) == (Encoding.MSGPACK,) * 2
         verifier = JobVerifier(ring)
-        assert verifier.check("s.S.M", b"H:1", request, request.body) is None
+        assert verifier.check("s.S.M", request, request.body) is None
     finally:
         await rpc.close()
