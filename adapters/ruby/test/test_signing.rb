@@ -76,6 +76,37 @@ class TestSigning < Minitest::Test
     assert_raises(S::KeyringError) { S::Keyring.parse("k1:#{['s' * 16].pack('m0')}", "k2") }
   end
 
+  # An entry written the wrong way round (KEY:ID), a key where an id is due, a key given as
+  # BRIDGE_SIGNING_KEY: the error names the entry by its number, never by the key.
+  def test_keyring_errors_never_echo_a_key_given_in_the_wrong_place
+    key = ["s" * 16].pack("m0")
+    {
+      ["#{key}:k1", nil] => "key entry 1: not standard base64",
+      ["k0:#{['t' * 16].pack('m0')},#{key}:#{key}", nil] => "key entry 2: the id must be 1 to 64 characters",
+      ["k1:#{key}", key] => "the signing key id (not shown: it looks like a key) is not among the keys (k1); " \
+                            "BRIDGE_SIGNING_KEY names a key id, not a key",
+      ["k1:#{key}", "k2"] => "the signing key id \"k2\" is not among the keys (k1)",
+      ["#{'a' * 21}:#{key}", "k2"] => "the signing key id \"k2\""
+    }.each do |(text, signing), words|
+      error = assert_raises(S::KeyringError, text) { S::Keyring.parse(text, signing) }
+      assert_includes error.message, words
+      refute_includes error.message, key[0, 22]
+    end
+    error = assert_raises(S::KeyringError) do
+      S::Keyring.from_env({ "BRIDGE_KEYS" => "#{key}:k1", "BRIDGE_SIGNING_KEY" => key })
+    end
+    refute_includes error.message, key[0, 22]
+    error = assert_raises(S::KeyringError) do
+      S::Keyring.from_env({ "BRIDGE_KEYS" => "k1:#{key}", "BRIDGE_SIGNING_KEY" => key })
+    end
+    refute_includes error.message, key[0, 22]
+    # a short valid id is shown; a longer one (a key without padding or symbols could be one) not
+    assert_includes assert_raises(S::KeyringError) { S::Keyring.new({ "k1" => "short" }) }.message, "key \"k1\" is 5 bytes"
+    long = "A" * 21
+    message = assert_raises(S::KeyringError) { S::Keyring.new({ "k1" => KEY, long => "short" }) }.message
+    assert_equal "key entry 2 is 5 bytes; at least 16 are needed", message
+  end
+
   def test_keyring_from_env_and_file
     assert_nil S::Keyring.from_env({})
     line = "k1:#{['x' * 32].pack('m0')}"
@@ -105,25 +136,24 @@ class TestSigning < Minitest::Test
 
   def test_checks_in_order_with_the_reference_words
     v = verifier
-    check = ->(handle, **f) { v.check(FUNCTION, handle, now_ms: NOW, **f) }
-    assert_nil check.call("H:1", **fields)
-    assert_equal "unsigned job", check.call("H:2", **fields, key_id: "", mac: "")
-    assert_equal "unknown key id", check.call("H:3", **fields(key_id: "k9"))
-    assert_equal "bad signature", check.call("H:4", **fields(key: ("x" * 32).b))
-    assert_equal "bad signature", check.call("H:5", **fields, nonce: "short")
-    assert_equal "bad signature", check.call("H:6", **fields, mac: "m" * 31)
-    assert_equal "bad signature", check.call("H:7", **fields, body: "bodY")
-    assert_equal "bad signature", check.call("H:8", **fields, metadata: { "a" => "2" })
-    assert_equal "bad signature", check.call("H:9", **fields, deadline_ms: NOW + 30_001)
+    check = ->(**f) { v.check(FUNCTION, now_ms: NOW, **f) }
+    assert_nil check.call(**fields)
+    assert_equal "unsigned job", check.call(**fields, key_id: "", mac: "")
+    assert_equal "unknown key id", check.call(**fields(key_id: "k9"))
+    assert_equal "bad signature", check.call(**fields(key: ("x" * 32).b))
+    assert_equal "bad signature", check.call(**fields, nonce: "short")
+    assert_equal "bad signature", check.call(**fields, mac: "m" * 31)
+    assert_equal "bad signature", check.call(**fields, body: "bodY")
+    assert_equal "bad signature", check.call(**fields, metadata: { "a" => "2" })
+    assert_equal "bad signature", check.call(**fields, deadline_ms: NOW + 30_001)
     # a bad signature comes before the deadline checks (an unsigned deadline proves nothing)
-    assert_equal "bad signature", check.call("H:10", **fields(key: ("x" * 32).b, deadline_ms: 0))
-    assert_equal "a signed job needs a deadline", check.call("H:11", **fields(deadline_ms: 0))
-    assert_equal "expired", check.call("H:12", **fields(deadline_ms: NOW))
-    assert_equal "deadline too far ahead", check.call("H:13", **fields(deadline_ms: NOW + ((86_400 + 300) * 1000) + 1))
-    assert_nil check.call("H:14", **fields(nonce: "m" * 16, deadline_ms: NOW + ((86_400 + 300) * 1000)))
-    assert_nil check.call("H:15", **fields(key: ("o" * 16).b, key_id: "k0")), "every listed key is accepted"
-    assert_equal "replayed", check.call("H:99", **fields), "the same (key id, nonce) on another handle"
-    assert_nil check.call("H:1", **fields), "the same handle again is gearmand re-running the job"
+    assert_equal "bad signature", check.call(**fields(key: ("x" * 32).b, deadline_ms: 0))
+    assert_equal "a signed job needs a deadline", check.call(**fields(deadline_ms: 0))
+    assert_equal "expired", check.call(**fields(deadline_ms: NOW))
+    assert_equal "deadline too far ahead", check.call(**fields(deadline_ms: NOW + ((86_400 + 300) * 1000) + 1))
+    assert_nil check.call(**fields(nonce: "m" * 16, deadline_ms: NOW + ((86_400 + 300) * 1000)))
+    assert_nil check.call(**fields(key: ("o" * 16).b, key_id: "k0")), "every listed key is accepted"
+    assert_equal "replayed", check.call(**fields), "the same (key id, nonce) again"
   end
 
   def test_reply_key_needs_a_known_key_and_a_16_byte_nonce
@@ -136,39 +166,41 @@ class TestSigning < Minitest::Test
 
   def test_replay_cache_expires_and_evicts_with_a_floor
     cache = S::ReplayCache.new(3)
-    assert_nil cache.admit("k", "a", "H:1", 1000, 0)
-    assert_nil cache.admit("k", "b", "H:2", 3000, 0)
-    assert_nil cache.admit("k", "c", "H:3", 2000, 0)
-    assert_equal "replayed", cache.admit("k", "a", "H:9", 1000, 0)
+    assert_nil cache.admit("k", "a", 1000, 0)
+    assert_nil cache.admit("k", "b", 3000, 0)
+    assert_nil cache.admit("k", "c", 2000, 0)
+    assert_equal "replayed", cache.admit("k", "a", 1000, 0)
     assert_equal 0, cache.floor_ms
     cache = S::ReplayCache.new(3)
-    cache.admit("k", "a", "H:1", 1000, 0)
-    cache.admit("k", "b", "H:2", 3000, 0)
-    cache.admit("k", "c", "H:3", 2000, 0)
+    cache.admit("k", "a", 1000, 0)
+    cache.admit("k", "b", 3000, 0)
+    cache.admit("k", "c", 2000, 0)
     # full: the earliest deadline (1000) goes and becomes the floor
-    assert_nil cache.admit("k", "d", "H:4", 4000, 0)
+    assert_nil cache.admit("k", "d", 4000, 0)
     assert_equal [1000, 3], [cache.floor_ms, cache.size]
-    assert_equal "replay cache full", cache.admit("k", "a", "H:1", 1000, 0), "the evicted nonce never runs again"
-    assert_equal "replay cache full", cache.admit("k", "e", "H:5", 900, 0)
+    assert_equal "replay cache full", cache.admit("k", "a", 1000, 0), "the evicted nonce never runs again"
+    assert_equal "replay cache full", cache.admit("k", "e", 900, 0)
     # full again: evicting 2000 raises the floor above the new job's deadline
-    assert_equal "replay cache full", cache.admit("k", "f", "H:6", 1500, 0)
+    assert_equal "replay cache full", cache.admit("k", "f", 1500, 0)
     assert_equal 2000, cache.floor_ms
     # entries whose deadline passed are dropped first, making room without raising the floor
-    assert_nil cache.admit("k", "g", "H:7", 9000, 3500)
+    assert_nil cache.admit("k", "g", 9000, 3500)
     assert_equal [2000, 2], [cache.floor_ms, cache.size]
-    assert_equal "replayed", cache.admit("k", "d", "H:8", 4000, 3500)
+    assert_equal "replayed", cache.admit("k", "d", 4000, 3500)
     assert_raises(ArgumentError) { S::ReplayCache.new(0) }
   end
 
   def test_replay_cache_heap_keeps_deadline_order
     cache = S::ReplayCache.new(50)
     deadlines = (1..200).to_a.shuffle(random: Random.new(7))
-    deadlines.each_with_index { |d, i| cache.admit("k", "n#{i}", "H:#{i}", d * 10, 0) }
+    deadlines.each_with_index { |d, i| cache.admit("k", "n#{i}", d * 10, 0) }
     assert_equal 50, cache.size
     # the 150 earliest of what was admitted went; the floor is the latest deadline evicted
     assert_operator cache.floor_ms, :<, 2000
-    kept = deadlines.each_with_index.select { |d, i| cache.admit("k", "n#{i}", "H:#{i}", d * 10, 0).nil? }
-    assert_equal 50, kept.size
+    # what is still held is a replay; what went is at or below the floor
+    answers = deadlines.each_with_index.map { |d, i| cache.admit("k", "n#{i}", d * 10, 0) }
+    assert_equal({ "replayed" => 50, "replay cache full" => 150 }, answers.tally)
+    kept = deadlines.zip(answers).select { |_, answer| answer == "replayed" }
     assert_operator kept.map(&:first).min * 10, :>, cache.floor_ms
   end
 
@@ -189,9 +221,12 @@ class TestSigning < Minitest::Test
     def send_packet(type, *args, hold: false, generation: nil) = packets << [type, *args]
   end
 
-  def dispatch(payload, function: FUNCTION, log: StringIO.new)
-    dispatcher = Bridge::Dispatcher.new(logger: Logger.new(log), verifier: verifier)
-    dispatcher.add_service(Handler.new).add_service(BareHandler.new)
+  def dispatcher(log: StringIO.new, capacity: 100)
+    Bridge::Dispatcher.new(logger: Logger.new(log), verifier: verifier(capacity: capacity))
+                      .add_service(Handler.new).add_service(BareHandler.new)
+  end
+
+  def dispatch(payload, function: FUNCTION, log: StringIO.new, dispatcher: dispatcher(log: log))
     connection = Sent.new([])
     dispatcher.perform(Bridge::Job.new(connection, "H:x:1", function, "", payload))
     connection.packets
@@ -235,6 +270,60 @@ class TestSigning < Minitest::Test
       assert_equal 1, lines.size, log.string
       assert_match(/WARN .*EchoBlob: job H:x:1 refused \(UNAUTHENTICATED\): #{why}/, lines[0])
     end
+  end
+
+  # The same job handle proves nothing (a restarted gearmand, or another one on a host of the
+  # same name, gives out the same handles): the second run of a captured job is refused.
+  def test_the_same_signed_job_on_the_same_handle_is_a_replay
+    log = StringIO.new
+    worker = dispatcher(log: log)
+    job = signed_envelope
+    (type, handle, payload), = dispatch(job, dispatcher: worker)
+    assert_equal [:WORK_COMPLETE, "H:x:1"], [type, handle]
+    refute_nil S::Signing.split_signed(KEY, FUNCTION, "k1", "n" * 16, :WORK_COMPLETE, payload)
+    (type, handle, data), = dispatch(job, dispatcher: worker)
+    assert_equal [:WORK_EXCEPTION, "H:x:1"], [type, handle]
+    error = Bridge::V1::Error.decode(S::Signing.split_signed(KEY, FUNCTION, "k1", "n" * 16, :WORK_EXCEPTION, data))
+    assert_equal [:UNAUTHENTICATED, "bridge.interop.v1.Interop.EchoBlob: replayed"], [error.code, error.message]
+    assert_match(/refused \(UNAUTHENTICATED\): replayed/, log.string)
+  end
+
+  # A full replay cache refuses a well-signed job it cannot vouch for: RESOURCE_EXHAUSTED, not
+  # UNAUTHENTICATED, in the answer and in the log line; still a signed refusal.
+  def test_a_full_replay_cache_is_resource_exhausted
+    log = StringIO.new
+    worker = dispatcher(log: log, capacity: 1)
+    later = Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond) + 60_000
+    (type,), = dispatch(signed_envelope(nonce: "a" * 16, deadline_ms: later), dispatcher: worker)
+    assert_equal :WORK_COMPLETE, type
+    # the cache holds one entry: admitting this one evicts the first, whose deadline is later
+    (type, _, data), = dispatch(signed_envelope(nonce: "b" * 16, deadline_ms: later - 1000), dispatcher: worker)
+    assert_equal :WORK_EXCEPTION, type
+    opened = S::Signing.split_signed(KEY, FUNCTION, "k1", "b" * 16, :WORK_EXCEPTION, data)
+    refute_nil opened, "a refusal of a job naming a known key is signed"
+    error = Bridge::V1::Error.decode(opened)
+    assert_equal [:RESOURCE_EXHAUSTED, "bridge.interop.v1.Interop.EchoBlob: replay cache full", "ResourceExhausted"],
+                 [error.code, error.message, error.type]
+    lines = log.string.lines.grep(/refused/)
+    assert_equal 1, lines.size, log.string
+    assert_match(/WARN .*EchoBlob: job H:x:1 refused \(RESOURCE_EXHAUSTED\): replay cache full \(key id "k1"\)$/, lines[0])
+  end
+
+  # The key id is the caller's choice: no raw line break, control or bidi character of it
+  # reaches the log line; it is shown escaped.
+  def test_the_key_id_in_a_log_line_is_escaped
+    log = StringIO.new
+    hostile = "k9\nW, [2026-11-30] WARN -- : forged\u0085\u2028\u202E\e[2J"
+    (type,), = dispatch(signed_envelope(key_id: hostile), log: log)
+    assert_equal :WORK_EXCEPTION, type
+    lines = log.string.lines
+    assert_equal 1, lines.size, log.string
+    line = lines[0]
+    assert_includes line, 'refused (UNAUTHENTICATED): unknown key id (key id "k9\\nW, [2026-11-30] WARN -- : forged' \
+                          '\\u0085\\u2028\\u202E\\e[2J")'
+    ["\n", "\u0085", "\u2028", "\u202E", "\e"].each { |c| refute_includes line.chomp, c }
+    assert_equal '"\\xFFk"', S.log_quote("\xFFk".b)
+    assert_equal "\"#{'x' * 64}\"", S.log_quote("x" * 100)
   end
 
   def test_a_worker_takes_keys_from_its_api_and_the_environment_and_never_shows_them

@@ -290,19 +290,23 @@ module Bridge
       nonce = NONCE.get(request)
       key = verifier.reply_key(key_id, nonce)
       job.sign_replies(key, key_id, nonce) if key
-      verifier.check(job.function_name, job.handle,
+      verifier.check(job.function_name,
                      key_id: key_id, nonce: nonce, mac: MAC.get(request), version: VERSION.get(request),
                      deadline_ms: DEADLINE.get(request), encoding: ENCODING.get(request),
                      metadata: RequestView.metadata(METADATA.get(request)), body: BODY.get(request))
     end
 
-    # UNAUTHENTICATED for a job that failed a check, and its one warning line (function, job
-    # handle, the check, the key id it named; never a key).
+    # The answer to a job that failed a check, and its one warning line (function, job handle,
+    # the check, the key id it named, escaped; never a key): UNAUTHENTICATED, or
+    # RESOURCE_EXHAUSTED for a full replay cache (a well-signed job this worker cannot vouch for
+    # yet: wire contract, 9.2).
     def refuse(job, rpc, failure, key_id = "")
-      named = key_id.empty? ? "" : " (key id #{key_id[0, 64].inspect})"
-      @logger.warn("#{job.function_name}: job #{job.handle} refused (UNAUTHENTICATED): #{failure}#{named}")
+      status = failure == Security::REPLAY_CACHE_FULL ? :RESOURCE_EXHAUSTED : :UNAUTHENTICATED
+      named = key_id.empty? ? "" : " (key id #{Security.log_quote(key_id)})"
+      @logger.warn("#{job.function_name}: job #{job.handle} refused (#{status}): #{failure}#{named}")
       name = rpc ? "#{rpc.owner.service_name}.#{rpc.name}" : job.function_name
-      answer_error(job, Bridge::V1::Code::UNAUTHENTICATED, "#{name}: #{failure}", nil, type: "Unauthenticated")
+      answer_error(job, Bridge::V1::Code.resolve(status), "#{name}: #{failure}", nil,
+                   type: status.to_s.split("_").map(&:capitalize).join)
     end
 
     def run(job, rpc, handler, body, context, emit)

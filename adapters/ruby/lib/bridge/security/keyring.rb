@@ -3,7 +3,8 @@
 module Bridge
   module Security
     # A key list that cannot be used: bad syntax, a short key, a bad key id. The message names
-    # the key id or the entry's position, never the key.
+    # the key id (only when it cannot be a key written the wrong way round) or the entry's
+    # position, never the key.
     class KeyringError < ArgumentError; end
 
     # The named HMAC keys a worker accepts (wire contract, section 9): from BRIDGE_KEYS /
@@ -25,20 +26,27 @@ module Bridge
         raise KeyringError, "a keyring needs at least one key" if keys.nil? || keys.empty?
 
         @keys = {}
-        keys.each do |key_id, key|
+        keys.each_with_index do |(key_id, key), index|
           key_id = key_id.to_s
-          raise KeyringError, "key id #{key_id.inspect}: 1 to 64 characters of [A-Za-z0-9._-]" unless KEY_ID.match?(key_id)
+          unless KEY_ID.match?(key_id)
+            raise KeyringError, "key #{Keyring.describe(key_id, index + 1)}: the id must be 1 to 64 characters of " \
+                                "[A-Za-z0-9._-] (entries are ID:BASE64)"
+          end
 
           key = key.to_s.b
           if key.bytesize < MIN_KEY_BYTES
-            raise KeyringError, "key #{key_id.inspect} is #{key.bytesize} bytes; at least #{MIN_KEY_BYTES} are needed"
+            raise KeyringError, "key #{Keyring.describe(key_id, index + 1)} is #{key.bytesize} bytes; " \
+                                "at least #{MIN_KEY_BYTES} are needed"
           end
 
           @keys[key_id.dup.freeze] = key.freeze
         end
         @keys.freeze
         chosen = signing_id.nil? || signing_id.empty? ? @keys.each_key.first : signing_id
-        raise KeyringError, "signing key #{chosen.inspect} is not among the keys (#{ids})" unless @keys.key?(chosen)
+        unless @keys.key?(chosen)
+          raise KeyringError, "the signing key id #{Keyring.describe(chosen, nil)} is not among the keys (#{ids}); " \
+                              "BRIDGE_SIGNING_KEY names a key id, not a key"
+        end
 
         @signing_id = chosen
       end
@@ -55,6 +63,16 @@ module Bridge
       def inspect = "#<#{self.class.name} ids=[#{ids}] signing_id=#{@signing_id.inspect}>"
       alias to_s inspect
 
+      # How an error names a key: its id when that cannot be a key written the wrong way round (a
+      # valid id of at most 20 characters: a 16-byte key is 22+ base64 characters), else its
+      # entry number (+number+), or for a signing key id "(not shown: it looks like a key)".
+      def self.describe(key_id, number)
+        key_id = key_id.to_s
+        return key_id.inspect if key_id.length <= 20 && KEY_ID.match?(key_id)
+
+        number ? "entry #{number}" : "(not shown: it looks like a key)"
+      end
+
       # +id:BASE64+ entries separated by commas or newlines; +#+ starts a comment line.
       def self.parse(text, signing_id = nil)
         keys = {}
@@ -67,8 +85,8 @@ module Bridge
 
           key_id = key_id.strip
           encoded = encoded.strip
-          raise KeyringError, "key #{key_id.inspect}: not standard base64" unless BASE64.match?(encoded)
-          raise KeyringError, "key id #{key_id.inspect} is listed twice" if keys.key?(key_id)
+          raise KeyringError, "key #{describe(key_id, index + 1)}: not standard base64" unless BASE64.match?(encoded)
+          raise KeyringError, "key #{describe(key_id, index + 1)} is listed twice" if keys.key?(key_id)
 
           keys[key_id] = encoded.unpack1("m")
         end

@@ -5,8 +5,29 @@ require_relative "signing"
 
 module Bridge
   module Security
-    # (key id, nonce) => (job handle, deadline), kept until the deadline; bounded (wire contract,
-    # section 9.2). When full, the entry with the earliest deadline is evicted and its deadline
+    # The one check that is no authentication failure: RESOURCE_EXHAUSTED (section 9.2, step 4):
+    # the job is well signed, the worker just cannot vouch for it.
+    REPLAY_CACHE_FULL = "replay cache full"
+
+    # Characters a log line never shows raw: controls (C0, DEL, C1 such as U+0085), format
+    # characters (bidi overrides...), unassigned and private code points, and every separator but
+    # the space (U+2028...).
+    UNSAFE_IN_LOG = /[[\p{C}\p{Z}]&&[^ ]]/
+
+    # A job's key id as a log line shows it: the caller chose it, so it is quoted, cut to 64
+    # characters, and every byte that is not UTF-8 and every character of UNSAFE_IN_LOG is
+    # escaped (\n, \xFF, \u0085, \u2028), as Python's repr does: no line break or terminal
+    # escape of an attacker's reaches the log.
+    def self.log_quote(text)
+      text = text.to_s.dup.force_encoding(Encoding::UTF_8)
+      text = text.valid_encoding? ? text[0, 64] : text.byteslice(0, 64)
+      text.inspect.gsub(UNSAFE_IN_LOG) { |c| format(c.ord > 0xFFFF ? "\\u{%X}" : "\\u%04X", c.ord) }
+    end
+
+    # (key id, nonce) => deadline, kept until the deadline; bounded (wire contract, section 9.2).
+    # A nonce seen before is a replay whatever job handle it comes with: handles are gearmand's
+    # counters, given out again by a restarted gearmand or another one on a host of the same
+    # name, so they prove nothing. When full, the entry with the earliest deadline is evicted and its deadline
     # becomes the *floor*: a job whose deadline is not later than the floor is refused from then
     # on, so no evicted nonce can ever run again. Thread-safe (one cache per worker process).
     class ReplayCache
@@ -26,23 +47,20 @@ module Bridge
 
       def size = @lock.synchronize { @by_nonce.size }
 
-      # Records the job; nil when it may run, else why not ("replayed", "replay cache full").
-      def admit(key_id, nonce, handle, deadline_ms, now_ms)
+      # Records the job; nil when it may run, else why not ("replayed", REPLAY_CACHE_FULL).
+      def admit(key_id, nonce, deadline_ms, now_ms)
         @lock.synchronize do
           expire(now_ms)
-          return "replay cache full" if deadline_ms <= @floor_ms
-
-          seen = @by_nonce[[key_id, nonce]]
-          # The same handle again: gearmand re-running the job after a worker died.
-          return seen[0] == handle ? nil : "replayed" if seen
+          return REPLAY_CACHE_FULL if deadline_ms <= @floor_ms
+          return "replayed" if @by_nonce.key?([key_id, nonce])
 
           while @by_nonce.size >= @capacity
             oldest, old_id, old_nonce = pop
             @by_nonce.delete([old_id, old_nonce])
             @floor_ms = [@floor_ms, oldest].max
-            return "replay cache full" if deadline_ms <= @floor_ms
+            return REPLAY_CACHE_FULL if deadline_ms <= @floor_ms
           end
-          @by_nonce[[key_id.dup.freeze, nonce.dup.freeze]] = [handle.dup.freeze, deadline_ms]
+          @by_nonce[[key_id.dup.freeze, nonce.dup.freeze]] = deadline_ms
           push([deadline_ms, key_id, nonce])
           nil
         end
@@ -95,7 +113,8 @@ module Bridge
     end
 
     # The checks of section 9.2, in order, for one worker process; #check gives nil (the job may
-    # run) or the failed check's words (the job is answered UNAUTHENTICATED).
+    # run) or the failed check's words (the job is answered UNAUTHENTICATED, or
+    # RESOURCE_EXHAUSTED for REPLAY_CACHE_FULL).
     class JobVerifier
       # How far ahead a signed job's deadline may be (seconds), and the clock skew tolerated.
       DEFAULT_WINDOW = 86_400.0
@@ -123,7 +142,7 @@ module Bridge
 
       # +fields+: key_id, nonce, mac, version, deadline_ms, encoding (Integers as sent), metadata
       # (Hash), body (String). +now_ms+: the worker's clock, Unix milliseconds.
-      def check(function, handle, key_id:, nonce:, mac:, version:, deadline_ms:, encoding:, metadata:, body:,
+      def check(function, key_id:, nonce:, mac:, version:, deadline_ms:, encoding:, metadata:, body:,
                 now_ms: Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond))
         return "unsigned job" if key_id.empty?
 
@@ -136,7 +155,7 @@ module Bridge
         return "expired" if deadline_ms <= now_ms
         return "deadline too far ahead" if deadline_ms > now_ms + @window_ms + @skew_ms
 
-        @replay.admit(key_id, nonce, handle, deadline_ms, now_ms)
+        @replay.admit(key_id, nonce, deadline_ms, now_ms)
       end
     end
   end
