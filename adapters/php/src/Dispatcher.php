@@ -11,6 +11,7 @@ use Bridge\Runtime\Codec\MsgpackCodec;
 use Bridge\Runtime\Codec\ProtobufCodec;
 use Bridge\Runtime\Codec\RawCodec;
 use Bridge\Runtime\Security\JobVerifier;
+use Bridge\Runtime\Security\ReplayGuard;
 use Bridge\Runtime\Security\SignedSink;
 use Bridge\V1\Code;
 use Bridge\V1\Encoding;
@@ -159,7 +160,7 @@ final class Dispatcher
             if ($key !== null) {
                 $sink = new SignedSink($sink, $key, $functionName, $request->keyId, $request->nonce);
             }
-            $failure = $this->verifier->check($functionName, $handle, $request);
+            $failure = $this->verifier->check($functionName, $request);
             if ($failure !== null) {
                 throw $this->refuse($functionName, $handle, $failure, $request->keyId);
             }
@@ -231,21 +232,25 @@ final class Dispatcher
     }
 
     /**
-     * The UNAUTHENTICATED answer to a job that failed a check of section 9.2, and its one warning
-     * line: the function, the job handle and the check (and the key id the job named; never a key).
+     * The answer to a job that failed a check of section 9.2, and its one warning line: the
+     * function, the job handle and the check (and the key id the job named, escaped: every control
+     * byte and every byte above 0x7e as \ooo; never a key). UNAUTHENTICATED, or RESOURCE_EXHAUSTED
+     * for a full replay cache (a well-signed job this worker cannot vouch for yet).
      */
     private function refuse(string $functionName, string $handle, string $failure, string $keyId = ''): Rejected
     {
+        $code = $failure === ReplayGuard::REPLAY_CACHE_FULL ? Code::RESOURCE_EXHAUSTED : Code::UNAUTHENTICATED;
         if ($this->log !== null) {
             ($this->log)(sprintf(
-                'warning: %s: job %s refused (UNAUTHENTICATED): %s%s',
+                'warning: %s: job %s refused (%s): %s%s',
                 $functionName,
                 addcslashes($handle, "\0..\37\177..\377\\"),
+                Code::name($code),
                 $failure,
                 $keyId === '' ? '' : " (key id '" . addcslashes(substr($keyId, 0, 64), "\0..\37\177..\377'\\") . "')"
             ));
         }
-        return new Rejected(Code::UNAUTHENTICATED, "{$functionName}: {$failure}");
+        return new Rejected($code, "{$functionName}: {$failure}");
     }
 
     private function bareCodecFor(int $encoding): Codec

@@ -85,8 +85,10 @@ final class SecurityTest extends TestCase
             "k1:{$short}" => "key 'k1' is 15 bytes; at least 16 are needed",
             'k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ' => "key 'k1': not standard base64",  // padding missing
             'k1:c2VjcmV0LXNl Y3JldC1zZWNyZXQ=' => "key 'k1': not standard base64",
-            'k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => "key id 'k1' is listed twice",
-            'bad/id:c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => "key id 'bad/id': 1 to 64 characters of [A-Za-z0-9._-]",
+            'k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => "key 'k1' is listed twice",
+            'bad/id:c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => 'key entry 1: the id must be 1 to 64 characters of [A-Za-z0-9._-]',
+            'k0:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,bad/id:c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => 'key entry 2: the id must be',
+            'k0:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,' . str_repeat('i', 21) . ':c2VjcmV0!' => 'key entry 2: not standard base64',
             str_repeat('i', 65) . ':c2VjcmV0LXNlY3JldC1zZWNyZXQ=' => '1 to 64 characters',
         ];
         foreach ($cases as $text => $message) {
@@ -98,8 +100,44 @@ final class SecurityTest extends TestCase
                 self::assertStringNotContainsString('c2VjcmV0', $e->getMessage());
             }
         }
-        $this->expectExceptionMessage("signing key 'k9' is not among the keys (k1)");
+        $this->expectExceptionMessage(
+            "the signing key id 'k9' is not among the keys (k1); BRIDGE_SIGNING_KEY names a key id, not a key"
+        );
         Keyring::parse('k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ=', 'k9');
+    }
+
+    /**
+     * An entry written the wrong way round (KEY:ID), a key where an id is due, a key given as
+     * BRIDGE_SIGNING_KEY: the error names the entry by its number, never by the key.
+     */
+    public function testKeyErrorsNeverEchoAKeyGivenInTheWrongPlace(): void
+    {
+        $key = base64_encode(str_repeat('s', 16));
+        $other = base64_encode(str_repeat('t', 16));
+        $cases = [
+            [['BRIDGE_KEYS' => "{$key}:k1"], 'key entry 1: not standard base64'],
+            [['BRIDGE_KEYS' => "k0:{$other},{$key}:{$key}"], 'key entry 2: the id must be 1 to 64 characters of [A-Za-z0-9._-] (entries are ID:BASE64)'],
+            [['BRIDGE_KEYS' => "k1:{$key}", 'BRIDGE_SIGNING_KEY' => $key],
+                'the signing key id (not shown: it looks like a key) is not among the keys (k1); '
+                . 'BRIDGE_SIGNING_KEY names a key id, not a key'],
+            [['BRIDGE_KEYS' => "{$key}:k1", 'BRIDGE_SIGNING_KEY' => $key], 'key entry 1: not standard base64'],
+        ];
+        foreach ($cases as [$env, $message]) {
+            try {
+                Keyring::fromEnv($env);
+                self::fail('accepted: ' . json_encode($env));
+            } catch (KeyringError $e) {
+                self::assertSame($message, $e->getMessage());
+                self::assertStringNotContainsString(substr($key, 0, 22), $e->getMessage());
+            }
+        }
+        // A short valid id is shown; a longer one could be a key (no padding, no + or /): not.
+        try {
+            new Keyring(['k1' => self::key(), str_repeat('A', 21) => 'short']);
+            self::fail('accepted a short key');
+        } catch (KeyringError $e) {
+            self::assertSame('key entry 2 is 5 bytes; at least 16 are needed', $e->getMessage());
+        }
     }
 
     public function testKeysFromTheEnvironmentOrAFile(): void
@@ -151,17 +189,17 @@ final class SecurityTest extends TestCase
         ];
         foreach ($cases as $reason => $envelopes) {
             foreach (is_array($envelopes) ? $envelopes : [$envelopes] as $i => $envelope) {
-                self::assertSame($reason, $verifier->check(self::FN, 'H:1', $envelope, $now), "{$reason} #{$i}");
+                self::assertSame($reason, $verifier->check(self::FN, $envelope, $now), "{$reason} #{$i}");
             }
         }
-        self::assertSame('bad signature', $verifier->check('other.Function', 'H:1', $good, $now));
-        self::assertNull($verifier->check(self::FN, 'H:1', self::signed($now + 86_400_000 + 300_000), $now));
-        // Runs once; the same handle again (gearmand re-running it) runs; another handle is a replay.
-        self::assertNull($verifier->check(self::FN, 'H:1', $good, $now));
-        self::assertNull($verifier->check(self::FN, 'H:1', $good, $now + 1));
-        self::assertSame('replayed', $verifier->check(self::FN, 'H:2', $good, $now + 2));
+        self::assertSame('bad signature', $verifier->check('other.Function', $good, $now));
+        self::assertNull($verifier->check(self::FN, self::signed($now + 86_400_000 + 300_000), $now));
+        // Runs once; the same job again is a replay, whatever its handle (a restarted gearmand, or
+        // another one on a host of the same name, gives out the same handles again).
+        self::assertNull($verifier->check(self::FN, $good, $now));
+        self::assertSame('replayed', $verifier->check(self::FN, $good, $now + 1));
         // The older key is accepted too (rotation).
-        self::assertNull($verifier->check(self::FN, 'H:3', self::signed($now + 30_000, keyId: 'old', key: str_repeat('o', 16)), $now));
+        self::assertNull($verifier->check(self::FN, self::signed($now + 30_000, keyId: 'old', key: str_repeat('o', 16)), $now));
     }
 
     public function testRepliesAreSignedOnlyForAKnownKeyAndA16ByteNonce(): void
@@ -176,10 +214,10 @@ final class SecurityTest extends TestCase
     public function testTheReplayCacheForgetsAtTheDeadline(): void
     {
         $cache = new ReplayCache(10);
-        self::assertNull($cache->admit('k', 'n1', 'h1', 1000, 0));
-        self::assertSame('replayed', $cache->admit('k', 'n1', 'h2', 1000, 999));
-        self::assertNull($cache->admit('other', 'n1', 'h2', 1000, 999), 'the key id is part of the entry');
-        self::assertNull($cache->admit('k', 'n1', 'h2', 2000, 1000), 'gone at its deadline');
+        self::assertNull($cache->admit('k', 'n1', 1000, 0));
+        self::assertSame('replayed', $cache->admit('k', 'n1', 1000, 999));
+        self::assertNull($cache->admit('other', 'n1', 1000, 999), 'the key id is part of the entry');
+        self::assertNull($cache->admit('k', 'n1', 2000, 1000), 'gone at its deadline');
         self::assertSame(1, $cache->count());
         self::assertSame(0, $cache->floorMs);
     }
@@ -188,25 +226,25 @@ final class SecurityTest extends TestCase
     {
         $cache = new ReplayCache(3);
         foreach ([[500, 'a'], [300, 'b'], [400, 'c']] as [$deadline, $nonce]) {
-            self::assertNull($cache->admit('k', $nonce, "h{$nonce}", $deadline, 0));
+            self::assertNull($cache->admit('k', $nonce, $deadline, 0));
         }
         // Full: the earliest (b, 300) goes; its deadline is the floor.
-        self::assertNull($cache->admit('k', 'd', 'hd', 600, 0));
+        self::assertNull($cache->admit('k', 'd', 600, 0));
         self::assertSame(300, $cache->floorMs);
         self::assertSame(3, $cache->count());
         // b could run again now: refused, as is every job due at or before the floor.
-        self::assertSame('replay cache full', $cache->admit('k', 'b', 'hb2', 300, 0));
-        self::assertSame('replay cache full', $cache->admit('k', 'e', 'he', 250, 0));
+        self::assertSame('replay cache full', $cache->admit('k', 'b', 300, 0));
+        self::assertSame('replay cache full', $cache->admit('k', 'e', 250, 0));
         // A job due before the next eviction's deadline is refused once it would raise the floor past it.
-        self::assertSame('replay cache full', $cache->admit('k', 'f', 'hf', 350, 0));
+        self::assertSame('replay cache full', $cache->admit('k', 'f', 350, 0));
         self::assertSame(400, $cache->floorMs);
         self::assertSame(2, $cache->count());
         // Still remembered: a and d.
-        self::assertSame('replayed', $cache->admit('k', 'a', 'hx', 500, 0));
-        self::assertNull($cache->admit('k', 'g', 'hg', 700, 0));
-        self::assertNull($cache->admit('k', 'h', 'hh', 800, 0));
+        self::assertSame('replayed', $cache->admit('k', 'a', 500, 0));
+        self::assertNull($cache->admit('k', 'g', 700, 0));
+        self::assertNull($cache->admit('k', 'h', 800, 0));
         self::assertSame(500, $cache->floorMs);
-        self::assertSame('replay cache full', $cache->admit('k', 'a', 'hy', 500, 0), 'evicted a never runs again');
+        self::assertSame('replay cache full', $cache->admit('k', 'a', 500, 0), 'evicted a never runs again');
         $this->expectException(\InvalidArgumentException::class);
         new ReplayCache(0);
     }
@@ -218,20 +256,20 @@ final class SecurityTest extends TestCase
         $shared = new SharedReplayCache($childEnd);
         $deadline = (int) floor(microtime(true) * 1000) + 60_000;
         $answers = [];
-        foreach ([['n' . str_repeat("\0", 15), 'H:1'], ['n' . str_repeat("\0", 15), 'H:2']] as [$nonce, $handle]) {
+        foreach (['n' . str_repeat("\0", 15), 'n' . str_repeat("\0", 15)] as $nonce) {
             // One process plays both ends: the supervisor's answer is queued before the child asks.
             Supervisor::send($supervisorEnd, '');
-            $shared->admit('k:1', $nonce, $handle, $deadline, 0);
+            $shared->admit('k:1', $nonce, $deadline, 0);
             $request = Supervisor::receive($supervisorEnd);
             self::assertIsString($request);
             $answers[] = SharedReplayCache::answer($cache, $request);
         }
         self::assertSame(['', 'replayed'], $answers);
         Supervisor::send($supervisorEnd, 'replayed');
-        self::assertSame('replayed', $shared->admit('k', 'n', 'h', $deadline, 0));
+        self::assertSame('replayed', $shared->admit('k', 'n', $deadline, 0));
         // The supervisor gone: the job cannot be admitted (answered INTERNAL, never run).
         fclose($supervisorEnd);
         $this->expectExceptionMessage('the worker supervisor process did not answer');
-        $shared->admit('k', 'n', 'h', $deadline, 0);
+        $shared->admit('k', 'n', $deadline, 0);
     }
 }

@@ -39,7 +39,7 @@ final class SignedDispatchTest extends TestCase
         return str_repeat("\x5a", 32);
     }
 
-    private function dispatcher(): Dispatcher
+    private function dispatcher(int $replayCapacity = 100_000): Dispatcher
     {
         $dispatcher = new Dispatcher(log: function (string $line): void {
             $this->log[] = $line;
@@ -59,7 +59,7 @@ final class SignedDispatchTest extends TestCase
             $this->runs++;
             return $blob;
         }));
-        $dispatcher->setVerifier(new JobVerifier(Keyring::parse('k1:' . base64_encode(self::key()))));
+        $dispatcher->setVerifier(new JobVerifier(Keyring::parse('k1:' . base64_encode(self::key())), replayCapacity: $replayCapacity));
         return $dispatcher;
     }
 
@@ -148,6 +148,75 @@ final class SignedDispatchTest extends TestCase
             self::assertStringNotContainsString(base64_encode(self::key()), $line);
             self::assertStringNotContainsString(self::key(), $line);
         }
+    }
+
+    /**
+     * The job handle proves nothing (a restarted gearmand, or another one on a host of the same
+     * name, gives out the same handles): the captured job run again on the same handle is refused.
+     */
+    public function testTheSameSignedJobOnTheSameHandleIsAReplay(): void
+    {
+        $dispatcher = $this->dispatcher();
+        [$payload, $nonce] = self::job(self::ECHO, (new Blob(['text' => 'pay 100']))->serializeToString());
+        $sink = new RecordingSink();
+        $dispatcher->handle(self::ECHO, $payload, $sink, 'H:host:1');
+        self::assertSame('complete', $sink->packets[2][0]);
+        $sink = new RecordingSink();
+        $dispatcher->handle(self::ECHO, $payload, $sink, 'H:host:1');
+        self::assertSame(['exception'], array_column($sink->packets, 0));
+        $error = new Error();
+        $error->mergeFromString(self::open(self::ECHO, $nonce, Signing::EXCEPTION, $sink->packets[0][1]));
+        self::assertSame([Code::UNAUTHENTICATED, self::ECHO . ': replayed'], [$error->getCode(), $error->getMessage()]);
+        self::assertSame(1, $this->runs);
+        self::assertSame(["warning: test.Echo: job H:host:1 refused (UNAUTHENTICATED): replayed (key id 'k1')"], $this->log);
+    }
+
+    /**
+     * A full replay cache refuses a well-signed job it cannot vouch for: RESOURCE_EXHAUSTED, not
+     * UNAUTHENTICATED, in the answer and in the warning line; the refusal is still signed.
+     */
+    public function testAFullReplayCacheIsResourceExhausted(): void
+    {
+        $dispatcher = $this->dispatcher(replayCapacity: 1);
+        $body = (new Blob(['text' => 'hi']))->serializeToString();
+        $later = Context::nowMs() + 60_000;
+        [$first] = self::job(self::ECHO, $body, deadlineMs: $later);
+        $sink = new RecordingSink();
+        $dispatcher->handle(self::ECHO, $first, $sink, 'H:1');
+        self::assertSame('complete', $sink->packets[2][0]);
+        // One entry: admitting this job evicts the first, whose deadline is later than its own.
+        [$second, $nonce] = self::job(self::ECHO, $body, deadlineMs: $later - 1000);
+        $sink = new RecordingSink();
+        $dispatcher->handle(self::ECHO, $second, $sink, 'H:2');
+        self::assertSame(['exception'], array_column($sink->packets, 0));
+        $error = new Error();
+        $error->mergeFromString(self::open(self::ECHO, $nonce, Signing::EXCEPTION, $sink->packets[0][1]));
+        self::assertSame(
+            [Code::RESOURCE_EXHAUSTED, self::ECHO . ': replay cache full', 'ResourceExhausted'],
+            [$error->getCode(), $error->getMessage(), $error->getType()]
+        );
+        self::assertSame(1, $this->runs);
+        self::assertSame(["warning: test.Echo: job H:2 refused (RESOURCE_EXHAUSTED): replay cache full (key id 'k1')"], $this->log);
+    }
+
+    /**
+     * The key id is the caller's choice: none of its line breaks, control or non-ASCII characters
+     * (U+0085, U+2028, a bidi override) reaches the warning line raw.
+     */
+    public function testTheKeyIdInALogLineIsEscaped(): void
+    {
+        $hostile = "k9\n[bridge-php 1] warning: forged\u{85}\u{2028}\u{202E}\e[2J'";
+        [$payload] = self::job(self::ECHO, 'x', keyId: $hostile);
+        $sink = new RecordingSink();
+        $this->dispatcher()->handle(self::ECHO, $payload, $sink, 'H:1');
+        self::assertSame(['exception'], array_column($sink->packets, 0));
+        self::assertCount(1, $this->log);
+        self::assertSame(
+            "warning: test.Echo: job H:1 refused (UNAUTHENTICATED): unknown key id (key id "
+            . "'k9\\n[bridge-php 1] warning: forged\\302\\205\\342\\200\\250\\342\\200\\256\\033[2J\\'')",
+            $this->log[0]
+        );
+        self::assertMatchesRegularExpression('/^[\x20-\x7e]*$/D', $this->log[0], 'printable ASCII only');
     }
 
     public function testBareJobsCannotBeSigned(): void

@@ -55,8 +55,11 @@ final class JobVerifier
         return $this->keyring->key($request->keyId);
     }
 
-    /** Null when the job may run, else the failed check's name (answered UNAUTHENTICATED). */
-    public function check(string $function, string $handle, Envelope $request, ?int $nowMs = null): ?string
+    /**
+     * Null when the job may run, else the failed check's name (answered UNAUTHENTICATED, or
+     * RESOURCE_EXHAUSTED for ReplayGuard::REPLAY_CACHE_FULL).
+     */
+    public function check(string $function, Envelope $request, ?int $nowMs = null): ?string
     {
         if ($request->keyId === '') {
             return 'unsigned job';
@@ -91,6 +94,6 @@ final class JobVerifier
         if ($request->deadlineMs > $nowMs + $this->windowMs + $this->skewMs) {
             return 'deadline too far ahead';
         }
-        return $this->replay->admit($request->keyId, $request->nonce, $handle, $request->deadlineMs, $nowMs);
+        return $this->replay->admit($request->keyId, $request->nonce, $request->deadlineMs, $nowMs);
     }
 }

@@ -35,15 +35,20 @@ final class Keyring
             throw new KeyringError('a keyring needs at least one key');
         }
         $checked = [];
+        $number = 0;
         foreach ($keys as $keyId => $key) {
             $keyId = (string) $keyId;
+            $number++;
             if (!preg_match(self::KEY_ID, $keyId)) {
-                throw new KeyringError(sprintf('key id %s: 1 to 64 characters of [A-Za-z0-9._-]', self::quote($keyId)));
+                throw new KeyringError(sprintf(
+                    'key %s: the id must be 1 to 64 characters of [A-Za-z0-9._-] (entries are ID:BASE64)',
+                    self::name($keyId, $number)
+                ));
             }
             if (strlen($key) < self::MIN_KEY_BYTES) {
                 throw new KeyringError(sprintf(
                     'key %s is %d bytes; at least %d are needed',
-                    self::quote($keyId),
+                    self::name($keyId, $number),
                     strlen($key),
                     self::MIN_KEY_BYTES
                 ));
@@ -53,7 +58,11 @@ final class Keyring
         $this->keys = $checked;
         $chosen = ($signingId ?? '') !== '' ? $signingId : (string) array_key_first($checked);
         if (!isset($checked[$chosen])) {
-            throw new KeyringError(sprintf('signing key %s is not among the keys (%s)', self::quote($chosen), $this->ids()));
+            throw new KeyringError(sprintf(
+                'the signing key id %s is not among the keys (%s); BRIDGE_SIGNING_KEY names a key id, not a key',
+                self::name($chosen, null),
+                $this->ids()
+            ));
         }
         $this->signingId = $chosen;
     }
@@ -98,10 +107,10 @@ final class Keyring
                 ? base64_decode($encoded, true)
                 : false;
             if ($key === false) {
-                throw new KeyringError(sprintf('key %s: not standard base64', self::quote($keyId)));
+                throw new KeyringError(sprintf('key %s: not standard base64', self::name($keyId, $number)));
             }
             if (array_key_exists($keyId, $keys)) {
-                throw new KeyringError(sprintf('key id %s is listed twice', self::quote($keyId)));
+                throw new KeyringError(sprintf('key %s is listed twice', self::name($keyId, $number)));
             }
             $keys[$keyId] = $key;
         }
@@ -145,8 +154,16 @@ final class Keyring
         throw new \LogicException('a Keyring is not serialized (it holds keys)');
     }
 
-    private static function quote(string $text): string
+    /**
+     * How an error names a key: its id when that cannot be a key written the wrong way round (a
+     * valid id of at most 20 characters: a 16-byte key is 22+ base64 characters), else its entry
+     * number, or for a signing key id "(not shown: it looks like a key)". Errors never show a key.
+     */
+    private static function name(string $keyId, ?int $number): string
     {
-        return "'" . addcslashes($text, "\0..\37\177..\377'\\") . "'";
+        if (strlen($keyId) <= 20 && preg_match(self::KEY_ID, $keyId)) {
+            return "'{$keyId}'";
+        }
+        return $number !== null ? "entry {$number}" : '(not shown: it looks like a key)';
     }
 }

@@ -5,8 +5,9 @@ declare(strict_types=1);
 namespace Bridge\Runtime\Security;
 
 /**
- * (key id, nonce) -> (job handle, deadline), kept until the deadline; bounded. The same behaviour
- * as the Python reference's ReplayCache (bridge/security/verify.py).
+ * (key id, nonce) -> deadline, kept until the deadline; bounded. The same behaviour as the Python
+ * reference's ReplayCache (bridge/security/verify.py): a nonce seen before is "replayed" whatever
+ * job handle it comes with (handles repeat across gearmand restarts and same-named hosts).
  *
  * When full, the entry with the earliest deadline is evicted and its deadline becomes the floor: a
  * job whose deadline is not later than the floor is refused from then on ("replay cache full"), so
@@ -16,7 +17,7 @@ final class ReplayCache implements ReplayGuard
 {
     public const DEFAULT_CAPACITY = 100_000;
 
-    /** @var array<string, array{string, int}> "key id\0nonce" => [job handle, deadline] */
+    /** @var array<string, int> "key id\0nonce" => deadline */
     private array $byNonce = [];
     /** @var \SplMinHeap<array{int, string}> [deadline, "key id\0nonce"], earliest deadline first */
     private \SplMinHeap $expiry;
@@ -45,27 +46,25 @@ final class ReplayCache implements ReplayGuard
         return count($this->byNonce);
     }
 
-    public function admit(string $keyId, string $nonce, string $handle, int $deadlineMs, int $nowMs): ?string
+    public function admit(string $keyId, string $nonce, int $deadlineMs, int $nowMs): ?string
     {
         $this->expire($nowMs);
         if ($deadlineMs <= $this->floorMs) {
-            return 'replay cache full';
+            return self::REPLAY_CACHE_FULL;
         }
         $id = $keyId . "\0" . $nonce;
-        $seen = $this->byNonce[$id] ?? null;
-        if ($seen !== null) {
-            // The same handle again: gearmand re-running the job after a worker died.
-            return $seen[0] === $handle ? null : 'replayed';
+        if (isset($this->byNonce[$id])) {
+            return 'replayed';
         }
         while (count($this->byNonce) >= $this->capacity) {
             [$oldest, $oldId] = $this->expiry->extract();
             unset($this->byNonce[$oldId]);
             $this->floorMs = max($this->floorMs, $oldest);
             if ($deadlineMs <= $this->floorMs) {
-                return 'replay cache full';
+                return self::REPLAY_CACHE_FULL;
             }
         }
-        $this->byNonce[$id] = [$handle, $deadlineMs];
+        $this->byNonce[$id] = $deadlineMs;
         $this->expiry->insert([$deadlineMs, $id]);
         return null;
     }

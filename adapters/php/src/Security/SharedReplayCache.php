@@ -20,9 +20,9 @@ final class SharedReplayCache implements ReplayGuard
     {
     }
 
-    public function admit(string $keyId, string $nonce, string $handle, int $deadlineMs, int $nowMs): ?string
+    public function admit(string $keyId, string $nonce, int $deadlineMs, int $nowMs): ?string
     {
-        $answer = Supervisor::ask($this->channel, self::request($keyId, $nonce, $handle, $deadlineMs));
+        $answer = Supervisor::ask($this->channel, self::request($keyId, $nonce, $deadlineMs));
         return $answer === '' ? null : $answer;
     }
 
@@ -34,13 +34,12 @@ final class SharedReplayCache implements ReplayGuard
         $keyId = substr($request, 2, $keyIdLength);
         $nonce = substr($request, 4 + $keyIdLength, $nonceLength);
         $deadlineMs = unpack('J', $request, 4 + $keyIdLength + $nonceLength)[1];
-        $handle = substr($request, 12 + $keyIdLength + $nonceLength);
         $nowMs = (int) floor(microtime(true) * 1000);
-        return $cache->admit($keyId, $nonce, $handle, $deadlineMs, $nowMs) ?? '';
+        return $cache->admit($keyId, $nonce, $deadlineMs, $nowMs) ?? '';
     }
 
-    private static function request(string $keyId, string $nonce, string $handle, int $deadlineMs): string
+    private static function request(string $keyId, string $nonce, int $deadlineMs): string
     {
-        return pack('n', strlen($keyId)) . $keyId . pack('n', strlen($nonce)) . $nonce . pack('J', $deadlineMs) . $handle;
+        return pack('n', strlen($keyId)) . $keyId . pack('n', strlen($nonce)) . $nonce . pack('J', $deadlineMs);
     }
 }
