@@ -147,6 +147,9 @@ def _field_in(field: FieldDescriptor, value: Any, depth: int) -> Any:
     ):
         raise DecodeError(f"{field.full_name}: not base64: {value[:40]!r}")
     if field.message_type is not None:
+        if not _is_wkt(field.message_type) and not isinstance(value, dict) and value != []:
+            # json_format would read "" as an empty message: the contract says an object.
+            raise _wrong(field, "an object", value)
         return _lenient_in(value, field.message_type, depth)
     return value
 
