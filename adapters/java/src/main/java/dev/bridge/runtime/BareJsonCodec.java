@@ -70,13 +70,16 @@ public final class BareJsonCodec {
         return GSON.toJson(tree).getBytes(StandardCharsets.UTF_8);
     }
 
-    /** Decodes a bare JSON payload as {@code prototype}'s type; zero bytes are the empty message. */
+    /**
+     * Decodes a bare JSON payload as {@code prototype}'s type; zero bytes are the empty message of a
+     * type without fields, a decoding error for any other (wire contract, section 8.1).
+     */
     @SuppressWarnings("unchecked")
     public static <T extends Message> T decode(byte[] data, int offset, int length, T prototype)
             throws DecodeException {
         Descriptor type = prototype.getDescriptorForType();
         if (length == 0) {
-            return (T) prototype.getDefaultInstanceForType();
+            return (T) Codecs.emptyBarePayload(prototype, "JSON");
         }
         String text;
         try {

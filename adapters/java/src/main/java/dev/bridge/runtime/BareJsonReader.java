@@ -284,7 +284,9 @@ final class BareJsonReader {
         };
     }
 
-    /** An integral number (3, 3.0, 3e0) or a string of digits ("3"), within [min, max]. */
+    private static final BigInteger EXACT_FLOAT_INTEGERS = BigInteger.ONE.shiftLeft(53);
+
+    /** An integral number (3, 3.0, 3e0), or a string of digits ("3"), within [min, max]. */
     private BigInteger integerValue(FieldDescriptor field, JsonPrimitive p, BigInteger min, BigInteger max)
             throws DecodeException {
         String text = p.getAsString();
@@ -312,6 +314,12 @@ final class BareJsonReader {
                 value = d.toBigIntegerExact();
             } catch (ArithmeticException e) {
                 throw error(field.getFullName() + ": " + abbreviate(text) + " is not an integer");
+            }
+            if (text.matches(".*[.eE].*") && value.abs().compareTo(EXACT_FLOAT_INTEGERS) > 0) {
+                // 9.2233720368547758e+18: a peer's float (PHP's json_decode of a big uint64), maybe
+                // already rounded: only integers written as integers are exact beyond 2^53 (8.2, rule 4).
+                throw error(field.getFullName() + ": expected an integer written without a fraction or exponent"
+                        + " (a number written as a float is exact only up to 2^53), got " + abbreviate(text));
             }
         } else {
             throw error(field.getFullName() + ": expected an integer, got " + p);

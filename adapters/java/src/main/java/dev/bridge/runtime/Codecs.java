@@ -54,7 +54,8 @@ public final class Codecs {
 
     /**
      * Decodes a bare job's whole payload (wire contract, section 8) as {@code prototype}'s type in
-     * {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. Zero bytes are the empty message.
+     * {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. Zero bytes are the empty message in PROTOBUF
+     * and RAW; in JSON and MSGPACK only for a type without fields (section 8.1).
      */
     @SuppressWarnings("unchecked")
     public static <T extends Message> T decodeBare(byte[] data, int offset, int length, Encoding encoding,
@@ -63,12 +64,31 @@ public final class Codecs {
             case JSON -> BareJsonCodec.decode(data, offset, length, prototype);
             case RAW -> RawCodec.decode(data, offset, length, prototype);
             case MSGPACK -> {
+                if (length == 0) {
+                    yield (T) emptyBarePayload(prototype, "MSGPACK");
+                }
                 Message.Builder builder = prototype.newBuilderForType();
                 MsgpackCodec.decodeInto(data, offset, length, builder, false); // unknown keys refused (8.1)
                 yield (T) builder.build();
             }
             default -> decode(UnsafeByteOperations.unsafeWrap(data, offset, length), Encoding.PROTOBUF, prototype);
         };
+    }
+
+    /**
+     * Zero bytes of bare JSON or MSGPACK (section 8.1): the message of a type without fields
+     * ({@code Empty}), else a decoding error — no encoder writes zero bytes for a message that has
+     * fields, and a peer whose {@code json_encode} failed or who forgot to return sends exactly that.
+     */
+    static Message emptyBarePayload(Message prototype, String encoding) throws DecodeException {
+        com.google.protobuf.Descriptors.Descriptor type = prototype.getDescriptorForType();
+        if (!type.getFields().isEmpty()) {
+            throw new DecodeException(encoding.equals("JSON")
+                    ? "not a JSON " + type.getFullName() + ": the payload is empty (an empty message is written {})"
+                    : "an empty payload is not a bare MSGPACK " + type.getFullName()
+                            + " (an empty message is written 0x80)");
+        }
+        return prototype.getDefaultInstanceForType();
     }
 
     /** The message's bytes in a bare method's {@code encoding}: PROTOBUF, MSGPACK, JSON or RAW. */

@@ -174,9 +174,16 @@ class BareJsonVectorsTest {
     }
 
     @Test
-    void emptyArrayAndZeroBytesAreTheEmptyMessage() throws Exception {
+    void emptyArrayIsTheEmptyMessageAndZeroBytesOnlyForAFieldlessType() throws Exception {
         Message prototype = TestSchemas.prototype("bridge.interop.v1.Scalars");
-        assertEquals(prototype, decode(new byte[0], prototype));
+        // Zero bytes (a failed json_encode, a forgotten return) for a type with fields: refused (8.1).
+        assertThrows(DecodeException.class, () -> decode(new byte[0], prototype));
+        assertThrows(DecodeException.class,
+                () -> Codecs.decodeBare(new byte[0], 0, 0, Encoding.MSGPACK, prototype));
+        Message empty = TestSchemas.prototype("bridge.interop.v1.Empty");
+        assertEquals(empty, decode(new byte[0], empty));
+        assertEquals(empty, Codecs.decodeBare(new byte[0], 0, 0, Encoding.MSGPACK, empty));
+        assertEquals(prototype, Codecs.decodeBare(new byte[0], 0, 0, Encoding.PROTOBUF, prototype));
         assertEquals(prototype, decode("[]".getBytes(StandardCharsets.UTF_8), prototype));
         assertEquals(prototype, decode(" {} ".getBytes(StandardCharsets.UTF_8), prototype));
     }

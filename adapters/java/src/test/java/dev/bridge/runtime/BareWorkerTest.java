@@ -108,7 +108,12 @@ class BareWorkerTest {
             assertEquals(JsonParser.parseString("{\"data\":\"\",\"text\":\"x\"}"),
                     JsonParser.parseString(new String(php.endPayload(), StandardCharsets.UTF_8)));
             assertEquals(JsonParser.parseString("{\"data\":\"\",\"text\":\"\"}"), JsonParser.parseString(
-                    new String(client.call("b.echo_JSON", new byte[0], 10_000).endPayload(), StandardCharsets.UTF_8)));
+                    new String(client.call("b.echo_JSON", TestClient.bytes("{}"), 10_000).endPayload(),
+                            StandardCharsets.UTF_8)));
+            // Zero bytes for a type with fields (a failed json_encode, a forgotten return): refused (8.1).
+            assertJsonError(client.call("b.echo_JSON", new byte[0], 10_000), Code.INVALID_ARGUMENT,
+                    "the payload is empty");
+            assertExceptionText(client.call("b.echo_MSGPACK", new byte[0], 10_000), "an empty payload is not a bare");
         }
     }
 
@@ -145,7 +150,7 @@ class BareWorkerTest {
             }
             assertEquals(PacketType.WORK_FAIL, client.call("b.fail", new byte[0], 10_000).endType());
             // And the worker goes on.
-            assertEquals(PacketType.WORK_COMPLETE, client.call("b.echo_JSON", new byte[0], 10_000).endType());
+            assertEquals(PacketType.WORK_COMPLETE, client.call("b.echo_JSON", TestClient.bytes("{}"), 10_000).endType());
         }
     }
 
