@@ -267,8 +267,8 @@ public final class Worker {
             job.fail();
             return;
         } catch (Unauthenticated e) {
-            job.exception(errorEnvelope(e.code(), e, false).toBuilder().setTrace(Unauthenticated.TRACE).build()
-                    .toByteArray());
+            job.exception(errorEnvelope(e.code(), e, false).toBuilder().setType(e.typeName())
+                    .setTrace(Unauthenticated.TRACE).build().toByteArray());
             return;
         } catch (BridgeException e) {
             job.exception(errorEnvelope(e.code(), e, false).toByteArray());
@@ -358,7 +358,7 @@ public final class Worker {
                 return mac;
             });
         }
-        String failure = verifier.check(new JobVerifier.SignedJob(function, job.handle(), keyId, nonce,
+        String failure = verifier.check(new JobVerifier.SignedJob(function, keyId, nonce,
                 envelope.getMac().toByteArray(), envelope.getVersion(), envelope.getDeadlineMs(),
                 envelope.getEncodingValue(), envelope.getMetadataMap(), envelope.getBody().asReadOnlyByteBuffer()));
         if (failure != null) {
@@ -375,13 +375,18 @@ public final class Worker {
         };
     }
 
-    /** The refusal of a job that failed a check, and its one warning line (never a key). */
+    /**
+     * The refusal of a job that failed a check, and its one warning line (never a key):
+     * UNAUTHENTICATED, or RESOURCE_EXHAUSTED for a full replay cache (a well-signed job this
+     * worker cannot vouch for yet).
+     */
     private static Unauthenticated refused(Rpc<?, ?> rpc, GearmanJob job, String failure, String keyId) {
         String id = keyId == null || keyId.isEmpty() ? ""
                 : " (key id '" + (keyId.length() > 64 ? keyId.substring(0, 64) : keyId) + "')";
-        LOG.log(System.Logger.Level.WARNING, "{0}: job {1} refused (UNAUTHENTICATED): {2}{3}", job.function(),
-                job.handleString(), failure, id);
-        return new Unauthenticated(rpc.functionName() + ": " + failure);
+        Code code = ReplayCache.FULL.equals(failure) ? Code.RESOURCE_EXHAUSTED : Code.UNAUTHENTICATED;
+        LOG.log(System.Logger.Level.WARNING, "{0}: job {1} refused ({2}): {3}{4}", job.function(),
+                job.handleString(), code.name(), failure, id);
+        return new Unauthenticated(code, rpc.functionName() + ": " + failure);
     }
 
     /** A bare job on a worker with keys: it cannot carry a signature (section 9, bare error form). */

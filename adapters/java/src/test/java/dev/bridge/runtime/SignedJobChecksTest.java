@@ -42,8 +42,7 @@ class SignedJobChecksTest {
     }
 
     /** A job as a client signs it; {@code tamper} flips one bit of the body after signing. */
-    private static JobVerifier.SignedJob job(String keyId, byte[] key, byte[] nonce, long deadline, String handle,
-            boolean tamper) {
+    private static JobVerifier.SignedJob job(String keyId, byte[] key, byte[] nonce, long deadline, boolean tamper) {
         byte[] body = {0x0a, 0x03, 'a', 'b', 'c'};
         Map<String, String> metadata = Map.of("b", "2", "a", "1");
         byte[] mac = Signing.hmacSha256(key, Signing.requestInput(FN, keyId, nonce, 1, deadline, 2, metadata, body));
@@ -51,8 +50,7 @@ class SignedJobChecksTest {
         if (tamper) {
             sent[4] ^= 1;
         }
-        return new JobVerifier.SignedJob(FN, handle.getBytes(StandardCharsets.US_ASCII), keyId, nonce, mac, 1,
-                deadline, 2, metadata, ByteBuffer.wrap(sent));
+        return new JobVerifier.SignedJob(FN, keyId, nonce, mac, 1, deadline, 2, metadata, ByteBuffer.wrap(sent));
     }
 
     private static JobVerifier verifier() {
@@ -76,6 +74,17 @@ class SignedJobChecksTest {
             assertFalse(e.getMessage().contains(b64(KEY)), e.getMessage());
         }
         assertThrows(IllegalArgumentException.class, () -> Keyring.parse("k1:" + b64(KEY), "k9"));
+        // Never the key, not even written the wrong way round (ID and key swapped, or the key given
+        // where a key id is due).
+        String a = b64(KEY);
+        for (String[] bad : new String[][] {{a + ":k1", null}, {a + ":" + a, null}, {"k1:" + a, a},
+                {"k1:" + a + "," + a + ":k2", null}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Keyring.parse(bad[0], bad[1]), bad[0]);
+            assertFalse(e.getMessage().contains(a.substring(0, 22)), e.getMessage());
+        }
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> Keyring.parse("k1:" + a, a)).getMessage()
+                .contains("names a key id, not a key"));
         Path file = dir.resolve("keys");
         Files.writeString(file, "# keys\nk2026:" + b64(KEY) + "\nk2025:" + b64(OTHER) + "\n");
         Keyring fromFile = Keyring.fromEnv(Map.of("BRIDGE_KEYS_FILE", file.toString(), "BRIDGE_SIGNING_KEY", "k2025"));
@@ -92,27 +101,27 @@ class SignedJobChecksTest {
     void theChecksInOrder() {
         JobVerifier v = verifier();
         long deadline = NOW + 30_000;
-        assertNull(v.check(job("k2026", KEY, nonce(1), deadline, "H:1", false), NOW));
-        assertNull(v.check(job("k2025", OTHER, nonce(2), deadline, "H:2", false), NOW), "rotation: the older key");
-        assertEquals("unsigned job", v.check(job("", KEY, nonce(3), deadline, "H:3", false), NOW));
-        assertEquals("unknown key id", v.check(job("k1999", KEY, nonce(3), deadline, "H:3", false), NOW));
-        assertEquals("bad signature", v.check(job("k2026", OTHER, nonce(3), deadline, "H:3", false), NOW));
-        assertEquals("bad signature", v.check(job("k2026", KEY, nonce(3), deadline, "H:3", true), NOW));
-        JobVerifier.SignedJob good = job("k2026", KEY, nonce(3), deadline, "H:3", false);
-        assertEquals("bad signature", v.check(new JobVerifier.SignedJob(FN, good.handle(), "k2026", new byte[15],
+        assertNull(v.check(job("k2026", KEY, nonce(1), deadline, false), NOW));
+        assertNull(v.check(job("k2025", OTHER, nonce(2), deadline, false), NOW), "rotation: the older key");
+        assertEquals("unsigned job", v.check(job("", KEY, nonce(3), deadline, false), NOW));
+        assertEquals("unknown key id", v.check(job("k1999", KEY, nonce(3), deadline, false), NOW));
+        assertEquals("bad signature", v.check(job("k2026", OTHER, nonce(3), deadline, false), NOW));
+        assertEquals("bad signature", v.check(job("k2026", KEY, nonce(3), deadline, true), NOW));
+        JobVerifier.SignedJob good = job("k2026", KEY, nonce(3), deadline, false);
+        assertEquals("bad signature", v.check(new JobVerifier.SignedJob(FN, "k2026", new byte[15],
                 good.mac(), 1, deadline, 2, good.metadata(), good.body()), NOW));
-        assertEquals("bad signature", v.check(new JobVerifier.SignedJob(FN, good.handle(), "k2026", good.nonce(),
+        assertEquals("bad signature", v.check(new JobVerifier.SignedJob(FN, "k2026", good.nonce(),
                 new byte[31], 1, deadline, 2, good.metadata(), good.body()), NOW));
         // The signature is checked before the deadline: a forged job learns nothing of the clock.
-        assertEquals("bad signature", v.check(job("k2026", KEY, nonce(3), 0, "H:3", true), NOW));
-        assertEquals("a signed job needs a deadline", v.check(job("k2026", KEY, nonce(3), 0, "H:3", false), NOW));
-        assertEquals("expired", v.check(job("k2026", KEY, nonce(3), NOW, "H:3", false), NOW));
+        assertEquals("bad signature", v.check(job("k2026", KEY, nonce(3), 0, true), NOW));
+        assertEquals("a signed job needs a deadline", v.check(job("k2026", KEY, nonce(3), 0, false), NOW));
+        assertEquals("expired", v.check(job("k2026", KEY, nonce(3), NOW, false), NOW));
         long farthest = NOW + JobVerifier.DEFAULT_WINDOW_MS + JobVerifier.CLOCK_SKEW_MS;
-        assertEquals("deadline too far ahead", v.check(job("k2026", KEY, nonce(3), farthest + 1, "H:3", false), NOW));
-        assertNull(v.check(job("k2026", KEY, nonce(4), farthest, "H:4", false), NOW));
-        assertEquals("replayed", v.check(job("k2026", KEY, nonce(1), deadline, "H:99", false), NOW));
-        assertNull(v.check(job("k2026", KEY, nonce(1), deadline, "H:1", false), NOW), "gearmand re-running the job");
-        assertNull(v.check(job("k2025", OTHER, nonce(1), deadline, "H:5", false), NOW), "same nonce, other key");
+        assertEquals("deadline too far ahead", v.check(job("k2026", KEY, nonce(3), farthest + 1, false), NOW));
+        assertNull(v.check(job("k2026", KEY, nonce(4), farthest, false), NOW));
+        // A nonce seen before is a replay whatever job handle it comes with (handles prove nothing).
+        assertEquals("replayed", v.check(job("k2026", KEY, nonce(1), deadline, false), NOW));
+        assertNull(v.check(job("k2025", OTHER, nonce(1), deadline, false), NOW), "same nonce, other key");
         // Failed checks took no room in the cache.
         assertEquals(4, v.replayCache().size());
         assertEquals(new byte[0].length, v.replyKey("k2026", new byte[15]) == null ? 0 : 1);
@@ -123,26 +132,25 @@ class SignedJobChecksTest {
     @Test
     void theCacheForgetsExpiredEntriesAndKeepsAFloorWhenFull() {
         ReplayCache cache = new ReplayCache(2);
-        byte[] h1 = {'1'};
-        byte[] h2 = {'2'};
-        assertNull(cache.admit("k", nonce(1), h1, 1000, 0));
-        assertNull(cache.admit("k", nonce(2), h1, 2000, 0));
-        assertEquals("replayed", cache.admit("k", nonce(1), h2, 1000, 0));
+        assertNull(cache.admit("k", nonce(1), 1000, 0));
+        assertNull(cache.admit("k", nonce(2), 2000, 0));
+        assertEquals("replayed", cache.admit("k", nonce(1), 1000, 0));
+        assertEquals(ReplayCache.FULL, "replay cache full");
         // Full: the earliest deadline (1000) goes and becomes the floor.
-        assertNull(cache.admit("k", nonce(3), h1, 3000, 0));
+        assertNull(cache.admit("k", nonce(3), 3000, 0));
         assertEquals(1000, cache.floorMs());
         assertEquals(2, cache.size());
-        assertEquals("replay cache full", cache.admit("k", nonce(1), h2, 1000, 0), "the evicted nonce never runs again");
-        assertEquals("replay cache full", cache.admit("k", nonce(9), h2, 999, 0));
+        assertEquals("replay cache full", cache.admit("k", nonce(1), 1000, 0), "the evicted nonce never runs again");
+        assertEquals("replay cache full", cache.admit("k", nonce(9), 999, 0));
         // Evicting down to a deadline not later than the newcomer's refuses it too.
-        assertEquals("replay cache full", cache.admit("k", nonce(4), h1, 2000, 0));
+        assertEquals("replay cache full", cache.admit("k", nonce(4), 2000, 0));
         assertEquals(2000, cache.floorMs());
         assertEquals(1, cache.size());
         // Expired entries leave on their own (at or before now) without raising the floor.
-        assertNull(cache.admit("k", nonce(5), h1, 5000, 3000));
+        assertNull(cache.admit("k", nonce(5), 5000, 3000));
         assertEquals(1, cache.size());
         assertEquals(2000, cache.floorMs());
-        assertNull(cache.admit("k", nonce(3), h2, 3500, 3000), "its entry expired at 3000");
+        assertNull(cache.admit("k", nonce(3), 3500, 3000), "its entry expired at 3000");
         assertThrows(IllegalArgumentException.class, () -> new ReplayCache(0));
     }
 
@@ -154,14 +162,13 @@ class SignedJobChecksTest {
             AtomicInteger admitted = new AtomicInteger();
             List<Thread> threads = new ArrayList<>();
             for (int t = 0; t < 4; t++) {
-                byte[] handle = {(byte) t};
                 Thread thread = new Thread(() -> {
                     try {
                         go.await();
                     } catch (InterruptedException e) {
                         return;
                     }
-                    if (cache.admit("k", nonce(7), handle, 10_000, 0) == null) {
+                    if (cache.admit("k", nonce(7), 10_000, 0) == null) {
                         admitted.incrementAndGet();
                     }
                 });

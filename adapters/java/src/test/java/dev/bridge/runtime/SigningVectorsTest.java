@@ -49,7 +49,7 @@ class SigningVectorsTest {
                 // The worker's check computes the same MAC incrementally: it accepts the vector's MAC
                 // (its deadline aside: checked with the clock just before it).
                 JobVerifier verifier = new JobVerifier(new Keyring(Map.of(keyId, key)));
-                String failure = verifier.check(new JobVerifier.SignedJob(function, new byte[] {1}, keyId, nonce, mac,
+                String failure = verifier.check(new JobVerifier.SignedJob(function, keyId, nonce, mac,
                         version, deadline, encoding, metadata, ByteBuffer.wrap(body)), deadline - 1);
                 assertTrue(failure == null || !failure.equals("bad signature"), name + ": " + failure);
                 if (deadline > 0) {

@@ -7,8 +7,8 @@ import java.util.Map;
  * What a worker with keys checks before running a job (wire contract, section 9.2), in order,
  * with this process's replay cache. {@link #check} returns null when the job may run, else the
  * failed check's words ("unsigned job", "unknown key id", "bad signature", "a signed job needs a
- * deadline", "expired", "deadline too far ahead", "replayed", "replay cache full"), answered
- * UNAUTHENTICATED.
+ * deadline", "expired", "deadline too far ahead", "replayed"), answered UNAUTHENTICATED, or
+ * "replay cache full", answered RESOURCE_EXHAUSTED.
  */
 public final class JobVerifier {
     /** How far ahead a signed job's deadline may be, by default (ms). */
@@ -17,7 +17,7 @@ public final class JobVerifier {
     public static final long CLOCK_SKEW_MS = 300_000L;
 
     /** The fields of a job the checks read (the envelope's, and the body's bytes). */
-    public record SignedJob(String function, byte[] handle, String keyId, byte[] nonce, byte[] mac, int version,
+    public record SignedJob(String function, String keyId, byte[] nonce, byte[] mac, int version,
             long deadlineMs, int encoding, Map<String, String> metadata, ByteBuffer body) {
     }
 
@@ -101,6 +101,6 @@ public final class JobVerifier {
         if (job.deadlineMs() > nowMs + windowMs + CLOCK_SKEW_MS) {
             return "deadline too far ahead";
         }
-        return replay.admit(job.keyId(), job.nonce(), job.handle(), job.deadlineMs(), nowMs);
+        return replay.admit(job.keyId(), job.nonce(), job.deadlineMs(), nowMs);
     }
 }

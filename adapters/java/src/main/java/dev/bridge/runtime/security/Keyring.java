@@ -32,13 +32,16 @@ public final class Keyring {
             throw new IllegalArgumentException("a keyring needs at least one key");
         }
         Map<String, byte[]> copy = new LinkedHashMap<>();
+        int number = 0;
         for (Map.Entry<String, byte[]> e : keys.entrySet()) {
+            number++;
             String id = e.getKey();
             if (id == null || !KEY_ID.matcher(id).matches()) {
-                throw new IllegalArgumentException("key id '" + id + "': 1 to 64 characters of [A-Za-z0-9._-]");
+                throw new IllegalArgumentException("key " + name(id, number) + ": the id must be 1 to 64 characters"
+                        + " of [A-Za-z0-9._-] (entries are ID:BASE64)");
             }
             if (e.getValue().length < MIN_KEY_BYTES) {
-                throw new IllegalArgumentException("key '" + id + "' is " + e.getValue().length
+                throw new IllegalArgumentException("key " + name(id, number) + " is " + e.getValue().length
                         + " bytes; at least " + MIN_KEY_BYTES + " are needed");
             }
             copy.put(id, e.getValue().clone());
@@ -46,13 +49,26 @@ public final class Keyring {
         this.keys = Collections.unmodifiableMap(copy);
         String chosen = signingId == null || signingId.isEmpty() ? copy.keySet().iterator().next() : signingId;
         if (!copy.containsKey(chosen)) {
-            throw new IllegalArgumentException("signing key '" + chosen + "' is not among the keys (" + ids() + ")");
+            throw new IllegalArgumentException("the signing key id " + name(chosen, 0) + " is not among the keys ("
+                    + ids() + "); BRIDGE_SIGNING_KEY names a key id, not a key");
         }
         this.signingId = chosen;
     }
 
     public Keyring(Map<String, byte[]> keys) {
         this(keys, null);
+    }
+
+    /**
+     * How an error names a key: its id when that cannot be a key written the wrong way round (a
+     * valid id of at most 20 characters: a 16-byte key is 22+ base64 characters), else its entry
+     * number ({@code number} 0: none). Errors never show a key.
+     */
+    private static String name(String keyId, int number) {
+        if (keyId != null && keyId.length() <= 20 && KEY_ID.matcher(keyId).matches()) {
+            return "'" + keyId + "'";
+        }
+        return number > 0 ? "entry " + number : "(not shown: it looks like a key)";
     }
 
     /** The key named {@code keyId} (a copy), or null. */
@@ -111,10 +127,10 @@ public final class Keyring {
             try {
                 key = decodeStrict(entry.substring(colon + 1).strip());
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("key '" + id + "': not standard base64", null);
+                throw new IllegalArgumentException("key " + name(id, number) + ": not standard base64", null);
             }
             if (keys.containsKey(id)) {
-                throw new IllegalArgumentException("key id '" + id + "' is listed twice");
+                throw new IllegalArgumentException("key " + name(id, number) + " is listed twice");
             }
             keys.put(id, key);
         }

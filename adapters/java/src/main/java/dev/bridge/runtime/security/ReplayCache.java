@@ -8,8 +8,10 @@ import java.util.Map;
 import java.util.PriorityQueue;
 
 /**
- * (key id, nonce) → (job handle, deadline), kept until the deadline; bounded (wire contract,
- * section 9.2, step 4). When full, the entry with the earliest deadline is evicted and its
+ * (key id, nonce) → deadline, kept until the deadline; bounded (wire contract, section 9.2, step
+ * 4). A nonce seen before is a replay whatever job handle it comes with: handles are gearmand's
+ * counters, given out again by a restarted gearmand or another one on a host of the same name, so
+ * they prove nothing. When full, the entry with the earliest deadline is evicted and its
  * deadline becomes the <em>floor</em>: a job whose deadline is not later than the floor is refused
  * from then on ("replay cache full"), so no evicted nonce can ever run again. Thread-safe: two
  * copies of one job checked at once in two threads are admitted once. Behaves as the Python
@@ -17,11 +19,13 @@ import java.util.PriorityQueue;
  */
 public final class ReplayCache {
     public static final int DEFAULT_CAPACITY = 100_000;
+    /**
+     * The one refusal that is no authentication failure: the job is well signed, the worker cannot
+     * vouch for it (RESOURCE_EXHAUSTED, section 9.2).
+     */
+    public static final String FULL = "replay cache full";
 
     private record Id(String keyId, ByteBuffer nonce) {
-    }
-
-    private record Seen(byte[] handle, long deadlineMs) {
     }
 
     private record Expiry(long deadlineMs, String keyId, byte[] nonce) {
@@ -32,7 +36,7 @@ public final class ReplayCache {
             .thenComparing(Expiry::nonce, Arrays::compareUnsigned);
 
     private final int capacity;
-    private final Map<Id, Seen> byNonce = new HashMap<>();
+    private final Map<Id, Long> byNonce = new HashMap<>();
     private final PriorityQueue<Expiry> expiry = new PriorityQueue<>(ORDER);
     private long floorMs;
 
@@ -56,28 +60,26 @@ public final class ReplayCache {
         return floorMs;
     }
 
-    /** Records the job: null when it may run, else why not ("replayed", "replay cache full"). */
-    public synchronized String admit(String keyId, byte[] nonce, byte[] handle, long deadlineMs, long nowMs) {
+    /** Records the job: null when it may run, else why not ("replayed", {@link #FULL}). */
+    public synchronized String admit(String keyId, byte[] nonce, long deadlineMs, long nowMs) {
         expire(nowMs);
         if (deadlineMs <= floorMs) {
-            return "replay cache full";
+            return FULL;
         }
         byte[] nonceCopy = nonce.clone();
         Id id = new Id(keyId, ByteBuffer.wrap(nonceCopy));
-        Seen seen = byNonce.get(id);
-        if (seen != null) {
-            // The same handle again: gearmand re-running the job after a worker died.
-            return Arrays.equals(seen.handle(), handle) ? null : "replayed";
+        if (byNonce.containsKey(id)) {
+            return "replayed";
         }
         while (byNonce.size() >= capacity) {
             Expiry oldest = expiry.poll();
             byNonce.remove(new Id(oldest.keyId(), ByteBuffer.wrap(oldest.nonce())));
             floorMs = Math.max(floorMs, oldest.deadlineMs());
             if (deadlineMs <= floorMs) {
-                return "replay cache full";
+                return FULL;
             }
         }
-        byNonce.put(id, new Seen(handle.clone(), deadlineMs));
+        byNonce.put(id, deadlineMs);
         expiry.add(new Expiry(deadlineMs, keyId, nonceCopy));
         return null;
     }
