@@ -71,6 +71,7 @@ def _lenient_in(value: Any, descriptor: Descriptor, depth: int) -> Any:
                 out[key] = {}
             elif isinstance(item, dict):
                 vfield = _map_value(field)
+                _check_map_keys(field, item)
                 out[key] = {k: _field_in(vfield, v, depth + 1) for k, v in item.items()}
         elif _is_repeated(field):
             if isinstance(item, list):
@@ -134,6 +135,18 @@ def _check_scalar(field: FieldDescriptor, value: Any) -> Any:
                 and not _JSON_INTEGER.fullmatch(value)):
             raise _wrong(field, "an enum name or number", value)
     return value
+
+
+def _check_map_keys(field: FieldDescriptor, item: dict[str, Any]) -> None:
+    """Integer map keys are decimal digits (reading rule 4: not "13." or "+1"), bool keys
+    "true" / "false" (canonical); json_format alone is laxer."""
+    entry: Any = field.message_type
+    kind = entry.fields_by_name["key"].type
+    for key in item:
+        if kind in _INT_TYPES and not _JSON_INTEGER.fullmatch(key):
+            raise DecodeError(f"{field.full_name}: map key {key[:40]!r} is not an integer")
+        if kind == FieldDescriptor.TYPE_BOOL and key not in ("true", "false"):
+            raise DecodeError(f"{field.full_name}: map key {key[:40]!r} is not true or false")
 
 
 def _field_in(field: FieldDescriptor, value: Any, depth: int) -> Any:
