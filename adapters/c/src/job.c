@@ -259,9 +259,11 @@ static void finish_errorf(bridge_ctx *ctx, bridge_code code, const char *fmt, ..
 /* ------------------------------------------------------------------ the job flow */
 
 /* A job that failed the signed-job checks (section 9.2): one warning line (the function, the job
- * handle, the check and the key id it named; never a key), then UNAUTHENTICATED. */
+ * handle, the check and the key id it named; never a key), then UNAUTHENTICATED, or
+ * RESOURCE_EXHAUSTED for a full replay cache (a well-signed job this worker cannot vouch for). */
 static void refuse(bridge_ctx *ctx, const char *failure, const char *key_id)
 {
+    bool full = strcmp(failure, BRIDGE_REPLAY_CACHE_FULL) == 0;
     if (!ctx->verifier->quiet) {
         char id[4 * 64 + 1] = "";
         size_t o = 0;
@@ -269,11 +271,13 @@ static void refuse(bridge_ctx *ctx, const char *failure, const char *key_id)
             unsigned char c = (unsigned char)key_id[i];
             o += (size_t)snprintf(id + o, sizeof id - o, c > 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
         }
-        fprintf(stderr, "bridge-c[%d]: WARNING %s: job %s refused (UNAUTHENTICATED): %s%s%s%s\n",
-                (int)getpid(), ctx->function_name, ctx->handle ? ctx->handle : "-", failure,
+        fprintf(stderr, "bridge-c[%d]: WARNING %s: job %s refused (%s): %s%s%s%s\n",
+                (int)getpid(), ctx->function_name, ctx->handle ? ctx->handle : "-",
+                full ? "RESOURCE_EXHAUSTED" : "UNAUTHENTICATED", failure,
                 id[0] ? " (key id '" : "", id, id[0] ? "')" : "");
     }
-    finish_errorf(ctx, BRIDGE_UNAUTHENTICATED, "%s: %s", ctx->function_name, failure);
+    finish_errorf(ctx, full ? BRIDGE_RESOURCE_EXHAUSTED : BRIDGE_UNAUTHENTICATED, "%s: %s",
+                  ctx->function_name, failure);
 }
 
 /* Steps 7 and 8 (section 2; 8.4 for a bare method): the handler, then the one final answer. */
@@ -427,8 +431,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
             ctx->reply_key_id = key->id;
             ctx->reply_nonce = ctx->request->nonce.data;
         }
-        const char *failure = bridge__verify_job(ctx->verifier, ctx->function_name,
-                                                 ctx->handle ? ctx->handle : "", ctx->request,
+        const char *failure = bridge__verify_job(ctx->verifier, ctx->function_name, ctx->request,
                                                  bridge__now_ms());
         if (failure != NULL) {
             refuse(ctx, failure, ctx->request->key_id);

@@ -53,7 +53,7 @@ struct bridge_ctx {
     bool sent_data;      /* a WORK_DATA went out in this run (no attempt marker needed) */
     bool bare;           /* a bare method's job: no envelope, frames or markers (section 8) */
     /* signed jobs (section 9) */
-    const char *handle;          /* the Gearman job handle (the replay cache keeps it) */
+    const char *handle;          /* the Gearman job handle (for the warning line) */
     bridge_verifier *verifier;   /* the worker's keys and replay cache; NULL: no keys */
     const bridge_key *reply_key; /* this job's replies carry a MAC under this key (9.3) */
     const char *reply_key_id;

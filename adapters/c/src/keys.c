@@ -118,6 +118,21 @@ static void quote_id(const char *id, size_t len, char *out, size_t size)
     out[o] = '\0';
 }
 
+static bool valid_id(const char *id, size_t len);
+
+/* How an error names a key (as keys.py's _name): its id when that cannot be a key written the
+ * wrong way round (a valid id of at most 20 characters: a 16-byte key is 22+ base64 characters),
+ * else its entry number (0: none). Errors never show a key. */
+static void name_key(const char *id, size_t len, size_t number, char *out, size_t size)
+{
+    if (len <= 20 && valid_id(id, len))
+        quote_id(id, len, out, size);
+    else if (number > 0)
+        snprintf(out, size, "entry %zu", number);
+    else
+        snprintf(out, size, "(not shown: it looks like a key)");
+}
+
 static bool valid_id(const char *id, size_t len)
 {
     if (len < 1 || len > BRIDGE_MAX_KEY_ID)
@@ -187,10 +202,11 @@ static bridge_status adopt(bridge_keyring *ring, pending *p, size_t n, const cha
     if (ring->count + n == 0)
         return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "a keyring needs at least one key");
     for (size_t i = 0; i < n; i++) {
-        quote_id(p[i].id, p[i].id_len, quoted, sizeof quoted);
+        name_key(p[i].id, p[i].id_len, ring->count + i + 1, quoted, sizeof quoted);
         if (!valid_id(p[i].id, p[i].id_len))
             return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
-                                "key id %s: 1 to 64 characters of [A-Za-z0-9._-]", quoted);
+                                "key %s: the id must be 1 to 64 characters of [A-Za-z0-9._-] "
+                                "(entries are ID:BASE64)", quoted);
         if (p[i].size < BRIDGE_MIN_KEY_BYTES)
             return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
                                 "key %s is %zu bytes; at least %d are needed", quoted, p[i].size,
@@ -199,7 +215,7 @@ static bridge_status adopt(bridge_keyring *ring, pending *p, size_t n, const cha
         memcpy(id, p[i].id, p[i].id_len);
         id[p[i].id_len] = '\0';
         if (bridge__keyring_find(ring, id) != NULL)
-            return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "key id %s is listed twice",
+            return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size, "key %s is listed twice",
                                 quoted);
     }
     if (signing_id != NULL && signing_id[0] != '\0') {
@@ -207,9 +223,17 @@ static bridge_status adopt(bridge_keyring *ring, pending *p, size_t n, const cha
         for (size_t i = 0; i < n && !known; i++)
             known = p[i].id_len == strlen(signing_id) && memcmp(p[i].id, signing_id, p[i].id_len) == 0;
         if (!known) {
-            quote_id(signing_id, strlen(signing_id), quoted, sizeof quoted);
+            char ids[1024] = "";
+            size_t o = 0;
+            for (size_t i = 0; i < ring->count + n && o < sizeof ids; i++) {
+                const char *id = i < ring->count ? ring->keys[i].id : p[i - ring->count].id;
+                int len = i < ring->count ? (int)strlen(id) : (int)p[i - ring->count].id_len;
+                o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%.*s", i ? ", " : "", len, id);
+            }
+            name_key(signing_id, strlen(signing_id), 0, quoted, sizeof quoted);
             return bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
-                                "signing key %s is not among the keys", quoted);
+                                "the signing key id %s is not among the keys (%s); "
+                                "BRIDGE_SIGNING_KEY names a key id, not a key", quoted, ids);
         }
     }
     bridge_key *grown = realloc(ring->keys, (ring->count + n + 1) * sizeof *grown);
@@ -300,7 +324,7 @@ bridge_status bridge__keyring_parse(bridge_keyring *ring, const char *text, cons
         strip(&id, &id_len);
         strip(&enc, &enc_len);
         char quoted[4 * BRIDGE_MAX_KEY_ID + 80];
-        quote_id(id, id_len, quoted, sizeof quoted);
+        name_key(id, id_len, number, quoted, sizeof quoted);
         pending *grown = realloc(p, (n + 1) * sizeof *grown);
         if (grown == NULL) {
             st = bridge__fail(BRIDGE_STATUS_NO_MEMORY, err, err_size, "out of memory");
@@ -319,7 +343,7 @@ bridge_status bridge__keyring_parse(bridge_keyring *ring, const char *text, cons
         for (size_t j = 0; j + 1 < n; j++)
             if (p[j].id_len == id_len && memcmp(p[j].id, id, id_len) == 0) {
                 st = bridge__fail(BRIDGE_STATUS_INVALID, err, err_size,
-                                  "key id %s is listed twice", quoted);
+                                  "key %s is listed twice", quoted);
                 goto out;
             }
     }

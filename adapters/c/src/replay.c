@@ -1,7 +1,8 @@
 /*
  * The replay cache of a worker with keys (wire contract, 9.2 step 4), behaving as
- * bridge/security/verify.py's ReplayCache: (key id, nonce) -> (job handle, deadline), kept until
- * the deadline; bounded: when full, the entry with the earliest deadline goes and its deadline
+ * bridge/security/verify.py's ReplayCache: (key id, nonce) -> deadline, kept until the deadline;
+ * a nonce seen before is a replay whatever its job handle (handles are gearmand's counters,
+ * repeated by a restarted gearmand or another one on a host of the same name); bounded: when full, the entry with the earliest deadline goes and its deadline
  * becomes the floor, under which every job is refused from then on ("replay cache full"), so an
  * evicted nonce can never run twice. A hash table (chained) finds entries, a min-heap by deadline
  * expires and evicts them. One mutex: every job thread of the worker shares the cache.
@@ -18,7 +19,6 @@ struct replay_entry {
     uint64_t hash;
     uint8_t nonce[BRIDGE_NONCE_SIZE];
     char key_id[BRIDGE_MAX_KEY_ID + 1];
-    char handle[]; /* the job handle that ran it */
 };
 
 void bridge__replay_init(bridge_replay_cache *c, size_t capacity)
@@ -142,35 +142,30 @@ static bool grow(bridge_replay_cache *c)
 }
 
 static const char *admit(bridge_replay_cache *c, const char *key_id, const uint8_t *nonce,
-                         const char *handle, int64_t deadline_ms, int64_t now_ms)
+                         int64_t deadline_ms, int64_t now_ms)
 {
     while (c->count > 0 && c->heap[0]->deadline_ms <= now_ms)
         pop_earliest(c); /* expired: no longer needed to tell a replay */
     if (deadline_ms <= c->floor_ms)
-        return "replay cache full";
+        return BRIDGE_REPLAY_CACHE_FULL;
     uint64_t hash = hash_of(key_id, nonce);
-    if (c->count > 0) {
-        replay_entry *seen = *slot_of(c, hash, key_id, nonce);
-        if (seen != NULL) /* the same handle again: gearmand re-running the job after a worker died */
-            return strcmp(seen->handle, handle) == 0 ? NULL : "replayed";
-    }
+    if (c->count > 0 && *slot_of(c, hash, key_id, nonce) != NULL)
+        return "replayed";
     while (c->count >= c->capacity) {
         int64_t oldest = pop_earliest(c);
         if (oldest > c->floor_ms)
             c->floor_ms = oldest;
         if (deadline_ms <= c->floor_ms)
-            return "replay cache full";
+            return BRIDGE_REPLAY_CACHE_FULL;
     }
-    size_t handle_len = strlen(handle);
     replay_entry *e = NULL;
-    if (!grow(c) || (e = malloc(sizeof *e + handle_len + 1)) == NULL)
-        return "replay cache full"; /* out of memory: refuse rather than forget a nonce */
+    if (!grow(c) || (e = malloc(sizeof *e)) == NULL)
+        return BRIDGE_REPLAY_CACHE_FULL; /* out of memory: refuse rather than forget a nonce */
     memset(e, 0, sizeof *e);
     e->deadline_ms = deadline_ms;
     e->hash = hash;
     memcpy(e->nonce, nonce, BRIDGE_NONCE_SIZE);
     snprintf(e->key_id, sizeof e->key_id, "%s", key_id);
-    memcpy(e->handle, handle, handle_len + 1);
     replay_entry **bucket = &c->buckets[hash & (c->n_buckets - 1)];
     e->next = *bucket;
     *bucket = e;
@@ -180,11 +175,11 @@ static const char *admit(bridge_replay_cache *c, const char *key_id, const uint8
 }
 
 const char *bridge__replay_admit(bridge_replay_cache *c, const char *key_id,
-                                 const uint8_t nonce[BRIDGE_NONCE_SIZE], const char *handle,
-                                 int64_t deadline_ms, int64_t now_ms)
+                                 const uint8_t nonce[BRIDGE_NONCE_SIZE], int64_t deadline_ms,
+                                 int64_t now_ms)
 {
     pthread_mutex_lock(&c->lock);
-    const char *why = admit(c, key_id, nonce, handle, deadline_ms, now_ms);
+    const char *why = admit(c, key_id, nonce, deadline_ms, now_ms);
     pthread_mutex_unlock(&c->lock);
     return why;
 }

@@ -92,8 +92,8 @@ bridge_status bridge__reply_mac(const uint8_t *key, size_t key_len, const char *
 
 typedef struct replay_entry replay_entry;
 
-/* (key id, nonce) -> (job handle, deadline) until the deadline; bounded, with an eviction floor;
- * thread-safe (bridge/security/verify.py ReplayCache). */
+/* (key id, nonce) -> deadline until the deadline; bounded, with an eviction floor; thread-safe
+ * (bridge/security/verify.py ReplayCache). */
 typedef struct bridge_replay_cache {
     pthread_mutex_t lock;
     size_t capacity;
@@ -107,10 +107,13 @@ typedef struct bridge_replay_cache {
 
 void bridge__replay_init(bridge_replay_cache *cache, size_t capacity);
 void bridge__replay_destroy(bridge_replay_cache *cache);
-/* NULL when the job may run, else why not ("replayed", "replay cache full"). */
+/* The one check that is no authentication failure: RESOURCE_EXHAUSTED (section 9.2). */
+#define BRIDGE_REPLAY_CACHE_FULL "replay cache full"
+
+/* NULL when the job may run, else why not ("replayed", BRIDGE_REPLAY_CACHE_FULL). */
 const char *bridge__replay_admit(bridge_replay_cache *cache, const char *key_id,
-                                 const uint8_t nonce[BRIDGE_NONCE_SIZE], const char *handle,
-                                 int64_t deadline_ms, int64_t now_ms);
+                                 const uint8_t nonce[BRIDGE_NONCE_SIZE], int64_t deadline_ms,
+                                 int64_t now_ms);
 
 /* ------------------------------------------------------------------ the checks (signing.c) */
 
@@ -125,7 +128,7 @@ typedef struct bridge_verifier {
  * 16-byte nonce, else NULL (unsigned replies). */
 const bridge_key *bridge__reply_key(const bridge_verifier *v, const Bridge__V1__Request *request);
 /* Section 9.2's checks in order at `now_ms`: NULL when the job may run, else the failed check. */
-const char *bridge__verify_job(bridge_verifier *v, const char *function, const char *handle,
+const char *bridge__verify_job(bridge_verifier *v, const char *function,
                                const Bridge__V1__Request *request, int64_t now_ms);
 
 #pragma GCC visibility pop

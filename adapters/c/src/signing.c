@@ -194,7 +194,7 @@ const bridge_key *bridge__reply_key(const bridge_verifier *v, const Bridge__V1__
     return bridge__keyring_find(&v->keys, request->key_id);
 }
 
-const char *bridge__verify_job(bridge_verifier *v, const char *function, const char *handle,
+const char *bridge__verify_job(bridge_verifier *v, const char *function,
                                const Bridge__V1__Request *request, int64_t now_ms)
 {
     /* 1. the key */
@@ -240,6 +240,6 @@ const char *bridge__verify_job(bridge_verifier *v, const char *function, const c
     if (request->deadline_ms > now_ms + v->window_ms + BRIDGE_CLOCK_SKEW_MS)
         return "deadline too far ahead";
     /* 4. the nonce */
-    return bridge__replay_admit(&v->replay, request->key_id, request->nonce.data, handle,
+    return bridge__replay_admit(&v->replay, request->key_id, request->nonce.data,
                                 request->deadline_ms, now_ms);
 }

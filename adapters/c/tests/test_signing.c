@@ -107,17 +107,24 @@ static int test_key_lists(void)
     CHECK(bridge__keyring_find(&ring, "k2025") == &ring.keys[1] && !bridge__keyring_find(&ring, "k"), "find");
     bridge__keyring_clear(&ring);
     CHECK(bridge__keyring_parse(&ring, "a:" KEY_A, "b", err, sizeof err) != 0 &&
-              strstr(err, "signing key 'b' is not among the keys"), "signing id: %s", err);
+              strcmp(err, "the signing key id 'b' is not among the keys (a); BRIDGE_SIGNING_KEY "
+                          "names a key id, not a key") == 0, "signing id: %s", err);
+    CHECK(bridge__keyring_parse(&ring, "a:" KEY_A, KEY_A, err, sizeof err) != 0 &&
+              strstr(err, "the signing key id (not shown: it looks like a key) is not among") &&
+              !strstr(err, "MDEyMzQ1"), "a key as the signing id: %s", err);
     int bad = 0;
     bad |= parse_error("", "a keyring needs at least one key");
     bad |= parse_error(" , \n# only a comment", "a keyring needs at least one key");
     bad |= parse_error("a:" KEY_A ",\n# c\n" KEY_B, "key entry 3 is not ID:BASE64"); /* as Python counts */
     bad |= parse_error("a:" KEY_A ",b:QUJD!", "key 'b': not standard base64");
     bad |= parse_error("a:" KEY_A ",b:QUI", "key 'b': not standard base64");
-    bad |= parse_error("a:" KEY_A ",a:" KEY_B, "key id 'a' is listed twice");
+    bad |= parse_error("a:" KEY_A ",a:" KEY_B, "key 'a' is listed twice");
+    bad |= parse_error(KEY_A ":k1", "key entry 1: not standard base64"); /* written backwards */
+    bad |= parse_error("k:" KEY_A ",abcdefghijklmnopqrstu:MDEy", "key entry 2 is 3 bytes");
     bad |= parse_error("a:MDEyMzQ1Njc4OWFiY2Rl", "key 'a' is 15 bytes; at least 16 are needed");
-    bad |= parse_error("a b:" KEY_A, "key id 'a b': 1 to 64 characters of [A-Za-z0-9._-]");
-    bad |= parse_error(":" KEY_A, "key id '': 1 to 64");
+    bad |= parse_error("a b:" KEY_A, "key entry 1: the id must be 1 to 64 characters of "
+                                     "[A-Za-z0-9._-] (entries are ID:BASE64)");
+    bad |= parse_error(":" KEY_A, "key entry 1: the id must be 1 to 64");
     bad |= parse_error("x123456789x123456789x123456789x123456789x123456789x123456789x1234:" KEY_A,
                        "1 to 64 characters");
     CHECK(!bad, "a key list was read wrong");
@@ -188,7 +195,7 @@ static const uint8_t *nonce_of(int n)
     return nonce;
 }
 
-#define ADMIT(c, id, n, h, d, now) bridge__replay_admit(c, id, nonce_of(n), h, d, now)
+#define ADMIT(c, id, n, h, d, now) bridge__replay_admit(c, id, nonce_of(n), d, now) /* h: unused */
 static bool is(const char *got, const char *want)
 {
     return want == NULL ? got == NULL : got != NULL && strcmp(got, want) == 0;
@@ -200,8 +207,7 @@ static int test_replay_cache(void)
     bridge_replay_cache c;
     bridge__replay_init(&c, 3);
     CHECK(IS(ADMIT(&c, "k", 1, "H:1", 100, 0), NULL), "first");
-    CHECK(IS(ADMIT(&c, "k", 1, "H:1", 100, 0), NULL), "same handle: a re-run");
-    CHECK(IS(ADMIT(&c, "k", 1, "H:2", 100, 0), "replayed"), "another handle: a replay");
+    CHECK(IS(ADMIT(&c, "k", 1, "H:1", 100, 0), "replayed"), "the same again, whatever the handle");
     CHECK(IS(ADMIT(&c, "j", 1, "H:2", 100, 0), NULL), "same nonce, other key id");
     CHECK(IS(ADMIT(&c, "k", 2, "H:3", 50, 0), NULL), "third");
     CHECK(c.count == 3 && c.floor_ms == 0, "full, no floor");
@@ -329,16 +335,21 @@ static long opened(const bridge_buffer *b, const char *function, const uint8_t n
 }
 
 /* The UNAUTHENTICATED refusal in `out` (signed or not) names `why`. */
-static bool refused(const bridge_buffer *out, long len, const char *why)
+static bool refused_with(const bridge_buffer *out, long len, int code, const char *why)
 {
     Bridge__V1__Error *e = (Bridge__V1__Error *)protobuf_c_message_unpack(
         &bridge__v1__error__descriptor, NULL, len < 0 ? out->len : (size_t)len, out->data);
-    bool ok = e && e->code == BRIDGE__V1__CODE__UNAUTHENTICATED && strstr(e->message, why);
+    bool ok = e && (int)e->code == code && strstr(e->message, why);
     if (!ok)
         printf("  refusal: %s\n", e ? e->message : "(not an Error)");
     if (e != NULL)
         protobuf_c_message_free_unpacked(&e->base, NULL);
     return ok;
+}
+
+static bool refused(const bridge_buffer *out, long len, const char *why)
+{
+    return refused_with(out, len, BRIDGE__V1__CODE__UNAUTHENTICATED, why);
 }
 
 static int s_echo(bridge_ctx *ctx, const Bridge__Interop__V1__Composite *req, Bridge__Interop__V1__Composite *rep)
@@ -384,14 +395,13 @@ static int test_signed_flow(void)
           "signed echo: %c", kind);
     long len = opened(&out, ECHO, nonce, 2);
     CHECK(len == 23 + (long)body_len && memcmp(out.data + 23, body, body_len) == 0, "signed reply");
-    /* gearmand re-running it (same handle) is not a replay; another handle is */
-    out.len = 0;
-    bridge_worker_process_job(w, ECHO, "H:1", p.data, p.len, &kind, &out, NULL);
-    CHECK(kind == 'C', "re-run: %c", kind);
-    out.len = 0;
-    bridge_worker_process_job(w, ECHO, "H:2", p.data, p.len, &kind, &out, NULL);
-    len = opened(&out, ECHO, nonce, 3);
-    CHECK(kind == 'E' && len >= 0 && refused(&out, len, "replayed"), "replay: %c", kind);
+    /* the same job again is a replay, whatever its handle (another gearmand, a restarted one) */
+    for (int i = 0; i < 2; i++) {
+        out.len = 0;
+        bridge_worker_process_job(w, ECHO, i ? "H:2" : "H:1", p.data, p.len, &kind, &out, NULL);
+        len = opened(&out, ECHO, nonce, 3);
+        CHECK(kind == 'E' && len >= 0 && refused(&out, len, "replayed"), "replay %d: %c", i, kind);
+    }
 
     /* every hostile job: UNAUTHENTICATED naming the check; signed when it named a known key */
     struct {
@@ -468,6 +478,40 @@ static int test_signed_flow(void)
     return 0;
 }
 
+/* A full replay cache: RESOURCE_EXHAUSTED "replay cache full" (signed), not UNAUTHENTICATED. */
+static int test_replay_cache_full_flow(void)
+{
+    bridge_worker_options o = bridge_worker_options_default();
+    o.quiet = true;
+    o.no_env_keys = true;
+    o.replay_capacity = 1;
+    bridge_worker *w = bridge_worker_new(&o);
+    static const bridge_interop_v1_interop_handlers h = {.echo = s_echo};
+    CHECK(w && bridge_interop_v1_interop_register(w, &h, NULL) == 0 &&
+              bridge_worker_set_keys(w, "k2026:" KEY_A, NULL, 0) == 0, "worker");
+    bridge_buffer p = BRIDGE_BUFFER_INIT, out = BRIDGE_BUFFER_INIT;
+    int64_t deadline = now_ms() + 30000;
+    char kind = 0, kinds[4] = "";
+    long len = -1;
+    for (int i = 0; i < 3; i++) { /* the 2nd evicts the 1st (floor = deadline): refused */
+        uint8_t nonce[16] = {9, (uint8_t)i};
+        signed_job(&p, ECHO, "k2026", KEY, 32, nonce, deadline + (i == 2), (const uint8_t *)"", 0, false);
+        out.len = 0;
+        bridge_worker_process(w, ECHO, p.data, p.len, &kind, &out, NULL);
+        kinds[i] = kind;
+        if (i == 1)
+            len = opened(&out, ECHO, nonce, 3);
+        if (i == 1)
+            CHECK(len >= 0 && refused_with(&out, len, BRIDGE__V1__CODE__RESOURCE_EXHAUSTED,
+                                           "replay cache full"), "full: signed RESOURCE_EXHAUSTED");
+    }
+    CHECK(strcmp(kinds, "CEC") == 0, "kinds %s (a later deadline runs again)", kinds);
+    bridge_buffer_free(&p);
+    bridge_buffer_free(&out);
+    bridge_worker_free(w);
+    return 0;
+}
+
 void signing_tests(void)
 {
     char name[96];
@@ -482,4 +526,5 @@ void signing_tests(void)
     run("replay_cache", test_replay_cache);
     run("replay_cache_threads", test_replay_cache_threads);
     run("signed_flow", test_signed_flow);
+    run("replay_cache_full_flow", test_replay_cache_full_flow);
 }

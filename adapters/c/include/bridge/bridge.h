@@ -264,9 +264,9 @@ void bridge_worker_free(bridge_worker *worker);
  * Signed jobs and replies (wire contract, section 9). A worker with keys runs only enveloped jobs
  * signed (HMAC-SHA256) by one of them, with a deadline, not replayed; any other job is answered
  * UNAUTHENTICATED naming the check ("unsigned job", "unknown key id", "bad signature", "a signed
- * job needs a deadline", "expired", "deadline too far ahead", "replayed", "replay cache full";
- * bare methods: "bare jobs cannot be signed"), with one warning line on stderr, and the worker
- * goes on. Every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of a job naming one of its keys
+ * job needs a deadline", "expired", "deadline too far ahead", "replayed" -- a nonce seen before,
+ * whatever the job handle; bare methods: "bare jobs cannot be signed"), or RESOURCE_EXHAUSTED
+ * "replay cache full", with one warning line on stderr, and the worker goes on. Every WORK_DATA, WORK_COMPLETE and WORK_EXCEPTION of a job naming one of its keys
  * carries the reply MAC. Call these before bridge_worker_run(); keys are copied, wiped when
  * dropped, and never logged.
  *
@@ -303,9 +303,8 @@ int bridge_worker_options_from_args(bridge_worker_options *options, int argc, ch
 bridge_status bridge_worker_process(bridge_worker *worker, const char *function_name,
                                     const uint8_t *payload, size_t size, char *kind,
                                     bridge_buffer *out, bridge_buffer *data);
-/* The same for the job handle `job_handle` (a worker with keys remembers the handle with the
- * job's nonce: the same handle again is a re-run, another one a replay). bridge_worker_process
- * gives every call a handle of its own. */
+/* The same for the job handle `job_handle` (named in a refused signed job's warning line).
+ * bridge_worker_process gives every call a handle of its own. */
 bridge_status bridge_worker_process_job(bridge_worker *worker, const char *function_name,
                                         const char *job_handle, const uint8_t *payload, size_t size,
                                         char *kind, bridge_buffer *out, bridge_buffer *data);
