@@ -382,11 +382,36 @@ public final class Worker {
      */
     private static Unauthenticated refused(Rpc<?, ?> rpc, GearmanJob job, String failure, String keyId) {
         String id = keyId == null || keyId.isEmpty() ? ""
-                : " (key id '" + (keyId.length() > 64 ? keyId.substring(0, 64) : keyId) + "')";
+                : " (key id '" + logQuote(keyId.length() > 64 ? keyId.substring(0, 64) : keyId) + "')";
         Code code = ReplayCache.FULL.equals(failure) ? Code.RESOURCE_EXHAUSTED : Code.UNAUTHENTICATED;
         LOG.log(System.Logger.Level.WARNING, "{0}: job {1} refused ({2}): {3}{4}", job.function(),
                 job.handleString(), code.name(), failure, id);
         return new Unauthenticated(code, rpc.functionName() + ": " + failure);
+    }
+
+    /**
+     * Text a caller chose (a job's key id), safe for one log line: every control, format or
+     * unassigned character is written as a Java escape, so no caller can start a line of its own.
+     */
+    static String logQuote(String text) {
+        StringBuilder out = new StringBuilder(text.length());
+        text.codePoints().forEach(cp -> {
+            int type = Character.getType(cp);
+            boolean unsafe = Character.isISOControl(cp) || type == Character.FORMAT
+                    || type == Character.UNASSIGNED || type == Character.LINE_SEPARATOR
+                    || type == Character.PARAGRAPH_SEPARATOR || type == Character.SURROGATE
+                    || cp == '\\';
+            if (!unsafe) {
+                out.appendCodePoint(cp);
+            } else if (cp == '\\') {
+                out.append("\\\\");
+            } else {
+                for (char c : Character.toChars(cp)) {
+                    out.append(String.format("\\u%04x", (int) c));
+                }
+            }
+        });
+        return out.toString();
     }
 
     /** A bare job on a worker with keys: it cannot carry a signature (section 9, bare error form). */

@@ -182,4 +182,17 @@ class SignedJobChecksTest {
             assertEquals(1, admitted.get(), "round " + round);
         }
     }
+
+    @Test
+    void aKeyIdInALogLineCannotStartALineOfItsOwn() {
+        // The key id is the caller's choice: a refusal's log line must stay one line.
+        String hostile = "k9')\nFAKE LOG LINE: job accepted\r\u0085\u2028\u202e\u001b[31m\\";
+        String quoted = Worker.logQuote(hostile);
+        for (char c : quoted.toCharArray()) {
+            assertFalse(Character.isISOControl(c) || c == '\u2028' || c == '\u202e',
+                    "unescaped " + (int) c + " in " + quoted);
+        }
+        assertTrue(quoted.contains("\\u000a") && quoted.contains("\\\\"), quoted);
+        assertEquals("k2026.ops_B-1", Worker.logQuote("k2026.ops_B-1"));
+    }
 }
