@@ -396,10 +396,12 @@ static bridge_status dec_map_key(jdec *d, const ProtobufCFieldDescriptor *kf, co
         *(protobuf_c_boolean *)member = key[0] == 't';
         return BRIDGE_STATUS_OK;
     }
-    json_t *num = json_string(key); /* through the integer rules ("12", "1e2"), range included */
+    /* decimal digits only, as an integer string (reading rule 4: not "13.", "+1" or "1e2"), range
+     * included */
+    json_t *num = json_string(key);
     if (num == NULL)
         return BRIDGE_STATUS_NO_MEMORY;
-    bridge_status st = dec_integer(d, kf, num, true, member);
+    bridge_status st = dec_integer(d, kf, num, false, member);
     json_decref(num);
     return st;
 }
