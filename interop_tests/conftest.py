@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from bridge.codecs import codec_for
 from bridge.rpc.client import Encoding
 from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, parse_frame, type_tag
 from bridge.testing import GearmandError, GearmandServer
-from interop_tests.langs.base import REPO_ROOT, Language, generate_interop
+from interop_tests.langs.base import REPO_ROOT, Language, import_python_stubs
 
 ALL_LANGUAGES = ("python", "c", "c-asan", "php", "ruby", "java")
 BUILD_ROOT = REPO_ROOT / "build" / "interop"
@@ -388,16 +387,7 @@ class Stubs:
 
 @pytest.fixture(scope="session")
 def stubs() -> Iterator[Stubs]:
-    out = generate_interop("python", BUILD_ROOT / "_python_stubs")
-    # Another test may have imported an ``interop`` package from elsewhere: start clean.
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        pb: ModuleType = importlib.import_module("interop.v1.interop_pb2")
-        stub: ModuleType = importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
+    pb, stub = import_python_stubs(BUILD_ROOT / "_python_stubs")
     yield Stubs(pb, stub)
 
 

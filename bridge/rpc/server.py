@@ -254,21 +254,7 @@ def _start(
             language=LANGUAGE,
         )
     codec = codec_for(envelope.encoding)
-    try:
-        request = codec.decode(method.request_type, body)
-    except DecodeError as exc:
-        raise InvalidArgument(
-            f"{method.full_name}: the request body is not a valid "
-            f"{method.request_type.DESCRIPTOR.full_name}: {exc}",
-            type="DecodeError",
-            language=LANGUAGE,
-        ) from None
-    if not implemented:
-        raise Unimplemented(
-            f"{method.full_name} is not implemented by this worker",
-            type="Unimplemented",
-            language=LANGUAGE,
-        )
+    request = _decode_or_refuse(method, codec, body, implemented, "body is not a valid ", "")
     encoding = _ENCODINGS.get(codec.encoding, Encoding.PROTOBUF)
     context = ServicerContext(job, method, envelope.metadata, envelope.deadline_ms, encoding, tag)
     return request, context, codec
@@ -359,6 +345,30 @@ def _not_an_envelope(
     return exc
 
 
+def _decode_or_refuse(
+    method: MethodSpec[Any, Any], codec: Codec, data: bytes | memoryview, implemented: bool,
+    what: str, how: str,
+) -> Message:
+    """The request, else INVALID_ARGUMENT (undecodable), then UNIMPLEMENTED: the last steps
+    before a handler runs, enveloped (section 2, steps 6-7) or bare (section 8.4)."""
+    try:
+        request: Message = codec.decode(method.request_type, data)
+    except DecodeError as exc:
+        raise InvalidArgument(
+            f"{method.full_name}: the request {what}"
+            f"{method.request_type.DESCRIPTOR.full_name}{how}: {exc}",
+            type="DecodeError",
+            language=LANGUAGE,
+        ) from None
+    if not implemented:
+        raise Unimplemented(
+            f"{method.full_name} is not implemented by this worker",
+            type="Unimplemented",
+            language=LANGUAGE,
+        )
+    return request
+
+
 def _start_bare(
     job: JobContext, method: MethodSpec[Any, Any], implemented: bool, max_request_bytes: int,
     tag: int,
@@ -374,21 +384,8 @@ def _start_bare(
         )
     encoding = _ENCODINGS.get(int(method.encoding), Encoding.PROTOBUF)
     codec = bare_codec_for(encoding)
-    try:
-        request = codec.decode(method.request_type, payload)
-    except DecodeError as exc:
-        raise InvalidArgument(
-            f"{method.full_name}: the request is not a valid "
-            f"{method.request_type.DESCRIPTOR.full_name} in bare {encoding.name}: {exc}",
-            type="DecodeError",
-            language=LANGUAGE,
-        ) from None
-    if not implemented:
-        raise Unimplemented(
-            f"{method.full_name} is not implemented by this worker",
-            type="Unimplemented",
-            language=LANGUAGE,
-        )
+    request = _decode_or_refuse(method, codec, payload, implemented, "is not a valid ",
+                                f" in bare {encoding.name}")
     context = ServicerContext(job, method, _NO_METADATA, 0, encoding, tag, bare=True)
     return request, context, codec
 

@@ -18,9 +18,12 @@ describes, logs to stderr, and exits 0 once SIGTERM's graceful stop has finished
 from __future__ import annotations
 
 import abc
+import importlib
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
@@ -38,6 +41,25 @@ def generate_interop(emitter: str, out: Path) -> Path:
     schema = load([str(INTEROP_SCHEMA)], include_paths=[str(SCHEMAS_DIR)])
     write_files(get_emitter(emitter).generate(schema, {}), out)
     return out
+
+
+def forget_interop_modules() -> None:
+    """Drop every imported ``interop`` module: generated stubs imported from another folder."""
+    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
+        del sys.modules[name]
+
+
+def import_python_stubs(out: Path) -> tuple[ModuleType, ModuleType]:
+    """Generate the interop schema's Python stubs into a fresh ``out`` and import them:
+    ``(interop.v1.interop_pb2, interop.v1.interop_bridge)``."""
+    generate_interop("python", out)
+    forget_interop_modules()  # another test may have imported an ``interop`` from elsewhere
+    sys.path.insert(0, str(out))
+    try:
+        return (importlib.import_module("interop.v1.interop_pb2"),
+                importlib.import_module("interop.v1.interop_bridge"))
+    finally:
+        sys.path.remove(str(out))
 
 
 class ToolchainMissing(RuntimeError):

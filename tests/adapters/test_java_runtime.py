@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import filecmp
-import importlib
 import json
 import os
 import random
@@ -16,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -48,7 +46,7 @@ from bridge.schema import load
 from bridge.security import Keyring
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
-from interop_tests.langs.base import generate_interop
+from interop_tests.langs.base import forget_interop_modules, generate_interop, import_python_stubs
 from interop_tests.langs.java import JVM_OPTIONS, LANGUAGE, MAIN_CLASS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -727,18 +725,8 @@ def test_a_server_frozen_mid_stream_does_not_stop_the_worker_serving_the_other(
 @pytest.fixture(scope="module")
 def python_stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     """The generated Python client of the interop schema (typed calls)."""
-    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        pb = importlib.import_module("interop.v1.interop_pb2")
-        stub = importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
-    yield pb, stub
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
+    yield import_python_stubs(tmp_path_factory.mktemp("py-gen"))
+    forget_interop_modules()
 
 
 def _tls_env(server: GearmandServer, **extra: str) -> dict[str, str]:

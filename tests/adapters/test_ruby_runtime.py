@@ -39,7 +39,7 @@ from bridge.security import Keyring, Packet, split_signed
 from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
-from interop_tests.langs.base import generate_interop
+from interop_tests.langs.base import forget_interop_modules, generate_interop, import_python_stubs
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "ruby"
@@ -669,18 +669,8 @@ def python_stubs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ModuleType, ModuleType]]:
     """The generated Python client of the interop schema (typed calls)."""
-    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        pb = importlib.import_module("interop.v1.interop_pb2")
-        stub = importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
-    yield pb, stub
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
+    yield import_python_stubs(tmp_path_factory.mktemp("py-gen"))
+    forget_interop_modules()
 
 
 def _tls_env(server: GearmandServer, **extra: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ the same time); each language is built at most once per session, and only when a
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -33,7 +32,7 @@ from interop_tests.conftest import (
     load_language,
     run_logs,
 )
-from interop_tests.langs.base import REPO_ROOT, generate_interop
+from interop_tests.langs.base import REPO_ROOT, import_python_stubs
 
 BUILD_ROOT = REPO_ROOT / "build" / "faults"
 FIGURES = BUILD_ROOT / "figures.jsonl"
@@ -96,15 +95,7 @@ class Stubs:
 
 def import_interop_stubs(out: Path) -> Stubs:
     """Generate the interop schema's Python stubs into ``out`` and import them."""
-    generate_interop("python", out)
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        pb = importlib.import_module("interop.v1.interop_pb2")
-        stub = importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
+    pb, stub = import_python_stubs(out)
     return Stubs(pb, stub)
 
 

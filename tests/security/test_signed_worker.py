@@ -40,7 +40,12 @@ from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.v1 import envelope_pb2
 from bridge.worker import JobContext, Worker
-from interop_tests.langs.base import REPO_ROOT, WORKERS_DIR, generate_interop
+from interop_tests.langs.base import (
+    REPO_ROOT,
+    WORKERS_DIR,
+    forget_interop_modules,
+    generate_interop,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,8 +69,7 @@ def no_keys_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, ModuleType]]:
     """(the generated stubs, the Python interop worker's module) importable in this process."""
     gen = generate_interop("python", tmp_path_factory.mktemp("signed") / "gen")
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
+    forget_interop_modules()
     sys.path.insert(0, str(gen))
     try:
         stubs = importlib.import_module("interop.v1.interop_bridge")
@@ -77,8 +81,7 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleTy
     finally:
         sys.path.remove(str(gen))
     yield stubs, worker_module
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
+    forget_interop_modules()
 
 
 @contextlib.asynccontextmanager

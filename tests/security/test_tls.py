@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import re
@@ -37,7 +36,13 @@ from bridge.security.tls import TlsConfig, TlsError
 from bridge.testing import GearmandServer
 from bridge.testing.tls import TestPki, capture_port, make_test_pki
 from bridge.worker import Worker
-from interop_tests.langs.base import REPO_ROOT, WORKERS_DIR, generate_interop
+from interop_tests.langs.base import (
+    REPO_ROOT,
+    WORKERS_DIR,
+    forget_interop_modules,
+    generate_interop,
+    import_python_stubs,
+)
 
 ECHO = "bridge.interop.v1.Interop.Echo"
 RAW = "tls.test.Echo"
@@ -56,18 +61,8 @@ def server() -> Iterator[GearmandServer]:
 
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, ModuleType]]:
-    out = generate_interop("python", tmp_path_factory.mktemp("stubs") / "gen")
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        pb = importlib.import_module("interop.v1.interop_pb2")
-        bridge = importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
-    yield pb, bridge
-    for name in [m for m in sys.modules if m == "interop" or m.startswith("interop.")]:
-        del sys.modules[name]
+    yield import_python_stubs(tmp_path_factory.mktemp("stubs") / "gen")
+    forget_interop_modules()
 
 
 @contextlib.contextmanager
