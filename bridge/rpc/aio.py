@@ -19,7 +19,7 @@ from bridge.rpc.calls import (
     _translate,
 )
 from bridge.schema.model import Encoding
-from bridge.security import Keyring, Packet
+from bridge.security import Keyring
 
 
 class AsyncBackgroundCall:
@@ -96,34 +96,19 @@ class AsyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
-        talks = p.on_status is not None or p.on_warning is not None
-        reader = method.reader(p) if talks and not method.bare else None
+        hooks = self.unary_hooks(method, p)
         try:
-            if method.bare:
-                data = await self.client.call(
-                    method.function, p.payload, unique=p.unique, priority=p.priority,
-                    timeout=p.timeout, on_data=method.refuse_data, on_status=p.on_status,
-                    on_warning=p.on_warning,
-                )
-                return self.decode_reply(method, p.codec, data)
-            on_data = reader.item if reader else method.marker_check(p.codec.encoding)
             data = await self.client.call(
                 method.function, p.payload, unique=p.unique, priority=p.priority,
-                timeout=p.timeout,
-                on_data=p.signed.data(on_data) if p.signed else on_data,
-                on_status=reader.status if reader else None,
-                on_warning=reader.warning if reader else None,
+                timeout=p.timeout, on_data=hooks.on_data, on_status=hooks.on_status,
+                on_warning=hooks.on_warning,
             )
-            if p.signed:
-                data = p.signed.open(Packet.COMPLETE, data)
         except _TRANSPORT_ERRORS as exc:
             if isinstance(exc, CallTimeout):
                 exc.diagnosis = await diagnose_async(
                     self._servers(), method.function, tls=self.client.tls)
             raise _translate(method, exc, p.signed) from None
-        body = (method.unary_body(p.codec.encoding, data) if reader is None
-                else reader.reply(data))
-        return self.decode_reply(method, p.codec, body)
+        return self.unary_reply(method, p, hooks, data)
 
     def stream(
         self,
@@ -136,11 +121,11 @@ class AsyncRpc(_RpcBase):
 
     async def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> AsyncIterator[ReplyT]:
         reader = method.reader(p)
+        on_item, on_end = self.stream_hooks(p, reader)
         chunks = self.client.stream(
             method.function, p.payload, unique=p.unique, priority=p.priority,
             timeout=p.timeout, on_status=reader.status, on_warning=reader.warning,
-            on_item=p.signed.data(reader.item) if p.signed else reader.item,
-            on_end=p.signed.end(reader.end) if p.signed else reader.end,
+            on_item=on_item, on_end=on_end,
         )
         try:
             while True:

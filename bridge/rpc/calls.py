@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from google.protobuf.message import Message
 
@@ -342,6 +342,15 @@ def _warning_callback(on_warning: WarningCallback | None) -> Callable[[bytes], N
     return relay
 
 
+class _UnaryHooks(NamedTuple):
+    """What a unary call gives the raw client to call back (``_RpcBase.unary_hooks``)."""
+
+    reader: ReplyReader | None
+    on_data: Callable[[bytes], Any]
+    on_status: Callable[[int, int], None] | None
+    on_warning: Callable[[bytes], None] | None
+
+
 class _RpcBase:
     def __init__(self, encoding: Encoding | None, keys: Keyring | None = None) -> None:
         self.encoding = encoding
@@ -482,6 +491,45 @@ class _RpcBase:
             options.get("on_progress"),
             _warning_callback(options.get("on_warning")),
         )
+
+    @staticmethod
+    def unary_hooks(method: MethodSpec[Any, Any], p: _Prepared) -> _UnaryHooks:
+        """The callbacks a unary call hands the raw client: a bare call's WORK_DATA is refused
+        and its progress passed on as is; an enveloped call's packets go through its reply
+        frames' checks (a ``ReplyReader`` only when it watches progress), behind the reply MAC
+        when the call is signed."""
+        if method.bare:
+            return _UnaryHooks(None, method.refuse_data, p.on_status, p.on_warning)
+        talks = p.on_status is not None or p.on_warning is not None
+        reader = method.reader(p) if talks else None
+        on_data = reader.item if reader else method.marker_check(p.codec.encoding)
+        return _UnaryHooks(
+            reader,
+            p.signed.data(on_data) if p.signed else on_data,
+            reader.status if reader else None,
+            reader.warning if reader else None,
+        )
+
+    def unary_reply(
+        self, method: MethodSpec[Any, ReplyT], p: _Prepared, hooks: _UnaryHooks, data: bytes
+    ) -> ReplyT:
+        """The reply message of a unary call's WORK_COMPLETE payload, checked (MAC, frame)."""
+        if method.bare:
+            return self.decode_reply(method, p.codec, data)
+        if p.signed:
+            data = p.signed.open(Packet.COMPLETE, data)
+        body = (method.unary_body(p.codec.encoding, data) if hooks.reader is None
+                else hooks.reader.reply(data))
+        return self.decode_reply(method, p.codec, body)
+
+    @staticmethod
+    def stream_hooks(
+        p: _Prepared, reader: ReplyReader
+    ) -> tuple[Callable[[bytes], memoryview | None], Callable[[bytes], None]]:
+        """``(on_item, on_end)`` of a stream: the reader's, behind the reply MAC when signed."""
+        if p.signed:
+            return p.signed.data(reader.item), p.signed.end(reader.end)
+        return reader.item, reader.end
 
     @staticmethod
     def decode_reply(
