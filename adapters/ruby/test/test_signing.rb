@@ -268,7 +268,8 @@ class TestSigning < Minitest::Test
                    [error.code, error.message, error.type]
       lines = log.string.lines
       assert_equal 1, lines.size, log.string
-      assert_match(/WARN .*EchoBlob: job H:x:1 refused \(UNAUTHENTICATED\): #{why}/, lines[0])
+      assert_match(/WARN .* job failed function=#{FUNCTION} handle=H:x:1 encoding=protobuf bytes=\d+ seconds=\S+ #{""
+                   }outcome=UNAUTHENTICATED message="refused: #{why}( \(key id \\"k\d\\"\))?"$/, lines[0])
     end
   end
 
@@ -285,7 +286,7 @@ class TestSigning < Minitest::Test
     assert_equal [:WORK_EXCEPTION, "H:x:1"], [type, handle]
     error = Bridge::V1::Error.decode(S::Signing.split_signed(KEY, FUNCTION, "k1", "n" * 16, :WORK_EXCEPTION, data))
     assert_equal [:UNAUTHENTICATED, "bridge.interop.v1.Interop.EchoBlob: replayed"], [error.code, error.message]
-    assert_match(/refused \(UNAUTHENTICATED\): replayed/, log.string)
+    assert_match(/outcome=UNAUTHENTICATED message="refused: replayed/, log.string)
   end
 
   # A full replay cache refuses a well-signed job it cannot vouch for: RESOURCE_EXHAUSTED, not
@@ -306,7 +307,8 @@ class TestSigning < Minitest::Test
                  [error.code, error.message, error.type]
     lines = log.string.lines.grep(/refused/)
     assert_equal 1, lines.size, log.string
-    assert_match(/WARN .*EchoBlob: job H:x:1 refused \(RESOURCE_EXHAUSTED\): replay cache full \(key id "k1"\)$/, lines[0])
+    assert_match(/WARN .*EchoBlob handle=H:x:1 .* outcome=RESOURCE_EXHAUSTED #{""
+                 }message="refused: replay cache full \(key id \\"k1\\"\)"$/, lines[0])
   end
 
   # The key id is the caller's choice: no raw line break, control or bidi character of it
@@ -319,8 +321,9 @@ class TestSigning < Minitest::Test
     lines = log.string.lines
     assert_equal 1, lines.size, log.string
     line = lines[0]
-    assert_includes line, 'refused (UNAUTHENTICATED): unknown key id (key id "k9\\nW, [2026-11-30] WARN -- : forged' \
-                          '\\u0085\\u2028\\u202E\\e[2J")'
+    # quoted twice: as the key id inside the message, and the message in the line
+    assert_includes line, 'message="refused: unknown key id (key id \\"k9\\\\nW, [2026-11-30] WARN -- : forged' \
+                          '\\\\u0085\\\\u2028\\\\u202E\\\\e[2J\\")"'
     ["\n", "\u0085", "\u2028", "\u202E", "\e"].each { |c| refute_includes line.chomp, c }
     assert_equal '"\\xFFk"', S.log_quote("\xFFk".b)
     assert_equal "\"#{'x' * 64}\"", S.log_quote("x" * 100)

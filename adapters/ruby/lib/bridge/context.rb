@@ -2,6 +2,7 @@
 
 require_relative "codec"
 require_relative "errors"
+require_relative "logging"
 require_relative "request_view"
 
 module Bridge
@@ -11,7 +12,8 @@ module Bridge
   #   def resize(request, context)
   #     context.warning("upscaling") if request.factor > 1
   #     context.progress(1, 2)
-  #     context.metadata["trace-id"]    # from the caller's envelope
+  #     context.metadata["tenant"]      # from the caller's envelope
+  #     context.trace_id                # W3C trace context of the call, or nil
   #     context.time_remaining          # seconds until the caller's deadline, or nil
   #   end
   class Context
@@ -22,10 +24,15 @@ module Bridge
     attr_reader :encoding
     # The Gearman function, job handle and unique id of this job.
     attr_reader :function_name, :handle, :unique
+    # The caller's W3C traceparent ("00-<trace id>-<parent id>-<flags>") when its metadata held a
+    # valid version-00 one, else nil (an invalid one is ignored). Calls made on from the handler
+    # keep the trace when they pass +metadata+ on.
+    attr_reader :traceparent
 
     # +metadata+: a Hash, or the envelope's metadata entries (converted on first use: most handlers
     # never read it, and the worker path stays one decode + one encode).
-    def initialize(job, metadata:, deadline_ms:, encoding:, emit: nil)
+    def initialize(job, metadata:, deadline_ms:, encoding:, emit: nil, traceparent: nil)
+      @traceparent = traceparent
       @job = job
       @emit = emit
       @raw_metadata = metadata
@@ -41,6 +48,15 @@ module Bridge
     def metadata
       @metadata ||= (@raw_metadata.is_a?(Hash) ? @raw_metadata.dup : RequestView.metadata(@raw_metadata)).freeze
     end
+
+    # The 32 hex digits of the call's trace id, or nil without a valid traceparent.
+    def trace_id = Trace.trace_id(@traceparent)
+
+    # The 16 hex digits of the caller's span id, or nil without a valid traceparent.
+    def parent_id = Trace.parent_id(@traceparent)
+
+    # The caller's W3C tracestate (vendor entries), only alongside a valid traceparent; else nil.
+    def tracestate = @traceparent && metadata[Trace::TRACESTATE]
 
     # The deadline as a Time, or nil.
     def deadline

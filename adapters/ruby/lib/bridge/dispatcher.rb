@@ -6,6 +6,7 @@ require_relative "codec"
 require_relative "context"
 require_relative "errors"
 require_relative "frame"
+require_relative "logging"
 require_relative "request_view"
 require_relative "security/verifier"
 require_relative "service"
@@ -22,6 +23,13 @@ module Bridge
   # reply MAC (wire contract, section 9.3).
   class Job
     attr_reader :handle, :function_name, :unique, :payload, :attempt, :bare
+    # How the job ended, for its log line: the status code's name ("OK", "INVALID_ARGUMENT"...)
+    # or "WORK_FAIL", nil until answered; the error answer's message; the trace id of a valid
+    # traceparent in its metadata.
+    attr_reader :outcome, :message
+    attr_accessor :trace_id
+    # The envelope's body encoding (:protobuf or :msgpack) once read.
+    attr_writer :wire_encoding
 
     # +hold_final+: keep the final packet for the connection's next write (see
     # Gearman::Connection#send_packet); whoever sets it must send or flush right after the job.
@@ -41,10 +49,24 @@ module Bridge
       @data_sent = false
       @bare = nil # the encoding of a bare method's job
       @signing = nil # [key, key id, nonce] of a signed job
+      @wire_encoding = nil
+      @outcome = nil
+      @message = nil
+      @trace_id = nil
       @lock = Mutex.new # a handler may report from several threads: sequence numbers stay in order
     end
 
     def finished? = @finished
+
+    # The encoding its log line names: a bare method's, the envelope's, else protobuf (the
+    # envelope's own).
+    def encoding = @bare || @encoding || @wire_encoding || :protobuf
+
+    # Records the error answer about to be sent (+code+: a Bridge::V1::Code number or name).
+    def answered_error(code, message)
+      @outcome = (code.is_a?(Integer) ? Bridge::V1::Code.lookup(code) : code)&.to_s || code.to_s
+      @message = message
+    end
 
     # The encoding (:protobuf or :msgpack) and reply type tag of every frame this job sends.
     def frame_replies(encoding, tag)
@@ -133,6 +155,7 @@ module Bridge
       return if @finished
 
       @finished = true
+      @outcome ||= type == :WORK_FAIL ? "WORK_FAIL" : "OK"
       @connection.send_packet(type, *args, hold: @hold_final, generation: @generation)
     end
   end
@@ -196,8 +219,17 @@ module Bridge
 
     def function_names = @routes.keys
 
-    # Answers +job+. Raises only Gearman::ConnectionError (the answer could not be sent).
+    # Answers +job+ and logs it (Logging.log_job). Raises only Gearman::ConnectionError (the
+    # answer could not be sent; nothing is logged here then).
     def perform(job)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      answer(job)
+      Logging.log_job(@logger, job, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) if job.finished?
+    end
+
+    private
+
+    def answer(job)
       rpc, handler, implemented, tag = @routes[job.function_name]
       return perform_bare(job, rpc, handler, implemented) if rpc&.bare
 
@@ -222,8 +254,13 @@ module Bridge
         return refuse(job, rpc, failure, KEY_ID.get(request))
       end
 
+      metadata = METADATA.get(request)
+      traceparent = metadata.length.zero? ? nil : Trace.traceparent(metadata)
+      job.trace_id = Trace.trace_id(traceparent)
       encoding = ENCODINGS[ENCODING.get(request)]
       return reject(job, :INVALID_ARGUMENT, "unknown body encoding #{ENCODING.get(request).inspect}") unless encoding
+
+      job.wire_encoding = encoding
 
       deadline_ms = DEADLINE.get(request)
       if deadline_ms != 0 && Process.clock_gettime(Process::CLOCK_REALTIME, :millisecond) >= deadline_ms
@@ -242,8 +279,8 @@ module Bridge
       return reject(job, :UNIMPLEMENTED, "#{rpc.owner.service_name}.#{rpc.name} is not implemented by this worker") unless implemented
 
       emit = rpc.server_streaming ? ->(item) { job.send_item(encode_reply(rpc, item, encoding)) } : nil
-      context = Context.new(job, metadata: METADATA.get(request), deadline_ms: deadline_ms, encoding: encoding,
-                                 emit: emit)
+      context = Context.new(job, metadata: metadata, deadline_ms: deadline_ms, encoding: encoding,
+                                 emit: emit, traceparent: traceparent)
       run(job, rpc, handler, body, context, emit)
     rescue Gearman::ConnectionError
       raise
@@ -252,8 +289,6 @@ module Bridge
       @logger.error("#{job.function_name}: internal error: #{e.class}: #{e.message}")
       answer_error(job, Bridge::V1::Code::INTERNAL, "worker runtime error: #{e.message}", e) unless job.finished?
     end
-
-    private
 
     # A bare method's job (wire contract section 8.4): the payload is the request alone, in the
     # method's encoding; no deadline and no metadata travel.
@@ -302,11 +337,11 @@ module Bridge
     # yet: wire contract, 9.2).
     def refuse(job, rpc, failure, key_id = "")
       status = failure == Security::REPLAY_CACHE_FULL ? :RESOURCE_EXHAUSTED : :UNAUTHENTICATED
-      named = key_id.empty? ? "" : " (key id #{Security.log_quote(key_id)})"
-      @logger.warn("#{job.function_name}: job #{job.handle} refused (#{status}): #{failure}#{named}")
       name = rpc ? "#{rpc.owner.service_name}.#{rpc.name}" : job.function_name
       answer_error(job, Bridge::V1::Code.resolve(status), "#{name}: #{failure}", nil,
                    type: status.to_s.split("_").map(&:capitalize).join)
+      # its log line (the job's, at warning) says why, and which key id the job named
+      job.answered_error(status, "refused: #{failure}#{key_id.empty? ? "" : " (key id #{Security.log_quote(key_id)})"}")
     end
 
     def run(job, rpc, handler, body, context, emit)
@@ -329,7 +364,6 @@ module Bridge
     rescue Bridge::Error => e
       answer_error(job, e.code, e.message, e, details: e.details)
     rescue *HANDLER_FAILURES => e
-      @logger.warn("#{job.function_name}: #{e.class}: #{e.message}")
       answer_error(job, Bridge::V1::Code::UNKNOWN, e.message, e)
     end
 
@@ -347,12 +381,12 @@ module Bridge
     # An error the runtime itself answers; its type is the code's name in CamelCase
     # (InvalidArgument, DeadlineExceeded...), as every bridge runtime reports it.
     def reject(job, code, message)
-      @logger.info("#{job.function_name} (#{job.handle}): #{code}: #{message}")
       answer_error(job, Bridge::V1::Code.resolve(code), message, nil,
                    type: code.to_s.split("_").map(&:capitalize).join)
     end
 
     def answer_error(job, code, message, exception, details: {}, type: nil)
+      job.answered_error(code, message)
       return job.exception(Dispatcher.bare_error(job.bare, code, message)) if job.bare
 
       type ||= exception.class.name || exception.class.to_s

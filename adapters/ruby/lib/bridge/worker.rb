@@ -4,6 +4,7 @@ require "logger"
 require "socket"
 require_relative "dispatcher"
 require_relative "gearman/connection"
+require_relative "logging"
 require_relative "security"
 require_relative "worker/link"
 
@@ -59,9 +60,14 @@ module Bridge
     # (section 9.2: UNAUTHENTICATED otherwise) and replies are signed (9.3). +signing_window+:
     # how far ahead (seconds) a signed job's deadline may be; +replay_capacity+: the replay
     # cache's bound (entries).
+    #
+    # +logger+: where the worker logs (default: stderr, program name bridge-ruby); +log_level+:
+    # "debug", "info", "warning" ("warn") or "error", any case, set on that logger (default: the
+    # logger's own; the default logger's is BRIDGE_LOG_LEVEL, else info). At debug every job gets
+    # a line once answered; every error answer gets one at warning (docs/workers.md).
     def initialize(servers: "127.0.0.1:4730", concurrency: 1,
                    max_request_bytes: Dispatcher::DEFAULT_MAX_REQUEST_BYTES,
-                   client_id: nil, logger: Worker.default_logger,
+                   client_id: nil, logger: nil, log_level: nil,
                    connect_timeout: 5.0, io_timeout: nil, read_timeout: 5.0,
                    tls: nil, keys: nil, signing_window: Security::JobVerifier::DEFAULT_WINDOW,
                    replay_capacity: 100_000)
@@ -72,7 +78,8 @@ module Bridge
       @tls = Worker.tls_settings(@servers, tls)
       @concurrency = concurrency
       @client_id = client_id || "ruby-#{Socket.gethostname}-#{Process.pid}"
-      @logger = logger
+      @logger = logger || Worker.default_logger(log_level)
+      @logger.level = Worker.log_level(log_level) if logger && !log_level.nil?
       @connect_timeout = connect_timeout
       @io_timeout = io_timeout || read_timeout
       @read_timeout = read_timeout
@@ -88,8 +95,14 @@ module Bridge
       @wake_reader, @wake_writer = IO.pipe
     end
 
-    def self.default_logger
-      Logger.new($stderr, level: ENV.fetch("BRIDGE_LOG_LEVEL", "info"), progname: "bridge-ruby")
+    # stderr at +level+ (default: BRIDGE_LOG_LEVEL, else info); ArgumentError for an unknown level.
+    def self.default_logger(level = nil)
+      Logger.new($stderr, level: level.nil? ? Logging.env_level : log_level(level), progname: Logging::PROGNAME)
+    end
+
+    # The Logger level of +name+; ArgumentError for an unknown one.
+    def self.log_level(name)
+      Logging.level(name) or raise ArgumentError, "log level must be one of #{Logging::LEVEL_NAMES}, not #{name.inspect}"
     end
 
     # "a:1,tls://b:2" or ["a:1", "b"] => Servers (host, port, tls); the port defaults to 4730,

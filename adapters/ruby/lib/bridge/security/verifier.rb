@@ -14,13 +14,13 @@ module Bridge
     # the space (U+2028...).
     UNSAFE_IN_LOG = /[[\p{C}\p{Z}]&&[^ ]]/
 
-    # A job's key id as a log line shows it: the caller chose it, so it is quoted, cut to 64
-    # characters, and every byte that is not UTF-8 and every character of UNSAFE_IN_LOG is
+    # A job's key id (or an error message) as a log line shows it: the caller chose it, so it is
+    # quoted, cut to +limit+ characters, and every byte that is not UTF-8 and every character of UNSAFE_IN_LOG is
     # escaped (\n, \xFF, \u0085, \u2028), as Python's repr does: no line break or terminal
     # escape of an attacker's reaches the log.
-    def self.log_quote(text)
+    def self.log_quote(text, limit: 64)
       text = text.to_s.dup.force_encoding(Encoding::UTF_8)
-      text = text.valid_encoding? ? text[0, 64] : text.byteslice(0, 64)
+      text = text.valid_encoding? ? text[0, limit] : text.byteslice(0, limit)
       text.inspect.gsub(UNSAFE_IN_LOG) { |c| format(c.ord > 0xFFFF ? "\\u{%X}" : "\\u%04X", c.ord) }
     end
 
