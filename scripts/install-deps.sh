@@ -68,13 +68,13 @@ install_python() {
     python3 -m venv .venv
     source scripts/python-env.sh
   fi
-  python3 -m pip install -q --disable-pip-version-check -e "${1:-.[test]}"
+  python3 -m pip install -q --disable-pip-version-check -e "${1:-.[test,docs]}"
 }
 
 case "${1:-all}" in
   --system-only) install_system "${APT_PACKAGES[@]}" ;;
   --python-only) install_python ;;
-  --bench) install_system "${APT_PACKAGES[@]}" "${BENCH_APT_PACKAGES[@]}"; install_python '.[test,bench]' ;;
+  --bench) install_system "${APT_PACKAGES[@]}" "${BENCH_APT_PACKAGES[@]}"; install_python '.[test,docs,bench]' ;;
   all) install_system "${APT_PACKAGES[@]}"; install_python ;;
   *) echo "usage: $0 [--system-only|--python-only|--bench]" >&2; exit 2 ;;
 esac
