@@ -86,7 +86,7 @@ module Bridge
       # The framing limit sits above the job limit, so an oversized job is still read and
       # answered RESOURCE_EXHAUSTED instead of breaking the connection.
       @max_body = [Gearman::DEFAULT_MAX_BODY, max_request_bytes + 64 * 1024].max
-      @dispatcher = Dispatcher.new(max_request_bytes: max_request_bytes, logger: logger)
+      @dispatcher = Dispatcher.new(max_request_bytes: max_request_bytes, logger: @logger)
       @signing_window = signing_window
       @replay_capacity = replay_capacity
       self.keys = keys.nil? ? Security::Keyring.from_env : keys
