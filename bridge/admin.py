@@ -52,6 +52,7 @@ class FunctionStatus:
 
     @property
     def queued(self) -> int:
+        """Jobs waiting for a worker: ``total - running``."""
         return self.total - self.running
 
 
@@ -197,33 +198,75 @@ def _finish(complete: list[bytes], multiline: bool) -> list[str]:
 
 def status(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
         tls: TlsConfig | None = None) -> list[FunctionStatus]:
+    """``status``: one entry per function gearmand knows (jobs queued and running, workers).
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return parse_status(_command(server, "status", True, timeout, tls))
 
 
 def workers(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
         tls: TlsConfig | None = None) -> list[WorkerInfo]:
+    """``workers``: every connection (workers with their functions, clients with none).
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return parse_workers(_command(server, "workers", True, timeout, tls))
 
 
 def jobs(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
         tls: TlsConfig | None = None) -> list[JobInfo]:
+    """``show jobs``: every job gearmand holds (handle, retries, cancelled, queued).
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return parse_jobs(_command(server, "show jobs", True, timeout, tls))
 
 
 def version(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
         tls: TlsConfig | None = None) -> str:
+    """``version``: gearmand's version string (``1.1.20``).
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return _ok_value(_command(server, "version", False, timeout, tls)[0])
 
 
 def getpid(server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
         tls: TlsConfig | None = None) -> int:
+    """``getpid``: gearmand's process id.
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return int(_ok_value(_command(server, "getpid", False, timeout, tls)[0]))
 
 
 def cancel_job(handle: bytes | str, server: str = DEFAULT_SERVER, *,
                timeout: float = 5.0, tls: TlsConfig | None = None) -> bool:
     """Cancel a queued (not yet running) job: gearmand marks it and drops it instead of handing
-    it to a worker. True if gearmand accepted, False if it knows no such job."""
+    it to a worker. True if gearmand accepted, False if it knows no such job.
+
+    ``handle`` is the job handle (``H:host:42``); ``ValueError`` if it is empty or holds
+    whitespace. ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds the
+    connection and the answer; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Raises
+    ``ServerUnavailable`` (no connection, no answer in time, TLS refused), ``ServerError``
+    (gearmand answered ``ERR``) or ``ProtocolError`` (an answer that does not parse).
+    """
     return _cancel_answer(_command(server, f"cancel job {_handle_text(handle)}", False,
                                    timeout, tls))
 
@@ -249,7 +292,12 @@ def _cancel_answer(lines: list[str]) -> bool:
 
 
 class AsyncAdmin:
-    """The admin commands for asyncio code; each opens and closes its own connection."""
+    """The admin commands for asyncio code; each opens and closes its own connection.
+
+    ``server`` is ``host:port`` or ``tls://host:port``; ``timeout`` (seconds) bounds each
+    command; ``tls`` overrides the ``BRIDGE_TLS_*`` environment. Every command raises
+    ``ServerUnavailable``, ``ServerError`` or ``ProtocolError`` as the module's functions do.
+    """
 
     def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 5.0,
                  tls: TlsConfig | None = None) -> None:
@@ -292,12 +340,15 @@ class AsyncAdmin:
             raise _unavailable(address, exc) from exc
 
     async def status(self) -> list[FunctionStatus]:
+        """``status``, as the module's ``status()`` (same errors)."""
         return parse_status(await self._command("status", True))
 
     async def workers(self) -> list[WorkerInfo]:
+        """``workers``, as the module's ``workers()`` (same errors)."""
         return parse_workers(await self._command("workers", True))
 
     async def jobs(self) -> list[JobInfo]:
+        """``show jobs``, as the module's ``jobs()`` (same errors)."""
         return parse_jobs(await self._command("show jobs", True))
 
     async def unique_ids(self) -> list[str]:
@@ -306,12 +357,16 @@ class AsyncAdmin:
         return await self._command("show unique jobs", True)
 
     async def version(self) -> str:
+        """gearmand's version string, as the module's ``version()`` (same errors)."""
         return _ok_value((await self._command("version", False))[0])
 
     async def getpid(self) -> int:
+        """gearmand's process id, as the module's ``getpid()`` (same errors)."""
         return int(_ok_value((await self._command("getpid", False))[0]))
 
     async def cancel_job(self, handle: bytes | str) -> bool:
+        """Cancel a queued job, as the module's ``cancel_job()``: True if gearmand accepted,
+        False if it knows no such job (same errors)."""
         return _cancel_answer(await self._command(f"cancel job {_handle_text(handle)}", False))
 
 

@@ -48,7 +48,11 @@ class ProtocolError(BridgeError):
 
 
 class ServerUnavailable(BridgeError):
-    """No job server could be reached (all down, or the connection dropped mid-call)."""
+    """No job server could be reached (all down, or the connection dropped mid-call).
+
+    Raised by the raw layer (``bridge.client``, ``bridge.admin``, ``bridge.worker``); a typed call
+    (generated stub) turns it into ``Unavailable``.
+    """
 
 
 class ServerError(BridgeError):
@@ -85,7 +89,9 @@ class CallTimeout(BridgeError, TimeoutError):
     """The client stopped waiting: the call's timeout passed before the job finished.
 
     ``diagnosis`` says what the job server knew then (whether any worker had registered the
-    function, whether the job was queued or running), when it could be asked; else "".
+    function, whether the job was queued or running), when it could be asked; else "". Raised by
+    the raw ``bridge.client`` layer; a typed call (generated stub) turns it into
+    ``DeadlineExceeded``. Also a ``TimeoutError``.
     """
 
     diagnosis = ""
@@ -126,42 +132,77 @@ class RpcError(BridgeError):
 
 
 class Cancelled(RpcError):
+    """CANCELLED (1): the operation was cancelled, typically by the caller (a worker may
+    answer it for a job whose caller went away)."""
+
     code = StatusCode.CANCELLED
 
 
 class Unknown(RpcError):
+    """UNKNOWN (2): the worker's own exception, not one of the typed errors; ``type`` holds its
+    native class name (``ValueError``, ``RuntimeException``...) and ``trace`` its stack trace, when
+    the worker sent one. A legacy (bare) worker's exception text arrives as ``Unknown`` too."""
+
     code = StatusCode.UNKNOWN
 
 
 class InvalidArgument(RpcError):
+    """INVALID_ARGUMENT (3): the request was refused as malformed, whatever the state: a
+    request the worker could not decode in the call's encoding, a field value the handler rejects,
+    a C string holding a NUL byte."""
+
     code = StatusCode.INVALID_ARGUMENT
 
 
 class DeadlineExceeded(RpcError, TimeoutError):
+    """DEADLINE_EXCEEDED (4): no reply within the call's timeout (seconds).
+
+    Raised by the client itself (``type == "client_timeout"``, ``language == "python"``) when its
+    timeout passes, the message saying whether gearmand had any worker for the function and whether
+    the job was queued or running; or answered by a worker that found the job's deadline already
+    passed while it queued. Also a ``TimeoutError``. The raw ``bridge.client`` layer raises
+    ``CallTimeout`` instead."""
+
     code = StatusCode.DEADLINE_EXCEEDED
 
 
 class NotFound(RpcError):
+    """NOT_FOUND (5): something the request names does not exist (the handler says what)."""
+
     code = StatusCode.NOT_FOUND
 
 
 class AlreadyExists(RpcError):
+    """ALREADY_EXISTS (6): what the request would create exists already."""
+
     code = StatusCode.ALREADY_EXISTS
 
 
 class PermissionDenied(RpcError):
+    """PERMISSION_DENIED (7): the caller may not do this (the handler's decision; a
+    missing or bad signature is ``Unauthenticated``)."""
+
     code = StatusCode.PERMISSION_DENIED
 
 
 class ResourceExhausted(RpcError):
+    """RESOURCE_EXHAUSTED (8): a limit was hit: gearmand's queue for the function is
+    full (``maxqueue``), a request larger than the worker's ``max_request_bytes``, a full replay
+    cache on a signing worker, or a quota the handler enforces."""
+
     code = StatusCode.RESOURCE_EXHAUSTED
 
 
 class FailedPrecondition(RpcError):
+    """FAILED_PRECONDITION (9): the system is not in a state the operation needs."""
+
     code = StatusCode.FAILED_PRECONDITION
 
 
 class Aborted(RpcError):
+    """ABORTED (10): the operation was aborted (a conflict, a concurrency failure); retry at a
+    higher level. ``JobRestarted`` is one."""
+
     code = StatusCode.ABORTED
 
 
@@ -173,26 +214,48 @@ class JobRestarted(Aborted):
 
 
 class OutOfRange(RpcError):
+    """OUT_OF_RANGE (11): a value past the valid range (reading past the end, a page that does
+    not exist)."""
+
     code = StatusCode.OUT_OF_RANGE
 
 
 class Unimplemented(RpcError):
+    """UNIMPLEMENTED (12): the worker serves the function but does not implement this rpc
+    (its servicer lacks the method)."""
+
     code = StatusCode.UNIMPLEMENTED
 
 
 class Internal(RpcError):
+    """INTERNAL (13): something broke an invariant: a reply that is not the rpc's reply type in
+    the call's encoding (the message names the function, the encoding and the first bytes), a
+    reply frame the client cannot read, an enveloped call answered by a worker that is not a
+    bridge worker (declare the rpc ``bare``), or a worker's own internal failure."""
+
     code = StatusCode.INTERNAL
 
 
 class Unavailable(RpcError):
+    """UNAVAILABLE (14): no job server answered: none could be reached, or the one holding the
+    call froze or went away mid-call (``type == "ServerUnavailable"``), or gearmand refused the
+    job. A foreground call is not resubmitted after this (the job may have run). The raw
+    ``bridge.client`` layer raises ``ServerUnavailable`` instead."""
+
     code = StatusCode.UNAVAILABLE
 
 
 class DataLoss(RpcError):
+    """DATA_LOSS (15): unrecoverable loss or corruption of data."""
+
     code = StatusCode.DATA_LOSS
 
 
 class Unauthenticated(RpcError):
+    """UNAUTHENTICATED (16): a signature was missing, forged, replayed or expired: a
+    signing worker refused the job, or the client refused a reply no key it holds signed
+    (``BRIDGE_KEYS``; docs/security.md)."""
+
     code = StatusCode.UNAUTHENTICATED
 
 

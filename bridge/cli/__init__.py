@@ -14,6 +14,8 @@ _COMMANDS = ("server", "tunnel", "status", "jobs", "cancel", "generate", "descri
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bridge`` argument parser: ``--version`` and one sub-command per module of
+    ``bridge.cli`` (each module's ``register``); a parsed namespace's ``func`` runs it."""
     parser = argparse.ArgumentParser(
         prog="bridge", description="Typed calls to C, PHP, Ruby and Java functions over Gearman."
     )
@@ -34,6 +36,8 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``bridge`` console script: parse ``argv`` (default ``sys.argv[1:]``), run the
+    sub-command and return its exit status (argparse exits 2 itself on a usage error)."""
     args = build_parser().parse_args(argv)
     status: int = args.func(args)
     return status

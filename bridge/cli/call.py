@@ -34,6 +34,9 @@ CLI_DEFAULT_TIMEOUT_S = 30.0
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge call`` to ``subparsers`` (the ``bridge`` parser's sub-command action): call
+    an rpc of a ``.proto`` with a JSON request and print the reply (each stream item) as JSON
+    lines on stdout, progress and warnings on stderr; the parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "call",
         help="call an rpc with a JSON request and print the reply as JSON",
@@ -109,6 +112,10 @@ def _to_json(message: Message) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge call`` with the parsed ``args``: call an rpc of a ``.proto`` with a JSON
+    request and print the reply (each stream item) as JSON lines on stdout, progress and
+    warnings on stderr. Returns the exit status (exit status table: ``bridge.cli.exit_codes``;
+    README, 'From the shell')."""
     try:
         schema = load(args.schema, args.include)
         method = find_method(schema, args.method)

@@ -27,6 +27,9 @@ _UNAVAILABLE = exit_codes.status_for_code(StatusCode.UNAVAILABLE)
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge cancel`` to ``subparsers`` (the ``bridge`` parser's sub-command action):
+    cancel a queued job by its handle (admin ``cancel job``; with several servers, first find
+    the one holding it); the parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "cancel",
         help="cancel a queued job by its handle",
@@ -56,6 +59,9 @@ def _holders(handle: str, servers: list[str], timeout: float) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge cancel`` with the parsed ``args``: cancel a queued job by its handle (admin
+    ``cancel job``; with several servers, first find the one holding it). Returns the exit
+    status (exit status table: ``bridge.cli.exit_codes``; README, 'From the shell')."""
     handle: str = args.handle
     if not handle or any(c.isspace() for c in handle):
         return _fail(f"error: bad job handle {handle!r}", exit_codes.USAGE)

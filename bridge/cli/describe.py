@@ -17,6 +17,9 @@ from bridge.schema import Field, Kind, Message, Method, Schema, SchemaError, loa
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge describe`` to ``subparsers`` (the ``bridge`` parser's sub-command action):
+    list the functions, types and encodings of ``.proto`` files; the parser sets ``func`` to
+    ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "describe",
         help="list the functions, types and encodings of .proto files",
@@ -133,6 +136,9 @@ def _message_info(schema: Schema, message: Message) -> dict[str, Any]:
 
 
 def describe(schema: Schema) -> dict[str, Any]:
+    """``schema`` as the JSON ``bridge describe --json`` prints: per file its package, encoding,
+    ``bare`` flag and services (each method's function name, types, encoding, streaming), and
+    every message the methods use, with its fields and oneofs."""
     return {
         "files": [
             {
@@ -197,6 +203,8 @@ def _text(schema: Schema) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge describe`` with the parsed ``args``: list the functions, types and encodings
+    of ``.proto`` files. Returns the exit status."""
     try:
         schema = load(args.schemas, args.include)
     except SchemaError as exc:

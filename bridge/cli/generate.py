@@ -13,6 +13,9 @@ from bridge.schema import SchemaError, load
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge generate`` to ``subparsers`` (the ``bridge`` parser's sub-command action):
+    generate message code, typed Python clients and worker shims from ``.proto`` files; the
+    parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "generate",
         help="generate typed code from .proto files",
@@ -44,6 +47,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge generate`` with the parsed ``args``: generate message code, typed Python
+    clients and worker shims from ``.proto`` files. Returns the exit status."""
     try:
         languages = split_languages(args.lang)
         options = parse_pairs(args.opt)

@@ -27,6 +27,9 @@ __all__ = ["register", "run", "server_jobs"]
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge jobs`` to ``subparsers`` (the ``bridge`` parser's sub-command action): list
+    each job server's queued and running jobs per function, their handles and unique ids; the
+    parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "jobs",
         help="list queued and running jobs: per function, handles, unique ids",
@@ -128,6 +131,8 @@ def _print_text(info: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge jobs`` with the parsed ``args``: list each job server's queued and running
+    jobs per function, their handles and unique ids. Returns the exit status."""
     try:
         servers = [str(address) for address in parse_servers(servers_from(args.servers))]
     except ValueError as exc:

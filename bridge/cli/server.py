@@ -16,6 +16,9 @@ from bridge.testing.tls import DEFAULT_SERVER_NAMES, P12_PASSWORD
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge server`` to ``subparsers`` (the ``bridge`` parser's sub-command action): run
+    Debian's gearmand in the foreground on loopback (optionally behind a TLS front) until
+    Ctrl-C; the parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "server",
         help="run a local gearmand (Debian's /usr/sbin/gearmand) until Ctrl-C",
@@ -51,6 +54,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge server`` with the parsed ``args``: run Debian's gearmand in the foreground
+    on loopback (optionally behind a TLS front) until Ctrl-C. Returns the exit status."""
     if args.job_retries < 0:
         print(f"bridge server: --job-retries must be >= 0, got {args.job_retries}",
               file=sys.stderr)

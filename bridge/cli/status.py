@@ -16,6 +16,9 @@ from bridge.transport import parse_servers
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge status`` to ``subparsers`` (the ``bridge`` parser's sub-command action):
+    print each job server's version, functions (queued, running, workers) and workers; the
+    parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "status",
         help="show gearmand's functions, queues and workers",
@@ -78,6 +81,8 @@ def _server_info(server: str, timeout: float, with_workers: bool) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge status`` with the parsed ``args``: print each job server's version,
+    functions (queued, running, workers) and workers. Returns the exit status."""
     try:
         addresses = parse_servers(servers_from(args.servers))
     except ValueError as exc:

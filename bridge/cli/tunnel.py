@@ -36,6 +36,9 @@ _PORT_ATTEMPTS = 3
 
 
 def register(subparsers: Any) -> None:
+    """Add ``bridge tunnel`` to ``subparsers`` (the ``bridge`` parser's sub-command action): run
+    a C or PHP (libgearman) worker against ``tls://`` job servers through a local stunnel; the
+    parser sets ``func`` to ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "tunnel",
         help="run a C/PHP (libgearman) worker against tls:// job servers through local stunnel",
@@ -96,6 +99,8 @@ def _start(workdir: str, remote: list[ServerAddress],
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``bridge tunnel`` with the parsed ``args``: run a C or PHP (libgearman) worker
+    against ``tls://`` job servers through a local stunnel. Returns the exit status."""
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]

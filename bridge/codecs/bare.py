@@ -186,6 +186,8 @@ class BareJsonCodec:
     encoding: int = envelope_pb2.JSON
 
     def encode(self, message: Message) -> bytes:
+        """``message`` as a UTF-8 JSON object keyed by the ``.proto`` field names (every field
+        written, 64-bit integers as numbers, enums as names, bytes as base64; section 8.2)."""
         descriptor = message.DESCRIPTOR
         if _is_wkt(descriptor):
             value = json_format.MessageToDict(
@@ -198,6 +200,9 @@ class BareJsonCodec:
         return _ENCODER.encode(value).encode("utf-8")
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        """A new ``message_type`` read from the JSON object in ``data``. Raises ``DecodeError``
+        for anything section 8.2 refuses (not UTF-8 JSON, not an object, a value of the wrong
+        type or out of range, zero bytes for a type that has fields)."""
         message = message_type()
         descriptor = message_type.DESCRIPTOR
         if not len(data):
@@ -266,10 +271,13 @@ class RawCodec:
     encoding: int = envelope_pb2.RAW
 
     def encode(self, message: Message) -> bytes:
+        """The value of ``message``'s one ``bytes`` / ``string`` field (a string in UTF-8)."""
         value = getattr(message, raw_field(message.DESCRIPTOR).name)
         return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        """A new ``message_type`` whose one field holds ``data`` (zero bytes: the field unset).
+        Raises ``DecodeError`` when the field is a ``string`` and ``data`` is not UTF-8."""
         field = raw_field(message_type.DESCRIPTOR)
         message = message_type()
         if not len(data):

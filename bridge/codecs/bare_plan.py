@@ -93,6 +93,8 @@ def _value_out(field: FieldDescriptor) -> Callable[[Any], Any] | None:
 
 
 def write_plan(descriptor: Any) -> _Writer:
+    """The cached writer for the message type ``descriptor`` describes: a function from a message
+    to the JSON value (a ``dict``) section 8.2 writes for it, without json_format."""
     writer = _WRITERS.get(descriptor.full_name)
     if writer is not None:
         return writer
@@ -280,6 +282,10 @@ def _slow_setter(message: Message, value: Any, depth: int) -> None:
 
 
 def fill(message: Message, value: dict[str, Any], descriptor: Any, depth: int) -> None:
+    """Set ``message``'s fields from the parsed JSON object ``value`` when every value has its
+    exact canonical type; ``depth`` is the current nesting (past ``MAX_NESTING`` it gives up).
+    Raises ``Slow`` at anything else (lenient forms, ``null``, unknown keys, out of range),
+    leaving the json_format path to decide; ``message`` may then be partly filled."""
     if depth > MAX_NESTING - 1:
         raise Slow
     setters = _READERS.get(descriptor.full_name)

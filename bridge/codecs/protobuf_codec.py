@@ -17,9 +17,13 @@ class ProtobufCodec:
     encoding: int = envelope_pb2.PROTOBUF
 
     def encode(self, message: Message) -> bytes:
+        """``message`` in protobuf's binary wire format (``SerializeToString``)."""
         return message.SerializeToString()
 
     def decode(self, message_type: type[MessageT], data: BytesLike) -> MessageT:
+        """A new ``message_type`` parsed from ``data``. Raises ``DecodeError`` when ``data`` is
+        not a valid protobuf encoding of it (truncated, bad tags, a ``string`` that is not
+        UTF-8)."""
         message = message_type()
         try:
             # (the runtime reads any buffer; the stubs only say bytes)

@@ -17,6 +17,7 @@ class GeneratedFile:
     content: str | bytes
 
     def data(self) -> bytes:
+        """The file's content as bytes (text in UTF-8)."""
         return self.content.encode("utf-8") if isinstance(self.content, str) else self.content
 
 

@@ -12,6 +12,8 @@ from bridge.codegen.base import CodegenError
 
 
 def split_languages(text: str) -> list[str]:
+    """The languages in ``--lang`` text (``python,c`` or ``python+c``), in order, without
+    repeats. Raises ``CodegenError`` when none is given."""
     langs = [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
     if not langs:
         raise CodegenError("no language given (e.g. --lang python,c)")
@@ -29,6 +31,8 @@ def parse_bool(key: str, value: str) -> bool:
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``key=value`` strings (``--opt`` on the command line) as a dict; a later key wins. Raises
+    ``CodegenError`` for a pair without ``=`` or with an empty key."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -26,6 +26,9 @@ from bridge.schema.errors import SchemaError
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:
+    """Answer a protoc ``CodeGeneratorRequest``: the files of every language its parameter names
+    (``lang=python,c,...``), or a response whose ``error`` says what failed (a bad parameter, a
+    schema error, a generator error, two generators writing one path). Never raises for those."""
     response = plugin_pb2.CodeGeneratorResponse()
     # Emitters build on proto3 optional (the model resolves presence for them).
     response.supported_features = plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
@@ -83,6 +86,7 @@ Run by hand, it reads a CodeGeneratorRequest on stdin and writes a CodeGenerator
 
 
 def version() -> str:
+    """The installed ``bridge`` package's version, or ``"unknown"`` when it is not installed."""
     from importlib import metadata
 
     try:
@@ -92,6 +96,11 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``protoc-gen-bridge`` console script: with no arguments, read a
+    ``CodeGeneratorRequest`` on stdin and write the response on stdout (as protoc runs it);
+    ``--help``, ``--version`` and ``--includes`` (the ``-I`` flags for bridge's and protobuf's
+    own ``.proto`` files) print and return 0; anything else returns 2.
+    ``BRIDGE_DUMP_REQUEST=path`` saves the raw request first."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args:
         if args[0] in ("-h", "--help"):

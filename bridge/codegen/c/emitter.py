@@ -124,6 +124,9 @@ def _without_services(descriptor_set: bytes) -> bytes:
 
 
 def file_prefix(proto_file: ProtoFile, service: Service) -> str:
+    """The C name prefix (and file name stem) of ``service``'s generated code: the file's package
+    parts and the service name in snake case, joined by ``_`` (``textkit.v1`` + ``TextToolkit``
+    -> ``textkit_v1_text_toolkit``)."""
     parts = [p for p in proto_file.package.split(".") if p]
     return "_".join([*(snake_case(p) for p in parts), snake_case(service.name)])
 
@@ -213,9 +216,17 @@ class _Rpc:
 
 
 class CEmitter:
+    """The C generator (``--lang c``): protobuf-c message code (``protoc-c``) and, per service, a
+    header and a source with the handler typedefs, the function names and a ``register`` call for
+    the C runtime (``adapters/c``)."""
     language = "c"
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        """Every file ``bridge generate --lang c`` writes for ``schema``: protobuf-c code for
+        each file and the well-known types it uses, and a service header and source per service.
+        It takes no ``parameters`` (any is a ``CodegenError``). Raises ``CodegenError`` for a
+        schema C cannot express (the message starts with the declaration's ``file:line:column``)
+        or when protoc-c fails."""
         if parameters:
             raise CodegenError(
                 f"the c generator takes no options, got {', '.join(sorted(parameters))}"

@@ -113,9 +113,16 @@ class _Rpc:
 
 
 class JavaEmitter:
+    """The Java generator (``--lang java``): protoc's Java message classes and, per service, a
+    ``<Service>Service`` interface and a ``<Service>Bridge`` that registers an implementation on
+    the Java runtime's worker (``adapters/java``)."""
     language = "java"
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        """Every file ``bridge generate --lang java`` writes for ``schema``: protoc's message
+        classes, a service interface and a registration class per service. It takes no
+        ``parameters``. Raises ``CodegenError`` for a schema Java cannot express (the message
+        starts with the declaration's ``file:line:column``) or when protoc fails."""
         if parameters:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the java generator takes no options, got: {unknown}")

@@ -256,9 +256,16 @@ def _check_case_clashes(files: list[GeneratedFile]) -> None:
 
 
 class PhpEmitter:
+    """The PHP generator (``--lang php``): protoc's PHP message classes and, per service, an
+    interface and a registration class for the PHP runtime (``adapters/php``), plus a PSR-4
+    ``autoload.php``."""
     language = "php"
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        """Every file ``bridge generate --lang php`` writes for ``schema``: protoc's message
+        classes, a service interface and a registration class per service. It takes no
+        ``parameters``. Raises ``CodegenError`` for a schema PHP cannot express (the message
+        starts with the declaration's ``file:line:column``) or when protoc fails."""
         if parameters:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the php generator takes no options, got {unknown}")

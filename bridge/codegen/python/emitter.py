@@ -132,6 +132,9 @@ class ArgsView:
 
 @dataclass(frozen=True)
 class MethodView:
+    """What the Python templates need about one rpc: its Python names (method, ``_background``
+    method, spec constant), request and reply type references, keyword-argument TypedDict,
+    docstring and ``MethodSpec`` arguments."""
     method: Method
     attr: str  # ``echo_scalars``
     background: str  # ``echo_scalars_background``
@@ -145,6 +148,8 @@ class MethodView:
 
 @dataclass(frozen=True)
 class ServiceView:
+    """What the Python templates need about one service: its Python names (clients, servicer,
+    spec constant, ``snake`` for ``serve_<snake>``), its methods and its docstring."""
     service: Service
     snake: str  # ``interop``
     client: str  # ``InteropClient``
@@ -156,9 +161,19 @@ class ServiceView:
 
 
 class PythonEmitter:
+    """The Python generator (``--lang python``): the ``*_pb2.py`` / ``*_pb2.pyi`` message modules
+    (grpcio-tools' bundled protoc) and, per file with services, a ``*_bridge.py`` module with
+    typed blocking and asyncio clients, a servicer base class and ``serve_<service>()``."""
     language = "python"
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        """Every file ``bridge generate --lang python`` writes for ``schema``: message modules
+        and a typed ``*_bridge.py`` per file with services. ``parameters``: ``messages``
+        (``true``/``false``, default true: write the ``*_pb2`` modules) and ``package`` (the
+        dotted Python package the output folder is; generated modules then import each other
+        through it); another key is a ``CodegenError``. Raises ``CodegenError`` for a schema
+        Python cannot express (the message starts with the declaration's ``file:line:column``) or
+        when protoc fails."""
         unknown = set(parameters) - set(_PARAMETERS)
         if unknown:
             known = ", ".join(f"{k} ({v})" for k, v in _PARAMETERS.items())
@@ -298,6 +313,9 @@ def _spec_args(method: Method) -> tuple[tuple[str, str], ...]:
 def build_views(
     schema: Schema, file: ProtoFile
 ) -> tuple[ModuleImports, list[ServiceView], list[ArgsView]]:
+    """The imports, service views and keyword-argument TypedDicts of ``file``'s ``*_bridge.py``
+    module, every name made unique within it. Raises ``CodegenError`` for a name Python cannot
+    use."""
     imports = ModuleImports(schema)
     imports.alias(_module_of(file))  # the file's own messages first, under their short alias
     taken: set[str] = set()

@@ -54,6 +54,9 @@ class ModuleImports:
         self.package = package
 
     def alias(self, module: str) -> str:
+        """The name ``module`` (dotted, ``pkg.x_pb2``) is imported under, registering it: its
+        last part, unless another module took that name already, then a spelling of the whole
+        dotted name."""
         if module not in self.aliases:
             short = module.rpartition(".")[2]
             alias = short
@@ -70,6 +73,8 @@ class ModuleImports:
         return f"{self.alias(proto_module(file.name))}.{relative}"
 
     def import_lines(self) -> list[str]:
+        """One ``import`` / ``from ... import`` line per registered module, sorted, each under
+        its alias, prefixed with the ``package`` option where the module is generated code."""
         lines = []
         for module, alias in sorted(self.aliases.items()):
             if self.package and not module.startswith(("bridge.v1.", "google.protobuf.")):

@@ -142,9 +142,16 @@ class _Rpc:
 
 
 class RubyEmitter:
+    """The Ruby generator (``--lang ruby``): protoc's ``*_pb.rb`` message files and, per file
+    with services, a ``*_bridge.rb`` with a ``Service`` base class per service and its ``serve``
+    for the Ruby runtime (``adapters/ruby``)."""
     language = "ruby"
 
     def generate(self, schema: Schema, parameters: Mapping[str, str]) -> list[GeneratedFile]:
+        """Every file ``bridge generate --lang ruby`` writes for ``schema``: ``*_pb.rb`` message
+        files and a ``*_bridge.rb`` per file with services. It takes no ``parameters``. Raises
+        ``CodegenError`` for a schema Ruby cannot express (the message starts with the
+        declaration's ``file:line:column``) or when protoc fails."""
         if parameters:
             unknown = ", ".join(sorted(parameters))
             raise CodegenError(f"the ruby generator takes no options, got: {unknown}")
