@@ -26,6 +26,8 @@ final class BareJobs {
             UnaryHandler<Q, R> handler, long maxRequestBytes) throws IOException {
         Encoding encoding = rpc.bareEncoding();
         byte[] reply;
+        long start = System.nanoTime();
+        String name = encoding.name().toLowerCase(java.util.Locale.ROOT);
         try {
             if (job.declaredPayloadLength() > maxRequestBytes) {
                 throw new BridgeException(Code.RESOURCE_EXHAUSTED, rpc.functionName() + ": request of "
@@ -48,20 +50,29 @@ final class BareJobs {
             reply = Codecs.encodeBare(result, encoding);
         } catch (JobFailedException e) {
             job.fail();
+            Logging.job(job, name, start, "WORK_FAIL", messageOf(e), null);
             return;
         } catch (BridgeException e) {
             job.exception(error(encoding, e.code(), e));
+            Logging.job(job, name, start, e.code().name(), messageOf(e), null);
             return;
         } catch (Throwable e) {
             // A bare error carries no trace: the log keeps it.
             LOG.log(System.Logger.Level.WARNING, rpc.functionName() + ": handler threw " + e, e);
             job.exception(error(encoding, Code.UNKNOWN, e));
+            Logging.job(job, name, start, Code.UNKNOWN.name(), messageOf(e), null);
             if (e instanceof VirtualMachineError vme && !(e instanceof StackOverflowError)) {
                 throw vme; // reported, but the JVM is in no state to go on as if nothing happened
             }
             return;
         }
         job.complete(reply);
+        Logging.job(job, name, start, "OK", null, null);
+    }
+
+    private static String messageOf(Throwable e) {
+        String message = e.getMessage();
+        return message == null || message.isEmpty() ? Worker.typeName(e) : message;
     }
 
     /** The WORK_EXCEPTION payload of section 8.3 for {@code error}. */

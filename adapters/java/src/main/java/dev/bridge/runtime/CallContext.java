@@ -22,6 +22,19 @@ public interface CallContext {
     /** The caller's metadata from the request envelope (never null; empty when none). */
     Map<String, String> metadata();
 
+    /**
+     * The caller's W3C traceparent ({@code metadata().get("traceparent")}), when it is a valid
+     * version-00 one; an invalid value is ignored. A handler that calls on passes the metadata on.
+     */
+    default Optional<String> traceparent() {
+        return TraceContext.traceparent(metadata());
+    }
+
+    /** The trace id (32 lower-case hex digits) of {@link #traceparent()}, when valid. */
+    default Optional<String> traceId() {
+        return traceparent().map(TraceContext::traceId);
+    }
+
     /** The caller's absolute deadline in Unix epoch milliseconds, 0 when none. */
     long deadlineMillis();
 

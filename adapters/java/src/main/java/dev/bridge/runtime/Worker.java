@@ -241,8 +241,10 @@ public final class Worker {
         byte[] header;
         byte[] encoded; // null: a protobuf reply, serialized straight into the connection below
         int size = 0;
+        long start = System.nanoTime();
+        JobContext context = null;
         try {
-            JobContext context = open(rpc, job);
+            context = open(rpc, job);
             Q request;
             try {
                 request = Codecs.decode(context.body(), context.encoding(), rpc.requestPrototype());
@@ -265,16 +267,20 @@ public final class Worker {
             }
         } catch (JobFailedException e) {
             job.fail();
+            logJob(job, context, start, "WORK_FAIL", e);
             return;
         } catch (Unauthenticated e) {
             job.exception(errorEnvelope(e.code(), e, false).toBuilder().setType(e.typeName())
                     .setTrace(Unauthenticated.TRACE).build().toByteArray());
+            logJob(job, context, start, e.code().name(), e);
             return;
         } catch (BridgeException e) {
             job.exception(errorEnvelope(e.code(), e, false).toByteArray());
+            logJob(job, context, start, e.code().name(), e);
             return;
         } catch (Throwable e) {
             job.exception(errorEnvelope(Code.UNKNOWN, e, true).toByteArray());
+            logJob(job, context, start, Code.UNKNOWN.name(), e);
             if (e instanceof VirtualMachineError vme && !(e instanceof StackOverflowError)) {
                 throw vme; // reported, but the JVM is in no state to go on as if nothing happened
             }
@@ -282,6 +288,7 @@ public final class Worker {
         }
         if (encoded != null) {
             job.complete(header, encoded);
+            logJob(job, context, start, "OK", null);
         } else {
             Message message = reply;
             job.complete(ReplyFrame.HEADER_SIZE + size, out -> {
@@ -290,7 +297,16 @@ public final class Worker {
                 message.writeTo(coded);
                 coded.flush();
             });
+            logJob(job, context, start, "OK", null);
         }
+    }
+
+    /** The job's log lines (docs/workers.md): its envelope's encoding and trace id, when it got that far. */
+    private static void logJob(GearmanJob job, JobContext context, long start, String outcome, Throwable error) {
+        String encoding = context == null || context.encoding() == Encoding.PROTOBUF ? "protobuf" : "msgpack";
+        String message = error == null ? null : Objects.requireNonNullElse(error.getMessage(), typeName(error));
+        String traceId = context == null ? null : context.traceId().orElse(null);
+        Logging.job(job, encoding, start, outcome, message, traceId);
     }
 
     /** Steps 1-5 of the contract: size, envelope, version, encoding, deadline. */
