@@ -4,7 +4,9 @@
  * The billing.v1.Invoices service, in PHP: the code a billing team already has, behind a typed
  * interface Python can call.
  *
- *     php worker.php --gen BUILD_DIR/gen --servers HOST:PORT[,...] [--concurrency N]
+ *     php worker.php --gen BUILD_DIR/gen --servers HOST:PORT[,...] [--concurrency N] [--log-level LEVEL]
+ *
+ * The command line is every bridge worker's (docs/workers.md; `--help` lists it), plus --gen.
  */
 
 declare(strict_types=1);
@@ -15,13 +17,17 @@ use Billing\V1\InvoicesInterface;
 use Billing\V1\InvoicesRegistration;
 use Billing\V1\RenderedInvoice;
 use Bridge\Runtime\BridgeError;
+use Bridge\Runtime\CommandLine;
 use Bridge\Runtime\Context;
-use Bridge\Runtime\Worker;
 use Bridge\V1\Code;
 
-$options = getopt('', ['gen:', 'servers:', 'concurrency:']);
 require dirname(__DIR__, 2) . '/adapters/php/autoload.php';
-require ($options['gen'] ?? __DIR__ . '/gen') . '/autoload.php';
+$commandLine = CommandLine::parse(
+    $argv,
+    ['gen' => 'DIR  the folder `bridge generate --lang php` wrote invoice.proto\'s code to (default: ./gen)'],
+    'Serves billing.v1.Invoices (examples/php-invoice) until SIGTERM.',
+);
+require $commandLine->option('gen', __DIR__ . '/gen') . '/autoload.php';
 
 final class Invoices implements InvoicesInterface
 {
@@ -105,6 +111,6 @@ final class Invoices implements InvoicesInterface
     }
 }
 
-$worker = new Worker($options['servers'] ?? '127.0.0.1:4730', concurrency: (int) ($options['concurrency'] ?? 1));
+$worker = $commandLine->worker();
 InvoicesRegistration::register($worker, new Invoices());
 exit($worker->run());

@@ -11,6 +11,8 @@ use Bridge\V1\Encoding;
  */
 final class Context
 {
+    private readonly ?string $traceparent;
+
     /**
      * @param array<string, string> $metadata
      */
@@ -23,6 +25,36 @@ final class Context
         private readonly string $handle = '',
         private readonly string $unique = '',
     ) {
+        $this->traceparent = TraceContext::traceparentOf($metadata);
+    }
+
+    /**
+     * The caller's W3C traceparent (metadata key `traceparent`), when it is a valid version-00 one
+     * (`00-<trace id>-<parent span id>-<flags>`); null otherwise. The metadata, passed on unchanged
+     * to a call the handler makes, keeps the trace.
+     */
+    public function traceparent(): ?string
+    {
+        return $this->traceparent;
+    }
+
+    /** The trace id (32 lower-case hex digits) of traceparent(), or null. */
+    public function traceId(): ?string
+    {
+        return $this->traceparent === null ? null : TraceContext::traceIdOf($this->traceparent);
+    }
+
+    /** The caller's span id (16 hex digits) of traceparent(), or null. */
+    public function parentSpanId(): ?string
+    {
+        return $this->traceparent === null ? null : TraceContext::spanIdOf($this->traceparent);
+    }
+
+    /** The W3C tracestate that came with a valid traceparent (metadata key `tracestate`), or null. */
+    public function tracestate(): ?string
+    {
+        $state = $this->metadata['tracestate'] ?? null;
+        return $this->traceparent !== null && is_string($state) ? $state : null;
     }
 
     /** The Gearman function being served, e.g. "billing.v1.Invoices.Render". */

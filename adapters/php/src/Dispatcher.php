@@ -44,12 +44,20 @@ final class Dispatcher
     private bool $inHandler = false;
     /** Set when the worker has keys: every job must be signed by one of them. */
     private ?JobVerifier $verifier = null;
+    private readonly ?Log $log;
+    /** What the running job's log line says: its encoding and trace id, once known. */
+    private string $jobEncoding = 'protobuf';
+    private ?string $jobTraceId = null;
 
-    /** @param \Closure(string): void|null $log */
+    /**
+     * @param Log|\Closure(string): void|null $log where log lines go (a Closure gets every line at
+     *        info and above); null: none
+     */
     public function __construct(
         private readonly int $maxRequestBytes = self::DEFAULT_MAX_REQUEST_BYTES,
-        private readonly ?\Closure $log = null,
+        Log|\Closure|null $log = null,
     ) {
+        $this->log = $log instanceof \Closure ? new Log(Log::INFO, $log) : $log;
         $this->protobuf = new ProtobufCodec();
         $this->msgpack = new MsgpackCodec();
     }
@@ -79,12 +87,21 @@ final class Dispatcher
         return $this->methods;
     }
 
+    /**
+     * Runs one job and sends its answer; then writes its line (docs/workers.md): at debug, or at
+     * warning with the message for an error answer.
+     */
     public function handle(string $functionName, string $payload, JobSink $sink, string $handle = '', string $unique = ''): void
     {
+        $started = hrtime(true);
         // The attempt id names this run of the job in every reply frame (wire contract, section 3).
         $attempt = FramedSink::newAttemptId();
         $this->inHandler = false;
         $method = $this->methods[$functionName] ?? null;
+        $this->jobEncoding = $method?->bare ? self::encodingWord($method->encoding) : 'protobuf';
+        $this->jobTraceId = null;
+        $outcome = 'OK';
+        $message = null;
         try {
             if ($method === null) {
                 // Only reachable when the job server hands us a function we never registered.
@@ -109,19 +126,25 @@ final class Dispatcher
             }
         } catch (ConnectionLost $e) {
             throw $e;  // nothing more can reach the server: the worker drops the connection
-        } catch (JobFailed) {
+        } catch (JobFailed $e) {
             $sink->fail();
+            [$outcome, $message] = ['WORK_FAIL', $e->getMessage()];
         } catch (\Throwable $e) {
             // Anything the handler, a codec or the runtime threw ends this job only; the worker
             // lives on. A failure outside the handler's own code is the worker's, never the caller's.
             $internal = !$this->inHandler;
             $error = self::errorFor($e, $internal, $functionName);
             $sink->exception($method?->bare ? self::bareError($error, $method->encoding) : $error->serializeToString());
-            if (!$e instanceof BridgeError && !$e instanceof DecodeError && $this->log !== null) {
-                ($this->log)(sprintf(
-                    '%s: %s%s: %s',
+            $outcome = self::codeName($error->getCode());
+            $message = $error->getMessage();
+            if (!$e instanceof BridgeError && !$e instanceof Rejected && !$e instanceof DecodeError && !$e instanceof Unimplemented && !$internal) {
+                $message = $e::class . ($message === '' ? '' : ": {$message}");  // the handler's own exception
+            }
+            if ($internal && !$e instanceof BridgeError && !$e instanceof DecodeError) {
+                // Not the caller's fault: the worker (its generated code, a codec) failed.
+                $this->log?->error(sprintf(
+                    '%s: worker-side failure (answered INTERNAL): %s: %s',
                     $functionName,
-                    $internal ? 'worker-side failure (answered INTERNAL): ' : '',
                     $e::class,
                     $e->getMessage()
                 ));
@@ -129,6 +152,38 @@ final class Dispatcher
         } finally {
             $this->inHandler = false;
         }
+        $this->log?->job(
+            $functionName,
+            $handle,
+            $this->jobEncoding,
+            strlen($payload),
+            (hrtime(true) - $started) / 1e9,
+            $outcome,
+            $this->jobTraceId,
+            $message,
+        );
+    }
+
+    /** The name of a bridge.v1.Code, or the number of one this runtime does not know. */
+    private static function codeName(int $code): string
+    {
+        try {
+            return Code::name($code);
+        } catch (\UnexpectedValueException) {
+            return (string) $code;
+        }
+    }
+
+    /** How a job line names an encoding: protobuf, msgpack, json, raw. */
+    private static function encodingWord(int $encoding): string
+    {
+        return match ($encoding) {
+            Encoding::ENCODING_UNSPECIFIED, Encoding::PROTOBUF => 'protobuf',
+            Encoding::MSGPACK => 'msgpack',
+            Encoding::JSON => 'json',
+            Encoding::RAW => 'raw',
+            default => "encoding-{$encoding}",
+        };
     }
 
     /** $sink becomes the signing sink once the job has named a known key (its refusal is signed too). */
@@ -146,6 +201,10 @@ final class Dispatcher
                 self::BARE_HINT
             ));
         }
+        $this->jobTraceId = ($traceparent = TraceContext::traceparentOf($request->metadata)) === null
+            ? null
+            : TraceContext::traceIdOf($traceparent);
+        $this->jobEncoding = self::encodingWord($request->encoding);
         // 3. version
         if ($request->version !== 1) {
             throw new Rejected(Code::FAILED_PRECONDITION, $request->version === 0
@@ -241,8 +300,8 @@ final class Dispatcher
     {
         $code = $failure === ReplayGuard::REPLAY_CACHE_FULL ? Code::RESOURCE_EXHAUSTED : Code::UNAUTHENTICATED;
         if ($this->log !== null) {
-            ($this->log)(sprintf(
-                'warning: %s: job %s refused (%s): %s%s',
+            $this->log->warning(sprintf(
+                '%s: job %s refused (%s): %s%s',
                 $functionName,
                 addcslashes($handle, "\0..\37\177..\377\\"),
                 Code::name($code),

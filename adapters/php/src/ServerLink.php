@@ -39,7 +39,7 @@ final class ServerLink
 
     /**
      * @param \Closure(\GearmanWorker, ServerLink): void $register adds the functions to a new GearmanWorker
-     * @param \Closure(string): void $log
+     * @param Log $log where its connection events go
      */
     public function __construct(
         public readonly string $host,
@@ -47,7 +47,7 @@ final class ServerLink
         private readonly \Closure $register,
         private readonly string $clientId,
         private readonly int $readTimeoutMs,
-        private readonly \Closure $log,
+        private readonly Log $log,
     ) {
     }
 
@@ -225,7 +225,7 @@ final class ServerLink
         $this->waitingSince = null;
         $this->heard = true;
         if ($this->failing) {
-            ($this->log)("job server {$this->name()} answers again");
+            $this->log->info("job server {$this->name()} answers again");
         }
         $this->failing = false;
         $this->backoffMs = 0;
@@ -235,7 +235,7 @@ final class ServerLink
     private function drop(string $why): void
     {
         if (!$this->failing) {
-            ($this->log)("job server {$this->name()}: {$why}");
+            $this->log->warning("job server {$this->name()}: {$why}");
             $this->failing = true;
         }
         $this->release();

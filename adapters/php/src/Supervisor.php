@@ -29,12 +29,12 @@ final class Supervisor
     private bool $stopping = false;
 
     /**
-     * @param \Closure(string): void $log
+     * @param Log $log where its events go
      * @param (\Closure(string): string)|null $service answers a child's request
      */
     public function __construct(
         private readonly int $processes,
-        private readonly \Closure $log,
+        private readonly Log $log,
         private readonly ?\Closure $service = null,
     ) {
     }
@@ -75,7 +75,7 @@ final class Supervisor
                 $status = $clean ? $status : 1;
                 continue;
             }
-            ($this->log)(sprintf(
+            $this->log->warning(sprintf(
                 'worker process %d ended (%s); starting another',
                 $pid,
                 pcntl_wifsignaled($childStatus)
@@ -209,7 +209,7 @@ final class Supervisor
             try {
                 $status = $loop($channel);
             } catch (\Throwable $e) {
-                ($this->log)('worker process failed: ' . $e->getMessage());
+                $this->log->error('worker process failed: ' . $e->getMessage());
             }
             exit($status);
         }

@@ -44,8 +44,7 @@ final class Worker
     private bool $stopping = false;
     /** Waits on several servers' sockets at once (null without FFI: they are watched in turn). */
     private ?SocketPoll $poll = null;
-    /** @var \Closure(string): void */
-    private readonly \Closure $log;
+    private readonly Log $log;
     /** Resets a connection whose server stopped taking a job's reply (null: none can run here). */
     private ?SendWatchdog $watchdog = null;
 
@@ -53,7 +52,8 @@ final class Worker
      * @param string|list<string> $servers "host:port,host:port" or a list of "host:port"
      * @param int $concurrency jobs run in parallel: worker processes forked from this one
      * @param int $maxRequestBytes larger job payloads are answered RESOURCE_EXHAUSTED
-     * @param \Closure(string): void|null $log where log lines go (default: stderr)
+     * @param \Closure(string): void|null $log where log lines go, each as "LEVEL: message"
+     *        (default: stderr, "[bridge-php PID] LEVEL: message")
      * @param string|null $clientId the id `gearadmin --workers` shows (default "bridge-php-<pid>")
      * @param int $readTimeoutMs a job server that owes an answer this long (frozen, link cut) has its
      *        connection closed and reopened with backoff; the other servers are served meanwhile
@@ -61,6 +61,10 @@ final class Worker
      *        when set (Keyring::fromEnv()), else jobs are not checked
      * @param int $signingWindowS how far ahead (seconds) a signed job's deadline may be
      * @param int $replayCapacity the most (key id, nonce) pairs the replay cache holds
+     * @param string|int|null $logLevel the lowest level logged: "debug", "info", "warning" ("warn"),
+     *        "error" or a Log constant; null: BRIDGE_LOG_LEVEL when set, else info. At debug, one
+     *        line per job (docs/workers.md); every error answer is logged at warning.
+     * @throws \InvalidArgumentException for a bad concurrency, read timeout or log level
      * @throws Security\KeyringError when the keys given or in the environment cannot be used
      */
     public function __construct(
@@ -73,6 +77,7 @@ final class Worker
         ?Keyring $keys = null,
         int $signingWindowS = JobVerifier::DEFAULT_WINDOW_S,
         int $replayCapacity = ReplayCache::DEFAULT_CAPACITY,
+        string|int|null $logLevel = null,
     ) {
         if ($concurrency < 1) {
             throw new \InvalidArgumentException("concurrency must be at least 1, got {$concurrency}");
@@ -82,9 +87,7 @@ final class Worker
         }
         $this->servers = self::parseServers($servers);
         $this->serverPorts = array_values(array_unique(array_column($this->servers, 1)));
-        $this->log = $log ?? static function (string $line): void {
-            fwrite(STDERR, sprintf("[bridge-php %d] %s\n", getmypid(), $line));
-        };
+        $this->log = new Log(is_int($logLevel) ? $logLevel : Log::levelFrom($logLevel), $log);
         $this->dispatcher = new Dispatcher($maxRequestBytes, $this->log);
         $keys ??= Keyring::fromEnv();
         if ($keys !== null) {
@@ -145,7 +148,7 @@ final class Worker
         foreach ($this->servers as [$host, $port]) {
             $links[] = new ServerLink($host, $port, $this->register(...), $clientId, $this->readTimeoutMs, $this->log);
         }
-        ($this->log)(sprintf(
+        $this->log->info(sprintf(
             'serving %d functions on %s%s',
             count($this->dispatcher->methods()),
             implode(',', array_map(static fn (ServerLink $l): string => $l->name(), $links)),
@@ -181,7 +184,7 @@ final class Worker
             $link->close();
         }
         $this->watchdog?->close();
-        ($this->log)('stopped');
+        $this->log->info('stopped');
         return 0;
     }
 
@@ -276,7 +279,7 @@ final class Worker
             // libgearman closes the connection without sending more (GEARMAN_LOST_CONNECTION from
             // the callback); gearmand re-queues the job, and the loop reconnects with backoff.
             $job->setReturn(GEARMAN_LOST_CONNECTION);
-            ($this->log)(sprintf(
+            $this->log->warning(sprintf(
                 'job server %s stopped taking the reply of %s job %s: %s; connection closed, the job is left to the server to re-queue',
                 $link->name(),
                 $job->functionName(),
@@ -285,7 +288,7 @@ final class Worker
             ));
         } catch (\Throwable $e) {
             // Sending the final packet itself failed (connection lost): the server re-queues the job.
-            ($this->log)(sprintf('%s: could not answer job %s: %s', $job->functionName(), $job->handle(), $e->getMessage()));
+            $this->log->error(sprintf('%s: could not answer job %s: %s', $job->functionName(), $job->handle(), $e->getMessage()));
         } finally {
             $this->watchdog?->jobEnded();
         }

@@ -42,7 +42,9 @@ final class SignedDispatchTest extends TestCase
     private function dispatcher(int $replayCapacity = 100_000): Dispatcher
     {
         $dispatcher = new Dispatcher(log: function (string $line): void {
-            $this->log[] = $line;
+            if (!str_starts_with($line, 'warning: job failed ')) {  // the job lines: LogTest
+                $this->log[] = $line;
+            }
         });
         $dispatcher->add(Method::unary(self::ECHO, Blob::class, Blob::class, function (Blob $blob, Context $context): Blob {
             $this->runs++;

@@ -5,7 +5,9 @@
  * schemas/interop/v1/interop.proto (see interop_tests/README.md for what each rpc does): the
  * Interop service, and the Bare service (jobs without the envelope), whose handlers are Interop's.
  *
- *     php worker.php --servers HOST:PORT[,HOST:PORT...] [--concurrency N] [--max-request-bytes N]
+ *     php worker.php --servers HOST:PORT[,HOST:PORT...] [--concurrency N] [--log-level LEVEL] [--max-request-bytes N]
+ *
+ * (the command line of every bridge worker, docs/workers.md: Bridge\Runtime\CommandLine; --help lists it)
  *
  * BRIDGE_PHP_GEN names the folder `bridge generate --lang php` wrote the interop code to. With
  * BRIDGE_KEYS or BRIDGE_KEYS_FILE set, the runtime serves signed jobs only (wire contract, section 9).
@@ -32,11 +34,11 @@ use Bridge\Interop\V1\StreamItem;
 use Bridge\Interop\V1\StreamRequest;
 use Bridge\Interop\V1\WhoAmIReply;
 use Bridge\Runtime\BridgeError;
+use Bridge\Runtime\CommandLine;
 use Bridge\Runtime\Context;
-use Bridge\Runtime\Dispatcher;
-use Bridge\Runtime\Worker;
 
 require dirname(__DIR__, 3) . '/adapters/php/autoload.php';
+$commandLine = CommandLine::parse($argv, description: 'The PHP interop worker: the Interop and Bare services of schemas/interop/v1/interop.proto.');
 require (getenv('BRIDGE_PHP_GEN') ?: __DIR__ . '/gen') . '/autoload.php';
 
 final class Interop extends InteropBase
@@ -190,16 +192,7 @@ final class Bare extends BareBase
     }
 }
 
-$options = getopt('', ['servers:', 'concurrency:', 'max-request-bytes:']);
-if (!isset($options['servers'])) {
-    fwrite(STDERR, "usage: php worker.php --servers HOST:PORT[,...] [--concurrency N] [--max-request-bytes N]\n");
-    exit(2);
-}
-$worker = new Worker(
-    $options['servers'],
-    concurrency: (int) ($options['concurrency'] ?? 1),
-    maxRequestBytes: (int) ($options['max-request-bytes'] ?? Dispatcher::DEFAULT_MAX_REQUEST_BYTES),
-);
+$worker = $commandLine->worker();
 $interop = new Interop();
 InteropRegistration::register($worker, $interop);
 BareRegistration::register($worker, new Bare($interop));

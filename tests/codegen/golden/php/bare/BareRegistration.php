@@ -5,13 +5,20 @@ declare(strict_types=1);
 
 namespace Bridge\Interop\V1;
 
+use Bridge\Runtime\CommandLine;
 use Bridge\Runtime\Method;
 use Bridge\Runtime\Worker;
 
 /**
- * Binds an implementation of BareInterface to a worker:
+ * Binds an implementation of BareInterface to a worker. A worker program is one line,
+ * with the command line every bridge worker has (--servers, --concurrency, --log-level, --help,
+ * --version; docs/workers.md):
  *
- *     $worker = new Worker('127.0.0.1:4730');
+ *     exit(BareRegistration::main(new MyBare()));
+ *
+ * or, to serve several services from one worker:
+ *
+ *     $worker = CommandLine::parse($argv)->worker();
  *     BareRegistration::register($worker, new MyBare());
  *     exit($worker->run());
  *
@@ -34,6 +41,19 @@ final class BareRegistration
         'whoAmIJson' => 'interop_bare_whoami_json',
         'notImplementedJson' => 'interop_bare_not_implemented_json',
     ];
+
+    /**
+     * Serves $service until SIGTERM with the worker command line (CommandLine::parse()): --help and
+     * --version print and exit 0, a bad flag prints one line and exits 2. Returns the exit status.
+     *
+     * @param list<string>|null $argv default: the script's own
+     */
+    public static function main(BareInterface $service, ?array $argv = null): int
+    {
+        $worker = CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
+        self::register($worker, $service);
+        return $worker->run();
+    }
 
     public static function register(Worker $worker, BareInterface $service): void
     {

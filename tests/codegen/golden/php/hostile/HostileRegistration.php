@@ -5,13 +5,20 @@ declare(strict_types=1);
 
 namespace Hostile\V1;
 
+use Bridge\Runtime\CommandLine;
 use Bridge\Runtime\Method;
 use Bridge\Runtime\Worker;
 
 /**
- * Binds an implementation of HostileInterface to a worker:
+ * Binds an implementation of HostileInterface to a worker. A worker program is one line,
+ * with the command line every bridge worker has (--servers, --concurrency, --log-level, --help,
+ * --version; docs/workers.md):
  *
- *     $worker = new Worker('127.0.0.1:4730');
+ *     exit(HostileRegistration::main(new MyHostile()));
+ *
+ * or, to serve several services from one worker:
+ *
+ *     $worker = CommandLine::parse($argv)->worker();
  *     HostileRegistration::register($worker, new MyHostile());
  *     exit($worker->run());
  */
@@ -23,6 +30,19 @@ final class HostileRegistration
         'stream' => 'hostile.v1.Hostile.Stream',
         'odd' => 'odd "quoted" \'single\' back\\\\slash $x {$y} #{z} */ ?>',
     ];
+
+    /**
+     * Serves $service until SIGTERM with the worker command line (CommandLine::parse()): --help and
+     * --version print and exit 0, a bad flag prints one line and exits 2. Returns the exit status.
+     *
+     * @param list<string>|null $argv default: the script's own
+     */
+    public static function main(HostileInterface $service, ?array $argv = null): int
+    {
+        $worker = CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
+        self::register($worker, $service);
+        return $worker->run();
+    }
 
     public static function register(Worker $worker, HostileInterface $service): void
     {
