@@ -40,14 +40,18 @@ class Kind(enum.IntEnum):
 
     @property
     def is_integer(self) -> bool:
+        """An integer type of any width and wire form (``int32`` ... ``sfixed64``; not ``bool``,
+        not an enum)."""
         return self in _INTEGER_KINDS
 
     @property
     def is_64bit(self) -> bool:
+        """A 64-bit integer type (``int64``, ``uint64``, ``sint64``, ``fixed64``, ``sfixed64``)."""
         return self in _INT64_KINDS
 
     @property
     def is_float(self) -> bool:
+        """``double`` or ``float``."""
         return self in (Kind.DOUBLE, Kind.FLOAT)
 
     @property
@@ -102,6 +106,10 @@ class Location:
 
 @dataclass(frozen=True)
 class Field:
+    """One field of a message, as declared: name, number, type (``kind`` and, for messages and
+    enums, ``type_name``), cardinality (``repeated``; a map has ``map_key`` / ``map_value``
+    instead), the real ``oneof`` it belongs to, whether it has explicit presence, and its leading
+    comment."""
     name: str  # as written in the .proto (``f_int32``)
     number: int
     json_name: str  # protobuf's lowerCamelCase JSON name (``fInt32``)
@@ -122,17 +130,21 @@ class Field:
 
     @property
     def is_map(self) -> bool:
+        """A ``map<K, V>`` field (``map_key`` and ``map_value`` hold the entry's fields)."""
         return self.map_key is not None
 
 
 @dataclass(frozen=True)
 class Oneof:
+    """A real ``oneof`` of a message (never the synthetic one of a proto3 ``optional``): its name
+    and its member field names, in declaration order."""
     name: str
     fields: tuple[str, ...]  # member field names, in declaration order
 
 
 @dataclass(frozen=True)
 class EnumValue:
+    """One value of an enum: its name, number and leading comment."""
     name: str
     number: int
     comment: str = ""
@@ -140,6 +152,8 @@ class EnumValue:
 
 @dataclass(frozen=True)
 class Enum:
+    """An enum type: short and full name, the file it is declared in, its values in declaration
+    order, its comment and location."""
     name: str
     full_name: str
     file: str
@@ -150,6 +164,8 @@ class Enum:
 
 @dataclass(frozen=True)
 class Message:
+    """A message type: short and full name, the file it is declared in, its fields, real oneofs,
+    nested messages (map entries included, ``is_map_entry``) and enums, comment and location."""
     name: str
     full_name: str
     file: str
@@ -162,6 +178,8 @@ class Message:
     location: Location | None = None
 
     def field(self, name: str) -> Field:
+        """The field called ``name`` (as written in the ``.proto``). Raises ``KeyError`` when
+        there is none."""
         for f in self.fields:
             if f.name == name:
                 return f
@@ -170,6 +188,11 @@ class Message:
 
 @dataclass(frozen=True)
 class Method:
+    """An rpc with everything resolved: its types (full names and the ``Message`` models),
+    streaming, and bridge's options resolved method -> service -> file -> defaults: the Gearman
+    ``function_name``, ``encoding``, ``default_timeout_ms`` (milliseconds, 0: none),
+    ``default_priority``, ``background_only``, ``bare`` (no envelope, wire contract section 8)
+    and ``idempotent`` (protobuf's ``idempotency_level``)."""
     name: str  # as written (``EchoScalars``)
     full_name: str  # ``bridge.interop.v1.Interop.EchoScalars``
     input_type: str  # full names
@@ -196,6 +219,8 @@ class Method:
 
 @dataclass(frozen=True)
 class Service:
+    """A service: short and full name, the file it is declared in, its methods in declaration
+    order, comment and location."""
     name: str
     full_name: str
     file: str
@@ -206,6 +231,9 @@ class Service:
 
 @dataclass(frozen=True)
 class ProtoFile:
+    """One ``.proto`` file: its name relative to its include root, package, syntax (``proto2`` /
+    ``proto3``), top-level messages, enums and services, imports, each language's package options
+    as written, and bridge's file-level ``encoding`` / ``bare`` options (None when not set)."""
     name: str  # relative to its include root: ``interop/v1/interop.proto``
     package: str
     syntax: str  # "proto2" or "proto3" (editions are not supported)
@@ -275,18 +303,24 @@ class Schema:
     requested: tuple[ProtoFile, ...] = ()
 
     def file(self, name: str) -> ProtoFile:
+        """The file called ``name`` (relative to its include root) among ``all_files``. Raises
+        ``KeyError`` when there is none."""
         for f in self.all_files:
             if f.name == name:
                 return f
         raise KeyError(f"no file {name!r} in the schema")
 
     def message(self, full_name: str) -> Message:
+        """The message with this full name (a leading ``.`` is allowed) in any file. Raises
+        ``KeyError`` when there is none."""
         try:
             return self._messages[full_name.lstrip(".")]
         except KeyError:
             raise KeyError(f"no message {full_name!r} in the schema") from None
 
     def enum(self, full_name: str) -> Enum:
+        """The enum with this full name (a leading ``.`` is allowed) in any file. Raises
+        ``KeyError`` when there is none."""
         try:
             return self._enums[full_name.lstrip(".")]
         except KeyError:
@@ -317,6 +351,8 @@ class Schema:
         )
 
     def file_descriptor_set(self) -> descriptor_pb2.FileDescriptorSet:
+        """``descriptor_set`` parsed: the descriptors of ``all_files``, bridge's options
+        included."""
         return descriptor_pb2.FileDescriptorSet.FromString(self.descriptor_set)
 
     def sanitized_descriptor_set(self, *, proto3_optional_as_oneof: bool = False) -> bytes:

@@ -70,9 +70,12 @@ class Keyring:
 
     @property
     def signing_key(self) -> bytes:
+        """The bytes of the key this keyring signs with (``signing_id``'s)."""
         return self._keys[self.signing_id]
 
     def ids(self) -> str:
+        """The key ids, comma-separated, in the order given: for messages and ``repr`` (never a
+        key's bytes)."""
         return ", ".join(self._keys)
 
     def __repr__(self) -> str:

@@ -108,6 +108,8 @@ _KEYED_LIMIT = 64
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of ``data`` under ``key`` (32 bytes). Each key's initial HMAC state is kept (a
+    bounded cache) and copied per MAC, so signing many small messages with one key stays cheap."""
     keyed = _KEYED.get(key)
     if keyed is None:
         keyed = hmac.new(key, digestmod=hashlib.sha256)

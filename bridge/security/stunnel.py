@@ -112,26 +112,34 @@ class Stunnel:
 
     @property
     def config_path(self) -> Path:
+        """The configuration file ``start()`` writes: ``<workdir>/<name>.conf``."""
         return self.workdir / f"{self.name}.conf"
 
     @property
     def log_path(self) -> Path:
+        """stunnel's log file (``output =``): ``<workdir>/<name>.log``, appended to across
+        restarts."""
         return self.workdir / f"{self.name}.log"
 
     @property
     def pid(self) -> int | None:
+        """The stunnel process's id, or None when it was never started or was stopped."""
         return self.process.pid if self.process is not None else None
 
     @property
     def running(self) -> bool:
+        """Whether the stunnel process is alive."""
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the log ("" when there is no log yet)."""
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def config(self) -> str:
+        """The whole configuration text: stunnel in the foreground, logging to ``log_path`` at
+        debug level 5, then the service sections."""
         globals_ = [
             "foreground = quiet",  # logs go to "output" only
             f"pid = {self.workdir / (self.name + '.pid')}",
@@ -143,6 +151,10 @@ class Stunnel:
         return "\n".join(globals_ + self.services)
 
     def start(self) -> Stunnel:
+        """Write the configuration, start stunnel and wait (up to ``start_timeout`` seconds)
+        until every ``accepts`` port takes connections; a no-op when it runs already. Returns
+        ``self``. Raises ``StunnelError`` (with the log's tail) when the executable is missing,
+        stunnel exits, or a port does not listen in time (stunnel is then killed)."""
         if self.running:
             return self
         if shutil.which(self.executable) is None:
@@ -175,6 +187,8 @@ class Stunnel:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop stunnel: SIGTERM, then SIGKILL when it has not exited after ``timeout`` seconds.
+        A no-op when it is not running."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -186,6 +200,7 @@ class Stunnel:
             process.wait(timeout)
 
     def kill(self) -> None:
+        """Stop stunnel abruptly (SIGKILL): its connections drop without a TLS close."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.kill()

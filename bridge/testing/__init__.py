@@ -206,6 +206,7 @@ class GearmandServer:
 
     @property
     def pid(self) -> int | None:
+        """gearmand's process id, or None when it is not started."""
         return self._process.pid if self._process is not None else None
 
     @property
@@ -220,6 +221,8 @@ class GearmandServer:
 
     @property
     def log_path(self) -> Path | None:
+        """gearmand's log file (``--log-file``, in the server's temporary folder), or None before
+        the first ``start()``; ``bridge server`` prints it."""
         return Path(self._workdir.name) / "gearmand.log" if self._workdir is not None else None
 
     def start(self) -> GearmandServer:
@@ -286,6 +289,8 @@ class GearmandServer:
             self._workdir = None
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of gearmand's log ("" when there is none yet), for error
+        messages."""
         path = self.log_path
         if path is None or not path.exists():
             return ""
@@ -403,6 +408,11 @@ class GearmandServer:
         return run_in_netns(self.netns, function, *args)
 
     def command(self) -> list[str]:
+        """The gearmand command line ``start()`` runs: ``executable`` (``BRIDGE_GEARMAND``,
+        default ``/usr/sbin/gearmand``) with the listen address, port, threads, log and pid
+        files, ``--job-retries`` when set, the sqlite queue when ``queue_file`` is set,
+        ``--round-robin`` and ``extra_args``; prefixed with ``ip netns exec`` in a network
+        namespace. Only valid once ``start()`` made the work folder."""
         assert self._workdir is not None
         work = Path(self._workdir.name)
         prefix = ["ip", "netns", "exec", self.netns] if self.netns is not None else []

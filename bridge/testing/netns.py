@@ -173,6 +173,10 @@ class NetnsLab:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> NetnsLab:
+        """Create the switch namespace with its bridge and one namespace per host linked to it by
+        a veth pair, each with its address; namespaces left by a crashed earlier run are removed
+        first. Returns ``self``. Needs root and ``ip`` (iproute2); a failing ``ip`` command
+        raises ``RuntimeError``, after removing what was made."""
         remove_abandoned()
         _OPEN.add(self)
         try:
@@ -230,6 +234,8 @@ class NetnsLab:
         return self.hosts[name]
 
     def address(self, name: str) -> str:
+        """Host ``name``'s IPv4 address on the switch (``10.x.y.(11 + i)``). Raises ``KeyError``
+        for an unknown host."""
         return self.hosts[name].address
 
     def argv(self, name: str, argv: Sequence[str]) -> list[str]:

@@ -76,6 +76,8 @@ class TestPki:
                    directory / "client.p12")
 
     def exists(self) -> bool:
+        """Whether the CA, the server's and the client's certificate and key files are all there
+        (the ``.p12`` is not checked)."""
         return all(path.is_file() for path in (self.ca, self.server_cert, self.server_key,
                                                 self.client_cert, self.client_key))
 
