@@ -14,7 +14,7 @@ Gem::Specification.new do |spec|
   spec.license = "Apache-2.0"
   spec.authors = ["bridge contributors"]
   spec.required_ruby_version = ">= 3.1"
-  spec.files = Dir["lib/**/*.rb", "README.md"]
+  spec.files = Dir.glob(["lib/**/*.rb", "README.md"], base: __dir__).sort # build with: gem build -C adapters/ruby
   spec.require_paths = ["lib"]
   # Debian: ruby-google-protobuf (3.21.12) and ruby-msgpack
   spec.add_dependency "google-protobuf", ">= 3.21", "< 4"

@@ -1,0 +1,177 @@
+"""The Ruby runtime installed as a gem, outside the checkout (issue 16, part 1).
+
+``gem build`` makes the gem from adapters/ruby/bridge-runtime.gemspec; ``gem install --local``
+puts it in a temporary GEM_HOME (its dependencies, google-protobuf and msgpack, are the system's
+gems: Debian's ruby-google-protobuf and ruby-msgpack, so nothing is fetched). A one-rpc worker in a
+temporary folder requires only ``bridge`` (from the gem: no -I into the checkout) and the shim made
+by the installed ``bridge generate --lang ruby``; it runs against a real gearmand and is called by
+the installed ``bridge call``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bridge.testing import GearmandServer
+
+if TYPE_CHECKING:
+    from tests.install.conftest import InstalledBridge
+
+REPO = Path(__file__).resolve().parents[2]
+ADAPTER = REPO / "adapters" / "ruby"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+PROTO = """\
+syntax = "proto3";
+package hello.v1;
+
+message GreetRequest { string name = 1; }
+message GreetReply {
+  string greeting = 1;
+  string trace_id = 2;  // the caller's, as the handler's context saw it
+  string runtime = 3;   // where the bridge runtime was loaded from
+}
+
+service Greeter {
+  rpc Greet(GreetRequest) returns (GreetReply);
+}
+"""
+
+WORKER = """\
+# frozen_string_literal: true
+
+require_relative "gen/hello_bridge"
+
+class Greeter < Hello::V1::Greeter::Service
+  def greet(request, context)
+    raise Bridge::Error.new(:invalid_argument, "name is empty") if request.name.empty?
+
+    Hello::V1::GreetReply.new(greeting: "hello, #{request.name}", trace_id: context.trace_id.to_s,
+                              runtime: Gem.loaded_specs.fetch("bridge-runtime").full_gem_path)
+  end
+end
+
+Hello::V1::Greeter.serve(Greeter.new, **Bridge::CommandLine.parse(ARGV))
+"""
+
+
+def _system_gem_path() -> str:
+    """Where the system's gems are (Debian's ruby-google-protobuf, ruby-msgpack...)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GEM_HOME", "GEM_PATH")}
+    return subprocess.run(["ruby", "-e", 'print Gem.path.join(":")'], env=env, check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def ruby_home(installed_bridge: InstalledBridge,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A folder outside the checkout holding the built gem, a GEM_HOME with it installed, the
+    generated shim and the worker; and the environment (GEM_HOME, GEM_PATH) to run it with."""
+    if shutil.which("ruby") is None or shutil.which("gem") is None:
+        pytest.fail("ruby and gem are needed: run scripts/install-deps.sh")
+    home = tmp_path_factory.mktemp("ruby-install")
+    gems = home / "gems"
+    env = {"GEM_HOME": str(gems), "GEM_PATH": f"{gems}:{_system_gem_path()}"}
+    built = installed_bridge.run("gem", "build", "-C", ADAPTER, "bridge-runtime.gemspec",
+                                 "--output", home / "bridge-runtime.gem", cwd=home, **env)
+    assert "Successfully built RubyGem" in built.stdout, built.stdout
+    installed_bridge.run("gem", "install", "--local", "--no-document",
+                         home / "bridge-runtime.gem", cwd=home, **env)
+    listed = installed_bridge.run("gem", "list", "--local", "bridge-runtime", cwd=home, **env)
+    assert "bridge-runtime (" in listed.stdout, listed.stdout
+
+    (home / "hello.proto").write_text(PROTO)
+    installed_bridge.run(installed_bridge.bridge, "generate", "--lang", "ruby", "-o", "gen",
+                         "-I", ".", "hello.proto", cwd=home)
+    assert (home / "gen" / "hello_bridge.rb").is_file(), sorted((home / "gen").iterdir())
+    (home / "worker.rb").write_text(WORKER)
+    yield home, env
+
+
+def _ruby(installed_bridge: InstalledBridge, home: Path, env: dict[str, str],
+          *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ruby", *args], cwd=home, env=installed_bridge.env(**env),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_bridge_is_required_from_the_gem(installed_bridge: InstalledBridge,
+                                         ruby_home: tuple[Path, dict[str, str]]) -> None:
+    home, env = ruby_home
+    done = _ruby(installed_bridge, home, env, "-e",
+                 'require "bridge"; puts $LOADED_FEATURES.find { |f| f.end_with?("/bridge.rb") }')
+    assert done.returncode == 0, done.stderr
+    where = Path(done.stdout.strip())
+    assert where.is_relative_to(home / "gems"), where
+    assert not where.is_relative_to(REPO), where
+
+
+def test_the_installed_worker_command_line(installed_bridge: InstalledBridge,
+                                           ruby_home: tuple[Path, dict[str, str]]) -> None:
+    home, env = ruby_home
+    done = _ruby(installed_bridge, home, env, "worker.rb", "--help")
+    assert (done.returncode, done.stderr) == (0, ""), done
+    assert done.stdout.startswith("usage: worker.rb [options]")
+    assert "--log-level" in done.stdout
+    done = _ruby(installed_bridge, home, env, "worker.rb", "--version")
+    assert (done.returncode, done.stderr) == (0, ""), done
+    assert done.stdout.startswith("worker.rb (bridge ruby runtime ")
+    done = _ruby(installed_bridge, home, env, "worker.rb", "--concurrency", "0")
+    assert done.returncode == 2, done
+    assert done.stderr == ("worker.rb: error: --concurrency must be an integer from 1 to 1024, "
+                           "not '0' (see --help)\n")
+
+
+@pytest.mark.timeout(90)
+def test_the_installed_worker_serves_the_installed_wheel(
+    installed_bridge: InstalledBridge, ruby_home: tuple[Path, dict[str, str]],
+    gearmand: GearmandServer,
+) -> None:
+    home, env = ruby_home
+    worker = subprocess.Popen(["ruby", "worker.rb", "--log-level", "debug"], cwd=home,
+                              env=installed_bridge.env(BRIDGE_SERVERS=gearmand.address, **env),
+                              stderr=subprocess.PIPE, text=True)
+    options = ("--schema", "hello.proto", "-I", ".", "--servers", gearmand.address,
+               "--timeout", "5")
+    try:
+        reply = None
+        end = time.monotonic() + 30
+        while reply is None:  # until the worker has loaded and registered
+            done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": "gem"}', *options,
+                                   "--metadata", f"traceparent={TRACEPARENT}"], cwd=home,
+                                  env=installed_bridge.env(), capture_output=True, text=True,
+                                  timeout=30, check=False)
+            if done.returncode == 0:
+                reply = json.loads(done.stdout)
+            elif worker.poll() is not None or time.monotonic() > end:
+                raise AssertionError(f"no reply: {done.stderr}")
+        assert reply["greeting"] == "hello, gem"
+        assert reply["trace_id"] == TRACEPARENT[3:35]
+        assert Path(reply["runtime"]).is_relative_to(home / "gems"), reply
+
+        # a typed error: exit status 64 + INVALID_ARGUMENT (3)
+        done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": ""}', *options],
+                              cwd=home, env=installed_bridge.env(),
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 64 + 3, (done.stdout, done.stderr)
+        assert "name is empty" in done.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            _, log = worker.communicate(timeout=15)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=5)
+    assert worker.returncode == 0, log
+    assert f"outcome=OK trace_id={TRACEPARENT[3:35]}" in log, log
+    assert "outcome=INVALID_ARGUMENT message=\"name is empty\"" in log, log
