@@ -64,8 +64,11 @@ def installed_bridge(tmp_path_factory: pytest.TempPathFactory) -> InstalledBridg
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
                    timeout=120)
     python = venv / "bin" / "python"
+    # --ignore-installed: a bridge of the same version in the system's site-packages (an editable
+    # install of a checkout) would otherwise count as installed and the wheel be skipped
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    str(wheels[-1])], cwd=home, check=True, capture_output=True, timeout=300)
+                    "--ignore-installed", str(wheels[-1])], cwd=home, check=True,
+                   capture_output=True, timeout=300)
     installed = InstalledBridge(venv=venv, python=python, bridge=venv / "bin" / "bridge",
                                 protoc_gen_bridge=venv / "bin" / "protoc-gen-bridge", dist=dist,
                                 home=home)
