@@ -65,6 +65,7 @@ class TestCommandLine < Minitest::Test
   def test_the_log_level_reaches_the_worker_logger
     worker = Bridge::Worker.new(**parse("--log-level", "warning"))
     assert_equal Logger::WARN, worker.logger.level
+    assert_same worker.logger, worker.dispatcher.instance_variable_get(:@logger), "the job lines use it too"
     assert_equal Logger::DEBUG, Bridge::Worker.new(log_level: "DEBUG").logger.level
     assert_raises(ArgumentError) { Bridge::Worker.new(log_level: "loud") }
   end
