@@ -22,8 +22,8 @@ APT_PACKAGES=(
   libjansson-dev
   # C: zlib (CRC-32 reply type tags); clang + compiler-rt for the libFuzzer target over the C codecs
   zlib1g-dev clang libclang-rt-14-dev
-  # PHP 8.2
-  php-cli php-gearman php-msgpack php-google-protobuf phpunit
+  # PHP 8.2; composer installs the PHP runtime as a package (tests/install/test_install_php.py)
+  php-cli php-gearman php-msgpack php-google-protobuf phpunit composer
   # Ruby 3.1
   ruby ruby-google-protobuf ruby-msgpack ruby-minitest
   # Java 17 + Maven
