@@ -62,6 +62,17 @@ class TestCommandLine < Minitest::Test
     assert_equal 2, parse("--concurrency", "2", env: { "BRIDGE_CONCURRENCY" => "x" })[:concurrency]
   end
 
+  def test_tls_files_and_keys_from_the_environment_are_checked_too
+    assert_match(/\ATLS CA file "\/nonexistent" cannot be used/,
+                 error("--servers", "tls://a:1", env: { "BRIDGE_TLS_CA" => "/nonexistent" }))
+    assert_equal({ servers: "a:1", concurrency: 1, log_level: "info" },
+                 parse("--servers", "a:1", env: { "BRIDGE_TLS_CA" => "/nonexistent" }), "no tls:// server")
+    message = error(env: { "BRIDGE_KEYS" => "k1:c2VjcmV0LXNlY3JldC1zZWNyZXQ" })
+    assert_match(/\ABRIDGE_KEYS: /, message)
+    refute_includes message, "c2VjcmV0LXNlY3JldC1zZWNyZXQ", "a key is never shown"
+    assert_match(/\ABRIDGE_KEYS_FILE \/nonexistent: /, error(env: { "BRIDGE_KEYS_FILE" => "/nonexistent" }))
+  end
+
   def test_the_log_level_reaches_the_worker_logger
     worker = Bridge::Worker.new(**parse("--log-level", "warning"))
     assert_equal Logger::WARN, worker.logger.level

@@ -106,10 +106,11 @@ module Bridge
     def self.resolve(options, env)
       servers, servers_from = pick(options[:servers], env, "BRIDGE_SERVERS", "--servers", DEFAULT_SERVERS)
       begin
-        Worker.parse_servers(servers)
+        parsed = Worker.parse_servers(servers)
       rescue ArgumentError => e
         raise Error, "#{servers_from}: #{e.message}"
       end
+      check_security(parsed, env)
       concurrency, concurrency_from = pick(options[:concurrency], env, "BRIDGE_CONCURRENCY", "--concurrency", "1")
       level, level_from = pick(options[:log_level], env, "BRIDGE_LOG_LEVEL", "--log-level", "info")
       level = level.strip.downcase
@@ -121,6 +122,16 @@ module Bridge
                     log_level: level == "warn" ? "warning" : level)
     end
     private_class_method :resolve
+
+    # The worker's TLS files (for tls:// servers) and keys from the environment, loaded now so that
+    # a wrong one is an error line, not a backtrace when the worker starts.
+    def self.check_security(servers, env)
+      Security::TlsConfig.from_env(env).check if servers.any?(&:tls)
+      Security::Keyring.from_env(env)
+    rescue Security::TlsError, Security::KeyringError => e
+      raise Error, e.message.start_with?("BRIDGE_") || env["BRIDGE_KEYS"].to_s.empty? ? e.message : "BRIDGE_KEYS: #{e.message}"
+    end
+    private_class_method :check_security
 
     # [value, where it came from]: the flag's, else the variable's when set and not empty, else the default.
     def self.pick(given, env, variable, flag, default)
