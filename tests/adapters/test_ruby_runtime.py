@@ -869,5 +869,5 @@ async def test_copies_of_one_signed_job_at_once_run_once(
         decoded = envelope_pb2.Error.FromString(opened)
         assert (decoded.code, decoded.message.endswith(": replayed")) == (
             envelope_pb2.UNAUTHENTICATED, True), decoded
-    assert worker.log.count("refused (UNAUTHENTICATED): replayed") == 7, worker.log
+    assert worker.log.count("outcome=UNAUTHENTICATED message=\"refused: replayed") == 7, worker.log
     assert worker.stop() == 0
