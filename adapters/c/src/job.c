@@ -142,6 +142,45 @@ bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, c
     return true;
 }
 
+/* ------------------------------------------------------------------ trace context */
+
+const char *bridge_ctx_traceparent(const bridge_ctx *ctx)
+{
+    return ctx->traceparent[0] ? ctx->traceparent : NULL;
+}
+
+const char *bridge_ctx_trace_id(const bridge_ctx *ctx)
+{
+    return ctx->trace_id[0] ? ctx->trace_id : NULL;
+}
+
+/* `n` lowercase hex digits at s (and not all zero when `id`). */
+static bool lower_hex(const char *s, size_t n, bool id)
+{
+    bool nonzero = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+        nonzero |= s[i] != '0';
+    }
+    return nonzero || !id;
+}
+
+/* The job's traceparent into ctx when it is a valid version-00 one (W3C Trace Context):
+ * "00-" 32 hex (trace id) "-" 16 hex (parent id) "-" 2 hex (flags), lowercase, ids not all zero. */
+static void read_trace_context(bridge_ctx *ctx)
+{
+    const char *tp = bridge_ctx_metadata(ctx, "traceparent");
+    if (tp == NULL || strlen(tp) != 55 || strncmp(tp, "00-", 3) != 0 || tp[35] != '-' ||
+        tp[52] != '-' || !lower_hex(tp + 3, 32, true) || !lower_hex(tp + 36, 16, true) ||
+        !lower_hex(tp + 53, 2, false))
+        return;
+    memcpy(ctx->traceparent, tp, 55);
+    ctx->traceparent[55] = '\0';
+    memcpy(ctx->trace_id, tp + 3, 32);
+    ctx->trace_id[32] = '\0';
+}
+
 /* ------------------------------------------------------------------ errors */
 
 int bridge_ctx_set_error(bridge_ctx *ctx, bridge_code code, const char *fmt, ...)
@@ -196,12 +235,18 @@ int bridge_ctx_fail(bridge_ctx *ctx)
 /* Sends the job's WORK_EXCEPTION: a protobuf bridge.v1.Error, or a bare method's form (8.3). */
 static void finish_error(bridge_ctx *ctx, bridge_code code, const char *message)
 {
+    ctx->answer_code = code;
+    if (ctx->log_level <= BRIDGE_LOG_WARNING)
+        bridge__log_escape(ctx->answer_message, sizeof ctx->answer_message, message,
+                           BRIDGE__LOG_MESSAGE_CHARS);
     if (ctx->bare) {
         bridge_buffer text = BRIDGE_BUFFER_INIT;
         if (bridge__bare_error_payload(ctx->encoding, code, message, &text) == BRIDGE_STATUS_OK)
             bridge__sink_send(ctx, BRIDGE_PACKET_EXCEPTION, text.data, text.len, 0, 0);
-        else
+        else {
             bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0); /* out of memory */
+            ctx->answer_fail = true;
+        }
         ctx->finished = true;
         bridge_buffer_free(&text);
         return;
@@ -264,17 +309,17 @@ static void finish_errorf(bridge_ctx *ctx, bridge_code code, const char *fmt, ..
 static void refuse(bridge_ctx *ctx, const char *failure, const char *key_id)
 {
     bool full = strcmp(failure, BRIDGE_REPLAY_CACHE_FULL) == 0;
-    if (!ctx->verifier->quiet) {
+    if (ctx->log_level <= BRIDGE_LOG_WARNING) {
         char id[4 * 64 + 1] = "";
         size_t o = 0;
         for (size_t i = 0; key_id != NULL && key_id[i] != '\0' && i < 64; i++) {
             unsigned char c = (unsigned char)key_id[i];
             o += (size_t)snprintf(id + o, sizeof id - o, c > 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
         }
-        fprintf(stderr, "bridge-c[%d]: WARNING %s: job %s refused (%s): %s%s%s%s\n",
-                (int)getpid(), ctx->function_name, ctx->handle ? ctx->handle : "-",
-                full ? "RESOURCE_EXHAUSTED" : "UNAUTHENTICATED", failure,
-                id[0] ? " (key id '" : "", id, id[0] ? "')" : "");
+        bridge__log(ctx->log_level, BRIDGE_LOG_WARNING, "%s: job %s refused (%s): %s%s%s%s",
+                    ctx->function_name, ctx->handle ? ctx->handle : "-",
+                    full ? "RESOURCE_EXHAUSTED" : "UNAUTHENTICATED", failure,
+                    id[0] ? " (key id '" : "", id, id[0] ? "')" : "");
     }
     finish_errorf(ctx, full ? BRIDGE_RESOURCE_EXHAUSTED : BRIDGE_UNAUTHENTICATED, "%s: %s",
                   ctx->function_name, failure);
@@ -299,12 +344,18 @@ static void run_handler(bridge_ctx *ctx, const bridge_method *method, ProtobufCM
         }
         method->output->message_init(reply);
     }
+    struct timespec started, ended;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     errno = 0;
     int rc = method->handler(ctx, request, reply);
     int handler_errno = errno;
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    ctx->handler_seconds = (double)(ended.tv_sec - started.tv_sec) +
+                           (double)(ended.tv_nsec - started.tv_nsec) / 1e9;
     if (ctx->fail_requested) {
         bridge__sink_send(ctx, BRIDGE_PACKET_FAIL, NULL, 0, 0, 0);
         ctx->finished = true;
+        ctx->answer_fail = true;
     } else if (rc != 0 || ctx->error_code != BRIDGE_OK) {
         if (ctx->error_code != BRIDGE_OK)
             finish_error(ctx, ctx->error_code, ctx->error_message);
@@ -344,6 +395,34 @@ static void run_handler(bridge_ctx *ctx, const bridge_method *method, ProtobufCM
     }
     /* The reply's own struct is ours; what it points to belongs to the handler (see bridge.h). */
     free(reply);
+}
+
+/* The job's line (docs/workers.md, "Log lines"): at debug for a reply, at warning for any other
+ * answer, with its message. */
+static void log_job(const bridge_ctx *ctx, size_t size)
+{
+    bool failed = ctx->answer_fail || ctx->answer_code != BRIDGE_OK;
+    if (!ctx->finished || ctx->log_level > (failed ? BRIDGE_LOG_WARNING : BRIDGE_LOG_DEBUG))
+        return;
+    static const char *const encodings[] = {"protobuf", "protobuf", "msgpack", "json", "raw"};
+    char function[4 * 128 + 4], handle[4 * 64 + 4];
+    bridge__log_escape(function, sizeof function, ctx->function_name, 128);
+    bridge__log_escape(handle, sizeof handle, ctx->handle ? ctx->handle : "-", 64);
+    const char *encoding = (unsigned)ctx->encoding < 5 ? encodings[ctx->encoding] : "protobuf";
+    const char *outcome = ctx->answer_fail ? "WORK_FAIL" : bridge_code_name(ctx->answer_code);
+    bool traced = ctx->trace_id[0] != '\0';
+    if (!failed)
+        bridge__log(ctx->log_level, BRIDGE_LOG_DEBUG,
+                    "job function=%s handle=%s encoding=%s bytes=%zu seconds=%.4f outcome=%s%s%s",
+                    function, handle, encoding, size, ctx->handler_seconds, outcome,
+                    traced ? " trace_id=" : "", ctx->trace_id);
+    else
+        bridge__log(ctx->log_level, BRIDGE_LOG_WARNING,
+                    "job failed function=%s handle=%s encoding=%s bytes=%zu seconds=%.4f outcome=%s%s%s "
+                    "message=\"%s\"",
+                    function, handle, encoding, size, ctx->handler_seconds, outcome,
+                    traced ? " trace_id=" : "", ctx->trace_id,
+                    ctx->answer_fail ? "the handler failed the job (WORK_FAIL)" : ctx->answer_message);
 }
 
 static const char *encoding_name(bridge_encoding encoding)
@@ -411,6 +490,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
         goto done;
     }
     ctx->request = (Bridge__V1__Request *)envelope;
+    read_trace_context(ctx);
     /* The body is borrowed from the payload (detached again before the free), unless the scan
      * stopped early and protobuf-c found a later one, which wins and is the envelope's own. */
     borrowed = ctx->request->body.data == NULL;
@@ -476,6 +556,7 @@ void bridge__job_run(bridge_ctx *ctx, const bridge_method *method, const uint8_t
     run_handler(ctx, method, request, ctx->request->body.len);
 
 done:
+    log_job(ctx, size);
     bridge_message_free(request);
     if (envelope != NULL && borrowed) {
         ((Bridge__V1__Request *)envelope)->body.data = NULL;

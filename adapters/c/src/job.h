@@ -4,6 +4,7 @@
 
 #include "bridge/v1/envelope.pb-c.h"
 #include "internal.h"
+#include "log.h"
 #include "security.h"
 
 #pragma GCC visibility push(hidden)
@@ -58,6 +59,15 @@ struct bridge_ctx {
     const bridge_key *reply_key; /* this job's replies carry a MAC under this key (9.3) */
     const char *reply_key_id;
     const uint8_t *reply_nonce;
+    /* the job's log line (docs/workers.md) and trace context */
+    bridge_log_level log_level;  /* the worker's: lines below it are not written */
+    char traceparent[56];        /* a valid version-00 traceparent from the metadata, or "" */
+    char trace_id[33];           /* its trace id, or "" */
+    bool answered;               /* a final answer went out (or was attempted) */
+    bool answer_fail;            /* ... and it was WORK_FAIL */
+    bridge_code answer_code;     /* ... else its code (BRIDGE_OK: a reply) */
+    char answer_message[BRIDGE__LOG_MESSAGE_SIZE]; /* an error answer's message, escaped */
+    double handler_seconds;      /* the handler's wall time */
 };
 
 /* Reply frames: the header before every WORK_DATA / WORK_COMPLETE body (reply.c). */

@@ -39,12 +39,8 @@
 
 #include "gearman_conn.h"
 #include "job.h"
+#include "log.h"
 #include "worker.h"
-
-typedef struct server {
-    char host[256];
-    char port[16];
-} server;
 
 typedef struct lane {
     bridge_worker *worker;
@@ -57,19 +53,7 @@ typedef struct lane {
     char why[300]; /* why the connection was dropped */
 } lane;
 
-static void wlog(const bridge_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void wlog(const bridge_worker *w, const char *fmt, ...)
-{
-    if (w->quiet)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "bridge-c[%d]: %s\n", (int)getpid(), line);
-}
+#define wlog(w, level, ...) bridge__log((w)->log_level, (level), __VA_ARGS__)
 
 bridge_worker *bridge_worker_new(const bridge_worker_options *options)
 {
@@ -94,6 +78,7 @@ bridge_worker *bridge_worker_new(const bridge_worker_options *options)
     w->keepalive_ms = o.keepalive_ms ? o.keepalive_ms : BRIDGE_DEFAULT_KEEPALIVE_MS;
     w->handle_signals = o.handle_signals;
     w->quiet = o.quiet;
+    w->log_level = bridge__log_threshold(o.log_level, o.quiet);
     w->signing_window_ms = o.signing_window_s ? (int64_t)o.signing_window_s * 1000 : BRIDGE_DEFAULT_WINDOW_MS;
     w->replay_capacity = o.replay_capacity ? o.replay_capacity : BRIDGE_DEFAULT_REPLAY_CAPACITY;
     atomic_init(&w->stop, false);
@@ -105,7 +90,7 @@ bridge_worker *bridge_worker_new(const bridge_worker_options *options)
     if (!o.no_env_keys && bridge__worker_keys_from_env(w, why, sizeof why) != BRIDGE_STATUS_OK) {
         /* A worker told to require signatures never starts without them (the reason names the
          * variable and the entry, never a key). */
-        fprintf(stderr, "bridge-c[%d]: %s\n", (int)getpid(), why);
+        bridge__log(BRIDGE_LOG_INFO, BRIDGE_LOG_ERROR, "%s", why);
         bridge_worker_free(w);
         return NULL;
     }
@@ -185,8 +170,7 @@ static bool stopped(const bridge_worker *w)
 
 /* ------------------------------------------------------------------ servers and slots */
 
-/* "host:port,[v6]:port,host" into servers (port 4730 by default); the count, 0 when invalid. */
-static size_t parse_servers(const char *list, server **out)
+size_t bridge__parse_servers(const char *list, server **out)
 {
     *out = NULL;
     size_t n = 0;
@@ -311,6 +295,7 @@ static bool run_job(lane *l, const gm_packet *p)
     job_sink sink = {.lane = l, .handle = p->arg[0]};
     ctx.handle = p->arg[0];
     ctx.verifier = w->verifier;
+    ctx.log_level = w->log_level;
     ctx.sink.send = send_packet;
     ctx.sink.state = &sink;
     /* An oversized workload was never kept: its size alone gets RESOURCE_EXHAUSTED. */
@@ -463,7 +448,7 @@ static void *lane_main(void *arg)
         gm_result r = lane_connect(l);
         if (r == GM_OK) {
             if (down && loud)
-                wlog(w, "%s:%s: serving again", l->server->host, l->server->port);
+                wlog(w, BRIDGE_LOG_INFO, "%s:%s: serving again", l->server->host, l->server->port);
             down = false;
             backoff = w->reconnect_min_ms;
             r = lane_serve(l);
@@ -472,8 +457,8 @@ static void *lane_main(void *arg)
         if (r == GM_STOPPED || stopped(w))
             break;
         if (!down && loud)
-            wlog(w, "%s:%s: %s; reconnecting with backoff", l->server->host, l->server->port,
-                 l->why[0] ? l->why : "connection lost");
+            wlog(w, BRIDGE_LOG_WARNING, "%s:%s: %s; reconnecting with backoff", l->server->host,
+                 l->server->port, l->why[0] ? l->why : "connection lost");
         down = true;
         nap_ms(w, backoff);
         backoff = backoff * 2 > w->reconnect_max_ms ? w->reconnect_max_ms : backoff * 2;
@@ -489,9 +474,9 @@ bridge_status bridge_worker_run(bridge_worker *w)
     if (w == NULL)
         return BRIDGE_STATUS_INVALID;
     server *servers = NULL;
-    size_t n_servers = parse_servers(w->servers, &servers);
+    size_t n_servers = bridge__parse_servers(w->servers, &servers);
     if (n_servers == 0) {
-        wlog(w, "invalid server list '%s'", w->servers);
+        wlog(w, BRIDGE_LOG_ERROR, "invalid server list '%s'", w->servers);
         return BRIDGE_STATUS_INVALID;
     }
     size_t n_lanes = n_servers * w->concurrency;
@@ -506,7 +491,7 @@ bridge_status bridge_worker_run(bridge_worker *w)
     sigaddset(&stop_signals, SIGINT);
     if (w->handle_signals)
         pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask); /* inherited by the threads */
-    wlog(w, "serving %zu function(s) on %s, %u job(s) at a time%s", w->n_methods, w->servers,
+    wlog(w, BRIDGE_LOG_INFO, "serving %zu function(s) on %s, %u job(s) at a time%s", w->n_methods, w->servers,
          w->concurrency, w->verifier ? "; signed jobs only (wire contract, section 9)" : "");
     bridge_status result = BRIDGE_STATUS_OK;
     for (size_t i = 0; i < n_lanes; i++) {
@@ -515,7 +500,7 @@ bridge_status bridge_worker_run(bridge_worker *w)
         lanes[i].index = (unsigned)(i % w->concurrency);
         lanes[i].id = (unsigned)i;
         if (pthread_create(&lanes[i].tid, NULL, lane_main, &lanes[i]) != 0) {
-            wlog(w, "cannot start a thread: %s", strerror(errno));
+            wlog(w, BRIDGE_LOG_ERROR, "cannot start a thread: %s", strerror(errno));
             bridge_worker_stop(w);
             result = BRIDGE_STATUS_NO_MEMORY;
             break;
@@ -527,7 +512,8 @@ bridge_status bridge_worker_run(bridge_worker *w)
         if (w->handle_signals) {
             int sig = sigtimedwait(&stop_signals, NULL, &wait);
             if (sig == SIGTERM || sig == SIGINT) {
-                wlog(w, "%s: finishing running jobs, then exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                wlog(w, BRIDGE_LOG_INFO, "%s: finishing running jobs, then exiting",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 bridge_worker_stop(w);
             }
         } else {
@@ -540,7 +526,7 @@ bridge_status bridge_worker_run(bridge_worker *w)
             pthread_join(lanes[i].tid, NULL);
     free(lanes);
     free(servers);
-    wlog(w, "stopped after %llu job(s)", (unsigned long long)bridge_worker_jobs_done(w));
+    wlog(w, BRIDGE_LOG_INFO, "stopped after %llu job(s)", (unsigned long long)bridge_worker_jobs_done(w));
     if (w->handle_signals)
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     return result;

@@ -24,6 +24,7 @@ struct bridge_worker {
     unsigned keepalive_ms;
     bool handle_signals;
     bool quiet;
+    bridge_log_level log_level; /* lines below it are not written (BRIDGE__LOG_OFF when quiet) */
     /* signed jobs (wire contract, section 9): NULL when the worker has no keys */
     struct bridge_verifier *verifier;
     int64_t signing_window_ms;
@@ -40,6 +41,15 @@ struct bridge_worker {
     uint64_t slot_next;    /* ticket of the next lane to ask */
     uint64_t slot_serving; /* ticket whose turn it is */
 };
+
+typedef struct server {
+    char host[256];
+    char port[16];
+} server;
+
+/* "host:port,[v6]:port,host" into *out (malloc'd; port 4730 by default): the count, 0 when the
+ * list is invalid (then *out is NULL). */
+size_t bridge__parse_servers(const char *list, server **out);
 
 const bridge_method *bridge__find_method(const bridge_worker *w, const char *name);
 /* BRIDGE_KEYS / BRIDGE_KEYS_FILE into the worker's keys (none set: nothing changes). */

@@ -1,9 +1,8 @@
 /*
- * Worker options, the command line, and running one job without a job server (tests,
- * embedding): everything about a worker that is not serving.
+ * Worker options, keys, and running one job without a job server (tests, embedding): everything
+ * about a worker that is not serving (the command line: command_line.c).
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,58 +162,10 @@ bridge_status bridge_worker_process_job(bridge_worker *w, const char *function_n
     ctx.function_name = function_name;
     ctx.handle = job_handle;
     ctx.verifier = w->verifier;
+    ctx.log_level = w->log_level;
     ctx.sink.send = capture_sink;
     ctx.sink.state = &c;
     bridge__job_run(&ctx, bridge__find_method(w, function_name), payload, size, w->max_request_bytes);
     *kind = c.kind;
     return ctx.io_failed ? BRIDGE_STATUS_NO_MEMORY : BRIDGE_STATUS_OK;
-}
-
-/* ------------------------------------------------------------------ command line */
-
-static int parse_size(const char *s, unsigned long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int bridge_worker_options_from_args(bridge_worker_options *o, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (eq)
-            value = eq + 1;
-        else if (i + 1 < argc)
-            value = argv[i + 1];
-        unsigned long long n = 0;
-#define IS(name) (name_len == strlen(name) && strncmp(arg, name, name_len) == 0)
-        if (IS("--servers") && value) {
-            o->servers = value;
-        } else if (IS("--concurrency") && value && parse_size(value, &n) == 0 && n > 0 && n <= 1024) {
-            o->concurrency = (unsigned)n;
-        } else if (IS("--max-request-bytes") && value && parse_size(value, &n) == 0 && n > 0) {
-            o->max_request_bytes = (size_t)n;
-        } else if (IS("--read-timeout-ms") && value && parse_size(value, &n) == 0 && n > 0 &&
-                   n <= 3600000) {
-            o->read_timeout_ms = (unsigned)n;
-        } else {
-            fprintf(stderr,
-                    "%s: bad argument '%s'\nusage: %s [--servers HOST:PORT[,HOST:PORT...]] "
-                    "[--concurrency N] [--max-request-bytes N] [--read-timeout-ms N]\n",
-                    argv[0], arg, argv[0]);
-            return -1;
-        }
-#undef IS
-        if (!eq)
-            i++;
-    }
-    return 0;
 }

@@ -26,4 +26,7 @@ void bare_tests(void);
 /* test_signing.c: signed jobs and replies (the signing vectors, keys, the checks, the cache). */
 void signing_tests(void);
 
+/* test_observe.c: the command line, job log lines and trace context (docs/workers.md). */
+void observe_tests(void);
+
 #endif

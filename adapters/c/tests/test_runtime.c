@@ -812,18 +812,6 @@ static int test_flow_frames(void)
     return 0;
 }
 
-static int test_options_from_args(void)
-{
-    bridge_worker_options o = bridge_worker_options_default();
-    char *argv[] = {"w", "--servers", "a:1,b:2", "--concurrency=4", "--max-request-bytes", "99", NULL};
-    CHECK(bridge_worker_options_from_args(&o, 6, argv) == 0, "parse");
-    CHECK(strcmp(o.servers, "a:1,b:2") == 0 && o.concurrency == 4 && o.max_request_bytes == 99, "values");
-    char *bad[] = {"w", "--concurrency", "zero", NULL};
-    fprintf(stderr, "(a usage message is expected next)\n");
-    CHECK(bridge_worker_options_from_args(&o, 3, bad) == -1, "bad value refused");
-    return 0;
-}
-
 int main(void)
 {
     for (size_t i = 0; i < test_vector_count; i++) {
@@ -840,7 +828,7 @@ int main(void)
     run("flow_last_body_wins", test_flow_last_body_wins);
     run("flow_success", test_flow_success);
     run("flow_frames", test_flow_frames);
-    run("options_from_args", test_options_from_args);
+    observe_tests();
     conn_tests();
     bare_tests();
     signing_tests();

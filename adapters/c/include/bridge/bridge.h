@@ -138,6 +138,17 @@ size_t bridge_ctx_metadata_count(const bridge_ctx *ctx);
 /* The i-th entry (0 <= i < count); returns false when i is out of range. */
 bool bridge_ctx_metadata_at(const bridge_ctx *ctx, size_t i, const char **key, const char **value);
 
+/*
+ * W3C Trace Context (docs/workers.md, "Trace context"): the job's `traceparent` metadata entry when
+ * it is a valid version-00 traceparent ("00-<32 hex>-<16 hex>-<2 hex>", lowercase, ids not all
+ * zero), else NULL (an invalid one is ignored, never an error). bridge_ctx_trace_id: its 32-hex
+ * trace id, written as trace_id= in the job's log lines. `tracestate`, when sent, is
+ * bridge_ctx_metadata(ctx, "tracestate"). Valid during the job. A handler that calls on passes
+ * them along in its own call's metadata to keep the trace.
+ */
+const char *bridge_ctx_traceparent(const bridge_ctx *ctx);
+const char *bridge_ctx_trace_id(const bridge_ctx *ctx);
+
 /* WORK_STATUS: progress as numerator / denominator. The first status or warning of a run that has
  * sent no WORK_DATA yet is preceded by an attempt marker (a WORK_DATA reply frame, no body);
  * a bare method's job sends no marker. */
@@ -215,6 +226,25 @@ typedef struct bridge_method {
 /* The method the job runs (generated trampolines read typed_handler from it). */
 const bridge_method *bridge_ctx_method(const bridge_ctx *ctx);
 
+/*
+ * Log levels (docs/workers.md, "Log lines"). Lines go to stderr, one per event:
+ * "TIME bridge-c[PID] LEVEL text". At DEBUG every job gets a line when its answer has been sent
+ *     job function=NAME handle=H encoding=protobuf bytes=123 seconds=0.0012 outcome=OK [trace_id=..]
+ * and every error answer (anything but OK) is a WARNING line with the same fields plus the message,
+ * escaped (no raw control characters, quotes or newlines) and cut at 200 characters:
+ *     job failed function=NAME ... outcome=INVALID_ARGUMENT message="..."
+ */
+typedef enum bridge_log_level {
+    BRIDGE_LOG_DEFAULT = 0, /* BRIDGE_LOG_LEVEL from the environment, else INFO */
+    BRIDGE_LOG_DEBUG = 10,
+    BRIDGE_LOG_INFO = 20,
+    BRIDGE_LOG_WARNING = 30,
+    BRIDGE_LOG_ERROR = 40
+} bridge_log_level;
+
+/* "debug", "info", "warning" (or "warn"), "error", in any case, into *level; false otherwise. */
+bool bridge_log_level_parse(const char *text, bridge_log_level *level);
+
 typedef struct bridge_worker_options {
     const char *servers;          /* "host:port[,host:port...]"; NULL: "127.0.0.1:4730" */
     unsigned concurrency;         /* jobs in parallel, whichever servers they come from; 0: 1 */
@@ -236,6 +266,9 @@ typedef struct bridge_worker_options {
     bool no_env_keys;
     unsigned signing_window_s;    /* how far ahead a signed job's deadline may be; 0: 86400 */
     size_t replay_capacity;       /* the replay cache's bound (entries); 0: 100000 */
+    /* Lines below this level are not written; BRIDGE_LOG_DEFAULT: BRIDGE_LOG_LEVEL from the
+     * environment, else INFO. `quiet` silences every level. */
+    bridge_log_level log_level;
 } bridge_worker_options;
 
 #define BRIDGE_DEFAULT_MAX_REQUEST_BYTES ((size_t)64 * 1024 * 1024 + 64 * 1024)
@@ -287,11 +320,42 @@ size_t bridge_worker_key_count(const bridge_worker *worker);
 uint64_t bridge_worker_jobs_done(const bridge_worker *worker);
 
 /*
- * The convenience most programs want: parse --servers, --concurrency, --max-request-bytes and
- * --read-timeout-ms from argv into options (unknown arguments are an error). Returns 0, or prints usage and
- * returns -1.
+ * The worker command line every bridge runtime shares (docs/workers.md, "Command line"):
+ *
+ *   --servers HOST:PORT[,HOST:PORT...]  env BRIDGE_SERVERS, default 127.0.0.1:4730
+ *   --concurrency N                     env BRIDGE_CONCURRENCY, 1-1024, default 1
+ *   --log-level LEVEL                   env BRIDGE_LOG_LEVEL: debug, info, warning (warn), error
+ *   --max-request-bytes N, --read-timeout-ms N   (this runtime's own)
+ *   --help, -h                          usage on stdout
+ *   --version                           "PROGRAM (bridge c runtime VERSION)" on stdout
+ *
+ * `--flag VALUE` and `--flag=VALUE` both work; the command line wins over the environment and an
+ * empty variable counts as unset. Fills `options` (strings point into argv or the environment)
+ * and returns BRIDGE_ARGS_SERVE; BRIDGE_ARGS_EXIT after --help or --version (the program exits
+ * 0); BRIDGE_ARGS_ERROR after writing one line "PROGRAM: error: ... (see --help)" on stderr for a
+ * bad flag or value (the program exits 2). BRIDGE_ARGS_EXIT is new: a program written for the
+ * older "0 or -1" should test `rc != BRIDGE_ARGS_SERVE` and exit with `rc < 0 ? 2 : 0`.
  */
+#define BRIDGE_ARGS_SERVE 0
+#define BRIDGE_ARGS_EXIT 1
+#define BRIDGE_ARGS_ERROR (-1)
 int bridge_worker_options_from_args(bridge_worker_options *options, int argc, char **argv);
+
+/* Registers a program's services on a new worker (generated <service>_register() calls). */
+typedef bridge_status (*bridge_setup_fn)(bridge_worker *worker, void *arg);
+
+/*
+ * A whole worker program: parses the command line as bridge_worker_options_from_args() does,
+ * creates the worker, calls `setup(worker, arg)` to register the services and serves until
+ * SIGTERM / SIGINT. Returns the process's exit status: 0 (stopped, or --help / --version), 2 (a
+ * bad command line), 1 (the worker could not start or serve; the reason on stderr).
+ *
+ *   static bridge_status setup(bridge_worker *w, void *arg) { return my_v1_svc_register(w, arg, NULL); }
+ *   int main(int argc, char **argv) { return bridge_worker_main(argc, argv, setup, &handlers); }
+ *
+ * A generated shim's <service>_main() does exactly this for one service.
+ */
+int bridge_worker_main(int argc, char **argv, bridge_setup_fn setup, void *arg);
 
 /*
  * Runs the whole job flow for one raw Gearman payload without a server (tests, embedding):
