@@ -90,22 +90,15 @@ static int digest_chunks(bridge_ctx *ctx, const Checksum__V1__ChunksRequest *req
     return 0;
 }
 
+/* The worker command line every bridge runtime shares: --servers, --concurrency, --log-level,
+ * --help, --version (and BRIDGE_SERVERS, BRIDGE_CONCURRENCY, BRIDGE_LOG_LEVEL); serves until
+ * SIGTERM. */
 int main(int argc, char **argv)
 {
-    bridge_worker_options options = bridge_worker_options_default();
-    if (bridge_worker_options_from_args(&options, argc, argv) != 0)
-        return 2;
-    crc_init();
-    bridge_worker *worker = bridge_worker_new(&options);
-    if (worker == NULL)
-        return 1;
     static const checksum_v1_checksum_handlers handlers = {
         .digest = digest,
         .digest_chunks = digest_chunks,
     };
-    bridge_status status = checksum_v1_checksum_register(worker, &handlers, NULL);
-    if (status == BRIDGE_STATUS_OK)
-        status = bridge_worker_run(worker); /* until SIGTERM */
-    bridge_worker_free(worker);
-    return status == BRIDGE_STATUS_OK ? 0 : 1;
+    crc_init();
+    return checksum_v1_checksum_main(argc, argv, &handlers, NULL);
 }

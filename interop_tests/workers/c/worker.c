@@ -161,14 +161,10 @@ static int reverse(bridge_ctx *ctx, const Bridge__Interop__V1__RawText *request,
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Both services on one worker. */
+static bridge_status setup(bridge_worker *worker, void *arg)
 {
-    bridge_worker_options options = bridge_worker_options_default();
-    if (bridge_worker_options_from_args(&options, argc, argv) != 0)
-        return 2;
-    bridge_worker *worker = bridge_worker_new(&options);
-    if (worker == NULL)
-        return 1;
+    (void)arg;
     static const bridge_interop_v1_interop_handlers handlers = {
         .echo = echo,
         .echo_scalars = echo_scalars,
@@ -197,10 +193,13 @@ int main(int argc, char **argv)
         /* .not_implemented_json is left out on purpose */
     };
     bridge_status status = bridge_interop_v1_interop_register(worker, &handlers, NULL);
-    if (status == BRIDGE_STATUS_OK)
-        status = bridge_interop_v1_bare_register(worker, &bare_handlers, NULL);
-    if (status == BRIDGE_STATUS_OK)
-        status = bridge_worker_run(worker);
-    bridge_worker_free(worker);
-    return status == BRIDGE_STATUS_OK ? 0 : 1;
+    return status == BRIDGE_STATUS_OK ? bridge_interop_v1_bare_register(worker, &bare_handlers, NULL)
+                                      : status;
+}
+
+/* The worker command line of docs/workers.md (--servers, --concurrency, --log-level, --help,
+ * --version, --max-request-bytes, --read-timeout-ms), then serving until SIGTERM. */
+int main(int argc, char **argv)
+{
+    return bridge_worker_main(argc, argv, setup, NULL);
 }

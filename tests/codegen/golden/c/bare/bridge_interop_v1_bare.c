@@ -208,3 +208,20 @@ bridge_status bridge_interop_v1_bare_register(bridge_worker *worker, const bridg
     }
     return BRIDGE_STATUS_OK;
 }
+
+struct bridge_main_arg {
+    const bridge_interop_v1_bare_handlers *handlers;
+    void *user_data;
+};
+
+static bridge_status bridge_main_setup(bridge_worker *worker, void *arg)
+{
+    const struct bridge_main_arg *a = arg;
+    return bridge_interop_v1_bare_register(worker, a->handlers, a->user_data);
+}
+
+int bridge_interop_v1_bare_main(int argc, char **argv, const bridge_interop_v1_bare_handlers *handlers, void *user_data)
+{
+    struct bridge_main_arg arg = {handlers, user_data};
+    return bridge_worker_main(argc, argv, bridge_main_setup, &arg);
+}

@@ -7,7 +7,9 @@
  *   { ...; return 0; }
  *
  *   static const bridge_interop_v1_bare_handlers handlers = { .echo_json = echo_json };
- *   bridge_interop_v1_bare_register(worker, &handlers, NULL);
+ *   int main(int argc, char **argv) { return bridge_interop_v1_bare_main(argc, argv, &handlers, NULL); }
+ *
+ * (bridge_interop_v1_bare_register(worker, &handlers, NULL) registers them on a worker of your own.)
  *
  * Ownership (see bridge/bridge.h): the request is valid during the call; the reply struct is the
  * runtime's, and what it points to must outlive the call (point into the request, at static data,
@@ -123,6 +125,14 @@ typedef struct bridge_interop_v1_bare_handlers {
  */
 bridge_status bridge_interop_v1_bare_register(bridge_worker *worker, const bridge_interop_v1_bare_handlers *handlers,
     void *user_data);
+
+/*
+ * A whole worker program serving bridge.interop.v1.Bare: the worker command line every bridge
+ * runtime shares (--servers, --concurrency, --log-level, --help, --version and their BRIDGE_*
+ * variables), then bridge_interop_v1_bare_register() and serving until SIGTERM (bridge_worker_main()).
+ * Returns the process's exit status: 0, 2 for a bad command line, 1 when the worker failed.
+ */
+int bridge_interop_v1_bare_main(int argc, char **argv, const bridge_interop_v1_bare_handlers *handlers, void *user_data);
 
 #ifdef __cplusplus
 }

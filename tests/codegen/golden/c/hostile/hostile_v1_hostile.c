@@ -72,3 +72,20 @@ bridge_status hostile_v1_hostile_register(bridge_worker *worker, const hostile_v
     }
     return BRIDGE_STATUS_OK;
 }
+
+struct bridge_main_arg {
+    const hostile_v1_hostile_handlers *handlers;
+    void *user_data;
+};
+
+static bridge_status bridge_main_setup(bridge_worker *worker, void *arg)
+{
+    const struct bridge_main_arg *a = arg;
+    return hostile_v1_hostile_register(worker, a->handlers, a->user_data);
+}
+
+int hostile_v1_hostile_main(int argc, char **argv, const hostile_v1_hostile_handlers *handlers, void *user_data)
+{
+    struct bridge_main_arg arg = {handlers, user_data};
+    return bridge_worker_main(argc, argv, bridge_main_setup, &arg);
+}

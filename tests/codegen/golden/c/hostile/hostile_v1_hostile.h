@@ -7,7 +7,9 @@
  *   { ...; return 0; }
  *
  *   static const hostile_v1_hostile_handlers handlers = { .echo = echo };
- *   hostile_v1_hostile_register(worker, &handlers, NULL);
+ *   int main(int argc, char **argv) { return hostile_v1_hostile_main(argc, argv, &handlers, NULL); }
+ *
+ * (hostile_v1_hostile_register(worker, &handlers, NULL) registers them on a worker of your own.)
  *
  * Ownership (see bridge/bridge.h): the request is valid during the call; the reply struct is the
  * runtime's, and what it points to must outlive the call (point into the request, at static data,
@@ -59,6 +61,14 @@ typedef struct hostile_v1_hostile_handlers {
  */
 bridge_status hostile_v1_hostile_register(bridge_worker *worker, const hostile_v1_hostile_handlers *handlers,
     void *user_data);
+
+/*
+ * A whole worker program serving hostile.v1.Hostile: the worker command line every bridge
+ * runtime shares (--servers, --concurrency, --log-level, --help, --version and their BRIDGE_*
+ * variables), then hostile_v1_hostile_register() and serving until SIGTERM (bridge_worker_main()).
+ * Returns the process's exit status: 0, 2 for a bad command line, 1 when the worker failed.
+ */
+int hostile_v1_hostile_main(int argc, char **argv, const hostile_v1_hostile_handlers *handlers, void *user_data);
 
 #ifdef __cplusplus
 }
