@@ -395,7 +395,7 @@ class AsyncClient:
                 else:
                     leader.twins.append(job)
                 if timeout is not None:
-                    job.timer = loop.call_later(timeout, job.expire, timeout)
+                    link.expire_later(job, timeout, loop)
                 return job
             job.key = key
             link.shared[key] = job
@@ -409,7 +409,7 @@ class AsyncClient:
         if link.watchdog is None:
             link.arm()
         if timeout is not None:
-            job.timer = loop.call_later(timeout, job.expire, timeout)
+            link.expire_later(job, timeout, loop)
         return job
 
     async def call(
@@ -563,8 +563,7 @@ class AsyncClient:
                             exc, unique_raw.decode(errors="replace"))
                 continue
             finally:
-                if job.timer is not None:
-                    job.timer.cancel()
+                job.expires = 0.0  # the handle is all it waited for
             return BackgroundJob(self, job.link, handle, unique_raw, function)
 
     async def _status(
@@ -608,6 +607,13 @@ class AsyncClient:
         return packet.args[0]
 
     # --- life cycle --------------------------------------------------------------------------
+
+    def _idle(self) -> bool:
+        """Nothing in flight and no background work: the loop may stop running (the blocking
+        ``Client`` runs it only while it is needed)."""
+        if self._background:
+            return False
+        return not any(link.pending or link.jobs or link.connecting for link in self._links)
 
     async def close(self) -> None:
         """Close every connection; calls still waiting raise ``ServerUnavailable``. Waits (at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -22,23 +23,89 @@ __all__ = ["Client", "SyncBackgroundJob", "SyncJob"]
 T = TypeVar("T")
 
 
-class _LoopThread:
-    """An event loop running forever on a daemon thread; ``run`` executes a coroutine on it."""
+# How often the loop thread, running the loop for work handed to it, checks whether it can park.
+_PARK_CHECK = 0.05
 
-    def __init__(self, name: str) -> None:
+
+class _LoopThread:
+    """The client's event loop and who runs it.
+
+    The loop runs on whichever thread holds ``owner``. A blocking call made while nobody runs it
+    runs it itself, in the caller's thread (``Client.call``): the submission is written and the
+    answer read where the caller waits, as with a plain blocking socket, with no hand-off to
+    another thread and back. Everything else (``run``; calls made while another thread runs the
+    loop; work left over, such as cancelling a job given up) is handed to the daemon thread,
+    which runs the loop once woken (``wake``) and parks again once nothing is left to do.
+    """
+
+    def __init__(self, name: str, idle: Callable[[], bool]) -> None:
         self.loop = asyncio.new_event_loop()
+        self.owner = threading.Lock()
+        self.owner_ident = 0  # the thread running the loop now (0: none)
+        self.closed = False
+        self._idle = idle
+        self._wanted = threading.Event()
+        self._runs: set[concurrent.futures.Future[Any]] = set()
+        loop = self.loop
+        self.stop_loop: Callable[[object], None] = lambda _: loop.stop()
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while not self.closed:
+            self._wanted.wait()
+            with self.owner:
+                if self.loop.is_closed():
+                    return
+                self._wanted.clear()
+                self.owner_ident = threading.get_ident()
+                check = self.loop.call_later(_PARK_CHECK, self._maybe_park)
+                try:
+                    self.loop.run_forever()
+                finally:
+                    check.cancel()
+                    self.owner_ident = 0
+
+    def _maybe_park(self) -> None:
+        """Stop running the loop on the daemon thread once nothing needs it."""
+        if self._wanted.is_set():
+            self._wanted.clear()
+        elif self.closed or (not self._runs and self._idle()):
+            self.loop.stop()
+            return
+        self.loop.call_later(_PARK_CHECK, self._maybe_park)
+
+    def wake(self) -> None:
+        """Have the daemon thread run the loop (work was handed to it)."""
+        self._wanted.set()
+
+    def release(self) -> None:
+        """A caller that ran the loop is done with it: hand what is left to the daemon."""
+        self.owner_ident = 0
+        self.owner.release()
+        if self._runs or not self._idle() or getattr(self.loop, "_ready", None):
+            self.wake()
+
+    def catch_up(self) -> None:
+        """One pass of the loop without waiting, on the thread that owns it: what arrived while
+        nobody ran it (a closed connection...) is seen before anything is sent. A few passes
+        while callbacks are queued: a connection's end is reported one pass after its EOF."""
+        loop = self.loop
+        for _ in range(4):
+            loop.stop()
+            loop.run_forever()
+            if not getattr(loop, "_ready", None):
+                return
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.current_thread() is self.thread:
+        if threading.get_ident() == self.owner_ident:
             coro.close()
             raise RuntimeError("a blocking Client method was called from its own callback")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._runs.add(future)
+        future.add_done_callback(self._runs.discard)
+        self.wake()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
@@ -51,7 +118,7 @@ class _LoopThread:
                     if deadline is not None and time.monotonic() >= deadline:
                         future.cancel()
                         raise CallTimeout(f"no answer within {timeout}s") from None
-                    if not self.loop.is_running():
+                    if self.closed:
                         raise ServerUnavailable("the client was closed while waiting") from None
         except BaseException:
             # KeyboardInterrupt and the like: stop the work on the loop too.
@@ -61,9 +128,15 @@ class _LoopThread:
     def stop(self) -> None:
         if self.loop.is_closed():
             return
+        self.closed = True
+        self._wanted.set()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-        self.loop.close()
+        if self.owner.acquire(timeout=10):
+            try:
+                self.loop.close()
+            finally:
+                self.owner.release()
 
 
 class _Waiter:
@@ -95,11 +168,11 @@ class _Waiter:
         self._error = error
         self._lock.release()
 
-    def wait(self, loop: asyncio.AbstractEventLoop) -> bytes:
-        # Wake now and then to notice a loop that was stopped under us (close() from another
-        # thread): nobody would ever answer then.
+    def wait(self, runner: _LoopThread) -> bytes:
+        # Wake now and then to notice a client closed under us (close() from another thread):
+        # nobody would ever answer then.
         while not self._lock.acquire(timeout=1.0):
-            if not loop.is_running():
+            if runner.closed:
                 raise ServerUnavailable("the client was closed while the call was waiting")
         if self._error is not None:
             raise self._error
@@ -122,7 +195,9 @@ class SyncJob:
 
     def cancel(self) -> bool:
         """Stop waiting for the job; see ``Job.cancel`` (a queued job is dropped by gearmand)."""
-        return self._runner.loop.call_soon_threadsafe(self._job.cancel) is not None
+        handle = self._runner.loop.call_soon_threadsafe(self._job.cancel)
+        self._runner.wake()
+        return handle is not None
 
     def result(self, timeout: float | None = None) -> bytes:
         return self._runner.run(self._job.result(), timeout)
@@ -155,8 +230,12 @@ class SyncBackgroundJob:
 class Client:
     """Blocking Gearman client with ``AsyncClient``'s methods and semantics.
 
-    The work runs on a private event-loop thread; callbacks (``on_data``...) run on that thread.
-    Safe to use from several threads at once: their calls are pipelined on the same connections.
+    The work runs on a private event loop: ``call`` runs it on the calling thread when no other
+    thread is running it at the time (no hand-off to another thread and back: the cost of a call
+    is close to a plain blocking socket's), anything else on a private daemon thread. Callbacks
+    (``on_data``...) run on whichever of the two runs the loop; they must not call back into the
+    client. Safe to use from several threads at once: their calls are pipelined on the same
+    connections.
     """
 
     def __init__(
@@ -176,7 +255,7 @@ class Client:
             reconnect_max=reconnect_max, max_body=max_body, read_timeout=read_timeout,
             keepalive=keepalive, tls=tls,
         )
-        self._runner = _LoopThread(f"bridge-client {servers}")
+        self._runner = _LoopThread(f"bridge-client {servers}", self._async._idle)
 
     @property
     def async_client(self) -> AsyncClient:
@@ -195,21 +274,67 @@ class Client:
         on_warning: DataCallback | None = None,
     ) -> bytes:
         runner = self._runner
-        if threading.current_thread() is runner.thread:
+        if threading.get_ident() == runner.owner_ident:
             raise RuntimeError("a blocking Client method was called from its own callback")
+        if asyncio._get_running_loop() is None and runner.owner.acquire(blocking=False):
+            # Nobody runs the loop: run it here, for this call (see _LoopThread).
+            try:
+                return self._call_here(function, payload, unique, priority, timeout,
+                                       on_data, on_status, on_warning)
+            finally:
+                runner.release()
         waiter = _Waiter()
         runner.loop.call_soon_threadsafe(
             self._start_call, waiter, function, payload, unique, priority, timeout,
             on_data, on_status, on_warning,
         )
+        runner.wake()
         try:
-            return waiter.wait(runner.loop)
+            return waiter.wait(runner)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 raise
             # KeyboardInterrupt and the like: stop waiting on the loop too.
             runner.loop.call_soon_threadsafe(self._abandon, waiter)
             raise
+
+    def _call_here(
+        self,
+        function: str,
+        payload: bytes,
+        unique: str | bytes | None,
+        priority: Priority,
+        timeout: float | None,
+        on_data: DataCallback | None,
+        on_status: StatusCallback | None,
+        on_warning: DataCallback | None,
+    ) -> bytes:
+        """``call`` on the caller's thread, which owns the loop until the call ends."""
+        runner = self._runner
+        if runner.closed:
+            raise ServerUnavailable("the client is closed")
+        loop = runner.loop
+        runner.owner_ident = threading.get_ident()
+        runner.catch_up()
+        job = self._async._send_now(function, payload, unique, priority, timeout,
+                                    on_data, on_status, on_warning)
+        if job is None:  # not connected yet, a unique id, a big payload...: the general path
+            return loop.run_until_complete(self._async.call(
+                function, payload, unique=unique, priority=priority, timeout=timeout,
+                on_data=on_data, on_status=on_status, on_warning=on_warning,
+            ))
+        future = job.future
+        job.notify = runner.stop_loop  # the job's end stops the loop: the call returns
+        try:
+            while not future.done():
+                loop.run_forever()
+        except BaseException:
+            # KeyboardInterrupt and the like, raised while the loop ran: stop waiting.
+            if not future.done():
+                job.abandon()
+                future.cancel()
+            raise
+        return future.result()
 
     def _start_call(
         self,
@@ -346,4 +471,6 @@ class Client:
         except AttributeError:
             return
         if not runner.loop.is_closed():
+            runner.closed = True
+            runner.wake()
             runner.loop.call_soon_threadsafe(runner.loop.stop)

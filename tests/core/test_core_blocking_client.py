@@ -1,0 +1,93 @@
+"""The blocking Client runs its event loop on the calling thread when nobody else runs it.
+
+A call on an idle client writes its submission and reads the answer on the caller's thread (no
+hand-off to the loop thread and back); calls from other threads meanwhile, and work left over
+(cancelling a job given up), are handed to the client's daemon thread. Real gearmand, bridge
+workers on the test's loop, blocking calls from threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from core_helpers import running_worker
+
+from bridge import admin
+from bridge.client import Client
+from bridge.errors import CallTimeout
+from bridge.testing import GearmandServer
+from bridge.worker import JobContext
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def chatty(job: JobContext) -> bytes:
+    job.send_data(b"d")
+    if job.payload.startswith(b"slow"):
+        await asyncio.sleep(0.5)
+    return b"ok:" + job.payload
+
+
+async def test_a_call_on_an_idle_client_runs_on_the_calling_thread(
+    gearmand: GearmandServer,
+) -> None:
+    async with running_worker(gearmand.address, {"chatty": chatty}):
+        with Client(gearmand.address) as client:
+
+            def call() -> tuple[bytes, set[int], int]:
+                seen: set[int] = set()
+                answers = [client.call("chatty", b"%d" % i, timeout=10,
+                                       on_data=lambda _: seen.add(threading.get_ident()))
+                           for i in range(3)]
+                assert answers == [b"ok:0", b"ok:1", b"ok:2"]
+                return answers[0], seen, threading.get_ident()
+
+            _, seen, caller = await asyncio.to_thread(call)
+    # the callbacks ran where the loop ran: the caller's own thread, not a loop thread
+    assert seen == {caller}
+
+
+async def test_calls_from_many_threads_while_one_runs_the_loop(gearmand: GearmandServer) -> None:
+    async with running_worker(gearmand.address, {"chatty": chatty}, concurrency=16):
+        with Client(gearmand.address) as client:
+
+            def calls(n: int) -> list[bytes]:
+                return [client.call("chatty", b"%d-%d" % (n, i), timeout=20) for i in range(60)]
+
+            # one thread holds the loop with a slow call while the others hand theirs over
+            slow = asyncio.to_thread(client.call, "chatty", b"slow", timeout=20)
+            results = await asyncio.gather(slow, *(asyncio.to_thread(calls, n) for n in range(6)))
+    assert results[0] == b"ok:slow"
+    for n, answers in enumerate(results[1:]):
+        assert answers == [b"ok:%d-%d" % (n, i) for i in range(60)]
+
+
+async def test_a_timed_out_call_has_its_queued_job_removed_after_it_returned(
+    gearmand: GearmandServer,
+) -> None:
+    with Client(gearmand.address) as client:
+        with pytest.raises(CallTimeout):
+            await asyncio.to_thread(client.call, "nobody-serves-this", b"x", timeout=0.3)
+        # the caller is gone; the client's own thread sends the cancellation
+        async with asyncio.timeout(10):
+            while [job for job in await admin.AsyncAdmin(gearmand.address).jobs()
+                   if not job.cancelled]:
+                await asyncio.sleep(0.05)
+
+
+async def test_a_restart_while_the_client_is_idle_is_seen_by_the_next_call(
+    gearmand: GearmandServer,
+) -> None:
+    async with running_worker(gearmand.address, {"chatty": chatty},
+                              reconnect_max=0.3) as worker:
+        with Client(gearmand.address) as client:
+            assert await asyncio.to_thread(client.call, "chatty", b"a", timeout=10) == b"ok:a"
+            gearmand.stop()
+            gearmand.start()
+            await worker.wait_connected(10)
+            await asyncio.sleep(0.5)  # the worker's CAN_DO reached the new gearmand
+            # nobody ran the client's loop meanwhile: the call must notice the closed
+            # connection before it writes, and reconnect, rather than fail
+            assert await asyncio.to_thread(client.call, "chatty", b"b", timeout=10) == b"ok:b"
