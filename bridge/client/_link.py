@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -105,6 +106,7 @@ class _Job:
     __slots__ = (
         "background",
         "created",
+        "expires",
         "future",
         "handle",
         "key",
@@ -115,7 +117,6 @@ class _Job:
         "on_status",
         "on_warning",
         "sent",
-        "timer",
         "twins",
     )
 
@@ -136,7 +137,9 @@ class _Job:
         self.on_warning = on_warning
         self.handle = b""
         self.created: asyncio.Future[bytes] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        # Loop time at which the call's timeout fails it (0.0: none, or no longer): the link's
+        # one deadline sweep reads it (see _Link.expire_later).
+        self.expires = 0.0
         # Foreground calls of one function with one unique id share ONE submission on a
         # connection (gearmand would send every WORK_* packet once per submission): the first
         # is the leader, the others its twins. ``key`` is (function, unique) for a leader.
@@ -194,23 +197,21 @@ class _Job:
     # the job's end, as seen by the caller
 
     def complete(self, data: bytes) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.expires = 0.0
         if not self.future.done():
             self.future.set_result(data)
             if self.notify is not None:
                 self.notify(self.future)
 
     def fail(self, exc: BaseException) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.expires = 0.0
         if not self.future.done():
             self.future.set_exception(exc)
             if self.notify is not None:
                 self.notify(self.future)
 
     def expire(self, timeout: float) -> None:
-        self.timer = None
+        self.expires = 0.0
         self.abandon()
         self.fail(CallTimeout(f"job {self.handle.decode(errors='replace') or '(not created)'} "
                               f"did not finish within {timeout:g}s"))
@@ -231,9 +232,7 @@ class _Job:
         A job shared by unique id stays known until it ends, so that later callers with the
         same unique id join it instead of submitting it again.
         """
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.expires = 0.0
         self.on_data = self.on_status = self.on_warning = None
         leader = self.leader
         if leader is not None:
@@ -245,6 +244,25 @@ class _Job:
         handle = self.handle
         if handle and self.link.jobs.get(handle) is self:
             del self.link.jobs[handle]
+
+
+class _Deadlines:
+    """The jobs of one timeout value on a link, soonest deadline first (they are added in
+    deadline order). Jobs that ended stay until they reach the front, or until the queue is
+    compacted, which keeps it within twice the jobs still waiting (amortised O(1) per call)."""
+
+    __slots__ = ("jobs", "limit")
+
+    def __init__(self) -> None:
+        self.jobs: deque[_Job] = deque()
+        self.limit = 256
+
+    def add(self, job: _Job) -> None:
+        jobs = self.jobs
+        jobs.append(job)
+        if len(jobs) >= self.limit:
+            self.jobs = deque(each for each in jobs if each.expires != 0.0)
+            self.limit = max(256, 2 * len(self.jobs))
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -279,6 +297,11 @@ class _Link:
         self.watchdog: asyncio.TimerHandle | None = None
         self.keepalive_timer: asyncio.TimerHandle | None = None
         self.probe: asyncio.Task[None] | None = None
+        # Calls' timeouts: per timeout value, its jobs in the order their deadlines come, and
+        # one timer for them all (a TimerHandle per call, set and cancelled, cost more).
+        self.deadlines: dict[float, _Deadlines] = {}
+        self.sweep: asyncio.TimerHandle | None = None
+        self.sweep_at = math.inf
 
     @property
     def ready(self) -> bool:
@@ -355,6 +378,44 @@ class _Link:
         self.pending.append(_Request(expect, future, loop.time()))
         self.arm()
         return future
+
+    # --- the calls' timeouts -------------------------------------------------------------------
+
+    def expire_later(self, job: _Job, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail ``job`` with ``CallTimeout`` in ``timeout`` seconds unless it ends before."""
+        when = loop.time() + timeout
+        job.expires = when
+        queue = self.deadlines.get(timeout)
+        if queue is None:
+            queue = self.deadlines[timeout] = _Deadlines()
+        queue.add(job)
+        if when < self.sweep_at:
+            if self.sweep is not None:
+                self.sweep.cancel()
+            self.sweep = loop.call_at(when, self._expire, loop)
+            self.sweep_at = when
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.sweep = None
+        now = loop.time()
+        soonest = math.inf
+        for timeout, queue in list(self.deadlines.items()):
+            jobs = queue.jobs
+            while jobs:
+                job = jobs[0]
+                if job.expires == 0.0:  # ended, or given up, meanwhile
+                    jobs.popleft()
+                elif job.expires <= now:
+                    jobs.popleft()
+                    job.expire(timeout)
+                else:
+                    soonest = min(soonest, job.expires)
+                    break
+            if not jobs:
+                del self.deadlines[timeout]
+        self.sweep_at = soonest
+        if soonest < math.inf:
+            self.sweep = loop.call_at(soonest, self._expire, loop)
 
     # --- health: every request answered within read_timeout, a keepalive while jobs run ------
 
