@@ -38,7 +38,15 @@ def version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``bridge`` console script: parse ``argv`` (default ``sys.argv[1:]``), run the
     sub-command and return its exit status (argparse exits 2 itself on a usage error)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    late = getattr(args, "late_positional", None)
+    # argparse gives an optional positional (``bridge call M --schema F JSON``: the JSON) its
+    # default when options come between it and the one before it; take it from what is left.
+    if late and getattr(args, late) is None and len(extras) == 1 and not extras[0].startswith("-"):
+        setattr(args, late, extras.pop())
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     status: int = args.func(args)
     return status
 

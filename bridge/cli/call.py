@@ -52,8 +52,9 @@ def register(subparsers: Any) -> None:
         "method", metavar="SERVICE.METHOD",
         help="e.g. Interop.Echo, bridge.interop.v1.Interop.Echo, or the Gearman function name",
     )
-    parser.add_argument("request", nargs="?", default="{}", metavar="JSON",
-                        help="the request message as JSON (default {}; '-' reads stdin)")
+    parser.add_argument("request", nargs="?", default=None, metavar="JSON",
+                        help="the request message as JSON (default {}; '-' reads stdin); "
+                        "before or after the options")
     parser.add_argument("--schema", required=True, action="append", metavar="FILE.proto",
                         help="the .proto defining the service (repeatable)")
     parser.add_argument("-I", "--include", "--proto_path", dest="include", action="append",
@@ -73,7 +74,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--progress", choices=MODES, default="auto",
                         help="progress display on stderr: a bar when stderr is a terminal, else "
                         "lines (auto, the default); bar; lines; off (warnings are always shown)")
-    parser.set_defaults(func=run)
+    # a JSON given after the options is taken by bridge.cli.main (argparse cannot)
+    parser.set_defaults(func=run, late_positional="request")
 
 
 def find_method(schema: Schema, name: str) -> Method:
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         if method.background_only and not args.background:
             raise SchemaError(f"{method.full_name} is background-only: add --background")
         request_type, reply_type = message_classes(schema, method)
-        text = sys.stdin.read() if args.request == "-" else args.request
+        given: str = "{}" if args.request is None else args.request
+        text = sys.stdin.read() if given == "-" else given
         try:
             request = json_format.Parse(text, request_type())
         except json_format.ParseError as exc:

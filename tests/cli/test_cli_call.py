@@ -38,6 +38,20 @@ def test_unary_reply_as_json(gearmand: GearmandServer, worker: RunningWorker) ->
     assert done.stderr == ""
 
 
+def test_the_request_json_may_come_before_or_after_the_options(
+    gearmand: GearmandServer, worker: RunningWorker
+) -> None:
+    for args in (["Interop.Echo", '{"text": "x"}', *SCHEMA_ARGS, "--servers", gearmand.address],
+                 ["Interop.Echo", *SCHEMA_ARGS, '{"text": "x"}', "--servers", gearmand.address],
+                 [*SCHEMA_ARGS, "--servers", gearmand.address, "Interop.Echo", '{"text": "x"}']):
+        done = bridge_cli(["call", *args])
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout)["text"] == "x"
+    two = bridge_cli(["call", "Interop.Echo", *SCHEMA_ARGS, "{}", "{}", "--servers",
+                      gearmand.address])
+    assert two.returncode == 2 and "unrecognized arguments: {} {}" in two.stderr
+
+
 def test_stream_piped_prints_json_lines_as_they_arrive(
     gearmand: GearmandServer, worker: RunningWorker
 ) -> None:
