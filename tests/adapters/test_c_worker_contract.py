@@ -31,6 +31,7 @@ RAISE = "bridge.interop.v1.Interop.Raise"
 TRACE = "trace.v1.Tracer.Show"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PREFIX = r"bridge-c\[\d+\]: "  # after the time stamp and the level
 NOT_AN_ENVELOPE = b"\xff not an envelope"
 VERSION_LINE = re.compile(r"^(\S+) \(bridge c runtime \d+\.\d+\.\d+\)\n$")
 
@@ -213,7 +214,8 @@ def test_environment_fallbacks_and_the_command_line_wins(
                     BRIDGE_CONCURRENCY="", BRIDGE_LOG_LEVEL="debug")
     workers.append(worker)
     _wait_served(gearmand.address)
-    worker.wait_for(rf"INFO serving \d+ function\(s\) on {re.escape(gearmand.address)}, 1 job")
+    worker.wait_for(rf"INFO {PREFIX}serving \d+ function\(s\) on {re.escape(gearmand.address)}, "
+                    r"1 job")
     assert worker.stop() == 0
     assert not [line for line in worker.lines if " DEBUG " in line], worker.lines
 
@@ -235,7 +237,8 @@ def test_job_lines_at_debug_with_the_trace_id(
                                   metadata={"traceparent": TRACEPARENT}))
         line = worker.wait_for(rf"job function={re.escape(ECHO)} .*trace_id=")
         assert re.search(
-            rf" DEBUG job function={re.escape(ECHO)} handle=H:\S+ encoding=msgpack bytes={size} "
+            rf" DEBUG {PREFIX}job function={re.escape(ECHO)} handle=H:\S+ encoding=msgpack "
+            rf"bytes={size} "
             rf"seconds=\d+\.\d{{4}} outcome=OK trace_id={TRACE_ID}$", line), line
         # an invalid traceparent is ignored: no trace_id, and the job is answered
         _call(client, ECHO, {"text": "untraced"}, metadata={"traceparent": "00-xyz"})
@@ -245,7 +248,7 @@ def test_job_lines_at_debug_with_the_trace_id(
                   metadata={"traceparent": TRACEPARENT})
         failed = worker.wait_for(r"job failed function=")
     assert re.search(
-        rf" WARNING job failed function={re.escape(RAISE)} handle=H:\S+ encoding=msgpack "
+        rf" WARNING {PREFIX}job failed function={re.escape(RAISE)} handle=H:\S+ encoding=msgpack "
         rf"bytes=\d+ seconds=\d+\.\d{{4}} outcome=NOT_FOUND trace_id={TRACE_ID} "
         r'message="no \\"bob\\"\\nINFO forged line"$', failed), failed
     assert not [line for line in worker.lines if line.startswith("INFO forged")]
@@ -318,5 +321,6 @@ def test_the_handler_sees_the_trace_context(
                         "00-" + "0" * 32 + TRACEPARENT[35:], TRACEPARENT[:36] + "0" * 16 + "-01",
                         TRACEPARENT + "0", TRACEPARENT[:-1]):
             assert show(invalid) == ("-", "-"), invalid
-    worker.wait_for(rf"DEBUG job function={re.escape(TRACE)} .* outcome=OK trace_id={TRACE_ID}$")
+    worker.wait_for(rf"DEBUG {PREFIX}job function={re.escape(TRACE)} .* outcome=OK "
+                    rf"trace_id={TRACE_ID}$")
     assert worker.stop() == 0

@@ -69,9 +69,9 @@ void bridge__log(bridge_log_level threshold, bridge_log_level level, const char 
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ bridge-c[%d] %s ",
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s bridge-c[%d]: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     now.tv_nsec / 1000000L, (int)getpid(), level_word(level));
+                     now.tv_nsec / 1000000L, level_word(level), (int)getpid());
     if (n < 0 || (size_t)n >= sizeof line)
         return;
     va_list ap;

@@ -15,7 +15,7 @@
 /* Room for an escaped message of BRIDGE__LOG_MESSAGE_CHARS characters (6 bytes each at most). */
 #define BRIDGE__LOG_MESSAGE_SIZE (BRIDGE__LOG_MESSAGE_CHARS * 6 + 4)
 
-/* One line "TIME bridge-c[PID] LEVEL text" on stderr when `level` >= `threshold`. */
+/* One line "TIME LEVEL bridge-c[PID]: text" on stderr when `level` >= `threshold`. */
 void bridge__log(bridge_log_level threshold, bridge_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

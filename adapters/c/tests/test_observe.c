@@ -258,7 +258,8 @@ static int test_trace_context(void)
     char *log = NULL;
     char *seen = traced_job(w, TRACE_FN, GOOD_TP, &log);
     int ok = seen && strcmp(seen, GOOD_TP "|4bf92f3577b34da6a3ce929d0e0e4736") == 0;
-    int logged = strstr(log, " DEBUG job function=t.Trace handle=H:test:7 encoding=msgpack bytes=") &&
+    int logged = strstr(log, " DEBUG bridge-c[") &&
+                 strstr(log, "]: job function=t.Trace handle=H:test:7 encoding=msgpack bytes=") &&
                  strstr(log, " outcome=OK trace_id=4bf92f3577b34da6a3ce929d0e0e4736\n") &&
                  strstr(log, " seconds=0.0");
     free(seen);
@@ -284,7 +285,8 @@ static int test_trace_context(void)
     }
     /* an error answer: one warning line, the message escaped (no forged line) */
     seen = traced_job(w, FAIL_FN, GOOD_TP, &log);
-    ok = seen == NULL && strstr(log, " WARNING job failed function=t.Fail handle=H:test:7 "
+    ok = seen == NULL && strstr(log, " WARNING bridge-c[") &&
+         strstr(log, "]: job failed function=t.Fail handle=H:test:7 "
                                      "encoding=msgpack bytes=") &&
          strstr(log, " outcome=NOT_FOUND trace_id=4bf92f3577b34da6a3ce929d0e0e4736 "
                      "message=\"no user \\\"bob\\\"\\nINFO forged line\"\n") &&
@@ -294,7 +296,7 @@ static int test_trace_context(void)
     free(log);
     /* an error before any handler (no method): warned too */
     seen = traced_job(w, "t.Missing", NULL, &log);
-    ok = strstr(log, " WARNING job failed function=t.Missing ") &&
+    ok = strstr(log, " WARNING bridge-c[") && strstr(log, "]: job failed function=t.Missing ") &&
          strstr(log, " outcome=UNIMPLEMENTED message=\"no method is registered as t.Missing\"\n");
     free(seen);
     CHECK(ok, "unimplemented line: %s", log);
@@ -309,7 +311,7 @@ static int test_trace_context(void)
     free(log);
     CHECK(ok, "no job line at warning");
     seen = traced_job(w, FAIL_FN, NULL, &log);
-    ok = strstr(log, "WARNING job failed function=t.Fail") != NULL;
+    ok = strstr(log, " WARNING bridge-c[") && strstr(log, "]: job failed function=t.Fail");
     free(seen);
     free(log);
     CHECK(ok, "job failed at warning");
@@ -327,7 +329,7 @@ static int test_trace_context(void)
     w = trace_worker(BRIDGE_LOG_DEFAULT);
     unsetenv("BRIDGE_LOG_LEVEL");
     seen = traced_job(w, TRACE_FN, NULL, &log);
-    ok = strstr(log, " DEBUG job function=t.Trace") != NULL;
+    ok = strstr(log, " DEBUG bridge-c[") && strstr(log, "]: job function=t.Trace");
     free(seen);
     free(log);
     bridge_worker_free(w);

@@ -228,7 +228,7 @@ const bridge_method *bridge_ctx_method(const bridge_ctx *ctx);
 
 /*
  * Log levels (docs/workers.md, "Log lines"). Lines go to stderr, one per event:
- * "TIME bridge-c[PID] LEVEL text". At DEBUG every job gets a line when its answer has been sent
+ * "TIME LEVEL bridge-c[PID]: text". At DEBUG every job gets a line when its answer has been sent
  *     job function=NAME handle=H encoding=protobuf bytes=123 seconds=0.0012 outcome=OK [trace_id=..]
  * and every error answer (anything but OK) is a WARNING line with the same fields plus the message,
  * escaped (no raw control characters, quotes or newlines) and cut at 200 characters:
