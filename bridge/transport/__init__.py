@@ -345,6 +345,8 @@ class Connection(asyncio.BufferedProtocol):
         """Close the socket; ``on_lost`` is told ``reason`` (or that we closed it)."""
         if reason is not None:
             self._report_lost(reason)
+        if not self._closed:
+            self.flush()  # what was written still goes out, before the FIN
         self._closed = True
         if self._transport is not None:
             self._transport.close()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from bridge.errors import ServerUnavailable
 from bridge.protocol import Packet, PacketType
-from bridge.transport import Connection, ServerAddress
+from bridge.transport import _BATCH_LIMIT, Connection, ServerAddress
 from bridge.worker.context import packet
 
 if TYPE_CHECKING:
@@ -56,6 +56,17 @@ class _WorkerConnection(Connection):
     def buffer_updated(self, nbytes: int) -> None:
         self.last_read = time.monotonic()
         super().buffer_updated(nbytes)
+
+    def write(self, data: bytes) -> None:
+        """Every small write waits for the end of the loop iteration, where all of them leave in
+        one send: the next GRAB_JOB_UNIQs of one read, and the answers of the jobs that finished
+        in the same iteration (as the C and Java shims batch theirs). A job's answer is written
+        from its task's done callback, one iteration after the read that started it, so the
+        batching of one read's wake-ups (``Connection.data_received``) does not reach it."""
+        if not self._burst and len(data) < _BATCH_LIMIT and self._loop is not None:
+            self._burst = True
+            self._loop.call_soon(self._end_burst)
+        super().write(data)
 
 
 class Link:
