@@ -18,6 +18,6 @@ Gem::Specification.new do |spec|
   spec.require_paths = ["lib"]
   # Debian: ruby-google-protobuf (3.21.12) and ruby-msgpack
   spec.add_dependency "google-protobuf", ">= 3.21", "< 4"
-  spec.add_dependency "msgpack", ">= 1.4"
-  spec.add_development_dependency "minitest", ">= 5.15"
+  spec.add_dependency "msgpack", ">= 1.4", "< 2"
+  spec.add_development_dependency "minitest", "~> 5.15"
 end
