@@ -5,6 +5,7 @@ import dev.bridge.examples.loans.LoansBridge;
 import dev.bridge.examples.loans.LoansService;
 import dev.bridge.runtime.BridgeException;
 import dev.bridge.runtime.CallContext;
+import dev.bridge.runtime.CommandLine;
 import dev.bridge.runtime.ReplyStream;
 import dev.bridge.runtime.Worker;
 import dev.bridge.v1.Code;
@@ -123,17 +124,14 @@ public final class LoansWorker implements LoansService {
         });
     }
 
+    /**
+     * The worker command line of every bridge runtime ({@code --servers}, {@code --concurrency},
+     * {@code --log-level}, {@code --help}, {@code --version}, the {@code BRIDGE_*} environment):
+     * see {@link CommandLine}.
+     */
     public static void main(String[] args) throws InterruptedException {
-        String servers = "127.0.0.1:4730";
-        int concurrency = 4;
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            switch (args[i]) {
-                case "--servers" -> servers = args[i + 1];
-                case "--concurrency" -> concurrency = Integer.parseInt(args[i + 1]);
-                default -> throw new IllegalArgumentException("unknown option " + args[i]);
-            }
-        }
-        Worker worker = Worker.builder().servers(servers).concurrency(concurrency).clientId("loans-java").build();
+        CommandLine options = CommandLine.parse("loans-worker", args);
+        Worker worker = options.workerBuilder().clientId(options.clientId().orElse("loans-java")).build();
         LoansBridge.register(worker, new LoansWorker());
         worker.run();
     }

@@ -55,7 +55,7 @@ _TEMPLATES.filters.update(
 # these names is written fully qualified instead, so neither hides the other.
 _NAMES_IN_USE = frozenset(
     (
-        "CallContext", "ReplyStream", "Rpc", "Worker", "Encoding",
+        "CallContext", "ReplyStream", "Rpc", "Worker", "Encoding", "CommandLine",
         "Exception", "Object", "String", "Override",
     )
 )

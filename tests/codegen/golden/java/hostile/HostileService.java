@@ -9,7 +9,8 @@ import dev.bridge.runtime.ReplyStream;
  * second line "
  *
  * <p>The rpcs of {@code hostile.v1.Hostile}. Implement the ones you serve and register the
- * implementation with {@link HostileBridge#register}; an rpc left out answers UNIMPLEMENTED. Throw
+ * implementation with {@link HostileBridge#register} (or serve it with {@link HostileBridge#serve} as
+ * your whole {@code main}); an rpc left out answers UNIMPLEMENTED. Throw
  * {@link dev.bridge.runtime.BridgeException} to answer with a status code; any other exception
  * reaches the caller as UNKNOWN with its class name and message.
  */

@@ -8,7 +8,8 @@ import dev.bridge.runtime.ReplyStream;
  * *&#47; /&#42; /&#42;* &#64;see x {&#64;inheritDoc} &#92;&#92;u0041
  *
  * <p>The rpcs of {@code hostile.java.v1.Notes}. Implement the ones you serve and register the
- * implementation with {@link NotesBridge#register}; an rpc left out answers UNIMPLEMENTED. Throw
+ * implementation with {@link NotesBridge#register} (or serve it with {@link NotesBridge#serve} as
+ * your whole {@code main}); an rpc left out answers UNIMPLEMENTED. Throw
  * {@link dev.bridge.runtime.BridgeException} to answer with a status code; any other exception
  * reaches the caller as UNKNOWN with its class name and message.
  */

@@ -9,7 +9,8 @@ import dev.bridge.runtime.ReplyStream;
  * KeywordsBridge (UPPER_SNAKE constants).
  *
  * <p>The rpcs of {@code naming.java.v1.Keywords}. Implement the ones you serve and register the
- * implementation with {@link KeywordsBridge#register}; an rpc left out answers UNIMPLEMENTED. Throw
+ * implementation with {@link KeywordsBridge#register} (or serve it with {@link KeywordsBridge#serve} as
+ * your whole {@code main}); an rpc left out answers UNIMPLEMENTED. Throw
  * {@link dev.bridge.runtime.BridgeException} to answer with a status code; any other exception
  * reaches the caller as UNKNOWN with its class name and message.
  */

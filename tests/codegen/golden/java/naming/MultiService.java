@@ -6,7 +6,8 @@ import dev.bridge.runtime.ReplyStream;
 
 /**
  * The rpcs of {@code naming.java.multi.Multi}. Implement the ones you serve and register the
- * implementation with {@link MultiBridge#register}; an rpc left out answers UNIMPLEMENTED. Throw
+ * implementation with {@link MultiBridge#register} (or serve it with {@link MultiBridge#serve} as
+ * your whole {@code main}); an rpc left out answers UNIMPLEMENTED. Throw
  * {@link dev.bridge.runtime.BridgeException} to answer with a status code; any other exception
  * reaches the caller as UNKNOWN with its class name and message.
  */

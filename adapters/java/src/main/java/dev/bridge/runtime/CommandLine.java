@@ -92,6 +92,11 @@ public final class CommandLine {
         return logLevel;
     }
 
+    /** {@code --client-id}, if given. */
+    public Optional<String> clientId() {
+        return Optional.ofNullable(clientId);
+    }
+
     /** A program option's value (declared with {@link Parser#option}), if given. */
     public Optional<String> option(String name) {
         return Optional.ofNullable(options.get(name));

@@ -21,6 +21,7 @@ import dev.bridge.interop.v1.StreamRequest;
 import dev.bridge.interop.v1.WhoAmIReply;
 import dev.bridge.runtime.BridgeException;
 import dev.bridge.runtime.CallContext;
+import dev.bridge.runtime.CommandLine;
 import dev.bridge.runtime.JobFailedException;
 import dev.bridge.runtime.ReplyStream;
 import dev.bridge.runtime.Worker;
@@ -183,36 +184,13 @@ public final class InteropWorker implements InteropService, BareService {
     // notImplementedJson is left out on purpose: callers get UNIMPLEMENTED in the bare form.
 
     public static void main(String[] args) throws InterruptedException {
-        Worker.Builder builder = Worker.builder().clientId("bridge-interop-java");
-        for (int i = 0; i < args.length; i++) {
-            String value = i + 1 < args.length ? args[i + 1] : null;
-            switch (args[i]) {
-                case "--servers" -> builder.servers(require(args[i], value));
-                case "--concurrency" -> builder.concurrency(Integer.parseInt(require(args[i], value)));
-                case "--max-request-bytes" -> builder.maxRequestBytes(Long.parseLong(require(args[i], value)));
-                case "--read-timeout-ms" -> builder.readTimeout(
-                        java.time.Duration.ofMillis(Long.parseLong(require(args[i], value))));
-                default -> {
-                    System.err.println("unknown argument: " + args[i]
-                            + "\nusage: InteropWorker --servers HOST:PORT[,...] [--concurrency N]"
-                            + " [--max-request-bytes N] [--read-timeout-ms N]");
-                    System.exit(2);
-                }
-            }
-            i++;
-        }
-        Worker worker = builder.build();
+        // The worker command line of docs/workers.md, with the runtime's --max-request-bytes,
+        // --read-timeout and --client-id.
+        CommandLine options = CommandLine.parse("bridge-interop-java", args);
+        Worker worker = options.workerBuilder().clientId(options.clientId().orElse("bridge-interop-java")).build();
         InteropWorker handlers = new InteropWorker();
         InteropBridge.register(worker, handlers);
         BareBridge.register(worker, handlers);
         worker.run();
-    }
-
-    private static String require(String flag, String value) {
-        if (value == null) {
-            System.err.println(flag + " needs a value");
-            System.exit(2);
-        }
-        return value;
     }
 }
