@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from bridge.admin import diagnose_async
 from bridge.client import AsyncClient, BackgroundJob, Client, JobStatus
 from bridge.errors import CallTimeout, DeadlineExceeded, ServerError, ServerUnavailable
+from bridge.interceptors import Call, Interceptor
 from bridge.rpc.calls import (
     _TRANSPORT_ERRORS,
     MethodSpec,
@@ -72,9 +73,10 @@ class AsyncRpc(_RpcBase):
         *,
         encoding: Encoding | None = None,
         keys: Keyring | None = None,
+        interceptors: Sequence[Interceptor] = (),
         **client_options: Any,
     ) -> None:
-        super().__init__(encoding, keys if keys is not None else Keyring.from_env())
+        super().__init__(encoding, keys if keys is not None else Keyring.from_env(), interceptors)
         if isinstance(target, Client):
             raise TypeError("an asyncio client needs a bridge.client.AsyncClient, not Client")
         if isinstance(target, AsyncClient):
@@ -90,6 +92,32 @@ class AsyncRpc(_RpcBase):
         return [str(address) for address in self.client.addresses]
 
     async def call(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> ReplyT:
+        if self.interceptors:
+            return await self._intercepted_call(method, args, kwargs)
+        return await self._call(method, args, kwargs)
+
+    async def _intercepted_call(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> ReplyT:
+        call, kwargs = self.begin(method, "unary", kwargs)
+        try:
+            reply = await self._call(method, args, kwargs)
+        except BaseException as exc:
+            self.end(call, exc)
+            raise
+        call.items = 1
+        self.end(call, None)
+        return reply
+
+    async def _call(
         self,
         method: MethodSpec[RequestT, ReplyT],
         args: tuple[RequestT | None, ...],
@@ -116,8 +144,32 @@ class AsyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> AsyncIterator[ReplyT]:
+        if self.interceptors:
+            call, kwargs = self.begin(method, "stream", kwargs)
+            try:
+                p = self.prepare(method, args, kwargs)
+            except BaseException as exc:
+                self.end(call, exc)
+                raise
+            return self._intercepted_stream(call, method, p)
         p = self.prepare(method, args, kwargs)
         return self._stream(method, p)
+
+    async def _intercepted_stream(
+        self, call: Call, method: MethodSpec[Any, ReplyT], p: _Prepared
+    ) -> AsyncIterator[ReplyT]:
+        error: BaseException | None = None
+        items = self._stream(method, p)
+        try:
+            async for item in items:
+                call.items += 1
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
+            self.end(call, error)
 
     async def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> AsyncIterator[ReplyT]:
         reader = method.reader(p)
@@ -148,6 +200,24 @@ class AsyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> AsyncBackgroundCall:
+        if self.interceptors:
+            call, kwargs = self.begin(method, "background", kwargs)
+            try:
+                submitted = await self._background(method, args, kwargs)
+            except BaseException as exc:
+                self.end(call, exc)
+                raise
+            call.handle = submitted.handle
+            self.end(call, None)
+            return submitted
+        return await self._background(method, args, kwargs)
+
+    async def _background(
+        self,
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> AsyncBackgroundCall:
         p = self.prepare(method, args, kwargs, background=True)
         try:
             job = await self.client.submit_background(
@@ -164,7 +234,8 @@ class AsyncRpc(_RpcBase):
 
 class AsyncServiceClient:
     """Base of generated asyncio clients; like :class:`ServiceClient`, with ``await close()`` and
-    ``async with``. Pass an existing :class:`bridge.client.AsyncClient` to share connections."""
+    ``async with``. Pass an existing :class:`bridge.client.AsyncClient` to share connections;
+    ``interceptors`` as for :class:`bridge.rpc.blocking.ServiceClient`."""
 
     def __init__(
         self,
@@ -172,9 +243,11 @@ class AsyncServiceClient:
         *,
         encoding: Encoding | None = None,
         keys: Keyring | None = None,
+        interceptors: Sequence[Interceptor] = (),
         **client_options: Any,
     ) -> None:
-        self._rpc = AsyncRpc(servers, encoding=encoding, keys=keys, **client_options)
+        self._rpc = AsyncRpc(servers, encoding=encoding, keys=keys, interceptors=interceptors,
+                             **client_options)
 
     @property
     def client(self) -> AsyncClient:

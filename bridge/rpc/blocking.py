@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from bridge.admin import diagnose
 from bridge.client import AsyncClient, Client, JobStatus, SyncBackgroundJob
 from bridge.errors import CallTimeout, DeadlineExceeded, ServerError, ServerUnavailable
+from bridge.interceptors import Call, Interceptor
 from bridge.rpc.calls import (
     _TRANSPORT_ERRORS,
     MethodSpec,
@@ -77,9 +78,10 @@ class SyncRpc(_RpcBase):
         *,
         encoding: Encoding | None = None,
         keys: Keyring | None = None,
+        interceptors: Sequence[Interceptor] = (),
         **client_options: Any,
     ) -> None:
-        super().__init__(encoding, keys if keys is not None else Keyring.from_env())
+        super().__init__(encoding, keys if keys is not None else Keyring.from_env(), interceptors)
         if isinstance(target, AsyncClient):
             raise TypeError("a synchronous client needs a bridge.client.Client, not AsyncClient")
         if isinstance(target, Client):
@@ -95,6 +97,32 @@ class SyncRpc(_RpcBase):
         return [str(address) for address in self.client.async_client.addresses]
 
     def call(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> ReplyT:
+        if self.interceptors:
+            return self._intercepted_call(method, args, kwargs)
+        return self._call(method, args, kwargs)
+
+    def _intercepted_call(
+        self,
+        method: MethodSpec[RequestT, ReplyT],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> ReplyT:
+        call, kwargs = self.begin(method, "unary", kwargs)
+        try:
+            reply = self._call(method, args, kwargs)
+        except BaseException as exc:
+            self.end(call, exc)
+            raise
+        call.items = 1
+        self.end(call, None)
+        return reply
+
+    def _call(
         self,
         method: MethodSpec[RequestT, ReplyT],
         args: tuple[RequestT | None, ...],
@@ -122,8 +150,32 @@ class SyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> Iterator[ReplyT]:
         # Prepare now, so a bad argument raises at the call and not at the first next().
+        if self.interceptors:
+            call, kwargs = self.begin(method, "stream", kwargs)
+            try:
+                p = self.prepare(method, args, kwargs)
+            except BaseException as exc:
+                self.end(call, exc)
+                raise
+            return self._intercepted_stream(call, method, p)
         p = self.prepare(method, args, kwargs)
         return self._stream(method, p)
+
+    def _intercepted_stream(
+        self, call: Call, method: MethodSpec[Any, ReplyT], p: _Prepared
+    ) -> Iterator[ReplyT]:
+        error: BaseException | None = None
+        items = self._stream(method, p)
+        try:
+            for item in items:
+                call.items += 1
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            items.close()  # type: ignore[attr-defined]
+            self.end(call, error)
 
     def _stream(self, method: MethodSpec[Any, ReplyT], p: _Prepared) -> Iterator[ReplyT]:
         reader = method.reader(p)
@@ -154,6 +206,24 @@ class SyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> BackgroundCall:
+        if self.interceptors:
+            call, kwargs = self.begin(method, "background", kwargs)
+            try:
+                submitted = self._background(method, args, kwargs)
+            except BaseException as exc:
+                self.end(call, exc)
+                raise
+            call.handle = submitted.handle
+            self.end(call, None)
+            return submitted
+        return self._background(method, args, kwargs)
+
+    def _background(
+        self,
+        method: MethodSpec[RequestT, Any],
+        args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> BackgroundCall:
         p = self.prepare(method, args, kwargs, background=True)
         try:
             job = self.client.submit_background(
@@ -175,7 +245,9 @@ class ServiceClient:
     :class:`bridge.client.Client` (shared, not closed by ``close()``). ``encoding`` overrides the
     schema's default encoding for every call. ``keys`` (a :class:`bridge.security.Keyring`;
     default: ``BRIDGE_KEYS`` / ``BRIDGE_KEYS_FILE`` when set) signs every call and checks every
-    reply (wire contract, section 9). Other keywords go to ``bridge.client.Client``.
+    reply (wire contract, section 9). ``interceptors``: :class:`bridge.interceptors.Interceptor`
+    objects run around every call (metrics, ``bridge.tracing``). Other keywords go to
+    ``bridge.client.Client``.
     """
 
     def __init__(
@@ -184,9 +256,11 @@ class ServiceClient:
         *,
         encoding: Encoding | None = None,
         keys: Keyring | None = None,
+        interceptors: Sequence[Interceptor] = (),
         **client_options: Any,
     ) -> None:
-        self._rpc = SyncRpc(servers, encoding=encoding, keys=keys, **client_options)
+        self._rpc = SyncRpc(servers, encoding=encoding, keys=keys, interceptors=interceptors,
+                            **client_options)
 
     @property
     def client(self) -> Client:

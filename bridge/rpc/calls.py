@@ -23,7 +23,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
@@ -48,6 +48,7 @@ from bridge.errors import (
     Unavailable,
     WorkerFailed,
 )
+from bridge.interceptors import Call, CallKind, Interceptor, finish_all, start_all
 from bridge.protocol import MAX_UNIQUE_SIZE
 from bridge.rpc.bare import decode_bare_error
 from bridge.rpc.envelope import decode_error, encode_request
@@ -352,10 +353,30 @@ class _UnaryHooks(NamedTuple):
 
 
 class _RpcBase:
-    def __init__(self, encoding: Encoding | None, keys: Keyring | None = None) -> None:
+    def __init__(self, encoding: Encoding | None, keys: Keyring | None = None,
+                 interceptors: Sequence[Interceptor] = ()) -> None:
         self.encoding = encoding
         #: the keys this client signs with (wire contract, section 9); None: unsigned calls
         self.keys = keys
+        #: ``bridge.interceptors`` run around every call, in order; empty: none (no cost)
+        self.interceptors: tuple[Interceptor, ...] = tuple(interceptors)
+
+    def begin(
+        self, method: MethodSpec[Any, Any], kind: CallKind, kwargs: Mapping[str, Any]
+    ) -> tuple[Call, Mapping[str, Any]]:
+        """Start an intercepted call: the interceptors' ``start`` (they may add metadata), and
+        the call's keyword arguments with that metadata (not for bare methods: no envelope)."""
+        call = Call(method, "client", kind, dict(kwargs.get("metadata") or {}))
+        call.seconds = time.perf_counter()
+        start_all(self.interceptors, call)
+        if call.metadata and not method.bare:
+            kwargs = {**kwargs, "metadata": call.metadata}
+        return call, kwargs
+
+    def end(self, call: Call, error: BaseException | None) -> None:
+        """End an intercepted call: its outcome and time, then the interceptors' ``finish``."""
+        call.ended(error, time.perf_counter() - call.seconds)
+        finish_all(self.interceptors, call)
 
     def prepare(
         self,

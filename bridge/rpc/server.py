@@ -82,6 +82,7 @@ from bridge.security import JobVerifier
 from bridge.security.verify import REPLAY_CACHE_FULL
 from bridge.v1 import envelope_pb2
 from bridge.worker import Handler, JobContext, Worker
+from bridge.worker.context import REFUSED_TRACE, JobRecord, traceparent_of
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -117,13 +118,17 @@ class ServicerContext:
 
     ``metadata`` (read-only) and ``deadline_ms`` (absolute Unix ms, 0 = none) come from the
     caller's envelope; a bare method's job has neither (empty metadata, ``deadline_ms == 0``).
-    The methods are safe from plain and async handlers alike.
+    ``traceparent`` is the caller's W3C trace context (the ``traceparent`` metadata entry) when
+    it is a valid version-00 one, else None; ``trace_id`` its 32 hex digits. A handler that
+    calls on passes ``metadata`` (or at least ``traceparent``) along to keep the trace; with
+    ``bridge.tracing`` that is done for it. The methods are safe from plain and async handlers
+    alike.
     """
 
     language = LANGUAGE
     __slots__ = (
         "_attempt", "_bare", "_framed", "_items", "_job", "_metadata", "_raw_metadata", "_tag",
-        "deadline_ms", "encoding", "method",
+        "deadline_ms", "encoding", "method", "traceparent",
     )
 
     def __init__(
@@ -134,6 +139,7 @@ class ServicerContext:
         self.method = method
         self._raw_metadata = metadata
         self._metadata: Mapping[str, str] | None = None
+        self.traceparent = traceparent_of(metadata)
         self.deadline_ms = deadline_ms
         self.encoding = encoding
         # Reply frames (wire contract, section 3): this run's attempt id, the reply type's tag,
@@ -173,6 +179,11 @@ class ServicerContext:
         if self._metadata is None:
             self._metadata = MappingProxyType(dict(self._raw_metadata))
         return self._metadata
+
+    @property
+    def trace_id(self) -> str | None:
+        """The caller's trace id (32 lower-case hex digits) from a valid ``traceparent``."""
+        return None if self.traceparent is None else self.traceparent[3:35]
 
     @property
     def function(self) -> str:
@@ -301,10 +312,10 @@ def _refused(job: JobContext, method: MethodSpec[Any, Any], failure: str,
     # No Python traceback: a caller that failed the checks learns nothing of the worker's code.
     cls = ResourceExhausted if full else Unauthenticated
     return cls(f"{method.full_name}: {failure}", type=cls.__name__,
-               language=LANGUAGE, trace=_REFUSED_TRACE)
+               language=LANGUAGE, trace=REFUSED_TRACE)
 
 
-_REFUSED_TRACE = "refused by the signed-job checks (wire contract, section 9.2)"
+
 # Not the worker's Python traceback: the peer is no bridge client, and learns nothing of our files.
 _NOT_ENVELOPE_TRACE = "refused before decoding: not a bridge envelope (wire contract, section 2)"
 
@@ -409,8 +420,6 @@ def _failure(method: MethodSpec[Any, Any], exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, WorkerFailed):
         return JobFailed(str(exc))
-    if not isinstance(exc, RpcError):
-        log.warning("%s: handler raised %s", method.full_name, type(exc).__name__, exc_info=exc)
     if method.bare:
         return JobException(_bare_error(method.encoding, exc))
     return JobException(error_from_exception(exc))
@@ -448,44 +457,57 @@ def _handler(
     tag = type_tag(method.reply_type.DESCRIPTOR.full_name)
 
     def run_sync(job: JobContext) -> bytes:
+        state = JobRecord()
         try:
             request, context, codec = _start(job, method, implemented, max_request_bytes, tag,
                                              worker.verifier)
+            state.begin(worker.interceptors, method, job, context)
             result = impl(request, context)
             if not method.server_streaming:
-                return context._reply(codec.encode(_check_reply(method, result)))
-            if not isinstance(result, Iterable):
-                raise Internal(
-                    f"{method.full_name}: a streaming handler must return or yield an iterable "
-                    f"of {method.reply_type.DESCRIPTOR.full_name}, not {type(result).__name__}",
-                    type="TypeError",
-                    language=LANGUAGE,
-                )
-            for item in result:
-                context._send_item(codec.encode(_check_reply(method, item)))
-            return context._reply(b"")
+                answer = context._reply(codec.encode(_check_reply(method, result)))
+            else:
+                if not isinstance(result, Iterable):
+                    raise Internal(
+                        f"{method.full_name}: a streaming handler must return or yield an "
+                        f"iterable of {method.reply_type.DESCRIPTOR.full_name}, not "
+                        f"{type(result).__name__}",
+                        type="TypeError",
+                        language=LANGUAGE,
+                    )
+                for item in result:
+                    context._send_item(codec.encode(_check_reply(method, item)))
+                answer = context._reply(b"")
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt, SystemExit: not the caller's business
+            state.end(worker.interceptors, method, job, exc)
+            # No local may hold the exception raised here: its traceback holds this frame, and
+            # a cycle would keep the job's payload (64 MiB, say) alive until a full collection.
             raise _failure(method, exc) from None
+        state.end(worker.interceptors, method, job, None)
+        return answer
 
     async def run_async(job: JobContext) -> bytes:
+        state = JobRecord()
         try:
             request, context, codec = _start(job, method, implemented, max_request_bytes, tag,
                                              worker.verifier)
+            state.begin(worker.interceptors, method, job, context)
             result = impl(request, context)
             if inspect.isawaitable(result):
                 result = await result
             if not method.server_streaming:
-                return context._reply(codec.encode(_check_reply(method, result)))
-            if isinstance(result, AsyncIterable):
+                answer = context._reply(codec.encode(_check_reply(method, result)))
+            elif isinstance(result, AsyncIterable):
                 async for item in result:
                     context._send_item(codec.encode(_check_reply(method, item)))
                     await job.drain()
+                answer = context._reply(b"")
             elif isinstance(result, Iterable):
                 for item in result:
                     context._send_item(codec.encode(_check_reply(method, item)))
                     await job.drain()
+                answer = context._reply(b"")
             else:
                 raise Internal(
                     f"{method.full_name}: a streaming handler must return or yield an iterable "
@@ -493,9 +515,14 @@ def _handler(
                     type="TypeError",
                     language=LANGUAGE,
                 )
-            return context._reply(b"")
         except Exception as exc:
+            state.end(worker.interceptors, method, job, exc)
             raise _failure(method, exc) from None
+        except BaseException as exc:  # cancelled: the worker says nothing more, but finish
+            state.end(worker.interceptors, method, job, exc)
+            raise
+        state.end(worker.interceptors, method, job, None)
+        return answer
 
     return (run_async if is_async else run_sync), is_async
 

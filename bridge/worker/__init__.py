@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 from bridge.errors import JobException, JobFailed
+from bridge.interceptors import Interceptor
 from bridge.protocol import DEFAULT_MAX_BODY, PacketType
 from bridge.security import JobVerifier, Keyring
 from bridge.security.tls import TlsConfig
@@ -107,6 +108,13 @@ class Worker:
     fail the checks are answered UNAUTHENTICATED. ``signing_window``: how far ahead (seconds) a
     signed job's deadline may be; ``replay_capacity``: the replay cache's bound (entries).
     Plain ``register()`` handlers see raw payloads: no check is made for them.
+    ``interceptors``: :class:`bridge.interceptors.Interceptor` objects run around the handler of
+    every job of a service (``add_service`` / generated ``add_<service>_to_worker``), in the
+    handler's thread or task: your metrics, or ``bridge.tracing.WorkerTracing``.
+
+    Logging: the servicer runtime logs one line per job on ``bridge.worker.jobs`` (debug when
+    OK, warning for every error answer; docs/workers.md); ``bridge.worker.command_line`` sets the
+    level from ``--log-level`` / ``BRIDGE_LOG_LEVEL``.
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class Worker:
         keys: Keyring | None = None,
         signing_window: float = DEFAULT_WINDOW_S,
         replay_capacity: int = 100_000,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -143,6 +152,8 @@ class Worker:
         if not signing_window > 0 or replay_capacity < 1:
             raise ValueError("signing_window must be > 0 and replay_capacity >= 1")
         self.signing_window = signing_window
+        #: run around the handler of every job of a service added with ``add_service``
+        self.interceptors: tuple[Interceptor, ...] = tuple(interceptors)
         self.replay_capacity = replay_capacity
         #: the checks of signed jobs (wire contract, 9.2) with this process's replay cache; None
         #: when the worker has no keys (jobs are not checked, replies not signed)

@@ -1,18 +1,32 @@
-"""``JobContext``: one job as its handler sees it, and the packets it sends back."""
+"""``JobContext``: one job as its handler sees it, and the packets it sends back; the W3C trace
+context a job carries and the per-job log lines of docs/workers.md."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from bridge.errors import ServerUnavailable
+from bridge.errors import RpcError, ServerUnavailable
+from bridge.interceptors import Call, Interceptor, finish_all, outcome_of, start_all
 from bridge.protocol import HEADER, Magic, PacketType
 from bridge.security.signing import Packet, reply_mac
 from bridge.transport import Connection
 
-__all__ = ["JobContext", "packet"]
+if TYPE_CHECKING:
+    from bridge.rpc.calls import MethodSpec
+    from bridge.rpc.server import ServicerContext
+
+__all__ = ["JobContext", "JobRecord", "job_line", "log_job", "packet", "traceparent_of"]
+
+#: the trace of a signed-job refusal (``bridge.rpc.server``), which logs its own warning
+REFUSED_TRACE = "refused by the signed-job checks (wire contract, section 9.2)"
 
 _T = PacketType
 _REQ = Magic.REQ.value
@@ -164,3 +178,129 @@ class JobContext:
 
     def __repr__(self) -> str:
         return f"<JobContext {self.function} {self.handle!r} ({len(self.payload)} bytes)>"
+
+
+class JobRecord:
+    """One servicer job's bookkeeping (``bridge.rpc.server``): the worker's interceptors around
+    its handler, then its log line."""
+
+    __slots__ = ("call", "context", "started")
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.context: ServicerContext | None = None
+        self.call: Call | None = None
+
+    def begin(self, interceptors: Sequence[Interceptor], method: MethodSpec[Any, Any],
+              job: JobContext, context: ServicerContext) -> None:
+        """The handler is about to run: the worker's interceptors' ``start``."""
+        self.context = context
+        if interceptors:
+            call = self.call = Call(method, "worker", "stream" if method.server_streaming
+                                    else "unary", context.metadata)
+            call.handle = job.handle
+            call.traceparent = context.traceparent
+            call.trace_id = context.trace_id
+            call.seconds = time.perf_counter()
+            start_all(interceptors, call)
+
+    def end(self, interceptors: Sequence[Interceptor], method: MethodSpec[Any, Any],
+            job: JobContext, error: BaseException | None) -> None:
+        """The answer is ready: the interceptors' ``finish``, then the job's log line."""
+        seconds = time.perf_counter() - self.started
+        context = self.context
+        call = self.call
+        if call is not None:
+            call.items = context._items if context is not None and method.server_streaming \
+                else int(error is None)
+            call.ended(error, time.perf_counter() - call.seconds)
+            self.call = None  # the error's traceback holds the handler's frame, which holds us
+            finish_all(interceptors, call)
+        outcome, _ = outcome_of(error)
+        if context is not None:
+            encoding = context.encoding.name.lower()
+        else:
+            encoding = method.encoding.name.lower() if method.bare else "protobuf"
+        message = None
+        if error is not None:
+            message = error.message if isinstance(error, RpcError) else \
+                f"{type(error).__name__}: {error}"
+        if isinstance(error, RpcError) and error.trace == REFUSED_TRACE:
+            return  # _refused logged it: one warning per refused job, with the key id
+        log_job(job.function, job.handle, encoding, len(job.payload), seconds, outcome,
+                None if context is None else context.trace_id, message,
+                None if error is None or isinstance(error, RpcError) else error)
+
+
+# --- trace context and job lines (docs/workers.md) ---------------------------------------------
+
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def traceparent_of(metadata: Mapping[str, str]) -> str | None:
+    """The caller's ``traceparent`` from a job's metadata when it is a valid version-00 W3C
+    traceparent (``00-<32 hex>-<16 hex>-<2 hex>``, lower case, ids not all zero), else None:
+    an invalid value is ignored, never an error."""
+    if not metadata:
+        return None
+    value = metadata.get("traceparent")
+    if value is None or len(value) != 55 or _TRACEPARENT.fullmatch(value) is None:
+        return None
+    return value
+
+
+#: The logger of the per-job lines (``job ...`` at debug, ``job failed ...`` at warning).
+job_log = logging.getLogger("bridge.worker.jobs")
+MESSAGE_LIMIT = 200
+_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]')
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in '\\"':
+        return "\\" + char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def quote_message(text: str) -> str:
+    """``text`` cut at 200 characters and quoted for a log line: backslashes, quotes, control,
+    line and paragraph separators and bidi/format characters escaped, so a caller's message
+    cannot forge log lines."""
+    return '"' + _UNSAFE.sub(_escape, text[:MESSAGE_LIMIT]) + '"'
+
+
+def job_line(function: str, handle: bytes, encoding: str, size: int, seconds: float,
+             outcome: str, trace_id: str | None, message: str | None = None) -> str:
+    """A job's log line: ``job function=... handle=... encoding=... bytes=... seconds=...
+    outcome=...[ trace_id=...]``, ``job failed ...[ message="..."]`` for an error answer."""
+    failed = outcome != "OK"
+    line = (f"job {'failed ' if failed else ''}function={_plain(function)} "
+            f"handle={_plain(handle.decode('ascii', 'backslashreplace'))} encoding={encoding} "
+            f"bytes={size} seconds={seconds:.4f} outcome={outcome}")
+    if trace_id:
+        line += f" trace_id={trace_id}"
+    if failed and message is not None:
+        line += f" message={quote_message(message)}"
+    return line
+
+
+def _plain(text: str) -> str:
+    """A function name or handle as one word (gearmand allows any byte but NUL in them)."""
+    if text.isprintable() and " " not in text:
+        return text
+    return quote_message(text)
+
+
+def log_job(function: str, handle: bytes, encoding: str, size: int, seconds: float,
+            outcome: str, trace_id: str | None, message: str | None = None,
+            exc_info: BaseException | None = None) -> None:
+    """Log one answered job: at debug when OK, else at warning (``exc_info``: the traceback of
+    a handler's own exception, shown after the line)."""
+    if outcome == "OK":
+        if job_log.isEnabledFor(logging.DEBUG):
+            job_log.debug("%s", job_line(function, handle, encoding, size, seconds, outcome,
+                                         trace_id))
+    else:
+        job_log.warning("%s", job_line(function, handle, encoding, size, seconds, outcome,
+                                       trace_id, message), exc_info=exc_info)

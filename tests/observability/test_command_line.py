@@ -1,0 +1,141 @@
+"""bridge.worker.command_line: the worker command line of docs/workers.md, as a Python worker
+program gets it in one line, run as a real process against a real gearmand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from bridge import __version__
+from bridge.testing import GearmandServer
+from bridge.worker import command_line
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = """\
+from interop.v1.interop_bridge import InteropServicer, serve_interop
+from bridge.worker import command_line
+
+
+class Interop(InteropServicer):
+    def echo(self, request, context):
+        return request
+
+    def raise_(self, request, context):
+        context.abort(request.code, request.message)
+
+
+if __name__ == "__main__":
+    serve_interop(Interop(), **command_line.parse())
+"""
+
+
+@pytest.fixture(scope="module")
+def program(interop: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("program") / "echo_worker.py"
+    path.write_text(PROGRAM)
+    return path
+
+
+def _env(interop: ModuleType, **extra: str) -> dict[str, str]:
+    stubs = Path(interop.__file__).parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(stubs), str(ROOT)])
+    env.update(extra)
+    return env
+
+
+def _run(program: Path, interop: ModuleType, *args: str, **env: str
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(program), *args], capture_output=True, text=True,
+                          timeout=30, env=_env(interop, **env))
+
+
+def test_help_and_version_go_to_stdout_and_exit_0(program: Path, interop: ModuleType) -> None:
+    helped = _run(program, interop, "--help")
+    assert helped.returncode == 0 and helped.stderr == ""
+    for flag in ("--servers", "--concurrency", "--log-level", "--version", "BRIDGE_SERVERS",
+                 "BRIDGE_CONCURRENCY", "BRIDGE_LOG_LEVEL", "--max-request-bytes"):
+        assert flag in helped.stdout
+    assert _run(program, interop, "-h").stdout == helped.stdout
+    version = _run(program, interop, "--version")
+    assert version.returncode == 0
+    assert version.stdout.splitlines() == [
+        f"echo_worker.py (bridge python runtime {__version__})"]
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--concurrency", "0"], {}, "--concurrency must be an integer from 1 to 1024, not '0'"),
+    (["--concurrency=abc"], {}, "--concurrency must be an integer from 1 to 1024, not 'abc'"),
+    ([], {"BRIDGE_CONCURRENCY": "2000"},
+     "BRIDGE_CONCURRENCY must be an integer from 1 to 1024, not '2000'"),
+    (["--log-level", "loud"], {}, "--log-level must be one of debug, info, warning, error, not "
+                                  "'loud'"),
+    ([], {"BRIDGE_LOG_LEVEL": "verbose"}, "BRIDGE_LOG_LEVEL must be one of"),
+    (["--nope"], {}, "unrecognized arguments: --nope"),
+    (["--conc", "2"], {}, "unrecognized arguments: --conc 2"),  # no abbreviations
+    (["--servers"], {}, "argument --servers: expected one argument"),
+    (["--servers="], {}, "--servers must name at least one HOST:PORT"),
+])
+def test_a_bad_flag_is_one_line_and_exit_2(program: Path, interop: ModuleType, args: list[str],
+                                           env: dict[str, str], message: str) -> None:
+    done = _run(program, interop, *args, **env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"echo_worker.py: error: {message}"), done.stderr
+    assert done.stderr.rstrip().endswith("(see --help)")
+
+
+def test_the_command_line_wins_over_the_environment_and_empty_is_unset() -> None:
+    env = {"BRIDGE_SERVERS": "10.0.0.1:4730", "BRIDGE_CONCURRENCY": "", "BRIDGE_LOG_LEVEL": "WARN"}
+    options = command_line.parse([], env=env, setup_logging=False)
+    assert (options.servers, options.concurrency, options.log_level) == (
+        "10.0.0.1:4730", 1, "warning")
+    options = command_line.parse(["--servers=127.0.0.1:5000", "--concurrency", "8",
+                                  "--log-level=DEBUG", "--read-timeout", "2.5"],
+                                 env=env, setup_logging=False)
+    assert dict(options) == {"servers": "127.0.0.1:5000", "concurrency": 8, "read_timeout": 2.5}
+    assert options.log_level == "debug"
+    worker = options.worker()
+    assert worker.concurrency == 8 and worker.read_timeout == 2.5
+
+
+def test_a_program_adds_its_own_flags() -> None:
+    options = command_line.parse(
+        ["--db", "x.sqlite", "--concurrency", "3"], env={}, setup_logging=False,
+        arguments=lambda parser: parser.add_argument("--db"))
+    assert options.args.db == "x.sqlite" and options.concurrency == 3
+    assert dict(options) == {"servers": "127.0.0.1:4730", "concurrency": 3}
+
+
+def test_a_worker_serves_with_its_log_level_from_the_environment(
+        program: Path, interop: ModuleType, gearmand: GearmandServer) -> None:
+    """The one-line program serves; BRIDGE_SERVERS and BRIDGE_LOG_LEVEL=debug reach it; each job
+    is a debug line on stderr, an error answer a warning."""
+    process = subprocess.Popen([sys.executable, str(program)], stderr=subprocess.PIPE, text=True,
+                               env=_env(interop, BRIDGE_SERVERS=gearmand.address,
+                                        BRIDGE_LOG_LEVEL="debug"))
+    try:
+        gearmand.wait_for_workers("bridge.interop.v1.Interop.Echo", timeout=30,
+                                  processes=[process])
+        with interop.InteropClient(gearmand.address) as client:
+            assert client.echo(text="hi", timeout=10).text == "hi"
+            with pytest.raises(Exception, match="no such"):
+                client.raise_(code=5, message="no such thing", timeout=10)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    lines = stderr.splitlines()
+    ok = [line for line in lines if " DEBUG bridge.worker.jobs: job function=" in line]
+    failed = [line for line in lines if " WARNING bridge.worker.jobs: job failed " in line]
+    assert len(ok) == 1 and "function=bridge.interop.v1.Interop.Echo " in ok[0], stderr
+    assert " outcome=OK" in ok[0] and " encoding=protobuf " in ok[0]
+    assert len(failed) == 1 and 'outcome=NOT_FOUND message="no such thing"' in failed[0], stderr
+    assert " ERROR " not in stderr and "Traceback" not in stderr
