@@ -3,22 +3,27 @@ web app (web_app.php) calls it with GearmanClient and json_encode, as it calls e
 
     bridge generate --lang python -o DIR -I examples/legacy-php examples/legacy-php/mail.proto
     python3 examples/legacy-php/subscriptions_worker.py --servers 127.0.0.1:4730 --gen DIR
+
+It takes every bridge worker's command line (``--servers``, ``--concurrency``, ``--log-level``,
+``--help``...: docs/workers.md) through ``bridge.worker.command_line``, plus its own ``--gen``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 from collections import defaultdict
 
+from bridge.worker import command_line
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servers", default="127.0.0.1:4730")
-    parser.add_argument("--gen", required=True, help="folder of the generated Python stubs")
-    args = parser.parse_args()
-    sys.path.insert(0, args.gen)
+    options = command_line.parse(
+        description=__doc__.splitlines()[0],
+        arguments=lambda parser: parser.add_argument(
+            "--gen", required=True, help="folder of the generated Python stubs"),
+    )
+    sys.path.insert(0, options.args.gen)
     from mail_bridge import (  # type: ignore[import-not-found]
         SubscriptionsServicer,
         serve_subscriptions,
@@ -53,7 +58,7 @@ def main() -> None:
                 members.discard(email)
                 return ListState(list=request.list, subscribed=False, subscribers=len(members))
 
-    serve_subscriptions(Subscriptions(), args.servers, concurrency=4)
+    serve_subscriptions(Subscriptions(), **options)
 
 
 if __name__ == "__main__":

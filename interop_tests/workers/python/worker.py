@@ -5,6 +5,9 @@ wire contract section 8), whose handlers are the Interop ones. interop_tests/REA
 each method does. Run with the generated stubs importable:
 
     PYTHONPATH=build/gen python3 worker.py --servers 127.0.0.1:4730 [--concurrency N]
+        [--log-level debug] [--max-request-bytes N]
+
+The command line is every bridge worker's (docs/workers.md, ``bridge.worker.command_line``).
 
 With ``BRIDGE_KEYS`` (or ``BRIDGE_KEYS_FILE``) set, ``Worker`` reads the keys itself: every
 enveloped job must be signed, replies are signed, bare jobs are refused (wire contract, section 9).
@@ -13,11 +16,9 @@ enveloped job must be signed, replies are signed, bare jobs are refused (wire co
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from interop.v1 import interop_pb2 as pb  # type: ignore[import-not-found]
 from interop.v1.interop_bridge import (  # type: ignore[import-not-found]
@@ -29,7 +30,7 @@ from interop.v1.interop_bridge import (  # type: ignore[import-not-found]
 
 from bridge.errors import error_for_code
 from bridge.rpc.server import ServicerContext
-from bridge.worker import Worker
+from bridge.worker import command_line
 
 
 class Interop(InteropServicer):  # type: ignore[misc]
@@ -100,18 +101,10 @@ class Bare(BareServicer):  # type: ignore[misc]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--servers", default="127.0.0.1:4730")
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--max-request-bytes", type=int, default=None)
-    args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    limit: dict[str, Any] = (
-        {} if args.max_request_bytes is None else {"max_request_bytes": args.max_request_bytes}
-    )
-    worker = Worker(args.servers, concurrency=args.concurrency)
+    options = command_line.parse(description=__doc__.splitlines()[0])
+    limit = {} if options.max_request_bytes is None else {
+        "max_request_bytes": options.max_request_bytes}
+    worker = options.worker()
     add_interop_to_worker(Interop(), worker, **limit)
     add_bare_to_worker(Bare(), worker, **limit)
     logging.getLogger("interop").info("serving %s", ", ".join(worker.functions))
