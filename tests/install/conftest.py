@@ -2,10 +2,10 @@
 
 ``installed_bridge`` builds the sdist and the wheel from the checkout once per session
 (``python -m build``), installs the wheel into a fresh virtual environment in a temporary folder
-(``--system-site-packages`` so the runtime dependencies already on the machine serve; ``--no-deps``
-keeps pip off the network) and checks that ``bridge`` is imported from that environment, not from the
-checkout. Every command of an install test runs with a temporary folder as its working directory and
-no ``PYTHONPATH``, as a user's would.
+(``--system-site-packages`` so the runtime dependencies already on the machine serve;
+``--no-deps`` keeps pip off the network) and checks that ``bridge`` is imported from that
+environment, not from the checkout. Every command of an install test runs with a temporary folder
+as its working directory and no ``PYTHONPATH``, as a user's would.
 """
 
 from __future__ import annotations
