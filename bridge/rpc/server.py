@@ -557,7 +557,14 @@ def serve_service(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve ``service`` until SIGTERM / SIGINT (then finish running jobs and return)."""
+    """Serve ``service`` until SIGTERM / SIGINT (then finish running jobs and return).
+
+    When the program has set up no logging, it is set up here as ``bridge.worker.command_line``
+    does: stderr, at the level ``BRIDGE_LOG_LEVEL`` names (default info)."""
+    if not logging.getLogger().handlers:
+        from bridge.worker.command_line import configure_logging
+
+        configure_logging()
     worker = Worker(servers, concurrency=concurrency, **worker_options)
     add_service(worker, servicer, service, max_request_bytes=max_request_bytes)
     started = time.monotonic()

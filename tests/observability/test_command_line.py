@@ -36,6 +36,11 @@ if __name__ == "__main__":
 """
 
 
+# The same worker without the helper: serve_<service> applies BRIDGE_LOG_LEVEL itself.
+PLAIN = PROGRAM.replace("**command_line.parse()", "os.environ['SERVERS']").replace(
+    "from bridge.worker import command_line", "import os")
+
+
 @pytest.fixture(scope="module")
 def program(interop: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("program") / "echo_worker.py"
@@ -114,13 +119,18 @@ def test_a_program_adds_its_own_flags() -> None:
     assert dict(options) == {"servers": "127.0.0.1:4730", "concurrency": 3}
 
 
+@pytest.mark.parametrize("helper", [True, False], ids=["command_line", "plain"])
 def test_a_worker_serves_with_its_log_level_from_the_environment(
-        program: Path, interop: ModuleType, gearmand: GearmandServer) -> None:
+        program: Path, interop: ModuleType, gearmand: GearmandServer, helper: bool) -> None:
     """The one-line program serves; BRIDGE_SERVERS and BRIDGE_LOG_LEVEL=debug reach it; each job
-    is a debug line on stderr, an error answer a warning."""
+    is a debug line on stderr, an error answer a warning. A program that calls serve_<service>
+    without the helper gets the same logging."""
+    if not helper:
+        program = program.with_name("plain_worker.py")
+        program.write_text(PLAIN)
     process = subprocess.Popen([sys.executable, str(program)], stderr=subprocess.PIPE, text=True,
                                env=_env(interop, BRIDGE_SERVERS=gearmand.address,
-                                        BRIDGE_LOG_LEVEL="debug"))
+                                        SERVERS=gearmand.address, BRIDGE_LOG_LEVEL="debug"))
     try:
         gearmand.wait_for_workers("bridge.interop.v1.Interop.Echo", timeout=30,
                                   processes=[process])
