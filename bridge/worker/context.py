@@ -216,6 +216,8 @@ class JobRecord:
             call.ended(error, time.perf_counter() - call.seconds)
             self.call = None  # the error's traceback holds the handler's frame, which holds us
             finish_all(interceptors, call)
+        if error is None and not job_log.isEnabledFor(logging.DEBUG):
+            return  # the common case: nothing to log
         outcome, _ = outcome_of(error)
         if context is not None:
             encoding = context.encoding.name.lower()
