@@ -37,7 +37,7 @@ async def test_one_debug_line_per_job_with_its_trace_id(
     async with serving(worker), interop.InteropAsyncClient(gearmand.address) as client:
         await client.echo(text="hi", metadata={"traceparent": TRACEPARENT}, timeout=10)
         await client.echo(text="hi", encoding=Encoding.MSGPACK, timeout=10)
-        await client.stream(count=2, timeout=10).__anext__()
+        assert len([item async for item in client.stream(count=2, timeout=10)]) == 2
     lines = _lines(caplog)
     assert [level for level, _ in lines] == [logging.DEBUG] * 3, lines
     first, second, third = (LINE.match(text) for _, text in lines)
