@@ -400,11 +400,18 @@ class AsyncClient:
             job.key = key
             link.shared[key] = job
         size = len(name) + len(unique) + len(payload) + 2
-        # One write per packet: the header and every argument in a single join.
-        connection.write(b"".join((
+        # One write per packet: the header and every argument in a single join. With other
+        # calls in flight on the link, more submissions are likely to follow in this loop
+        # iteration (the callers woken by the same read): they leave together in one send.
+        data = b"".join((
             HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", payload,
-        )))
-        link.pending.append(job)
+        ))
+        pending = link.pending
+        if pending or link.jobs:
+            connection.write_soon(data)
+        else:
+            connection.write(data)
+        pending.append(job)
         job.sent = loop.time()
         if link.watchdog is None:
             link.arm()

@@ -66,6 +66,20 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_last_deadline: tuple[int, bytes] = (0, _TAG_DEADLINE + b"\0")
+
+
+def _deadline_field(deadline_ms: int) -> bytes:
+    """The deadline field, remembered for the last value: calls made within the same
+    millisecond (many, at 64 in flight) share it."""
+    global _last_deadline
+    last, field = _last_deadline
+    if deadline_ms != last:
+        field = _TAG_DEADLINE + _varint(deadline_ms)
+        _last_deadline = (deadline_ms, field)
+    return field
+
+
 def _metadata_entry(key: str, value: str) -> bytes:
     # Key and value are always written, even empty: that is what protobuf runtimes emit.
     k, v = key.encode(), value.encode()
@@ -96,7 +110,7 @@ def encode_request(
     if deadline_ms:
         if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
             raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
-        head += _TAG_DEADLINE + _varint(deadline_ms)
+        head += _deadline_field(deadline_ms)
     if metadata:
         head += b"".join([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
     tail = b""

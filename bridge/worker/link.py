@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from bridge.errors import ServerUnavailable
 from bridge.protocol import Packet, PacketType
-from bridge.transport import _BATCH_LIMIT, Connection, ServerAddress
+from bridge.transport import Connection, ServerAddress
 from bridge.worker.context import packet
 
 if TYPE_CHECKING:
@@ -63,10 +63,7 @@ class _WorkerConnection(Connection):
         in the same iteration (as the C and Java shims batch theirs). A job's answer is written
         from its task's done callback, one iteration after the read that started it, so the
         batching of one read's wake-ups (``Connection.data_received``) does not reach it."""
-        if not self._burst and len(data) < _BATCH_LIMIT and self._loop is not None:
-            self._burst = True
-            self._loop.call_soon(self._end_burst)
-        super().write(data)
+        self.write_soon(data)
 
 
 class Link:
