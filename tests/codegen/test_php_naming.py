@@ -36,7 +36,7 @@ _SOURCE = re.compile(r"^# source: (\S+)$", re.MULTILINE)
 _ALIAS = re.compile(r"^class_exists\((\w+)::class\);.*deprecated", re.MULTILINE)
 _LEGACY = re.compile(r"^class_alias\((\w+)::class, ([\w\\]+)::class\);", re.MULTILINE)
 _RPC = re.compile(r'Gearman function "([^"]+)"\.(?:.|\n)*?public function (\w+)\((\S+) \$request, '
-                  r"Context \$context\): (\S+);")
+                  r"\\Bridge\\Runtime\\Context \$context\): (\S+);")
 
 
 def _names(out: Path) -> list[str]:
@@ -201,3 +201,30 @@ def test_a_file_without_messages_gets_the_namespace_protoc_gives_its_package(
     )
     files = get_emitter("php").generate(load([tmp_path / "svc.proto"], [tmp_path]), {})
     assert "Acme/PBList/V1/SInterface.php" in {f.path for f in files}
+
+
+@pytest.mark.parametrize(("proto", "where", "first", "second", "php"), [
+    ("message Box {\n  message Item {}\n}\nmessage Box_Item {}\n", "6:1", "Box_Item",
+     "Box.Item", "Box_Item"),
+    ("message Box_Item {}\nmessage Box {\n  enum Item { X = 0; }\n}\n", "5:3", "Box.Item",
+     "Box_Item", "Box_Item"),
+    ("message A {\n  message B_C {}\n}\nmessage A_B {\n  message C {}\n}\n", "7:3", "A_B.C",
+     "A.B_C", "A_B_C"),
+    ('option php_class_prefix = "My";\nmessage Box {\n  message Item {}\n}\n'
+     "message Box_Item {}\n", "7:1", "Box_Item", "Box.Item", "MyBox_Item"),
+])
+def test_a_nested_types_deprecated_alias_clash_is_refused(
+    tmp_path: Path, proto: str, where: str, first: str, second: str, php: str
+) -> None:
+    """protoc writes nested ``Box.Item`` as ``Box\\Item`` and as the deprecated alias class
+    ``Box_Item``: a message or enum of that flat name is the same file ("Tried to write the same
+    file twice", protoc's raw error before): refused with its file:line, naming both."""
+    path = tmp_path / "box.proto"
+    path.write_text(f'syntax = "proto3";\npackage box.v1;\n{proto}')
+    with pytest.raises(CodegenError) as error:
+        get_emitter("php").generate(load([path], [tmp_path]), {})
+    assert str(error.value).startswith(
+        f"box.proto:{where}: box.v1.{first} and box.v1.{second} would both be the PHP class "
+        f"{php} (protoc also writes nested box.v1."
+    ), error.value
+    assert "deprecated alias" in str(error.value)

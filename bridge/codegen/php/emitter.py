@@ -20,7 +20,7 @@ PHP class names are read from protoc's own output, so reserved-word renames (``E
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -217,27 +217,57 @@ def _check_class_names(proto_file: ProtoFile) -> None:
             )
 
 
-def _check_renamed_clashes(files: tuple[ProtoFile, ...]) -> None:
-    """``message Class`` becomes ``PBClass``: next to a ``message PBClass`` of the same scope the
-    two classes are one file (protoc stops: "Tried to write the same file twice")."""
-    seen: dict[tuple[str, str], Message | Enum] = {}
-    for proto_file in files:
-        if proto_file.php_class_prefix:
+def _class_prefix(name: str, proto_file: ProtoFile) -> str:
+    """protoc's prefix for a class name (or one part of a nested one): the file's
+    ``php_class_prefix``, else ``PB`` (``GPB`` in google.protobuf) for a reserved word."""
+    if proto_file.php_class_prefix:
+        return proto_file.php_class_prefix
+    if name.lower() in PROTOC_RESERVED_NAMES:
+        return "GPB" if proto_file.package == "google.protobuf" else "PB"
+    return ""
+
+
+def _php_classes(proto_file: ProtoFile) -> Iterator[tuple[str, str, Message | Enum]]:
+    """(fully qualified class, kind, declaration) of every class protoc 3.21 writes for the
+    file's messages and enums: ``Box.Item`` is ``Box\\Item`` and, as a deprecated alias,
+    ``Box_Item`` (the flat name of protobuf < 3.12)."""
+    namespace = proto_file.php_namespace or php_namespace(proto_file.package)
+    declarations: list[Message | Enum] = [*proto_file.walk_messages(), *proto_file.walk_enums()]
+    for decl in declarations:
+        if isinstance(decl, Message) and decl.is_map_entry:
             continue
-        declarations: list[Message | Enum] = [
-            *proto_file.walk_messages(), *proto_file.walk_enums()
-        ]
-        for decl in declarations:
-            renamed = decl.name.lower() in PROTOC_RESERVED_NAMES
-            short = ("PB" + decl.name) if renamed else decl.name
-            scope = decl.full_name.rpartition(".")[0]
-            other = seen.setdefault((scope, short.lower()), decl)
-            if other is not decl:
-                raise CodegenError(
-                    f"{decl.location or proto_file.name}: {decl.full_name} and "
-                    f"{other.full_name} would both be the PHP class {short} (protoc prefixes "
-                    "PHP reserved words with PB, and PHP names ignore case); rename one"
-                )
+        relative = decl.full_name[len(proto_file.package) + 1:] if proto_file.package else (
+            decl.full_name)
+        parts = relative.split(".")
+        main = "\\".join(_class_prefix(part, proto_file) + part for part in parts)
+        yield (f"{namespace}\\{main}" if namespace else main), "class", decl
+        if len(parts) > 1:
+            flat = "_".join(parts)
+            flat = _class_prefix(flat, proto_file) + flat
+            yield (f"{namespace}\\{flat}" if namespace else flat), "deprecated alias", decl
+
+
+def _check_renamed_clashes(files: tuple[ProtoFile, ...]) -> None:
+    """Two declarations that protoc would give the same PHP class (PHP names ignore case): a
+    ``message Class`` (``PBClass``) next to a ``message PBClass``, ``ITEM`` next to ``Item``, a
+    nested ``Box.Item`` (whose deprecated alias is ``Box_Item``) next to a ``message Box_Item``...
+    protoc would stop with "Tried to write the same file twice", or PHP at load."""
+    seen: dict[str, tuple[str, Message | Enum]] = {}
+    for proto_file in files:
+        for php_class, kind, decl in _php_classes(proto_file):
+            other_kind, other = seen.setdefault(php_class.lower(), (kind, decl))
+            if other is decl:
+                continue
+            short = php_class.rpartition("\\")[2]
+            why = "PHP names ignore case, and protoc prefixes PHP reserved words with PB"
+            if "deprecated alias" in (kind, other_kind):
+                alias = decl if kind == "deprecated alias" else other
+                why = (f"protoc also writes nested {alias.full_name} as the deprecated alias "
+                       f"class {short}")
+            raise CodegenError(
+                f"{decl.location or proto_file.name}: {decl.full_name} and "
+                f"{other.full_name} would both be the PHP class {short} ({why}); rename one"
+            )
 
 
 def _check_case_clashes(files: list[GeneratedFile]) -> None:
@@ -253,6 +283,32 @@ def _check_case_clashes(files: list[GeneratedFile]) -> None:
                 f"PHP classes {other[:-4]} and {f.path[:-4]} differ only in case, and PHP names "
                 "ignore case: rename one of the declarations (or packages) they come from"
             )
+
+
+def _pin_prefixed_namespaces(descriptor_set: bytes, generated: list[GeneratedFile]) -> bytes | None:
+    """``descriptor_set`` with ``php_namespace`` set, to the namespace protoc gave their classes,
+    in every file that has a ``php_class_prefix``, a package and no ``php_namespace``; None when
+    there is none. protobuf-php's runtime (3.21, pure PHP) puts the prefix on each package part
+    and twice on the class (``AcmePp\\AcmeV1\\AcmeAcmeObject`` for protoc's ``Pp\\V1\\AcmeObject``)
+    unless the file names its namespace: then every repeated, map or decoded field of a prefixed
+    class fails at run time. The pinned namespace is the one protoc computes anyway, so the
+    classes are the same; only the descriptor embedded in the metadata class says it."""
+    namespaces: dict[str, str] = {}
+    for f in generated:
+        text = _text(f)
+        source = re.search(r"^# source: (\S+)$", text, re.MULTILINE)
+        namespace = _NAMESPACE.search(text)
+        if source and namespace and not f.path.startswith("GPBMetadata/"):
+            namespaces.setdefault(source.group(1), namespace.group(1))
+    files = FileDescriptorSet.FromString(descriptor_set)
+    changed = False
+    for fd in files.file:
+        options = fd.options
+        if (options.php_class_prefix and fd.package and not options.HasField("php_namespace")
+                and fd.name in namespaces):
+            options.php_namespace = namespaces[fd.name]
+            changed = True
+    return files.SerializeToString() if changed else None
 
 
 class PhpEmitter:
@@ -272,7 +328,7 @@ class PhpEmitter:
         wanted = {f.name for f in schema.files}
         for proto_file in schema.files:
             _check_class_names(proto_file)
-        _check_renamed_clashes(schema.files)
+        _check_renamed_clashes(schema.all_files)
         # Every file of the schema goes through protoc, to learn its PHP class names (protobuf's
         # well-known types included: GPBEmpty); only the files to generate are written (imports
         # are among them unless generation was asked without them; the runtime ships bridge/v1's
@@ -280,6 +336,9 @@ class PhpEmitter:
         descriptor_set = schema.sanitized_descriptor_set()
         names = [fd.name for fd in FileDescriptorSet.FromString(descriptor_set).file]
         generated = run_protoc(descriptor_set, names, ["--php_out"])
+        pinned = _pin_prefixed_namespaces(descriptor_set, generated)
+        if pinned is not None:
+            generated = run_protoc(pinned, names, ["--php_out"])
         classes = self._message_classes(generated)
         files = [
             GeneratedFile(f.path, text_safe_metadata(f.data()))

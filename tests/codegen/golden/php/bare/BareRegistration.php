@@ -5,10 +5,6 @@ declare(strict_types=1);
 
 namespace Bridge\Interop\V1;
 
-use Bridge\Runtime\CommandLine;
-use Bridge\Runtime\Method;
-use Bridge\Runtime\Worker;
-
 /**
  * Binds an implementation of BareInterface to a worker. A worker program is one line,
  * with the command line every bridge worker has (--servers, --concurrency, --log-level, --help,
@@ -18,7 +14,7 @@ use Bridge\Runtime\Worker;
  *
  * or, to serve several services from one worker:
  *
- *     $worker = CommandLine::parse($argv)->worker();
+ *     $worker = \Bridge\Runtime\CommandLine::parse($argv)->worker();
  *     BareRegistration::register($worker, new MyBare());
  *     exit($worker->run());
  *
@@ -50,84 +46,84 @@ final class BareRegistration
      */
     public static function main(BareInterface $service, ?array $argv = null): int
     {
-        $worker = CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
+        $worker = \Bridge\Runtime\CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
         self::register($worker, $service);
         return $worker->run();
     }
 
-    public static function register(Worker $worker, BareInterface $service): void
+    public static function register(\Bridge\Runtime\Worker $worker, BareInterface $service): void
     {
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_echo_json',
             Composite::class,
             Composite::class,
             \Bridge\V1\Encoding::JSON,
             $service->echoJson(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_scalars_json',
             Scalars::class,
             Scalars::class,
             \Bridge\V1\Encoding::JSON,
             $service->echoScalarsJson(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_echo_msgpack',
             Composite::class,
             Composite::class,
             \Bridge\V1\Encoding::MSGPACK,
             $service->echoMsgpack(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_echo_protobuf',
             Composite::class,
             Composite::class,
             \Bridge\V1\Encoding::PROTOBUF,
             $service->echoProtobuf(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_echo_raw',
             RawBytes::class,
             RawBytes::class,
             \Bridge\V1\Encoding::RAW,
             $service->echoRaw(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_reverse',
             RawText::class,
             RawText::class,
             \Bridge\V1\Encoding::RAW,
             $service->reverse(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_progress_json',
             ProgressRequest::class,
             ProgressReply::class,
             \Bridge\V1\Encoding::JSON,
             $service->progressJson(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_raise_json',
             RaiseRequest::class,
             PBEmpty::class,
             \Bridge\V1\Encoding::JSON,
             $service->raiseJson(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_raise_msgpack',
             RaiseRequest::class,
             PBEmpty::class,
             \Bridge\V1\Encoding::MSGPACK,
             $service->raiseMsgpack(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_whoami_json',
             PBEmpty::class,
             WhoAmIReply::class,
             \Bridge\V1\Encoding::JSON,
             $service->whoAmIJson(...),
         ));
-        $worker->addMethod(Method::bare(
+        $worker->addMethod(\Bridge\Runtime\Method::bare(
             'interop_bare_not_implemented_json',
             PBEmpty::class,
             PBEmpty::class,

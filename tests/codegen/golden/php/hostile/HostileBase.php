@@ -5,27 +5,24 @@ declare(strict_types=1);
 
 namespace Hostile\V1;
 
-use Bridge\Runtime\Context;
-use Bridge\Runtime\Unimplemented;
-
 /**
  * Extend this to implement only some rpcs of hostile.v1.Hostile: the ones you do not
  * override answer UNIMPLEMENTED.
  */
 abstract class HostileBase implements HostileInterface
 {
-    public function echo(Payload $request, Context $context): Payload
+    public function echo(Payload $request, \Bridge\Runtime\Context $context): Payload
     {
-        throw new Unimplemented('hostile.v1.Hostile.Echo');
+        throw new \Bridge\Runtime\Unimplemented('hostile.v1.Hostile.Echo');
     }
 
-    public function stream(Payload $request, Context $context): iterable
+    public function stream(Payload $request, \Bridge\Runtime\Context $context): iterable
     {
-        throw new Unimplemented('hostile.v1.Hostile.Stream');
+        throw new \Bridge\Runtime\Unimplemented('hostile.v1.Hostile.Stream');
     }
 
-    public function odd(Payload $request, Context $context): Payload
+    public function odd(Payload $request, \Bridge\Runtime\Context $context): Payload
     {
-        throw new Unimplemented('odd "quoted" \'single\' back\\\\slash $x {$y} #{z} */ ?>');
+        throw new \Bridge\Runtime\Unimplemented('odd "quoted" \'single\' back\\\\slash $x {$y} #{z} */ ?>');
     }
 }

@@ -5,8 +5,6 @@ declare(strict_types=1);
 
 namespace Hostile\V1;
 
-use Bridge\Runtime\Context;
-
 /**
  * Service comment: """ \ " ' *&#47; #{x} <?php ?> ${y} é
  * second line "
@@ -22,7 +20,7 @@ interface HostileInterface
      *
      * Gearman function "hostile.v1.Hostile.Echo".
      */
-    public function echo(Payload $request, Context $context): Payload;
+    public function echo(Payload $request, \Bridge\Runtime\Context $context): Payload;
 
     /**
      * """
@@ -31,12 +29,12 @@ interface HostileInterface
      *
      * @return iterable<Payload> each item reaches the caller as soon as it is produced (yield them)
      */
-    public function stream(Payload $request, Context $context): iterable;
+    public function stream(Payload $request, \Bridge\Runtime\Context $context): iterable;
 
     /**
      * \x00 \n \" stay as written; *&#47; <?php echo 1; ?> #{1} \
      *
      * Gearman function "odd "quoted" 'single' back\\slash $x {$y} #{z} *&#47; ?>".
      */
-    public function odd(Payload $request, Context $context): Payload;
+    public function odd(Payload $request, \Bridge\Runtime\Context $context): Payload;
 }

@@ -5,10 +5,6 @@ declare(strict_types=1);
 
 namespace Hostile\V1;
 
-use Bridge\Runtime\CommandLine;
-use Bridge\Runtime\Method;
-use Bridge\Runtime\Worker;
-
 /**
  * Binds an implementation of HostileInterface to a worker. A worker program is one line,
  * with the command line every bridge worker has (--servers, --concurrency, --log-level, --help,
@@ -18,7 +14,7 @@ use Bridge\Runtime\Worker;
  *
  * or, to serve several services from one worker:
  *
- *     $worker = CommandLine::parse($argv)->worker();
+ *     $worker = \Bridge\Runtime\CommandLine::parse($argv)->worker();
  *     HostileRegistration::register($worker, new MyHostile());
  *     exit($worker->run());
  */
@@ -39,26 +35,26 @@ final class HostileRegistration
      */
     public static function main(HostileInterface $service, ?array $argv = null): int
     {
-        $worker = CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
+        $worker = \Bridge\Runtime\CommandLine::parse($argv ?? $_SERVER['argv'] ?? [])->worker();
         self::register($worker, $service);
         return $worker->run();
     }
 
-    public static function register(Worker $worker, HostileInterface $service): void
+    public static function register(\Bridge\Runtime\Worker $worker, HostileInterface $service): void
     {
-        $worker->addMethod(Method::unary(
+        $worker->addMethod(\Bridge\Runtime\Method::unary(
             'hostile.v1.Hostile.Echo',
             Payload::class,
             Payload::class,
             $service->echo(...),
         ));
-        $worker->addMethod(Method::serverStreaming(
+        $worker->addMethod(\Bridge\Runtime\Method::serverStreaming(
             'hostile.v1.Hostile.Stream',
             Payload::class,
             Payload::class,
             $service->stream(...),
         ));
-        $worker->addMethod(Method::unary(
+        $worker->addMethod(\Bridge\Runtime\Method::unary(
             'odd "quoted" \'single\' back\\\\slash $x {$y} #{z} */ ?>',
             Payload::class,
             Payload::class,
