@@ -279,7 +279,9 @@ class EdgeServicer:
     Subclass it and override the rpcs you serve, each as ``def`` (run in a worker thread) or
     ``async def`` (run on the event loop); server-streaming rpcs yield their replies. The context
     gives metadata, deadline, progress() and warning(). Rpcs not overridden answer UNIMPLEMENTED.
-    Serve with ``serve_edge(servicer, servers)`` or ``add_edge_to_worker``.
+    Serve with ``serve_edge(servicer, servers)`` or ``add_edge_to_worker``. A
+    worker program takes every bridge worker's command line (docs/workers.md) with
+    ``serve_edge(Servicer(), **bridge.worker.command_line.parse())``.
     """
 
     @unimplemented
@@ -319,7 +321,10 @@ def serve_edge(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve Edge until SIGTERM or SIGINT, then finish the running jobs."""
+    """Serve Edge until SIGTERM or SIGINT, then finish the running jobs.
+
+    ``worker_options`` go to ``bridge.worker.Worker`` (``interceptors``, ``keys``, ``tls``...);
+    ``**bridge.worker.command_line.parse()`` gives the command line's."""
     serve_service(
         servicer,
         EDGE_SERVICE,

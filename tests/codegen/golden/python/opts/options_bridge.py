@@ -180,7 +180,9 @@ class PlainServicer:
     Subclass it and override the rpcs you serve, each as ``def`` (run in a worker thread) or
     ``async def`` (run on the event loop); server-streaming rpcs yield their replies. The context
     gives metadata, deadline, progress() and warning(). Rpcs not overridden answer UNIMPLEMENTED.
-    Serve with ``serve_plain(servicer, servers)`` or ``add_plain_to_worker``.
+    Serve with ``serve_plain(servicer, servers)`` or ``add_plain_to_worker``. A
+    worker program takes every bridge worker's command line (docs/workers.md) with
+    ``serve_plain(Servicer(), **bridge.worker.command_line.parse())``.
     """
 
     @unimplemented
@@ -208,7 +210,10 @@ def serve_plain(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve opts.v1.Plain until SIGTERM or SIGINT, then finish the running jobs."""
+    """Serve opts.v1.Plain until SIGTERM or SIGINT, then finish the running jobs.
+
+    ``worker_options`` go to ``bridge.worker.Worker`` (``interceptors``, ``keys``, ``tls``...);
+    ``**bridge.worker.command_line.parse()`` gives the command line's."""
     serve_service(
         servicer,
         PLAIN_SERVICE,
@@ -426,7 +431,9 @@ class TunedServicer:
     Subclass it and override the rpcs you serve, each as ``def`` (run in a worker thread) or
     ``async def`` (run on the event loop); server-streaming rpcs yield their replies. The context
     gives metadata, deadline, progress() and warning(). Rpcs not overridden answer UNIMPLEMENTED.
-    Serve with ``serve_tuned(servicer, servers)`` or ``add_tuned_to_worker``.
+    Serve with ``serve_tuned(servicer, servers)`` or ``add_tuned_to_worker``. A
+    worker program takes every bridge worker's command line (docs/workers.md) with
+    ``serve_tuned(Servicer(), **bridge.worker.command_line.parse())``.
     """
 
     @unimplemented
@@ -467,7 +474,10 @@ def serve_tuned(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve opts.v1.Tuned until SIGTERM or SIGINT, then finish the running jobs."""
+    """Serve opts.v1.Tuned until SIGTERM or SIGINT, then finish the running jobs.
+
+    ``worker_options`` go to ``bridge.worker.Worker`` (``interceptors``, ``keys``, ``tls``...);
+    ``**bridge.worker.command_line.parse()`` gives the command line's."""
     serve_service(
         servicer,
         TUNED_SERVICE,

@@ -964,7 +964,9 @@ class InteropServicer:
     Subclass it and override the rpcs you serve, each as ``def`` (run in a worker thread) or
     ``async def`` (run on the event loop); server-streaming rpcs yield their replies. The context
     gives metadata, deadline, progress() and warning(). Rpcs not overridden answer UNIMPLEMENTED.
-    Serve with ``serve_interop(servicer, servers)`` or ``add_interop_to_worker``.
+    Serve with ``serve_interop(servicer, servers)`` or ``add_interop_to_worker``. A
+    worker program takes every bridge worker's command line (docs/workers.md) with
+    ``serve_interop(Servicer(), **bridge.worker.command_line.parse())``.
     """
 
     @unimplemented
@@ -1067,7 +1069,10 @@ def serve_interop(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve bridge.interop.v1.Interop until SIGTERM or SIGINT, then finish the running jobs."""
+    """Serve bridge.interop.v1.Interop until SIGTERM or SIGINT, then finish the running jobs.
+
+    ``worker_options`` go to ``bridge.worker.Worker`` (``interceptors``, ``keys``, ``tls``...);
+    ``**bridge.worker.command_line.parse()`` gives the command line's."""
     serve_service(
         servicer,
         INTEROP_SERVICE,
@@ -1785,7 +1790,9 @@ class BareServicer:
     Subclass it and override the rpcs you serve, each as ``def`` (run in a worker thread) or
     ``async def`` (run on the event loop); server-streaming rpcs yield their replies. The context
     gives metadata, deadline, progress() and warning(). Rpcs not overridden answer UNIMPLEMENTED.
-    Serve with ``serve_bare(servicer, servers)`` or ``add_bare_to_worker``.
+    Serve with ``serve_bare(servicer, servers)`` or ``add_bare_to_worker``. A
+    worker program takes every bridge worker's command line (docs/workers.md) with
+    ``serve_bare(Servicer(), **bridge.worker.command_line.parse())``.
     """
 
     @unimplemented
@@ -1879,7 +1886,10 @@ def serve_bare(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     **worker_options: Any,
 ) -> None:
-    """Serve bridge.interop.v1.Bare until SIGTERM or SIGINT, then finish the running jobs."""
+    """Serve bridge.interop.v1.Bare until SIGTERM or SIGINT, then finish the running jobs.
+
+    ``worker_options`` go to ``bridge.worker.Worker`` (``interceptors``, ``keys``, ``tls``...);
+    ``**bridge.worker.command_line.parse()`` gives the command line's."""
     serve_service(
         servicer,
         BARE_SERVICE,
