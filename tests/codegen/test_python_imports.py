@@ -244,3 +244,54 @@ def test_types_named_like_python_keywords_are_refused(tmp_path: Path, body: str,
     (tmp_path / "x.proto").write_text(f'syntax = "proto3";\npackage kw;\n{body}\n')
     with pytest.raises(CodegenError, match=error):
         get_emitter("python").generate(load([tmp_path / "x.proto"], [tmp_path]), {})
+
+
+_SHADOW_USE = '''
+from __future__ import annotations
+
+from {pkg}shadow.v1 import shadow_pb2 as s
+from {pkg}shadow.v1.shadow_bridge import ShadowsClient
+
+
+def use(client: ShadowsClient) -> tuple[int, float, bytes, bool, str, str, list[str], int]:
+    m = s.Shadow(int=1, float=0.5, bytes=b"x", bool=True, str="s", type="t", list=["a"],
+                 dict={"k": 2}, object="o", maybe=3, kind=s.Shadow.KIND_ON, text="x")
+    back: s.Shadow = client.echo(m)
+    inner: s.Wrap.str = client.unwrap(s.Wrap(inner=s.Wrap.str(v="v"), plain="p"))
+    plain: str = s.Wrap(plain="p").plain + inner.v
+    return (back.int, back.float, back.bytes, back.bool, back.str + plain, back.type,
+            list(back.list), back.dict["k"] + back.maybe)
+'''
+
+
+@pytest.mark.parametrize("package", ["", "myapp.gen"])
+def test_fields_named_like_builtins_pass_mypy_strict(tmp_path: Path, package: str) -> None:
+    """A field ``int`` (or ``str``, ``bytes``...) shadows the builtin in its message's class body,
+    where protoc's stub annotates ``str: str``: mypy --strict failed on the stub ("Variable ...
+    is not valid as a type") and so on every module importing it."""
+    protos = EDGE / "python_builtins"
+    out = tmp_path / package.replace(".", "/") if package else tmp_path
+    opts = ["--opt", f"python.package={package}"] if package else []
+    _generate("--lang", "python", "-o", str(out), *opts, "-I", str(protos),
+              str(protos / "shadow/v1/shadow.proto"))
+    if package:
+        (tmp_path / "myapp" / "__init__.py").write_text("")
+    use = tmp_path / ("myapp" if package else "") / "use_shadow.py"
+    use.write_text(_SHADOW_USE.replace("{pkg}", f"{package}." if package else ""))
+    stub = (out / "shadow/v1/shadow_pb2.pyi").read_text()
+    assert "    str: _builtins.str\n" in stub and "    inner: Wrap.str\n" in stub
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(REPO / "pyproject.toml"),
+         "--cache-dir", str(tmp_path / ".mypy_cache"), "--no-error-summary",
+         "--explicit-package-bases",
+         *(["-p", "myapp"] if package else [str(use), str(out / "shadow/v1/shadow_bridge.py")])],
+        capture_output=True, text=True, env={**_env(), "MYPYPATH": f"{tmp_path}{os.pathsep}{REPO}"},
+        cwd=tmp_path, timeout=200, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    module = f"{package}.shadow.v1.shadow_pb2" if package else "shadow.v1.shadow_pb2"
+    run = subprocess.run(
+        [sys.executable, "-c", f"import {module} as s; print(s.Shadow(int=7, str='x').int)"],
+        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=60, check=False,
+    )
+    assert run.stdout == "7\n", run.stderr

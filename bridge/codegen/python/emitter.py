@@ -35,6 +35,7 @@ from bridge.codegen.python.names import (
     snake_case,
 )
 from bridge.codegen.python.packages import in_package, package_inits
+from bridge.codegen.python.stubs import strict_stub
 from bridge.schema.model import (
     Encoding,
     Enum,
@@ -210,7 +211,7 @@ class PythonEmitter:
                 ["--python_out", "--pyi_out"],
                 protoc=GRPC_TOOLS_PROTOC,
             )
-            out.extend(_strict_stub(f) if f.path.endswith(".pyi") else f for f in messages)
+            out.extend(strict_stub(f) if f.path.endswith(".pyi") else f for f in messages)
         for f in wanted:
             if f.services:
                 out.append(
@@ -254,17 +255,6 @@ def _check_type_names(file: ProtoFile) -> None:
                     "Python keyword, so its Python class or constant could not be named in "
                     "code; rename it"
                 )
-
-
-# protoc's stubs write a bare ``Mapping`` for message-or-dict arguments and an untyped ``**kwargs``
-# for fields named after Python keywords; ``mypy --strict`` would report both in every project
-# that imports them. The stubs are otherwise exact.
-_STUB_PRAGMA = '# mypy: disable-error-code="type-arg,no-untyped-def"\n'
-
-
-def _strict_stub(stub: GeneratedFile) -> GeneratedFile:
-    text = stub.content.decode("utf-8") if isinstance(stub.content, bytes) else stub.content
-    return GeneratedFile(stub.path, _STUB_PRAGMA + text)
 
 
 def _args_view(
