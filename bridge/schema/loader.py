@@ -53,7 +53,8 @@ def resolve_files(
     to the first root it lies under. A file under none of them gets its own directory added as a
     root, so ``bridge generate ../x/y.proto`` works like ``protoc -I ../x ../x/y.proto``; without
     ``include_paths`` each file's directory is also added after the current one, so a file outside
-    the import root still finds the files next to it."""
+    the import root still finds the files next to it. As with protoc, a relative path that is no
+    file from the current directory is looked for under each of ``include_paths`` in turn."""
     given = [Path(p).resolve() for p in include_paths]
     for inc in given:
         if not inc.is_dir():
@@ -62,9 +63,14 @@ def resolve_files(
     names: list[str] = []
     fallback: list[Path] = []
     for p in paths:
-        path = Path(p).resolve()
+        path = Path(p)
+        if not path.is_file() and not path.is_absolute():
+            # like protoc: a path that names no file from here is a name under an import root
+            path = next((root / path for root in given if (root / path).is_file()), path)
+        path = path.resolve()
         if not path.is_file():
-            raise SchemaError(f"{p}: no such file")
+            where = ", nor under " + ", ".join(map(str, given)) if given else ""
+            raise SchemaError(f"{p}: no such file (not in the current directory{where})")
         found = _include_root(path, includes)
         if found is None:
             includes.append(path.parent)
