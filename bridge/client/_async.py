@@ -400,6 +400,19 @@ class AsyncClient:
             job.key = key
             link.shared[key] = job
         size = len(name) + len(unique) + len(payload) + 2
+        if size >= _DRAIN_AT:
+            # A large payload is not joined to the header (a copy of it): the connection
+            # hands it to the socket piece by piece; _start waits for the last piece.
+            connection.write_large(
+                b"".join((HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0")),
+                payload)
+            link.pending.append(job)
+            job.sent = loop.time()
+            if link.watchdog is None:
+                link.arm()
+            if timeout is not None:
+                link.expire_later(job, timeout, loop)
+            return job
         # One write per packet: the header and every argument in a single join. With other
         # calls in flight on the link, more submissions are likely to follow in this loop
         # iteration (the callers woken by the same read): they leave together in one send.

@@ -17,6 +17,7 @@ import contextlib
 import socket
 import ssl
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,10 @@ _READ_SIZE = 256 * 1024
 _SMALL_READ = 64 * 1024
 # Writes this big skip batching: joining them would copy the payload once more.
 _BATCH_LIMIT = 64 * 1024
+# A large body (write_large) goes to the transport in pieces of this size, each once the
+# transport's buffer has drained: the transport then copies at most a piece's unsent rest,
+# never the whole body into one growing buffer.
+_PIECE = 256 * 1024
 
 # Returns False when handling the packet woke nobody who might write (saves a loop iteration).
 PacketHandler = Callable[[Packet], bool | None]
@@ -154,6 +159,10 @@ class Connection(asyncio.BufferedProtocol):
         self._read_view = memoryview(bytearray(_READ_SIZE))
         self._tcp_transport: asyncio.WriteTransport | None = None  # under TLS
         self._read_any = False
+        # A large body being handed to the transport piece by piece, and what was written
+        # meanwhile (sent after it, in order).
+        self._large: memoryview | None = None
+        self._held: deque[bytes | memoryview] = deque()
 
     @classmethod
     async def open(
@@ -287,7 +296,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._wake_drain(None)
+        self._pump()
+        if self._large is None:
+            self._wake_drain(None)
 
     # --- use ----------------------------------------------------------------------------------
 
@@ -304,7 +315,44 @@ class Connection(asyncio.BufferedProtocol):
             return
         if self._out:
             self.flush()
+        if self._large is not None:
+            self._held.append(data)
+            return
         self._transport.write(data)
+
+    def write_large(self, head: bytes, body: bytes | memoryview) -> None:
+        """Queue one packet given as its start and a large body, without joining them: the
+        body goes to the transport in pieces as the socket takes them (``drain`` waits for the
+        last one), so the payload is neither copied into a joined packet nor, whole, into the
+        transport's buffer. The caller keeps ``body`` unchanged until then."""
+        if self._closed or self._transport is None:
+            raise ServerUnavailable(f"{self.address}: connection is closed")
+        if self._out:
+            self.flush()
+        if self._large is not None:
+            self._held.append(head)
+            self._held.append(body)
+            return
+        self._transport.write(head)
+        self._large = memoryview(body)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Hand the large body's next pieces (then what was held behind it) to the transport,
+        as long as it does not ask to pause."""
+        transport = self._transport
+        while not self._paused and not self._closed and transport is not None:
+            view = self._large
+            if view is None:
+                if not self._held:
+                    return
+                item = self._held.popleft()
+                if len(item) <= _PIECE:
+                    transport.write(item)
+                    continue
+                view = memoryview(item)
+            self._large = view[_PIECE:] if len(view) > _PIECE else None
+            transport.write(view[:_PIECE])
 
     def write_soon(self, data: bytes) -> None:
         """``write``, but a small packet waits for the end of this loop iteration and leaves in
@@ -323,12 +371,14 @@ class Connection(asyncio.BufferedProtocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        if self._transport is not None and not self._closed:
+        if self._large is not None:
+            self._held.append(data)
+        elif self._transport is not None and not self._closed:
             self._transport.write(data)
 
     @property
     def must_drain(self) -> bool:
-        return self._paused
+        return self._paused or self._large is not None
 
     @property
     def unsent_bytes(self) -> int:
@@ -337,13 +387,16 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is None:
             return 0
         size = self._transport.get_write_buffer_size() + sum(len(part) for part in self._out)
+        if self._large is not None:
+            size += len(self._large) + sum(len(part) for part in self._held)
         if self._tcp_transport is not None:
             size += self._tcp_transport.get_write_buffer_size()
         return size
 
     async def drain(self) -> None:
-        """Wait until the transport's send buffer is below its high-water mark."""
-        if not self._paused:
+        """Wait until the transport's send buffer is below its high-water mark (and a large
+        body written with ``write_large`` is all in it)."""
+        if not self.must_drain:
             return
         if self._closed:
             raise ServerUnavailable(f"{self.address}: connection is closed")
