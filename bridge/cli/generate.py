@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--include-imports", action=argparse.BooleanOptionalAction, default=True,
         help="also generate every file the given ones import, except bridge's and protobuf's own "
-        "(like buf's include_imports; default: on, so the output loads as it is)",
+        "(like buf's include_imports; default: on, so the output loads as it is); with "
+        "--no-include-imports no language writes an imported file's code (C still writes the "
+        "well-known types the given files use: protobuf-c ships none)",
     )
     parser.add_argument(
         "--opt", action="append", default=[], metavar="KEY=VALUE",

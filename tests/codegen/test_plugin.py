@@ -105,6 +105,47 @@ def test_include_imports_false_generates_only_the_named_file(
     assert sorted(_tree(tmp_path / "cli")) == only
 
 
+def test_include_imports_false_leaves_the_imports_out_in_every_language(
+    plugin_bin: Path, tmp_path: Path
+) -> None:
+    """No language writes an imported file's code when told not to (C wrote the imported files
+    that declare an rpc's messages); C still writes the well-known types the named file uses
+    (protobuf-c ships none), and only those."""
+    (tmp_path / "plugin").mkdir()
+    proc = subprocess.run(
+        ["protoc", f"-I{CHAIN}", f"-I{well_known_proto_dir()}",
+         f"--bridge_out=lang={LANGS},include_imports=false:{tmp_path / 'plugin'}",
+         str(CHAIN / "acme/ledger/ledger.proto")],
+        capture_output=True, text=True, timeout=120, check=False, env=_env(plugin_bin),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _generate("--lang", LANGS, "--no-include-imports", "-o", str(tmp_path / "cli"),
+                     "-I", str(CHAIN), str(CHAIN / "acme/ledger/ledger.proto")) == 0
+    files = _tree(tmp_path / "cli")
+    assert files == _tree(tmp_path / "plugin")
+    leaked = sorted(path for path in files if "common" in path.lower() or "google" in path)
+    assert leaked == [], leaked
+    assert "acme/ledger/ledger.pb-c.c" in files
+    # a well-known type used by the named file: generated for C; one only an import uses: not
+    (tmp_path / "wkt").mkdir()
+    (tmp_path / "wkt" / "dep.proto").write_text(
+        'syntax = "proto3";\npackage dep;\nimport "google/protobuf/duration.proto";\n'
+        "message Dep { google.protobuf.Duration took = 1; }\n"
+    )
+    (tmp_path / "wkt" / "top.proto").write_text(
+        'syntax = "proto3";\npackage top;\nimport "dep.proto";\n'
+        'import "google/protobuf/timestamp.proto";\n'
+        "message Top { dep.Dep dep = 1; google.protobuf.Timestamp at = 2; }\n"
+        "service S { rpc Get(dep.Dep) returns (Top); }\n"
+    )
+    assert _generate("--lang", "c", "--no-include-imports", "-o", str(tmp_path / "c"),
+                     "-I", str(tmp_path / "wkt"), str(tmp_path / "wkt" / "top.proto")) == 0
+    assert sorted(_tree(tmp_path / "c")) == [
+        "google/protobuf/timestamp.pb-c.c", "google/protobuf/timestamp.pb-c.h", "top.pb-c.c",
+        "top.pb-c.h", "top_s.c", "top_s.h",
+    ]
+
+
 def test_help_and_version_print_text(plugin_bin: Path) -> None:
     for flag in ("--help", "-h"):
         proc = subprocess.run([plugin_bin / "protoc-gen-bridge", flag], capture_output=True,

@@ -114,6 +114,22 @@ def c_comment_text(text: str) -> str:
     return text.replace("*/", "*\\/").replace("/*", "/\\*")
 
 
+def _shipped_used(descriptor_set: bytes, names: list[str]) -> list[str]:
+    """The shipped files (:func:`is_shipped`: the well-known types, bridge/v1) that the files
+    ``names`` import, directly or through other shipped files, in ``descriptor_set`` order; not
+    those only a file left out of generation imports (``--no-include-imports``)."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file
+    dependencies = {fd.name: list(fd.dependency) for fd in files}
+    used: set[str] = set()
+    pending = [d for n in names for d in dependencies.get(n, ())]
+    while pending:
+        name = pending.pop()
+        if name not in used and is_shipped(name) and name not in names:
+            used.add(name)
+            pending.extend(dependencies.get(name, ()))
+    return [fd.name for fd in files if fd.name in used]
+
+
 def _without_services(descriptor_set: bytes) -> bytes:
     """The set with its services removed: bridge does not use protoc-c's own RPC glue
     (ProtobufCService), which breaks on rpc names that are C keywords (``rpc Default``)."""
@@ -231,21 +247,16 @@ class CEmitter:
             raise CodegenError(
                 f"the c generator takes no options, got {', '.join(sorted(parameters))}"
             )
-        # Message code for the files asked for, any imported file that declares an rpc's request or
-        # reply, and the well-known types they use (protobuf-c ships none of them): protoc-c
-        # writes those from the descriptors of the .proto files protobuf ships (grpc_tools'
-        # copies, loaded with the schema), and they are built with the shim.
+        # Message code for the files to generate (as every language: imported files are among
+        # them unless generation was asked without them) and the well-known types they use,
+        # protobuf-c shipping none: protoc-c writes those from the descriptors of the .proto files
+        # protobuf ships (grpc_tools' copies, loaded with the schema), built with the shim.
+        sanitized = schema.sanitized_descriptor_set(proto3_optional_as_oneof=True)
         names = [f.name for f in schema.files]
-        for proto_file in schema.files:
-            for service in proto_file.services:
-                for method in service.methods:
-                    for message in (method.input, method.output):
-                        if message.file not in names:
-                            names.append(message.file)
-        names.extend(n for n in schema.shipped_imports() if n not in names)
+        names.extend(_shipped_used(sanitized, names))
         _check_names([schema.file(n) for n in names if not is_shipped(n)])
         files = run_protoc(
-            _without_services(schema.sanitized_descriptor_set(proto3_optional_as_oneof=True)),
+            _without_services(sanitized),
             names,
             ["--c_out={out}"],
             protoc="protoc-c",
