@@ -18,6 +18,7 @@ overwrite, or rpcs that would share a Java method or constant, are refused here.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,6 +111,20 @@ class _Rpc:
     # A bare method's encoding (``JSON``, ``RAW``...: a ``bridge.v1.Encoding`` constant); None
     # for an enveloped one (wire contract, section 8).
     bare_encoding: str | None
+    # The Java expressions of the request's and reply's default instances (see _default).
+    input_default: str = ""
+    output_default: str = ""
+
+
+def _default(java_class: str, constants: set[str]) -> str:
+    """The expression for ``java_class``'s default instance in the ``<S>Bridge`` class.
+    ``B.Item.getDefaultInstance()`` reads ``B`` as a variable first (JLS 6.5.2), so when an rpc
+    constant is named like the class's first part (file ``b.proto``: outer class ``B``, ``rpc B``)
+    javac fails (``illegal forward reference``, ``cannot find symbol variable Item``); a class
+    literal's name can only be a type."""
+    if java_class.split(".")[0] in constants:
+        return f"com.google.protobuf.Internal.getDefaultInstance({java_class}.class)"
+    return f"{java_class}.getDefaultInstance()"
 
 
 class JavaEmitter:
@@ -183,6 +198,12 @@ class JavaEmitter:
                     f"names clash once written as Java {attribute.replace('_', ' ')}s "
                     f"({', '.join(sorted(names))}); rename one"
                 )
+        constants = {r.constant for r in rpcs} | {"SERVICE_NAME"}
+        rpcs = [
+            dataclasses.replace(r, input_default=_default(r.input, constants),
+                                output_default=_default(r.output, constants))
+            for r in rpcs
+        ]
         context = {
             "proto_name": proto_file.name,
             "package": package,
