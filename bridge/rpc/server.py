@@ -192,10 +192,12 @@ class ServicerContext:
 
     @property
     def handle(self) -> bytes:
+        """gearmand's job handle (``H:host:N``): it names the job in gearmand's and our logs."""
         return self._job.handle
 
     @property
     def unique(self) -> bytes:
+        """The job's unique id as gearmand holds it (the caller's, or one gearmand made)."""
         return self._job.unique
 
     def time_remaining(self) -> float | None:

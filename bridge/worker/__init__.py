@@ -203,13 +203,16 @@ class Worker:
 
     @property
     def keys(self) -> Keyring | None:
+        """The keys signed jobs are checked against; None when jobs are not checked."""
         return None if self.verifier is None else self.verifier.keyring
 
     @property
     def functions(self) -> list[str]:
+        """The Gearman function names registered, in registration order."""
         return [registration.name for registration in self._handlers.values()]
 
     def hello(self) -> list[bytes]:
+        """The packets a new connection starts with: SET_CLIENT_ID, then CAN_DO per function."""
         packets = []
         if self.client_id:
             packets.append(packet(_T.SET_CLIENT_ID, self.client_id.encode()))
@@ -220,10 +223,12 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
+        """True from ``stop()`` on: no new job is taken."""
         return self._stopping
 
     @property
     def running_jobs(self) -> int:
+        """How many jobs are running now (async and threaded handlers)."""
         return self._jobs
 
     async def serve(self) -> None:
@@ -317,6 +322,7 @@ class Worker:
                 loop.remove_signal_handler(sig)
 
     async def sleep_unless_stopped(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less when the worker stops meanwhile."""
         assert self._stopped is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):

@@ -140,6 +140,7 @@ class JobContext:
 
     @property
     def finished(self) -> bool:
+        """True once the job's answer is made: sends from now on raise RuntimeError."""
         return self._finished
 
     def _send(self, data: bytes) -> None:
