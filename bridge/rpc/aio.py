@@ -32,10 +32,12 @@ class AsyncBackgroundCall:
 
     @property
     def handle(self) -> bytes:
+        """gearmand's job handle."""
         return self._job.handle
 
     @property
     def function(self) -> str:
+        """The Gearman function the job was submitted to."""
         return self.method.function
 
     @property
@@ -44,6 +46,7 @@ class AsyncBackgroundCall:
         return self._job.server
 
     async def status(self, *, timeout: float | None = None) -> JobStatus:
+        """What gearmand knows of the job; see ``BackgroundCall.status``."""
         try:
             return await self._job.status(timeout=timeout)
         except (CallTimeout, ServerUnavailable) as exc:
@@ -97,6 +100,7 @@ class AsyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
+        """One unary call (see ``SyncRpc.call``)."""
         if self.interceptors:
             return await self._intercepted_call(method, args, kwargs)
         return await self._call(method, args, kwargs)
@@ -144,6 +148,8 @@ class AsyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> AsyncIterator[ReplyT]:
+        """A server-streaming call: an async iterator of its replies; ``aclose()`` it to stop
+        reading early."""
         if self.interceptors:
             call, kwargs = self.begin(method, "stream", kwargs)
             try:
@@ -200,6 +206,7 @@ class AsyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> AsyncBackgroundCall:
+        """Submit the call as a background job: its handle, once gearmand has queued it."""
         if self.interceptors:
             call, kwargs = self.begin(method, "background", kwargs)
             try:
@@ -228,6 +235,7 @@ class AsyncRpc(_RpcBase):
         return AsyncBackgroundCall(method, job)
 
     async def close(self) -> None:
+        """Close the Gearman client when it was made here (not one passed in)."""
         if self._owned:
             await self.client.close()
 
@@ -251,9 +259,11 @@ class AsyncServiceClient:
 
     @property
     def client(self) -> AsyncClient:
+        """The underlying Gearman client."""
         return self._rpc.client
 
     async def close(self) -> None:
+        """Close the connections (not those of an ``AsyncClient`` passed in)."""
         await self._rpc.close()
 
     async def __aenter__(self: _ASC) -> _ASC:

@@ -37,6 +37,7 @@ class BackgroundCall:
 
     @property
     def function(self) -> str:
+        """The Gearman function the job was submitted to."""
         return self.method.function
 
     @property
@@ -102,6 +103,9 @@ class SyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
+        """One unary call: ``args`` (the request, or nothing) and ``kwargs`` (its fields and
+        ``CallOptions``) as the generated method got them; the reply, or a typed
+        ``bridge.errors.RpcError``."""
         if self.interceptors:
             return self._intercepted_call(method, args, kwargs)
         return self._call(method, args, kwargs)
@@ -149,6 +153,8 @@ class SyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> Iterator[ReplyT]:
+        """A server-streaming call: an iterator of its replies, as they arrive; ``close()`` it
+        to stop reading early."""
         # Prepare now, so a bad argument raises at the call and not at the first next().
         if self.interceptors:
             call, kwargs = self.begin(method, "stream", kwargs)
@@ -206,6 +212,7 @@ class SyncRpc(_RpcBase):
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
     ) -> BackgroundCall:
+        """Submit the call as a background job: its handle, once gearmand has queued it."""
         if self.interceptors:
             call, kwargs = self.begin(method, "background", kwargs)
             try:
@@ -234,6 +241,7 @@ class SyncRpc(_RpcBase):
         return BackgroundCall(method, job)
 
     def close(self) -> None:
+        """Close the Gearman client when it was made here (not one passed in)."""
         if self._owned:
             self.client.close()
 
@@ -268,6 +276,7 @@ class ServiceClient:
         return self._rpc.client
 
     def close(self) -> None:
+        """Close the connections (not those of a ``Client`` passed in)."""
         self._rpc.close()
 
     def __enter__(self: _SC) -> _SC:
