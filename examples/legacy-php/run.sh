@@ -8,7 +8,7 @@ build="${1:?usage: run.sh BUILD_DIR SERVERS}"
 servers="${2:?usage: run.sh BUILD_DIR SERVERS}"
 php "$here/send_mail_worker.php" "$servers" &
 legacy=$!
-python3 "$here/subscriptions_worker.py" --servers "$servers" --gen "$build/python" &
+python3 "$here/subscriptions_worker.py" --servers "$servers" --concurrency 4 --gen "$build/python" &
 typed=$!
 trap 'kill -TERM "$legacy" "$typed" 2>/dev/null' TERM INT
 wait -n "$legacy" "$typed"   # returns when either stops (or at SIGTERM)
