@@ -178,18 +178,10 @@ static int import(bridge_ctx *ctx, const Traits__Base__Class *request, Traits__B
 
 int main(int argc, char **argv)
 {
-    bridge_worker_options opts = bridge_worker_options_default();
-    if (bridge_worker_options_from_args(&opts, argc, argv))
-        return 2;
-    bridge_worker *worker = bridge_worker_new(&opts);
     static const traits_api_v1_orders_handlers handlers = {
         .echo = echo, .lines = lines, .nothing = nothing, .import = import,
     };
-    if (traits_api_v1_orders_register(worker, &handlers, NULL) != BRIDGE_STATUS_OK)
-        return 1;
-    int rc = bridge_worker_run(worker) == BRIDGE_STATUS_OK ? 0 : 1;
-    bridge_worker_free(worker);
-    return rc;
+    return traits_api_v1_orders_main(argc, argv, &handlers, NULL);
 }
 """
 
