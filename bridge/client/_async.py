@@ -338,6 +338,7 @@ class AsyncClient:
             except BaseException:
                 job.forget()
                 raise
+            job.sent = link.loop.time()  # type: ignore[union-attr]  # the read timeout runs from the last byte
         return job
 
     def _send_now(

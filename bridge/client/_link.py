@@ -431,6 +431,10 @@ class _Link:
             return
         age = loop.time() - self.pending[0].sent
         limit = self.client.read_timeout
+        if self.connection is not None and self.connection.writing_large:
+            # A large request is still going out: gearmand answers it once it has all of it
+            # (the request's clock starts again then, see AsyncClient._start).
+            age = 0.0
         if age < limit:
             self.watchdog = loop.call_later(limit - age, self._check)
             return

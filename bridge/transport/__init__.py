@@ -377,6 +377,11 @@ class Connection(asyncio.BufferedProtocol):
             self._transport.write(data)
 
     @property
+    def writing_large(self) -> bool:
+        """A body given to ``write_large`` is not all in the transport yet."""
+        return self._large is not None
+
+    @property
     def must_drain(self) -> bool:
         return self._paused or self._large is not None
 

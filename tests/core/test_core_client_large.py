@@ -56,3 +56,25 @@ async def test_a_blocking_call_with_a_large_payload(gearmand: GearmandServer) ->
         with Client(gearmand.address) as client:
             answer = await asyncio.to_thread(client.call, "digest", payload, timeout=60)
     assert answer == expected(payload)
+
+
+async def test_the_read_timeout_waits_while_a_large_request_is_still_going_out(
+    gearmand: GearmandServer,
+) -> None:
+    import os
+    import signal
+
+    payload = bytes(range(256)) * (48 * MIB // 256)
+    async with running_worker(gearmand.address, {"digest": digest}), \
+            AsyncClient(gearmand.address, read_timeout=0.5, keepalive=10) as client:
+        assert await client.call("digest", b"warm", timeout=30) == expected(b"warm")
+        assert gearmand.pid is not None
+        os.kill(gearmand.pid, signal.SIGSTOP)  # the socket's buffers fill: the writing stalls
+        try:
+            call = asyncio.ensure_future(client.call("digest", payload, timeout=60))
+            await asyncio.sleep(1.5)  # three read timeouts while the request cannot go out
+            assert not call.done()
+        finally:
+            os.kill(gearmand.pid, signal.SIGCONT)
+        # gearmand answers once it has all of the request: no "frozen server" in between
+        assert await call == expected(payload)
