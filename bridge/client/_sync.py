@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import select
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -315,7 +316,8 @@ class Client:
             raise ServerUnavailable("the client is closed")
         loop = runner.loop
         runner.owner_ident = threading.get_ident()
-        runner.catch_up()
+        if self._anything_new(loop):
+            runner.catch_up()
         job = self._async._send_now(function, payload, unique, priority, timeout,
                                     on_data, on_status, on_warning)
         if job is None:  # not connected yet, a unique id, a big payload...: the general path
@@ -335,6 +337,16 @@ class Client:
                 future.cancel()
             raise
         return future.result()
+
+    def _anything_new(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether something happened while nobody ran the loop: a connection readable (an
+        answer, its end), callbacks queued. One zero-timeout select, cheaper than a pass of the
+        loop."""
+        if getattr(loop, "_ready", None):
+            return True
+        fds = [connection.fileno for link in self._async._links
+               if (connection := link.connection) is not None and connection.fileno >= 0]
+        return bool(fds) and bool(select.select(fds, (), (), 0)[0])
 
     def _start_call(
         self,

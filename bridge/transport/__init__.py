@@ -159,6 +159,8 @@ class Connection(asyncio.BufferedProtocol):
         self._read_view = memoryview(bytearray(_READ_SIZE))
         self._tcp_transport: asyncio.WriteTransport | None = None  # under TLS
         self._read_any = False
+        #: the socket's file descriptor once connected (-1: unknown)
+        self.fileno = -1
         # A large body being handed to the transport piece by piece, and what was written
         # meanwhile (sent after it, in order).
         self._large: memoryview | None = None
@@ -227,6 +229,7 @@ class Connection(asyncio.BufferedProtocol):
         self.closed_future = self._loop.create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None:
+            self.fileno = sock.fileno()
             with contextlib.suppress(OSError):
                 # Small request/answer packets: send now rather than wait for Nagle.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
