@@ -156,6 +156,12 @@ class MethodSpec(Generic[RequestT, ReplyT]):
         """The reply message type's full name, as reply frames tag it."""
         return str(self.reply_type.DESCRIPTOR.full_name)
 
+    @functools.cached_property
+    def plain_hooks(self) -> dict[int, _UnaryHooks]:
+        """The hooks of an unsigned unary call that watches no progress, by encoding (made once
+        each: ``_RpcBase.unary_hooks``)."""
+        return {}
+
     def marker_check(self, encoding: int) -> Callable[[bytes], None]:
         """The ``on_data`` of a unary call that watches no progress (see ``marker_check``)."""
         return marker_check(self.function, self.reply_name, encoding)
@@ -522,6 +528,14 @@ class _RpcBase:
         if method.bare:
             return _UnaryHooks(None, method.refuse_data, p.on_status, p.on_warning)
         talks = p.on_status is not None or p.on_warning is not None
+        if not talks and p.signed is None:
+            # The common case: the same hooks for every call of this method and encoding.
+            encoding = p.codec.encoding
+            hooks = method.plain_hooks.get(encoding)
+            if hooks is None:
+                hooks = method.plain_hooks[encoding] = _UnaryHooks(
+                    None, method.marker_check(encoding), None, None)
+            return hooks
         reader = method.reader(p) if talks else None
         on_data = reader.item if reader else method.marker_check(p.codec.encoding)
         return _UnaryHooks(
