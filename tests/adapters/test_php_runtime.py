@@ -236,9 +236,9 @@ def test_generated_interop_shim_reads_as_intended(php_gen: Path) -> None:
     folder = php_gen / "Bridge" / "Interop" / "V1"
     interface = (folder / "InteropInterface.php").read_text()
     for signature in (
-        "echoScalars(Scalars $request, Context $context): Scalars;",
-        "stream(StreamRequest $request, Context $context): iterable;",
-        "nothing(PBEmpty $request, Context $context): PBEmpty;",
+        "echoScalars(Scalars $request, \\Bridge\\Runtime\\Context $context): Scalars;",
+        "stream(StreamRequest $request, \\Bridge\\Runtime\\Context $context): iterable;",
+        "nothing(PBEmpty $request, \\Bridge\\Runtime\\Context $context): PBEmpty;",
     ):
         assert f"    public function {signature}" in interface
     assert "@return iterable<StreamItem>" in interface
@@ -309,7 +309,8 @@ def test_emitter_names_classes_as_protoc_does_across_packages(tmp_path: Path) ->
     write_files(get_emitter("php").generate(
         load([str(tmp_path / "common" / "money.proto")], [str(tmp_path)]), {}), out)
     interface = (out / "Acme" / "Shop_v2" / "OrdersInterface.php").read_text()
-    place = "public function place(Order $request, Context $context): \\Acme\\Common\\Money;"
+    place = ("public function place(Order $request, \\Bridge\\Runtime\\Context $context): "
+             "\\Acme\\Common\\Money;")
     assert place in interface
     assert "     * Places an order.\n" in interface
     script = tmp_path / "register.php"
