@@ -228,6 +228,12 @@ class SyncBackgroundJob:
         return f"<SyncBackgroundJob {self.handle!r} on {self.server}>"
 
 
+
+def _forget(task: asyncio.Task[bytes]) -> None:
+    """Reads an abandoned call's end, so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
 class Client:
     """Blocking Gearman client with ``AsyncClient``'s methods and semantics.
 
@@ -321,10 +327,19 @@ class Client:
         job = self._async._send_now(function, payload, unique, priority, timeout,
                                     on_data, on_status, on_warning)
         if job is None:  # not connected yet, a unique id, a big payload...: the general path
-            return loop.run_until_complete(self._async.call(
+            task = loop.create_task(self._async.call(
                 function, payload, unique=unique, priority=priority, timeout=timeout,
                 on_data=on_data, on_status=on_status, on_warning=on_warning,
             ))
+            try:
+                return loop.run_until_complete(task)
+            except BaseException:
+                # KeyboardInterrupt and the like: the call is cancelled (its queued job too) when
+                # the loop next runs; its end is nobody's to read any more.
+                if not task.done():
+                    task.cancel()
+                    task.add_done_callback(_forget)
+                raise
         future = job.future
         job.notify = runner.stop_loop  # the job's end stops the loop: the call returns
         try:
