@@ -34,13 +34,16 @@ variable counts as unset):
 
 A program adds its own flags with ``parse(arguments=lambda p: p.add_argument("--db"))``
 (an ``argparse.ArgumentParser``); their values are in ``options.args``. A bad flag or value is
-one line on stderr, ``PROGRAM: error: ... (see --help)``, and exit status 2; ``--version``
+one line on stderr, ``PROGRAM: error: ... (see --help)``, and exit status 2 (integers are plain
+digits, ports 1-65535; ``BRIDGE_KEYS``/``BRIDGE_KEYS_FILE``/``BRIDGE_SIGNING_KEY`` and, for tls://
+servers, ``BRIDGE_TLS_*`` are loaded while parsing, so a wrong one is such a line); ``--version``
 prints ``PROGRAM (bridge python runtime VERSION)``.
 
 Logging: ``--log-level debug`` shows one line per job (``job function=... handle=... encoding=...
 bytes=... seconds=... outcome=OK``, with ``trace_id=`` when the caller sent a valid
 ``traceparent``); every error answer is a warning (``job failed ... message="..."``), whatever
-the level. Lines go to stderr as ``TIME LEVEL LOGGER: MESSAGE``; the runtime's loggers are
+the level; a job server that cannot be reached or drops the worker is a warning naming it.
+Lines go to stderr as ``TIME LEVEL LOGGER: MESSAGE``; the runtime's loggers are
 ``bridge.worker`` and ``bridge.rpc.server``.
 """
 
@@ -55,6 +58,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from bridge import __version__
+from bridge.security.keys import Keyring, KeyringError
+from bridge.security.tls import TlsConfig, TlsError
+from bridge.transport import ServerAddress
 from bridge.worker import Worker
 
 __all__ = ["LEVELS", "WorkerOptions", "configure_logging", "log_level", "parse"]
@@ -169,16 +175,54 @@ def log_level(name: str, source: str = "--log-level") -> int:
     return level
 
 
+def _digits(text: str) -> int | None:
+    """A plain decimal integer (digits only: no sign, space or underscore), else None."""
+    return int(text, 10) if text.isascii() and text.isdigit() else None
+
+
+def _check_servers(servers: str, source: str) -> list[ServerAddress]:
+    """Every entry a ``HOST:PORT`` (or ``HOST``, or ``tls://HOST:PORT``) with a port from 1 to
+    65535; a bad one is an error naming ``source``."""
+    addresses = []
+    for entry in servers.split(","):
+        try:
+            if not entry.strip():
+                raise ValueError("an empty entry")
+            address = ServerAddress.parse(entry)
+            rest = entry.strip()
+            rest = rest.partition("://")[2] if "://" in rest else rest
+            port = rest.partition("]")[2] if rest.startswith("[") else rest
+            if ":" in port and _digits(port.rpartition(":")[2]) is None:
+                raise ValueError("a port that is not plain digits")
+        except ValueError:
+            raise _Error(f"{source} must be HOST:PORT[,HOST:PORT...] with a port from 1 to "
+                         f"65535, not {_shown(servers)}") from None
+        addresses.append(address)
+    return addresses
+
+
+def _check_security(env: Mapping[str, str], addresses: Sequence[ServerAddress]) -> None:
+    """Load BRIDGE_KEYS / BRIDGE_KEYS_FILE / BRIDGE_SIGNING_KEY and (for tls:// servers)
+    BRIDGE_TLS_* now, so a wrong one is one error line (its message never shows a key)."""
+    try:
+        Keyring.from_env(env)
+    except KeyringError as exc:
+        source = "BRIDGE_KEYS" if env.get("BRIDGE_KEYS") else "BRIDGE_KEYS_FILE"
+        text = str(exc)
+        raise _Error(text if text.startswith(source) else f"{source}: {text}") from None
+    if any(address.tls for address in addresses):
+        try:
+            TlsConfig.from_env(env).check()
+        except (TlsError, OSError) as exc:
+            raise _Error(f"BRIDGE_TLS_*: {exc}") from None
+
+
 def _resolve(ns: argparse.Namespace, env: Mapping[str, str], extra: argparse.Namespace
              ) -> WorkerOptions:
-    servers, _ = _pick(ns.servers, env, "BRIDGE_SERVERS", "--servers", DEFAULT_SERVERS)
-    if not servers.strip():
-        raise _Error("--servers must name at least one HOST:PORT")
+    servers, source = _pick(ns.servers, env, "BRIDGE_SERVERS", "--servers", DEFAULT_SERVERS)
+    addresses = _check_servers(servers, source)
     text, source = _pick(ns.concurrency, env, "BRIDGE_CONCURRENCY", "--concurrency", "1")
-    try:
-        concurrency = int(text.strip(), 10)
-    except ValueError:
-        concurrency = 0
+    concurrency = _digits(text) or 0
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise _Error(f"{source} must be an integer from 1 to {MAX_CONCURRENCY}, not "
                      f"{_shown(text)}")
@@ -190,10 +234,7 @@ def _resolve(ns: argparse.Namespace, env: Mapping[str, str], extra: argparse.Nam
     name = level.strip().lower()
     max_request_bytes = read_timeout = None
     if ns.max_request_bytes is not None:
-        try:
-            max_request_bytes = int(ns.max_request_bytes, 10)
-        except ValueError:
-            max_request_bytes = 0
+        max_request_bytes = _digits(ns.max_request_bytes) or 0
         if max_request_bytes < 1:
             raise _Error(f"--max-request-bytes must be a positive integer, not "
                          f"{_shown(ns.max_request_bytes)}")
@@ -202,9 +243,10 @@ def _resolve(ns: argparse.Namespace, env: Mapping[str, str], extra: argparse.Nam
             read_timeout = float(ns.read_timeout)
         except ValueError:
             read_timeout = 0.0
-        if not 0 < read_timeout < float("inf"):
-            raise _Error(f"--read-timeout must be a positive number of seconds, not "
-                         f"{_shown(ns.read_timeout)}")
+        if not 0 < read_timeout <= 3600:
+            raise _Error(f"--read-timeout must be a number of seconds above 0, at most 3600, "
+                         f"not {_shown(ns.read_timeout)}")
+    _check_security(env, addresses)
     return WorkerOptions(servers=servers.strip(), concurrency=concurrency,
                          log_level="warning" if name == "warn" else name,
                          max_request_bytes=max_request_bytes, read_timeout=read_timeout,

@@ -255,22 +255,32 @@ def traceparent_of(metadata: Mapping[str, str]) -> str | None:
 #: The logger of the per-job lines (``job ...`` at debug, ``job failed ...`` at warning).
 job_log = logging.getLogger("bridge.worker.jobs")
 MESSAGE_LIMIT = 200
-_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]')
+# What a quoted message never shows raw (docs/workers.md): quote, backslash, controls (C0, DEL,
+# C1), line and paragraph separators, bidi and other format characters, and the lone surrogates
+# that stand for bytes that were not UTF-8 (surrogateescape).
+_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u180e'
+                     r'\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]')
+_SHORT = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    if char in '\\"':
-        return "\\" + char
+    short = _SHORT.get(char)
+    if short is not None:
+        return short
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
 
 
 def quote_message(text: str) -> str:
-    """``text`` cut at 200 characters and quoted for a log line: backslashes, quotes, control,
-    line and paragraph separators and bidi/format characters escaped, so a caller's message
+    """``text`` cut at 200 characters (``...`` marks a cut) and quoted as a JSON string is
+    (``\\"``, ``\\\\``, ``\\n``, ``\\r``, ``\\t``, other controls, separators and format
+    characters as ``\\uXXXX``, bytes that were not UTF-8 as ``\\xHH``), so a caller's message
     cannot forge log lines."""
-    return '"' + _UNSAFE.sub(_escape, text[:MESSAGE_LIMIT]) + '"'
+    cut = "..." if len(text) > MESSAGE_LIMIT else ""
+    return '"' + _UNSAFE.sub(_escape, text[:MESSAGE_LIMIT]) + cut + '"'
 
 
 def job_line(function: str, handle: bytes, encoding: str, size: int, seconds: float,
@@ -280,7 +290,7 @@ def job_line(function: str, handle: bytes, encoding: str, size: int, seconds: fl
     failed = outcome != "OK"
     line = (f"job {'failed ' if failed else ''}function={_plain(function)} "
             f"handle={_plain(handle.decode('ascii', 'backslashreplace'))} encoding={encoding} "
-            f"bytes={size} seconds={seconds:.4f} outcome={outcome}")
+            f"bytes={size} seconds={seconds:.6f} outcome={outcome}")
     if trace_id:
         line += f" trace_id={trace_id}"
     if failed and message is not None:

@@ -94,7 +94,8 @@ class Link:
                 )
             except ServerUnavailable as exc:
                 backoff = self._next_backoff(backoff)
-                log.info("worker: %s; retrying in %.1fs", exc, backoff)
+                log.warning("worker: cannot reach %s (%s); retrying in %.1fs", self.address,
+                            exc, backoff)
                 await worker.sleep_unless_stopped(backoff * random.uniform(0.8, 1.2))
                 continue
             assert isinstance(opened, _WorkerConnection)

@@ -4,6 +4,7 @@ program gets it in one line, run as a real process against a real gearmand."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,24 @@ def test_help_and_version_go_to_stdout_and_exit_0(program: Path, interop: Module
     (["--nope"], {}, "unrecognized arguments: --nope"),
     (["--conc", "2"], {}, "unrecognized arguments: --conc 2"),  # no abbreviations
     (["--servers"], {}, "argument --servers: expected one argument"),
-    (["--servers="], {}, "--servers must name at least one HOST:PORT"),
+    (["--servers="], {}, "--servers must be HOST:PORT"),
+    # integers are plain digits; a port is 1-65535 (docs/workers.md)
+    (["--concurrency=+4"], {}, "--concurrency must be an integer from 1 to 1024, not '+4'"),
+    (["--concurrency", " 4"], {}, "--concurrency must be an integer from 1 to 1024, not ' 4'"),
+    (["--servers", "127.0.0.1:notaport"], {}, "--servers must be HOST:PORT[,HOST:PORT...] with a "
+                                              "port from 1 to 65535, not '127.0.0.1:notaport'"),
+    (["--servers", "127.0.0.1:99999"], {}, "--servers must be HOST:PORT"),
+    (["--servers", "127.0.0.1:0"], {}, "--servers must be HOST:PORT"),
+    (["--servers", "127.0.0.1:+47"], {}, "--servers must be HOST:PORT"),
+    (["--servers", ","], {}, "--servers must be HOST:PORT"),
+    ([], {"BRIDGE_SERVERS": "127.0.0.1:notaport"}, "BRIDGE_SERVERS must be HOST:PORT"),
+    ([], {"BRIDGE_SERVERS": ","}, "BRIDGE_SERVERS must be HOST:PORT"),
+    (["--read-timeout", "3601"], {}, "--read-timeout must be a number of seconds"),
+    # security settings are loaded while parsing: one line, never the key
+    ([], {"BRIDGE_KEYS": "garbage"}, "BRIDGE_KEYS: "),
+    ([], {"BRIDGE_KEYS": "k1:c2hvcnQ="}, "BRIDGE_KEYS: "),
+    ([], {"BRIDGE_KEYS_FILE": "/nonexistent"}, "BRIDGE_KEYS_FILE /nonexistent: "),
+    (["--servers", "tls://127.0.0.1:1"], {"BRIDGE_TLS_CA": "/nonexistent"}, "BRIDGE_TLS_*: "),
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(program: Path, interop: ModuleType, args: list[str],
                                            env: dict[str, str], message: str) -> None:
@@ -95,6 +113,7 @@ def test_a_bad_flag_is_one_line_and_exit_2(program: Path, interop: ModuleType, a
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith(f"echo_worker.py: error: {message}"), done.stderr
     assert done.stderr.rstrip().endswith("(see --help)")
+    assert "c2hvcnQ" not in done.stderr and "garbage" not in done.stderr
 
 
 def test_the_command_line_wins_over_the_environment_and_empty_is_unset() -> None:
@@ -149,3 +168,22 @@ def test_a_worker_serves_with_its_log_level_from_the_environment(
     assert " outcome=OK" in ok[0] and " encoding=protobuf " in ok[0]
     assert len(failed) == 1 and 'outcome=NOT_FOUND message="no such thing"' in failed[0], stderr
     assert " ERROR " not in stderr and "Traceback" not in stderr
+
+
+def test_an_unreachable_job_server_is_a_warning_naming_it(program: Path,
+                                                         interop: ModuleType) -> None:
+    """docs/workers.md: a job server that cannot be reached is a warning naming HOST:PORT, at
+    every level but error."""
+    with socket.socket() as probe:  # a port that was free: nothing listens there once closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    process = subprocess.Popen([sys.executable, str(program), "--servers", address,
+                                "--log-level", "warning"], stderr=subprocess.PIPE, text=True,
+                               env=_env(interop))
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    assert " WARNING " in line and f"cannot reach {address} " in line, line

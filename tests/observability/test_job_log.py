@@ -4,6 +4,7 @@ caller's traceparent on the context and in the lines, an invalid one ignored."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from types import ModuleType
@@ -14,7 +15,7 @@ from obs_helpers import interop_worker, serving
 from bridge.errors import InvalidArgument, WorkerFailed
 from bridge.schema.model import Encoding
 from bridge.testing import GearmandServer
-from bridge.worker.context import quote_message, traceparent_of
+from bridge.worker.context import job_line, quote_message, traceparent_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,7 +23,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 LINE = re.compile(
     r"job function=(?P<function>\S+) handle=H:\S+:\d+ encoding=(?P<encoding>\w+) "
-    r"bytes=(?P<bytes>\d+) seconds=\d+\.\d{4} outcome=(?P<outcome>\w+)"
+    r"bytes=(?P<bytes>\d+) seconds=\d+\.\d{6} outcome=(?P<outcome>\w+)"
     r"(?: trace_id=(?P<trace>\w+))?$")
 
 
@@ -68,10 +69,10 @@ async def test_every_error_answer_is_a_warning_with_its_message_escaped(
     text = lines[0][1]
     assert text.startswith("job failed function=bridge.interop.v1.Interop.Raise handle=H:")
     assert " encoding=protobuf " in text and " outcome=INVALID_ARGUMENT " in text
-    assert f" trace_id={TRACE_ID} message=\"bad\\x0a2026-01-01 INFO forged \\\"line\\\"\\x1b[31m" \
+    assert f" trace_id={TRACE_ID} message=\"bad\\n2026-01-01 INFO forged \\\"line\\\"\\u001b[31m" \
         in text
     assert "\n" not in text and "\x1b" not in text
-    assert text.endswith("x" * (200 - len(forged.split("x")[0])) + '"')
+    assert text.endswith("x" * (200 - len(forged.split("x")[0])) + '..."')
     assert " outcome=WORK_FAIL " in lines[1][1]
 
 
@@ -92,6 +93,16 @@ def test_an_invalid_traceparent_is_ignored(value: str) -> None:
 
 
 def test_messages_are_quoted_for_one_line() -> None:
-    assert quote_message('a"b\\c\r\n\u2028\u202e') == '"a\\"b\\\\c\\x0d\\x0a\\u2028\\u202e"'
+    # escaped as a JSON string is (docs/workers.md), bytes that were not UTF-8 as \xHH
+    assert quote_message('a"b\\c\r\n\t\x07\x1b\x85\u2028\u202e') == \
+        '"a\\"b\\\\c\\r\\n\\t\\u0007\\u001b\\u0085\\u2028\\u202e"'
+    assert quote_message(b"\xffz".decode("utf-8", "surrogateescape")) == '"\\xffz"'
     assert quote_message("é ok") == '"é ok"'
-    assert len(quote_message("y" * 500)) == 202
+    assert quote_message("y" * 500) == '"' + "y" * 200 + '..."'
+    assert quote_message("y" * 200) == '"' + "y" * 200 + '"'
+    assert json.loads(quote_message('a"\\\n\x01\u2028')) == 'a"\\\n\x01\u2028'
+
+
+def test_seconds_have_6_decimals() -> None:
+    line = job_line("f", b"H:h:1", "raw", 3, 0.0000042, "OK", None)
+    assert " seconds=0.000004 outcome=OK" in line
