@@ -22,8 +22,8 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
 from bridge.cli import exit_codes
-from bridge.cli.options import add_servers_option, servers_from
-from bridge.cli.progress import MODES, Reporter
+from bridge.cli.options import add_servers_option, seconds, servers_from
+from bridge.cli.progress import MODES, Reporter, one_line
 from bridge.client import Priority
 from bridge.errors import BridgeError, RpcError
 from bridge.rpc.client import Encoding, MethodSpec, SyncRpc
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
     add_servers_option(parser)
     parser.add_argument("--encoding", choices=["protobuf", "msgpack"],
                         help="override the schema's encoding (not for bare methods)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
                         help="default: the schema's default timeout, else "
                         f"{CLI_DEFAULT_TIMEOUT_S:g} s (a command line must not wait forever)")
     parser.add_argument("--priority", choices=["low", "normal", "high"])
@@ -204,8 +204,8 @@ def _call(args: argparse.Namespace, method: Method, spec: MethodSpec[Message, Me
     except RpcError as exc:
         reporter.close()
         where = " ".join(p for p in (exc.language, exc.type) if p)
-        print(f"bridge call: {exc.code.name}: {exc.message}" + (f" ({where})" if where else ""),
-              file=sys.stderr)
+        print(f"bridge call: {exc.code.name}: {one_line(exc.message)}"
+              + (f" ({where})" if where else ""), file=sys.stderr)
         return exit_codes.typed_error_status(exc)
     except (ValueError, TypeError) as exc:  # an option the call refused (unique too long...)
         reporter.close()

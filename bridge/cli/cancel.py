@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge import admin
 from bridge.cli import exit_codes
-from bridge.cli.options import add_servers_option, servers_from
+from bridge.cli.options import add_servers_option, seconds, servers_from
 from bridge.client import Client
 from bridge.errors import BridgeError, ServerError, StatusCode
 from bridge.transport import parse_servers
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("handle", metavar="HANDLE", help="the job handle, e.g. H:host:42")
     add_servers_option(parser)
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per admin command")
+    parser.add_argument("--timeout", type=seconds, default=5.0, help="seconds per admin command")
     parser.set_defaults(func=run)
 
 
@@ -56,6 +56,14 @@ def _holders(handle: str, servers: list[str], timeout: float) -> list[str]:
     """The servers whose ``show jobs`` lists ``handle`` (raises ``BridgeError``)."""
     return [server for server in servers
             if any(job.handle == handle for job in admin.jobs(server, timeout=timeout))]
+
+
+def _already_cancelled(handle: str, server: str, timeout: float) -> bool:
+    """Whether gearmand's ``show jobs`` lists ``handle`` as cancelled already: gearmand keeps a
+    cancelled job (flag "ignore job") known to GET_STATUS and answers OK to a second ``cancel
+    job`` (/work/shared/gearmand-facts.md)."""
+    return any(job.handle == handle and job.cancelled
+               for job in admin.jobs(server, timeout=timeout))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             progress = f", at {state.numerator}/{state.denominator}" if state.denominator else ""
             return _fail(f"FAILED_PRECONDITION: {handle} on {server} is running already"
                          f"{progress}: gearmand can only cancel a queued job", _RUNNING)
+        if _already_cancelled(handle, server, args.timeout):
+            return _fail(f"NOT_FOUND: {handle} on {server} is cancelled already", _NOT_FOUND)
         cancelled = admin.cancel_job(handle, server, timeout=args.timeout)
     except ServerError as exc:
         return _fail(f"error: gearmand at {server} refused: {exc}", exit_codes.FAILURE)

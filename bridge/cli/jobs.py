@@ -17,7 +17,7 @@ from typing import Any
 
 from bridge.admin import AsyncAdmin, FunctionStatus, JobInfo
 from bridge.cli import exit_codes
-from bridge.cli.options import add_servers_option, servers_from
+from bridge.cli.options import add_servers_option, seconds, servers_from
 from bridge.cli.status import table
 from bridge.client import AsyncClient, JobStatus
 from bridge.errors import BridgeError
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         "jobs; gearmand does not say which handle has which unique id).",
     )
     add_servers_option(parser)
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per server")
+    parser.add_argument("--timeout", type=seconds, default=5.0, help="seconds per server")
     parser.add_argument("--all", action="store_true",
                         help="list functions with no job too (default: only those with jobs)")
     parser.add_argument("--json", action="store_true",

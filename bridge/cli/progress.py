@@ -76,7 +76,7 @@ class Reporter:
     def warning(self, text: str) -> None:
         """A WORK_WARNING from the worker: shown in every mode, ``off`` too."""
         with self._lock:
-            self._line(self.err, f"bridge call: warning: {text}")
+            self._line(self.err, f"bridge call: warning: {one_line(text)}")
 
     def item(self, line: str) -> None:
         """One reply (a stream item or the only reply), already as a line of JSON."""
@@ -129,6 +129,20 @@ class Reporter:
         else:
             stream.write(text + "\n")
             stream.flush()
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` (a worker's message or warning) fit for one line of a terminal: every character
+    that is not printable (newlines, other controls, format and separator characters) escaped
+    as ``\\n`` / ``\\uXXXX``, so that a worker cannot write lines of its own on the caller's
+    screen."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _ESCAPES.get(c, f"\\u{ord(c):04x}")
+                   for c in text)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -25,8 +25,9 @@ def register(subparsers: Any) -> None:
         description="Run gearmand in the foreground on a loopback port, for development.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=4730, help="port (0: pick a free one)")
-    parser.add_argument("--threads", type=int, default=2, help="gearmand I/O threads (-t)")
+    parser.add_argument("--port", type=_port, default=4730, help="port (0: pick a free one)")
+    parser.add_argument("--threads", type=_threads, default=2,
+                        help="gearmand I/O threads (-t; 0: gearmand's own guess)")
     parser.add_argument(
         "--job-retries", type=int, default=DEFAULT_JOB_RETRIES, metavar="N",
         help=f"runs of a job whose worker died before gearmand drops it and its caller gets "
@@ -41,7 +42,7 @@ def register(subparsers: Any) -> None:
         "(docs/security.md)")
     tls.add_argument("--tls", action="store_true", help="run the TLS front too")
     tls.add_argument("--tls-host", default="127.0.0.1", help="address the TLS front listens on")
-    tls.add_argument("--tls-port", type=int, default=4731, help="its port (0: pick a free one)")
+    tls.add_argument("--tls-port", type=_port, default=4731, help="its port (0: pick a free one)")
     tls.add_argument("--tls-name", action="append", dest="tls_names", metavar="NAME",
                      help="a name (DNS or IP) for the server certificate; repeat for more "
                           "(default: localhost and 127.0.0.1)")
@@ -87,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     except GearmandError as exc:
         print(f"bridge server: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the address cannot be resolved or bound (picking a free port)
+        print(f"bridge server: cannot listen on {args.host}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     retries = args.job_retries if args.job_retries else "unlimited"
     print(f"gearmand {server.address} (pid {server.pid}, job retries {retries}); Ctrl-C to stop",
           flush=True)
@@ -102,6 +107,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0 (pick a free one) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _threads(text: str) -> int:
+    """argparse type: gearmand's I/O thread count, 0 to 64."""
+    if not text.isdigit() or int(text) > 64:
+        raise argparse.ArgumentTypeError(f"threads is 0 to 64, not {text!r}")
+    return int(text)
 
 
 def _is_loopback(host: str) -> bool:

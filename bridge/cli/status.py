@@ -10,7 +10,7 @@ from typing import Any
 
 from bridge import admin
 from bridge.cli import exit_codes
-from bridge.cli.options import add_servers_option, servers_from
+from bridge.cli.options import add_servers_option, seconds, servers_from
 from bridge.errors import BridgeError
 from bridge.transport import parse_servers
 
@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         "and connected workers.",
     )
     add_servers_option(parser)
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per admin command")
+    parser.add_argument("--timeout", type=seconds, default=5.0, help="seconds per admin command")
     parser.add_argument("--no-workers", action="store_true", help="leave out the workers table")
     parser.add_argument("--json", action="store_true",
                         help='machine-readable: {"servers": [{"server", "available", "version", '

@@ -117,6 +117,11 @@ def test_cancel_a_queued_job(idle: GearmandServer) -> None:
     assert {j["handle"]: j["state"] for j in report["servers"][0]["jobs"]} == {
         kept: "queued", doomed: "cancelled",
     }
+    # gearmand answers OK to a second "cancel job" and keeps the job known: not a success
+    again = bridge_cli(["cancel", "--servers", idle.address, doomed])
+    assert again.returncode == 69
+    assert again.stderr == (f"bridge cancel: NOT_FOUND: {doomed} on {idle.address} "
+                            "is cancelled already\n")
 
 
 def test_cancel_failures(idle: GearmandServer) -> None:
@@ -166,3 +171,18 @@ def test_jobs_with_a_dead_server(idle: GearmandServer) -> None:
         True, [], dead, False,
     )
     assert done.stderr.startswith(f"bridge jobs: {dead}: unavailable: ")
+
+
+def test_server_refuses_bad_addresses_in_one_line() -> None:
+    """``bridge server``: an address that cannot be resolved or bound is one line on stderr
+    (no traceback), a port or thread count out of range a usage error."""
+    for host, reason in (("nosuchhost.invalid", "nosuchhost.invalid: "),
+                         ("192.0.2.1", "192.0.2.1: ")):  # TEST-NET-1: never a local address
+        done = bridge_cli(["server", "--host", host, "--port", "0"], timeout=30)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(f"bridge server: cannot listen on {reason}")
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    for flag, value in (("--port", "70000"), ("--port", "-1"), ("--threads", "-3"),
+                        ("--tls-port", "x")):
+        done = bridge_cli(["server", flag, value], timeout=30)
+        assert done.returncode == 2 and f"argument {flag}: " in done.stderr, done.stderr

@@ -132,6 +132,28 @@ def test_a_typed_error_exits_64_plus_its_code(
     assert done.stderr.startswith(f"bridge call: {name}: nope (python ")
 
 
+def test_a_workers_words_cannot_forge_lines_on_stderr(
+    gearmand: GearmandServer, worker: RunningWorker
+) -> None:
+    forged = "nope\nbridge call: OK\u2028\x1b[2J é"
+    done = call(gearmand.address, "Interop.Raise", json.dumps({"code": 3, "message": forged}))
+    assert done.returncode == 67
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        "bridge call: INVALID_ARGUMENT: nope\\nbridge call: OK\\u2028\\u001b[2J é (python ")
+    warned = call(gearmand.address, "Interop.Progress",
+                  json.dumps({"steps": 1, "warning": "a\nb"}), "--progress", "off")
+    assert warned.stderr == "bridge call: warning: a\\nb\n"
+
+
+def test_every_timeout_is_a_number_of_seconds_above_0() -> None:
+    for command in (["status"], ["jobs"], ["cancel", "H:x:1"], ["call", *SCHEMA_ARGS, "X.Y"]):
+        for value in ("0", "-1", "inf", "nan", "soon"):
+            done = bridge_cli([*command, "--timeout", value])
+            assert done.returncode == 2, (command, value, done.stderr)
+            assert "--timeout: seconds must be a number above 0" in done.stderr
+
+
 def test_worker_exception_and_work_fail_exit_66(
     gearmand: GearmandServer, worker: RunningWorker
 ) -> None:
