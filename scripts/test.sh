@@ -7,4 +7,4 @@ scripts/install-deps.sh
 source scripts/python-env.sh
 python3 -m ruff check bridge tests interop_tests bench scripts examples
 python3 -m mypy bridge
-python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m pytest -q -p no:cacheprovider --durations=30 "$@"
