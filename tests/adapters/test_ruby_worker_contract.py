@@ -85,6 +85,11 @@ BAD = [
      "--log-level must be one of debug, info, warning, error, not 'loud'"),
     (["--servers", "host:port"], {}, "--servers: bad port in \"host:port\""),
     (["stray"], {}, "unexpected argument 'stray'"),
+    # docs/workers.md: integers are plain digits, a port is 1-65535
+    (["--concurrency=+4"], {}, "--concurrency must be an integer from 1 to 1024, not '+4'"),
+    (["--servers", "127.0.0.1:0"], {}, "--servers: port out of 1-65535 in \"127.0.0.1:0\""),
+    (["--servers", "127.0.0.1:99999"], {}, "--servers: port out of 1-65535 in \"127.0.0.1:99999\""),
+    ([], {"BRIDGE_SERVERS": "h:99999"}, "BRIDGE_SERVERS: port out of 1-65535 in \"h:99999\""),
     ([], {"BRIDGE_CONCURRENCY": "2000"},
      "BRIDGE_CONCURRENCY must be an integer from 1 to 1024, not '2000'"),
     ([], {"BRIDGE_LOG_LEVEL": "trace"},
@@ -195,7 +200,7 @@ def test_job_lines_and_trace_context_at_debug(
         assert len(ok) == 1, worker.log
         assert re.search(
             rf" DEBUG -- bridge-ruby: job function={re.escape(WHO_AM_I)} handle=H:\S+ "
-            rf"encoding=msgpack bytes=\d+ seconds=\d+\.\d{{4}} outcome=OK trace_id={TRACE_ID}$",
+            rf"encoding=msgpack bytes=\d+ seconds=\d+\.\d{{6}} outcome=OK trace_id={TRACE_ID}$",
             ok[0]), ok[0]
 
         # an invalid traceparent is ignored: the job runs, its line has no trace_id
@@ -211,7 +216,8 @@ def test_job_lines_and_trace_context_at_debug(
         assert len(failed) == 1, worker.log
         assert re.search(
             rf" WARN -- bridge-ruby: job failed function={re.escape(RAISE)} handle=H:\S+ "
-            rf"encoding=msgpack bytes=\d+ seconds=\S+ outcome=NOT_FOUND trace_id={TRACE_ID} "
+            rf"encoding=msgpack bytes=\d+ seconds=\d+\.\d{{6}} outcome=NOT_FOUND "
+            rf"trace_id={TRACE_ID} "
             r'message="no user\\nW, forged line"$', failed[0]), failed[0]
         assert not any(line.startswith("W, forged") for line in worker.log.splitlines())
         assert "with 2 job slot(s)" in worker.log, "BRIDGE_CONCURRENCY=2"

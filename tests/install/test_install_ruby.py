@@ -175,3 +175,26 @@ def test_the_installed_worker_serves_the_installed_wheel(
     assert worker.returncode == 0, log
     assert f"outcome=OK trace_id={TRACEPARENT[3:35]}" in log, log
     assert "outcome=INVALID_ARGUMENT message=\"name is empty\"" in log, log
+
+
+def test_the_readme_install_block_works_as_written(tmp_path: Path) -> None:
+    """adapters/ruby/README.md's Install block, run as written from a checkout (here a folder
+    whose adapters/ruby is the real one), into a fresh GEM_HOME: it builds the gem where the
+    next line looks for it, installs it, and the last line prints the version."""
+    readme = (ADAPTER / "README.md").read_text()
+    block = readme.split("## Install", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "adapters" / "ruby").symlink_to(ADAPTER)
+    gems = tmp_path / "gems"
+    env = {**os.environ, "GEM_HOME": str(gems), "GEM_PATH": f"{gems}:{_system_gem_path()}"}
+    before = set(ADAPTER.glob("*.gem"))
+    try:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        for stray in set(ADAPTER.glob("*.gem")) - before:  # what the old block left there
+            stray.unlink()
+    assert done.returncode == 0, done.stderr
+    version = (ADAPTER / "lib" / "bridge" / "version.rb").read_text().split('"')[1]
+    assert done.stdout.splitlines()[-1] == version, done.stdout
+    assert (tmp_path / "bridge-runtime.gem").is_file()

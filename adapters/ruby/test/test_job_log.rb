@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "test_helper"
+require "json"
 require "logger"
 require "stringio"
 
@@ -56,7 +57,7 @@ class TestJobLog < Minitest::Test
     assert_equal [TRACEPARENT, TRACE_ID, "00f067aa0ba902b7", "k=v"].inspect, seen_by_handler(packets)
     assert_equal 1, lines.size, @log.string
     assert_match(/\AD, .* DEBUG -- : job function=bridge\.interop\.v1\.Interop\.WhoAmI handle=H:host:42 #{""
-                 }encoding=protobuf bytes=#{size} seconds=\d+\.\d{4} outcome=OK trace_id=#{TRACE_ID}\z/, lines[0])
+                 }encoding=protobuf bytes=#{size} seconds=\d+\.\d{6} outcome=OK trace_id=#{TRACE_ID}\z/, lines[0])
   end
 
   def test_an_invalid_traceparent_is_ignored
@@ -116,9 +117,20 @@ class TestJobLog < Minitest::Test
     perform("Raise", V1::RaiseRequest.encode(V1::RaiseRequest.new(code: 3, message: hostile)))
     assert_equal 1, lines.size, @log.string
     message = lines[0][/ message=(.*)\z/, 1]
-    assert message.start_with?('"line one\\nW, [2026] WARN -- : forged \\u202E\\e[2J'), message
-    assert_equal 200, message.undump.size
+    # escaped as a JSON string is (docs/workers.md), "..." marking the cut
+    assert message.start_with?('"line one\\nW, [2026] WARN -- : forged \\u202e\\u001b[2J'), message
+    assert_equal "#{hostile[0, 200]}...", JSON.parse(message)
     ["\n", "\u202E", "\e"].each { |c| refute_includes lines[0], c }
+  end
+
+  def test_quote_is_json_string_style
+    q = ->(text) { Bridge::Logging.quote(text) }
+    assert_equal '"a\\"b\\\\c\\r\\n\\t\\u0007\\u001b\\u0085\\u2028\\u202e é"',
+                 q.call("a\"b\\c\r\n\t\a\e\u0085\u2028\u202e \u00e9")
+    assert_equal '"\\xffz"', q.call("\xFFz".b), "a byte that is not UTF-8"
+    assert_equal "\"#{"y" * 200}\"", q.call("y" * 200)
+    assert_equal "\"#{"y" * 200}...\"", q.call("y" * 201)
+    assert_equal "a\"\\\n\u0001\u2028", JSON.parse(q.call("a\"\\\n\u0001\u2028"))
   end
 
   def test_ok_jobs_are_not_logged_at_info

@@ -142,8 +142,12 @@ module Bridge
     end
     private_class_method :pick
 
+    # A plain decimal integer (digits only: no sign, space or underscore), else nil.
+    def self.digits(text) = text.match?(/\A[0-9]+\z/) ? Integer(text, 10) : nil
+    private_class_method :digits
+
     def self.concurrency(text, from)
-      number = Integer(text.strip, 10, exception: false)
+      number = digits(text)
       return number if number&.between?(1, MAX_CONCURRENCY)
 
       raise Error, "#{from} must be an integer from 1 to #{MAX_CONCURRENCY}, not #{shown(text)}"
@@ -151,7 +155,7 @@ module Bridge
     private_class_method :concurrency
 
     def self.positive_integer(flag, text)
-      number = Integer(text.strip, 10, exception: false)
+      number = digits(text)
       return number if number&.positive?
 
       raise Error, "#{flag} must be a positive integer, not #{shown(text)}"
@@ -160,9 +164,9 @@ module Bridge
 
     def self.positive_number(flag, text)
       number = Float(text.strip, exception: false)
-      return number if number&.positive? && number.finite?
+      return number if number&.positive? && number <= 3600
 
-      raise Error, "#{flag} must be a positive number, not #{shown(text)}"
+      raise Error, "#{flag} must be a number of seconds above 0, at most 3600, not #{shown(text)}"
     end
     private_class_method :positive_number
 

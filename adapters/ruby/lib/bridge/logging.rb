@@ -6,12 +6,12 @@ require_relative "security/verifier"
 module Bridge
   # The log level switch and the per-job log lines of docs/workers.md, shared by every runtime:
   #
-  #   job function=NAME handle=H:host:42 encoding=protobuf bytes=123 seconds=0.0012 outcome=OK trace_id=...
+  #   job function=NAME handle=H:host:42 encoding=protobuf bytes=123 seconds=0.001234 outcome=OK trace_id=...
   #   job failed function=NAME ... outcome=INVALID_ARGUMENT message="..."
   #
   # The first (debug) is written once a job's answer is sent; the second (warning) instead of it
-  # for every error answer. The message is escaped (Security.log_quote: no raw control characters,
-  # line breaks or bidi overrides) and cut at MESSAGE_LIMIT characters.
+  # for every error answer. The message is escaped as a JSON string is (Logging.quote: no raw control
+  # characters, line breaks or bidi overrides) and cut at MESSAGE_LIMIT characters.
   module Logging
     # The level names --log-level and BRIDGE_LOG_LEVEL accept (any case).
     LEVELS = { "debug" => Logger::DEBUG, "info" => Logger::INFO, "warning" => Logger::WARN,
@@ -44,15 +44,42 @@ module Bridge
       return unless failed || logger.debug?
 
       line = +"job #{failed ? "failed " : ""}function=#{job.function_name} handle=#{job.handle} " \
-              "encoding=#{job.encoding} bytes=#{job.payload.bytesize} seconds=#{format("%.4f", seconds)} " \
+              "encoding=#{job.encoding} bytes=#{job.payload.bytesize} seconds=#{format("%.6f", seconds)} " \
               "outcome=#{job.outcome}"
       line << " trace_id=#{job.trace_id}" if job.trace_id
       line << " message=#{quote(job.message)}" if failed && job.message
       failed ? logger.warn(line) : logger.debug(line)
     end
 
-    # +text+ quoted and escaped for a log line, cut at MESSAGE_LIMIT characters.
-    def quote(text) = Security.log_quote(text, limit: MESSAGE_LIMIT)
+    # What a quoted message never shows raw: quote, backslash, controls (C0, DEL, C1), format
+    # characters (bidi controls...) and every separator but the space (U+2028...).
+    UNSAFE = /[\\"\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/
+    SHORT = { "\\" => "\\\\", '"' => '\\"', "\n" => "\\n", "\r" => "\\r", "\t" => "\\t" }.freeze
+
+    # +text+ cut at MESSAGE_LIMIT characters ("..." marks a cut) and quoted as a JSON string is
+    # (docs/workers.md): \" \\ \n \r \t, any other control, separator or format character as
+    # \uXXXX, a byte that is not UTF-8 as \xHH; so a caller's message cannot forge log lines.
+    def quote(text)
+      text = text.to_s.dup.force_encoding(Encoding::UTF_8)
+      out = +""
+      count = 0
+      cut = false
+      text.each_char do |char| # a byte that is not UTF-8 comes alone, invalid
+        if count == MESSAGE_LIMIT
+          cut = true
+          break
+        end
+        count += 1
+        out << (char.valid_encoding? ? escape_char(char) : format("\\x%02x", char.getbyte(0)))
+      end
+      "\"#{out}#{"..." if cut}\""
+    end
+
+    def escape_char(char)
+      return char unless UNSAFE.match?(char)
+
+      SHORT[char] || char.encode(Encoding::UTF_16BE).unpack("n*").map { |unit| format("\\u%04x", unit) }.join
+    end
   end
 
   # W3C Trace Context (docs/workers.md, "Trace context"): the caller's +traceparent+ travels in the

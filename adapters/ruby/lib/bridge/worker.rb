@@ -120,7 +120,10 @@ module Bridge
         raise ArgumentError, "bad job server address #{text.inspect}" if host.nil? || host.empty?
         raise ArgumentError, "bad port in #{text.inspect}" if port && port !~ /\A\d+\z/
 
-        Server.new(host, port ? Integer(port, 10) : 4730, scheme&.downcase == "tls")
+        number = port ? Integer(port, 10) : 4730
+        raise ArgumentError, "port out of 1-65535 in #{text.inspect}" unless number.between?(1, 65_535)
+
+        Server.new(host, number, scheme&.downcase == "tls")
       end
     end
 
