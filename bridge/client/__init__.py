@@ -1,6 +1,6 @@
 """Gearman clients: ``AsyncClient`` (asyncio) and ``Client``, a blocking facade over it."""
 
-from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Priority
+from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Payload, Priority
 from bridge.client._sync import Client, SyncBackgroundJob, SyncJob
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Client",
     "Job",
     "JobStatus",
+    "Payload",
     "Priority",
     "SyncBackgroundJob",
     "SyncJob",

@@ -31,7 +31,7 @@ from bridge.transport import ServerAddress, parse_servers, tls_settings
 if TYPE_CHECKING:
     from bridge.security.tls import TlsConfig
 
-__all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Priority"]
+__all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Payload", "Priority"]
 
 log = logging.getLogger("bridge.client")
 
@@ -40,6 +40,14 @@ _REQ = Magic.REQ.value
 # Writes at least this big wait for the socket buffer to drain, so a 64 MiB payload is not
 # copied into an ever-growing transport buffer while the caller piles on more.
 _DRAIN_AT = 1 << 20
+
+#: A job's payload: its bytes, or its bytes in pieces, in order (say an envelope's head and a
+#: large body), which the client writes without joining them when the payload is large.
+Payload = bytes | tuple[bytes, ...]
+
+
+def _size(payload: Payload) -> int:
+    return sum(map(len, payload)) if type(payload) is tuple else len(payload)
 
 
 class Priority(enum.Enum):
@@ -305,7 +313,7 @@ class AsyncClient:
     async def _start(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         unique: str | bytes | None,
         priority: Priority,
         background: bool,
@@ -332,7 +340,7 @@ class AsyncClient:
             if job.handle:  # joined a submission gearmand has already created
                 job.created.set_result(job.handle)
         connection = link.connection
-        if connection is not None and len(payload) >= _DRAIN_AT and connection.must_drain:
+        if connection is not None and _size(payload) >= _DRAIN_AT and connection.must_drain:
             try:
                 await connection.drain()
             except BaseException:
@@ -344,7 +352,7 @@ class AsyncClient:
     def _send_now(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         unique: str | bytes | None,
         priority: Priority,
         timeout: float | None,
@@ -356,7 +364,7 @@ class AsyncClient:
         priority, a payload too small to need draining. None when the slow path must run."""
         link = self._only
         if (link is None or not link.ready or unique is not None or priority is not _NORMAL
-                or len(payload) >= _DRAIN_AT):
+                or type(payload) is tuple or len(payload) >= _DRAIN_AT):
             return None
         name = self._name_cache.get(function) or self._names(function)
         return self._send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
@@ -367,7 +375,7 @@ class AsyncClient:
         link: _Link,
         name: bytes,
         unique: bytes,
-        payload: bytes,
+        payload: Payload,
         packet_type: PacketType,
         background: bool,
         timeout: float | None,
@@ -400,13 +408,19 @@ class AsyncClient:
                 return job
             job.key = key
             link.shared[key] = job
-        size = len(name) + len(unique) + len(payload) + 2
+        parts = payload if isinstance(payload, tuple) else (payload,)
+        size = len(name) + len(unique) + sum(map(len, parts)) + 2
         if size >= _DRAIN_AT:
             # A large payload is not joined to the header (a copy of it): the connection
-            # hands it to the socket piece by piece; _start waits for the last piece.
+            # hands its largest piece to the socket piece by piece, what comes before it with
+            # the header, what comes after behind it; _start waits for the last piece.
+            big = max(range(len(parts)), key=lambda i: len(parts[i]))
             connection.write_large(
-                b"".join((HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0")),
-                payload)
+                b"".join((HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0",
+                          *parts[:big])),
+                parts[big])
+            if big + 1 < len(parts):
+                connection.write(b"".join(parts[big + 1:]))
             link.pending.append(job)
             job.sent = loop.time()
             if link.watchdog is None:
@@ -418,7 +432,7 @@ class AsyncClient:
         # calls in flight on the link, more submissions are likely to follow in this loop
         # iteration (the callers woken by the same read): they leave together in one send.
         data = b"".join((
-            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", payload,
+            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", *parts,
         ))
         pending = link.pending
         if pending or link.jobs:
@@ -436,7 +450,7 @@ class AsyncClient:
     async def call(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -457,6 +471,7 @@ class AsyncClient:
         if job is None:
             job = await self._start(function, payload, unique, priority, False, timeout,
                                     on_data, on_status, on_warning)
+        del payload  # written: a large one is not kept alive while the reply comes in
         try:
             return await job.future
         finally:
@@ -466,7 +481,7 @@ class AsyncClient:
     async def submit(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -494,7 +509,7 @@ class AsyncClient:
     async def stream(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -550,7 +565,7 @@ class AsyncClient:
     async def submit_background(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Priority
+from bridge.client._async import AsyncClient, BackgroundJob, Job, JobStatus, Payload, Priority
 from bridge.client._link import DataCallback, StatusCallback
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
@@ -271,7 +271,7 @@ class Client:
     def call(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -308,7 +308,7 @@ class Client:
     def _call_here(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         unique: str | bytes | None,
         priority: Priority,
         timeout: float | None,
@@ -367,7 +367,7 @@ class Client:
         self,
         waiter: _Waiter,
         function: str,
-        payload: bytes,
+        payload: Payload,
         unique: str | bytes | None,
         priority: Priority,
         timeout: float | None,
@@ -405,7 +405,7 @@ class Client:
     def submit(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -423,7 +423,7 @@ class Client:
     def stream(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,
@@ -458,7 +458,7 @@ class Client:
     def submit_background(
         self,
         function: str,
-        payload: bytes,
+        payload: Payload,
         *,
         unique: str | bytes | None = None,
         priority: Priority = Priority.NORMAL,

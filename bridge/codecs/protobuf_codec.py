@@ -24,14 +24,13 @@ class ProtobufCodec:
         """A new ``message_type`` parsed from ``data``. Raises ``DecodeError`` when ``data`` is
         not a valid protobuf encoding of it (truncated, bad tags, a ``string`` that is not
         UTF-8)."""
-        message = message_type()
         try:
-            # (the runtime reads any buffer; the stubs only say bytes)
-            message.ParseFromString(cast(bytes, data))
+            # One C call (FromString) rather than a new message and its ParseFromString; the
+            # runtime reads any buffer (a memoryview of the reply frame), the stubs say bytes.
+            return message_type.FromString(cast(bytes, data))
         except _pb_message.DecodeError as exc:
             name = message_type.DESCRIPTOR.full_name
             raise DecodeError(f"not a valid protobuf {name}: {exc}") from exc
-        return message
 
     def __repr__(self) -> str:
         return "ProtobufCodec()"

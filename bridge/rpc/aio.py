@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from bridge.admin import diagnose_async
@@ -94,16 +94,17 @@ class AsyncRpc(_RpcBase):
     def _servers(self) -> list[str]:
         return [str(address) for address in self.client.addresses]
 
-    async def call(
+    def call(
         self,
         method: MethodSpec[RequestT, ReplyT],
         args: tuple[RequestT | None, ...],
         kwargs: Mapping[str, Any],
-    ) -> ReplyT:
-        """One unary call (see ``SyncRpc.call``)."""
+    ) -> Coroutine[Any, Any, ReplyT]:
+        """One unary call (see ``SyncRpc.call``): a coroutine to await. The call's own
+        coroutine itself, not one awaiting it: a frame less per call."""
         if self.interceptors:
-            return await self._intercepted_call(method, args, kwargs)
-        return await self._call(method, args, kwargs)
+            return self._intercepted_call(method, args, kwargs)
+        return self._call(method, args, kwargs)
 
     async def _intercepted_call(
         self,
@@ -112,8 +113,10 @@ class AsyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         call, kwargs = self.begin(method, "unary", kwargs)
+        inner = self._call(method, args, kwargs)
+        del args  # the request message is the inner call's to drop once encoded
         try:
-            reply = await self._call(method, args, kwargs)
+            reply = await inner
         except BaseException as exc:
             self.end(call, exc)
             raise
@@ -128,10 +131,11 @@ class AsyncRpc(_RpcBase):
         kwargs: Mapping[str, Any],
     ) -> ReplyT:
         p = self.prepare(method, args, kwargs)
+        del args  # the request message: not kept alive (a large one) while the reply comes
         hooks = self.unary_hooks(method, p)
         try:
             data = await self.client.call(
-                method.function, p.payload, unique=p.unique, priority=p.priority,
+                method.function, p.take(), unique=p.unique, priority=p.priority,
                 timeout=p.timeout, on_data=hooks.on_data, on_status=hooks.on_status,
                 on_warning=hooks.on_warning,
             )

@@ -136,7 +136,7 @@ class SyncRpc(_RpcBase):
         hooks = self.unary_hooks(method, p)
         try:
             data = self.client.call(
-                method.function, p.payload, unique=p.unique, priority=p.priority,
+                method.function, p.take(), unique=p.unique, priority=p.priority,
                 timeout=p.timeout, on_data=hooks.on_data, on_status=hooks.on_status,
                 on_warning=hooks.on_warning,
             )

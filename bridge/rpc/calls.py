@@ -29,9 +29,7 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from google.protobuf.message import Message
 
-from bridge.client import (
-    Priority,
-)
+from bridge.client import Payload, Priority
 from bridge.codecs import Codec, DecodeError, bare_codec_for, codec_for
 from bridge.errors import (
     CallTimeout,
@@ -51,9 +49,9 @@ from bridge.errors import (
 from bridge.interceptors import Call, CallKind, Interceptor, finish_all, start_all
 from bridge.protocol import MAX_UNIQUE_SIZE
 from bridge.rpc.bare import decode_bare_error
-from bridge.rpc.envelope import decode_error, encode_request
-from bridge.rpc.frame import preview
-from bridge.rpc.replies import ReplyReader, marker_check, unary_body
+from bridge.rpc.envelope import decode_error, encode_request, encode_request_parts
+from bridge.rpc.frame import FRAME_HEADER_SIZE, preview
+from bridge.rpc.replies import NO_ATTEMPT, ReplyReader, marker_check, reply_prefix, unary_body
 from bridge.schema.model import Encoding
 from bridge.security import NONCE_SIZE, Keyring, Packet, split_signed
 from bridge.security.signing import hmac_sha256, request_input
@@ -166,9 +164,33 @@ class MethodSpec(Generic[RequestT, ReplyT]):
         """The ``on_data`` of a unary call that watches no progress (see ``marker_check``)."""
         return marker_check(self.function, self.reply_name, encoding)
 
+    @functools.cached_property
+    def call_plans(self) -> dict[Encoding | None, _Plan]:
+        """How a plain call (a request message, no options) is made, by the client's encoding
+        (made once each: ``_RpcBase.prepare``)."""
+        return {}
+
+    @functools.cached_property
+    def background_plans(self) -> dict[Encoding | None, _Plan]:
+        """``call_plans`` of background calls (their default timeout differs)."""
+        return {}
+
+    @functools.cached_property
+    def reply_prefixes(self) -> dict[int, bytes]:
+        """The first 7 bytes of this method's reply frames (magic, kind, encoding, type tag),
+        by encoding (made once each: ``unary_body``)."""
+        return {}
+
     def unary_body(self, encoding: int, payload: bytes) -> memoryview:
         """The reply body of a unary call's WORK_COMPLETE frame, checked (``Internal`` if it is
-        not this method's reply in ``encoding``)."""
+        not this method's reply in ``encoding``): a view of ``payload``, no copy."""
+        prefix = self.reply_prefixes.get(encoding)
+        if prefix is None:
+            prefix = self.reply_prefixes[encoding] = reply_prefix(self.reply_name, encoding)
+        if (len(payload) >= FRAME_HEADER_SIZE and payload.startswith(prefix)
+                and not payload.startswith(NO_ATTEMPT, 7)):
+            return memoryview(payload)[FRAME_HEADER_SIZE:]
+        # anything else goes the long way, for the precise error
         return unary_body(self.function, self.reply_name, encoding, payload)
 
     def reader(self, p: _Prepared) -> ReplyReader:
@@ -188,7 +210,7 @@ class _Prepared:
 
     def __init__(
         self,
-        payload: bytes,
+        payload: Payload,
         codec: Codec,
         timeout: float | None,
         priority: Priority,
@@ -204,6 +226,18 @@ class _Prepared:
         self.on_status = on_status
         self.on_warning = on_warning
         self.signed: Signed | None = None
+
+    def take(self) -> Payload:
+        """The payload, handed over once: the call keeps no reference to it, so a large one is
+        freed as soon as the client has written it, not when the reply has been decoded."""
+        payload = self.payload
+        self.payload = b""
+        return payload
+
+
+#: Bodies from this size on travel as the envelope's head and the body, unjoined: the client
+#: writes them without copying the body into one payload (``AsyncClient``'s ``Payload``).
+_PARTS_AT = 1 << 20
 
 
 _PACKET_NAMES = {
@@ -400,14 +434,17 @@ class _RpcBase:
             return self._prepare_signed(method, args, kwargs, background, self.keys,
                                         self.encoding)
         if not kwargs and len(args) == 1 and isinstance(args[0], method.request_type):
-            # The common case, a request message and no options: skip the argument sorting.
-            message = args[0]
-            codec = codec_for(self.encoding or method.encoding)
-            timeout = _default_timeout(method, background)
-            deadline_ms = _deadline_ms(timeout) if timeout is not None else 0
-            payload = encode_request(
-                codec.encode(message), encoding=codec.encoding, deadline_ms=deadline_ms
-            )
+            # The common case, a request message and no options: skip the argument sorting;
+            # the codec and the timeout are the method's, worked out once per client encoding.
+            plans = method.background_plans if background else method.call_plans
+            plan = plans.get(self.encoding)
+            if plan is None:
+                plan = plans[self.encoding] = _plan(method, self.encoding, background)
+            codec, timeout, timeout_ms = plan
+            body = codec.encode(args[0])
+            payload = (encode_request if len(body) < _PARTS_AT else encode_request_parts)(
+                body, encoding=codec.encoding,
+                deadline_ms=time.time_ns() // 1_000_000 + timeout_ms if timeout_ms else 0)
             return _Prepared(payload, codec, timeout, method.default_priority)
         options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
         message = _build_request(method, args, fields)
@@ -416,8 +453,9 @@ class _RpcBase:
             timeout = _timeout(options["timeout"])
         else:
             timeout = _default_timeout(method, background)
-        payload = encode_request(
-            codec.encode(message),
+        body = codec.encode(message)
+        payload = (encode_request if len(body) < _PARTS_AT else encode_request_parts)(
+            body,
             encoding=codec.encoding,
             deadline_ms=_deadline_ms(timeout) if timeout is not None else 0,
             metadata=options.get("metadata"),
@@ -581,6 +619,17 @@ class _RpcBase:
                 type="DecodeError",
                 language="python",
             ) from exc
+
+
+#: A plain call's codec, timeout (seconds) and timeout in whole milliseconds (0: none).
+_Plan = tuple[Codec, float | None, int]
+
+
+def _plan(method: MethodSpec[Any, Any], client_encoding: Encoding | None,
+          background: bool) -> _Plan:
+    timeout = _default_timeout(method, background)
+    return (codec_for(client_encoding or method.encoding), timeout,
+            math.ceil(timeout * 1000) if timeout is not None else 0)
 
 
 def _default_timeout(method: MethodSpec[Any, Any], background: bool) -> float | None:

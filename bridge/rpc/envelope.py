@@ -102,25 +102,71 @@ def encode_request(
     equal bytes. ``signature`` is ``(key_id, nonce, mac)`` of a signed call (wire contract,
     section 9), written after the body. The body is copied once, into the result.
     """
+    if metadata or signature is not None:
+        head, tail = _around_body(body, encoding, deadline_ms, metadata, signature)
+        return b"".join((head, body, tail))
+    # The common call: version, deadline, encoding and body in one join (one allocation).
     try:
         encoding_field = _ENCODING_FIELD[encoding]
     except KeyError:
         raise ValueError(f"unknown encoding {encoding}") from None
-    head = _VERSION_1
+    deadline = b""
     if deadline_ms:
         if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
             raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
-        head += _deadline_field(deadline_ms)
+        deadline = _deadline_field(deadline_ms)
+    if body:
+        return b"".join((_VERSION_1, deadline, encoding_field, _TAG_BODY, _varint(len(body)),
+                         body))
+    return b"".join((_VERSION_1, deadline, encoding_field))
+
+
+def encode_request_parts(
+    body: bytes,
+    *,
+    encoding: int,
+    deadline_ms: int = 0,
+    metadata: Mapping[str, str] | None = None,
+    signature: tuple[str, bytes, bytes] | None = None,
+) -> tuple[bytes, ...]:
+    """``encode_request``'s bytes as the pieces around ``body`` and ``body`` itself, not joined:
+    ``(head, body)`` or ``(head, body, tail)`` (signed). For a large body, which the Gearman
+    client then writes without copying it into one payload."""
+    head, tail = _around_body(body, encoding, deadline_ms, metadata, signature)
+    if not body:
+        return (head + tail,)
+    return (head, body, tail) if tail else (head, body)
+
+
+def _around_body(
+    body: bytes,
+    encoding: int,
+    deadline_ms: int,
+    metadata: Mapping[str, str] | None,
+    signature: tuple[str, bytes, bytes] | None,
+) -> tuple[bytes, bytes]:
+    """The envelope's bytes before the body (its tag and length included) and after it."""
+    try:
+        encoding_field = _ENCODING_FIELD[encoding]
+    except KeyError:
+        raise ValueError(f"unknown encoding {encoding}") from None
+    parts = [_VERSION_1]
+    if deadline_ms:
+        if not _INT64_MIN <= deadline_ms <= _INT64_MAX:
+            raise ValueError(f"deadline_ms {deadline_ms} does not fit in an int64")
+        parts.append(_deadline_field(deadline_ms))
     if metadata:
-        head += b"".join([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
+        parts.extend([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
+    parts.append(encoding_field)
+    if body:
+        parts.append(_TAG_BODY)
+        parts.append(_varint(len(body)))
     tail = b""
     if signature is not None:
         key_id, nonce, mac = (signature[0].encode("utf-8"), signature[1], signature[2])
         tail = b"".join((_TAG_KEY_ID, _varint(len(key_id)), key_id, _TAG_NONCE,
                          _varint(len(nonce)), nonce, _TAG_MAC, _varint(len(mac)), mac))
-    if body:
-        return b"".join((head, encoding_field, _TAG_BODY, _varint(len(body)), body, tail))
-    return head + encoding_field + tail
+    return b"".join(parts), tail
 
 
 def decode_request(

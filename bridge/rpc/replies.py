@@ -28,7 +28,7 @@ from bridge.rpc.frame import (
     type_tag,
 )
 
-__all__ = ["ReplyReader", "marker_check", "unary_body"]
+__all__ = ["NO_ATTEMPT", "ReplyReader", "marker_check", "reply_prefix", "unary_body"]
 
 _TAGS: dict[str, int] = {}
 _ENCODING_NAMES = {1: "PROTOBUF", 2: "MSGPACK"}
@@ -204,7 +204,13 @@ class ReplyReader:
 
 
 _PREFIXES: dict[tuple[str, int], bytes] = {}
-_NO_ATTEMPT = bytes(8)
+#: The attempt id field of a frame that names no attempt (refused).
+NO_ATTEMPT = bytes(8)
+
+
+def reply_prefix(reply_name: str, encoding: int) -> bytes:
+    """The first 7 bytes of a unary reply frame of this type and encoding."""
+    return bytes((0xB7, FrameKind.REPLY, encoding)) + _tag(reply_name).to_bytes(4, "big")
 
 
 def unary_body(function: str, reply_name: str, encoding: int, payload: bytes) -> memoryview:
@@ -215,10 +221,9 @@ def unary_body(function: str, reply_name: str, encoding: int, payload: bytes) ->
     key = (reply_name, encoding)
     prefix = _PREFIXES.get(key)
     if prefix is None:
-        prefix = _PREFIXES[key] = (bytes((0xB7, FrameKind.REPLY, encoding))
-                                   + _tag(reply_name).to_bytes(4, "big"))
-    if (len(payload) >= FRAME_HEADER_SIZE and payload[:7] == prefix
-            and payload[7:15] != _NO_ATTEMPT):
+        prefix = _PREFIXES[key] = reply_prefix(reply_name, encoding)
+    if (len(payload) >= FRAME_HEADER_SIZE and payload.startswith(prefix)
+            and not payload.startswith(NO_ATTEMPT, 7)):
         return memoryview(payload)[FRAME_HEADER_SIZE:]
     return ReplyReader(function, reply_name, encoding, streaming=False,
                        idempotent=False).reply(payload)

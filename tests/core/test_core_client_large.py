@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 
 import pytest
 from core_helpers import running_worker
@@ -78,3 +79,39 @@ async def test_the_read_timeout_waits_while_a_large_request_is_still_going_out(
             os.kill(gearmand.pid, signal.SIGCONT)
         # gearmand answers once it has all of the request: no "frozen server" in between
         assert await call == expected(payload)
+
+
+async def test_a_payload_in_pieces_arrives_joined(gearmand: GearmandServer) -> None:
+    big = bytes(range(256)) * (2 * MIB // 256)
+    async with running_worker(gearmand.address, {"digest": digest}), \
+            AsyncClient(gearmand.address) as client:
+        assert await client.call("digest", (b"a", b"", b"bc"), timeout=30) == expected(b"abc")
+        assert await client.call("digest", (b"head:", big, b":tail"), timeout=60) == expected(
+            b"head:" + big + b":tail")
+        assert await client.call("digest", (big, big[:3]), timeout=60) == expected(big + big[:3])
+        with Client(gearmand.address) as blocking:
+            answer = await asyncio.to_thread(blocking.call, "digest", (b"<", big), timeout=60)
+        assert answer == expected(b"<" + big)
+
+
+async def test_a_large_payload_is_not_kept_while_the_reply_is_awaited(
+    gearmand: GearmandServer,
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(job: JobContext) -> bytes:
+        started.set()
+        await release.wait()
+        return b"%d" % len(job.payload)
+
+    payload = bytes(range(256)) * (4 * MIB // 256)
+    references = sys.getrefcount(payload)
+    async with running_worker(gearmand.address, {"slow": slow}), \
+            AsyncClient(gearmand.address) as client:
+        call = asyncio.ensure_future(client.call("slow", payload, timeout=60))
+        await asyncio.wait_for(started.wait(), 30)  # gearmand has had all of it
+        await asyncio.sleep(0.05)
+        # before: the call's frame kept the payload until the reply came
+        assert sys.getrefcount(payload) == references
+        release.set()
+        assert await call == b"%d" % len(payload)
