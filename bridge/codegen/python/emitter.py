@@ -360,8 +360,8 @@ def _module_of(file: ProtoFile) -> str:
     return proto_module(file.name)
 
 
-_ABC_NAMES = ("AsyncIterable", "AsyncIterator", "Awaitable", "Iterable", "Iterator", "Mapping",
-              "Sequence")
+_ABC_NAMES = ("AsyncIterable", "AsyncIterator", "Awaitable", "Coroutine", "Iterable", "Iterator",
+              "Mapping", "Sequence")
 _TYPING_NAMES = ("Any", "TypedDict", "Unpack", "overload")
 _CLIENT_NAMES = ("AsyncBackgroundCall", "AsyncServiceClient", "BackgroundCall", "BackgroundOptions",
                  "CallOptions", "Encoding", "MethodSpec", "Priority", "ServiceClient")

@@ -10,6 +10,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -202,17 +203,19 @@ class EdgeAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def close_(
+    def close_(
         self, request: edge_pb2.Outer, /, **options: Unpack[CallOptions]
-    ) -> edge_pb2.Outer.Inner: ...
+    ) -> Coroutine[Any, Any, edge_pb2.Outer.Inner]: ...
 
     @overload
-    async def close_(
+    def close_(
         self, **fields: Unpack[OuterCallArgs]
-    ) -> edge_pb2.Outer.Inner: ...
+    ) -> Coroutine[Any, Any, edge_pb2.Outer.Inner]: ...
 
-    async def close_(self, *args: edge_pb2.Outer, **kwargs: Any) -> edge_pb2.Outer.Inner:
-        return await self._rpc.call(_EDGE_CLOSE, args, kwargs)
+    def close_(
+        self, *args: edge_pb2.Outer, **kwargs: Any
+    ) -> Coroutine[Any, Any, edge_pb2.Outer.Inner]:
+        return self._rpc.call(_EDGE_CLOSE, args, kwargs)
 
     @overload
     async def close_background(
@@ -230,10 +233,10 @@ class EdgeAsyncClient(AsyncServiceClient):
         """Submit Close as a background job; returns its handle once queued."""
         return await self._rpc.background(_EDGE_CLOSE, args, kwargs)
 
-    async def import_(
+    def import_(
         self, request: edge_pb2.Job | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> edge_types_pb2.Shared:
-        return await self._rpc.call(_EDGE_IMPORT, (request,), dict(kwargs))
+    ) -> Coroutine[Any, Any, edge_types_pb2.Shared]:
+        return self._rpc.call(_EDGE_IMPORT, (request,), dict(kwargs))
 
     async def import_background(
         self, request: edge_pb2.Job | None = None, /, **kwargs: Unpack[BackgroundOptions]
@@ -251,7 +254,9 @@ class EdgeAsyncClient(AsyncServiceClient):
         self, **fields: Unpack[SharedCallArgs]
     ) -> AsyncIterator[edge_pb2.Outer.Inner]: ...
 
-    def client_(self, *args: edge_types_pb2.Shared, **kwargs: Any) -> AsyncIterator[edge_pb2.Outer.Inner]:
+    def client_(
+        self, *args: edge_types_pb2.Shared, **kwargs: Any
+    ) -> AsyncIterator[edge_pb2.Outer.Inner]:
         return self._rpc.stream(_EDGE_CLIENT, args, kwargs)
 
     @overload

@@ -6,7 +6,15 @@ Services: Hostile.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, TypedDict, Unpack, overload
 
 from bridge.errors import Unimplemented
@@ -195,18 +203,20 @@ class HostileAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def echo(
+    def echo(
         self, request: hostile_pb2.Payload, /, **options: Unpack[CallOptions]
-    ) -> hostile_pb2.Payload: ...
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]: ...
 
     @overload
-    async def echo(
+    def echo(
         self, **fields: Unpack[PayloadCallArgs]
-    ) -> hostile_pb2.Payload: ...
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]: ...
 
-    async def echo(self, *args: hostile_pb2.Payload, **kwargs: Any) -> hostile_pb2.Payload:
+    def echo(
+        self, *args: hostile_pb2.Payload, **kwargs: Any
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]:
         """Says "hi\""""
-        return await self._rpc.call(_HOSTILE_ECHO, args, kwargs)
+        return self._rpc.call(_HOSTILE_ECHO, args, kwargs)
 
     @overload
     async def echo_background(
@@ -234,7 +244,9 @@ class HostileAsyncClient(AsyncServiceClient):
         self, **fields: Unpack[PayloadCallArgs]
     ) -> AsyncIterator[hostile_pb2.Payload]: ...
 
-    def stream(self, *args: hostile_pb2.Payload, **kwargs: Any) -> AsyncIterator[hostile_pb2.Payload]:
+    def stream(
+        self, *args: hostile_pb2.Payload, **kwargs: Any
+    ) -> AsyncIterator[hostile_pb2.Payload]:
         """""\""""
         return self._rpc.stream(_HOSTILE_STREAM, args, kwargs)
 
@@ -255,18 +267,20 @@ class HostileAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_HOSTILE_STREAM, args, kwargs)
 
     @overload
-    async def odd(
+    def odd(
         self, request: hostile_pb2.Payload, /, **options: Unpack[CallOptions]
-    ) -> hostile_pb2.Payload: ...
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]: ...
 
     @overload
-    async def odd(
+    def odd(
         self, **fields: Unpack[PayloadCallArgs]
-    ) -> hostile_pb2.Payload: ...
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]: ...
 
-    async def odd(self, *args: hostile_pb2.Payload, **kwargs: Any) -> hostile_pb2.Payload:
+    def odd(
+        self, *args: hostile_pb2.Payload, **kwargs: Any
+    ) -> Coroutine[Any, Any, hostile_pb2.Payload]:
         """\\x00 \\n \\" stay as written; */ <?php echo 1; ?> #{1} \\"""
-        return await self._rpc.call(_HOSTILE_ODD, args, kwargs)
+        return self._rpc.call(_HOSTILE_ODD, args, kwargs)
 
     @overload
     async def odd_background(

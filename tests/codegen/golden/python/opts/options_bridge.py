@@ -10,6 +10,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -143,17 +144,19 @@ class PlainAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def call(
+    def call(
         self, request: options_pb2.Ping, /, **options: Unpack[CallOptions]
-    ) -> options_pb2.Pong: ...
+    ) -> Coroutine[Any, Any, options_pb2.Pong]: ...
 
     @overload
-    async def call(
+    def call(
         self, **fields: Unpack[PingCallArgs]
-    ) -> options_pb2.Pong: ...
+    ) -> Coroutine[Any, Any, options_pb2.Pong]: ...
 
-    async def call(self, *args: options_pb2.Ping, **kwargs: Any) -> options_pb2.Pong:
-        return await self._rpc.call(_PLAIN_CALL, args, kwargs)
+    def call(
+        self, *args: options_pb2.Ping, **kwargs: Any
+    ) -> Coroutine[Any, Any, options_pb2.Pong]:
+        return self._rpc.call(_PLAIN_CALL, args, kwargs)
 
     @overload
     async def call_background(
@@ -350,18 +353,20 @@ class TunedAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def inherit(
+    def inherit(
         self, request: options_pb2.Ping, /, **options: Unpack[CallOptions]
-    ) -> options_pb2.Pong: ...
+    ) -> Coroutine[Any, Any, options_pb2.Pong]: ...
 
     @overload
-    async def inherit(
+    def inherit(
         self, **fields: Unpack[PingCallArgs]
-    ) -> options_pb2.Pong: ...
+    ) -> Coroutine[Any, Any, options_pb2.Pong]: ...
 
-    async def inherit(self, *args: options_pb2.Ping, **kwargs: Any) -> options_pb2.Pong:
+    def inherit(
+        self, *args: options_pb2.Ping, **kwargs: Any
+    ) -> Coroutine[Any, Any, options_pb2.Pong]:
         """Takes the service's settings."""
-        return await self._rpc.call(_TUNED_INHERIT, args, kwargs)
+        return self._rpc.call(_TUNED_INHERIT, args, kwargs)
 
     @overload
     async def inherit_background(
@@ -389,7 +394,9 @@ class TunedAsyncClient(AsyncServiceClient):
         self, **fields: Unpack[PingCallArgs]
     ) -> AsyncIterator[options_pb2.Pong]: ...
 
-    def override(self, *args: options_pb2.Ping, **kwargs: Any) -> AsyncIterator[options_pb2.Pong]:
+    def override(
+        self, *args: options_pb2.Ping, **kwargs: Any
+    ) -> AsyncIterator[options_pb2.Pong]:
         return self._rpc.stream(_TUNED_OVERRIDE, args, kwargs)
 
     @overload

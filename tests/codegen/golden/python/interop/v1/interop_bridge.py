@@ -10,6 +10,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -655,18 +656,20 @@ class InteropAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def echo(
+    def echo(
         self, request: interop_pb2.Composite, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
     @overload
-    async def echo(
+    def echo(
         self, **fields: Unpack[CompositeCallArgs]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
-    async def echo(self, *args: interop_pb2.Composite, **kwargs: Any) -> interop_pb2.Composite:
+    def echo(
+        self, *args: interop_pb2.Composite, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]:
         """Round-trips every field shape."""
-        return await self._rpc.call(_INTEROP_ECHO, args, kwargs)
+        return self._rpc.call(_INTEROP_ECHO, args, kwargs)
 
     @overload
     async def echo_background(
@@ -685,17 +688,19 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_ECHO, args, kwargs)
 
     @overload
-    async def echo_scalars(
+    def echo_scalars(
         self, request: interop_pb2.Scalars, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Scalars: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]: ...
 
     @overload
-    async def echo_scalars(
+    def echo_scalars(
         self, **fields: Unpack[ScalarsCallArgs]
-    ) -> interop_pb2.Scalars: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]: ...
 
-    async def echo_scalars(self, *args: interop_pb2.Scalars, **kwargs: Any) -> interop_pb2.Scalars:
-        return await self._rpc.call(_INTEROP_ECHO_SCALARS, args, kwargs)
+    def echo_scalars(
+        self, *args: interop_pb2.Scalars, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]:
+        return self._rpc.call(_INTEROP_ECHO_SCALARS, args, kwargs)
 
     @overload
     async def echo_scalars_background(
@@ -714,17 +719,19 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_ECHO_SCALARS, args, kwargs)
 
     @overload
-    async def echo_blob(
+    def echo_blob(
         self, request: interop_pb2.Blob, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Blob: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]: ...
 
     @overload
-    async def echo_blob(
+    def echo_blob(
         self, **fields: Unpack[BlobCallArgs]
-    ) -> interop_pb2.Blob: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]: ...
 
-    async def echo_blob(self, *args: interop_pb2.Blob, **kwargs: Any) -> interop_pb2.Blob:
-        return await self._rpc.call(_INTEROP_ECHO_BLOB, args, kwargs)
+    def echo_blob(
+        self, *args: interop_pb2.Blob, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]:
+        return self._rpc.call(_INTEROP_ECHO_BLOB, args, kwargs)
 
     @overload
     async def echo_blob_background(
@@ -742,10 +749,10 @@ class InteropAsyncClient(AsyncServiceClient):
         """Submit EchoBlob as a background job; returns its handle once queued."""
         return await self._rpc.background(_INTEROP_ECHO_BLOB, args, kwargs)
 
-    async def nothing(
+    def nothing(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> interop_pb2.Empty:
-        return await self._rpc.call(_INTEROP_NOTHING, (request,), dict(kwargs))
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
+        return self._rpc.call(_INTEROP_NOTHING, (request,), dict(kwargs))
 
     async def nothing_background(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[BackgroundOptions]
@@ -763,7 +770,9 @@ class InteropAsyncClient(AsyncServiceClient):
         self, **fields: Unpack[StreamRequestCallArgs]
     ) -> AsyncIterator[interop_pb2.StreamItem]: ...
 
-    def stream(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> AsyncIterator[interop_pb2.StreamItem]:
+    def stream(
+        self, *args: interop_pb2.StreamRequest, **kwargs: Any
+    ) -> AsyncIterator[interop_pb2.StreamItem]:
         """count items over WORK_DATA, then an empty WORK_COMPLETE."""
         return self._rpc.stream(_INTEROP_STREAM, args, kwargs)
 
@@ -793,7 +802,9 @@ class InteropAsyncClient(AsyncServiceClient):
         self, **fields: Unpack[StreamRequestCallArgs]
     ) -> AsyncIterator[interop_pb2.StreamItem]: ...
 
-    def stream_idempotent(self, *args: interop_pb2.StreamRequest, **kwargs: Any) -> AsyncIterator[interop_pb2.StreamItem]:
+    def stream_idempotent(
+        self, *args: interop_pb2.StreamRequest, **kwargs: Any
+    ) -> AsyncIterator[interop_pb2.StreamItem]:
         """The same stream, declared idempotent: a client drops a restarted run's repeated items."""
         return self._rpc.stream(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
 
@@ -814,18 +825,20 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_STREAM_IDEMPOTENT, args, kwargs)
 
     @overload
-    async def progress(
+    def progress(
         self, request: interop_pb2.ProgressRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.ProgressReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]: ...
 
     @overload
-    async def progress(
+    def progress(
         self, **fields: Unpack[ProgressRequestCallArgs]
-    ) -> interop_pb2.ProgressReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]: ...
 
-    async def progress(self, *args: interop_pb2.ProgressRequest, **kwargs: Any) -> interop_pb2.ProgressReply:
+    def progress(
+        self, *args: interop_pb2.ProgressRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]:
         """WORK_STATUS per step, an optional WORK_WARNING."""
-        return await self._rpc.call(_INTEROP_PROGRESS, args, kwargs)
+        return self._rpc.call(_INTEROP_PROGRESS, args, kwargs)
 
     @overload
     async def progress_background(
@@ -844,18 +857,20 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_PROGRESS, args, kwargs)
 
     @overload
-    async def raise_(
+    def raise_(
         self, request: interop_pb2.RaiseRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
     @overload
-    async def raise_(
+    def raise_(
         self, **fields: Unpack[RaiseRequestCallArgs]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
-    async def raise_(self, *args: interop_pb2.RaiseRequest, **kwargs: Any) -> interop_pb2.Empty:
+    def raise_(
+        self, *args: interop_pb2.RaiseRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
         """Fails the way the request asks."""
-        return await self._rpc.call(_INTEROP_RAISE, args, kwargs)
+        return self._rpc.call(_INTEROP_RAISE, args, kwargs)
 
     @overload
     async def raise_background(
@@ -874,18 +889,20 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_RAISE, args, kwargs)
 
     @overload
-    async def sleep(
+    def sleep(
         self, request: interop_pb2.SleepRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.SleepReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.SleepReply]: ...
 
     @overload
-    async def sleep(
+    def sleep(
         self, **fields: Unpack[SleepRequestCallArgs]
-    ) -> interop_pb2.SleepReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.SleepReply]: ...
 
-    async def sleep(self, *args: interop_pb2.SleepRequest, **kwargs: Any) -> interop_pb2.SleepReply:
+    def sleep(
+        self, *args: interop_pb2.SleepRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.SleepReply]:
         """Sleeps; for deadlines, timeouts, priorities and background status."""
-        return await self._rpc.call(_INTEROP_SLEEP, args, kwargs)
+        return self._rpc.call(_INTEROP_SLEEP, args, kwargs)
 
     @overload
     async def sleep_background(
@@ -903,11 +920,11 @@ class InteropAsyncClient(AsyncServiceClient):
         """Submit Sleep as a background job; returns its handle once queued."""
         return await self._rpc.background(_INTEROP_SLEEP, args, kwargs)
 
-    async def who_am_i(
+    def who_am_i(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> interop_pb2.WhoAmIReply:
+    ) -> Coroutine[Any, Any, interop_pb2.WhoAmIReply]:
         """Reports the worker's language and what it read from the envelope."""
-        return await self._rpc.call(_INTEROP_WHO_AM_I, (request,), dict(kwargs))
+        return self._rpc.call(_INTEROP_WHO_AM_I, (request,), dict(kwargs))
 
     async def who_am_i_background(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[BackgroundOptions]
@@ -915,11 +932,11 @@ class InteropAsyncClient(AsyncServiceClient):
         """Submit WhoAmI as a background job; returns its handle once queued."""
         return await self._rpc.background(_INTEROP_WHO_AM_I, (request,), dict(kwargs))
 
-    async def not_implemented(
+    def not_implemented(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> interop_pb2.Empty:
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
         """Every implementation leaves this one out on purpose: callers get UNIMPLEMENTED."""
-        return await self._rpc.call(_INTEROP_NOT_IMPLEMENTED, (request,), dict(kwargs))
+        return self._rpc.call(_INTEROP_NOT_IMPLEMENTED, (request,), dict(kwargs))
 
     async def not_implemented_background(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[BackgroundOptions]
@@ -928,18 +945,20 @@ class InteropAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_INTEROP_NOT_IMPLEMENTED, (request,), dict(kwargs))
 
     @overload
-    async def legacy(
+    def legacy(
         self, request: interop_pb2.Blob, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Blob: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]: ...
 
     @overload
-    async def legacy(
+    def legacy(
         self, **fields: Unpack[BlobCallArgs]
-    ) -> interop_pb2.Blob: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]: ...
 
-    async def legacy(self, *args: interop_pb2.Blob, **kwargs: Any) -> interop_pb2.Blob:
+    def legacy(
+        self, *args: interop_pb2.Blob, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Blob]:
         """Registered under a custom Gearman function name."""
-        return await self._rpc.call(_INTEROP_LEGACY, args, kwargs)
+        return self._rpc.call(_INTEROP_LEGACY, args, kwargs)
 
     @overload
     async def legacy_background(
@@ -1491,18 +1510,20 @@ class BareAsyncClient(AsyncServiceClient):
     (server-streaming rpcs return an async iterator)."""
 
     @overload
-    async def echo_json(
+    def echo_json(
         self, request: interop_pb2.Composite, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
     @overload
-    async def echo_json(
+    def echo_json(
         self, **fields: Unpack[CompositeCallArgs]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
-    async def echo_json(self, *args: interop_pb2.Composite, **kwargs: Any) -> interop_pb2.Composite:
+    def echo_json(
+        self, *args: interop_pb2.Composite, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]:
         """Return the request unchanged, in each bare encoding."""
-        return await self._rpc.call(_BARE_ECHO_JSON, args, kwargs)
+        return self._rpc.call(_BARE_ECHO_JSON, args, kwargs)
 
     @overload
     async def echo_json_background(
@@ -1521,17 +1542,19 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_ECHO_JSON, args, kwargs)
 
     @overload
-    async def echo_scalars_json(
+    def echo_scalars_json(
         self, request: interop_pb2.Scalars, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Scalars: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]: ...
 
     @overload
-    async def echo_scalars_json(
+    def echo_scalars_json(
         self, **fields: Unpack[ScalarsCallArgs]
-    ) -> interop_pb2.Scalars: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]: ...
 
-    async def echo_scalars_json(self, *args: interop_pb2.Scalars, **kwargs: Any) -> interop_pb2.Scalars:
-        return await self._rpc.call(_BARE_ECHO_SCALARS_JSON, args, kwargs)
+    def echo_scalars_json(
+        self, *args: interop_pb2.Scalars, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Scalars]:
+        return self._rpc.call(_BARE_ECHO_SCALARS_JSON, args, kwargs)
 
     @overload
     async def echo_scalars_json_background(
@@ -1550,17 +1573,19 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_ECHO_SCALARS_JSON, args, kwargs)
 
     @overload
-    async def echo_msgpack(
+    def echo_msgpack(
         self, request: interop_pb2.Composite, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
     @overload
-    async def echo_msgpack(
+    def echo_msgpack(
         self, **fields: Unpack[CompositeCallArgs]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
-    async def echo_msgpack(self, *args: interop_pb2.Composite, **kwargs: Any) -> interop_pb2.Composite:
-        return await self._rpc.call(_BARE_ECHO_MSGPACK, args, kwargs)
+    def echo_msgpack(
+        self, *args: interop_pb2.Composite, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]:
+        return self._rpc.call(_BARE_ECHO_MSGPACK, args, kwargs)
 
     @overload
     async def echo_msgpack_background(
@@ -1579,17 +1604,19 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_ECHO_MSGPACK, args, kwargs)
 
     @overload
-    async def echo_protobuf(
+    def echo_protobuf(
         self, request: interop_pb2.Composite, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
     @overload
-    async def echo_protobuf(
+    def echo_protobuf(
         self, **fields: Unpack[CompositeCallArgs]
-    ) -> interop_pb2.Composite: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]: ...
 
-    async def echo_protobuf(self, *args: interop_pb2.Composite, **kwargs: Any) -> interop_pb2.Composite:
-        return await self._rpc.call(_BARE_ECHO_PROTOBUF, args, kwargs)
+    def echo_protobuf(
+        self, *args: interop_pb2.Composite, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Composite]:
+        return self._rpc.call(_BARE_ECHO_PROTOBUF, args, kwargs)
 
     @overload
     async def echo_protobuf_background(
@@ -1608,17 +1635,19 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_ECHO_PROTOBUF, args, kwargs)
 
     @overload
-    async def echo_raw(
+    def echo_raw(
         self, request: interop_pb2.RawBytes, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.RawBytes: ...
+    ) -> Coroutine[Any, Any, interop_pb2.RawBytes]: ...
 
     @overload
-    async def echo_raw(
+    def echo_raw(
         self, **fields: Unpack[RawBytesCallArgs]
-    ) -> interop_pb2.RawBytes: ...
+    ) -> Coroutine[Any, Any, interop_pb2.RawBytes]: ...
 
-    async def echo_raw(self, *args: interop_pb2.RawBytes, **kwargs: Any) -> interop_pb2.RawBytes:
-        return await self._rpc.call(_BARE_ECHO_RAW, args, kwargs)
+    def echo_raw(
+        self, *args: interop_pb2.RawBytes, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.RawBytes]:
+        return self._rpc.call(_BARE_ECHO_RAW, args, kwargs)
 
     @overload
     async def echo_raw_background(
@@ -1637,18 +1666,20 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_ECHO_RAW, args, kwargs)
 
     @overload
-    async def reverse(
+    def reverse(
         self, request: interop_pb2.RawText, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.RawText: ...
+    ) -> Coroutine[Any, Any, interop_pb2.RawText]: ...
 
     @overload
-    async def reverse(
+    def reverse(
         self, **fields: Unpack[RawTextCallArgs]
-    ) -> interop_pb2.RawText: ...
+    ) -> Coroutine[Any, Any, interop_pb2.RawText]: ...
 
-    async def reverse(self, *args: interop_pb2.RawText, **kwargs: Any) -> interop_pb2.RawText:
+    def reverse(
+        self, *args: interop_pb2.RawText, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.RawText]:
         """The text with its characters (Unicode code points) in reverse order."""
-        return await self._rpc.call(_BARE_REVERSE, args, kwargs)
+        return self._rpc.call(_BARE_REVERSE, args, kwargs)
 
     @overload
     async def reverse_background(
@@ -1667,18 +1698,20 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_REVERSE, args, kwargs)
 
     @overload
-    async def progress_json(
+    def progress_json(
         self, request: interop_pb2.ProgressRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.ProgressReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]: ...
 
     @overload
-    async def progress_json(
+    def progress_json(
         self, **fields: Unpack[ProgressRequestCallArgs]
-    ) -> interop_pb2.ProgressReply: ...
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]: ...
 
-    async def progress_json(self, *args: interop_pb2.ProgressRequest, **kwargs: Any) -> interop_pb2.ProgressReply:
+    def progress_json(
+        self, *args: interop_pb2.ProgressRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.ProgressReply]:
         """As Interop.Progress: a warning if asked, then WORK_STATUS (i, steps); no attempt markers."""
-        return await self._rpc.call(_BARE_PROGRESS_JSON, args, kwargs)
+        return self._rpc.call(_BARE_PROGRESS_JSON, args, kwargs)
 
     @overload
     async def progress_json_background(
@@ -1697,18 +1730,20 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_PROGRESS_JSON, args, kwargs)
 
     @overload
-    async def raise_json(
+    def raise_json(
         self, request: interop_pb2.RaiseRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
     @overload
-    async def raise_json(
+    def raise_json(
         self, **fields: Unpack[RaiseRequestCallArgs]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
-    async def raise_json(self, *args: interop_pb2.RaiseRequest, **kwargs: Any) -> interop_pb2.Empty:
+    def raise_json(
+        self, *args: interop_pb2.RaiseRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
         """As Interop.Raise; errors go out in the bare form of section 8.3."""
-        return await self._rpc.call(_BARE_RAISE_JSON, args, kwargs)
+        return self._rpc.call(_BARE_RAISE_JSON, args, kwargs)
 
     @overload
     async def raise_json_background(
@@ -1727,17 +1762,19 @@ class BareAsyncClient(AsyncServiceClient):
         return await self._rpc.background(_BARE_RAISE_JSON, args, kwargs)
 
     @overload
-    async def raise_msgpack(
+    def raise_msgpack(
         self, request: interop_pb2.RaiseRequest, /, **options: Unpack[CallOptions]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
     @overload
-    async def raise_msgpack(
+    def raise_msgpack(
         self, **fields: Unpack[RaiseRequestCallArgs]
-    ) -> interop_pb2.Empty: ...
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]: ...
 
-    async def raise_msgpack(self, *args: interop_pb2.RaiseRequest, **kwargs: Any) -> interop_pb2.Empty:
-        return await self._rpc.call(_BARE_RAISE_MSGPACK, args, kwargs)
+    def raise_msgpack(
+        self, *args: interop_pb2.RaiseRequest, **kwargs: Any
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
+        return self._rpc.call(_BARE_RAISE_MSGPACK, args, kwargs)
 
     @overload
     async def raise_msgpack_background(
@@ -1755,11 +1792,11 @@ class BareAsyncClient(AsyncServiceClient):
         """Submit RaiseMsgpack as a background job; returns its handle once queued."""
         return await self._rpc.background(_BARE_RAISE_MSGPACK, args, kwargs)
 
-    async def who_am_i_json(
+    def who_am_i_json(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> interop_pb2.WhoAmIReply:
+    ) -> Coroutine[Any, Any, interop_pb2.WhoAmIReply]:
         """As Interop.WhoAmI: a bare job carries no metadata and no deadline."""
-        return await self._rpc.call(_BARE_WHO_AM_I_JSON, (request,), dict(kwargs))
+        return self._rpc.call(_BARE_WHO_AM_I_JSON, (request,), dict(kwargs))
 
     async def who_am_i_json_background(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[BackgroundOptions]
@@ -1767,11 +1804,11 @@ class BareAsyncClient(AsyncServiceClient):
         """Submit WhoAmIJson as a background job; returns its handle once queued."""
         return await self._rpc.background(_BARE_WHO_AM_I_JSON, (request,), dict(kwargs))
 
-    async def not_implemented_json(
+    def not_implemented_json(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[CallOptions]
-    ) -> interop_pb2.Empty:
+    ) -> Coroutine[Any, Any, interop_pb2.Empty]:
         """Left out on purpose by every implementation: UNIMPLEMENTED in the bare form."""
-        return await self._rpc.call(_BARE_NOT_IMPLEMENTED_JSON, (request,), dict(kwargs))
+        return self._rpc.call(_BARE_NOT_IMPLEMENTED_JSON, (request,), dict(kwargs))
 
     async def not_implemented_json_background(
         self, request: interop_pb2.Empty | None = None, /, **kwargs: Unpack[BackgroundOptions]
