@@ -1,6 +1,8 @@
 package dev.bridge.runtime;
 
 import dev.bridge.runtime.gearman.ServerAddress;
+import dev.bridge.runtime.gearman.TlsSettings;
+import dev.bridge.runtime.security.Keyring;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -47,9 +49,14 @@ public final class CommandLine {
     private final Duration readTimeout;
     private final String clientId;
     private final Map<String, String> options;
+    private final Keyring keys;
+    private final TlsSettings tls;
 
     private CommandLine(String program, List<ServerAddress> servers, int concurrency, String logLevel,
-            Long maxRequestBytes, Duration readTimeout, String clientId, Map<String, String> options) {
+            Long maxRequestBytes, Duration readTimeout, String clientId, Map<String, String> options,
+            Keyring keys, TlsSettings tls) {
+        this.keys = keys;
+        this.tls = tls;
         this.program = program;
         this.servers = servers;
         this.concurrency = concurrency;
@@ -104,7 +111,10 @@ public final class CommandLine {
 
     /** A worker builder set from these options (servers, concurrency, and the extras given). */
     public Worker.Builder workerBuilder() {
-        Worker.Builder b = Worker.builder().servers(servers).concurrency(concurrency);
+        Worker.Builder b = Worker.builder().servers(servers).concurrency(concurrency).keys(keys);
+        if (tls != null) {
+            b.tls(tls);
+        }
         if (maxRequestBytes != null) {
             b.maxRequestBytes(maxRequestBytes);
         }
@@ -241,6 +251,23 @@ public final class CommandLine {
             } catch (IllegalArgumentException e) {
                 throw error(source(given, "--servers", "BRIDGE_SERVERS") + ": " + Logging.quote(e.getMessage()));
             }
+            Keyring keys;
+            try {
+                keys = Keyring.fromEnv(env);
+            } catch (IllegalArgumentException e) {
+                String variable = env.getOrDefault("BRIDGE_KEYS", "").isEmpty() ? "BRIDGE_KEYS_FILE" : "BRIDGE_KEYS";
+                String why = Logging.quote(String.valueOf(e.getMessage()));
+                throw error(why.startsWith("BRIDGE_") ? why : variable + ": " + why);
+            }
+            TlsSettings tls = null;
+            if (servers.stream().anyMatch(ServerAddress::tls)) {
+                try {
+                    tls = TlsSettings.fromEnv(env);
+                    tls.check();
+                } catch (IllegalArgumentException e) {
+                    throw error("BRIDGE_TLS_*: " + Logging.quote(String.valueOf(e.getMessage())));
+                }
+            }
             String concurrencyText = pick(given, env, "--concurrency", "BRIDGE_CONCURRENCY", "1");
             int concurrency = (int) integer(concurrencyText, 1, MAX_CONCURRENCY,
                     source(given, "--concurrency", "BRIDGE_CONCURRENCY"));
@@ -263,7 +290,7 @@ public final class CommandLine {
                 }
             }
             return new CommandLine(program, servers, concurrency, level, maxRequestBytes, readTimeout,
-                    given.get("--client-id"), Collections.unmodifiableMap(options));
+                    given.get("--client-id"), Collections.unmodifiableMap(options), keys, tls);
         }
 
         /** The text {@code --help} prints. */
@@ -305,7 +332,10 @@ public final class CommandLine {
 
         private long integer(String text, long min, long max, String what) throws Exit {
             try {
-                long value = Long.parseLong(text.strip());
+                if (!text.matches("[0-9]{1,18}")) { // plain decimal digits: no sign, no space
+                    throw new NumberFormatException(text);
+                }
+                long value = Long.parseLong(text);
                 if (value >= min && value <= max) {
                     return value;
                 }
@@ -318,13 +348,13 @@ public final class CommandLine {
         private Duration seconds(String text, String what) throws Exit {
             try {
                 double value = Double.parseDouble(text.strip());
-                if (value > 0 && value <= 86400) {
+                if (value > 0 && value <= 3600) {
                     return Duration.ofNanos((long) (value * 1e9));
                 }
             } catch (NumberFormatException e) {
                 // reported below
             }
-            throw error(what + " must be a number of seconds above 0 (at most 86400), not '" + Logging.quote(text) + "'");
+            throw error(what + " must be a number of seconds above 0, at most 3600, not '" + Logging.quote(text) + "'");
         }
 
         private Exit error(String message) {

@@ -77,9 +77,10 @@ public final class Logging {
     }
 
     /**
-     * Text a caller chose, safe inside one log line: control, format and unassigned characters
-     * become Java escapes, and so do {@code \} and {@code "}: no caller can start a line of its own
-     * or end a quoted field.
+     * Text a caller chose, safe inside one log line, escaped as a JSON string is (docs/workers.md):
+     * {@code \"}, {@code \\}, {@code \n}, {@code \r}, {@code \t}, and every other control,
+     * separator, format, unassigned or lone surrogate character as {@code \}{@code uXXXX}: no caller
+     * can start a line of its own or end a quoted field.
      */
     public static String quote(String text) {
         StringBuilder out = new StringBuilder(text.length());
@@ -90,6 +91,12 @@ public final class Logging {
                     || type == Character.PARAGRAPH_SEPARATOR || type == Character.SURROGATE;
             if (cp == '\\' || cp == '"') {
                 out.append('\\').appendCodePoint(cp);
+            } else if (cp == '\n') {
+                out.append("\\n");
+            } else if (cp == '\r') {
+                out.append("\\r");
+            } else if (cp == '\t') {
+                out.append("\\t");
             } else if (!unsafe) {
                 out.appendCodePoint(cp);
             } else {
@@ -128,9 +135,9 @@ public final class Logging {
             line.append(" trace_id=").append(traceId);
         }
         if (message != null) {
-            String cut = message.codePointCount(0, message.length()) > MAX_MESSAGE_CHARS
-                    ? message.substring(0, message.offsetByCodePoints(0, MAX_MESSAGE_CHARS)) : message;
-            line.append(" message=\"").append(quote(cut)).append('"');
+            boolean isCut = message.codePointCount(0, message.length()) > MAX_MESSAGE_CHARS;
+            String cut = isCut ? message.substring(0, message.offsetByCodePoints(0, MAX_MESSAGE_CHARS)) : message;
+            line.append(" message=\"").append(quote(cut)).append(isCut ? "...\"" : "\"");
         }
         return line.toString();
     }

@@ -196,7 +196,8 @@ public final class Worker {
         }, "bridge-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         start();
-        LOG.log(System.Logger.Level.INFO, "serving {0} function(s)", functions().size());
+        LOG.log(System.Logger.Level.INFO, "serving {0} function(s) from {1}", functions().size(),
+                gearman.servers().stream().map(ServerAddress::toString).collect(java.util.stream.Collectors.joining(",")));
         while (!gearman.awaitTermination(Duration.ofSeconds(1))) {
             // Wait for the threads; the hook or stop() ends them.
         }

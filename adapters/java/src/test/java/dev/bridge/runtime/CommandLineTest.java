@@ -89,7 +89,36 @@ class CommandLineTest {
         assertTrue(error(NO_ENV, "--max-request-bytes", "-1").contains("--max-request-bytes must be"));
         assertTrue(error(NO_ENV, "--version=2").contains("--version takes no value"));
         // A caller's text cannot make a second line.
-        assertTrue(error(NO_ENV, "--log-level", "a\nb").contains("not 'a\\u000ab'"));
+        assertTrue(error(NO_ENV, "--log-level", "a\nb").contains("not 'a\\nb'"));
+    }
+
+    @Test
+    void valuesAreCheckedAsTheContractSays() {
+        // integers are plain decimal digits; a port is 1-65535 (docs/workers.md)
+        assertEquals("w: error: --concurrency must be an integer from 1 to 1024, not '+4' (see --help)",
+                error(NO_ENV, "--concurrency=+4"));
+        assertTrue(error(NO_ENV, "--concurrency", " 4").contains("not ' 4'"));
+        assertTrue(error(Map.of("BRIDGE_CONCURRENCY", "+4")).startsWith("w: error: BRIDGE_CONCURRENCY must be"));
+        assertTrue(error(NO_ENV, "--max-request-bytes", "+5").contains("--max-request-bytes must be"));
+        for (String bad : new String[] {"127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:+47", "127.0.0.1:", ",", ":47"}) {
+            assertTrue(error(NO_ENV, "--servers", bad).startsWith("w: error: --servers: "), bad);
+        }
+        assertTrue(error(NO_ENV, "--read-timeout", "3601").contains("at most 3600"));
+    }
+
+    @Test
+    void securitySettingsAreLoadedWhileParsing(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        String garbage = error(Map.of("BRIDGE_KEYS", "garbage"));
+        assertTrue(garbage.startsWith("w: error: BRIDGE_KEYS"), garbage);
+        assertFalse(garbage.contains("garbage"), "never echoes a key: " + garbage);
+        String shortKey = error(Map.of("BRIDGE_KEYS", "k1:c2hvcnQ="));
+        assertFalse(shortKey.contains("c2hvcnQ"), shortKey);
+        assertTrue(error(Map.of("BRIDGE_KEYS_FILE", "/nonexistent")).startsWith("w: error: BRIDGE_KEYS_FILE"));
+        assertTrue(error(Map.of("BRIDGE_TLS_CA", "/nonexistent"), "--servers", "tls://127.0.0.1:1")
+                .startsWith("w: error: BRIDGE_TLS_*: "));
+        String key = java.util.Base64.getEncoder().encodeToString(new byte[32]);
+        CommandLine ok = parse(Map.of("BRIDGE_KEYS", "k1:" + key));
+        assertEquals("k1", ok.workerBuilder().build().keys().ids());
     }
 
     @Test

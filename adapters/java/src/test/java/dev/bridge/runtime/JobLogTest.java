@@ -168,11 +168,12 @@ class JobLogTest {
             String m = line.getMessage();
             assertTrue(m.startsWith("job failed function=l.Coded handle=H:"), m);
             assertTrue(m.contains(" encoding=msgpack bytes="), m);
-            assertTrue(m.contains(" outcome=NOT_FOUND trace_id=" + TRACE_ID + " message=\"bad \\\"id\\\"\\u000aWARNING forged"
+            assertTrue(m.contains(" outcome=NOT_FOUND trace_id=" + TRACE_ID + " message=\"bad \\\"id\\\"\\nWARNING forged"
                     + " line\\u001b[31m xxx"), m);
             assertFalse(m.contains("\n") || m.contains("\u001b"), m);
-            String message = m.substring(m.indexOf("message=\"") + 9, m.length() - 1);
-            assertEquals(200, message.replace("\\u000a", "\n").replace("\\u001b", "\u001b").replace("\\\"", "\"").length());
+            assertTrue(m.endsWith("x...\""), m); // "..." marks the cut
+            String message = m.substring(m.indexOf("message=\"") + 9, m.length() - 4);
+            assertEquals(200, message.replace("\\n", "\n").replace("\\u001b", "\u001b").replace("\\\"", "\"").length());
 
             assertEquals(PacketType.WORK_FAIL, client.call("l.Fail", envelope(empty, Encoding.PROTOBUF, Map.of()), 10_000)
                     .endType());
@@ -205,6 +206,16 @@ class JobLogTest {
             assertEquals(Level.WARNING, bad.getLevel());
             assertTrue(bad.getMessage().contains(" outcome=INVALID_ARGUMENT message=\""), bad.getMessage());
         }
+    }
+
+    @Test
+    void messagesAreEscapedAsJsonStrings() {
+        assertEquals("a\\\"b\\\\c\\r\\n\\t\\u0007\\u001b\\u0085\\u2028\\u202e \u00e9",
+                Logging.quote("a\"b\\c\r\n\t\u0007\u001b\u0085\u2028\u202e \u00e9"));
+        String line = Logging.jobLine("f", "H:h:1", "raw", 3, 0.0000042, "INTERNAL", "y".repeat(201), null);
+        assertTrue(line.endsWith(" seconds=0.000004 outcome=INTERNAL message=\"" + "y".repeat(200) + "...\""), line);
+        line = Logging.jobLine("f", "H:h:1", "raw", 3, 0, "INTERNAL", "y".repeat(200), null);
+        assertTrue(line.endsWith(" message=\"" + "y".repeat(200) + "\""), line);
     }
 
     @Test

@@ -1,6 +1,5 @@
 package dev.bridge.runtime.gearman;
 
-import java.io.EOFException;
 import java.io.IOException;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
@@ -125,6 +124,11 @@ public final class GearmanWorker {
         }
     }
 
+    /** The job servers this worker serves, in order. */
+    public List<ServerAddress> servers() {
+        return servers;
+    }
+
     public synchronized List<String> functions() {
         return List.copyOf(functions.keySet());
     }
@@ -222,8 +226,9 @@ public final class GearmanWorker {
                 backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 continue;
             } catch (IOException e) {
-                LOG.log(server.tls() && !(e instanceof java.net.ConnectException) ? System.Logger.Level.WARNING : System.Logger.Level.DEBUG, "cannot reach {0}: {1}",
-                        server, e.toString());
+                // docs/workers.md: a job server that cannot be reached is a warning naming it.
+                LOG.log(System.Logger.Level.WARNING, "cannot reach {0} ({1}); retrying in {2} ms", server,
+                        e.toString(), backoff);
                 pause(jittered(backoff));
                 backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 continue;
@@ -250,8 +255,8 @@ public final class GearmanWorker {
                     pause(jittered(backoff));
                     backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 } else if (!stopping) {
-                    LOG.log(e instanceof EOFException ? System.Logger.Level.INFO : System.Logger.Level.WARNING,
-                            "connection to {0} lost ({1}); reconnecting", server, e.toString());
+                    LOG.log(System.Logger.Level.WARNING, "connection to {0} lost ({1}); reconnecting", server,
+                            e.toString());
                     pause(jittered(backoff));
                     backoff = Math.min(backoff * 2, settings.maxBackoff().toMillis());
                 }

@@ -78,6 +78,9 @@ public record ServerAddress(String host, int port, boolean tls) {
     }
 
     private static int parsePort(String port, String text) {
+        if (!port.matches("[0-9]{1,9}")) { // plain decimal digits: no sign, no space
+            throw new IllegalArgumentException("bad port in job server address: " + text);
+        }
         try {
             return Integer.parseInt(port);
         } catch (NumberFormatException e) {
