@@ -174,7 +174,8 @@ def test_help_and_version(worker_binary: Path, trace_binary: Path) -> None:
             assert done.stdout.startswith(f"usage: {binary.name} "), done.stdout
             for word in ("--servers", "--concurrency", "--log-level", "--version",
                          "BRIDGE_SERVERS", "BRIDGE_CONCURRENCY", "BRIDGE_LOG_LEVEL",
-                         "--max-request-bytes", "--read-timeout-ms"):
+                         "--max-request-bytes", "--read-timeout-ms", "--read-timeout SECONDS",
+                         "bridge tunnel"):
                 assert word in done.stdout, (word, done.stdout)
         done = _run(binary, "--version")
         assert done.returncode == 0 and done.stderr == "", done
@@ -192,6 +193,21 @@ def test_help_and_version(worker_binary: Path, trace_binary: Path) -> None:
     ([], {"BRIDGE_CONCURRENCY": "many"}, "BRIDGE_CONCURRENCY must be an integer from 1 to 1024"),
     ([], {"BRIDGE_LOG_LEVEL": "chatty"}, "BRIDGE_LOG_LEVEL must be one of"),
     ([], {"BRIDGE_SERVERS": "[::1"}, "BRIDGE_SERVERS must be HOST:PORT"),
+    (["--servers", "tls://127.0.0.1:4730"], {},
+     "--servers: the C runtime does not speak TLS, not 'tls://127.0.0.1:4730': run the worker "
+     "under `bridge tunnel`"),
+    ([], {"BRIDGE_SERVERS": "tls://127.0.0.1:4730"}, "BRIDGE_SERVERS: the C runtime does not"),
+    (["--servers", "127.0.0.1:notaport"], {}, "--servers must be HOST:PORT"),
+    (["--servers=127.0.0.1:0"], {}, "--servers must be HOST:PORT[,HOST:PORT...] (a port from 1"),
+    (["--servers", "127.0.0.1:99999"], {}, "--servers must be HOST:PORT"),
+    (["--servers", ":4730"], {}, "--servers must be HOST:PORT"),
+    (["--servers", ","], {}, "--servers must be HOST:PORT"),
+    ([], {"BRIDGE_SERVERS": "127.0.0.1:0"}, "BRIDGE_SERVERS must be HOST:PORT"),
+    (["--read-timeout", "0"], {}, "--read-timeout must be a number of seconds"),
+    (["--read-timeout=3601"], {}, "--read-timeout must be a number of seconds"),
+    ([], {"BRIDGE_KEYS": "k1:not*base64"}, "BRIDGE_KEYS: key "),
+    ([], {"BRIDGE_KEYS_FILE": "/nonexistent/bridge-keys"},
+     "BRIDGE_KEYS_FILE /nonexistent/bridge-keys: "),
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(
     worker_binary: Path, args: list[str], env: dict[str, str], message: str
@@ -202,6 +218,45 @@ def test_a_bad_flag_is_one_line_and_exit_2(
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"interop_worker: error: {message}"), done.stderr
     assert done.stderr.endswith(" (see --help)\n"), done.stderr
+    assert "not*base64" not in done.stderr  # never a key
+
+
+@pytest.mark.timeout(60)
+def test_a_wrong_signing_key_is_one_line_and_exit_2(trace_binary: Path) -> None:
+    """Through the generated <prefix>_main(): BRIDGE_SIGNING_KEY naming no key of BRIDGE_KEYS is
+    refused while the command line is parsed, without echoing the keys."""
+    secret = "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="
+    done = _run(trace_binary, BRIDGE_KEYS=f"k1:{secret}", BRIDGE_SIGNING_KEY="nope")
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("trace_worker: error: "), done.stderr
+    assert "BRIDGE_SIGNING_KEY" in done.stderr and secret not in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_read_timeout_in_seconds(
+    gearmand: GearmandServer, worker_binary: Path, workers: list[Worker]
+) -> None:
+    worker = Worker(worker_binary, "--servers", gearmand.address, "--read-timeout", "2.5")
+    workers.append(worker)
+    _wait_served(gearmand.address)
+    assert worker.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_server_is_a_warning_naming_it(
+    worker_binary: Path, workers: list[Worker]
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = Worker(worker_binary, "--servers", f"127.0.0.1:{port}")
+    workers.append(worker)
+    worker.wait_for(rf" WARNING {PREFIX}127\.0\.0\.1:{port}: ")
+    assert worker.stop() == 0
+    assert not [line for line in worker.lines if " ERROR " in line], worker.lines
 
 
 @pytest.mark.timeout(60)
@@ -239,7 +294,7 @@ def test_job_lines_at_debug_with_the_trace_id(
         assert re.search(
             rf" DEBUG {PREFIX}job function={re.escape(ECHO)} handle=H:\S+ encoding=msgpack "
             rf"bytes={size} "
-            rf"seconds=\d+\.\d{{4}} outcome=OK trace_id={TRACE_ID}$", line), line
+            rf"seconds=\d+\.\d{{6}} outcome=OK trace_id={TRACE_ID}$", line), line
         # an invalid traceparent is ignored: no trace_id, and the job is answered
         _call(client, ECHO, {"text": "untraced"}, metadata={"traceparent": "00-xyz"})
         worker.wait_for(rf"job function={re.escape(ECHO)} .*outcome=OK$")
@@ -249,7 +304,7 @@ def test_job_lines_at_debug_with_the_trace_id(
         failed = worker.wait_for(r"job failed function=")
     assert re.search(
         rf" WARNING {PREFIX}job failed function={re.escape(RAISE)} handle=H:\S+ encoding=msgpack "
-        rf"bytes=\d+ seconds=\d+\.\d{{4}} outcome=NOT_FOUND trace_id={TRACE_ID} "
+        rf"bytes=\d+ seconds=\d+\.\d{{6}} outcome=NOT_FOUND trace_id={TRACE_ID} "
         r'message="no \\"bob\\"\\nINFO forged line"$', failed), failed
     assert not [line for line in worker.lines if line.startswith("INFO forged")]
     assert worker.stop() == 0

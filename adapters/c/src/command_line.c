@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "security.h"
 #include "worker.h"
 
 #define MAX_CONCURRENCY 1024
@@ -26,7 +27,8 @@ static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
             "usage: %s [--servers HOST:PORT[,HOST:PORT...]] [--concurrency N] [--log-level LEVEL]\n"
-            "       [--max-request-bytes N] [--read-timeout-ms N] [--help] [--version]\n"
+            "       [--max-request-bytes N] [--read-timeout SECONDS | --read-timeout-ms N]\n"
+            "       [--help] [--version]\n"
             "\n"
             "A bridge worker (bridge c runtime %s): serves its functions to bridge callers\n"
             "through Gearman job servers until SIGTERM or SIGINT.\n"
@@ -37,13 +39,15 @@ static void usage(FILE *out, const char *prog)
             "  --log-level LEVEL          debug, info, warning (warn) or error\n"
             "                             (env BRIDGE_LOG_LEVEL; default info)\n"
             "  --max-request-bytes N      largest job payload accepted (default %zu)\n"
-            "  --read-timeout-ms N        drop a job server that leaves a request unanswered this\n"
-            "                             long, 1-%llu (default %d)\n"
+            "  --read-timeout SECONDS     drop a job server that leaves a GRAB or ECHO unanswered\n"
+            "                             this long, more than 0 and at most 3600 (default 5)\n"
+            "  --read-timeout-ms N        the same in milliseconds, 1-%llu (default %d)\n"
             "  -h, --help                 show this help and exit\n"
             "  --version                  show the version and exit\n"
             "\n"
-            "environment: BRIDGE_KEYS or BRIDGE_KEYS_FILE (a key list): run only jobs signed with\n"
-            "one of these keys. The command line wins over the environment; an empty variable is\n"
+            "servers are plain TCP: for TLS run the worker under `bridge tunnel`.\n"
+            "environment: BRIDGE_KEYS or BRIDGE_KEYS_FILE (a key list; BRIDGE_SIGNING_KEY): run\n"
+            "only jobs signed with one of these keys, checked at start. The command line wins over the environment; an empty variable is\n"
             "unset. Logs go to stderr.\n",
             prog, BRIDGE_VERSION, MAX_CONCURRENCY, BRIDGE_DEFAULT_MAX_REQUEST_BYTES,
             MAX_READ_TIMEOUT_MS, BRIDGE_DEFAULT_READ_TIMEOUT_MS);
@@ -84,6 +88,40 @@ static int parse_number(const char *s, unsigned long long min, unsigned long lon
     return 0;
 }
 
+/* "SECONDS" (digits, optionally a point and digits), 0 < s <= 3600, as milliseconds rounded up. */
+static int parse_seconds(const char *s, unsigned long long *ms)
+{
+    unsigned long long whole = 0, frac_ms = 0;
+    size_t digits = 0, i = 0;
+    for (; s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        if ((whole = whole * 10 + (unsigned)(s[i] - '0')) > 3600)
+            return -1;
+    if (s[i] == '.') {
+        unsigned long long scale = 100;
+        bool rest = false; /* a digit past the milliseconds that is not 0: round up */
+        size_t after = 0;
+        for (i++; s[i] >= '0' && s[i] <= '9'; i++, after++) {
+            if (scale > 0) {
+                frac_ms += (unsigned)(s[i] - '0') * scale;
+                scale /= 10;
+            } else if (s[i] != '0') {
+                rest = true;
+            }
+        }
+        if (after == 0)
+            return -1;
+        digits += after;
+        frac_ms += rest ? 1 : 0;
+    }
+    if (digits == 0 || s[i] != '\0')
+        return -1;
+    unsigned long long total = whole * 1000 + frac_ms;
+    if (total == 0 || total > MAX_READ_TIMEOUT_MS)
+        return -1;
+    *ms = total;
+    return 0;
+}
+
 /* One setting, from a flag (`name` "--servers") or a variable (`name` "BRIDGE_SERVERS"). */
 static int apply(bridge_worker_options *o, const char *prog, const char *flag, const char *name,
                  const char *value)
@@ -94,9 +132,13 @@ static int apply(bridge_worker_options *o, const char *prog, const char *flag, c
         server *list = NULL;
         size_t count = bridge__parse_servers(value, &list);
         free(list);
-        if (count == 0)
-            return arg_error(prog, "%s must be HOST:PORT[,HOST:PORT...], not '%s'", name,
+        if (count == 0 && strstr(value, "tls://") != NULL)
+            return arg_error(prog, "%s: the C runtime does not speak TLS, not '%s': run the worker "
+                             "under `bridge tunnel` and give it the tunnel's plain HOST:PORT", name,
                              shown(buf, sizeof buf, value));
+        if (count == 0)
+            return arg_error(prog, "%s must be HOST:PORT[,HOST:PORT...] (a port from 1 to 65535), "
+                             "not '%s'", name, shown(buf, sizeof buf, value));
         o->servers = value;
     } else if (strcmp(flag, "--concurrency") == 0) {
         if (parse_number(value, 1, MAX_CONCURRENCY, &n) != 0)
@@ -112,6 +154,11 @@ static int apply(bridge_worker_options *o, const char *prog, const char *flag, c
             return arg_error(prog, "%s must be a positive integer, not '%s'", name,
                              shown(buf, sizeof buf, value));
         o->max_request_bytes = (size_t)n;
+    } else if (strcmp(flag, "--read-timeout") == 0) {
+        if (parse_seconds(value, &n) != 0)
+            return arg_error(prog, "%s must be a number of seconds, more than 0 and at most 3600, "
+                             "not '%s'", name, shown(buf, sizeof buf, value));
+        o->read_timeout_ms = (unsigned)n;
     } else { /* --read-timeout-ms */
         if (parse_number(value, 1, MAX_READ_TIMEOUT_MS, &n) != 0)
             return arg_error(prog, "%s must be an integer from 1 to %llu, not '%s'", name,
@@ -121,12 +168,27 @@ static int apply(bridge_worker_options *o, const char *prog, const char *flag, c
     return BRIDGE_ARGS_SERVE;
 }
 
+/* BRIDGE_KEYS / BRIDGE_KEYS_FILE / BRIDGE_SIGNING_KEY loaded now, so that a wrong one is the
+ * one error line too (the reason names the variable and the entry, never a key). */
+static int check_env_keys(const char *prog)
+{
+    bridge_keyring ring = {0};
+    bool found = false;
+    char why[600];
+    bridge_status st = bridge__keyring_from_env(&ring, &found, why, sizeof why);
+    bridge__keyring_clear(&ring);
+    if (st == BRIDGE_STATUS_OK)
+        return BRIDGE_ARGS_SERVE;
+    return arg_error(prog, "%s", why);
+}
+
 int bridge_worker_options_from_args(bridge_worker_options *o, int argc, char **argv)
 {
     static const char *const valued[] = {"--servers", "--concurrency", "--log-level",
-                                         "--max-request-bytes", "--read-timeout-ms"};
+                                         "--max-request-bytes", "--read-timeout",
+                                         "--read-timeout-ms"};
     static const char *const env[] = {"BRIDGE_SERVERS", "BRIDGE_CONCURRENCY", "BRIDGE_LOG_LEVEL",
-                                      NULL, NULL};
+                                      NULL, NULL, NULL};
     enum { N_VALUED = sizeof valued / sizeof valued[0] };
     const char *prog = program_name(argv);
     const char *given[N_VALUED] = {NULL};
@@ -177,7 +239,9 @@ int bridge_worker_options_from_args(bridge_worker_options *o, int argc, char **a
         if (value != NULL && apply(o, prog, valued[k], name, value) != BRIDGE_ARGS_SERVE)
             return BRIDGE_ARGS_ERROR;
     }
-    return BRIDGE_ARGS_SERVE;
+    if (given[4] != NULL && given[5] != NULL)
+        return arg_error(prog, "give --read-timeout or --read-timeout-ms, not both");
+    return o->no_env_keys ? BRIDGE_ARGS_SERVE : check_env_keys(prog);
 }
 
 int bridge_worker_main(int argc, char **argv, bridge_setup_fn setup, void *arg)

@@ -413,12 +413,12 @@ static void log_job(const bridge_ctx *ctx, size_t size)
     bool traced = ctx->trace_id[0] != '\0';
     if (!failed)
         bridge__log(ctx->log_level, BRIDGE_LOG_DEBUG,
-                    "job function=%s handle=%s encoding=%s bytes=%zu seconds=%.4f outcome=%s%s%s",
+                    "job function=%s handle=%s encoding=%s bytes=%zu seconds=%.6f outcome=%s%s%s",
                     function, handle, encoding, size, ctx->handler_seconds, outcome,
                     traced ? " trace_id=" : "", ctx->trace_id);
     else
         bridge__log(ctx->log_level, BRIDGE_LOG_WARNING,
-                    "job failed function=%s handle=%s encoding=%s bytes=%zu seconds=%.4f outcome=%s%s%s "
+                    "job failed function=%s handle=%s encoding=%s bytes=%zu seconds=%.6f outcome=%s%s%s "
                     "message=\"%s\"",
                     function, handle, encoding, size, ctx->handler_seconds, outcome,
                     traced ? " trace_id=" : "", ctx->trace_id,

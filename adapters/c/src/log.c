@@ -147,10 +147,12 @@ void bridge__log_escape(char *out, size_t out_size, const char *text, size_t max
             len = (size_t)snprintf(piece, sizeof piece, "\\%c", (char)cp);
         } else if (cp == '\n' || cp == '\r' || cp == '\t') {
             len = (size_t)snprintf(piece, sizeof piece, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
-        } else if (cp < 0x20 || cp == 0x7F) {
-            len = (size_t)snprintf(piece, sizeof piece, "\\x%02x", cp);
-        } else if (unsafe(cp)) {
-            len = (size_t)snprintf(piece, sizeof piece, cp > 0xFFFF ? "\\U%08x" : "\\u%04x", cp);
+        } else if (cp < 0x20 || cp == 0x7F || unsafe(cp)) { /* as a JSON string: \\uXXXX */
+            if (cp > 0xFFFF) /* a UTF-16 surrogate pair, as JSON writes it */
+                len = (size_t)snprintf(piece, sizeof piece, "\\u%04x\\u%04x",
+                                       0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF));
+            else
+                len = (size_t)snprintf(piece, sizeof piece, "\\u%04x", cp);
         } else {
             memcpy(piece, s, n);
             len = n;

@@ -170,6 +170,18 @@ static bool stopped(const bridge_worker *w)
 
 /* ------------------------------------------------------------------ servers and slots */
 
+/* A port: 1 to 65535, plain decimal digits. */
+static bool valid_port(const char *port)
+{
+    if (port[0] == '\0' || strlen(port) > 5)
+        return false;
+    for (const char *c = port; *c != '\0'; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    long v = strtol(port, NULL, 10);
+    return v >= 1 && v <= 65535;
+}
+
 size_t bridge__parse_servers(const char *list, server **out)
 {
     *out = NULL;
@@ -177,14 +189,23 @@ size_t bridge__parse_servers(const char *list, server **out)
     char *copy = strdup(list), *save = NULL;
     if (copy == NULL)
         return 0;
+    /* no empty item: not at either end, not two commas in a row */
+    size_t len = strlen(copy);
+    if (len == 0 || copy[0] == ',' || copy[len - 1] == ',' || strstr(copy, ",,") != NULL)
+        goto bad;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         while (*item == ' ')
             item++;
+        char *end = item + strlen(item);
+        while (end > item && end[-1] == ' ')
+            *--end = '\0';
+        if (strstr(item, "://") != NULL)
+            goto bad; /* tls:// and other schemes: command_line.c says why */
         char *host = item, *port = "4730";
         char *colon = strrchr(item, ':');
         if (item[0] == '[') {
             char *close = strchr(item, ']');
-            if (close == NULL)
+            if (close == NULL || (close[1] != '\0' && close[1] != ':'))
                 goto bad;
             *close = '\0';
             host = item + 1;
@@ -196,7 +217,7 @@ size_t bridge__parse_servers(const char *list, server **out)
         }
         server *grown = realloc(*out, (n + 1) * sizeof *grown);
         if (grown == NULL || host[0] == '\0' || strlen(host) >= sizeof grown->host ||
-            port[0] == '\0' || strlen(port) >= sizeof grown->port) {
+            !valid_port(port) || strlen(port) >= sizeof grown->port) {
             if (grown != NULL)
                 *out = grown;
             goto bad;

@@ -121,6 +121,22 @@ static int test_command_line(void)
         {"--help=1", NULL, "unknown option '--help=1'"},
         {"stray", NULL, "unexpected argument 'stray'"},
         {"--log-level", "a\nb", "not 'a\\nb'"},
+        {"--servers", "tls://127.0.0.1:4730", "run the worker under `bridge tunnel`"},
+        {"--servers", "127.0.0.1:notaport", "--servers must be HOST:PORT"},
+        {"--servers", "127.0.0.1:0", "(a port from 1 to 65535), not '127.0.0.1:0'"},
+        {"--servers", "127.0.0.1:99999", "not '127.0.0.1:99999'"},
+        {"--servers", "127.0.0.1:+1", "not '127.0.0.1:+1'"},
+        {"--servers", ":4730", "not ':4730'"},
+        {"--servers", ",", "not ','"},
+        {"--servers", "a:1,,b:2", "not 'a:1,,b:2'"},
+        {"--servers", "[::1]x", "not '[::1]x'"},
+        {"--read-timeout", "0", "--read-timeout must be a number of seconds"},
+        {"--read-timeout", "3600.001", "not '3600.001'"},
+        {"--read-timeout", "-1", "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '-1'"},
+        {"--read-timeout=-1", NULL, "not '-1'"},
+        {"--read-timeout", "1.", "not '1.'"},
+        {"--read-timeout", "1e3", "not '1e3'"},
+        {"--read-timeout-ms", "0", "--read-timeout-ms must be an integer from 1 to 3600000"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = args(&o, &t, bad[i].b ? 3 : 2, bad[i].a, bad[i].b);
@@ -149,6 +165,53 @@ static int test_command_line(void)
     rc = args(&o, &t, 3, "--concurrency", "2"); /* the flag wins: the variable is not read */
     CHECK(rc == 0 && o.concurrency == 2, "flag over bad env: %s", t);
     free(t);
+    unsetenv("BRIDGE_CONCURRENCY");
+    setenv("BRIDGE_SERVERS", "tls://h:1", 1);
+    rc = args(&o, &t, 1);
+    CHECK(rc == BRIDGE_ARGS_ERROR && one_error_line(t, "BRIDGE_SERVERS: the C runtime does not speak TLS"),
+          "tls from env: %s", t);
+    free(t);
+    setenv("BRIDGE_SERVERS", "h:99999", 1);
+    rc = args(&o, &t, 1);
+    CHECK(rc == BRIDGE_ARGS_ERROR && one_error_line(t, "BRIDGE_SERVERS must be HOST:PORT"),
+          "bad port from env: %s", t);
+    free(t);
+    unsetenv("BRIDGE_SERVERS");
+
+    /* --read-timeout SECONDS (decimal), or --read-timeout-ms */
+    rc = args(&o, &t, 3, "--read-timeout", "2.5");
+    CHECK(rc == 0 && o.read_timeout_ms == 2500, "--read-timeout 2.5: %d %u %s", rc, o.read_timeout_ms, t);
+    free(t);
+    rc = args(&o, &t, 2, "--read-timeout=0.0001");
+    CHECK(rc == 0 && o.read_timeout_ms == 1, "tiny timeout rounds up: %u", o.read_timeout_ms);
+    free(t);
+    rc = args(&o, &t, 2, "--read-timeout=3600");
+    CHECK(rc == 0 && o.read_timeout_ms == 3600000, "an hour: %u", o.read_timeout_ms);
+    free(t);
+    rc = args(&o, &t, 3, "--read-timeout-ms", "250");
+    CHECK(rc == 0 && o.read_timeout_ms == 250, "--read-timeout-ms");
+    free(t);
+    rc = args(&o, &t, 3, "--read-timeout=1", "--read-timeout-ms=5");
+    CHECK(rc == BRIDGE_ARGS_ERROR && one_error_line(t, "not both"), "both: %s", t);
+    free(t);
+
+    /* the keys of the environment are checked while parsing: one line, never the key */
+    setenv("BRIDGE_KEYS", "k1:not*base64", 1);
+    rc = args(&o, &t, 1);
+    CHECK(rc == BRIDGE_ARGS_ERROR && one_error_line(t, "BRIDGE_KEYS") && strstr(t, "not*base64") == NULL,
+          "bad BRIDGE_KEYS: %s", t);
+    free(t);
+    o = bridge_worker_options_default();
+    o.no_env_keys = true;
+    char *argv1[] = {"w", NULL};
+    CHECK(bridge_worker_options_from_args(&o, 1, argv1) == BRIDGE_ARGS_SERVE, "no_env_keys: not read");
+    unsetenv("BRIDGE_KEYS");
+    setenv("BRIDGE_KEYS_FILE", "/nonexistent/keys", 1);
+    rc = args(&o, &t, 1);
+    CHECK(rc == BRIDGE_ARGS_ERROR && one_error_line(t, "BRIDGE_KEYS_FILE /nonexistent/keys"),
+          "missing BRIDGE_KEYS_FILE: %s", t);
+    free(t);
+    unsetenv("BRIDGE_KEYS_FILE");
     unsetenv("BRIDGE_SERVERS");
     unsetenv("BRIDGE_CONCURRENCY");
     unsetenv("BRIDGE_LOG_LEVEL");
@@ -161,7 +224,9 @@ static int test_escape(void)
 {
     char out[BRIDGE__LOG_MESSAGE_SIZE];
     bridge__log_escape(out, sizeof out, "a\"b\\c\nd\re\tf\x01g\x7f", 200);
-    CHECK(strcmp(out, "a\\\"b\\\\c\\nd\\re\\tf\\x01g\\x7f") == 0, "controls: %s", out);
+    CHECK(strcmp(out, "a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u007f") == 0, "controls: %s", out);
+    bridge__log_escape(out, sizeof out, "\x1b[31m \xf3\xa0\x80\x81 \xc3", 200); /* ESC, a tag, cut */
+    CHECK(strcmp(out, "\\u001b[31m \\udb40\\udc01 \\xc3") == 0, "JSON-style: %s", out);
     bridge__log_escape(out, sizeof out, "caf\xc3\xa9 \xe2\x80\xa8 \xc2\x85 \xff \xef\xbb\xbf", 200);
     CHECK(strcmp(out, "caf\xc3\xa9 \\u2028 \\u0085 \\xff \\ufeff") == 0, "unicode: %s", out);
     char long_text[301];
