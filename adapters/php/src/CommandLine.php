@@ -16,7 +16,8 @@ use Bridge\Runtime\Security\KeyringError;
  * `--servers`, `--concurrency` (forked worker processes), `--log-level`, `--help` / `-h`,
  * `--version`, with the environment fallbacks BRIDGE_SERVERS, BRIDGE_CONCURRENCY and
  * BRIDGE_LOG_LEVEL (an empty variable counts as unset; the command line wins), and the PHP
- * runtime's own `--max-request-bytes`, `--read-timeout-ms` and `--client-id`. A program adds its
+ * runtime's own `--max-request-bytes`, `--read-timeout` SECONDS (or `--read-timeout-ms`) and
+ * `--client-id`. Servers are plain TCP: `tls://` is refused (run the worker under `bridge tunnel`). A program adds its
  * own flags with $extra (name => help text, "VALUE  what it is"); their values are option().
  *
  * A bad flag or value is one line on stderr, "PROGRAM: error: ... (see --help)", and exit status 2.
@@ -35,8 +36,9 @@ final class CommandLine
         'log-level' => 'LEVEL  debug, info, warning (warn) or error; debug logs every job (env BRIDGE_LOG_LEVEL; default info)',
         'max-request-bytes' => 'N  larger job payloads are answered RESOURCE_EXHAUSTED (default '
             . Dispatcher::DEFAULT_MAX_REQUEST_BYTES . ')',
-        'read-timeout-ms' => 'N  a job server that owes an answer this long is reconnected (default '
-            . Worker::DEFAULT_READ_TIMEOUT_MS . ')',
+        'read-timeout' => 'SECONDS  a job server that leaves a GRAB or ECHO unanswered this long is reconnected,'
+            . ' more than 0 and at most 3600 (default ' . (Worker::DEFAULT_READ_TIMEOUT_MS / 1000) . ')',
+        'read-timeout-ms' => 'N  the same in milliseconds, 1-3600000',
         'client-id' => 'ID  the id gearadmin --workers shows (default bridge-php-PID)',
     ];
 
@@ -107,6 +109,9 @@ final class CommandLine
                 throw new UsageError(sprintf("unexpected argument '%s'", Log::printable($arg)));
             }
             [$name, $value] = str_contains($arg, '=') ? explode('=', substr($arg, 2), 2) : [substr($arg, 2), null];
+            if ($name === 'help' || $name === 'version') {
+                throw new UsageError("--{$name} takes no value");
+            }
             if (!isset($known[$name])) {
                 throw new UsageError(sprintf("unknown flag '--%s'", Log::printable($name)));
             }
@@ -139,7 +144,7 @@ final class CommandLine
             self::integer($concurrency, $concurrencyFrom, 1, self::MAX_CONCURRENCY),
             $logLevel,
             isset($given['max-request-bytes']) ? self::integer($given['max-request-bytes'], '--max-request-bytes', 1, PHP_INT_MAX) : Dispatcher::DEFAULT_MAX_REQUEST_BYTES,
-            isset($given['read-timeout-ms']) ? self::integer($given['read-timeout-ms'], '--read-timeout-ms', 1, 3_600_000) : Worker::DEFAULT_READ_TIMEOUT_MS,
+            self::readTimeoutMs($given),
             $given['client-id'] ?? null,
             array_diff_key($given, self::FLAGS),
         );
@@ -210,10 +215,13 @@ final class CommandLine
     private static function servers(string $value, string $from): array
     {
         $servers = [];
-        foreach (explode(',', $value) as $server) {
-            $server = trim($server);
+        $items = array_map('trim', explode(',', $value));
+        if (array_filter($items, static fn (string $item): bool => $item !== '') === []) {
+            throw new UsageError("{$from} names no job server");
+        }
+        foreach ($items as $server) {
             if ($server === '') {
-                continue;
+                throw new UsageError(sprintf("%s: '%s' names an empty job server", $from, Log::printable($value)));
             }
             if (str_starts_with($server, 'tls://')) {
                 throw new UsageError(sprintf(
@@ -222,21 +230,45 @@ final class CommandLine
                     Log::printable($server)
                 ));
             }
-            if (!preg_match('/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(:(\d{1,5}))?$/', $server, $m)
+            if (!preg_match('/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(:(\d{1,5}))?$/D', $server, $m)
                 || (isset($m[3]) && ((int) $m[3] < 1 || (int) $m[3] > 65535))) {
                 throw new UsageError(sprintf("%s: '%s' is not a HOST:PORT job server address", $from, Log::printable($server)));
             }
             $servers[] = $server;
         }
-        if ($servers === []) {
-            throw new UsageError("{$from} names no job server");
-        }
         return $servers;
+    }
+
+    /** @param array<string, string> $given */
+    private static function readTimeoutMs(array $given): int
+    {
+        if (isset($given['read-timeout'], $given['read-timeout-ms'])) {
+            throw new UsageError('give --read-timeout or --read-timeout-ms, not both');
+        }
+        if (isset($given['read-timeout-ms'])) {
+            return self::integer($given['read-timeout-ms'], '--read-timeout-ms', 1, 3_600_000);
+        }
+        if (!isset($given['read-timeout'])) {
+            return Worker::DEFAULT_READ_TIMEOUT_MS;
+        }
+        // SECONDS: digits, optionally a point and digits; milliseconds rounded up, without floats
+        $value = $given['read-timeout'];
+        $ok = preg_match('/^(\d{1,6})(?:\.(\d{1,30}))?$/D', $value, $m) === 1;
+        $fraction = $m[2] ?? '';
+        $ms = $ok ? (int) $m[1] * 1000 + (int) str_pad(substr($fraction, 0, 3), 3, '0')
+            + (trim(substr($fraction, 3), '0') !== '' ? 1 : 0) : 0;
+        if ($ms < 1 || $ms > 3_600_000) {
+            throw new UsageError(sprintf(
+                "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '%s'",
+                Log::printable($value)
+            ));
+        }
+        return $ms;
     }
 
     private static function integer(string $value, string $from, int $min, int $max): int
     {
-        if (preg_match('/^\d{1,18}$/', $value) !== 1 || (int) $value < $min || (int) $value > $max) {
+        if (preg_match('/^\d{1,18}$/D', $value) !== 1 || (int) $value < $min || (int) $value > $max) {
             throw new UsageError(sprintf(
                 "%s must be %s, not '%s'",
                 $from,

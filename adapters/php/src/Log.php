@@ -148,19 +148,22 @@ final class Log
     }
 
     /**
-     * $text cut at MESSAGE_LIMIT characters ("..." marks a cut), then escaped as in a JSON string:
-     * backslash and quote, \n \r \t, every other control character (C0, DEL, C1) and the Unicode
-     * line separators and bidi controls as \uXXXX; bytes that are not UTF-8 as \xNN.
+     * $text cut at MESSAGE_LIMIT characters ("..." marks a cut), then escaped as a JSON string is
+     * (docs/workers.md): backslash and quote, \n \r \t, every other control character (C0, DEL,
+     * C1), line separator and format character as \uXXXX (a UTF-16 pair above U+FFFF); a byte
+     * that is not UTF-8 as \xHH, the UTF-8 around it kept.
      */
     public static function escape(string $text): string
     {
-        if (preg_match('//u', $text) === 1) {
-            preg_match('/\A.{0,' . (self::MESSAGE_LIMIT + 1) . '}/su', $text, $head);
-            $chars = preg_split('//u', $head[0], -1, PREG_SPLIT_NO_EMPTY) ?: [];
-        } else {
-            // Not UTF-8: every byte above 0x7e is written \xNN, the rest as below.
-            $chars = str_split(substr($text, 0, self::MESSAGE_LIMIT + 1));
-        }
+        // one well-formed UTF-8 sequence, else one byte; a character is at most 4 bytes
+        preg_match_all(
+            '/[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}'
+            . '|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}'
+            . '|\xf4[\x80-\x8f][\x80-\xbf]{2}|[\x80-\xff]/s',
+            substr($text, 0, 4 * (self::MESSAGE_LIMIT + 1)),
+            $found
+        );
+        $chars = $found[0];
         $cut = count($chars) > self::MESSAGE_LIMIT;
         $out = '';
         foreach (array_slice($chars, 0, self::MESSAGE_LIMIT) as $char) {
@@ -188,12 +191,19 @@ final class Log
         $cp = match (count($b)) {
             2 => (($b[0] & 0x1f) << 6) | ($b[1] & 0x3f),
             3 => (($b[0] & 0x0f) << 12) | (($b[1] & 0x3f) << 6) | ($b[2] & 0x3f),
-            default => 0x10000,
+            default => (($b[0] & 0x07) << 18) | (($b[1] & 0x3f) << 12) | (($b[2] & 0x3f) << 6) | ($b[3] & 0x3f),
         };
-        $invisible = ($cp >= 0x80 && $cp <= 0x9f) || $cp === 0x2028 || $cp === 0x2029
-            || ($cp >= 0x200e && $cp <= 0x200f) || ($cp >= 0x202a && $cp <= 0x202e)
-            || ($cp >= 0x2066 && $cp <= 0x2069) || $cp === 0x061c;
-        return $invisible ? sprintf('\\u%04x', $cp) : $char;
+        // C1 controls, line/paragraph separators, bidi and other format characters
+        $unsafe = ($cp >= 0x80 && $cp <= 0x9f) || $cp === 0xad || $cp === 0x061c || $cp === 0x180e
+            || ($cp >= 0x200b && $cp <= 0x200f) || ($cp >= 0x2028 && $cp <= 0x202e)
+            || ($cp >= 0x2060 && $cp <= 0x206f) || $cp === 0xfeff || ($cp >= 0xfff9 && $cp <= 0xfffb)
+            || ($cp >= 0xe0000 && $cp <= 0xe007f);
+        if (!$unsafe) {
+            return $char;
+        }
+        return $cp > 0xffff
+            ? sprintf('\\u%04x\\u%04x', 0xd800 + (($cp - 0x10000) >> 10), 0xdc00 + (($cp - 0x10000) & 0x3ff))
+            : sprintf('\\u%04x', $cp);
     }
 
     /** A function name or job handle as one word: anything but printable ASCII escaped. */

@@ -85,6 +85,9 @@ final class ServerLink
                 return false;
             }
             $this->connect();
+            if ($this->gearman === null) {
+                return false;
+            }
         }
         if ($this->sleeping) {
             return false;
@@ -212,6 +215,11 @@ final class ServerLink
         try {
             $gearman->addServer($this->host, $this->port);
         } catch (\GearmanException) {
+            if (str_contains($gearman->error(), 'GEARMAN_COULD_NOT_CONNECT')) {
+                // Refused or no route: a warning naming the server (docs/workers.md), then backoff.
+                $this->drop('unreachable (could not connect); retrying');
+                return;
+            }
         }
         ($this->register)($gearman, $this);
         $this->gearman = $gearman;

@@ -179,6 +179,25 @@ final class LogTest extends TestCase
         self::assertSame(2, CommandLine::read(['w.php', '--concurrency', '2'], [], ['BRIDGE_CONCURRENCY' => 'many'])->concurrency);
     }
 
+    public function testReadTimeoutInSecondsOrMilliseconds(): void
+    {
+        self::assertSame(2500, CommandLine::read(['w.php', '--read-timeout', '2.5'])->readTimeoutMs);
+        self::assertSame(100, CommandLine::read(['w.php', '--read-timeout=0.1'])->readTimeoutMs);
+        self::assertSame(1, CommandLine::read(['w.php', '--read-timeout=0.0001'])->readTimeoutMs, 'rounded up');
+        self::assertSame(3_600_000, CommandLine::read(['w.php', '--read-timeout', '3600'])->readTimeoutMs);
+        self::assertSame(250, CommandLine::read(['w.php', '--read-timeout-ms', '250'])->readTimeoutMs);
+        self::assertSame(5000, CommandLine::read(['w.php'])->readTimeoutMs);
+    }
+
+    public function testEscapingIsJsonStringStyle(): void
+    {
+        self::assertSame('a\\"b\\\\c\\nd\\re\\tf\\u0001g\\u007f', Log::escape("a\"b\\c\nd\re\tf\x01g\x7f"));
+        self::assertSame('caf' . "\u{e9}" . ' \\u2028 \\u0085 \\xff \\ufeff \\u00ad \\u200b',
+            Log::escape("caf\u{e9} \u{2028} \u{85} \xff \u{feff} \u{ad} \u{200b}"), 'bad bytes alone, UTF-8 kept');
+        self::assertSame('\\udb40\\udc01 ' . "\u{1f600}" . ' \\xc3', Log::escape("\u{e0001} \u{1f600} \xc3"), 'a tag as a UTF-16 pair');
+        self::assertSame(str_repeat('\\xff', 200) . '...', Log::escape(str_repeat("\xff", 300)));
+    }
+
     public function testABadCommandLineIsOneUsageError(): void
     {
         $cases = [
@@ -192,6 +211,22 @@ final class LogTest extends TestCase
             [['--servers', 'a b'], [], "--servers: 'a b' is not a HOST:PORT job server address"],
             [['--servers', ','], [], '--servers names no job server'],
             [['--max-request-bytes', '-1'], [], "--max-request-bytes must be a positive integer, not '-1'"],
+            [['--servers', '127.0.0.1:0'], [], "--servers: '127.0.0.1:0' is not a HOST:PORT job server address"],
+            [['--servers', '127.0.0.1:99999'], [], "--servers: '127.0.0.1:99999' is not a HOST:PORT job server address"],
+            [['--servers', '127.0.0.1:notaport'], [], "--servers: '127.0.0.1:notaport' is not a HOST:PORT job server address"],
+            [['--servers', ':4730'], [], "--servers: ':4730' is not a HOST:PORT job server address"],
+            [['--servers', 'a:1,,b:2'], [], "--servers: 'a:1,,b:2' names an empty job server"],
+            [[], ['BRIDGE_SERVERS' => 'a:65536'], "BRIDGE_SERVERS: 'a:65536' is not a HOST:PORT job server address"],
+            [['--servers', 'tls://a:1'], [], "--servers: 'tls://a:1': the PHP runtime has no TLS of its own, run the worker under `bridge tunnel`"],
+            [['--concurrency=+4'], [], "--concurrency must be an integer from 1 to 1024, not '+4'"],
+            [['--concurrency', "4\n"], [], "--concurrency must be an integer from 1 to 1024, not '4\\n'"],
+            [['--version=1'], [], '--version takes no value'],
+            [['--help=yes'], [], '--help takes no value'],
+            [['--read-timeout', '0'], [], "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '0'"],
+            [['--read-timeout=3600.001'], [], "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '3600.001'"],
+            [['--read-timeout', '1e3'], [], "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '1e3'"],
+            [['--read-timeout', '1.'], [], "--read-timeout must be a number of seconds, more than 0 and at most 3600, not '1.'"],
+            [['--read-timeout=1', '--read-timeout-ms=5'], [], 'give --read-timeout or --read-timeout-ms, not both'],
         ];
         foreach ($cases as [$args, $env, $message]) {
             try {
