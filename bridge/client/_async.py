@@ -51,6 +51,9 @@ def _size(payload: Payload) -> int:
 
 
 class Priority(enum.Enum):
+    """Gearman job priority: HIGH, NORMAL or LOW (SUBMIT_JOB_HIGH / SUBMIT_JOB / SUBMIT_JOB_LOW
+    and their background forms). gearmand hands out a function's queued HIGH jobs before NORMAL
+    ones, NORMAL before LOW."""
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
@@ -95,13 +98,16 @@ class Job:
 
     @property
     def handle(self) -> bytes:
+        """The job handle gearmand gave (``H:host:42``); empty until JOB_CREATED arrives."""
         return self._job.handle
 
     @property
     def server(self) -> str:
+        """The job server (``host:port``) the job was submitted to."""
         return str(self._job.link.address)
 
     def done(self) -> bool:
+        """Whether the job has ended (completed, failed, cancelled or lost its server)."""
         return self._job.future.done()
 
     def cancel(self) -> bool:
@@ -113,6 +119,8 @@ class Job:
         return self._job.future.cancel()
 
     async def result(self) -> bytes:
+        """The job's WORK_COMPLETE payload: the same as ``await job`` (same errors as
+        ``AsyncClient.call``)."""
         return await self
 
     def __await__(self) -> Generator[Any, None, bytes]:
@@ -136,6 +144,8 @@ class BackgroundJob:
 
     @property
     def server(self) -> str:
+        """The job server (``host:port``) that holds the job: ask it, and only it, about the
+        handle."""
         return str(self._link.address)
 
     async def status(self, *, timeout: float | None = None) -> JobStatus:

@@ -189,9 +189,11 @@ class SyncJob:
 
     @property
     def handle(self) -> bytes:
+        """The job handle gearmand gave (``H:host:42``)."""
         return self._job.handle
 
     def done(self) -> bool:
+        """Whether the job has ended (completed, failed, cancelled or lost its server)."""
         return self._job.done()
 
     def cancel(self) -> bool:
@@ -201,10 +203,16 @@ class SyncJob:
         return handle is not None
 
     def result(self, timeout: float | None = None) -> bytes:
+        """Block until the job ends and return its WORK_COMPLETE payload. ``timeout`` (seconds;
+        None: no limit beyond the job's own) bounds this wait: past it the wait is given up with
+        ``CallTimeout``. Otherwise raises as ``AsyncClient.call`` does."""
         return self._runner.run(self._job.result(), timeout)
 
 
 class SyncBackgroundJob:
+    """A background job submitted by the blocking ``Client``: ``handle``, ``unique`` (the unique
+    id it was given, random unless set) and ``function``; ``status()`` and ``cancel()`` block."""
+
     def __init__(self, job: BackgroundJob, runner: _LoopThread) -> None:
         self._job = job
         self._runner = runner
@@ -214,6 +222,7 @@ class SyncBackgroundJob:
 
     @property
     def server(self) -> str:
+        """The job server (``host:port``) that holds the job."""
         return self._job.server
 
     def status(self, *, timeout: float | None = None) -> JobStatus:
@@ -266,6 +275,8 @@ class Client:
 
     @property
     def async_client(self) -> AsyncClient:
+        """The ``AsyncClient`` doing the work, on this client's private event loop (use it only
+        from that loop: its callbacks)."""
         return self._async
 
     def call(
@@ -280,6 +291,11 @@ class Client:
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
     ) -> bytes:
+        """Run ``function`` with ``payload`` on a worker and return its WORK_COMPLETE payload,
+        blocking. Same arguments and errors as ``AsyncClient.call``: ``timeout`` in seconds (None:
+        wait forever); raises ``JobException``, ``JobFailed``, ``CallTimeout``,
+        ``ServerUnavailable`` or ``ServerError``; ``RuntimeError`` when called from one of this
+        client's own callbacks."""
         runner = self._runner
         if threading.get_ident() == runner.owner_ident:
             raise RuntimeError("a blocking Client method was called from its own callback")
@@ -414,6 +430,8 @@ class Client:
         on_status: StatusCallback | None = None,
         on_warning: DataCallback | None = None,
     ) -> SyncJob:
+        """Submit a foreground job and return once gearmand created it (``handle`` set);
+        ``result()`` waits for it. As ``AsyncClient.submit``."""
         job = self._runner.run(self._async.submit(
             function, payload, unique=unique, priority=priority, timeout=timeout,
             on_data=on_data, on_status=on_status, on_warning=on_warning,
@@ -464,6 +482,10 @@ class Client:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
     ) -> SyncBackgroundJob:
+        """Queue a background job and return once gearmand has it, as
+        ``AsyncClient.submit_background`` (a random unique id unless ``unique`` is given; the
+        next server is tried when one fails before confirming; ``ServerUnavailable`` when all
+        did)."""
         job = self._runner.run(self._async.submit_background(
             function, payload, unique=unique, priority=priority, timeout=timeout,
         ))
@@ -471,12 +493,19 @@ class Client:
 
     def status(self, handle: bytes, *, server: str | None = None,
                timeout: float | None = None) -> JobStatus:
+        """GET_STATUS for ``handle``, asked of ``server`` (default: the first server); see
+        ``AsyncClient.status``. ``ValueError`` when ``server`` is not one of this client's."""
         return self._runner.run(self._async.status(handle, server=server, timeout=timeout))
 
     def echo(self, data: bytes = b"ping", *, timeout: float | None = None) -> bytes:
+        """ECHO_REQ round trip through the first reachable server: returns ``data``. Raises
+        ``ServerUnavailable`` when no server answers, ``TimeoutError`` after ``timeout``
+        seconds."""
         return self._runner.run(self._async.echo(data, timeout=timeout))
 
     def close(self) -> None:
+        """Close every connection and stop the private event loop; calls still waiting raise
+        ``ServerUnavailable``. Also what leaving a ``with Client(...)`` block does."""
         if not self._runner.loop.is_closed():
             self._runner.run(self._async.close())
             self._runner.stop()
