@@ -32,6 +32,8 @@ __all__ = [
 
 
 class Magic(bytes, enum.Enum):
+    """The four bytes that open every binary packet: ``REQ`` (``\0REQ``, client or worker to
+    server) or ``RES`` (``\0RES``, server to client or worker)."""
     REQ = b"\0REQ"  # client or worker -> server
     RES = b"\0RES"  # server -> client or worker
 
@@ -157,11 +159,15 @@ _MAGICS = {_REQ: Magic.REQ, _RES: Magic.RES}
 
 @dataclass(slots=True)
 class Packet:
+    """One decoded binary packet: its ``magic``, ``type`` and ``args`` (the body split at NUL
+    bytes, as many as the type has; the last may hold NULs)."""
     magic: Magic
     type: PacketType
     args: tuple[bytes, ...] = ()
 
     def encode(self) -> bytes:
+        """The packet's bytes on the wire (header and body). Raises ``ProtocolError`` for a wrong
+        number of arguments or a NUL byte in any but the last."""
         return encode_packet(self.type, *self.args, magic=self.magic)
 
 
@@ -210,6 +216,10 @@ class PacketDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
+        """Take the next chunk of the byte stream and return the packets it completes, in order
+        (possibly none). Raises ``ProtocolError`` for bad magic, an unknown type, a body over
+        ``max_body`` bytes or a wrong argument count; the decoder is then broken and every later
+        ``feed`` raises too."""
         if self._broken is not None:
             raise ProtocolError(f"stream already broken: {self._broken}")
         buf = self._buffer

@@ -245,6 +245,8 @@ class Connection(asyncio.BufferedProtocol):
         self.data_received(bytes(view[:nbytes]) if nbytes <= _SMALL_READ else view[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
+        """asyncio's callback for received bytes: decode them and hand each complete packet to
+        ``on_packet``; a ``ProtocolError`` closes the connection (``on_lost`` is told why)."""
         self._read_any = True
         try:
             packets = self._decoder.feed(data)
@@ -307,6 +309,7 @@ class Connection(asyncio.BufferedProtocol):
 
     @property
     def is_open(self) -> bool:
+        """Connected, and not closed by either side yet."""
         return not self._closed and self._transport is not None
 
     def write(self, data: bytes) -> None:
@@ -386,6 +389,8 @@ class Connection(asyncio.BufferedProtocol):
 
     @property
     def must_drain(self) -> bool:
+        """The transport's send buffer is over its high-water mark: wait for ``drain()`` before
+        writing more (large payloads)."""
         return self._paused or self._large is not None
 
     @property
