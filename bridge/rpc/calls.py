@@ -137,6 +137,7 @@ class MethodSpec(Generic[RequestT, ReplyT]):
 
     @property
     def full_name(self) -> str:
+        """``<full service name>.<rpc name>`` (``textkit.v1.TextToolkit.Slugify``), for messages."""
         return f"{self.service}.{self.name}"
 
     def refuse_data(self, payload: bytes) -> None:

@@ -174,6 +174,7 @@ class ReplyReader:
         self.on_progress(numerator, denominator)
 
     def warning(self, data: bytes) -> None:
+        """A WORK_WARNING: passed to ``on_warning`` (when set) as the worker sent it."""
         if self.attempt == 0:
             self.unattributed = True
         if self.on_warning is not None:
