@@ -84,6 +84,9 @@ class Link:
     # --- the connection's life ---------------------------------------------------------------
 
     async def run(self) -> None:
+        """Keep a connection to this job server until the worker stops: connect (with backoff
+        after a failure), say hello, check that the server answers, grab jobs while slots are
+        free; reconnect when the connection drops or stops answering."""
         worker = self.worker
         backoff = 0.0
         while not worker.stopping:
@@ -200,6 +203,8 @@ class Link:
     # --- packets -----------------------------------------------------------------------------
 
     def maybe_grab(self) -> None:
+        """Send GRAB_JOB_UNIQ when this connection may take a job: connected, answered, not
+        already grabbing or asleep, the worker not stopping, and a slot free (taken here)."""
         connection = self.connection
         if (
             connection is None
@@ -258,6 +263,8 @@ class Link:
         return False
 
     def on_lost(self, reason: BaseException) -> None:
+        """The connection ended (``reason`` says why): its running jobs are abandoned (gearmand
+        re-queues them), a pending grab's slot is given back, and ``run()`` reconnects."""
         lost = self.connection
         self.ready = self.sleeping = False
         self.echoes = 0
