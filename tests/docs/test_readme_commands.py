@@ -188,7 +188,8 @@ def _skipped() -> list[tuple[str, str]]:
     out = []
     for block in _blocks():
         if block.install:
-            out += [(c, SKIPPED_INSTALL[block.install]) for c in commands(block)]
+            if _is_shell(block):
+                out += [(c, SKIPPED_INSTALL[block.install]) for c in commands(block)]
         elif _is_shell(block):
             out += [(c, SKIPPED[c]) for c in commands(block) if c in SKIPPED]
     return out
