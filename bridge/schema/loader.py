@@ -51,7 +51,8 @@ def resolve_files(
 
     As with protoc, no ``include_paths`` means the current directory, and a file is named relative
     to the first root it lies under. A file under none of them gets its own directory added as a
-    root, so ``bridge generate ../x/y.proto`` works like ``protoc -I ../x ../x/y.proto``; without
+    root, first, so ``bridge generate ../x/y.proto`` works like ``protoc -I ../x ../x/y.proto``
+    (and a namesake ``y.proto`` in the current directory is not taken for it); without
     ``include_paths`` each file's directory is also added after the current one, so a file outside
     the import root still finds the files next to it. As with protoc, a relative path that is no
     file from the current directory is looked for under each of ``include_paths`` in turn."""
@@ -73,7 +74,9 @@ def resolve_files(
             raise SchemaError(f"{p}: no such file (not in the current directory{where})")
         found = _include_root(path, includes)
         if found is None:
-            includes.append(path.parent)
+            # first, so that protoc finds this file under its name, not a namesake under the
+            # current directory (``bridge call --schema /elsewhere/x.proto`` run next to an x.proto)
+            includes.insert(0, path.parent)
             found = (path.parent, path.name)
         elif not given and path.parent not in includes and path.parent not in fallback:
             fallback.append(path.parent)

@@ -58,3 +58,22 @@ def test_a_name_found_nowhere_says_where_it_was_looked_for(
         assert err.count("\n") == 1, err
         assert f"acme/nope.proto: no such file (not in the current directory, nor under {CHAIN})" \
             in err, err
+
+
+def test_a_file_outside_the_current_directory_is_not_its_namesake_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bridge describe /elsewhere/x.proto`` (no -I) run next to another ``x.proto``: the file
+    named is the one read (its folder becomes the first root), not the one in the current
+    directory."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "ledger.proto").write_text(
+        'syntax = "proto3";\npackage here;\nmessage Here {}\n'
+    )
+    (tmp_path / "there").mkdir()
+    (tmp_path / "there" / "ledger.proto").write_text(
+        'syntax = "proto3";\npackage there;\nmessage There {}\n'
+    )
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["describe", str(tmp_path / "there" / "ledger.proto")]) == 0
+    assert "(package there)" in capsys.readouterr().out
