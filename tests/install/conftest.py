@@ -75,3 +75,4 @@ def installed_bridge(tmp_path_factory: pytest.TempPathFactory) -> InstalledBridg
     where = installed.run(python, "-c", "import bridge; print(bridge.__file__)").stdout.strip()
     assert Path(where).is_relative_to(venv), f"bridge imported from {where}, not the venv"
     return installed
+

@@ -12,18 +12,16 @@ gearmand with the worker command line of docs/workers.md and is called by the in
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from install_helpers import serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "c"
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 INSTALLED = ("include/bridge/bridge.h", "lib/libbridge.a", "lib/libbridge.so",
              "lib/libbridge.so.0", "lib/pkgconfig/bridge.pc")
 
@@ -174,36 +171,7 @@ def test_the_installed_worker_serves_the_installed_wheel(
                               stderr=subprocess.PIPE, text=True)
     options = ("--schema", "hello.proto", "-I", ".", "--servers", gearmand.address,
                "--timeout", "5")
-    try:
-        reply = None
-        end = time.monotonic() + 30
-        while reply is None:  # until the worker has registered
-            done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": "make install"}',
-                                   *options, "--metadata", f"traceparent={TRACEPARENT}"], cwd=home,
-                                  env=installed_bridge.env(), capture_output=True, text=True,
-                                  timeout=30, check=False)
-            if done.returncode == 0:
-                reply = json.loads(done.stdout)
-            elif worker.poll() is not None or time.monotonic() > end:
-                raise AssertionError(f"no reply: {done.stderr}")
-        assert reply["greeting"] == "hello, make install"
-        assert reply["trace_id"] == TRACEPARENT[3:35], reply
-        assert Path(reply["runtime"]).is_relative_to(c_home.prefix), reply
-
-        # a typed error: exit status 64 + INVALID_ARGUMENT (3)
-        done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": ""}', *options],
-                              cwd=home, env=installed_bridge.env(), capture_output=True,
-                              text=True, timeout=30, check=False)
-        assert done.returncode == 64 + 3, (done.stdout, done.stderr)
-        assert "name is empty" in done.stderr
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            _, log = worker.communicate(timeout=15)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(timeout=5)
-    assert worker.returncode == 0, log
-    assert f"outcome=OK trace_id={TRACEPARENT[3:35]}" in log, log
-    assert "outcome=INVALID_ARGUMENT message=\"name is empty\"" in log, log
+    reply, _ = serve_and_call(worker, "make install", options, cwd=home,
+                              env=installed_bridge.env())
+    assert reply["greeting"] == "hello, make install"
+    assert Path(reply["runtime"]).is_relative_to(c_home.prefix), reply

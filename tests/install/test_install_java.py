@@ -12,16 +12,14 @@ is called by the installed ``bridge call``.
 
 from __future__ import annotations
 
-import json
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from install_helpers import serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -33,7 +31,6 @@ ADAPTER = REPO / "adapters" / "java"
 VERSION = "0.1.0"
 LOCAL_REPOSITORY = Path.home() / ".m2" / "repository"
 INSTALLED = LOCAL_REPOSITORY / "dev" / "bridge" / "bridge-runtime" / VERSION
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 PROTO = """\
 syntax = "proto3";
@@ -199,39 +196,10 @@ def test_the_installed_worker_serves_the_installed_wheel(
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     options = ("--schema", "hello.proto", "-I", ".", "--timeout", "5")
     env = installed_bridge.env(BRIDGE_SERVERS=gearmand.address)
-    try:
-        reply = None
-        end = time.monotonic() + 40
-        while reply is None:  # until the JVM has started and registered
-            done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": "maven"}', *options,
-                                   "--metadata", f"traceparent={TRACEPARENT}"],
-                                  cwd=project / "call", env=env, capture_output=True, text=True,
-                                  timeout=30, check=False)
-            if done.returncode == 0:
-                reply = json.loads(done.stdout)
-            elif worker.poll() is not None or time.monotonic() > end:
-                raise AssertionError(f"no reply: {done.stderr}")
-        assert reply["greeting"] == "hello, maven"
-        assert reply["trace_id"] == TRACEPARENT[3:35]
-        assert Path(reply["runtime"]) == INSTALLED / f"bridge-runtime-{VERSION}.jar", reply
-
-        # a typed error: exit status 64 + INVALID_ARGUMENT (3)
-        done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": ""}', *options],
-                              cwd=project / "call", env=env, capture_output=True, text=True,
-                              timeout=30, check=False)
-        assert done.returncode == 64 + 3, (done.stdout, done.stderr)
-        assert "name is empty" in done.stderr
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            _, log = worker.communicate(timeout=15)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(timeout=5)
-    assert worker.returncode == 0, log
+    reply, log = serve_and_call(worker, "maven", options, cwd=project / "call", env=env,
+                                wait=40)  # the JVM's start
+    assert reply["greeting"] == "hello, maven"
+    assert Path(reply["runtime"]) == INSTALLED / f"bridge-runtime-{VERSION}.jar", reply
     assert " DEBUG dev.bridge.runtime.Worker: job function=hello.v1.Greeter.Greet " in log, log
-    assert f"outcome=OK trace_id={TRACEPARENT[3:35]}" in log, log
     assert (" WARNING dev.bridge.runtime.Worker: job failed function=hello.v1.Greeter.Greet "
             in log), log
-    assert 'outcome=INVALID_ARGUMENT message="name is empty"' in log, log

@@ -10,17 +10,15 @@ the installed ``bridge call``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from install_helpers import serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "ruby"
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 PROTO = """\
 syntax = "proto3";
@@ -142,39 +139,9 @@ def test_the_installed_worker_serves_the_installed_wheel(
                               stderr=subprocess.PIPE, text=True)
     options = ("--schema", "hello.proto", "-I", ".", "--servers", gearmand.address,
                "--timeout", "5")
-    try:
-        reply = None
-        end = time.monotonic() + 30
-        while reply is None:  # until the worker has loaded and registered
-            done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": "gem"}', *options,
-                                   "--metadata", f"traceparent={TRACEPARENT}"], cwd=home,
-                                  env=installed_bridge.env(), capture_output=True, text=True,
-                                  timeout=30, check=False)
-            if done.returncode == 0:
-                reply = json.loads(done.stdout)
-            elif worker.poll() is not None or time.monotonic() > end:
-                raise AssertionError(f"no reply: {done.stderr}")
-        assert reply["greeting"] == "hello, gem"
-        assert reply["trace_id"] == TRACEPARENT[3:35]
-        assert Path(reply["runtime"]).is_relative_to(home / "gems"), reply
-
-        # a typed error: exit status 64 + INVALID_ARGUMENT (3)
-        done = subprocess.run(["bridge", "call", "Greeter.Greet", '{"name": ""}', *options],
-                              cwd=home, env=installed_bridge.env(),
-                              capture_output=True, text=True, timeout=30, check=False)
-        assert done.returncode == 64 + 3, (done.stdout, done.stderr)
-        assert "name is empty" in done.stderr
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            _, log = worker.communicate(timeout=15)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(timeout=5)
-    assert worker.returncode == 0, log
-    assert f"outcome=OK trace_id={TRACEPARENT[3:35]}" in log, log
-    assert "outcome=INVALID_ARGUMENT message=\"name is empty\"" in log, log
+    reply, _ = serve_and_call(worker, "gem", options, cwd=home, env=installed_bridge.env())
+    assert reply["greeting"] == "hello, gem"
+    assert Path(reply["runtime"]).is_relative_to(home / "gems"), reply
 
 
 def test_the_readme_install_block_works_as_written(tmp_path: Path) -> None:
