@@ -5,10 +5,8 @@ gearmand. Also: an enveloped method refuses a bare payload with a message naming
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +22,7 @@ from bridge.rpc.envelope import decode_error
 from bridge.rpc.server import ServicerContext, add_service
 from bridge.testing import GearmandServer
 from bridge.worker import Worker
+from interop_tests.langs.base import import_python_stubs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,19 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The generated Python stubs of the interop schema (bridge generate --lang python)."""
-    from bridge.codegen import get_emitter, write_files
-    from bridge.schema import load
-
-    out = tmp_path_factory.mktemp("interop_stubs")
-    schemas = ROOT / "schemas"
-    schema = load([str(schemas / "interop" / "v1" / "interop.proto")],
-                  include_paths=[str(schemas)])
-    write_files(get_emitter("python").generate(schema, {}), out)
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
+    return import_python_stubs(tmp_path_factory.mktemp("interop_stubs") / "gen")[1]
 
 
 def _servicer(interop: ModuleType) -> Any:

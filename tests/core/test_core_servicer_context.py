@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +14,7 @@ import pytest
 from bridge.rpc.server import ServicerContext, add_service
 from bridge.testing import GearmandServer
 from bridge.worker import Worker
+from interop_tests.langs.base import import_python_stubs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,19 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The generated Python stubs of the interop schema (bridge generate --lang python)."""
-    from bridge.codegen import get_emitter, write_files
-    from bridge.schema import load
-
-    out = tmp_path_factory.mktemp("interop_stubs")
-    schemas = ROOT / "schemas"
-    schema = load([str(schemas / "interop" / "v1" / "interop.proto")],
-                  include_paths=[str(schemas)])
-    write_files(get_emitter("python").generate(schema, {}), out)
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("interop.v1.interop_bridge")
-    finally:
-        sys.path.remove(str(out))
+    return import_python_stubs(tmp_path_factory.mktemp("interop_stubs") / "gen")[1]
 
 
 async def test_cancelled_turns_true_when_the_callers_deadline_passes(
