@@ -8,7 +8,6 @@ import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,9 +24,6 @@ from bridge.worker import Worker
 from interop_tests.langs.base import import_python_stubs
 
 pytestmark = pytest.mark.timeout(60)
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:

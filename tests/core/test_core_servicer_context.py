@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,9 +16,6 @@ from bridge.worker import Worker
 from interop_tests.langs.base import import_python_stubs
 
 pytestmark = pytest.mark.timeout(60)
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def interop(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
