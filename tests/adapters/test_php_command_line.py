@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from bridge.errors import JobException, JobFailed
 from bridge.rpc.envelope import encode_request
 from bridge.rpc.frame import parse_frame
 from bridge.testing import GearmandServer
-from interop_tests.langs.base import generate_interop
+from interop_tests.langs.base import generate_interop, import_python_stubs
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "interop_tests" / "workers" / "php" / "worker.php"
@@ -43,17 +42,9 @@ def php_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
-    sys.path.insert(0, str(out))
-    try:
-        import interop.v1.interop_pb2 as module
-
-        yield module
-    finally:
-        sys.path.remove(str(out))
-        for name in [n for n in sys.modules if n == "interop" or n.startswith("interop.")]:
-            del sys.modules[name]
+def pb(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The interop messages for the Python side (protoc's Python code, via the Python emitter)."""
+    return import_python_stubs(tmp_path_factory.mktemp("py-gen") / "gen")[0]
 
 
 def _env(php_gen: Path, **extra: str) -> dict[str, str]:

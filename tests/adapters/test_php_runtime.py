@@ -36,7 +36,7 @@ from bridge.security import Keyring, Packet, split_signed
 from bridge.security.signing import hmac_sha256, request_input
 from bridge.testing import GearmandServer
 from bridge.testing.netns import NetnsLab, unavailable
-from interop_tests.langs.base import generate_interop
+from interop_tests.langs.base import generate_interop, import_python_stubs
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "php"
@@ -57,18 +57,9 @@ def php_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+def pb(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The interop messages for the Python side (protoc's Python code, via the Python emitter)."""
-    out = generate_interop("python", tmp_path_factory.mktemp("py-gen"))
-    sys.path.insert(0, str(out))
-    try:
-        import interop.v1.interop_pb2 as module
-
-        yield module
-    finally:
-        sys.path.remove(str(out))
-        for name in [n for n in sys.modules if n == "interop" or n.startswith("interop.")]:
-            del sys.modules[name]
+    return import_python_stubs(tmp_path_factory.mktemp("py-gen") / "gen")[0]
 
 
 @pytest.mark.timeout(320)

@@ -10,6 +10,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The one-function schema every install test serves (``Greeter.Greet``; see ``serve_and_call``).
+GREETER_PROTO = """\
+syntax = "proto3";
+package hello.v1;
+
+message GreetRequest { string name = 1; }
+message GreetReply {
+  string greeting = 1;
+  string trace_id = 2;  // the caller's, as the handler's context saw it
+  string runtime = 3;   // where the bridge runtime was loaded from (a file or folder)
+}
+
+service Greeter {
+  rpc Greet(GreetRequest) returns (GreetReply);
+}
+"""
+
+
 #: The W3C trace context every install test sends; its trace id must come back in the reply
 #: and in the worker's debug line.
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

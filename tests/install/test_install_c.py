@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from install_helpers import serve_and_call
+from install_helpers import GREETER_PROTO, serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -33,21 +33,7 @@ ADAPTER = REPO / "adapters" / "c"
 INSTALLED = ("include/bridge/bridge.h", "lib/libbridge.a", "lib/libbridge.so",
              "lib/libbridge.so.0", "lib/pkgconfig/bridge.pc")
 
-PROTO = """\
-syntax = "proto3";
-package hello.v1;
-
-message GreetRequest { string name = 1; }
-message GreetReply {
-  string greeting = 1;
-  string trace_id = 2;  // the caller's, as the handler's context saw it
-  string runtime = 3;   // the file libbridge was loaded from
-}
-
-service Greeter {
-  rpc Greet(GreetRequest) returns (GreetReply);
-}
-"""
+PROTO = GREETER_PROTO
 
 WORKER = """\
 #define _GNU_SOURCE

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from install_helpers import serve_and_call
+from install_helpers import GREETER_PROTO, serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -32,22 +32,8 @@ VERSION = "0.1.0"
 LOCAL_REPOSITORY = Path.home() / ".m2" / "repository"
 INSTALLED = LOCAL_REPOSITORY / "dev" / "bridge" / "bridge-runtime" / VERSION
 
-PROTO = """\
-syntax = "proto3";
-package hello.v1;
-option java_multiple_files = true;
-
-message GreetRequest { string name = 1; }
-message GreetReply {
-  string greeting = 1;
-  string trace_id = 2;  // the caller's, as the handler's context saw it
-  string runtime = 3;   // where the bridge runtime was loaded from
-}
-
-service Greeter {
-  rpc Greet(GreetRequest) returns (GreetReply);
-}
-"""
+PROTO = GREETER_PROTO.replace("package hello.v1;\n",
+                              "package hello.v1;\noption java_multiple_files = true;\n")
 
 POM = f"""\
 <?xml version="1.0" encoding="UTF-8"?>

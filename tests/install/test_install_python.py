@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from install_helpers import GREETER_PROTO
 
 from bridge.testing import GearmandServer
 
@@ -27,21 +28,7 @@ pytestmark = pytest.mark.timeout(240)
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-PROTO = """\
-syntax = "proto3";
-package hello.v1;
-
-message GreetRequest { string name = 1; }
-message GreetReply {
-  string greeting = 1;
-  string trace_id = 2;  // the caller's, as the handler's context saw it
-  string runtime = 3;   // where the bridge runtime was imported from
-}
-
-service Greeter {
-  rpc Greet(GreetRequest) returns (GreetReply);
-}
-"""
+PROTO = GREETER_PROTO
 
 WORKER = """\
 import bridge

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from install_helpers import serve_and_call
+from install_helpers import GREETER_PROTO, serve_and_call
 
 from bridge.testing import GearmandServer
 
@@ -28,21 +28,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "ruby"
 
-PROTO = """\
-syntax = "proto3";
-package hello.v1;
-
-message GreetRequest { string name = 1; }
-message GreetReply {
-  string greeting = 1;
-  string trace_id = 2;  // the caller's, as the handler's context saw it
-  string runtime = 3;   // where the bridge runtime was loaded from
-}
-
-service Greeter {
-  rpc Greet(GreetRequest) returns (GreetReply);
-}
-"""
+PROTO = GREETER_PROTO
 
 WORKER = """\
 # frozen_string_literal: true
