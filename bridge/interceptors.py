@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bridge.errors import JobFailed, RpcError, StatusCode, WorkerFailed
 
 if TYPE_CHECKING:
-    from bridge.rpc.calls import MethodSpec
+    from bridge.rpc.method import MethodSpec
 
 __all__ = ["Call", "CallKind", "Interceptor", "Side", "outcome_of"]
 
@@ -50,7 +50,7 @@ Side = Literal["client", "worker"]
 class Call:
     """One call as interceptors see it.
 
-    Set before ``start``: ``method`` (the rpc's :class:`bridge.rpc.calls.MethodSpec`: its
+    Set before ``start``: ``method`` (the rpc's :class:`bridge.rpc.method.MethodSpec`: its
     ``full_name``, Gearman ``function``, ``encoding``...), ``side``, ``kind`` and ``metadata``
     (a client's: a dict interceptors may add to; a worker's: the caller's, read-only). On the
     worker also ``handle`` (gearmand's job handle), ``traceparent`` and ``trace_id`` (the

@@ -10,15 +10,8 @@ from bridge.admin import diagnose
 from bridge.client import AsyncClient, Client, JobStatus, SyncBackgroundJob
 from bridge.errors import CallTimeout, DeadlineExceeded, ServerError, ServerUnavailable
 from bridge.interceptors import Call, Interceptor
-from bridge.rpc.calls import (
-    _TRANSPORT_ERRORS,
-    MethodSpec,
-    ReplyT,
-    RequestT,
-    _Prepared,
-    _RpcBase,
-    _translate,
-)
+from bridge.rpc.calls import _TRANSPORT_ERRORS, _RpcBase, _translate
+from bridge.rpc.method import MethodSpec, ReplyT, RequestT, _Prepared
 from bridge.schema.model import Encoding
 from bridge.security import Keyring
 

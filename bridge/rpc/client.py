@@ -11,7 +11,7 @@ from __future__ import annotations
 from bridge.client import JobStatus, Priority
 from bridge.rpc.aio import AsyncBackgroundCall, AsyncRpc, AsyncServiceClient
 from bridge.rpc.blocking import BackgroundCall, ServiceClient, SyncRpc
-from bridge.rpc.calls import (
+from bridge.rpc.method import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
     BackgroundOptions,

@@ -67,7 +67,6 @@ from bridge.errors import (
     WorkerFailed,
     error_for_code,
 )
-from bridge.rpc.calls import MethodSpec
 from bridge.rpc.envelope import (
     DEFAULT_MAX_REQUEST_BYTES,
     LANGUAGE,
@@ -77,6 +76,7 @@ from bridge.rpc.envelope import (
     split_request,
 )
 from bridge.rpc.frame import FrameKind, encode_frame, new_attempt_id, type_tag
+from bridge.rpc.method import MethodSpec
 from bridge.schema.model import Encoding
 from bridge.security import JobVerifier
 from bridge.security.verify import REPLAY_CACHE_FULL

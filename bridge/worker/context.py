@@ -20,7 +20,7 @@ from bridge.security.signing import Packet, reply_mac
 from bridge.transport import Connection
 
 if TYPE_CHECKING:
-    from bridge.rpc.calls import MethodSpec
+    from bridge.rpc.method import MethodSpec
     from bridge.rpc.server import ServicerContext
 
 __all__ = ["JobContext", "JobRecord", "job_line", "log_job", "packet", "traceparent_of"]
