@@ -148,12 +148,7 @@ class AsyncRpc(_RpcBase):
         """A server-streaming call: an async iterator of its replies; ``aclose()`` it to stop
         reading early."""
         if self.interceptors:
-            call, kwargs = self.begin(method, "stream", kwargs)
-            try:
-                p = self.prepare(method, args, kwargs)
-            except BaseException as exc:
-                self.end(call, exc)
-                raise
+            call, p = self.begin_stream(method, args, kwargs)
             return self._intercepted_stream(call, method, p)
         p = self.prepare(method, args, kwargs)
         return self._stream(method, p)

@@ -150,12 +150,7 @@ class SyncRpc(_RpcBase):
         to stop reading early."""
         # Prepare now, so a bad argument raises at the call and not at the first next().
         if self.interceptors:
-            call, kwargs = self.begin(method, "stream", kwargs)
-            try:
-                p = self.prepare(method, args, kwargs)
-            except BaseException as exc:
-                self.end(call, exc)
-                raise
+            call, p = self.begin_stream(method, args, kwargs)
             return self._intercepted_stream(call, method, p)
         p = self.prepare(method, args, kwargs)
         return self._stream(method, p)

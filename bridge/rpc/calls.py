@@ -248,6 +248,19 @@ class _RpcBase:
             kwargs = {**kwargs, "metadata": call.metadata}
         return call, kwargs
 
+    def begin_stream(
+        self, method: MethodSpec[RequestT, Any], args: tuple[RequestT | None, ...],
+        kwargs: Mapping[str, Any],
+    ) -> tuple[Call, _Prepared]:
+        """Start an intercepted stream and prepare it now (a bad argument raises at the call, and
+        ends the intercepted call with that error)."""
+        call, kwargs = self.begin(method, "stream", kwargs)
+        try:
+            return call, self.prepare(method, args, kwargs)
+        except BaseException as exc:
+            self.end(call, exc)
+            raise
+
     def end(self, call: Call, error: BaseException | None) -> None:
         """End an intercepted call: its outcome and time, then the interceptors' ``finish``."""
         call.ended(error, time.perf_counter() - call.seconds)
