@@ -15,15 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bridge import admin
 from bridge.codegen import get_emitter, write_files
 from bridge.schema import load
-from bridge.testing import GearmandServer
+from bridge.testing import GearmandError, GearmandServer
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOS = Path(__file__).resolve().parent / "protos" / "php_worker"
@@ -174,12 +172,10 @@ def test_php_worker_answers_typed_python_calls(
         worker = subprocess.Popen(["php", str(script), str(REPO), str(out), gearmand.address],
                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while "hostile.v1.Keywords.Call" not in {f.function for f in admin.status(
-                gearmand.address) if f.workers}:
-            assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
+        try:
+            gearmand.wait_for_workers("hostile.v1.Keywords.Call", timeout=20, processes=[worker])
+        except (GearmandError, TimeoutError) as exc:
+            pytest.fail(f"{exc}\n{log_path.read_text()}")
         proc = subprocess.run([sys.executable, "-c", _CLIENT, gearmand.address],
                               capture_output=True, text=True, env=env, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:] + log_path.read_text()[-3000:]

@@ -12,14 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bridge import admin
 from bridge.cli import generate as generate_cli
-from bridge.testing import GearmandServer
+from bridge.testing import GearmandError, GearmandServer
 
 REPO = Path(__file__).resolve().parents[2]
 TRAITS = Path(__file__).resolve().parent / "protos" / "traits"
@@ -121,12 +119,10 @@ def test_php_output_loads_and_serves(out: Path, gearmand: GearmandServer, tmp_pa
         worker = subprocess.Popen(["php", str(script), str(REPO), str(out), gearmand.address],
                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while "traits.api.v1.Orders.Import" not in {f.function for f in admin.status(
-                gearmand.address) if f.workers}:
-            assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
+        try:
+            gearmand.wait_for_workers("traits.api.v1.Orders.Import", timeout=20, processes=[worker])
+        except (GearmandError, TimeoutError) as exc:
+            pytest.fail(f"{exc}\n{log_path.read_text()}")
         proc = subprocess.run([sys.executable, str(CALLS), gearmand.address], capture_output=True,
                               text=True, env=_env(out), timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:] + log_path.read_text()[-3000:]
