@@ -25,7 +25,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from bridge.client import Payload
 from bridge.codecs import Codec, DecodeError, bare_codec_for, codec_for
+from bridge.codecs.protobuf_codec import ProtobufCodec, encode_pieces
 from bridge.errors import (
     CallTimeout,
     DeadlineExceeded,
@@ -289,9 +291,8 @@ class _RpcBase:
             if plan is None:
                 plan = plans[self.encoding] = _plan(method, self.encoding, background)
             codec, timeout, timeout_ms = plan
-            body = codec.encode(args[0])
-            payload = (encode_request if len(body) < _PARTS_AT else encode_request_parts)(
-                body, encoding=codec.encoding,
+            payload = _envelope(
+                codec, args[0],
                 deadline_ms=time.time_ns() // 1_000_000 + timeout_ms if timeout_ms else 0)
             return _Prepared(payload, codec, timeout, method.default_priority)
         options, fields = _split(kwargs, _BACKGROUND_OPTIONS if background else _CALL_OPTIONS)
@@ -301,10 +302,8 @@ class _RpcBase:
             timeout = _timeout(options["timeout"])
         else:
             timeout = _default_timeout(method, background)
-        body = codec.encode(message)
-        payload = (encode_request if len(body) < _PARTS_AT else encode_request_parts)(
-            body,
-            encoding=codec.encoding,
+        payload = _envelope(
+            codec, message,
             deadline_ms=_deadline_ms(timeout) if timeout is not None else 0,
             metadata=options.get("metadata"),
         )
@@ -467,6 +466,24 @@ class _RpcBase:
                 type="DecodeError",
                 language="python",
             ) from exc
+
+
+
+def _envelope(
+    codec: Codec, message: Any, *, deadline_ms: int, metadata: Mapping[str, str] | None = None,
+) -> Payload:
+    """An enveloped call's payload: one ``bytes``, or for a body of ``_PARTS_AT`` bytes or more
+    the envelope's pieces around it, unjoined (the Gearman client writes them one after the
+    other). A protobuf request whose bulk is one large ``bytes`` field is encoded without
+    protobuf's own extra copy (``encode_pieces``)."""
+    if type(codec) is ProtobufCodec:
+        pieces = encode_pieces(message, _PARTS_AT)
+        if pieces is not None:
+            return encode_request_parts(pieces, encoding=codec.encoding,
+                                        deadline_ms=deadline_ms, metadata=metadata)
+    body = codec.encode(message)
+    return (encode_request if len(body) < _PARTS_AT else encode_request_parts)(
+        body, encoding=codec.encoding, deadline_ms=deadline_ms, metadata=metadata)
 
 
 def _plan(method: MethodSpec[Any, Any], client_encoding: Encoding | None,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from google.protobuf import message as _pb_message
 
 from bridge.codecs.base import DecodeError
+from bridge.codecs.varint import varint as _varint
 from bridge.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -50,20 +51,6 @@ _ENCODING_FIELD: dict[int, bytes] = {
     envelope_pb2.PROTOBUF: b"\x20\x01",
     envelope_pb2.MSGPACK: b"\x20\x02",
 }
-_ONE_BYTE_VARINTS = [bytes((i,)) for i in range(0x80)]
-
-
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # negative int64: ten bytes of two's complement, as protobuf writes them
-    elif value < 0x80:
-        return _ONE_BYTE_VARINTS[value]
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 _last_deadline: tuple[int, bytes] = (0, _TAG_DEADLINE + b"\0")
@@ -103,7 +90,7 @@ def encode_request(
     section 9), written after the body. The body is copied once, into the result.
     """
     if metadata or signature is not None:
-        head, tail = _around_body(body, encoding, deadline_ms, metadata, signature)
+        head, tail = _around_body(len(body), encoding, deadline_ms, metadata, signature)
         return b"".join((head, body, tail))
     # The common call: version, deadline, encoding and body in one join (one allocation).
     try:
@@ -122,7 +109,7 @@ def encode_request(
 
 
 def encode_request_parts(
-    body: bytes,
+    body: bytes | tuple[bytes, ...],
     *,
     encoding: int,
     deadline_ms: int = 0,
@@ -130,22 +117,26 @@ def encode_request_parts(
     signature: tuple[str, bytes, bytes] | None = None,
 ) -> tuple[bytes, ...]:
     """``encode_request``'s bytes as the pieces around ``body`` and ``body`` itself, not joined:
-    ``(head, body)`` or ``(head, body, tail)`` (signed). For a large body, which the Gearman
-    client then writes without copying it into one payload."""
-    head, tail = _around_body(body, encoding, deadline_ms, metadata, signature)
-    if not body:
+    ``(head, body)`` or ``(head, body, tail)`` (signed). ``body`` may itself be given as pieces
+    (``protobuf_codec.encode_pieces``), which then stand in its place. For a large body, which
+    the Gearman client then writes without copying it into one payload."""
+    pieces = (body,) if isinstance(body, bytes) else body
+    size = sum(map(len, pieces))
+    head, tail = _around_body(size, encoding, deadline_ms, metadata, signature)
+    if not size:
         return (head + tail,)
-    return (head, body, tail) if tail else (head, body)
+    return (head, *pieces, tail) if tail else (head, *pieces)
 
 
 def _around_body(
-    body: bytes,
+    size: int,
     encoding: int,
     deadline_ms: int,
     metadata: Mapping[str, str] | None,
     signature: tuple[str, bytes, bytes] | None,
 ) -> tuple[bytes, bytes]:
-    """The envelope's bytes before the body (its tag and length included) and after it."""
+    """The envelope's bytes before a body of ``size`` bytes (its tag and length included) and
+    after it."""
     try:
         encoding_field = _ENCODING_FIELD[encoding]
     except KeyError:
@@ -158,9 +149,9 @@ def _around_body(
     if metadata:
         parts.extend([_metadata_entry(k, metadata[k]) for k in sorted(metadata)])
     parts.append(encoding_field)
-    if body:
+    if size:
         parts.append(_TAG_BODY)
-        parts.append(_varint(len(body)))
+        parts.append(_varint(size))
     tail = b""
     if signature is not None:
         key_id, nonce, mac = (signature[0].encode("utf-8"), signature[1], signature[2])
