@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from codec_support import interop, same_message
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import EncodeError, Message
 from google.protobuf.wrappers_pb2 import BytesValue
 
 from bridge.codecs.protobuf_codec import encode_pieces
-
-from codec_support import interop, same_message
 
 BIG = 1 << 20
 F = descriptor_pb2.FieldDescriptorProto
