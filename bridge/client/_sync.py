@@ -70,12 +70,20 @@ class _LoopThread:
                     self.owner_ident = 0
 
     def _maybe_park(self) -> None:
-        """Stop running the loop on the daemon thread once nothing needs it."""
-        if self._wanted.is_set():
-            self._wanted.clear()
-        elif self.closed or (not self._runs and self._idle()):
+        """Stop running the loop on the daemon thread once nothing needs it: nothing in flight
+        at this check, however many calls were handed over since the last (a thread calling
+        one call after the other would otherwise keep the daemon running, and have every call
+        handed over, for as long as it calls)."""
+        if self.closed:
             self.loop.stop()
             return
+        if not self._runs and self._idle():
+            # Work handed over from now on is seen: in the loop's queue (checked below) or, if
+            # queued after that check, through _wanted, which has _main run the loop again.
+            self._wanted.clear()
+            if not getattr(self.loop, "_ready", None):
+                self.loop.stop()
+                return
         self.loop.call_later(_PARK_CHECK, self._maybe_park)
 
     def wake(self) -> None:
@@ -83,7 +91,11 @@ class _LoopThread:
         self._wanted.set()
 
     def release(self) -> None:
-        """A caller that ran the loop is done with it: hand what is left to the daemon."""
+        """A caller that ran the loop is done with it: hand what is left to the daemon. Callbacks
+        the call left queued (a keepalive's end, a flush) run here first, in one pass: waking
+        the daemon for them would leave it running the loop, and the next calls handed to it."""
+        if getattr(self.loop, "_ready", None) and not self._runs and self._idle():
+            self.catch_up()
         self.owner_ident = 0
         self.owner.release()
         if self._runs or not self._idle() or getattr(self.loop, "_ready", None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from core_helpers import running_worker
@@ -47,6 +48,40 @@ async def test_a_call_on_an_idle_client_runs_on_the_calling_thread(
             _, seen, caller = await asyncio.to_thread(call)
     # the callbacks ran where the loop ran: the caller's own thread, not a loop thread
     assert seen == {caller}
+
+
+async def test_the_daemon_thread_lets_go_of_the_loop_while_calls_keep_coming(
+    gearmand: GearmandServer,
+) -> None:
+    """Once the daemon thread runs the loop (a call was handed to it while another thread held
+    the loop), it parks again as soon as nothing is in flight at one of its checks, even with a
+    thread calling one call after the other: that thread's calls then run on its own thread."""
+    async with running_worker(gearmand.address, {"chatty": chatty}, concurrency=4):
+        with Client(gearmand.address) as client:
+            runner = client._runner
+            slow = asyncio.ensure_future(
+                asyncio.to_thread(client.call, "chatty", b"slow", timeout=20))
+
+            def calls() -> tuple[int, int]:
+                start = time.monotonic()
+                while not runner.owner.locked():  # the slow call holds the loop
+                    assert time.monotonic() - start < 5, "the slow call never took the loop"
+                    time.sleep(0.001)
+                me = threading.get_ident()
+                handed = 0
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    seen: list[int] = []
+                    client.call("chatty", b"q", timeout=10,
+                                on_data=lambda _, seen=seen: seen.append(threading.get_ident()))
+                    if seen == [me]:
+                        return handed, me
+                    handed += 1
+                raise AssertionError(f"{handed} calls in 5 s, all handed to the daemon thread")
+
+            handed, _ = await asyncio.to_thread(calls)
+            assert await slow == b"ok:slow"
+    assert handed >= 1  # the first ones went to the loop's holder
 
 
 async def test_calls_from_many_threads_while_one_runs_the_loop(gearmand: GearmandServer) -> None:
