@@ -20,7 +20,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bridge.errors import ProtocolError, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, Magic, Packet, PacketDecoder
@@ -216,8 +216,9 @@ class Connection(asyncio.BufferedProtocol):
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # asyncio's transports are asyncio.Transport; uvloop's (bridge.worker.event_loop) are
+        # not registered as one but have the same methods.
+        self._transport = cast(asyncio.Transport, transport)
         if transport.get_extra_info("ssl_object") is not None:
             # asyncio's TLS transport counts only what it has not encrypted or handed on yet;
             # the TCP transport under it buffers too (up to its own high-water mark), and a

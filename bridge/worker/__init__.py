@@ -38,6 +38,7 @@ from bridge.security import JobVerifier, Keyring
 from bridge.security.tls import TlsConfig
 from bridge.security.verify import DEFAULT_WINDOW_S
 from bridge.transport import Connection, parse_servers, tls_settings
+from bridge.worker import event_loop
 from bridge.worker.context import JobContext, packet
 from bridge.worker.link import Link
 
@@ -396,8 +397,13 @@ class Worker:
 
     def run(self) -> None:
         """Serve in a new event loop until SIGTERM or SIGINT, then stop gracefully (a second
-        signal stops at once)."""
-        asyncio.run(self._main())
+        signal stops at once). The loop is uvloop's when it is installed, else asyncio's
+        (``BRIDGE_EVENT_LOOP``: ``auto``, ``asyncio`` or ``uvloop``; see
+        ``bridge.worker.event_loop``); a bad value is a ``ValueError``."""
+        name, factory = event_loop.choose()
+        log.debug("worker: event loop %s", name)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(self._main())
 
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()

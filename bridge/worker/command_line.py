@@ -32,6 +32,10 @@ variable counts as unset):
                                          connection, which reconnects (default 5)
     --help, -h / --version
 
+The event loop is uvloop's when it is installed (``pip install 'bridge[uvloop]'``), else
+asyncio's; ``BRIDGE_EVENT_LOOP=asyncio`` (or ``uvloop``, ``auto``) chooses (Python only, see
+``bridge.worker.event_loop``).
+
 A program adds its own flags with ``parse(arguments=lambda p: p.add_argument("--db"))``
 (an ``argparse.ArgumentParser``); their values are in ``options.args``. A bad flag or value is
 one line on stderr, ``PROGRAM: error: ... (see --help)``, and exit status 2 (integers are plain
@@ -61,7 +65,7 @@ from bridge import __version__
 from bridge.security.keys import Keyring, KeyringError
 from bridge.security.tls import TlsConfig, TlsError
 from bridge.transport import ServerAddress
-from bridge.worker import Worker
+from bridge.worker import Worker, event_loop
 
 __all__ = ["LEVELS", "WorkerOptions", "configure_logging", "log_level", "parse"]
 
@@ -247,6 +251,10 @@ def _resolve(ns: argparse.Namespace, env: Mapping[str, str], extra: argparse.Nam
             raise _Error(f"--read-timeout must be a number of seconds above 0, at most 3600, "
                          f"not {_shown(ns.read_timeout)}")
     _check_security(env, addresses)
+    try:
+        event_loop.choose(env)
+    except ValueError as exc:
+        raise _Error(str(exc)) from None
     return WorkerOptions(servers=servers.strip(), concurrency=concurrency,
                          log_level="warning" if name == "warn" else name,
                          max_request_bytes=max_request_bytes, read_timeout=read_timeout,
