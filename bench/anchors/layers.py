@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Where the typed call's distance to raw Gearman comes from: the worker, the client, the types.
 
-    python3 bench/anchors/layers.py [--rounds 7] [--seconds 0.5]
+    python3 bench/anchors/layers.py [--rounds 7] [--seconds 0.5] [--size 11]
 
 ``run.py``'s first ratio (typed -> C shim / raw Gearman -> libgearman echo) mixes two workers and
 the whole client. This measures, in one run and interleaved, the layers in between, 1 at a time
-and 64 in flight (11-byte Blob):
+and 64 in flight (an 11-byte Blob; ``--size`` for another):
 
   raw      the raw socket client -> gearmand -> bench/c/raw_echo.c (run.py's baseline)
   rawshim  the same raw client, the typed call's envelope bytes -> the generated C shim
@@ -42,6 +42,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--size", type=int, default=11, help="the Blob's data, bytes (11)")
     args = parser.parse_args()
     secs = args.seconds
     stubs = t.interop_stubs(t.build_worker("python"))
@@ -63,7 +64,7 @@ def main() -> int:
         plain = typed.client
         aclient = AsyncClient(shim_server.address)
         atyped = stubs.InteropAsyncClient(aclient)
-        data = b"x" * 11
+        data = b"x" * args.size
         envelope = encode_request(pb.Blob(data=data).SerializeToString(), encoding=1,
                                   deadline_ms=int(time.time() * 1000) + 3_600_000)
         loop.run_until_complete(atyped.echo_blob(pb.Blob(data=data)))
@@ -94,7 +95,7 @@ def main() -> int:
     loop.close()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load "
           f"average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {args.rounds} rounds of "
-          f"{secs} s\n")
+          f"{secs} s, {args.size}-byte Blob\n")
     print("| path | calls/s | vs raw | vs the layer below | client CPU per call (µs) |")
     print("|---|---:|---:|---:|---:|")
     for name in paths:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Python worker's cost per job: jobs/s and the worker process's CPU µs per job, 64 in flight.
 
-    python3 bench/worker/run.py [--trees /tmp/before,/work/main] [--rounds 9] [--seconds 2]
+    python3 bench/worker/run.py [--trees /tmp/before,/work/main] [--loops asyncio,uvloop]
+                                [--rounds 9] [--seconds 2]
 
 One real gearmand per tree (``bridge.testing.GearmandServer``), each with the interop Python worker
 (``interop_tests/workers/python``, ``--concurrency 64``; its handlers are plain functions, so every
@@ -47,6 +48,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trees", default=str(t.ROOT),
                         help="comma-separated bridge checkouts, one worker each (default: this)")
+    parser.add_argument("--loops", default="auto",
+                        help="comma-separated BRIDGE_EVENT_LOOP values (auto, asyncio, uvloop), "
+                             "one worker per tree and loop (default: auto)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
@@ -59,16 +63,19 @@ def main() -> int:
     pb = __import__("interop.v1.interop_pb2", fromlist=["Blob"])
     envelope = encode_request(pb.Blob(data=b"x" * 11).SerializeToString(), encoding=1,
                               deadline_ms=int(time.time() * 1000) + 3_600_000)
-    names = [str(tree) for tree in trees]
+    loops = [loop for loop in args.loops.split(",") if loop]
+    combos = [(tree, loop) for tree in trees for loop in loops]
+    names = [str(tree) if len(loops) == 1 else f"{tree} [{loop}]" for tree, loop in combos]
     rates: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
     with contextlib.ExitStack() as stack:
         procs = stack.enter_context(t.Processes())
         clients: dict[str, tuple[RawGearmanClient, int]] = {}
-        for tree, name in zip(trees, names, strict=True):
+        for (tree, loop), name in zip(combos, names, strict=True):
             server = stack.enter_context(GearmandServer(threads=2))
             argv, env = t.worker_argv("python", build, server.address, IN_FLIGHT)
-            env = {**env, "PYTHONPATH": os.pathsep.join((str(tree), env["PYTHONPATH"]))}
+            env = {**env, "PYTHONPATH": os.pathsep.join((str(tree), env["PYTHONPATH"])),
+                   "BRIDGE_EVENT_LOOP": loop}
             worker = procs.start(argv, env)
             server.wait_for_workers(t.ECHO_FUNCTION, timeout=60)
             client = RawGearmanClient(server.host, server.port, t.ECHO_FUNCTION)
@@ -88,8 +95,7 @@ def main() -> int:
           f"{args.seconds} s, {IN_FLIGHT} in flight, interop Python worker --concurrency "
           f"{IN_FLIGHT}\n")
     first = names[0]
-    print(f"| tree | jobs/s | worker CPU per job (µs) | jobs/s vs {Path(first).name} | "
-          f"CPU vs {Path(first).name} |")
+    print(f"| worker | jobs/s | worker CPU per job (µs) | jobs/s vs {first} | CPU vs {first} |")
     print("|---|---:|---:|---:|---:|")
     for name in names:
         speed = statistics.median(a / b for a, b in zip(rates[name], rates[first], strict=True))

@@ -26,7 +26,6 @@ import inspect
 import logging
 import signal
 import threading
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
@@ -41,6 +40,7 @@ from bridge.transport import Connection, parse_servers, tls_settings
 from bridge.worker import event_loop
 from bridge.worker.context import JobContext, packet
 from bridge.worker.link import Link
+from bridge.worker.pool import Pool
 
 __all__ = ["Handler", "JobContext", "Worker"]
 
@@ -89,99 +89,6 @@ def _answer(context: JobContext, outcome: BaseException | object) -> bytes:
     text = (f"TypeError: handler for {context.function} returned {type(outcome).__name__}, "
             f"not bytes")
     return context.reply(_T.WORK_EXCEPTION, text.encode())
-
-
-class _Waiter:
-    """An idle pool thread: blocked on its own lock until a job (or the end) is handed to it."""
-
-    __slots__ = ("job", "wake")
-
-    def __init__(self) -> None:
-        self.job: tuple[Handler, JobContext] | None = None
-        self.wake = threading.Lock()
-        self.wake.acquire()
-
-
-class _Pool:
-    """The threads plain handlers run in. A job goes straight to an idle thread (the one idle
-    the shortest time), waking only it; with none idle it waits in ``pending`` for the next
-    thread to finish its job, and a new thread starts (up to ``size``), so a job never waits
-    long behind another job's blocking handler. Lighter than ``ThreadPoolExecutor.submit``: no
-    Future, work item or done callback per job, and no wake-up of a second idle thread (the
-    shared ``SimpleQueue`` passes its lock on to the next waiter after every get). Threads are
-    not daemons: like ``ThreadPoolExecutor``'s, they end at ``shutdown`` or at interpreter exit,
-    and the interpreter waits for a handler still running."""
-
-    def __init__(self, run: Callable[[Handler, JobContext], None], size: int) -> None:
-        self._run = run
-        self._size = size
-        self._mutex = threading.Lock()
-        self._pending: deque[tuple[Handler, JobContext]] = deque()
-        self._idle: list[_Waiter] = []
-        self._threads = 0
-        self._ended = False
-        _pools.add(self)
-
-    def submit(self, handler: Handler, context: JobContext) -> None:
-        with self._mutex:
-            if self._idle:
-                waiter = self._idle.pop()
-                waiter.job = (handler, context)
-                waiter.wake.release()
-                return
-            self._pending.append((handler, context))
-            if self._threads >= self._size:
-                return
-            number = self._threads
-            self._threads += 1
-        threading.Thread(target=self._serve, name=f"bridge-worker_{number}").start()
-
-    def _serve(self) -> None:
-        me = _Waiter()
-        run, mutex, pending, idle = self._run, self._mutex, self._pending, self._idle
-        while True:
-            with mutex:
-                job = pending.popleft() if pending else None
-                if job is None:
-                    if self._ended:
-                        return
-                    idle.append(me)
-            if job is None:
-                me.wake.acquire()
-                job, me.job = me.job, None
-                if job is None:
-                    return  # shutdown
-            try:
-                run(*job)
-            except BaseException:  # _run_threaded answers the handler's own exceptions
-                log.exception("worker: a plain-handler thread failed")
-            job = None  # an idle thread keeps no job (nor its payload) alive
-
-    def shutdown(self) -> list[JobContext]:
-        """Threads end once their current handler returns; returns the jobs never started."""
-        with self._mutex:
-            self._ended = True
-            left = [context for _, context in self._pending]
-            self._pending.clear()
-            for waiter in self._idle:
-                waiter.wake.release()
-            self._idle.clear()
-        return left
-
-
-_pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
-
-
-def _end_pools() -> None:
-    """At interpreter exit, before the threads that are no daemons are joined (as
-    ``concurrent.futures`` does it): idle pool threads end, busy ones after their handler."""
-    for pool in list(_pools):
-        pool.shutdown()
-
-
-_register_atexit = getattr(threading, "_register_atexit", None)
-if _register_atexit is not None:
-    _register_atexit(_end_pools)
 
 
 class Worker:
@@ -264,7 +171,7 @@ class Worker:
         self._idle: asyncio.Event | None = None  # set while no job runs
         self._stopped: asyncio.Event | None = None
         self._stopping = False
-        self._pool: _Pool | None = None
+        self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -488,7 +395,7 @@ class Worker:
         del payload  # the context holds the job's only reference: freed with it
         if not registration.is_async:
             if self._pool is None:
-                self._pool = _Pool(self._run_threaded, self.concurrency)
+                self._pool = Pool(self._run_threaded, self.concurrency)
             # Straight onto the pool (no asyncio future wrapping it): the thread computes the
             # final packet itself and hands it back with a single call_soon_threadsafe.
             self._threaded.add(context)

@@ -1,4 +1,5 @@
-"""The threads plain-function handlers run in (``bridge.worker._Pool``), against a real gearmand:
+"""The threads plain-function handlers run in (``bridge.worker.pool.Pool``), against a real
+gearmand:
 every job answered exactly once with its own answer after its own sends, however many finish at
 the same moment; no job waits behind another's blocking handler; threads are reused and end with
 the worker."""
