@@ -14,15 +14,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bridge.client._jobs import BackgroundJob, Job, JobStatus, Payload, Priority, _size
-from bridge.client._link import (
-    DataCallback,
-    StatusCallback,
-    _int,
-    _Job,
-    _Link,
-    _to_function,
-    _to_unique,
-)
+from bridge.client._link import _int, _Link, _to_function, _to_unique
+from bridge.client._records import DataCallback, StatusCallback, _Job
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY, HEADER, Magic, PacketType
 from bridge.transport import ServerAddress, parse_servers, tls_settings
