@@ -1,4 +1,8 @@
-"""The asyncio Gearman client: pipelined jobs over one connection per job server."""
+"""The asyncio Gearman client: pipelined jobs over one connection per job server.
+
+``AsyncClient`` chooses a server for each call, connects, and waits; a job's SUBMIT_JOB* packet
+is written by ``_submit``, each server's connection is a ``_link._Link``.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bridge.client._jobs import BackgroundJob, Job, JobStatus, Payload, Priority, _size
-from bridge.client._link import _int, _Link, _to_function, _to_unique
+from bridge.client._link import _int, _Link
 from bridge.client._records import DataCallback, StatusCallback, _Job
+from bridge.client._submit import (
+    _BACKGROUND,
+    _DRAIN_AT,
+    _FOREGROUND,
+    _NORMAL,
+    _SUBMIT_JOB,
+    _send,
+    _to_function,
+    _to_unique,
+)
 from bridge.errors import CallTimeout, ServerUnavailable
-from bridge.protocol import DEFAULT_MAX_BODY, HEADER, Magic, PacketType
+from bridge.protocol import DEFAULT_MAX_BODY, PacketType
 from bridge.transport import ServerAddress, parse_servers, tls_settings
 
 if TYPE_CHECKING:
@@ -28,24 +42,6 @@ __all__ = ["AsyncClient", "BackgroundJob", "Job", "JobStatus", "Payload", "Prior
 log = logging.getLogger("bridge.client")
 
 _T = PacketType
-_REQ = Magic.REQ.value
-# Writes at least this big wait for the socket buffer to drain, so a 64 MiB payload is not
-# copied into an ever-growing transport buffer while the caller piles on more.
-_DRAIN_AT = 1 << 20
-
-# The SUBMIT_JOB packet of each priority, foreground and background.
-_NORMAL = Priority.NORMAL
-_SUBMIT_JOB = _T.SUBMIT_JOB
-_FOREGROUND = {
-    Priority.HIGH: _T.SUBMIT_JOB_HIGH,
-    Priority.NORMAL: _T.SUBMIT_JOB,
-    Priority.LOW: _T.SUBMIT_JOB_LOW,
-}
-_BACKGROUND = {
-    Priority.HIGH: _T.SUBMIT_JOB_HIGH_BG,
-    Priority.NORMAL: _T.SUBMIT_JOB_BG,
-    Priority.LOW: _T.SUBMIT_JOB_LOW_BG,
-}
 
 
 # --- the client --------------------------------------------------------------------------------
@@ -220,8 +216,8 @@ class AsyncClient:
             link = await self._link(unique_raw, deadline, avoid)
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
-        job = self._send(link, name, unique_raw, payload, packet_type, background, timeout,
-                         on_data, on_status, on_warning)
+        job = _send(link, name, unique_raw, payload, packet_type, background, timeout,
+                    on_data, on_status, on_warning)
         if want_created:
             job.created = link.loop.create_future()  # type: ignore[union-attr]
             if job.handle:  # joined a submission gearmand has already created
@@ -254,85 +250,8 @@ class AsyncClient:
                 or type(payload) is tuple or len(payload) >= _DRAIN_AT):
             return None
         name = self._name_cache.get(function) or self._names(function)
-        return self._send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
-                          on_data, on_status, on_warning)
-
-    @staticmethod
-    def _send(
-        link: _Link,
-        name: bytes,
-        unique: bytes,
-        payload: Payload,
-        packet_type: PacketType,
-        background: bool,
-        timeout: float | None,
-        on_data: DataCallback | None,
-        on_status: StatusCallback | None,
-        on_warning: DataCallback | None,
-    ) -> _Job:
-        """Write the SUBMIT_JOB* packet on a connected link and queue the job for its answer.
-
-        A foreground job whose (function, unique) is already in flight on this link joins that
-        submission instead: gearmand would coalesce them anyway, and send every WORK_* packet
-        once per submission (wire contract, section 7).
-        """
-        connection = link.connection
-        loop = link.loop
-        assert connection is not None and loop is not None
-        job = _Job(link, loop.create_future(), background, on_data, on_status, on_warning)
-        if unique and not background:
-            key = (name, unique)
-            leader = link.shared.get(key)
-            if leader is not None:
-                job.leader = leader
-                job.handle = leader.handle
-                if leader.twins is None:
-                    leader.twins = [job]
-                else:
-                    leader.twins.append(job)
-                if timeout is not None:
-                    link.expire_later(job, timeout, loop)
-                return job
-            job.key = key
-            link.shared[key] = job
-        parts = payload if isinstance(payload, tuple) else (payload,)
-        size = len(name) + len(unique) + sum(map(len, parts)) + 2
-        if size >= _DRAIN_AT:
-            # A large payload is not joined to the header (a copy of it): the connection
-            # hands its largest piece to the socket piece by piece, what comes before it with
-            # the header, what comes after behind it; _start waits for the last piece.
-            big = max(range(len(parts)), key=lambda i: len(parts[i]))
-            connection.write_large(
-                b"".join((HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0",
-                          *parts[:big])),
-                parts[big])
-            if big + 1 < len(parts):
-                connection.write(b"".join(parts[big + 1:]))
-            link.pending.append(job)
-            job.sent = loop.time()
-            if link.watchdog is None:
-                link.arm()
-            if timeout is not None:
-                link.expire_later(job, timeout, loop)
-            return job
-        # One write per packet: the header and every argument in a single join. With other
-        # calls in flight on the link, more submissions are likely to follow in this loop
-        # iteration (the callers woken by the same read): they leave together in one send.
-        data = b"".join((
-            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", *parts,
-        ))
-        pending = link.pending
-        if pending or link.jobs:
-            connection.write_soon(data)
-        else:
-            connection.write(data)
-        pending.append(job)
-        job.sent = loop.time()
-        if link.watchdog is None:
-            link.arm()
-        if timeout is not None:
-            link.expire_later(job, timeout, loop)
-        return job
+        return _send(link, name, b"", payload, _SUBMIT_JOB, False, timeout,
+                     on_data, on_status, on_warning)
 
     async def call(
         self,

@@ -4,7 +4,8 @@
 WORK_* by job handle), fans a shared submission's packets out to every caller sharing it, fails
 calls whose timeout passed (one deadline sweep per link), and drops a connection whose requests
 stay unanswered for the read timeout (watchdog, keepalive). What it waits for, ``_Request`` and
-``_Job``, is in ``_records``; ``AsyncClient`` (in ``_async``) chooses links and submits.
+``_Job``, is in ``_records``; ``AsyncClient`` (in ``_async``) chooses links, and ``_send`` (in
+``_submit``) puts jobs on them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bridge.errors import (
     ServerError,
     ServerUnavailable,
 )
-from bridge.protocol import HEADER, MAX_UNIQUE_SIZE, Magic, Packet, PacketType
+from bridge.protocol import HEADER, Magic, Packet, PacketType
 from bridge.transport import Connection, ServerAddress
 
 if TYPE_CHECKING:
@@ -49,26 +50,6 @@ _WORK_FAIL = _T.WORK_FAIL
 _REPLIES = frozenset({_T.JOB_CREATED, _T.OPTION_RES, _T.STATUS_RES, _T.STATUS_RES_UNIQUE,
                       _T.ECHO_RES})
 _REQ = Magic.REQ.value
-
-
-def _to_unique(unique: str | bytes | None) -> bytes:
-    if unique is None:
-        return b""
-    raw = unique.encode() if isinstance(unique, str) else bytes(unique)
-    if len(raw) > MAX_UNIQUE_SIZE:
-        raise ValueError(
-            f"unique id is {len(raw)} bytes; gearmand keeps at most {MAX_UNIQUE_SIZE}"
-        )
-    if b"\0" in raw:
-        raise ValueError("unique id must not contain NUL bytes")
-    return raw
-
-
-def _to_function(function: str) -> bytes:
-    raw = function.encode()
-    if not raw or b"\0" in raw:
-        raise ValueError(f"bad function name {function!r}: empty or contains NUL")
-    return raw
 
 
 def _int(raw: bytes) -> int:
