@@ -9,7 +9,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge.client._link import _Job, _Link
+from bridge.client._link import _Link
+from bridge.client._records import _Job
 
 if TYPE_CHECKING:
     from bridge.client._async import AsyncClient

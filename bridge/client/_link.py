@@ -19,11 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-# DataCallback, StatusCallback and _Job are imported from here by _sync and _jobs, too.
-from bridge.client._records import DataCallback as DataCallback
-from bridge.client._records import StatusCallback as StatusCallback
-from bridge.client._records import _Job as _Job
-from bridge.client._records import _Request
+from bridge.client._records import _Job, _Request
 from bridge.errors import (
     JobException,
     JobFailed,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.client._async import AsyncClient
 from bridge.client._jobs import BackgroundJob, Job, JobStatus, Payload, Priority
-from bridge.client._link import DataCallback, StatusCallback
+from bridge.client._records import DataCallback, StatusCallback
 from bridge.errors import CallTimeout, ServerUnavailable
 from bridge.protocol import DEFAULT_MAX_BODY
 
