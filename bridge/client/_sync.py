@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
+import queue
 import select
 import threading
 import time
@@ -27,6 +30,13 @@ T = TypeVar("T")
 
 # How often the loop thread, running the loop for work handed to it, checks whether it can park.
 _PARK_CHECK = 0.05
+# How long ``owner`` may stay taken with nobody running the loop before the loop thread takes
+# it back (seconds; see _LoopThread._take).
+_LEAK_AFTER = 1.0
+# close() waits at most the read timeout (the cancellations under way) and this (seconds).
+_CLOSE_GRACE = 5.0
+
+log = logging.getLogger("bridge.client")
 
 
 class _LoopThread:
@@ -46,7 +56,9 @@ class _LoopThread:
         self.owner_ident = 0  # the thread running the loop now (0: none)
         self.closed = False
         self._idle = idle
-        self._wanted = threading.Event()
+        # Wake-ups for the daemon: a SimpleQueue, whose put is one C call, rather than an
+        # Event, whose set() holds a Python-level lock a KeyboardInterrupt can leave taken.
+        self._wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._runs: set[concurrent.futures.Future[Any]] = set()
         loop = self.loop
         self.stop_loop: Callable[[object], None] = lambda _: loop.stop()
@@ -56,11 +68,13 @@ class _LoopThread:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         while not self.closed:
-            self._wanted.wait()
-            with self.owner:
+            self._wanted.get()
+            if not self._take():
+                return
+            try:
                 if self.loop.is_closed():
                     return
-                self._wanted.clear()
+                self._drain()
                 self.owner_ident = threading.get_ident()
                 check = self.loop.call_later(_PARK_CHECK, self._maybe_park)
                 try:
@@ -68,6 +82,39 @@ class _LoopThread:
                 finally:
                     check.cancel()
                     self.owner_ident = 0
+            finally:
+                self.owner.release()
+
+    def _take(self) -> bool:
+        """Take ``owner`` for the daemon thread (False: the loop was closed meanwhile).
+
+        A KeyboardInterrupt lands between any two bytecodes of the thread that takes Ctrl-C, so
+        a blocking call interrupted just after taking ``owner`` (before its ``try``), or at the
+        entry of ``release``, leaves it taken with nobody running the loop, and every later call
+        and ``close()`` would wait for it forever. Taken with the loop not running for
+        ``_LEAK_AFTER`` seconds (a holder runs the loop all the time it holds it, but for a few
+        bytecodes), it is taken back: a plain Lock may be released by any thread."""
+        stale_since = 0.0
+        while not self.owner.acquire(timeout=_PARK_CHECK):
+            if self.loop.is_closed():
+                return False
+            if self.loop.is_running():
+                stale_since = 0.0
+            elif not stale_since:
+                stale_since = time.monotonic()
+            elif time.monotonic() - stale_since >= _LEAK_AFTER:
+                log.warning("bridge client: the event loop was left held by an interrupted "
+                            "call; the client's thread takes it back")
+                stale_since = 0.0
+                with contextlib.suppress(RuntimeError):  # released meanwhile
+                    self.owner.release()
+        return True
+
+    def _drain(self) -> None:
+        """Forget the wake-ups received so far (the loop is about to run for them)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._wanted.get_nowait()
 
     def _maybe_park(self) -> None:
         """Stop running the loop on the daemon thread once nothing needs it: nothing in flight
@@ -80,24 +127,40 @@ class _LoopThread:
         if not self._runs and self._idle():
             # Work handed over from now on is seen: in the loop's queue (checked below) or, if
             # queued after that check, through _wanted, which has _main run the loop again.
-            self._wanted.clear()
+            self._drain()
             if not getattr(self.loop, "_ready", None):
                 self.loop.stop()
                 return
         self.loop.call_later(_PARK_CHECK, self._maybe_park)
 
+    def heal(self) -> None:
+        """On a thread entering a blocking method: if this thread still shows as the loop's
+        holder while the loop is not running, an interrupt cut its last call short between
+        taking the loop and giving it back (see ``_take``): give it back now."""
+        if self.owner_ident == threading.get_ident() and not self.loop.is_running():
+            self.owner_ident = 0
+            with contextlib.suppress(RuntimeError):
+                self.owner.release()
+
+    def in_callback(self) -> bool:
+        """Whether this thread is running the loop now: a blocking method called from one of
+        the client's own callbacks, which would wait for itself."""
+        return threading.get_ident() == self.owner_ident and self.loop.is_running()
+
     def wake(self) -> None:
         """Have the daemon thread run the loop (work was handed to it)."""
-        self._wanted.set()
+        self._wanted.put(True)
 
     def release(self) -> None:
         """A caller that ran the loop is done with it: hand what is left to the daemon. Callbacks
         the call left queued (a keepalive's end, a flush) run here first, in one pass: waking
         the daemon for them would leave it running the loop, and the next calls handed to it."""
-        if getattr(self.loop, "_ready", None) and not self._runs and self._idle():
-            self.catch_up()
-        self.owner_ident = 0
-        self.owner.release()
+        try:
+            if getattr(self.loop, "_ready", None) and not self._runs and self._idle():
+                self.catch_up()
+        finally:
+            self.owner_ident = 0
+            self.owner.release()
         if self._runs or not self._idle() or getattr(self.loop, "_ready", None):
             self.wake()
 
@@ -113,7 +176,8 @@ class _LoopThread:
                 return
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.get_ident() == self.owner_ident:
+        self.heal()
+        if self.in_callback():
             coro.close()
             raise RuntimeError("a blocking Client method was called from its own callback")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -143,7 +207,7 @@ class _LoopThread:
         if self.loop.is_closed():
             return
         self.closed = True
-        self._wanted.set()
+        self._wanted.put(True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         if self.owner.acquire(timeout=10):
@@ -310,8 +374,9 @@ class Client:
         ``ServerUnavailable`` or ``ServerError``; ``RuntimeError`` when called from one of this
         client's own callbacks."""
         runner = self._runner
-        if threading.get_ident() == runner.owner_ident:
+        if runner.in_callback():
             raise RuntimeError("a blocking Client method was called from its own callback")
+        runner.heal()
         if asyncio._get_running_loop() is None and runner.owner.acquire(blocking=False):
             # Nobody runs the loop: run it here, for this call (see _LoopThread).
             try:
@@ -520,8 +585,15 @@ class Client:
         """Close every connection and stop the private event loop; calls still waiting raise
         ``ServerUnavailable``. Also what leaving a ``with Client(...)`` block does."""
         if not self._runner.loop.is_closed():
-            self._runner.run(self._async.close())
-            self._runner.stop()
+            try:
+                # Bounded: close() returns even if the loop cannot be run any more.
+                self._runner.run(self._async.close(),
+                                 timeout=self._async.read_timeout + _CLOSE_GRACE)
+            except CallTimeout:
+                log.warning("bridge client: close() stopped waiting for the connections to "
+                            "close")
+            finally:
+                self._runner.stop()
 
     def __enter__(self) -> Client:
         return self
