@@ -24,9 +24,9 @@ from bridge.v1 import envelope_pb2
 #: ``encode_pieces`` writes a ``bytes`` field by hand from this size on (bytes).
 LARGE_FIELD = 1 << 20
 
-# Per message type: the name and number of each singular ``bytes`` field (the only ones written
-# by hand) and an ``attrgetter`` of them (None: the type has none).
-_BULK_FIELDS: dict[type[Message], tuple[tuple[tuple[str, int], ...], Any]] = {}
+# Per message type: the name, number and presence of each singular ``bytes`` field (the only
+# ones written by hand) and an ``attrgetter`` of them (None: the type has none).
+_BULK_FIELDS: dict[type[Message], tuple[tuple[tuple[str, int, bool], ...], Any]] = {}
 
 
 class ProtobufCodec:
@@ -81,9 +81,13 @@ def encode_pieces(message: Message, at_least: int = LARGE_FIELD) -> tuple[bytes,
         values = (values,)
     elif max(map(len, values)) < at_least:
         return None
-    large = [(name, number, value) for (name, number), value in zip(fields, values, strict=True)
-             if len(value) >= at_least]
+    # A field with presence counts only when set: an unset proto2 field reads as its default.
+    large = [(name, number, value)
+             for (name, number, presence), value in zip(fields, values, strict=True)
+             if len(value) >= at_least and (not presence or message.HasField(name))]
     del values
+    if not large:
+        return None
     if message.DESCRIPTOR.extension_ranges or len(_unknown_fields.UnknownFieldSet(message)):
         return None
     if not message.IsInitialized():
@@ -99,10 +103,10 @@ def encode_pieces(message: Message, at_least: int = LARGE_FIELD) -> tuple[bytes,
     return tuple(pieces)
 
 
-def _bulk_fields(message: Message) -> tuple[tuple[tuple[str, int], ...], Any]:
-    fields = tuple((f.name, f.number) for f in message.DESCRIPTOR.fields
+def _bulk_fields(message: Message) -> tuple[tuple[tuple[str, int, bool], ...], Any]:
+    fields = tuple((f.name, f.number, f.has_presence) for f in message.DESCRIPTOR.fields
                    if f.type == FieldDescriptor.TYPE_BYTES and not f.is_repeated)
-    return fields, operator.attrgetter(*(name for name, _ in fields)) if fields else None
+    return fields, operator.attrgetter(*(name for name, _, _ in fields)) if fields else None
 
 
 def _without(message: Message, skip: set[str]) -> Message:

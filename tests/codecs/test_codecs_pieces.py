@@ -124,3 +124,17 @@ def test_proto2_presence_and_required_fields() -> None:
     broken.name.add(name_part="n")  # is_extension, required, unset
     with pytest.raises(EncodeError):
         encode_pieces(broken)
+
+
+def test_an_unset_proto2_field_with_a_large_default_stays_unset() -> None:
+    file = descriptor_pb2.FileDescriptorProto(name="pieces_default.proto", package="bridge.pd",
+                                              syntax="proto2")
+    top = file.message_type.add(name="M")
+    top.field.add(name="data", number=1, type=F.TYPE_BYTES, label=F.LABEL_OPTIONAL,
+                  default_value="x" * BIG)
+    top.field.add(name="n", number=2, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    message_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("bridge.pd.M"))
+    assert encode_pieces(message_type(n=1)) is None  # SerializeToString: 2 bytes, data unset
+    _read_back(message_type(n=1, data=b"y" * BIG))
