@@ -19,7 +19,12 @@ worker:
   sees protobuf's C arenas too) and tracemalloc's peak (Python's allocator only: bytes,
   bytearrays);
 * the number of payload-sized allocations the client makes in one call, and where
-  (bench/payload/copies.py: sys.settrace + tracemalloc's peak at every step).
+  (bench/payload/copies.py: sys.settrace + tracemalloc's peak at every step);
+* the baseline: a minimal raw socket client (bench/anchors/measure.py ``RawGearmanClient``, one
+  blocking socket) sending the same envelope bytes to the same gearmand and worker, timed in the
+  same rounds right after the typed calls: its seconds per MiB, how they bend from 1 MiB, and
+  the typed call's time against it (what the bend owes to gearmand, the worker and the kernel,
+  and what to the bridge client).
 
 Writes ``payload.md`` and ``payload.json`` into ``--out`` (default ``bench/payload/results/``).
 """
@@ -48,8 +53,10 @@ sys.path.insert(0, str(HERE))
 
 import targets as t  # noqa: E402
 from copies import count_copies  # noqa: E402
+from measure import RawGearmanClient  # noqa: E402
 
 from bridge.client import AsyncClient  # noqa: E402
+from bridge.rpc.envelope import encode_request  # noqa: E402
 from bridge.testing import GearmandServer  # noqa: E402
 
 MIB = 1 << 20
@@ -101,7 +108,9 @@ def main() -> int:
     clients: dict[str, Any] = {}
     addresses: dict[str, str] = {}
     raw_clients: list[AsyncClient] = []
+    sockets: dict[str, RawGearmanClient] = {}
     times: dict[tuple[str, int], list[float]] = {}
+    raw_times: dict[tuple[str, int], list[float]] = {}
     cpu_times: dict[tuple[str, int], list[float]] = {}
     memory: dict[tuple[str, int], dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
@@ -113,6 +122,8 @@ def main() -> int:
             procs.start(argv, env)
             gearmand.wait_for_workers(t.ECHO_FUNCTION, timeout=120)
             addresses[lang] = gearmand.address
+            sockets[lang] = RawGearmanClient(gearmand.host, gearmand.port, t.ECHO_FUNCTION)
+            stack.callback(sockets[lang].close)
             aclient = AsyncClient(gearmand.address)
             raw_clients.append(aclient)
             clients[lang] = stubs.InteropAsyncClient(aclient)
@@ -122,28 +133,33 @@ def main() -> int:
               f"rounds={args.rounds}", flush=True)
         for size in sizes:
             payload = bytes(i % 251 for i in range(size))
+            envelope = encode_request(pb.Blob(data=payload).SerializeToString(), encoding=1,
+                                      deadline_ms=int(time.time() * 1000) + 3_600_000)
             for r in range(args.rounds):
                 order = langs[r % len(langs):] + langs[:r % len(langs)]
                 for lang in order:
                     wall, cpu = timed_calls(loop, clients[lang], pb, payload, calls_for(size))
                     times.setdefault((lang, size), []).extend(wall)
                     cpu_times.setdefault((lang, size), []).extend(cpu)
+                    raw_times.setdefault((lang, size), []).extend(
+                        timed_raw(sockets[lang], envelope, calls_for(size)))
             for lang in langs:
                 memory[(lang, size)] = measure_in_child(addresses[lang], size)
                 print(f"{label(size):>7} {lang:<6} "
                       f"{statistics.median(times[(lang, size)]) * 1e3:9.2f} ms/call  "
                       f"{memory[(lang, size)]}", flush=True)
-            del payload
+            del payload, envelope
             gc.collect()
         for aclient in raw_clients:
             loop.run_until_complete(aclient.close())
     loop.close()
     args.out.mkdir(parents=True, exist_ok=True)
-    text = report(times, cpu_times, memory, sizes, langs)
+    text = report(times, cpu_times, raw_times, memory, sizes, langs)
     (args.out / "payload.md").write_text(text)
     (args.out / "payload.json").write_text(json.dumps(
         [{"lang": lang, "size": size, "call_s": times[(lang, size)],
-          "client_cpu_s": cpu_times[(lang, size)], **memory[(lang, size)]}
+          "client_cpu_s": cpu_times[(lang, size)], "raw_call_s": raw_times[(lang, size)],
+          **memory[(lang, size)]}
          for lang in langs for size in sizes], indent=1))
     print(text)
     return 0
@@ -165,6 +181,19 @@ def timed_calls(loop: asyncio.AbstractEventLoop, client: Any, pb: Any, payload: 
         return wall, cpu
 
     return loop.run_until_complete(run())
+
+
+def timed_raw(client: RawGearmanClient, envelope: bytes, calls: int) -> list[float]:
+    """Wall seconds of each raw call of ``envelope`` (after one warm-up call)."""
+    client.call(envelope)
+    wall = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        reply = client.call(envelope)
+        wall.append(time.perf_counter() - start)
+        assert len(reply) > len(envelope) // 2
+        del reply
+    return wall
 
 
 def measure_in_child(servers: str, size: int) -> dict[str, Any]:
@@ -222,24 +251,28 @@ def one_call(servers: str, size: int) -> int:
 
 
 def report(times: dict[tuple[str, int], list[float]], cpu_times: dict[tuple[str, int], list[float]],
+           raw_times: dict[tuple[str, int], list[float]],
            memory: dict[tuple[str, int], dict[str, Any]], sizes: list[int],
            langs: list[str]) -> str:
     lines = [
-        "| worker | payload | ms per call | s per MiB | vs 1 MiB | client CPU s per MiB | "
-        "vs 1 MiB | client peak RSS (x payload) | tracemalloc peak (x payload) | "
-        "payload-sized copies |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| worker | payload | ms per call | s per MiB | vs 1 MiB | raw client s per MiB | "
+        "raw vs 1 MiB | typed / raw time | client CPU s per MiB | vs 1 MiB | "
+        "client peak RSS (x payload) | tracemalloc peak (x payload) | payload-sized copies |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lang in langs:
+        raw_mib = {s: statistics.median(raw_times[(lang, s)]) / (s / MIB) for s in sizes}
         per_mib = {s: statistics.median(times[(lang, s)]) / (s / MIB) for s in sizes}
         cpu_mib = {s: statistics.median(cpu_times[(lang, s)]) / (s / MIB) for s in sizes}
         for size in sizes:
             m = memory[(lang, size)]
             ref = f"{per_mib[size] / per_mib[MIB]:.2f}" if MIB in per_mib else ""
             cpu_ref = f"{cpu_mib[size] / cpu_mib[MIB]:.2f}" if MIB in cpu_mib else ""
+            raw_ref = f"{raw_mib[size] / raw_mib[MIB]:.2f}" if MIB in raw_mib else ""
             lines.append(
                 f"| {lang} | {label(size)} | {statistics.median(times[(lang, size)]) * 1e3:.2f} | "
-                f"{per_mib[size]:.4f} | {ref} | {cpu_mib[size]:.4f} | {cpu_ref} | "
+                f"{per_mib[size]:.4f} | {ref} | {raw_mib[size]:.4f} | {raw_ref} | "
+                f"{per_mib[size] / raw_mib[size]:.2f} | {cpu_mib[size]:.4f} | {cpu_ref} | "
                 f"{m['rss_peak_x']:.2f} | {m['traced_peak_x']:.2f} | "
                 f"{'' if m['copies'] is None else m['copies']} |")
     biggest = max(sizes)
