@@ -108,25 +108,18 @@ def _send(
             parts[big])
         if big + 1 < len(parts):
             connection.write(b"".join(parts[big + 1:]))
-        link.pending.append(job)
-        job.sent = loop.time()
-        if link.watchdog is None:
-            link.arm()
-        if timeout is not None:
-            link.expire_later(job, timeout, loop)
-        return job
-    # One write per packet: the header and every argument in a single join. With other
-    # calls in flight on the link, more submissions are likely to follow in this loop
-    # iteration (the callers woken by the same read): they leave together in one send.
-    data = b"".join((
-        HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", *parts,
-    ))
-    pending = link.pending
-    if pending or link.jobs:
-        connection.write_soon(data)
     else:
-        connection.write(data)
-    pending.append(job)
+        # One write per packet: the header and every argument in a single join. With other
+        # calls in flight on the link, more submissions are likely to follow in this loop
+        # iteration (the callers woken by the same read): they leave together in one send.
+        data = b"".join((
+            HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", *parts,
+        ))
+        if link.pending or link.jobs:
+            connection.write_soon(data)
+        else:
+            connection.write(data)
+    link.pending.append(job)
     job.sent = loop.time()
     if link.watchdog is None:
         link.arm()
