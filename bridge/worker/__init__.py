@@ -306,9 +306,9 @@ class Worker:
         """Serve in a new event loop until SIGTERM or SIGINT, then stop gracefully (a second
         signal stops at once: running jobs are dropped, and gearmand gives them to another
         worker; a plain-function handler still running in its thread keeps the process alive
-        until it returns, as Python cannot stop a thread). The loop is uvloop's when it is installed, else asyncio's
-        (``BRIDGE_EVENT_LOOP``: ``auto``, ``asyncio`` or ``uvloop``; see
-        ``bridge.worker.event_loop``); a bad value is a ``ValueError``."""
+        until it returns, as Python cannot stop a thread). The loop is uvloop's when it is
+        installed, else asyncio's (``BRIDGE_EVENT_LOOP``: ``auto``, ``asyncio`` or ``uvloop``;
+        see ``bridge.worker.event_loop``); a bad value is a ``ValueError``."""
         name, factory = event_loop.choose()
         log.debug("worker: event loop %s", name)
         with asyncio.Runner(loop_factory=factory) as runner:
