@@ -407,6 +407,8 @@ class _Link:
             lost = ServerUnavailable(f"{self.address}: connection lost: {reason}")
             if type(entry) is _Job:
                 entry.fail_all(lost)
+                if closed_here:
+                    _quiet(entry)
             else:
                 entry.error(lost)
         for job in jobs.values():
@@ -415,8 +417,8 @@ class _Link:
                     f"{self.address}: connection lost while job "
                     f"{job.handle.decode(errors='replace')} was running: {reason}"
                 ))
-                if closed_here and not each.future.cancelled():
-                    each.future.exception()  # the owner closed the client: no "never retrieved"
+            if closed_here:
+                _quiet(job)
 
     def unshare(self, job: _Job) -> None:
         if job.key is not None and self.shared.get(job.key) is job:
@@ -426,6 +428,14 @@ class _Link:
         if self.connection is not None:
             self.connection.close(_ClientClosed(f"{self.address}: client closed"))
             self.connection = None
+
+
+def _quiet(job: _Job) -> None:
+    """The owner closed the client: a failed job nobody awaits (a call interrupted by Ctrl-C
+    right after its submission) is not logged as "Future exception was never retrieved"."""
+    for each in _each(job):
+        if each.future.done() and not each.future.cancelled():
+            each.future.exception()
 
 
 class _ClientClosed(ServerUnavailable):

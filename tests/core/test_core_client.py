@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import os
 import signal
@@ -650,3 +651,21 @@ async def test_a_timed_out_caller_never_cancels_a_job_others_share(
         async with running_worker(gearmand.address, {"shared": record}):
             assert await patient == b"done"
     assert ran == [b"background"]
+
+
+async def test_closing_the_client_does_not_log_jobs_nobody_waits_for(
+    gearmand: GearmandServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A call interrupted (Ctrl-C) just after its submission was written leaves a job nobody
+    awaits, not yet created by the server. The owner closing the client fails it quietly, as it
+    does jobs already running: no "Future exception was never retrieved" at exit."""
+    client = AsyncClient(gearmand.address)
+    await client.submit_background("nobody", b"x")  # connected
+    with frozen(gearmand):
+        job = client._send_now("nobody", b"y", None, Priority.NORMAL, None, None, None, None)
+        assert job is not None and not job.future.done()
+        await client.close()
+        assert job.future.done()
+        del job
+        gc.collect()
+    assert "never retrieved" not in caplog.text
