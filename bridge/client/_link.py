@@ -195,17 +195,24 @@ class _Link:
 
     def expire_later(self, job: _Job, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         """Fail ``job`` with ``CallTimeout`` in ``timeout`` seconds unless it ends before."""
-        when = loop.time() + timeout
+        now = loop.time()
+        when = now + timeout
         job.expires = when
         queue = self.deadlines.get(timeout)
         if queue is None:
             queue = self.deadlines[timeout] = _Deadlines()
         queue.add(job)
-        if when < self.sweep_at:
-            if self.sweep is not None:
-                self.sweep.cancel()
-            self.sweep = loop.call_at(when, self._expire, loop)
-            self.sweep_at = when
+        sweep = self.sweep
+        # A sweep cancelled but still set, or overdue by a second: a KeyboardInterrupt (the
+        # blocking client runs this loop on the caller's thread) landed between the cancel and
+        # the call_at below, or inside the loop between taking the timer due and running it;
+        # arm it again rather than leave every later call without its deadline.
+        if (when < self.sweep_at or sweep is None or sweep.cancelled()
+                or self.sweep_at < now - 1.0):
+            if sweep is not None:
+                sweep.cancel()
+            self.sweep = loop.call_at(min(when, self.sweep_at), self._expire, loop)
+            self.sweep_at = min(when, self.sweep_at)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self.sweep = None

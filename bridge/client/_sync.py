@@ -30,9 +30,6 @@ T = TypeVar("T")
 
 # How often the loop thread, running the loop for work handed to it, checks whether it can park.
 _PARK_CHECK = 0.05
-# How long ``owner`` may stay taken with nobody running the loop before the loop thread takes
-# it back (seconds; see _LoopThread._take).
-_LEAK_AFTER = 1.0
 # close() waits at most the read timeout (the cancellations under way) and this (seconds).
 _CLOSE_GRACE = 5.0
 
@@ -42,7 +39,7 @@ log = logging.getLogger("bridge.client")
 class _LoopThread:
     """The client's event loop and who runs it.
 
-    The loop runs on whichever thread holds ``owner``. A blocking call made while nobody runs it
+    The loop runs on whichever thread owns it (``own``). A blocking call made while nobody runs it
     runs it itself, in the caller's thread (``Client.call``): the submission is written and the
     answer read where the caller waits, as with a plain blocking socket, with no hand-off to
     another thread and back. Everything else (``run``; calls made while another thread runs the
@@ -52,8 +49,12 @@ class _LoopThread:
 
     def __init__(self, name: str, idle: Callable[[], bool]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.owner = threading.Lock()
-        self.owner_ident = 0  # the thread running the loop now (0: none)
+        # Who owns the loop: {"thread": ident}, empty when nobody does. Taken with setdefault and
+        # given back with pop, each one C call: the owner's identity is recorded in the same
+        # step as the taking, so a KeyboardInterrupt landing between any two bytecodes of the
+        # caller cannot leave the loop taken by nobody known (a Lock could), and only the owner
+        # ever gives it back (no second party that could give back someone else's).
+        self._owner: dict[str, int] = {}
         self.closed = False
         self._idle = idle
         # Wake-ups for the daemon: a SimpleQueue, whose put is one C call, rather than an
@@ -69,46 +70,36 @@ class _LoopThread:
         asyncio.set_event_loop(self.loop)
         while not self.closed:
             self._wanted.get()
-            if not self._take():
-                return
+            if not self.own():
+                # A caller runs the loop: it wakes this thread again when it gives the loop
+                # back with work left (release), and handed-over work waits in the loop's queue.
+                continue
             try:
                 if self.loop.is_closed():
                     return
                 self._drain()
-                self.owner_ident = threading.get_ident()
                 check = self.loop.call_later(_PARK_CHECK, self._maybe_park)
                 try:
                     self.loop.run_forever()
                 finally:
                     check.cancel()
-                    self.owner_ident = 0
             finally:
-                self.owner.release()
+                self.disown()
 
-    def _take(self) -> bool:
-        """Take ``owner`` for the daemon thread (False: the loop was closed meanwhile).
+    @property
+    def owner_ident(self) -> int:
+        """The thread that owns the loop now (0: none)."""
+        return self._owner.get("thread", 0)
 
-        A KeyboardInterrupt lands between any two bytecodes of the thread that takes Ctrl-C, so
-        a blocking call interrupted just after taking ``owner`` (before its ``try``), or at the
-        entry of ``release``, leaves it taken with nobody running the loop, and every later call
-        and ``close()`` would wait for it forever. Taken with the loop not running for
-        ``_LEAK_AFTER`` seconds (a holder runs the loop all the time it holds it, but for a few
-        bytecodes), it is taken back: a plain Lock may be released by any thread."""
-        stale_since = 0.0
-        while not self.owner.acquire(timeout=_PARK_CHECK):
-            if self.loop.is_closed():
-                return False
-            if self.loop.is_running():
-                stale_since = 0.0
-            elif not stale_since:
-                stale_since = time.monotonic()
-            elif time.monotonic() - stale_since >= _LEAK_AFTER:
-                log.warning("bridge client: the event loop was left held by an interrupted "
-                            "call; the client's thread takes it back")
-                stale_since = 0.0
-                with contextlib.suppress(RuntimeError):  # released meanwhile
-                    self.owner.release()
-        return True
+    def own(self) -> bool:
+        """Take the loop for this thread, if nobody else has it (True also when this thread
+        already has it: one its interrupted call kept)."""
+        me = threading.get_ident()
+        return self._owner.setdefault("thread", me) == me
+
+    def disown(self) -> None:
+        """Give the loop back (only its owner calls this)."""
+        self._owner.pop("thread", None)
 
     def _drain(self) -> None:
         """Forget the wake-ups received so far (the loop is about to run for them)."""
@@ -134,13 +125,12 @@ class _LoopThread:
         self.loop.call_later(_PARK_CHECK, self._maybe_park)
 
     def heal(self) -> None:
-        """On a thread entering a blocking method: if this thread still shows as the loop's
-        holder while the loop is not running, an interrupt cut its last call short between
-        taking the loop and giving it back (see ``_take``): give it back now."""
+        """On a thread entering a blocking method that hands its work to the daemon: if this
+        thread still owns the loop while not running it, a KeyboardInterrupt cut its last call
+        short between taking the loop and giving it back; give it back now, or the daemon could
+        never run the loop. (A call just takes it again: ``own`` is true for its owner.)"""
         if self.owner_ident == threading.get_ident() and not self.loop.is_running():
-            self.owner_ident = 0
-            with contextlib.suppress(RuntimeError):
-                self.owner.release()
+            self.disown()
 
     def in_callback(self) -> bool:
         """Whether this thread is running the loop now: a blocking method called from one of
@@ -159,8 +149,7 @@ class _LoopThread:
             if getattr(self.loop, "_ready", None) and not self._runs and self._idle():
                 self.catch_up()
         finally:
-            self.owner_ident = 0
-            self.owner.release()
+            self.disown()
         if self._runs or not self._idle() or getattr(self.loop, "_ready", None):
             self.wake()
 
@@ -210,11 +199,14 @@ class _LoopThread:
         self._wanted.put(True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-        if self.owner.acquire(timeout=10):
-            try:
-                self.loop.close()
-            finally:
-                self.owner.release()
+        for _ in range(200):  # a call another thread is running ends first (10 s at most)
+            if self.own():
+                try:
+                    self.loop.close()
+                finally:
+                    self.disown()
+                return
+            time.sleep(0.05)
 
 
 class _Waiter:
@@ -376,8 +368,7 @@ class Client:
         runner = self._runner
         if runner.in_callback():
             raise RuntimeError("a blocking Client method was called from its own callback")
-        runner.heal()
-        if asyncio._get_running_loop() is None and runner.owner.acquire(blocking=False):
+        if asyncio._get_running_loop() is None and runner.own():
             # Nobody runs the loop: run it here, for this call (see _LoopThread).
             try:
                 return self._call_here(function, payload, unique, priority, timeout,
@@ -415,7 +406,6 @@ class Client:
         if runner.closed:
             raise ServerUnavailable("the client is closed")
         loop = runner.loop
-        runner.owner_ident = threading.get_ident()
         if self._anything_new(loop):
             runner.catch_up()
         job = self._async._send_now(function, payload, unique, priority, timeout,
