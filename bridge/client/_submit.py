@@ -15,6 +15,7 @@ from bridge.protocol import HEADER, MAX_UNIQUE_SIZE, Magic, PacketType
 
 if TYPE_CHECKING:
     from bridge.client._link import _Link
+    from bridge.transport import Connection
 
 _T = PacketType
 _REQ = Magic.REQ.value
@@ -97,6 +98,31 @@ def _send(
         link.shared[key] = job
     parts = payload if isinstance(payload, tuple) else (payload,)
     size = len(name) + len(unique) + sum(map(len, parts)) + 2
+    # Queued for its JOB_CREATED before it is written: a KeyboardInterrupt between the two
+    # (the blocking client runs this on the caller's thread) then leaves an entry whose answer
+    # never comes, and the next JOB_CREATED goes to it, not to the next call; a call may fail
+    # then (its own never comes), but never take another job's handle and result.
+    pending = link.pending
+    busy = bool(pending or link.jobs)
+    pending.append(job)
+    try:
+        _write(connection, packet_type, name, unique, parts, size, busy)
+    except Exception:  # refused by the transport, so not sent (an interrupt keeps the entry)
+        if pending and pending[-1] is job:
+            pending.pop()
+        raise
+    job.sent = loop.time()
+    if link.watchdog is None:
+        link.arm()
+    if timeout is not None:
+        link.expire_later(job, timeout, loop)
+    return job
+
+
+def _write(connection: Connection, packet_type: PacketType, name: bytes, unique: bytes,
+           parts: tuple[bytes, ...], size: int, busy: bool) -> None:
+    """Write one SUBMIT_JOB* packet of ``size`` body bytes; ``busy``: other calls are in
+    flight on the link, so more submissions are likely to follow in this loop iteration."""
     if size >= _DRAIN_AT:
         # A large payload is not joined to the header (a copy of it): the connection
         # hands its largest piece to the socket piece by piece, what comes before it with
@@ -115,14 +141,7 @@ def _send(
         data = b"".join((
             HEADER.pack(_REQ, packet_type, size), name, b"\0", unique, b"\0", *parts,
         ))
-        if link.pending or link.jobs:
+        if busy:
             connection.write_soon(data)
         else:
             connection.write(data)
-    link.pending.append(job)
-    job.sent = loop.time()
-    if link.watchdog is None:
-        link.arm()
-    if timeout is not None:
-        link.expire_later(job, timeout, loop)
-    return job
